@@ -1,0 +1,37 @@
+"""State changes of participants. Views, API, commands and tasks all call these."""
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from trials.models import Site, Trial
+
+from .models import Participant
+
+
+@transaction.atomic
+def register_participant(
+    trial: Trial, site: Site, *, by, screened_on: dt.date | None = None
+) -> Participant:
+    """Register a new participant at screening and give them the site's next study ID."""
+    if site.trial_id != trial.pk:
+        raise ValidationError({"site": "This site does not belong to the trial."})
+    if not site.active:
+        raise ValidationError({"site": f"Site {site.code} no longer recruits."})
+    screened_on = screened_on or timezone.localdate()
+    if screened_on > timezone.localdate():
+        raise ValidationError({"screened_on": "The screening date cannot be in the future."})
+    # Lock the site row so that two coordinators of one site never draw the same number.
+    Site.objects.select_for_update().get(pk=site.pk)
+    number = Participant.objects.filter(site=site).count() + 1
+    return Participant.objects.create(
+        trial=trial,
+        site=site,
+        study_id=f"{site.code}-{number:04d}",
+        protocol_version=trial.current_version,
+        screened_on=screened_on,
+        created_by=by,
+    )

@@ -1,0 +1,94 @@
+"""Shared fixtures. Tests talk to the real database named by DATABASE_URL (SQLite by default,
+PostgreSQL in CI) and, where marked, the real Redis broker.
+
+Under CI (``CI`` set), a test that would skip because PostgreSQL or Redis is missing fails
+instead: CI must prove those paths, not skip them.
+"""
+from __future__ import annotations
+
+import copy
+import os
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from trials.models import Membership, Trial
+from trials.protocol import read_protocol_file
+from trials.services import shipped_protocol_files, store_protocol
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} — under CI this service must be available", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        _missing("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    if item.get_closest_marker("redis"):
+        from django.conf import settings
+
+        if not settings.CELERY_BROKER_URL.startswith("redis"):
+            _missing("needs Redis: set CELERY_BROKER_URL=redis://...")
+
+
+@pytest.fixture(scope="session")
+def shipped_definitions() -> list[tuple[str, dict]]:
+    """The shipped protocol files, read and validated once per test session."""
+    return [(path.name, read_protocol_file(path)) for path in shipped_protocol_files()]
+
+
+@pytest.fixture
+def protocols(db, shipped_definitions) -> dict[str, Trial]:
+    """Both shipped trials, loaded from their protocol files."""
+    for name, definition in shipped_definitions:
+        store_protocol(copy.deepcopy(definition), source_file=name)
+    return {t.slug: t for t in Trial.objects.all()}
+
+
+@pytest.fixture
+def rectal(protocols) -> Trial:
+    return protocols["rectal-resection"]
+
+
+@pytest.fixture
+def reminet(protocols) -> Trial:
+    return protocols["reminet"]
+
+
+@pytest.fixture
+def make_user(db):
+    """``make_user("coordinator", trial, site)``: a user with that role (site None = all sites)."""
+    User = get_user_model()
+    counter = {"n": 0}
+
+    def make(role: str | None = None, trial: Trial | None = None, site=None, **extra):
+        counter["n"] += 1
+        user = User.objects.create_user(
+            username=extra.pop("username", f"{role or 'user'}{counter['n']}"),
+            password=PASSWORD, email=f"u{counter['n']}@example.org", **extra)
+        if role:
+            Membership.objects.create(user=user, trial=trial, site=site, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def client_for(client):
+    """``client_for(user)``: the test client, logged in as ``user``."""
+    def login(user):
+        client.force_login(user)
+        return client
+    return login
+
+
+def pytest_configure(config):
+    from django.conf import settings
+
+    # Hashing demo passwords with production strength would dominate the suite's time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

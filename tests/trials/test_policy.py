@@ -1,0 +1,88 @@
+"""The policy module's role matrix, written out here independently of the code."""
+from __future__ import annotations
+
+import pytest
+
+from trials import policy
+from trials.policy import Perm
+
+P = Perm
+EXPECTED = {
+    "investigator": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.ENTER_CRF, P.SIGN_CRF, P.ANSWER_QUERY,
+                     P.EMERGENCY_UNBLIND},
+    "coordinator": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.SCREEN, P.RANDOMISE, P.SCHEDULE_VISITS,
+                    P.ENTER_CRF, P.ANSWER_QUERY},
+    "data_manager": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.RAISE_QUERY, P.LOCK_CRF,
+                     P.VIEW_REPORTS, P.EXPORT_DATA, P.VIEW_AUDIT},
+    "sponsor": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.VIEW_REPORTS, P.EXPORT_DATA},
+    "statistician": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.VIEW_REPORTS, P.EXPORT_DATA,
+                     P.MANAGE_ALLOCATION, P.VIEW_ARMS, P.VIEW_AUDIT},
+}
+
+
+@pytest.mark.parametrize("role", sorted(EXPECTED))
+def test_role_matrix_in_a_blinded_trial(reminet, make_user, role):
+    user = make_user(role, reminet)
+    granted = {perm for perm in Perm if policy.has_perm(user, perm, reminet)}
+    assert granted == EXPECTED[role]
+
+
+@pytest.mark.parametrize("role", sorted(EXPECTED))
+def test_every_member_sees_arms_in_an_open_trial(rectal, make_user, role):
+    user = make_user(role, rectal)
+    assert policy.has_perm(user, Perm.VIEW_ARMS, rectal)
+    assert not policy.is_blinded_for(user, rectal)
+
+
+@pytest.mark.parametrize("role", ["investigator", "coordinator", "data_manager", "sponsor"])
+def test_blinded_roles_are_blinded_in_reminet(reminet, make_user, role):
+    assert policy.is_blinded_for(make_user(role, reminet), reminet)
+
+
+def test_statistician_is_unblinded_in_reminet(reminet, make_user):
+    assert not policy.is_blinded_for(make_user("statistician", reminet), reminet)
+
+
+def test_a_role_in_one_trial_gives_nothing_in_another(rectal, reminet, make_user):
+    user = make_user("statistician", rectal)
+    assert not any(policy.has_perm(user, perm, reminet) for perm in Perm)
+    assert list(policy.trials_for(user)) == [rectal]
+
+
+def test_site_scope_limits_permissions_to_that_site(rectal, make_user):
+    lyon, other = rectal.sites.order_by("code")[:2]
+    user = make_user("coordinator", rectal, lyon)
+    assert policy.has_perm(user, Perm.RANDOMISE, rectal, site=lyon)
+    assert not policy.has_perm(user, Perm.RANDOMISE, rectal, site=other)
+    assert list(policy.sites_for(user, rectal)) == [lyon]
+
+
+def test_all_sites_membership_covers_every_site(rectal, make_user):
+    user = make_user("data_manager", rectal)
+    assert set(policy.sites_for(user, rectal)) == set(rectal.sites.all())
+
+
+def test_inactive_membership_grants_nothing(rectal, make_user):
+    user = make_user("coordinator", rectal)
+    user.memberships.update(active=False)
+    user = type(user).objects.get(pk=user.pk)  # drop the per-request cache
+    assert not any(policy.has_perm(user, perm, rectal) for perm in Perm)
+
+
+def test_roles_add_up(rectal, make_user):
+    from trials.models import Membership
+
+    site = rectal.sites.first()
+    user = make_user("investigator", rectal, site)
+    Membership.objects.create(user=user, trial=rectal, site=site, role="coordinator")
+    assert policy.has_perm(user, Perm.SIGN_CRF, rectal, site=site)
+    assert policy.has_perm(user, Perm.RANDOMISE, rectal, site=site)
+
+
+def test_unblinding_a_trial_at_its_end_shows_arms_to_all(reminet, make_user):
+    from django.utils import timezone
+
+    user = make_user("sponsor", reminet)
+    reminet.unblinded_at = timezone.now()
+    reminet.save()
+    assert not policy.is_blinded_for(user, reminet)

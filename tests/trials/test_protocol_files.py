@@ -1,0 +1,241 @@
+"""Protocol files: the shipped ones load and round-trip; every kind of bad file is refused with
+its file, path and reason, and loads nothing; loading is idempotent; amendments keep history."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from patients.models import Participant
+from tests import factories
+from trials.models import AuditEvent, ProtocolVersion, Trial
+from trials.protocol import ProtocolError, definition_digest, parse_protocol, read_protocol_file
+from trials.services import load_protocol, shipped_protocol_files
+
+MINIMAL = {
+    "format": 1,
+    "version": "1.0",
+    "trial": {"slug": "mini", "title": "A minimal trial", "short_title": "MINI", "phase": "II",
+              "design": "randomised", "masking": "open", "target_enrolment": 10},
+    "sites": [{"code": "S1", "name": "Site one"}, {"code": "S2", "name": "Site two"}],
+    "arms": [{"code": "A", "label": "Arm A", "ratio": 1}, {"code": "B", "label": "Arm B", "ratio": 1}],
+    "allocation_ratio": "1:1",
+    "randomisation": {"method": "permuted_blocks", "block_sizes": [2, 4]},
+    "eligibility": [{"code": "INC1", "kind": "inclusion", "text": "Adult"}],
+    "visits": [{"code": "v1", "label": "Visit 1", "anchor": "randomisation",
+                "offset": {"days": 0}, "window": {"start": 0, "end": 7}, "crfs": ["form"]}],
+    "crfs": [{"code": "form", "label": "Form", "fields": [
+        {"code": "weight", "label": "Weight", "type": "decimal", "unit": "kg", "min": 20, "max": 300},
+    ]}],
+}
+
+
+def write(tmp_path: Path, data: dict, name: str = "mini.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def refused(tmp_path: Path, data: dict) -> ProtocolError:
+    path = write(tmp_path, data)
+    with pytest.raises(ProtocolError) as info:
+        load_protocol(path)
+    assert str(path) in str(info.value), "the message must name the file"
+    assert not Trial.objects.filter(slug="mini").exists(), "a refused file must load nothing"
+    return info.value
+
+
+def problems(error: ProtocolError) -> dict[str, str]:
+    return {p.path: p.message for p in error.problems}
+
+
+def test_both_trials_are_shipped():
+    slugs = {read_protocol_file(p)["trial"]["slug"] for p in shipped_protocol_files()}
+    assert slugs == {"rectal-resection", "reminet"}
+
+
+@pytest.mark.parametrize("path", shipped_protocol_files(), ids=lambda p: p.name)
+def test_shipped_protocol_round_trips(db, path):
+    parsed = read_protocol_file(path)
+    result = load_protocol(path)
+    stored = ProtocolVersion.objects.get(pk=result.version.pk)
+    assert stored.definition == parsed
+    assert definition_digest(stored.definition) == stored.digest
+    # Written back out and read again, the definition is unchanged.
+    again = parse_protocol(yaml.safe_dump(stored.definition, allow_unicode=True))
+    assert again == parsed
+
+
+def test_reminet_facts_from_the_abstract(reminet):
+    d = reminet.definition
+    assert reminet.masking == "double-blind" and reminet.is_blinded
+    assert reminet.target_enrolment == 118
+    assert reminet.registry_id == "NCT02288377"
+    assert d["allocation_ratio"] == "1:1"
+    injection = next(v for v in d["visits"] if v.get("repeat", {}).get("every") == {"days": 28})
+    assert "progression" in injection["repeat"]["until_event"]
+
+
+def test_rectal_facts_from_the_registry(rectal):
+    assert rectal.masking == "open" and not rectal.is_blinded
+    assert rectal.phase == "III"
+    assert rectal.sites.count() == 3
+    assert {a.code for a in rectal.arms.all()} == {"A", "B"}
+    assert rectal.definition["trial"]["follow_up_months"] == 24
+
+
+def test_valid_minimal_protocol_loads(db, tmp_path):
+    result = load_protocol(write(tmp_path, MINIMAL))
+    assert result.created and result.trial.sites.count() == 2
+
+
+def test_missing_field_is_refused(db, tmp_path):
+    data = copy.deepcopy(MINIMAL)
+    del data["arms"]
+    assert problems(refused(tmp_path, data)) == {"": "'arms' is required"}
+
+
+def test_unknown_field_type_is_refused(db, tmp_path):
+    data = copy.deepcopy(MINIMAL)
+    data["crfs"][0]["fields"][0]["type"] = "float"
+    found = problems(refused(tmp_path, data))
+    assert "crfs[0].fields[0].type" in found
+    assert "'float' is not one of" in found["crfs[0].fields[0].type"]
+
+
+def test_unknown_key_is_refused(db, tmp_path):
+    data = copy.deepcopy(MINIMAL)
+    data["crfs"][0]["fields"][0]["colour"] = "red"
+    assert problems(refused(tmp_path, data)) == {"crfs[0].fields[0]": "unknown key(s): colour"}
+
+
+def test_window_ending_before_it_starts_is_refused(db, tmp_path):
+    data = copy.deepcopy(MINIMAL)
+    data["visits"][0]["window"] = {"start": 5, "end": -3}
+    assert problems(refused(tmp_path, data)) == {
+        "visits[0].window": "window ends (day -3) before it starts (day 5)"}
+
+
+def test_ratio_disagreeing_with_arms_is_refused(db, tmp_path):
+    data = copy.deepcopy(MINIMAL)
+    data["allocation_ratio"] = "2:1"
+    assert "allocation_ratio" in problems(refused(tmp_path, data))
+
+
+def test_block_size_not_a_multiple_of_the_ratio_sum_is_refused(db, tmp_path):
+    data = copy.deepcopy(MINIMAL)
+    data["arms"][0]["ratio"] = 2
+    data["allocation_ratio"] = "2:1"
+    data["randomisation"]["block_sizes"] = [3, 4]
+    assert problems(refused(tmp_path, data)) == {
+        "randomisation.block_sizes[1]": "block size 4 is not a multiple of the ratio's sum 3"}
+
+
+@pytest.mark.parametrize("where", ["sites", "arms", "visits", "crfs"])
+def test_duplicate_codes_are_refused(db, tmp_path, where):
+    data = copy.deepcopy(MINIMAL)
+    data[where].append(copy.deepcopy(data[where][0]))
+    if where == "arms":
+        data["allocation_ratio"] = "1:1:1"
+    found = problems(refused(tmp_path, data))
+    path = f"{where}[{len(data[where]) - 1}].code"
+    assert found[path].startswith("duplicate code")
+
+
+def test_duplicate_field_codes_are_refused(db, tmp_path):
+    data = copy.deepcopy(MINIMAL)
+    data["crfs"][0]["fields"].append(dict(data["crfs"][0]["fields"][0]))
+    assert problems(refused(tmp_path, data)) == {"crfs[0].fields[1].code": "duplicate code 'weight'"}
+
+
+def test_reference_to_unknown_crf_or_arm_is_refused(db, tmp_path):
+    data = copy.deepcopy(MINIMAL)
+    data["visits"][0]["crfs"] = ["nope"]
+    data["visits"][0]["arms"] = ["C"]
+    assert problems(refused(tmp_path, data)) == {
+        "visits[0].crfs[0]": "unknown CRF 'nope'", "visits[0].arms[0]": "unknown arm 'C'"}
+
+
+def test_choice_field_without_choices_is_refused(db, tmp_path):
+    data = copy.deepcopy(MINIMAL)
+    data["crfs"][0]["fields"].append({"code": "sex", "label": "Sex", "type": "choice"})
+    assert "crfs[0].fields[1]" in problems(refused(tmp_path, data))
+
+
+def test_invalid_yaml_is_refused_with_its_line(db, tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("format: 1\ntrial: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ProtocolError) as info:
+        load_protocol(path)
+    assert "line" in info.value.problems[0].path and "broken.yaml" in str(info.value)
+
+
+def test_command_reports_a_refused_file_and_loads_nothing(db, tmp_path):
+    data = copy.deepcopy(MINIMAL)
+    data["visits"][0]["window"] = {"start": 1, "end": 0}
+    path = write(tmp_path, data)
+    with pytest.raises(CommandError, match=r"mini\.yaml.*\n.*visits\[0\]\.window"):
+        call_command("load_protocol", str(path))
+    assert Trial.objects.count() == 0
+
+
+def test_loading_twice_changes_nothing(db, tmp_path):
+    path = write(tmp_path, MINIMAL)
+    first = load_protocol(path)
+    events = AuditEvent.objects.count()
+    second = load_protocol(path)
+    assert not second.created
+    assert second.version.pk == first.version.pk
+    assert ProtocolVersion.objects.count() == 1
+    assert AuditEvent.objects.count() == events
+
+
+def test_amendment_keeps_the_old_version_and_its_data(db, tmp_path, make_user):
+    first = load_protocol(write(tmp_path, MINIMAL))
+    user = make_user()
+    participant = factories.participant(first.trial, by=user)
+
+    amended = copy.deepcopy(MINIMAL)
+    amended["version"] = "2.0"
+    amended["amendment_note"] = "Third site opened; weight range widened."
+    amended["sites"].append({"code": "S3", "name": "Site three"})
+    amended["crfs"][0]["fields"][0]["max"] = 350
+    second = load_protocol(write(tmp_path, amended))
+
+    assert second.created and second.version.number == 2
+    trial = Trial.objects.get(slug="mini")
+    assert trial.current_version == second.version
+    old = ProtocolVersion.objects.get(pk=first.version.pk)
+    assert old.definition == MINIMAL  # unchanged, verbatim
+    assert old.definition["crfs"][0]["fields"][0]["max"] == 300
+    participant.refresh_from_db()
+    assert participant.protocol_version_id == first.version.pk
+    assert trial.sites.count() == 3
+
+    # Loading the first file again does not roll the trial back.
+    again = load_protocol(write(tmp_path, MINIMAL, name="old.yaml"))
+    assert not again.created
+    assert Trial.objects.get(slug="mini").current_version == second.version
+
+
+def test_a_site_dropped_by_an_amendment_is_kept_inactive(db, tmp_path):
+    load_protocol(write(tmp_path, MINIMAL))
+    amended = copy.deepcopy(MINIMAL)
+    amended["version"] = "1.1"
+    amended["sites"] = amended["sites"][:1]
+    load_protocol(write(tmp_path, amended))
+    trial = Trial.objects.get(slug="mini")
+    assert list(trial.sites.values_list("code", "active")) == [("S1", True), ("S2", False)]
+
+
+def test_protocol_versions_cannot_be_changed(db, tmp_path):
+    from django.core.exceptions import ValidationError
+
+    version = load_protocol(write(tmp_path, MINIMAL)).version
+    version.label = "hacked"
+    with pytest.raises(ValidationError):
+        version.save()

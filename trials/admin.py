@@ -1,0 +1,71 @@
+from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
+
+from .models import Arm, AuditEvent, Membership, ProtocolVersion, Site, Trial
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records that are never edited by hand: shown, never added, changed or deleted."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Trial)
+class TrialAdmin(ReadOnlyAdmin):
+    list_display = ["short_title", "slug", "phase", "masking", "target_enrolment",
+                    "current_version"]
+
+
+@admin.register(ProtocolVersion)
+class ProtocolVersionAdmin(ReadOnlyAdmin):
+    list_display = ["trial", "number", "label", "loaded_at", "loaded_by", "digest"]
+    list_filter = ["trial"]
+    exclude = ["definition"]
+    readonly_fields = ["definition_pretty"]
+
+    @admin.display(description="definition")
+    def definition_pretty(self, obj):
+        import json
+
+        from django.utils.html import format_html
+
+        return format_html("<pre>{}</pre>", json.dumps(obj.definition, indent=2,
+                                                      ensure_ascii=False))
+
+
+@admin.register(Site)
+class SiteAdmin(ReadOnlyAdmin):
+    list_display = ["code", "name", "city", "trial", "placeholder", "active"]
+    list_filter = ["trial"]
+
+
+@admin.register(Arm)
+class ArmAdmin(ReadOnlyAdmin):
+    # Arms are shown only to superusers: the admin is closed to every other role.
+    list_display = ["code", "label", "trial", "ratio"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(SimpleHistoryAdmin):
+    list_display = ["user", "trial", "site", "role", "active", "created_at"]
+    list_filter = ["trial", "role", "active"]
+    search_fields = ["user__username"]
+    autocomplete_fields = ["user"]
+
+    def has_delete_permission(self, request, obj=None):
+        # Deactivate instead: the history of who held which role must stay.
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["at", "action", "actor", "trial", "message"]
+    list_filter = ["action", "trial"]
+    search_fields = ["message"]

@@ -1,0 +1,35 @@
+"""Writing to the governance audit log. Every caller goes through ``record``."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import models
+
+from .models import AuditEvent, Trial
+
+logger = logging.getLogger("ctms.audit")
+
+
+def record(
+    action: str,
+    message: str,
+    *,
+    actor=None,
+    trial: Trial | None = None,
+    obj: models.Model | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event. ``message`` must be safe for every role that may read the log:
+    never put an arm of a blinded trial in it (``detail`` is shown only to unblinded roles)."""
+    event = AuditEvent.objects.create(
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        action=action,
+        trial=trial,
+        object_type=obj._meta.label if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        message=message,
+        detail=detail or {},
+    )
+    logger.info("audit %s: %s", action, message)
+    return event

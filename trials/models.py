@@ -1,0 +1,201 @@
+"""Trials as data: the trial, its protocol versions, sites, arms and who works on it.
+
+The protocol file is the source of truth. ``ProtocolVersion`` keeps every version ever loaded,
+verbatim, and is never rewritten; ``Trial``, ``Site`` and ``Arm`` are the rows other tables
+point at, refreshed from the newest version (never deleted: a site dropped by an amendment is
+only marked inactive, so data captured there keeps its site).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+
+class Masking(models.TextChoices):
+    OPEN = "open", _("Open label")
+    SINGLE_BLIND = "single-blind", _("Single blind")
+    DOUBLE_BLIND = "double-blind", _("Double blind")
+
+
+class Trial(models.Model):
+    slug = models.SlugField(unique=True)
+    title = models.TextField()
+    short_title = models.CharField(max_length=80)
+    registry_id = models.CharField(max_length=40, blank=True)
+    phase = models.CharField(max_length=8)
+    masking = models.CharField(max_length=16, choices=Masking.choices)
+    target_enrolment = models.PositiveIntegerField()
+    current_version = models.ForeignKey(
+        "ProtocolVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Set by the statistician when the trial's blind is broken at its end: from then on arms
+    # are shown to every role, as in an open-label trial.
+    unblinded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["short_title"]
+
+    def __str__(self) -> str:
+        return self.short_title
+
+    @property
+    def is_blinded(self) -> bool:
+        return self.masking != Masking.OPEN and self.unblinded_at is None
+
+    @property
+    def definition(self) -> dict[str, Any]:
+        return self.current_version.definition if self.current_version else {}
+
+
+class ProtocolVersion(models.Model):
+    """One loaded protocol file, kept verbatim. Amendments add rows; none is ever changed."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField(help_text=_("1 for the first version loaded, then 2, 3…"))
+    label = models.CharField(max_length=32, help_text=_("The version the protocol file states."))
+    amendment_note = models.TextField(blank=True)
+    digest = models.CharField(max_length=64, help_text=_("SHA-256 of the canonical definition."))
+    definition = models.JSONField()
+    source_file = models.CharField(max_length=255)
+    loaded_at = models.DateTimeField(auto_now_add=True)
+    loaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["trial", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "number"], name="protocol_version_number"),
+            models.UniqueConstraint(fields=["trial", "digest"], name="protocol_version_digest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trial.short_title} v{self.label} (#{self.number})"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValidationError("A protocol version is never changed; load an amendment instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError("A protocol version is never deleted.")
+
+    def crf(self, code: str) -> dict[str, Any] | None:
+        return next((c for c in self.definition["crfs"] if c["code"] == code), None)
+
+
+class Site(models.Model):
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="sites")
+    code = models.CharField(max_length=64)
+    name = models.CharField(max_length=255)
+    city = models.CharField(max_length=120, blank=True)
+    country = models.CharField(max_length=60, blank=True)
+    placeholder = models.BooleanField(
+        default=False, help_text=_("The protocol does not name this site yet.")
+    )
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["trial", "code"]
+        constraints = [models.UniqueConstraint(fields=["trial", "code"], name="site_code")]
+
+    def __str__(self) -> str:
+        return f"{self.code} — {self.name}"
+
+
+class Arm(models.Model):
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="arms")
+    code = models.CharField(max_length=64)
+    label = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    ratio = models.PositiveIntegerField()
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["trial", "position"]
+        constraints = [models.UniqueConstraint(fields=["trial", "code"], name="arm_code")]
+
+    def __str__(self) -> str:
+        return f"{self.code} — {self.label}"
+
+
+class Role(models.TextChoices):
+    INVESTIGATOR = "investigator", _("Investigator")
+    COORDINATOR = "coordinator", _("Coordinator")
+    DATA_MANAGER = "data_manager", _("Data manager")
+    SPONSOR = "sponsor", _("Sponsor / monitor")
+    STATISTICIAN = "statistician", _("Statistician (unblinded)")
+
+
+class Membership(models.Model):
+    """A user's role in a trial, at one site or (``site`` empty) at all its sites."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="memberships"
+    )
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="memberships")
+    site = models.ForeignKey(
+        Site, null=True, blank=True, on_delete=models.PROTECT, related_name="memberships",
+        help_text=_("Leave empty for all sites of the trial."),
+    )
+    role = models.CharField(max_length=20, choices=Role.choices)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["trial", "user", "role"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "trial", "site", "role"],
+                                    name="membership_unique"),
+            models.UniqueConstraint(fields=["user", "trial", "role"],
+                                    condition=models.Q(site__isnull=True),
+                                    name="membership_unique_all_sites"),
+        ]
+
+    def __str__(self) -> str:
+        where = self.site.code if self.site_id else "all sites"
+        return f"{self.user} — {self.get_role_display()} — {self.trial} ({where})"
+
+    def clean(self) -> None:
+        if self.site_id and self.site.trial_id != self.trial_id:
+            raise ValidationError({"site": _("This site belongs to another trial.")})
+
+
+class AuditEvent(models.Model):
+    """An append-only log of governance events: protocol loads, list seals, unblindings, logins.
+
+    Field-level history of clinical data is kept by django-simple-history on the data models;
+    this log records the events an inspector asks about by name.
+    """
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    action = models.CharField(max_length=64, db_index=True)
+    trial = models.ForeignKey(Trial, null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="+")
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    message = models.TextField()
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action}: {self.message}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValidationError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError("Audit events are never deleted.")

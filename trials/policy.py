@@ -1,0 +1,132 @@
+"""The one place that decides who may do what.
+
+Every page, API endpoint, export, PDF and e-mail asks this module; none checks a role itself.
+A permission is granted by a role (``ROLE_PERMISSIONS``) within a membership's scope: a trial,
+and one site of it or all of its sites. Site-scoped users see only their site's participants;
+an object of another site is reported as not found (404), never as forbidden, so its existence
+does not leak.
+
+Superusers (the Django admin role) may do everything; every admin access is audited by the
+admin itself.
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+from django.db.models import Q, QuerySet
+
+from .models import Membership, Role, Site, Trial
+
+
+class Perm(str, Enum):
+    VIEW_TRIAL = "view_trial"
+    VIEW_PARTICIPANTS = "view_participants"
+    SCREEN = "screen"                        # register a participant, record consent, eligibility
+    RANDOMISE = "randomise"
+    SCHEDULE_VISITS = "schedule_visits"
+    ENTER_CRF = "enter_crf"
+    SIGN_CRF = "sign_crf"
+    ANSWER_QUERY = "answer_query"
+    RAISE_QUERY = "raise_query"              # also closes queries
+    LOCK_CRF = "lock_crf"
+    VIEW_REPORTS = "view_reports"
+    EXPORT_DATA = "export_data"
+    EMERGENCY_UNBLIND = "emergency_unblind"
+    MANAGE_ALLOCATION = "manage_allocation"  # generate, import, seal allocation lists
+    VIEW_ARMS = "view_arms"                  # in a blinded trial; open trials show arms to all
+    VIEW_AUDIT = "view_audit"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
+    Role.INVESTIGATOR: frozenset({
+        Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.ENTER_CRF, Perm.SIGN_CRF,
+        Perm.ANSWER_QUERY, Perm.EMERGENCY_UNBLIND,
+    }),
+    Role.COORDINATOR: frozenset({
+        Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.SCREEN, Perm.RANDOMISE,
+        Perm.SCHEDULE_VISITS, Perm.ENTER_CRF, Perm.ANSWER_QUERY,
+    }),
+    Role.DATA_MANAGER: frozenset({
+        Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.RAISE_QUERY, Perm.LOCK_CRF,
+        Perm.VIEW_REPORTS, Perm.EXPORT_DATA, Perm.VIEW_AUDIT,
+    }),
+    Role.SPONSOR: frozenset({
+        Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.VIEW_REPORTS, Perm.EXPORT_DATA,
+    }),
+    Role.STATISTICIAN: frozenset({
+        Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.VIEW_REPORTS, Perm.EXPORT_DATA,
+        Perm.MANAGE_ALLOCATION, Perm.VIEW_ARMS, Perm.VIEW_AUDIT,
+    }),
+}
+
+
+def _memberships(user, trial: Trial) -> list[Membership]:
+    """The user's active memberships in ``trial``, cached on the user object for the request."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    cache = user.__dict__.setdefault("_ctms_memberships", {})
+    if trial.pk not in cache:
+        cache[trial.pk] = list(
+            Membership.objects.filter(user=user, trial=trial, active=True).select_related("site")
+        )
+    return cache[trial.pk]
+
+
+def roles_in(user, trial: Trial) -> set[str]:
+    return {m.role for m in _memberships(user, trial)}
+
+
+def has_perm(user, perm: Perm, trial: Trial, site: Site | None = None) -> bool:
+    """May ``user`` do ``perm`` in ``trial`` (at ``site``, when the action concerns one site)?"""
+    if getattr(user, "is_superuser", False) and user.is_active:
+        return True
+    if perm == Perm.VIEW_ARMS and not trial.is_blinded:
+        return bool(_memberships(user, trial))
+    for m in _memberships(user, trial):
+        if perm not in ROLE_PERMISSIONS[m.role]:
+            continue
+        if site is None or m.site_id is None or m.site_id == site.pk:
+            return True
+    return False
+
+
+def is_blinded_for(user, trial: Trial) -> bool:
+    """True when the arm must not be shown to ``user`` in ``trial``."""
+    return not has_perm(user, Perm.VIEW_ARMS, trial)
+
+
+def trials_for(user) -> QuerySet[Trial]:
+    if getattr(user, "is_superuser", False):
+        return Trial.objects.all()
+    return Trial.objects.filter(memberships__user=user, memberships__active=True).distinct()
+
+
+def sites_for(user, trial: Trial, perm: Perm = Perm.VIEW_PARTICIPANTS) -> QuerySet[Site]:
+    """The sites of ``trial`` at which ``user`` holds ``perm``."""
+    sites = Site.objects.filter(trial=trial)
+    if getattr(user, "is_superuser", False):
+        return sites
+    scopes = [m for m in _memberships(user, trial) if perm in ROLE_PERMISSIONS[m.role]]
+    if any(m.site_id is None for m in scopes):
+        return sites
+    return sites.filter(pk__in=[m.site_id for m in scopes])
+
+
+def site_filter(user, trial: Trial, perm: Perm = Perm.VIEW_PARTICIPANTS, *,
+                field: str = "site") -> Q:
+    """A ``Q`` restricting rows with a ``field`` site FK to the sites where the user has ``perm``.
+
+    Returns a filter matching nothing when the user has no such scope, so a selector can never
+    forget the restriction by accident.
+    """
+    if getattr(user, "is_superuser", False):
+        return Q(**{f"{field}__trial": trial})
+    scopes = [m for m in _memberships(user, trial) if perm in ROLE_PERMISSIONS[m.role]]
+    if not scopes:
+        return Q(pk__in=[])
+    if any(m.site_id is None for m in scopes):
+        return Q(**{f"{field}__trial": trial})
+    return Q(**{f"{field}__in": [m.site_id for m in scopes]})

@@ -1,0 +1,522 @@
+"""Reading and validating protocol files.
+
+A trial is described by one YAML file in ``trials/protocols/``. This module turns such a file
+into a checked Python dict, or refuses it with every problem found, each naming the file, the
+path inside it (``crfs[3].fields[2].type``) and what is wrong. Nothing here touches the
+database: ``trials.services.load_protocol`` stores what this module accepts.
+
+Two layers of checks:
+- a JSON Schema (``SCHEMA``) for shape and types, so unknown keys and unknown field types are
+  caught with their location;
+- semantic checks JSON Schema cannot express: duplicate codes, windows that end before they
+  start, an allocation ratio that disagrees with the arms, references to unknown CRFs, fields,
+  arms or anchors, block sizes that are not multiples of the ratio's sum.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+import yaml
+
+FORMAT_VERSION = 1
+
+FIELD_TYPES = ["integer", "decimal", "date", "choice", "multichoice", "yesno", "text", "group"]
+BUILTIN_ANCHORS = ["randomisation"]
+
+_code = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "maxLength": 64}
+_text = {"type": "string", "minLength": 1}
+_choice = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["code", "label"],
+    "properties": {"code": {"type": ["string", "integer"]}, "label": _text},
+}
+_condition = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["field"],
+    "properties": {
+        "field": _code,
+        "equals": {},
+        "in": {"type": "array", "minItems": 1},
+    },
+    "oneOf": [{"required": ["equals"]}, {"required": ["in"]}],
+}
+_duration = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "days": {"type": "integer"},
+        "months": {"type": "integer"},
+    },
+    "minProperties": 1,
+}
+_field: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["code", "label", "type"],
+    "properties": {
+        "code": _code,
+        "label": _text,
+        "type": {"enum": FIELD_TYPES},
+        "help": {"type": "string"},
+        "unit": {"type": "string"},
+        "required": {"type": "boolean"},
+        "min": {"type": "number"},
+        "max": {"type": "number"},
+        "decimals": {"type": "integer", "minimum": 0, "maximum": 6},
+        "max_length": {"type": "integer", "minimum": 1},
+        "choices": {"type": "array", "minItems": 1, "items": _choice},
+        "show_if": _condition,
+        "not_in_future": {"type": "boolean"},
+        "fields": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/field"}},
+        "min_rows": {"type": "integer", "minimum": 0},
+        "max_rows": {"type": "integer", "minimum": 1},
+        "derived": {"type": "string"},
+        "identifying": {"type": "boolean"},
+    },
+    "allOf": [
+        {"if": {"properties": {"type": {"enum": ["choice", "multichoice"]}}},
+         "then": {"required": ["choices"]}},
+        {"if": {"properties": {"type": {"const": "group"}}},
+         "then": {"required": ["fields"]}},
+    ],
+}
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$defs": {"field": _field},
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["format", "trial", "version", "sites", "arms", "allocation_ratio",
+                 "randomisation", "eligibility", "visits", "crfs"],
+    "properties": {
+        "format": {"const": FORMAT_VERSION},
+        "version": {"type": "string", "minLength": 1, "maxLength": 32},
+        "amendment_note": {"type": "string"},
+        "trial": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["slug", "title", "short_title", "phase", "design", "masking",
+                         "target_enrolment"],
+            "properties": {
+                "slug": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9-]*$", "maxLength": 50},
+                "title": _text,
+                "short_title": {"type": "string", "minLength": 1, "maxLength": 80},
+                "registry_id": {"type": ["string", "null"]},
+                "sponsor": {"type": "string"},
+                "phase": {"enum": ["I", "I/II", "II", "II/III", "III", "IV"]},
+                "design": _text,
+                "masking": {"enum": ["open", "single-blind", "double-blind"]},
+                "target_enrolment": {"type": "integer", "minimum": 1},
+                "target_enrolment_note": {"type": "string"},
+                "follow_up_months": {"type": "integer", "minimum": 1},
+                "source": {"type": "string"},
+                "notes": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "sites": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["code", "name"],
+                "properties": {
+                    "code": _code,
+                    "name": _text,
+                    "city": {"type": "string"},
+                    "country": {"type": "string"},
+                    "placeholder": {"type": "boolean"},
+                },
+            },
+        },
+        "arms": {
+            "type": "array",
+            "minItems": 2,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["code", "label", "ratio"],
+                "properties": {
+                    "code": _code,
+                    "label": _text,
+                    "description": {"type": "string"},
+                    "ratio": {"type": "integer", "minimum": 1},
+                },
+            },
+        },
+        "allocation_ratio": {"type": "string", "pattern": r"^\d+(:\d+)+$"},
+        "randomisation": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["method"],
+            "properties": {
+                "method": {"enum": ["permuted_blocks", "minimisation"]},
+                "block_sizes": {"type": "array", "minItems": 1,
+                                "items": {"type": "integer", "minimum": 2}},
+                "stratify_by_site": {"type": "boolean"},
+                "slots_per_stratum": {"type": "integer", "minimum": 1},
+                "low_slot_threshold": {"type": "integer", "minimum": 0},
+                "minimisation": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["probability"],
+                    "properties": {
+                        "probability": {"type": "number", "exclusiveMinimum": 0.5,
+                                        "maximum": 1},
+                        "weights": {"type": "object",
+                                    "additionalProperties": {"type": "number",
+                                                             "exclusiveMinimum": 0}},
+                    },
+                },
+                "kit_code_length": {"type": "integer", "minimum": 4, "maximum": 16},
+                "notes": {"type": "string"},
+            },
+        },
+        "stratification_factors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["code", "label", "levels", "source"],
+                "properties": {
+                    "code": _code,
+                    "label": _text,
+                    "note": {"type": "string"},
+                    "source": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["crf", "field"],
+                        "properties": {"crf": _code, "field": _code},
+                    },
+                    "levels": {
+                        "type": "array",
+                        "minItems": 2,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["code", "label", "values"],
+                            "properties": {
+                                "code": _code,
+                                "label": _text,
+                                "values": {"type": "array", "minItems": 1},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "eligibility": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["code", "kind", "text"],
+                "properties": {
+                    "code": _code,
+                    "kind": {"enum": ["inclusion", "exclusion"]},
+                    "text": _text,
+                    "source": {"type": "string"},
+                },
+            },
+        },
+        "anchors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["code", "label", "source"],
+                "properties": {
+                    "code": _code,
+                    "label": _text,
+                    "source": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["crf", "field"],
+                        "properties": {"crf": _code, "field": _code},
+                    },
+                },
+            },
+        },
+        "visits": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["code", "label", "anchor", "offset", "window", "crfs"],
+                "properties": {
+                    "code": _code,
+                    "label": _text,
+                    "anchor": _code,
+                    "offset": _duration,
+                    "window": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["start", "end"],
+                        "properties": {"start": {"type": "integer"},
+                                       "end": {"type": "integer"}},
+                    },
+                    "arms": {"type": "array", "minItems": 1, "items": _code},
+                    "crfs": {"type": "array", "items": _code},
+                    "repeat": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["every"],
+                        "properties": {
+                            "every": _duration,
+                            "until": _duration,
+                            "until_event": {"type": "array", "minItems": 1,
+                                            "items": {"enum": ["progression",
+                                                               "end_of_treatment",
+                                                               "death",
+                                                               "withdrawal"]}},
+                        },
+                        "anyOf": [{"required": ["until"]}, {"required": ["until_event"]}],
+                    },
+                    "source": {"type": "string"},
+                    "window_note": {"type": "string"},
+                },
+            },
+        },
+        "crfs": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["code", "label", "fields"],
+                "properties": {
+                    "code": _code,
+                    "label": _text,
+                    "description": {"type": "string"},
+                    "repeatable": {"type": "boolean"},
+                    "fields": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/field"}},
+                },
+            },
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class ProtocolProblem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '(top)'}: {self.message}"
+
+
+class ProtocolError(Exception):
+    """A protocol file was refused. ``problems`` lists every reason, each with its location."""
+
+    def __init__(self, source: str, problems: list[ProtocolProblem]):
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: protocol refused ({len(problems)} problem(s)):\n{lines}")
+
+
+def _json_path(parts: Iterable[Any]) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def read_protocol_file(path: str | Path) -> dict[str, Any]:
+    """Parse and validate a protocol file; return the definition or raise ``ProtocolError``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProtocolError(str(path), [ProtocolProblem("", f"cannot read file: {exc.strerror}")])
+    return parse_protocol(text, source=str(path))
+
+
+def parse_protocol(text: str, *, source: str = "<protocol>") -> dict[str, Any]:
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ProtocolError(source, [ProtocolProblem(where, f"not valid YAML: {exc}")])
+    if not isinstance(data, dict):
+        raise ProtocolError(source, [ProtocolProblem("", "a protocol must be a mapping at the top")])
+    problems = validate_definition(data)
+    if problems:
+        raise ProtocolError(source, problems)
+    return data
+
+
+def validate_definition(data: dict[str, Any]) -> list[ProtocolProblem]:
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    problems = [
+        ProtocolProblem(_json_path(err.absolute_path), _schema_message(err))
+        for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+    if problems:
+        # Semantic checks assume the shape is right.
+        return problems
+    return _semantic_problems(data)
+
+
+def _schema_message(err: jsonschema.ValidationError) -> str:
+    if err.validator == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        return f"unknown key(s): {', '.join(extra)}"
+    if err.validator == "enum":
+        allowed = ", ".join(map(str, err.validator_value))
+        return f"{err.instance!r} is not one of: {allowed}"
+    if err.validator == "required":
+        return err.message.replace("is a required property", "is required")
+    return err.message
+
+
+def _duplicates(items: list[dict], path: str, key: str = "code") -> list[ProtocolProblem]:
+    counts = Counter(str(item[key]) for item in items)
+    problems = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        value = str(item[key])
+        if counts[value] > 1 and value in seen:
+            problems.append(ProtocolProblem(f"{path}[{i}].{key}", f"duplicate {key} {value!r}"))
+        seen.add(value)
+    return problems
+
+
+def _field_problems(fields: list[dict], path: str) -> list[ProtocolProblem]:
+    problems = _duplicates(fields, path)
+    codes = {f["code"] for f in fields}
+    for i, field in enumerate(fields):
+        here = f"{path}[{i}]"
+        if "min" in field and "max" in field and field["min"] > field["max"]:
+            problems.append(ProtocolProblem(f"{here}.max",
+                                            f"max {field['max']} is below min {field['min']}"))
+        if field.get("choices"):
+            problems += _duplicates(field["choices"], f"{here}.choices")
+        if field["type"] not in ("choice", "multichoice") and "choices" in field:
+            problems.append(ProtocolProblem(f"{here}.choices",
+                                            f"choices given for a field of type {field['type']}"))
+        cond = field.get("show_if")
+        if cond and cond["field"] not in codes:
+            problems.append(ProtocolProblem(f"{here}.show_if.field",
+                                            f"unknown field {cond['field']!r} in this form"))
+        if cond and cond["field"] == field["code"]:
+            problems.append(ProtocolProblem(f"{here}.show_if.field",
+                                            "a field cannot depend on itself"))
+        if field["type"] == "group":
+            problems += _field_problems(field["fields"], f"{here}.fields")
+            if field.get("min_rows", 0) > field.get("max_rows", 10**6):
+                problems.append(ProtocolProblem(f"{here}.max_rows", "max_rows is below min_rows"))
+    return problems
+
+
+def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
+    problems: list[ProtocolProblem] = []
+    for key in ("sites", "arms", "eligibility", "visits", "crfs"):
+        problems += _duplicates(data[key], key)
+    factors = data.get("stratification_factors", [])
+    anchors = data.get("anchors", [])
+    problems += _duplicates(factors, "stratification_factors")
+    problems += _duplicates(anchors, "anchors")
+
+    arms = data["arms"]
+    arm_codes = {a["code"] for a in arms}
+    ratio = [int(x) for x in data["allocation_ratio"].split(":")]
+    arm_ratios = [a["ratio"] for a in arms]
+    if ratio != arm_ratios:
+        problems.append(ProtocolProblem(
+            "allocation_ratio",
+            f"{data['allocation_ratio']} does not match the arms' ratios "
+            f"{':'.join(map(str, arm_ratios))} (in the order the arms are listed)"))
+    ratio_sum = sum(arm_ratios)
+
+    rnd = data["randomisation"]
+    if rnd["method"] == "permuted_blocks":
+        sizes = rnd.get("block_sizes")
+        if not sizes:
+            problems.append(ProtocolProblem("randomisation.block_sizes",
+                                            "permuted blocks need block_sizes"))
+        for i, size in enumerate(sizes or []):
+            if size % ratio_sum:
+                problems.append(ProtocolProblem(
+                    f"randomisation.block_sizes[{i}]",
+                    f"block size {size} is not a multiple of the ratio's sum {ratio_sum}"))
+    if rnd["method"] == "minimisation":
+        if "minimisation" not in rnd:
+            problems.append(ProtocolProblem("randomisation.minimisation",
+                                            "minimisation needs its probability and weights"))
+        else:
+            known = {f["code"] for f in factors} | ({"site"} if rnd.get("stratify_by_site") else set())
+            for name in rnd["minimisation"].get("weights", {}):
+                if name not in known:
+                    problems.append(ProtocolProblem(f"randomisation.minimisation.weights.{name}",
+                                                    f"unknown factor {name!r}"))
+    if data["trial"]["masking"] != "open" and "kit_code_length" not in rnd:
+        problems.append(ProtocolProblem("randomisation.kit_code_length",
+                                        "a blinded trial needs kit codes: give their length"))
+
+    crfs = {c["code"]: c for c in data["crfs"]}
+    for i, crf in enumerate(data["crfs"]):
+        problems += _field_problems(crf["fields"], f"crfs[{i}].fields")
+
+    def check_source(source: dict, path: str) -> None:
+        crf = crfs.get(source["crf"])
+        if crf is None:
+            problems.append(ProtocolProblem(f"{path}.crf", f"unknown CRF {source['crf']!r}"))
+        elif source["field"] not in {f["code"] for f in crf["fields"]}:
+            problems.append(ProtocolProblem(
+                f"{path}.field", f"unknown field {source['field']!r} in CRF {source['crf']!r}"))
+
+    for i, factor in enumerate(factors):
+        check_source(factor["source"], f"stratification_factors[{i}].source")
+        problems += _duplicates(factor["levels"], f"stratification_factors[{i}].levels")
+    for i, anchor in enumerate(anchors):
+        if anchor["code"] in BUILTIN_ANCHORS:
+            problems.append(ProtocolProblem(f"anchors[{i}].code",
+                                            f"{anchor['code']!r} is built in; do not redefine it"))
+        check_source(anchor["source"], f"anchors[{i}].source")
+
+    anchor_codes = set(BUILTIN_ANCHORS) | {a["code"] for a in anchors}
+    for i, visit in enumerate(data["visits"]):
+        here = f"visits[{i}]"
+        if visit["window"]["end"] < visit["window"]["start"]:
+            problems.append(ProtocolProblem(
+                f"{here}.window",
+                f"window ends (day {visit['window']['end']}) before it starts "
+                f"(day {visit['window']['start']})"))
+        if visit["anchor"] not in anchor_codes:
+            problems.append(ProtocolProblem(f"{here}.anchor",
+                                            f"unknown anchor {visit['anchor']!r}"))
+        for j, arm in enumerate(visit.get("arms", [])):
+            if arm not in arm_codes:
+                problems.append(ProtocolProblem(f"{here}.arms[{j}]", f"unknown arm {arm!r}"))
+        for j, crf in enumerate(visit["crfs"]):
+            if crf not in crfs:
+                problems.append(ProtocolProblem(f"{here}.crfs[{j}]", f"unknown CRF {crf!r}"))
+        every = visit.get("repeat", {}).get("every")
+        if every and all(v <= 0 for v in every.values()):
+            problems.append(ProtocolProblem(f"{here}.repeat.every", "must be a positive interval"))
+    return problems
+
+
+def canonical_json(data: dict[str, Any]) -> str:
+    """The definition in one canonical text, so equal content gives an equal digest."""
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def definition_digest(data: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()

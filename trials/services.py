@@ -1,0 +1,111 @@
+"""Loading protocol files into the database.
+
+``load_protocol`` is idempotent: the same content loads once. Changed content is an amendment:
+a new ``ProtocolVersion`` is added and becomes current, the old one stays, and data captured
+against the old version keeps pointing at it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.db import transaction
+
+from . import audit
+from .models import Arm, ProtocolVersion, Site, Trial
+from .protocol import definition_digest, read_protocol_file
+
+PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    trial: Trial
+    version: ProtocolVersion
+    created: bool  # False when this exact content was already loaded
+
+    def __str__(self) -> str:
+        state = "loaded as" if self.created else "unchanged, already"
+        return f"{self.trial.slug}: {state} version {self.version.label} (#{self.version.number})"
+
+
+def shipped_protocol_files() -> list[Path]:
+    return sorted(PROTOCOL_DIR.glob("*.yaml"))
+
+
+def load_protocol(path: str | Path, *, by=None) -> LoadResult:
+    """Validate ``path`` and store it. Raises ``ProtocolError`` and writes nothing if invalid."""
+    return store_protocol(read_protocol_file(path), source_file=Path(path).name, by=by)
+
+
+@transaction.atomic
+def store_protocol(definition: dict, *, source_file: str, by=None) -> LoadResult:
+    """Store a definition already validated by ``trials.protocol``."""
+    digest = definition_digest(definition)
+    info = definition["trial"]
+
+    trial = Trial.objects.select_for_update().filter(slug=info["slug"]).first()
+    if trial is not None:
+        existing = trial.versions.filter(digest=digest).first()
+        if existing is not None:
+            # Loading an old file again does not roll the trial back: only new content counts.
+            return LoadResult(trial, existing, created=False)
+
+    fields = dict(
+        title=info["title"],
+        short_title=info["short_title"],
+        registry_id=info.get("registry_id") or "",
+        phase=info["phase"],
+        masking=info["masking"],
+        target_enrolment=info["target_enrolment"],
+    )
+    if trial is None:
+        trial = Trial.objects.create(slug=info["slug"], **fields)
+    else:
+        for name, value in fields.items():
+            setattr(trial, name, value)
+
+    number = (trial.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+    version = ProtocolVersion.objects.create(
+        trial=trial,
+        number=number,
+        label=definition["version"],
+        amendment_note=definition.get("amendment_note", ""),
+        digest=digest,
+        definition=definition,
+        source_file=source_file,
+        loaded_by=by if getattr(by, "is_authenticated", False) else None,
+    )
+    trial.current_version = version
+    trial.save()
+    _sync_sites(trial, definition["sites"])
+    _sync_arms(trial, definition["arms"])
+    audit.record(
+        "protocol.loaded",
+        f"{trial.short_title}: protocol version {version.label} loaded as #{number} "
+        f"from {version.source_file} (sha256 {digest[:16]}…)",
+        actor=by, trial=trial, obj=version, detail={"digest": digest},
+    )
+    return LoadResult(trial, version, created=True)
+
+
+def _sync_sites(trial: Trial, sites: list[dict]) -> None:
+    listed = set()
+    for item in sites:
+        listed.add(item["code"])
+        Site.objects.update_or_create(
+            trial=trial, code=item["code"],
+            defaults=dict(name=item["name"], city=item.get("city", ""),
+                          country=item.get("country", ""),
+                          placeholder=item.get("placeholder", False), active=True),
+        )
+    trial.sites.exclude(code__in=listed).update(active=False)
+
+
+def _sync_arms(trial: Trial, arms: list[dict]) -> None:
+    for position, item in enumerate(arms):
+        Arm.objects.update_or_create(
+            trial=trial, code=item["code"],
+            defaults=dict(label=item["label"], description=item.get("description", ""),
+                          ratio=item["ratio"], position=position),
+        )
