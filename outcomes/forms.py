@@ -1,0 +1,530 @@
+"""CRF forms built from the protocol's CRF definitions (``trials/protocol.py``, ``_field``).
+
+A trial's case report forms are data, so their Django forms are built at run time: one form
+field per answer, group rows flattened as ``<group>-<i>-<code>`` with a ``<group>-TOTAL`` count,
+so the page works without JavaScript and the server stays the only judge of what is valid.
+
+Two modes, because a CRF is saved many times before it is completed: ``draft`` requires
+nothing but refuses any invalid value; ``complete`` also requires every required answer that
+``show_if`` leaves visible, and each group's ``min_rows``. Answers to hidden fields are stored
+as None: a stale answer nobody can see must not survive into the data.
+
+Stored data (one JSON dict per CRF) holds every field of the definition, None when unanswered:
+integer -> int; decimal -> str (exact, normalised to ``decimals`` when given); date ->
+'YYYY-MM-DD'; choice -> the protocol's code (int or str); multichoice -> list of codes in
+protocol order; yesno -> bool; text -> stripped str; group -> list of row dicts (blank rows
+dropped; [] when visible and empty). ``derived`` fields are never read from input.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from dataclasses import dataclass, field as dc_field
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy as _, ngettext_lazy
+
+REQUIRED_MESSAGE = _("This field is required to complete the form.")
+DATE_FORMATS = ["%Y-%m-%d", "%d/%m/%Y"]  # ISO, and the French/European way of writing dates
+SPARE_ROWS = 2  # blank rows offered when JavaScript is off; crf.js removes them
+ROW_LIMIT = 100  # rows accepted per group when the protocol gives no max_rows
+MODES = ("draft", "complete")
+
+
+# --- show_if ---------------------------------------------------------------------------------
+
+def _same(a: Any, b: Any) -> bool:
+    # Protocol codes may be int or str; True must not equal 1.
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a is not None and b is not None and str(a) == str(b)
+
+
+def visible(field: dict, data: dict) -> bool:
+    """Whether ``field`` is shown, given its siblings' stored answers."""
+    cond = field.get("show_if")
+    if not cond:
+        return True
+    value = data.get(cond["field"])
+    wanted = cond["in"] if "in" in cond else [cond["equals"]]
+    given = value if isinstance(value, list) else [value]
+    return any(_same(v, w) for v in given for w in wanted)
+
+
+def _hide_invisible(fields: list[dict], values: dict) -> set[str]:
+    """Set hidden fields to None in ``values``, following chains (A shows B shows C)."""
+    hidden: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for f in fields:
+            if f["code"] not in hidden and not visible(f, values):
+                hidden.add(f["code"])
+                values[f["code"]] = None
+                changed = True
+    return hidden
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def _min_rows(group: dict) -> int:
+    return max(group.get("min_rows", 0), 1 if group.get("required") else 0)
+
+
+def missing_required(definition: dict, data: dict) -> list[str]:
+    """Paths of required answers missing from stored data ('weight', 'lesions[2].size')."""
+    return _missing(definition["fields"], data or {}, "")
+
+
+def _missing(fields: list[dict], data: dict, where: str) -> list[str]:
+    values = dict(data)
+    hidden = _hide_invisible(fields, values)
+    missing = []
+    for f in fields:
+        path = f"{where}{f['code']}"
+        if f["code"] in hidden or f.get("derived"):
+            continue
+        if f["type"] == "group":
+            rows = values.get(f["code"]) or []
+            if len(rows) < _min_rows(f):
+                missing.append(path)
+            for i, row in enumerate(rows):
+                missing += _missing(f["fields"], row, f"{path}[{i}].")
+        elif f.get("required") and _empty(values.get(f["code"])):
+            missing.append(path)
+    return missing
+
+
+# --- one small builder per field type ----------------------------------------------------------
+
+def _number_text(x: Any) -> str:
+    return format(Decimal(str(x)).normalize(), "f")
+
+
+def _with_unit(fdef: dict, x: Any) -> str:
+    return f"{_number_text(x)} {fdef['unit']}" if fdef.get("unit") else _number_text(x)
+
+
+def _range_validators(fdef: dict) -> list:
+    def at_least(value):
+        if value < Decimal(str(fdef["min"])):
+            raise ValidationError(_("Must be at least %(limit)s."), code="min_value",
+                                  params={"limit": _with_unit(fdef, fdef["min"])})
+
+    def at_most(value):
+        if value > Decimal(str(fdef["max"])):
+            raise ValidationError(_("Must be at most %(limit)s."), code="max_value",
+                                  params={"limit": _with_unit(fdef, fdef["max"])})
+    return ([at_least] if "min" in fdef else []) + ([at_most] if "max" in fdef else [])
+
+
+def _text_input(mode: str) -> forms.TextInput:
+    return forms.TextInput(attrs={"inputmode": mode, "autocomplete": "off"})
+
+
+def _integer(fdef: dict, in_row: bool, today: datetime.date) -> forms.Field:
+    return forms.IntegerField(required=False, widget=_text_input("numeric"),
+                              validators=_range_validators(fdef),
+                              error_messages={"invalid": _("Enter a whole number.")})
+
+
+class DecimalCommaField(forms.Field):
+    """A decimal typed as '12.5' or, the French way, '12,5'; kept exact as a Decimal."""
+    pattern = re.compile(r"^([+-]?)(\d*)(?:[.,](\d*))?$")
+
+    def __init__(self, *, decimals: int | None = None, **kwargs):
+        self.decimals = decimals
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        value = (value or "").strip() if isinstance(value, str) else value
+        if value in self.empty_values:
+            return None
+        match = self.pattern.match(str(value))
+        if not match or not (match[2] or match[3]) or len(match[2] + (match[3] or "")) > 20:
+            raise ValidationError(_("Enter a number, e.g. 12.5 or 12,5."), code="invalid")
+        number = Decimal(f"{match[1]}{match[2] or 0}.{match[3] or 0}")
+        places = max(0, -number.normalize().as_tuple().exponent)
+        if self.decimals is not None and places > self.decimals:
+            if self.decimals == 0:
+                raise ValidationError(_("Enter a whole number."), code="decimals")
+            raise ValidationError(
+                ngettext_lazy("At most %(n)d decimal place.", "At most %(n)d decimal places.", "n"),
+                code="decimals", params={"n": self.decimals})
+        return number
+
+
+def _decimal(fdef: dict, in_row: bool, today: datetime.date) -> forms.Field:
+    return DecimalCommaField(decimals=fdef.get("decimals"), required=False,
+                             widget=_text_input("decimal"), validators=_range_validators(fdef))
+
+
+class ISODateInput(forms.DateInput):
+    """<input type="date"> wants ISO: redisplay an accepted DD/MM/YYYY entry as ISO."""
+    input_type = "date"
+
+    def format_value(self, value):
+        if isinstance(value, str):
+            for fmt in DATE_FORMATS:
+                try:
+                    return datetime.datetime.strptime(value.strip(), fmt).date().isoformat()
+                except ValueError:
+                    pass
+        return super().format_value(value)
+
+
+def _date(fdef: dict, in_row: bool, today: datetime.date) -> forms.Field:
+    def not_in_future(value):
+        if value > today:
+            raise ValidationError(_("This date is in the future."), code="future")
+    return forms.DateField(
+        required=False, input_formats=DATE_FORMATS, widget=ISODateInput(format="%Y-%m-%d"),
+        validators=[not_in_future] if fdef.get("not_in_future") else [],
+        error_messages={"invalid": _("Enter a valid date, as YYYY-MM-DD or DD/MM/YYYY.")})
+
+
+def _choices(fdef: dict) -> list[tuple[str, str]]:
+    return [(str(c["code"]), c["label"]) for c in fdef["choices"]]
+
+
+def _choice(fdef: dict, in_row: bool, today: datetime.date) -> forms.Field:
+    codes = {str(c["code"]): c["code"] for c in fdef["choices"]}
+    radios = not in_row and len(codes) <= 5
+    return forms.TypedChoiceField(
+        required=False, coerce=codes.__getitem__, empty_value=None,
+        choices=(_choices(fdef) if radios else [("", "—")] + _choices(fdef)),
+        widget=forms.RadioSelect if radios else forms.Select,
+        error_messages={"invalid_choice": _("Select a valid choice.")})
+
+
+def _multichoice(fdef: dict, in_row: bool, today: datetime.date) -> forms.Field:
+    codes = {str(c["code"]): c["code"] for c in fdef["choices"]}
+    return forms.TypedMultipleChoiceField(
+        required=False, coerce=codes.__getitem__, empty_value=None, choices=_choices(fdef),
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"invalid_choice": _("Select a valid choice.")})
+
+
+YESNO = [("true", _("Yes")), ("false", _("No"))]
+
+
+def _yesno(fdef: dict, in_row: bool, today: datetime.date) -> forms.Field:
+    return forms.TypedChoiceField(
+        required=False, coerce=lambda v: v == "true", empty_value=None,
+        choices=[("", "—")] + YESNO if in_row else YESNO,
+        widget=forms.Select if in_row else forms.RadioSelect,
+        error_messages={"invalid_choice": _("Select a valid choice.")})
+
+
+def _text(fdef: dict, in_row: bool, today: datetime.date) -> forms.Field:
+    limit = fdef.get("max_length")
+
+    def not_too_long(value):
+        if limit and len(value) > limit:
+            raise ValidationError(_("At most %(limit)d characters (you entered %(count)d)."),
+                                  code="max_length", params={"limit": limit, "count": len(value)})
+    long_text = not in_row and (limit is None or limit > 200)
+    widget = forms.Textarea(attrs={"rows": 3}) if long_text else forms.TextInput
+    field = forms.CharField(required=False, empty_value=None, widget=widget,
+                            validators=[not_too_long])
+    if limit:
+        field.widget.attrs["maxlength"] = str(limit)
+    return field
+
+
+BUILDERS = {"integer": _integer, "decimal": _decimal, "date": _date, "choice": _choice,
+            "multichoice": _multichoice, "yesno": _yesno, "text": _text}
+
+
+def _to_stored(fdef: dict, value: Any) -> Any:
+    """A cleaned form value in its stored, JSON-serialisable form."""
+    if _empty(value):
+        return None
+    if fdef["type"] == "decimal":
+        if fdef.get("decimals") is not None:
+            value = value.quantize(Decimal(1).scaleb(-fdef["decimals"]))
+            return format(value, "f")
+        return _number_text(value)
+    if fdef["type"] == "date":
+        return value.isoformat()
+    if fdef["type"] == "multichoice":
+        return [c["code"] for c in fdef["choices"] if any(_same(c["code"], v) for v in value)]
+    return value
+
+
+def _to_initial(fdef: dict, value: Any) -> Any:
+    """A stored value as the widget expects it (POST-like strings for choices)."""
+    if fdef["type"] == "yesno":
+        return "true" if value is True else "false" if value is False else None
+    if fdef["type"] == "choice":
+        return str(value)
+    if fdef["type"] == "multichoice":
+        return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return value
+
+
+def data_to_initial(definition: dict, data: dict) -> dict:
+    """Stored data -> Django ``initial`` keyed by form field name (groups flattened)."""
+    initial: dict[str, Any] = {}
+    for f in definition["fields"]:
+        value = (data or {}).get(f["code"])
+        if f["type"] == "group":
+            rows = value if isinstance(value, list) else []
+            for i, row in enumerate(rows):
+                initial.update({f"{f['code']}-{i}-{k}": v for k, v in
+                                data_to_initial(f, row).items()})
+        elif value is not None and not f.get("derived"):
+            initial[f["code"]] = _to_initial(f, value)
+    return initial
+
+
+def _as_count(text: Any) -> int:
+    """A posted row count or index; an absurdly long number means 'too many', not a crash."""
+    text = str(text or "")
+    if not re.fullmatch("[0-9]+", text):
+        return 0
+    return int(text) if len(text) <= 6 else 10**6
+
+
+# --- the form ----------------------------------------------------------------------------------
+
+@dataclass
+class Cell:
+    """One answer as the template draws it: a bound field, or a read-only derived value."""
+    definition: dict
+    bound: forms.BoundField | None = None
+    show_if: str = ""  # JSON for data-show-if: {"name": controlling input, "values": [...]}
+    condition: str = ""  # the same rule in words, for pages without JavaScript
+    display: str = ""  # derived fields only
+    is_group = False
+
+    @property
+    def use_fieldset(self) -> bool:
+        return bool(self.bound and self.bound.use_fieldset)
+
+
+@dataclass
+class Row:
+    index: int | str
+    cells: list[Cell]
+    spare: bool = False  # a blank row offered only for pages without JavaScript
+    is_template: bool = False
+
+
+@dataclass
+class GroupItem:
+    definition: dict
+    name: str  # html name base of the rows, e.g. 'crf-lesions' for 'crf-lesions-0-size'
+    placeholder: forms.BoundField  # carries the group-level errors
+    total: forms.BoundField
+    rows: list[Row] = dc_field(default_factory=list)
+    show_if: str = ""
+    condition: str = ""
+    template: Row | None = None  # the blank row crf.js clones, names numbered '__prefix__'
+    is_group = True
+
+    @property
+    def all_rows(self) -> list[Row]:
+        return self.rows + [self.template]
+
+
+class CRFForm(forms.Form):
+    """A CRF's form; see ``build_crf_form``. ``layout`` is what the partial template draws."""
+
+    def __init__(self, definition: dict, *, mode: str = "draft", data=None,
+                 initial: dict | None = None, prefix: str | None = None,
+                 today: datetime.date | None = None):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        self.definition, self.mode, self.stored_initial = definition, mode, initial or {}
+        self.today = today or timezone.localdate()
+        super().__init__(data=data, initial=data_to_initial(definition, self.stored_initial),
+                         prefix=prefix)
+        self.row_counts: dict[str, int] = {}
+        self.rows_cut: dict[str, bool] = {}
+        for f in definition["fields"]:
+            if f["type"] == "group":
+                self._add_group(f)
+            elif not f.get("derived"):
+                self._add(f["code"], f, in_row=False)
+
+    def _add(self, name: str, fdef: dict, *, in_row: bool, into: dict | None = None) -> None:
+        if fdef["type"] == "group":
+            raise ValueError(f"group {fdef['code']!r}: groups inside groups are not supported")
+        target = self.fields if into is None else into
+        if name in self.fields or name in target:
+            raise ValueError(f"two answers of this CRF share the form name {name!r}")
+        field = BUILDERS[fdef["type"]](fdef, in_row, self.today)
+        field.label, field.help_text = fdef["label"], fdef.get("help", "")
+        target[name] = field
+
+    def _add_group(self, group: dict) -> None:
+        code, limit = group["code"], group.get("max_rows", ROW_LIMIT)
+        stored = len(self.stored_initial.get(code) or [])
+        if self.is_bound:
+            # The count, or rows sent without one (e.g. by a script): whichever says more.
+            posted = [_as_count(m[1]) + 1 for k in self.data
+                      if (m := re.match(re.escape(self.add_prefix(code)) + "-([0-9]+)-", k))]
+            count = max(posted + [_as_count(self.data.get(self.add_prefix(f"{code}-TOTAL")))])
+            # A forged or runaway count must not build thousands of fields.
+            self.rows_cut[code] = count > limit + SPARE_ROWS
+            count = min(count, limit + SPARE_ROWS)
+        else:
+            count = max(stored, _min_rows(group), 1)
+            count = max(stored, min(count + SPARE_ROWS, group.get("max_rows", count + SPARE_ROWS)))
+        self.row_counts[code] = count
+        self.fields[code] = forms.Field(required=False, disabled=True)  # group-level errors
+        self.fields[f"{code}-TOTAL"] = forms.CharField(required=False, widget=forms.HiddenInput,
+                                                       initial=count)
+        for i in range(count):
+            for sub in group["fields"]:
+                if not sub.get("derived"):
+                    self._add(f"{code}-{i}-{sub['code']}", sub, in_row=True)
+
+    # -- cleaning: fields are cleaned by Django one by one; here the answers become stored data
+
+    def clean(self):
+        cleaned = super().clean()
+        fields = self.definition["fields"]
+        stored = {f["code"]: (self.stored_initial.get(f["code"]) if f.get("derived")
+                              else _to_stored(f, cleaned.get(f["code"])))
+                  for f in fields if f["type"] != "group"}
+        for code in _hide_invisible(fields, stored):
+            self._forget_errors(code)
+        for f in fields:
+            if f["type"] == "group":
+                stored[f["code"]] = self._clean_group(f) if visible(f, stored) else None
+                if stored[f["code"]] is None:
+                    self._forget_errors(f["code"])
+            elif self.mode == "complete" and stored[f["code"]] is None \
+                    and f.get("required") and not f.get("derived") and visible(f, stored):
+                self._require(f["code"])
+        self.stored = stored
+        return cleaned
+
+    def _clean_group(self, group: dict) -> list[dict]:
+        code, rows = group["code"], []
+        for i in range(self.row_counts[code]):
+            names = {s["code"]: f"{code}-{i}-{s['code']}" for s in group["fields"]
+                     if not s.get("derived")}
+            if all(_empty(self[n].data) for n in names.values()):
+                continue  # a blank row is no row
+            row = {s["code"]: (None if s.get("derived") else
+                               _to_stored(s, self.cleaned_data.get(names[s["code"]])))
+                   for s in group["fields"]}
+            for sub in _hide_invisible(group["fields"], row):
+                self._forget_errors(names[sub])
+            if self.mode == "complete":
+                for s in group["fields"]:
+                    if s.get("required") and s["code"] in names and row[s["code"]] is None \
+                            and visible(s, row):
+                        self._require(names[s["code"]])
+            rows.append(row)
+        n = group.get("max_rows", ROW_LIMIT)
+        if len(rows) > n or self.rows_cut.get(code):
+            self.add_error(code, ValidationError(
+                ngettext_lazy("At most %(n)d row.", "At most %(n)d rows.", "n"), params={"n": n}))
+        if self.mode == "complete" and len(rows) < _min_rows(group):
+            n = _min_rows(group)
+            self.add_error(code, ValidationError(
+                ngettext_lazy("Add at least %(n)d row.", "Add at least %(n)d rows.", "n"),
+                params={"n": n}))
+        return rows
+
+    def _require(self, name: str) -> None:
+        if name not in self._errors:  # an invalid value already says what is wrong
+            self.add_error(name, ValidationError(REQUIRED_MESSAGE, code="required"))
+
+    def _forget_errors(self, name: str) -> None:
+        """Errors on a hidden field would be invisible: its answer is discarded instead."""
+        rows = re.compile(re.escape(name) + "-([0-9]+-.*|TOTAL)")
+        for error_name in list(self._errors):
+            if error_name == name or rows.fullmatch(error_name):
+                del self._errors[error_name]
+
+    # -- what the template draws
+
+    @cached_property
+    def layout(self) -> list[Cell | GroupItem]:
+        return [self._group_item(f) if f["type"] == "group" else
+                self._cell(f, f["code"], self.definition["fields"], "", self.stored_initial)
+                for f in self.definition["fields"]]
+
+    def _cell(self, fdef: dict, name: str, siblings: list[dict], row_prefix: str,
+              stored: dict) -> Cell:
+        cell = Cell(fdef)
+        if fdef.get("derived"):
+            cell.display = _display(fdef, stored.get(fdef["code"]))
+        else:
+            cell.bound = self[name] if name in self.fields else \
+                self._template_fields[name].get_bound_field(self, name)
+        cond = fdef.get("show_if")
+        if cond:
+            controller = next(s for s in siblings if s["code"] == cond["field"])
+            wanted = cond["in"] if "in" in cond else [cond["equals"]]
+            values = [_to_initial(controller, w) if controller["type"] == "yesno" else str(w)
+                      for w in wanted]
+            if not controller.get("derived"):  # a derived value has no input to watch
+                cell.show_if = json.dumps({"name": self.add_prefix(row_prefix + cond["field"]),
+                                           "values": values})
+            cell.condition = _("Only if “%(field)s” is %(values)s.") % {
+                "field": controller["label"],
+                "values": _(" or ").join(str(_display(controller, w)) for w in wanted)}
+        return cell
+
+    def _group_item(self, group: dict) -> GroupItem:
+        code = group["code"]
+        shown = self._cell(group, code, self.definition["fields"], "", {})
+        item = GroupItem(group, self.add_prefix(code), self[code], self[f"{code}-TOTAL"],
+                         show_if=shown.show_if, condition=shown.condition)
+        stored_rows = self.stored_initial.get(code) or []
+        real_rows = max(len(stored_rows), _min_rows(group), 1)
+        for i in range(self.row_counts[code]):
+            row = stored_rows[i] if i < len(stored_rows) and not self.is_bound else {}
+            item.rows.append(Row(i, [self._cell(s, f"{code}-{i}-{s['code']}", group["fields"],
+                                                f"{code}-{i}-", row) for s in group["fields"]],
+                                 spare=not self.is_bound and i >= real_rows))
+        self._template_fields: dict[str, forms.Field] = {}
+        for sub in group["fields"]:
+            if not sub.get("derived"):
+                self._add(f"{code}-__prefix__-{sub['code']}", sub, in_row=True,
+                          into=self._template_fields)
+        item.template = Row("__prefix__", [
+            self._cell(s, f"{code}-__prefix__-{s['code']}", group["fields"],
+                       f"{code}-__prefix__-", {}) for s in group["fields"]], is_template=True)
+        return item
+
+
+def _display(fdef: dict, value: Any) -> str:
+    """A stored value in words, for read-only (derived) fields and conditions."""
+    if value is None:
+        return ""
+    if fdef["type"] == "yesno":
+        return str(YESNO[0][1] if value else YESNO[1][1])
+    labels = {str(c["code"]): c["label"] for c in fdef.get("choices", [])}
+    if fdef["type"] == "multichoice" and isinstance(value, list):
+        return ", ".join(labels.get(str(v), str(v)) for v in value)
+    value_text = labels.get(str(value), str(value))
+    return f"{value_text} {fdef['unit']}" if fdef.get("unit") else value_text
+
+
+def build_crf_form(definition: dict, *, mode: str = "draft", data=None,
+                   initial: dict | None = None, prefix: str | None = None,
+                   today: datetime.date | None = None) -> CRFForm:
+    """The form for one CRF definition; ``initial`` is stored data, ``data`` is request.POST."""
+    return CRFForm(definition, mode=mode, data=data, initial=initial, prefix=prefix, today=today)
+
+
+def form_to_data(form: CRFForm) -> dict:
+    """The stored form of a valid form's answers (see the module docstring)."""
+    if not form.is_valid():
+        raise ValueError("form_to_data() needs a valid form")
+    return json.loads(json.dumps(form.stored))
