@@ -7,4 +7,6 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("trials.urls")),
     path("", include("patients.urls")),
+    path("", include("randomization.urls")),
+    path("", include("outcomes.urls")),
 ]

@@ -35,3 +35,27 @@ def register_participant(
         screened_on=screened_on,
         created_by=by,
     )
+
+
+@transaction.atomic
+def record_consent(participant: Participant, *, consent_date: dt.date, version: str, by
+                   ) -> Participant:
+    """Record the signed informed consent. Dates before screening or in the future are refused."""
+    errors = {}
+    if consent_date > timezone.localdate():
+        errors["consent_date"] = "The consent date cannot be in the future."
+    elif consent_date < participant.screened_on - dt.timedelta(days=60):
+        errors["consent_date"] = (f"The consent date is more than 60 days before screening "
+                                  f"({participant.screened_on:%Y-%m-%d}); check it.")
+    if not version.strip():
+        errors["consent_version"] = "Give the version of the consent form signed."
+    if participant.is_randomised:
+        errors["consent_date"] = "The participant is already randomised; consent cannot change."
+    if errors:
+        raise ValidationError(errors)
+    participant = Participant.objects.select_for_update().get(pk=participant.pk)
+    participant.consent_date = consent_date
+    participant.consent_version = version.strip()
+    participant._change_reason = "consent recorded"
+    participant.save(update_fields=["consent_date", "consent_version"])
+    return participant

@@ -1,4 +1,7 @@
+from django.utils import translation
+
 from . import audit
+from .models import Profile
 
 
 class AdminAccessAuditMiddleware:
@@ -16,3 +19,22 @@ class AdminAccessAuditMiddleware:
             audit.record("admin.access", f"{request.method} {request.get_full_path()}",
                          actor=user, detail={"status": response.status_code})
         return response
+
+
+class ProfileLanguageMiddleware:
+    """Show the interface in the language the signed-in user chose on their profile."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            try:
+                language = user.profile.language
+            except Profile.DoesNotExist:
+                language = None
+            if language:
+                translation.activate(language)
+                request.LANGUAGE_CODE = language
+        return self.get_response(request)

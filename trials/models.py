@@ -199,3 +199,16 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValidationError("Audit events are never deleted.")
+
+
+class Profile(models.Model):
+    """A user's own preferences, kept across sessions and devices."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="profile")
+    language = models.CharField(max_length=8, choices=settings.LANGUAGES,
+                                default=settings.LANGUAGE_CODE)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.language})"

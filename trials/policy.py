@@ -65,7 +65,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
 
 def _memberships(user, trial: Trial) -> list[Membership]:
     """The user's active memberships in ``trial``, cached on the user object for the request."""
-    if not getattr(user, "is_authenticated", False):
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
         return []
     cache = user.__dict__.setdefault("_ctms_memberships", {})
     if trial.pk not in cache:
@@ -96,6 +96,16 @@ def has_perm(user, perm: Perm, trial: Trial, site: Site | None = None) -> bool:
 def is_blinded_for(user, trial: Trial) -> bool:
     """True when the arm must not be shown to ``user`` in ``trial``."""
     return not has_perm(user, Perm.VIEW_ARMS, trial)
+
+
+def can_see_arm(user, allocation) -> bool:
+    """May ``user`` see the arm of this one allocation? Unblinded roles may; in a blinded trial an
+    investigator may after an emergency unblinding of that participant by themselves."""
+    if not is_blinded_for(user, allocation.trial):
+        return True
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return allocation.unblindings.filter(user=user).exists()
 
 
 def trials_for(user) -> QuerySet[Trial]:

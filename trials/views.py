@@ -1,9 +1,15 @@
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, connection
-from django.http import JsonResponse
-from django.shortcuts import render
+from django.http import HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import translation
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 
-from . import selectors
+from . import policy, selectors
+from .models import Profile
 
 
 def home(request):
@@ -13,7 +19,10 @@ def home(request):
 def trial_detail(request, slug: str):
     trial = selectors.get_trial_for(request.user, slug)
     overview = selectors.trial_overview(request.user, trial)
-    return render(request, "trials/trial_detail.html", {"trial": trial, "overview": overview})
+    return render(request, "trials/trial_detail.html", {
+        "trial": trial, "overview": overview,
+        "can_manage_allocation": policy.has_perm(request.user, policy.Perm.MANAGE_ALLOCATION, trial),
+    })
 
 
 @login_not_required
@@ -25,3 +34,22 @@ def health(request):
     except DatabaseError:
         return JsonResponse({"database": "unreachable"}, status=503)
     return JsonResponse({"database": "ok"})
+
+
+@require_POST
+def set_profile_language(request):
+    """Keep the interface language on the user's profile (not only in a cookie)."""
+    language = request.POST.get("language", "")
+    if language not in dict(settings.LANGUAGES):
+        return HttpResponseBadRequest(f"Unknown language {language!r}; choose one of "
+                                      f"{', '.join(dict(settings.LANGUAGES))}.")
+    Profile.objects.update_or_create(user=request.user, defaults={"language": language})
+    translation.activate(language)
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        target = reverse("home")
+    response = redirect(target)
+    response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, samesite="Lax",
+                        secure=request.is_secure())
+    return response

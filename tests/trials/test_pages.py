@@ -175,3 +175,30 @@ def test_admin_access_is_audited(client, db):
 def test_health_check_answers_without_login(client, db):
     response = client.get(reverse("health"))
     assert response.status_code == 200 and response.json() == {"database": "ok"}
+
+
+def test_language_choice_is_kept_on_the_profile(make_user, client):
+    from trials.models import Profile
+
+    user = make_user()
+    client.force_login(user)
+    response = client.post(reverse("set_profile_language"), {"language": "fr", "next": "/"})
+    assert response.status_code == 302 and response.url == "/"
+    assert Profile.objects.get(user=user).language == "fr"
+    client.cookies.clear()
+    client.force_login(user)  # a new session, on another device
+    page = client.get(reverse("home"))
+    assert page.wsgi_request.LANGUAGE_CODE == "fr"
+
+
+def test_unknown_language_is_refused(make_user, client):
+    client.force_login(make_user())
+    response = client.post(reverse("set_profile_language"), {"language": "xx"})
+    assert response.status_code == 400 and "Unknown language 'xx'" in response.content.decode()
+
+
+def test_language_redirect_stays_on_this_site(make_user, client):
+    client.force_login(make_user())
+    response = client.post(reverse("set_profile_language"),
+                           {"language": "en", "next": "https://evil.example.org/"})
+    assert response.url == reverse("home")

@@ -86,3 +86,23 @@ def test_unblinding_a_trial_at_its_end_shows_arms_to_all(reminet, make_user):
     reminet.unblinded_at = timezone.now()
     reminet.save()
     assert not policy.is_blinded_for(user, reminet)
+
+
+def test_a_deactivated_account_may_do_nothing(rectal, make_user):
+    user = make_user("data_manager", rectal)
+    user.is_active = False
+    user.save()
+    assert not any(policy.has_perm(user, perm, rectal) for perm in Perm)
+
+
+def test_demo_setup_builds_a_trial_at_every_stage(db, settings):
+    from django.core.management import call_command
+
+    from patients.models import Participant, Status
+    from randomization.models import Allocation
+
+    settings.DEBUG = True
+    call_command("demo_setup", stdout=open("/dev/null", "w"))
+    call_command("demo_setup", stdout=open("/dev/null", "w"))  # a second run only tops up
+    assert Allocation.objects.filter(trial__slug="reminet").count() == 10
+    assert Participant.objects.filter(status=Status.SCREENED, consent_date__isnull=False).count() == 5

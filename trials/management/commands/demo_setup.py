@@ -3,16 +3,12 @@
 Safe to run again: what exists is kept. Never run against a production database: it creates
 accounts with a published password (the command refuses when DEBUG is off).
 """
-import datetime as dt
-
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
-from patients.models import Participant
-from patients.services import register_participant
+from trials.demo import populate
 from trials.models import Membership, Role, Trial
 
 DEMO_PASSWORD = "demo-trials-2026"
@@ -55,14 +51,23 @@ class Command(BaseCommand):
                 sites = list(trial.sites.filter(active=True).order_by("code"))
                 site = None if site_index is None else sites[site_index % len(sites)]
                 Membership.objects.get_or_create(user=user, trial=trial, role=role, site=site)
-        coordinator = User.objects.get(username="coordinator")
-        today = timezone.localdate()
+        # The demo's participants are registered by an all-sites coordinator account that
+        # nobody can log in with (no usable password), so every site has its own participants.
+        system, created = User.objects.get_or_create(
+            username="demo-data", defaults={"first_name": "Demo", "last_name": "Data"})
+        if created:
+            system.set_unusable_password()
+            system.save()
+        statistician = User.objects.get(username="statistician")
+        plans = {"rectal-resection": {"randomised": 1, "ready": 1, "screened": 1},
+                 "reminet": {"randomised": 5, "ready": 1, "screened": 1}}
         for trial in trials:
-            for site in trial.sites.filter(active=True):
-                missing = 3 - Participant.objects.filter(site=site).count()
-                for i in range(max(missing, 0)):
-                    register_participant(trial, site, by=coordinator,
-                                         screened_on=today - dt.timedelta(days=30 - 7 * i))
+            Membership.objects.get_or_create(user=system, trial=trial, role=Role.COORDINATOR,
+                                             site=None)
+            plan = plans.get(trial.slug, {"randomised": 2, "ready": 1, "screened": 1})
+            for line in populate(trial, coordinator=system, statistician=statistician,
+                                 per_site=plan):
+                self.stdout.write(line)
         self.stdout.write(self.style.SUCCESS(
             f"Demo ready. Log in at http://127.0.0.1:8000/ with password {DEMO_PASSWORD!r} as "
             + ", ".join(["admin"] + [u for u, *_ in DEMO_USERS])))

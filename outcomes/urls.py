@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("trials/<slug:slug>/participants/<str:study_id>/crf/<slug:crf_code>/", views.crf_edit,
+         name="crf_edit"),
+]

@@ -1,0 +1,46 @@
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext_lazy as _
+
+from patients.selectors import get_participant_for
+from trials import policy
+from trials.policy import Perm
+from trials.selectors import get_trial_for
+
+from . import services
+from .forms import build_crf_form, form_to_data
+from .models import CRFRecord
+
+
+def crf_edit(request, slug: str, study_id: str, crf_code: str):
+    """Enter or change one CRF (not tied to a visit, e.g. eligibility) of a participant."""
+    trial = get_trial_for(request.user, slug)
+    participant = get_participant_for(request.user, trial, study_id)
+    if not policy.has_perm(request.user, Perm.ENTER_CRF, trial, participant.site):
+        raise PermissionDenied
+    record = (CRFRecord.objects.filter(participant=participant, crf_code=crf_code)
+              .order_by("-created_at").first())
+    version = record.protocol_version if record else participant.protocol_version
+    definition = version.crf(crf_code)
+    if definition is None:
+        raise Http404("No such CRF in this protocol.")
+    stored = record.data if record else {}
+    complete = request.POST.get("action") == "complete"
+    form = build_crf_form(definition, mode="complete" if complete else "draft",
+                          data=request.POST or None, initial=stored)
+    if request.method == "POST" and form.is_valid():
+        try:
+            record = services.save_crf(participant, crf_code, form_to_data(form),
+                                       by=request.user, complete=complete, record=record,
+                                       reason=request.POST.get("reason", ""))
+        except ValidationError as exc:
+            form.add_error(None, exc.messages)
+        else:
+            messages.success(request, _("%(crf)s saved (%(status)s).") % {
+                "crf": definition["label"], "status": record.get_status_display()})
+            return redirect("participant_detail", slug, study_id)
+    return render(request, "outcomes/crf_edit.html", {
+        "trial": trial, "participant": participant, "definition": definition, "form": form,
+        "record": record}, status=400 if form.errors else 200)

@@ -1,0 +1,90 @@
+"""Reads of allocations, already shaped for who is asking (arm or kit code)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count
+from django.http import Http404
+
+from trials import policy
+from trials.models import Trial
+from trials.policy import Perm
+
+from .models import Allocation, AllocationList, Stratum
+
+
+@dataclass(frozen=True)
+class AllocationView:
+    """What one user may see of one allocation: the arm, or only the kit code."""
+
+    allocation: Allocation
+    arm_visible: bool
+
+    @property
+    def treatment(self) -> str:
+        if self.arm_visible:
+            arm = self.allocation.arm
+            kit = f" (kit {self.allocation.kit_code})" if self.allocation.kit_code else ""
+            return f"{arm.code} — {arm.label}{kit}"
+        return f"Kit {self.allocation.kit_code}"
+
+    @property
+    def unblinded(self) -> bool:
+        return self.allocation.unblindings.exists()
+
+
+def allocation_view(user, allocation: Allocation) -> AllocationView:
+    return AllocationView(allocation, policy.can_see_arm(user, allocation))
+
+
+def allocation_of(participant) -> Allocation | None:
+    try:
+        return Allocation.objects.select_related("arm", "trial", "randomised_by").get(
+            participant=participant)
+    except Allocation.DoesNotExist:
+        return None
+
+
+def require_statistician(user, trial: Trial) -> None:
+    """Allocation lists and the balance report exist only for the unblinded statistician:
+    everyone else gets 404, as if the page did not exist."""
+    if not policy.has_perm(user, Perm.MANAGE_ALLOCATION, trial):
+        raise Http404("No such page.")
+
+
+def lists_for(trial: Trial):
+    return (AllocationList.objects.filter(trial=trial)
+            .select_related("created_by", "sealed_by")
+            .annotate(n_allocations=Count("allocations"))
+            .order_by("-number"))
+
+
+def strata_of(alist: AllocationList):
+    return Stratum.objects.filter(allocation_list=alist).order_by("key")
+
+
+@dataclass(frozen=True)
+class BalanceRow:
+    stratum: str
+    counts: dict[str, int]
+    imbalance: int
+
+
+def balance_report(trial: Trial) -> tuple[list[str], list[BalanceRow], dict[str, int], int]:
+    """Counts per arm per stratum and the largest imbalance (max − min count within a stratum,
+    after dividing by each arm's ratio)."""
+    arms = list(trial.arms.all())
+    rows: dict[str, dict[str, int]] = {}
+    for row in (Allocation.objects.filter(trial=trial).values("stratum_key", "arm__code")
+                .annotate(n=Count("pk"))):
+        rows.setdefault(row["stratum_key"], {})[row["arm__code"]] = row["n"]
+    out = []
+    totals = {a.code: 0 for a in arms}
+    for key in sorted(rows):
+        counts = {a.code: rows[key].get(a.code, 0) for a in arms}
+        for code, n in counts.items():
+            totals[code] += n
+        scaled = [counts[a.code] / a.ratio for a in arms]
+        out.append(BalanceRow(key, counts, round(max(scaled) - min(scaled))))
+    largest = max((r.imbalance for r in out), default=0)
+    return [a.code for a in arms], out, totals, largest

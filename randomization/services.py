@@ -1,0 +1,557 @@
+"""Allocation lists and randomisation: every state change of this app, in plain sight.
+
+``randomize`` is the one entry point that allocates a participant. In one transaction it
+checks the participant, derives the stratum from their recorded data, takes the stratum's next
+slot under a row lock, writes the immutable ``Allocation``, moves the participant to
+"randomised", and creates their visit schedule.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from django.contrib.auth import authenticate
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from patients import eligibility
+from patients.models import Participant, Status
+from patients.scheduling import create_schedule
+from trials import audit, notify, policy
+from trials.models import Role, Trial
+from trials.policy import Perm
+
+from . import generator
+from .models import (
+    Allocation,
+    AllocationList,
+    AllocationSlot,
+    EmergencyUnblinding,
+    ListStatus,
+    Method,
+    Stratum,
+    StratumCorrection,
+)
+
+
+class RandomisationError(ValidationError):
+    """A randomisation that cannot happen; nothing has been written."""
+
+
+# ---------------------------------------------------------------------------- strata
+
+
+def stratification(trial: Trial) -> list[tuple[str, list[str]]]:
+    """The trial's stratification factors and their level codes, site first when stratified."""
+    definition = trial.definition
+    factors: list[tuple[str, list[str]]] = []
+    if definition["randomisation"].get("stratify_by_site"):
+        factors.append(("site", [s.code for s in trial.sites.filter(active=True)]))
+    for factor in definition.get("stratification_factors", []):
+        factors.append((factor["code"], [lvl["code"] for lvl in factor["levels"]]))
+    return factors
+
+
+def participant_strata(participant: Participant) -> dict[str, str]:
+    """Factor → level for ``participant``, read from the CRF fields the protocol names.
+
+    Raises ``RandomisationError`` naming the missing answer when one is not recorded.
+    """
+    definition = participant.protocol_version.definition
+    strata: dict[str, str] = {}
+    if definition["randomisation"].get("stratify_by_site"):
+        strata["site"] = participant.site.code
+    record = eligibility.eligibility_record(participant)
+    for factor in definition.get("stratification_factors", []):
+        source = factor["source"]
+        data = record.data if record is not None and source["crf"] == record.crf_code else \
+            _crf_data(participant, source["crf"])
+        value = data.get(source["field"])
+        level = next((lvl["code"] for lvl in factor["levels"]
+                      if any(_same(value, v) for v in lvl["values"])), None)
+        if level is None:
+            raise RandomisationError(
+                f"The stratification factor “{factor['label']}” cannot be derived: "
+                f"{source['crf']}.{source['field']} is "
+                f"{'not recorded' if value is None else repr(value) + ', which matches no level'}.",
+                code="strata_missing")
+        strata[factor["code"]] = level
+    return strata
+
+
+def _crf_data(participant: Participant, crf_code: str) -> dict:
+    from outcomes.models import CRFRecord
+
+    record = (CRFRecord.objects.filter(participant=participant, crf_code=crf_code)
+              .order_by("-created_at").first())
+    return record.data if record else {}
+
+
+def _same(a, b) -> bool:
+    return str(a) == str(b)
+
+
+def stratum_key_of(trial: Trial, strata: dict[str, str]) -> str:
+    return generator.stratum_key([(name, strata[name]) for name, _ in stratification(trial)])
+
+
+# ---------------------------------------------------------------------------- lists
+
+
+def _require(user, perm: Perm, trial: Trial, site=None) -> None:
+    if not policy.has_perm(user, perm, trial, site):
+        raise PermissionDenied(f"You may not {perm.value.replace('_', ' ')} in this trial.")
+
+
+def _next_number(trial: Trial) -> int:
+    return (trial.allocation_lists.aggregate(n=Max("number"))["n"] or 0) + 1
+
+
+def _kit_length(trial: Trial) -> int | None:
+    if trial.masking == "open":
+        return None
+    return trial.definition["randomisation"]["kit_code_length"]
+
+
+@transaction.atomic
+def generate_list(trial: Trial, *, by, seed: str | None = None,
+                  slots_per_stratum: int | None = None) -> AllocationList:
+    """A draft list from ``seed`` (a fresh one from ``secrets`` if none): same seed and
+    parameters give the same list, byte for byte."""
+    _require(by, Perm.MANAGE_ALLOCATION, trial)
+    rnd = trial.definition["randomisation"]
+    seed = (seed or "").strip() or generator.new_seed()
+    arms = list(trial.arms.all())
+    arm_ratios = [(a.code, a.ratio) for a in arms]
+    factors = stratification(trial)
+    keys = generator.strata_keys(factors)
+    method = rnd["method"]
+    parameters = {"method": method, "arms": arm_ratios, "factors": factors,
+                  "protocol_version": trial.current_version.number}
+    alist = AllocationList(trial=trial, protocol_version=trial.current_version,
+                           number=_next_number(trial), method=method, source="generated",
+                           seed=seed, created_by=by)
+    if method == Method.MINIMISATION:
+        parameters["minimisation"] = rnd["minimisation"]
+        alist.parameters = parameters
+        alist.save()
+        return alist
+
+    size = slots_per_stratum or rnd.get("slots_per_stratum", 50)
+    if size < 1:
+        raise ValidationError({"slots_per_stratum": "Give at least 1 slot per stratum."})
+    parameters.update(block_sizes=rnd["block_sizes"], slots_per_stratum=size)
+    alist.parameters = parameters
+    alist.save()
+    planned = generator.generate_list(seed, arm_ratios, rnd["block_sizes"], keys, size)
+    total = sum(len(slots) for slots in planned.values())
+    kit_length = _kit_length(trial)
+    kits = iter(generator.kit_codes(seed, total, kit_length, taken=_taken_kits(trial))
+                if kit_length else [])
+    by_code = {a.code: a for a in arms}
+    for key in keys:
+        stratum = Stratum.objects.create(allocation_list=alist, key=key, size=len(planned[key]))
+        AllocationSlot.objects.bulk_create([
+            AllocationSlot(allocation_list=alist, stratum=stratum, sequence=s.sequence,
+                           arm=by_code[s.arm], trial=trial, kit_code=next(kits, None),
+                           block_number=s.block_number, block_size=s.block_size)
+            for s in planned[key]
+        ])
+    audit.record("allocation_list.generated",
+                 f"Allocation list #{alist.number} generated as a draft "
+                 f"({len(keys)} strata, {total} slots).",
+                 actor=by, trial=trial, obj=alist)
+    return alist
+
+
+def _taken_kits(trial: Trial) -> set[str]:
+    return set(AllocationSlot.objects.filter(trial=trial).exclude(kit_code=None)
+               .values_list("kit_code", flat=True)) | \
+        set(Allocation.objects.filter(trial=trial).exclude(kit_code="")
+            .values_list("kit_code", flat=True))
+
+
+class ListImportError(ValidationError):
+    """An allocation table refused whole; ``rows`` are (row number, reason)."""
+
+    def __init__(self, rows: list[tuple[int, str]]):
+        self.rows = rows
+        super().__init__([f"row {n}: {reason}" if n else reason for n, reason in rows])
+
+
+@transaction.atomic
+def import_list(trial: Trial, content: bytes | str, *, by, note: str = "") -> AllocationList:
+    """A draft list from a CSV allocation table with columns stratum, sequence, arm, kit_code.
+
+    Every row is checked: known stratum and arm, sequences 1, 2, 3… without gap or repeat in
+    each stratum, kit codes present (blinded trial), well-formed and unique in the trial. Any
+    problem refuses the whole file, listing every bad row.
+    """
+    _require(by, Perm.MANAGE_ALLOCATION, trial)
+    if trial.definition["randomisation"]["method"] != Method.PERMUTED_BLOCKS:
+        raise ListImportError([(0, "This trial allocates by minimisation: there is no list to import.")])
+    if isinstance(content, bytes):
+        try:
+            content = content.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ListImportError([(0, "The file is not UTF-8 text.")])
+    reader = csv.DictReader(io.StringIO(content))
+    expected = ["stratum", "sequence", "arm", "kit_code"]
+    if reader.fieldnames is None or [f.strip() for f in reader.fieldnames][:3] != expected[:3]:
+        raise ListImportError([(1, f"the header must be: {','.join(expected)} "
+                                   f"(found: {','.join(reader.fieldnames or []) or 'nothing'})")])
+    keys = set(generator.strata_keys(stratification(trial)))
+    arms = {a.code: a for a in trial.arms.all()}
+    blinded = trial.masking != "open"
+    kit_length = _kit_length(trial)
+    taken = _taken_kits(trial)
+    problems: list[tuple[int, str]] = []
+    rows: list[tuple[int, str, int, str, str | None]] = []
+    seen_kits: dict[str, int] = {}
+    for n, row in enumerate(reader, start=2):
+        row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+        stratum, arm, kit = row.get("stratum", ""), row.get("arm", ""), row.get("kit_code", "")
+        if stratum not in keys:
+            problems.append((n, f"unknown stratum {stratum!r}"))
+        if arm not in arms:
+            problems.append((n, f"unknown arm {arm!r} (arms: {', '.join(arms)})"))
+        try:
+            sequence = int(row.get("sequence", ""))
+            if sequence < 1:
+                raise ValueError
+        except ValueError:
+            problems.append((n, f"sequence {row.get('sequence')!r} is not a positive whole number"))
+            sequence = None
+        if blinded and not kit:
+            problems.append((n, "kit_code is missing (this trial is blinded)"))
+        if kit:
+            if set(kit) - set(generator.KIT_ALPHABET) or (kit_length and len(kit) != kit_length):
+                problems.append((n, f"kit code {kit!r} must be {kit_length} characters from "
+                                    f"{generator.KIT_ALPHABET}"))
+            if kit in seen_kits:
+                problems.append((n, f"kit code {kit!r} repeats row {seen_kits[kit]}"))
+            elif kit in taken:
+                problems.append((n, f"kit code {kit!r} is already used in this trial"))
+            seen_kits.setdefault(kit, n)
+        if sequence is not None:
+            rows.append((n, stratum, sequence, arm, kit or None))
+    if not rows and not problems:
+        problems.append((0, "The file has no rows."))
+    by_stratum: dict[str, list[tuple[int, int]]] = {}
+    for n, stratum, sequence, *_ in rows:
+        by_stratum.setdefault(stratum, []).append((sequence, n))
+    for stratum, seqs in sorted(by_stratum.items()):
+        seqs.sort()
+        for expected_seq, (sequence, n) in enumerate(seqs, start=1):
+            if sequence != expected_seq:
+                problems.append((n, f"stratum {stratum!r}: sequence {sequence} where "
+                                    f"{expected_seq} was expected (sequences must run 1, 2, 3… "
+                                    f"without gap or repeat)"))
+                break
+    if problems:
+        raise ListImportError(sorted(problems))
+
+    alist = AllocationList.objects.create(
+        trial=trial, protocol_version=trial.current_version, number=_next_number(trial),
+        method=Method.PERMUTED_BLOCKS, source="imported", created_by=by, note=note,
+        parameters={"method": "permuted_blocks", "imported_rows": len(rows),
+                    "factors": stratification(trial)})
+    strata = {key: Stratum.objects.create(allocation_list=alist, key=key,
+                                          size=len(by_stratum[key]))
+              for key in sorted(by_stratum)}
+    AllocationSlot.objects.bulk_create([
+        AllocationSlot(allocation_list=alist, stratum=strata[stratum], sequence=sequence,
+                       arm=arms[arm], trial=trial, kit_code=kit)
+        for _, stratum, sequence, arm, kit in sorted(rows, key=lambda r: (r[1], r[2]))
+    ])
+    audit.record("allocation_list.imported",
+                 f"Allocation list #{alist.number} imported as a draft ({len(rows)} rows).",
+                 actor=by, trial=trial, obj=alist)
+    return alist
+
+
+def canonical_rows(alist: AllocationList):
+    return [
+        (key, seq, arm, kit or "", block or 0, size or 0)
+        for key, seq, arm, kit, block, size in AllocationSlot.objects
+        .filter(allocation_list=alist).order_by("stratum__key", "sequence")
+        .values_list("stratum__key", "sequence", "arm__code", "kit_code", "block_number",
+                     "block_size")
+    ]
+
+
+def canonical_header(alist: AllocationList) -> dict:
+    return {"trial": alist.trial.slug, "list": alist.number, "method": alist.method,
+            "source": alist.source, "seed": alist.seed, "parameters": alist.parameters}
+
+
+def compute_digest(alist: AllocationList) -> str:
+    return generator.list_digest(canonical_header(alist), canonical_rows(alist))
+
+
+@transaction.atomic
+def seal_and_activate(alist: AllocationList, *, by) -> AllocationList:
+    """Freeze a draft list, store its SHA-256, log it, and make it the trial's active list.
+
+    The previously active list, if any, is retired: randomisation continues on the new one.
+    """
+    _require(by, Perm.MANAGE_ALLOCATION, alist.trial)
+    alist = AllocationList.objects.select_for_update().get(pk=alist.pk)
+    if alist.status != ListStatus.DRAFT:
+        raise ValidationError(f"List #{alist.number} is {alist.status}: only a draft can be sealed.")
+    if alist.protocol_version_id != alist.trial.current_version_id:
+        raise ValidationError("This list was made for an older protocol version; generate a new one.")
+    now = timezone.now()
+    previous = list(AllocationList.objects.select_for_update()
+                    .filter(trial=alist.trial, status=ListStatus.ACTIVE))
+    for old in previous:
+        AllocationList.objects.filter(pk=old.pk).update(status=ListStatus.RETIRED, retired_at=now)
+        audit.record("allocation_list.retired",
+                     f"Allocation list #{old.number} retired, replaced by #{alist.number}.",
+                     actor=by, trial=alist.trial, obj=old)
+    digest = compute_digest(alist)
+    AllocationList.objects.filter(pk=alist.pk).update(
+        status=ListStatus.ACTIVE, sealed_at=now, sealed_by=by, digest=digest)
+    alist.refresh_from_db()
+    audit.record("allocation_list.sealed",
+                 f"Allocation list #{alist.number} sealed and activated; SHA-256 {digest}.",
+                 actor=by, trial=alist.trial, obj=alist, detail={"sha256": digest})
+    return alist
+
+
+@dataclass(frozen=True)
+class Verification:
+    allocation_list: AllocationList
+    stored: str
+    computed: str
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.stored) and self.stored == self.computed
+
+
+def verify_list(alist: AllocationList) -> Verification:
+    return Verification(alist, alist.digest, compute_digest(alist))
+
+
+def active_list(trial: Trial) -> AllocationList | None:
+    return AllocationList.objects.filter(trial=trial, status=ListStatus.ACTIVE).first()
+
+
+# ---------------------------------------------------------------------------- randomise
+
+
+def check_can_randomise(participant: Participant) -> eligibility.Eligibility:
+    """Raise ``RandomisationError`` with the first reason ``participant`` cannot be randomised."""
+    if hasattr(participant, "allocation") or participant.is_randomised:
+        raise RandomisationError(f"{participant.study_id} is already randomised.",
+                                 code="already_randomised")
+    if participant.status == Status.SCREEN_FAILED:
+        raise RandomisationError(f"{participant.study_id} failed screening.", code="not_eligible")
+    if participant.consent_date is None:
+        raise RandomisationError(
+            f"{participant.study_id} has no recorded informed consent.", code="not_consented")
+    result = eligibility.evaluate(participant)
+    if not result.complete:
+        detail = (f"unanswered: {', '.join(result.unanswered)}" if result.unanswered
+                  else "the eligibility form is not completed")
+        raise RandomisationError(
+            f"Eligibility of {participant.study_id} is not complete ({detail}).",
+            code="eligibility_incomplete")
+    if not result.met:
+        failed = "; ".join(f"{c['code']} {c['text']}" for c in result.failed)
+        raise RandomisationError(f"{participant.study_id} is not eligible: {failed}.",
+                                 code="not_eligible")
+    return result
+
+
+def randomize(participant: Participant, *, by, confirmed_strata: dict[str, str] | None = None
+              ) -> Allocation:
+    """Allocate ``participant``. Raises ``RandomisationError`` (nothing written) when it cannot.
+
+    ``confirmed_strata`` are the values shown to the coordinator for confirmation: if the
+    recorded data changed since, the randomisation is refused rather than made on other strata.
+    """
+    trial = participant.trial
+    _require(by, Perm.RANDOMISE, trial, participant.site)
+    try:
+        with transaction.atomic():
+            return _randomize(participant, trial, by, confirmed_strata)
+    except IntegrityError:
+        # The one-allocation-per-participant constraint: another request won the race.
+        raise RandomisationError(f"{participant.study_id} is already randomised.",
+                                 code="already_randomised")
+    except RandomisationError as exc:
+        if exc.code == "list_exhausted":
+            _alert_exhausted(exc.params["list_id"], exc.params["key"])
+        raise
+
+
+def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> Allocation:
+    # Lock the participant first: two clicks on "randomise" for one participant serialise here.
+    # ``of=("self",)``: lock the participant's row only. A plain FOR UPDATE would also lock the
+    # joined site and protocol version rows, serialising every randomisation of the trial.
+    participant = Participant.objects.select_for_update(of=("self",)).select_related(
+        "site", "protocol_version").get(pk=participant.pk)
+    check_can_randomise(participant)
+    strata = participant_strata(participant)
+    if confirmed_strata is not None and confirmed_strata != strata:
+        raise RandomisationError(
+            "The stratification data changed since it was shown; check it and confirm again.",
+            code="strata_changed")
+    alist = active_list(trial)
+    if alist is None:
+        raise RandomisationError("No active allocation list: the statistician must seal one.",
+                                 code="no_active_list")
+    key = stratum_key_of(trial, strata)
+    now = timezone.now()
+    if alist.method == Method.MINIMISATION:
+        arm, kit, slot = _minimise(alist, trial, strata)
+    else:
+        slot = _take_slot(alist, key, trial)
+        arm, kit = slot.arm, slot.kit_code or ""
+    allocation = Allocation.objects.create(
+        participant=participant, trial=trial, allocation_list=alist, slot=slot,
+        stratum_key=key, strata=strata, arm=arm, kit_code=kit, randomised_at=now,
+        randomised_by=by)
+    participant.status = Status.RANDOMISED
+    participant._change_reason = "randomised"
+    participant.save(update_fields=["status"])
+    create_schedule(allocation)
+    audit.record("participant.randomised",
+                 f"{participant.study_id} randomised in stratum {key}"
+                 + (f", kit {kit}" if kit else "") + ".",
+                 actor=by, trial=trial, obj=allocation)
+    return allocation
+
+
+def _take_slot(alist: AllocationList, key: str, trial: Trial) -> AllocationSlot:
+    stratum = Stratum.objects.select_for_update().filter(allocation_list=alist, key=key).first()
+    if stratum is None or stratum.next_sequence > stratum.size:
+        raise RandomisationError(
+            f"The allocation list has no slot left in stratum {key}: the statistician has been "
+            f"told and must add a new list version.", code="list_exhausted",
+            params={"list_id": alist.pk, "key": key})
+    slot = AllocationSlot.objects.select_related("arm").get(stratum=stratum,
+                                                            sequence=stratum.next_sequence)
+    stratum.next_sequence += 1
+    threshold = trial.definition["randomisation"].get("low_slot_threshold")
+    fields = ["next_sequence"]
+    if threshold is not None and stratum.remaining <= threshold and not stratum.low_alert_sent_at:
+        stratum.low_alert_sent_at = timezone.now()
+        fields.append("low_alert_sent_at")
+        notify.notify_statisticians(
+            trial, f"Allocation list #{alist.number}: stratum running low",
+            f"Stratum {key} of allocation list #{alist.number} has {stratum.remaining} unused "
+            f"slot(s) left (threshold {threshold}). Prepare a new list version before it runs out.")
+    stratum.save(update_fields=fields)
+    return slot
+
+
+def _alert_exhausted(list_id: int, key: str) -> None:
+    """Tell the statisticians, once per stratum, that a randomisation found no slot left.
+
+    Runs after the refused randomisation has rolled back, in a transaction of its own.
+    """
+    with transaction.atomic():
+        stratum = (Stratum.objects.select_for_update().select_related("allocation_list__trial")
+                   .filter(allocation_list_id=list_id, key=key).first())
+        alist = AllocationList.objects.select_related("trial").get(pk=list_id)
+        if stratum is not None:
+            if stratum.exhausted_alert_sent_at:
+                return
+            stratum.exhausted_alert_sent_at = timezone.now()
+            stratum.save(update_fields=["exhausted_alert_sent_at"])
+        notify.notify_statisticians(
+            alist.trial, f"Allocation list #{alist.number}: stratum exhausted",
+            f"A randomisation in stratum {key} was refused because allocation list "
+            f"#{alist.number} has no slot left there. Seal a new list version.")
+
+
+def _minimise(alist: AllocationList, trial: Trial, strata: dict[str, str]):
+    # Minimisation depends on every earlier allocation: serialise on the list row.
+    AllocationList.objects.select_for_update().get(pk=alist.pk)
+    params = alist.parameters["minimisation"]
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for row in Allocation.objects.filter(allocation_list=alist).values("strata", "arm__code"):
+        for factor, level in row["strata"].items():
+            by_arm = counts.setdefault(factor, {}).setdefault(level, {})
+            by_arm[row["arm__code"]] = by_arm.get(row["arm__code"], 0) + 1
+    n = Allocation.objects.filter(allocation_list=alist).count()
+    arms = {a.code: a for a in trial.arms.all()}
+    stream = generator.SeededStream(alist.seed, "minimisation", str(n + 1))
+    code = generator.minimise([(a.code, a.ratio) for a in arms.values()], strata, counts,
+                              params.get("weights", {}), params["probability"], stream)
+    kit = ""
+    kit_length = _kit_length(trial)
+    if kit_length:
+        kit = generator.kit_codes(f"{alist.seed}:{n + 1}", 1, kit_length,
+                                  taken=_taken_kits(trial))[0]
+    return arms[code], kit, None
+
+
+# ---------------------------------------------------------------------------- after the fact
+
+
+@transaction.atomic
+def correct_stratum(allocation: Allocation, *, factor: str, correct_level: str, reason: str,
+                    by) -> StratumCorrection:
+    """Record that a stratification value was wrong at randomisation. The allocation stands
+    (intention to treat); the correction is kept beside it and flagged in reports."""
+    trial = allocation.trial
+    _require(by, Perm.RANDOMISE, trial, allocation.participant.site)
+    levels = dict(stratification(trial))
+    if factor not in allocation.strata or factor not in levels:
+        raise ValidationError({"factor": f"{factor!r} is not a stratification factor of this trial."})
+    if correct_level not in levels[factor]:
+        raise ValidationError({"correct_level": f"{correct_level!r} is not a level of {factor} "
+                                                f"(levels: {', '.join(levels[factor])})."})
+    if correct_level == allocation.strata[factor]:
+        raise ValidationError({"correct_level": "That is the level already recorded."})
+    if not reason.strip():
+        raise ValidationError({"reason": "Give the reason for the correction."})
+    correction = StratumCorrection.objects.create(
+        allocation=allocation, factor=factor, recorded_level=allocation.strata[factor],
+        correct_level=correct_level, reason=reason.strip(), corrected_by=by)
+    audit.record("allocation.stratum_corrected",
+                 f"{allocation.participant.study_id}: {factor} recorded as "
+                 f"{allocation.strata[factor]} at randomisation, correct value {correct_level}. "
+                 f"Allocation unchanged. Reason: {reason.strip()}",
+                 actor=by, trial=trial, obj=correction)
+    return correction
+
+
+@transaction.atomic
+def emergency_unblind(allocation: Allocation, *, by, reason: str, password: str,
+                      request=None) -> EmergencyUnblinding:
+    """Reveal one participant's arm to the investigator who asks, for a stated reason.
+
+    The password is asked again so that a session left open cannot unblind. The event is
+    audited and the sponsor and statisticians are told (without the arm: the sponsor is blinded).
+    """
+    trial = allocation.trial
+    participant = allocation.participant
+    _require(by, Perm.EMERGENCY_UNBLIND, trial, participant.site)
+    if not trial.is_blinded:
+        raise ValidationError("This trial is not blinded: the arm is already shown.")
+    if not reason.strip():
+        raise ValidationError({"reason": "Give the medical reason for unblinding."})
+    if authenticate(request, username=by.get_username(), password=password) is None:
+        raise ValidationError({"password": "The password is not correct."})
+    event = EmergencyUnblinding.objects.create(allocation=allocation, user=by,
+                                               reason=reason.strip())
+    audit.record("participant.emergency_unblinded",
+                 f"{participant.study_id} unblinded in an emergency by {by.get_username()}. "
+                 f"Reason: {reason.strip()}",
+                 actor=by, trial=trial, obj=event)
+    notify.notify_roles(
+        trial, [Role.SPONSOR, Role.STATISTICIAN],
+        f"Emergency unblinding of {participant.study_id}",
+        f"{by.get_full_name() or by.get_username()} unblinded participant "
+        f"{participant.study_id} (site {participant.site.code}) on "
+        f"{timezone.localtime(event.at):%Y-%m-%d %H:%M %Z}.\nReason given: {reason.strip()}\n\n"
+        f"The participant is marked unblinded in every report.")
+    return event

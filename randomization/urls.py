@@ -1,0 +1,14 @@
+from django.urls import path
+
+from . import views
+
+P = "trials/<slug:slug>/participants/<str:study_id>/"
+urlpatterns = [
+    path(P + "randomise/", views.randomize, name="randomize"),
+    path(P + "allocation/", views.allocation_detail, name="allocation_detail"),
+    path(P + "allocation/certificate.pdf", views.certificate, name="allocation_certificate"),
+    path(P + "allocation/unblind/", views.emergency_unblind, name="emergency_unblind"),
+    path(P + "allocation/correct-stratum/", views.correct_stratum, name="correct_stratum"),
+    path("trials/<slug:slug>/allocation-lists/", views.allocation_lists, name="allocation_lists"),
+    path("trials/<slug:slug>/allocation-lists/balance/", views.balance, name="allocation_balance"),
+]

@@ -1,0 +1,248 @@
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+
+from patients.selectors import get_participant_for
+from trials import policy
+from trials.policy import Perm
+from trials.selectors import get_trial_for
+
+from . import pdf, selectors, services
+from .models import AllocationList
+
+
+def _participant(request, slug, study_id, perm: Perm):
+    trial = get_trial_for(request.user, slug)
+    participant = get_participant_for(request.user, trial, study_id)
+    if not policy.has_perm(request.user, perm, trial, participant.site):
+        raise PermissionDenied
+    return trial, participant
+
+
+def _strata_labels(trial, strata: dict[str, str]) -> list[tuple[str, str]]:
+    labels = {f["code"]: (f["label"], {lvl["code"]: lvl["label"] for lvl in f["levels"]})
+              for f in trial.definition.get("stratification_factors", [])}
+    out = []
+    for factor, level in strata.items():
+        if factor == "site":
+            out.append((str(_("Site")), level))
+        else:
+            name, levels = labels[factor]
+            out.append((name, levels.get(level, level)))
+    return out
+
+
+def randomize(request, slug: str, study_id: str):
+    """Confirm the strata, then randomise. GET shows what will be used; POST commits."""
+    trial, participant = _participant(request, slug, study_id, Perm.RANDOMISE)
+    if hasattr(participant, "allocation"):
+        return redirect("allocation_detail", slug, study_id)
+    problem = strata = None
+    try:
+        services.check_can_randomise(participant)
+        strata = services.participant_strata(participant)
+        if services.active_list(trial) is None:
+            raise services.RandomisationError(
+                "No active allocation list: the statistician must seal one.")
+    except ValidationError as exc:
+        problem = exc.messages
+    if request.method == "POST" and not problem:
+        confirmed = {k[len("stratum_"):]: v for k, v in request.POST.items()
+                     if k.startswith("stratum_")}
+        try:
+            services.randomize(participant, by=request.user, confirmed_strata=confirmed)
+        except ValidationError as exc:
+            problem = exc.messages
+        else:
+            messages.success(request, _("Participant randomised."))
+            return redirect("allocation_detail", slug, study_id)
+    return render(request, "randomization/randomize.html", {
+        "trial": trial, "participant": participant, "strata": strata,
+        "strata_labels": _strata_labels(trial, strata) if strata else [],
+        "problem": problem}, status=400 if problem and request.method == "POST" else 200)
+
+
+def allocation_detail(request, slug: str, study_id: str):
+    trial = get_trial_for(request.user, slug)
+    participant = get_participant_for(request.user, trial, study_id)
+    allocation = selectors.allocation_of(participant)
+    if allocation is None:
+        raise Http404("Not randomised.")
+    view = selectors.allocation_view(request.user, allocation)
+    return render(request, "randomization/allocation_detail.html", {
+        "trial": trial, "participant": participant, "view": view,
+        "strata_labels": _strata_labels(trial, allocation.strata),
+        "can_unblind": (trial.is_blinded and not view.arm_visible and policy.has_perm(
+            request.user, Perm.EMERGENCY_UNBLIND, trial, participant.site)),
+        "can_correct": policy.has_perm(request.user, Perm.RANDOMISE, trial, participant.site),
+        "corrections": allocation.corrections.select_related("corrected_by"),
+    })
+
+
+def certificate(request, slug: str, study_id: str):
+    trial = get_trial_for(request.user, slug)
+    participant = get_participant_for(request.user, trial, study_id)
+    allocation = selectors.allocation_of(participant)
+    if allocation is None:
+        raise Http404("Not randomised.")
+    content = pdf.certificate(selectors.allocation_view(request.user, allocation))
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="randomisation-{study_id}.pdf"'
+    return response
+
+
+class UnblindForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label=_("Medical reason"))
+    password = forms.CharField(widget=forms.PasswordInput, label=_("Your password, again"))
+
+
+def emergency_unblind(request, slug: str, study_id: str):
+    trial, participant = _participant(request, slug, study_id, Perm.EMERGENCY_UNBLIND)
+    allocation = selectors.allocation_of(participant)
+    if allocation is None:
+        raise Http404("Not randomised.")
+    form = UnblindForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.emergency_unblind(allocation, by=request.user, request=request,
+                                       reason=form.cleaned_data["reason"],
+                                       password=form.cleaned_data["password"])
+        except ValidationError as exc:
+            _attach(form, exc)
+        else:
+            messages.warning(request, _("Participant unblinded. The sponsor and the statistician "
+                                        "have been notified."))
+            return redirect("allocation_detail", slug, study_id)
+    return render(request, "randomization/unblind.html",
+                  {"trial": trial, "participant": participant, "form": form},
+                  status=400 if form.errors else 200)
+
+
+class CorrectionForm(forms.Form):
+    factor = forms.ChoiceField(label=_("Factor"))
+    correct_level = forms.CharField(label=_("Correct level"))
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label=_("Reason"))
+
+    def __init__(self, *args, factors, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["factor"].choices = [(code, code) for code in factors]
+
+
+@require_POST
+def correct_stratum(request, slug: str, study_id: str):
+    trial, participant = _participant(request, slug, study_id, Perm.RANDOMISE)
+    allocation = selectors.allocation_of(participant)
+    if allocation is None:
+        raise Http404("Not randomised.")
+    form = CorrectionForm(request.POST, factors=list(allocation.strata))
+    if form.is_valid():
+        try:
+            services.correct_stratum(allocation, by=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, _("Correction recorded; the allocation stands."))
+    else:
+        messages.error(request, " ".join(f"{k}: {', '.join(v)}" for k, v in form.errors.items()))
+    return redirect("allocation_detail", slug, study_id)
+
+
+def _attach(form: forms.Form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+# ---------------------------------------------------------------- statistician only
+
+
+class GenerateForm(forms.Form):
+    seed = forms.CharField(required=False, max_length=128, label=_("Seed"),
+                           help_text=_("Leave empty for a fresh random seed; it is recorded."))
+    slots_per_stratum = forms.IntegerField(min_value=1, max_value=100000,
+                                           label=_("Slots per stratum"))
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(label=_("CSV file (stratum, sequence, arm, kit_code)"))
+    note = forms.CharField(required=False, max_length=500, label=_("Note"))
+
+
+def allocation_lists(request, slug: str):
+    trial = get_trial_for(request.user, slug)
+    selectors.require_statistician(request.user, trial)
+    rnd = trial.definition["randomisation"]
+    generate_form = GenerateForm(initial={"slots_per_stratum": rnd.get("slots_per_stratum", 50)})
+    import_form = ImportForm()
+    import_errors = None
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "generate":
+                generate_form = GenerateForm(request.POST)
+                if generate_form.is_valid():
+                    alist = services.generate_list(trial, by=request.user,
+                                                   **generate_form.cleaned_data)
+                    messages.success(request, _("Draft list #%(n)s generated.") % {"n": alist.number})
+                    return redirect("allocation_lists", slug)
+            elif action == "import":
+                import_form = ImportForm(request.POST, request.FILES)
+                if import_form.is_valid():
+                    upload = import_form.cleaned_data["file"]
+                    if upload.size > 5 * 1024 * 1024:
+                        raise ValidationError("The file is larger than 5 MB.")
+                    alist = services.import_list(trial, upload.read(), by=request.user,
+                                                 note=import_form.cleaned_data["note"])
+                    messages.success(request, _("Draft list #%(n)s imported.") % {"n": alist.number})
+                    return redirect("allocation_lists", slug)
+            elif action in ("seal", "verify"):
+                alist = get_object_or_404(AllocationList, trial=trial,
+                                          pk=_int(request.POST.get("list")))
+                if action == "seal":
+                    alist = services.seal_and_activate(alist, by=request.user)
+                    messages.success(request, _("List #%(n)s sealed: SHA-256 %(d)s") % {
+                        "n": alist.number, "d": alist.digest})
+                else:
+                    result = services.verify_list(alist)
+                    if result.ok:
+                        messages.success(request, _("List #%(n)s matches its seal %(d)s.") % {
+                            "n": alist.number, "d": result.stored})
+                    else:
+                        messages.error(request, _("List #%(n)s does NOT match its seal: stored "
+                                                  "%(s)s, computed %(c)s.") % {
+                            "n": alist.number, "s": result.stored or "none", "c": result.computed})
+                return redirect("allocation_lists", slug)
+            else:
+                messages.error(request, _("Unknown action."))
+        except services.ListImportError as exc:
+            import_errors = exc.rows
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+    lists = list(selectors.lists_for(trial))
+    for alist in lists:
+        alist.strata_rows = list(selectors.strata_of(alist))
+    return render(request, "randomization/lists.html", {
+        "trial": trial, "lists": lists, "generate_form": generate_form,
+        "import_form": import_form, "import_errors": import_errors,
+        "method": rnd["method"]}, status=400 if import_errors else 200)
+
+
+def _int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise Http404("No such list.")
+
+
+def balance(request, slug: str):
+    trial = get_trial_for(request.user, slug)
+    selectors.require_statistician(request.user, trial)
+    arms, rows, totals, largest = selectors.balance_report(trial)
+    return render(request, "randomization/balance.html", {
+        "trial": trial, "arms": arms, "rows": rows, "totals": totals, "largest": largest})

@@ -1,0 +1,126 @@
+"""No page, PDF, e-mail or error a blinded REMINET role can reach reveals the arm."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core import mail
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from randomization import services
+from tests import factories
+
+BLINDED_ROLES = ["investigator", "coordinator", "data_manager", "sponsor"]
+
+
+def forbidden_patterns(trial) -> list[re.Pattern]:
+    patterns = []
+    for arm in trial.arms.all():
+        patterns.append(re.compile(re.escape(arm.label)))
+        patterns.append(re.compile(rf"\b{re.escape(arm.code)}\b"))
+        if arm.description:
+            patterns.append(re.compile(re.escape(arm.description[:40])))
+    return patterns
+
+
+def assert_no_arm(trial, text: str, where: str) -> None:
+    for pattern in forbidden_patterns(trial):
+        match = pattern.search(text)
+        assert match is None, f"{where} reveals the arm: …{text[max(0, match.start() - 60):match.end() + 60]}…"
+
+
+def every_route(kwargs: dict[str, str]):
+    """Every URL of the app (admin aside), with the given values for its parameters."""
+    def walk(resolver, prefix=""):
+        for entry in resolver.url_patterns:
+            if isinstance(entry, URLResolver):
+                if entry.app_name == "admin":
+                    continue
+                yield from walk(entry, prefix + str(entry.pattern))
+            elif isinstance(entry, URLPattern) and entry.name:
+                names = entry.pattern.regex.groupindex
+                if set(names) <= set(kwargs):
+                    yield entry.name, {n: kwargs[n] for n in names}
+    yield from walk(get_resolver())
+
+
+@pytest.fixture
+def randomised(reminet_ready, make_user):
+    trial, coordinator = reminet_ready
+    participant = factories.eligible_participant(trial, by=coordinator)
+    services.randomize(participant, by=coordinator)
+    return trial, participant
+
+
+@pytest.mark.parametrize("role", BLINDED_ROLES)
+def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, client, role):
+    trial, participant = randomised
+    user = make_user(role, trial, participant.site if role in ("investigator", "coordinator")
+                     else None)
+    client.force_login(user)
+    kwargs = {"slug": trial.slug, "study_id": participant.study_id, "crf_code": "eligibility"}
+    seen = 0
+    for name, values in every_route(kwargs):
+        response = client.get(reverse(name, kwargs=values), follow=True)
+        assert response.status_code < 500, name
+        assert_no_arm(trial, response.content.decode("latin-1"), f"{name} for {role}")
+        seen += 1
+    assert seen >= 10
+    # And the kit code is what they see instead.
+    page = client.get(reverse("allocation_detail", args=[trial.slug, participant.study_id]))
+    assert participant.allocation.kit_code in page.content.decode()
+
+
+def test_the_certificate_shows_the_kit_not_the_arm(randomised, make_user, client):
+    trial, participant = randomised
+    client.force_login(make_user("investigator", trial, participant.site))
+    response = client.get(reverse("allocation_certificate", args=[trial.slug, participant.study_id]))
+    assert response["Content-Type"] == "application/pdf"
+    text = response.content.decode("latin-1")
+    assert participant.allocation.kit_code in text
+    assert_no_arm(trial, text, "certificate")
+
+
+def test_the_statistician_sees_the_arm(randomised, make_user, client):
+    trial, participant = randomised
+    client.force_login(make_user("statistician", trial))
+    page = client.get(reverse("allocation_detail", args=[trial.slug, participant.study_id]))
+    assert participant.allocation.arm.label in page.content.decode()
+    pdf = client.get(reverse("allocation_certificate", args=[trial.slug, participant.study_id]))
+    assert participant.allocation.arm.label in pdf.content.decode("latin-1")
+
+
+def test_after_emergency_unblinding_only_that_investigator_sees_the_arm(randomised, make_user,
+                                                                        client,
+                                                                        django_capture_on_commit_callbacks):
+    from tests.conftest import PASSWORD
+
+    trial, participant = randomised
+    investigator = make_user("investigator", trial, participant.site)
+    colleague = make_user("investigator", trial, participant.site)
+    make_user("sponsor", trial)
+    client.force_login(investigator)
+    url = reverse("emergency_unblind", args=[trial.slug, participant.study_id])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {"reason": "Suspected severe adverse reaction",
+                                     "password": PASSWORD})
+    assert response.status_code == 302
+    page = client.get(reverse("allocation_detail", args=[trial.slug, participant.study_id]))
+    assert participant.allocation.arm.label in page.content.decode()
+    assert "unblinded in an emergency" in page.content.decode()
+    for message in mail.outbox:
+        assert_no_arm(trial, message.subject + message.body, "unblinding e-mail")
+    client.force_login(colleague)
+    page = client.get(reverse("allocation_detail", args=[trial.slug, participant.study_id]))
+    assert_no_arm(trial, page.content.decode(), "a colleague's page")
+    assert "unblinded in an emergency" in page.content.decode()
+
+
+def test_wrong_password_on_unblinding_reveals_nothing(randomised, make_user, client):
+    trial, participant = randomised
+    client.force_login(make_user("investigator", trial, participant.site))
+    response = client.post(reverse("emergency_unblind", args=[trial.slug, participant.study_id]),
+                           {"reason": "x", "password": "wrong"})
+    assert response.status_code == 400
+    assert "The password is not correct." in response.content.decode()
+    assert_no_arm(trial, response.content.decode(), "unblinding error")
