@@ -55,16 +55,18 @@ def stratification(trial: Trial) -> list[tuple[str, list[str]]]:
     return factors
 
 
-def participant_strata(participant: Participant) -> dict[str, str]:
-    """Factor → level for ``participant``, read from the CRF fields the protocol names.
+def participant_strata(participant: Participant, record=None) -> dict[str, str]:
+    """Factor → level for ``participant``, read from the CRF fields the protocol names, in
+    stratum-key order (site first when stratified). ``record``: the eligibility CRF record, if
+    the caller already has it.
 
     Raises ``RandomisationError`` naming the missing answer when one is not recorded.
     """
-    definition = participant.protocol_version.definition
+    definition = participant.definition
     strata: dict[str, str] = {}
     if definition["randomisation"].get("stratify_by_site"):
         strata["site"] = participant.site.code
-    record = eligibility.eligibility_record(participant)
+    record = record if record is not None else eligibility.eligibility_record(participant)
     for factor in definition.get("stratification_factors", []):
         source = factor["source"]
         data = record.data if record is not None and source["crf"] == record.crf_code else \
@@ -94,8 +96,9 @@ def _same(a, b) -> bool:
     return str(a) == str(b)
 
 
-def stratum_key_of(trial: Trial, strata: dict[str, str]) -> str:
-    return generator.stratum_key([(name, strata[name]) for name, _ in stratification(trial)])
+def stratum_key_of(strata: dict[str, str]) -> str:
+    """The key of the stratum, from ``participant_strata`` (already in factor order)."""
+    return generator.stratum_key(list(strata.items()))
 
 
 # ---------------------------------------------------------------------------- lists
@@ -344,9 +347,14 @@ def active_list(trial: Trial) -> AllocationList | None:
 # ---------------------------------------------------------------------------- randomise
 
 
-def check_can_randomise(participant: Participant) -> eligibility.Eligibility:
-    """Raise ``RandomisationError`` with the first reason ``participant`` cannot be randomised."""
-    if hasattr(participant, "allocation") or participant.is_randomised:
+def check_can_randomise(participant: Participant, record=None) -> eligibility.Eligibility:
+    """Raise ``RandomisationError`` with the first reason ``participant`` cannot be randomised.
+
+    ``record``: the eligibility CRF record, if the caller already has it. The participant's
+    status is the source of truth for "already randomised" (the one-to-one constraint on the
+    allocation guards it in the database).
+    """
+    if participant.is_randomised:
         raise RandomisationError(f"{participant.study_id} is already randomised.",
                                  code="already_randomised")
     if participant.status == Status.SCREEN_FAILED:
@@ -354,7 +362,7 @@ def check_can_randomise(participant: Participant) -> eligibility.Eligibility:
     if participant.consent_date is None:
         raise RandomisationError(
             f"{participant.study_id} has no recorded informed consent.", code="not_consented")
-    result = eligibility.evaluate(participant)
+    result = eligibility.evaluate(participant, record)
     if not result.complete:
         detail = (f"unanswered: {', '.join(result.unanswered)}" if result.unanswered
                   else "the eligibility form is not completed")
@@ -391,28 +399,27 @@ def randomize(participant: Participant, *, by, confirmed_strata: dict[str, str] 
 
 
 def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> Allocation:
-    # Lock the participant first: two clicks on "randomise" for one participant serialise here.
-    # ``of=("self",)``: lock the participant's row only. A plain FOR UPDATE would also lock the
-    # joined site and protocol version rows, serialising every randomisation of the trial.
-    participant = Participant.objects.select_for_update(of=("self",)).select_related(
-        "site", "protocol_version").get(pk=participant.pk)
-    check_can_randomise(participant)
-    strata = participant_strata(participant)
+    # Lock the participant's row (only it: ``of=("self",)``) and re-read what decides whether
+    # they may be randomised, so two clicks on "randomise" serialise here.
+    locked = (Participant.objects.select_for_update(of=("self",))
+              .filter(pk=participant.pk).values("status", "consent_date").get())
+    participant.status, participant.consent_date = locked["status"], locked["consent_date"]
+    record = eligibility.eligibility_record(participant)
+    check_can_randomise(participant, record)
+    strata = participant_strata(participant, record)
     if confirmed_strata is not None and confirmed_strata != strata:
         raise RandomisationError(
             "The stratification data changed since it was shown; check it and confirm again.",
             code="strata_changed")
-    alist = active_list(trial)
-    if alist is None:
-        raise RandomisationError("No active allocation list: the statistician must seal one.",
-                                 code="no_active_list")
-    key = stratum_key_of(trial, strata)
+    key = stratum_key_of(strata)
     now = timezone.now()
-    if alist.method == Method.MINIMISATION:
+    method = trial.definition["randomisation"]["method"]
+    if method == Method.MINIMISATION:
+        alist = _active_list_or_error(trial)
         arm, kit, slot = _minimise(alist, trial, strata)
     else:
-        slot = _take_slot(alist, key, trial)
-        arm, kit = slot.arm, slot.kit_code or ""
+        slot = _take_slot(trial, key)
+        alist, arm, kit = slot.allocation_list, slot.arm, slot.kit_code or ""
     allocation = Allocation.objects.create(
         participant=participant, trial=trial, allocation_list=alist, slot=slot,
         stratum_key=key, strata=strata, arm=arm, kit_code=kit, randomised_at=now,
@@ -428,15 +435,31 @@ def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> 
     return allocation
 
 
-def _take_slot(alist: AllocationList, key: str, trial: Trial) -> AllocationSlot:
-    stratum = Stratum.objects.select_for_update().filter(allocation_list=alist, key=key).first()
-    if stratum is None or stratum.next_sequence > stratum.size:
+def _active_list_or_error(trial: Trial) -> AllocationList:
+    alist = active_list(trial)
+    if alist is None:
+        raise RandomisationError("No active allocation list: the statistician must seal one.",
+                                 code="no_active_list")
+    return alist
+
+
+def _take_slot(trial: Trial, key: str) -> AllocationSlot:
+    """The next slot of the active list's stratum ``key``, taken under the stratum's row lock."""
+    stratum = (Stratum.objects.select_for_update(of=("self",)).select_related("allocation_list")
+               .filter(allocation_list__trial=trial, allocation_list__status=ListStatus.ACTIVE,
+                       key=key).first())
+    if stratum is None:
+        alist = _active_list_or_error(trial)
+        stratum = Stratum(allocation_list=alist, key=key, size=0)  # a stratum the list lacks
+    alist = stratum.allocation_list
+    if stratum.next_sequence > stratum.size:
         raise RandomisationError(
             f"The allocation list has no slot left in stratum {key}: the statistician has been "
             f"told and must add a new list version.", code="list_exhausted",
             params={"list_id": alist.pk, "key": key})
     slot = AllocationSlot.objects.select_related("arm").get(stratum=stratum,
                                                             sequence=stratum.next_sequence)
+    slot.allocation_list = alist
     stratum.next_sequence += 1
     threshold = trial.definition["randomisation"].get("low_slot_threshold")
     fields = ["next_sequence"]

@@ -39,9 +39,17 @@ def _strata_labels(trial, strata: dict[str, str]) -> list[tuple[str, str]]:
 def randomize(request, slug: str, study_id: str):
     """Confirm the strata, then randomise. GET shows what will be used; POST commits."""
     trial, participant = _participant(request, slug, study_id, Perm.RANDOMISE)
-    if hasattr(participant, "allocation"):
+    if participant.is_randomised:
         return redirect("allocation_detail", slug, study_id)
-    problem = strata = None
+    if request.method == "POST":
+        confirmed = {k[len("stratum_"):]: v for k, v in request.POST.items()
+                     if k.startswith("stratum_")}
+        try:
+            services.randomize(participant, by=request.user, confirmed_strata=confirmed)
+        except ValidationError as exc:
+            return _randomize_page(request, trial, participant, exc.messages, status=400)
+        messages.success(request, _("Participant randomised."))
+        return redirect("allocation_detail", slug, study_id)
     try:
         services.check_can_randomise(participant)
         strata = services.participant_strata(participant)
@@ -49,21 +57,15 @@ def randomize(request, slug: str, study_id: str):
             raise services.RandomisationError(
                 "No active allocation list: the statistician must seal one.")
     except ValidationError as exc:
-        problem = exc.messages
-    if request.method == "POST" and not problem:
-        confirmed = {k[len("stratum_"):]: v for k, v in request.POST.items()
-                     if k.startswith("stratum_")}
-        try:
-            services.randomize(participant, by=request.user, confirmed_strata=confirmed)
-        except ValidationError as exc:
-            problem = exc.messages
-        else:
-            messages.success(request, _("Participant randomised."))
-            return redirect("allocation_detail", slug, study_id)
+        return _randomize_page(request, trial, participant, exc.messages)
+    return _randomize_page(request, trial, participant, None, strata=strata)
+
+
+def _randomize_page(request, trial, participant, problem, *, strata=None, status=200):
     return render(request, "randomization/randomize.html", {
         "trial": trial, "participant": participant, "strata": strata,
         "strata_labels": _strata_labels(trial, strata) if strata else [],
-        "problem": problem}, status=400 if problem and request.method == "POST" else 200)
+        "problem": problem}, status=status)
 
 
 def allocation_detail(request, slug: str, study_id: str):

@@ -1,0 +1,262 @@
+"""Randomisation over HTTP under concurrency, against a trivial authenticated write.
+
+    .venv/bin/python bench/randomise_http.py [--clients 1,4,16] [--requests 40]
+
+What it does, on this machine only (127.0.0.1):
+1. creates a fresh PostgreSQL database (``--database``, default ``ctms_bench_randomise`` on the
+   local server), migrates it, loads the protocols, seals a REMINET allocation list and
+   registers enough consented, eligible participants spread over the four strata;
+2. starts the app with gunicorn and the production settings (DEBUG off, persistent database
+   connections), as it runs in production behind its proxy;
+3. for each number of concurrent clients N, each client logs in (session + CSRF, like a
+   browser) and sends ``--requests`` POSTs to the trivial endpoint (saving the interface
+   language on the profile: one authenticated write), then ``--requests`` randomisations
+   (the confirmation form's POST, which checks eligibility, derives the strata, locks the
+   stratum, takes the slot and writes the allocation, status and audit entry);
+4. prints throughput and p50/p95/p99 latency for both, and the ratio randomise/trivial of the
+   throughputs; writes them to ``bench/results/randomise_http.json``.
+
+Targets (issue): ratio ≥ 0.5 at 16 clients, randomisation p95 < 100 ms on a 2-core machine.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+PASSWORD = "bench-password-2026"
+
+
+def sh(*args, env=None, **kw):
+    return subprocess.run(args, cwd=ROOT, env=env, check=True, **kw)
+
+
+def create_database(url: str) -> None:
+    import psycopg
+
+    parts = urllib.parse.urlparse(url)
+    name = parts.path.lstrip("/")
+    admin = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+SETUP = r"""
+import json, django
+django.setup()
+from django.contrib.auth import get_user_model
+from trials.models import Membership, Trial
+from trials.services import load_protocol, shipped_protocol_files
+from randomization import services
+from tests import factories
+
+for path in shipped_protocol_files():
+    load_protocol(path)
+trial = Trial.objects.get(slug="reminet")
+User = get_user_model()
+stat = User.objects.create_user("bench-stat", password="{pw}")
+Membership.objects.create(user=stat, trial=trial, role="statistician")
+services.seal_and_activate(services.generate_list(trial, by=stat, seed="bench",
+                                                  slots_per_stratum={slots}), by=stat)
+out = {{"clients": [], "participants": []}}
+for i in range({clients}):
+    user = User.objects.create_user(f"bench-coord-{{i}}", password="{pw}")
+    Membership.objects.create(user=user, trial=trial, role="coordinator")
+    out["clients"].append(user.username)
+levels = [("G1", "objective_response"), ("G1", "stable_disease"),
+          ("G2", "objective_response"), ("G2", "stable_disease")]
+for i in range({participants}):
+    grade, response = levels[i % 4]
+    p = factories.eligible_participant(trial, trial.sites.order_by("code")[i % 2], by=stat,
+                                       tumour_grade=grade, l1_response=response)
+    out["participants"].append({{"study_id": p.study_id,
+                                 "strata": {{"grade": grade, "l1_response": response}}}})
+print(json.dumps(out))
+"""
+
+
+class Client:
+    """One browser-like client: a keep-alive connection, a session cookie, a CSRF token."""
+
+    def __init__(self, port: int):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, form: dict | None = None) -> tuple[int, bytes]:
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
+                   "Host": "127.0.0.1"}
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.conn.request(method, path, body=body, headers=headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        for header, value in response.getheaders():
+            if header.lower() == "set-cookie":
+                name, _, rest = value.partition("=")
+                self.cookies[name] = rest.split(";", 1)[0]
+        return response.status, data
+
+    def login(self, username: str) -> None:
+        status, page = self.request("GET", "/accounts/login/")
+        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
+        status, _ = self.request("POST", "/accounts/login/", {
+            "csrfmiddlewaretoken": token, "username": username, "password": PASSWORD})
+        if status != 302:
+            raise RuntimeError(f"login of {username} failed: HTTP {status}")
+
+    def post(self, path: str, form: dict) -> int:
+        form = {**form, "csrfmiddlewaretoken": self.cookies["csrftoken"]}
+        status, _ = self.request("POST", path, form)
+        return status
+
+
+def run_level(clients: list[Client], work: list[list[tuple[str, dict]]]) -> dict:
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(clients))
+
+    def drive(client: Client, jobs):
+        mine = []
+        barrier.wait()
+        for path, form in jobs:
+            start = time.perf_counter()
+            status = client.post(path, form)
+            mine.append(time.perf_counter() - start)
+            if status != 302:
+                with lock:
+                    failures.append(f"{path}: HTTP {status}")
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=drive, args=(c, w)) for c, w in zip(clients, work)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"requests": len(latencies), "failures": len(failures), "first_failures": failures[:3],
+            "seconds": round(wall, 3), "throughput_per_s": round(len(latencies) / wall, 1),
+            "p50_ms": round(q[49] * 1000, 1), "p95_ms": round(q[94] * 1000, 1),
+            "p99_ms": round(q[98] * 1000, 1)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", default="1,4,16")
+    parser.add_argument("--requests", type=int, default=40, help="requests per client per level")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--database", default=os.environ.get(
+        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ctms_bench_randomise"))
+    args = parser.parse_args()
+    levels = [int(n) for n in args.clients.split(",")]
+    max_clients = max(levels)
+    needed = sum(n * args.requests for n in levels)
+
+    env = {**os.environ, "DATABASE_URL": args.database, "DJANGO_SETTINGS_MODULE":
+           "config.settings.base", "DEBUG": "false", "CELERY_BROKER_URL": "",
+           "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"}
+    print(f"Preparing {args.database} with {needed} eligible participants…", flush=True)
+    create_database(args.database)
+    sh(PY, "manage.py", "migrate", "-v0", env=env)
+    setup = SETUP.format(pw=PASSWORD, slots=needed, clients=max_clients, participants=needed)
+    made = json.loads(sh(PY, "-c", setup, env=env, capture_output=True, text=True).stdout
+                      .strip().splitlines()[-1])
+
+    port = free_port()
+    server_env = {**env, "DJANGO_SETTINGS_MODULE": "config.settings.production",
+                  "SECRET_KEY": secrets.token_urlsafe(60), "ALLOWED_HOSTS": "127.0.0.1",
+                  "SECURE_SSL_REDIRECT": "false", "DATABASE_CONN_MAX_AGE": "600",
+                  "EMAIL_URL": "consolemail://"}
+    sh(PY, "manage.py", "collectstatic", "--noinput", "-v0", env=server_env)
+    server = subprocess.Popen(
+        [PY, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(args.workers), "--log-level", "warning"],
+        cwd=ROOT, env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        clients = [Client(port) for _ in range(max_clients)]
+        for client, username in zip(clients, made["clients"]):
+            client.login(username)
+        pool = iter(made["participants"])
+        results = []
+        for n in levels:
+            trivial_work = [[("/profile/language/", {"language": "en", "next": "/"})]
+                            * args.requests for _ in range(n)]
+            trivial = run_level(clients[:n], trivial_work)
+            randomise_work = []
+            for _ in range(n):
+                jobs = []
+                for _ in range(args.requests):
+                    p = next(pool)
+                    form = {f"stratum_{k}": v for k, v in p["strata"].items()}
+                    jobs.append((f"/trials/reminet/participants/{p['study_id']}/randomise/", form))
+                randomise_work.append(jobs)
+            randomise = run_level(clients[:n], randomise_work)
+            ratio = round(randomise["throughput_per_s"] / trivial["throughput_per_s"], 2)
+            results.append({"clients": n, "trivial": trivial, "randomise": randomise,
+                            "ratio": ratio})
+            print(f"N={n:>2}  trivial {trivial['throughput_per_s']:>6}/s "
+                  f"p50 {trivial['p50_ms']:>6} p95 {trivial['p95_ms']:>6} p99 {trivial['p99_ms']:>6} ms"
+                  f" | randomise {randomise['throughput_per_s']:>6}/s p50 {randomise['p50_ms']:>6} "
+                  f"p95 {randomise['p95_ms']:>6} p99 {randomise['p99_ms']:>6} ms"
+                  f" | ratio {ratio}  failures {trivial['failures'] + randomise['failures']}",
+                  flush=True)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+        if err.strip():
+            print("server log:\n" + err.decode()[-2000:])
+
+    check = sh(PY, "-c", (
+        "import django; django.setup()\n"
+        "from randomization.models import Allocation\n"
+        "seq = sorted(Allocation.objects.values_list('stratum_key', 'slot__sequence'))\n"
+        "by = {}\n"
+        "[by.setdefault(k, []).append(s) for k, s in seq]\n"
+        "print(all(sorted(v) == list(range(1, len(v) + 1)) for v in by.values()), len(seq))"),
+        env=env, capture_output=True, text=True).stdout.split()
+    results_file = ROOT / "bench" / "results" / "randomise_http.json"
+    results_file.parent.mkdir(exist_ok=True)
+    summary = {"machine": {"cpus": os.cpu_count()}, "workers": args.workers,
+               "requests_per_client": args.requests, "levels": results,
+               "slots_consecutive": check[0] == "True", "allocations": int(check[1])}
+    results_file.write_text(json.dumps(summary, indent=2))
+    print(f"Allocations made: {check[1]}; every stratum's slots consecutive: {check[0]}")
+    print(f"Written to {results_file.relative_to(ROOT)}")
+    failures = sum(r["trivial"]["failures"] + r["randomise"]["failures"] for r in results)
+    return 1 if failures or check[0] != "True" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
