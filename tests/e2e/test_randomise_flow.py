@@ -1,0 +1,56 @@
+"""A coordinator screens and randomises a participant, in a real browser."""
+from __future__ import annotations
+
+import pytest
+
+from randomization.models import Allocation
+from tests import factories
+from tests.conftest import PASSWORD
+from tests.e2e.conftest import login, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_coordinator_screens_and_randomises_a_participant(page, protocols, make_user, request):
+    trial = protocols["reminet"]
+    statistician = make_user("statistician", trial)
+    factories.sealed_list(trial, by=statistician, slots_per_stratum=8)
+    site = trial.sites.order_by("code").first()
+    coordinator = make_user("coordinator", trial, site, username="camille")
+
+    login(page, "camille", PASSWORD)
+    page.click(f"text={trial.short_title}")
+    page.click("text=Participants")
+    page.click("text=Register a participant")
+    page.click("button:has-text('Register')")
+    page.wait_for_selector("h1:has-text('-0001')")
+    study_id = page.inner_text("h1").split()[0]
+
+    page.click("text=record consent")
+    page.fill("#id_consent_date", "2026-11-20")
+    page.fill("#id_consent_version", "2.1")
+    page.click("button:has-text('Record consent')")
+    page.wait_for_selector("text=Consent recorded.")
+
+    page.click("text=eligibility form")
+    for criterion in trial.definition["eligibility"]:
+        value = "true" if criterion["kind"] == "inclusion" else "false"
+        page.check(f"input[name='{criterion['code']}'][value='{value}']")
+    page.fill("input[name='screening_date']", "2026-11-20")
+    page.check("input[name='tumour_grade'][value='G2']")
+    page.check("input[name='l1_response'][value='stable_disease']")
+    page.fill("input[name='l1_duration_months']", "4,5")  # French decimal comma is accepted
+    page.click("button:has-text('Save as complete')")
+    page.wait_for_selector("text=eligible")
+
+    page.click("text=Randomise…")
+    assert page.is_visible("text=Grade 2") and page.is_visible("text=Stable disease")
+    page.click("button:has-text('Confirm and randomise')")
+    page.wait_for_selector("text=Participant randomised.")
+
+    allocation = Allocation.objects.get(participant__study_id=study_id)
+    treatment = page.inner_text("[data-testid=treatment]")
+    assert treatment == f"Kit {allocation.kit_code}"
+    for arm in trial.arms.all():
+        assert arm.label not in page.content()
+    screenshot(page, f"randomised-{request.node.callspec.id}")
