@@ -25,5 +25,10 @@ demo: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## Benchmarks on the local PostgreSQL (see README, "Benchmarks"); results in bench/results/.
+bench: install
+	$(PY) bench/randomise_http.py
+	$(PY) bench/daily_reminders.py
+
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from patients.models import Participant
-from trials.models import ProtocolVersion
+from trials.models import ProtocolVersion, crf_of
 
 
 class CRFStatus(models.TextChoices):
@@ -53,4 +53,4 @@ class CRFRecord(models.Model):
 
     @property
     def definition(self) -> dict:
-        return self.protocol_version.crf(self.crf_code) or {}
+        return crf_of(self.protocol_version_id, self.crf_code) or {}

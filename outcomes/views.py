@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from patients.selectors import get_participant_for
 from trials import policy
+from trials.models import crf_of
 from trials.policy import Perm
 from trials.selectors import get_trial_for
 
@@ -22,8 +23,8 @@ def crf_edit(request, slug: str, study_id: str, crf_code: str):
         raise PermissionDenied
     record = (CRFRecord.objects.filter(participant=participant, crf_code=crf_code)
               .order_by("-created_at").first())
-    version = record.protocol_version if record else participant.protocol_version
-    definition = version.crf(crf_code)
+    definition = crf_of(record.protocol_version_id if record else participant.protocol_version_id,
+                        crf_code)
     if definition is None:
         raise Http404("No such CRF in this protocol.")
     stored = record.data if record else {}
@@ -36,7 +37,10 @@ def crf_edit(request, slug: str, study_id: str, crf_code: str):
                                        by=request.user, complete=complete, record=record,
                                        reason=request.POST.get("reason", ""))
         except ValidationError as exc:
-            form.add_error(None, exc.messages)
+            # Errors about one answer (e.g. a surgery date before randomisation) go next to it.
+            errors = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
+            for name, messages_ in errors.items():
+                form.add_error(name if name in form.fields else None, messages_)
         else:
             messages.success(request, _("%(crf)s saved (%(status)s).") % {
                 "crf": definition["label"], "status": record.get_status_display()})

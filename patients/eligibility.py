@@ -36,7 +36,7 @@ def evaluate(participant: Participant, record=None) -> Eligibility:
     from outcomes.models import CRFStatus
 
     record = record if record is not None else eligibility_record(participant)
-    criteria = participant.protocol_version.definition["eligibility"]
+    criteria = participant.definition["eligibility"]
     data = record.data if record is not None else {}
     unanswered = [c["code"] for c in criteria if data.get(c["code"]) is None]
     failed = [c for c in criteria if data.get(c["code"]) is not None

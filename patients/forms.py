@@ -24,3 +24,46 @@ class ConsentForm(forms.Form):
     consent_date = forms.DateField(label=_("Date informed consent was signed"),
                                    widget=forms.DateInput(attrs={"type": "date"}))
     consent_version = forms.CharField(max_length=32, label=_("Consent form version"))
+
+
+DATE_INPUT_FORMATS = ["%Y-%m-%d", "%d/%m/%Y"]  # ISO (the date picker), and the French way
+
+
+class VisitActionForm(forms.Form):
+    """One coordinator action on one visit. The service judges the dates (future, before
+    randomisation) and the transitions; this form only reads the input."""
+
+    ACTIONS = [
+        ("done", _("Done on")),
+        ("missed", _("Not done")),
+        ("not_applicable", _("Not applicable")),
+        ("reopen", _("Plan again")),
+    ]
+    action = forms.ChoiceField(choices=ACTIONS, label=_("Action"))
+    done_on = forms.DateField(required=False, label=_("Visit date"),
+                              input_formats=DATE_INPUT_FORMATS,
+                              widget=forms.DateInput(attrs={"type": "date"}),
+                              error_messages={"invalid": _("Enter a valid date, as YYYY-MM-DD "
+                                                           "or DD/MM/YYYY.")})
+    reason = forms.CharField(required=False, max_length=500, label=_("Reason"))
+
+    def clean(self):
+        data = super().clean()
+        missing_date = not data.get("done_on") and "done_on" not in self.errors
+        if data.get("action") == "done" and missing_date:
+            self.add_error("done_on", _("Give the date the visit took place."))
+        return data
+
+
+class UnscheduledVisitForm(forms.Form):
+    on = forms.DateField(label=_("Date"), input_formats=DATE_INPUT_FORMATS,
+                         widget=forms.DateInput(attrs={"type": "date"}),
+                         error_messages={"invalid": _("Enter a valid date, as YYYY-MM-DD or "
+                                                      "DD/MM/YYYY.")})
+    reason = forms.CharField(max_length=500, label=_("Reason"))
+    crfs = forms.MultipleChoiceField(required=False, label=_("Forms expected"),
+                                     widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, crf_choices: list[tuple[str, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["crfs"].choices = crf_choices

@@ -10,7 +10,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from trials.models import ProtocolVersion, Site, Trial
+from trials.models import ProtocolVersion, Site, Trial, definition_of
 
 
 class Status(models.TextChoices):
@@ -56,8 +56,236 @@ class Participant(models.Model):
         return self.study_id
 
     @property
+    def definition(self) -> dict:
+        """The definition of the protocol version the participant was screened under."""
+        return definition_of(self.protocol_version_id)
+
+    @property
     def is_randomised(self) -> bool:
         return self.status in RANDOMISED_STATUSES
 
     def delete(self, *args, **kwargs):
         raise models.ProtectedError("Participants are never deleted; withdraw them instead.", {self})
+
+
+# --------------------------------------------------------------------------- visit schedule
+
+
+class VisitStatus(models.TextChoices):
+    """What a person (or the schedule) recorded about a visit.
+
+    "Open" and "overdue" are not stored: they follow from today's date and the window
+    (``Visit.state``). A stored "open" would be wrong the morning after its window closed
+    whenever the daily job had not run (Redis down), and the issue wants Redis down to delay
+    reminders, not to make pages wrong.
+    """
+
+    PLANNED = "planned", _("Planned")
+    DONE = "done", _("Done")
+    MISSED = "missed", _("Not done (missed)")
+    NOT_APPLICABLE = "not_applicable", _("Not applicable")
+
+
+class VisitState(models.TextChoices):
+    """A visit's state on a given day: the stored status, with "planned" split by the window."""
+
+    PLANNED = "planned", _("Planned")
+    OPEN = "open", _("Open")
+    OVERDUE = "overdue", _("Overdue")
+    DONE = "done", _("Done")
+    MISSED = "missed", _("Not done (missed)")
+    NOT_APPLICABLE = "not_applicable", _("Not applicable")
+
+
+class Visit(models.Model):
+    """One visit of a participant's schedule, made from the protocol template for their arm.
+
+    ``code`` and ``occurrence`` name the template and its repetition (follow-up 1, 2, 3…);
+    unscheduled visits have their own numbering. ``anchor_date`` is the date the target was
+    computed from, kept so that a corrected anchor shows what moved. Dates are computed by
+    ``patients.scheduling.visit_window`` only. Visits are never deleted: a visit that no longer
+    applies becomes "not applicable", with the reason.
+    """
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="visits")
+    code = models.CharField(max_length=64, help_text=_("The protocol's visit code."))
+    label = models.CharField(max_length=255)
+    occurrence = models.PositiveIntegerField(default=1,
+                                             help_text=_("1, 2, 3… for repeated visits."))
+    anchor_code = models.CharField(max_length=64)
+    anchor_date = models.DateField()
+    target_date = models.DateField()
+    window_opens = models.DateField()
+    window_closes = models.DateField()
+    status = models.CharField(max_length=16, choices=VisitStatus.choices,
+                              default=VisitStatus.PLANNED)
+    done_on = models.DateField(null=True, blank=True)
+    status_reason = models.TextField(blank=True, help_text=_("Why not done, not applicable, or "
+                                                              "why the done date was corrected."))
+    closed_by = models.CharField(
+        max_length=64, blank=True,
+        help_text=_("Set when the schedule itself made the visit not applicable: the event "
+                    "(e.g. end_of_treatment) or 'schedule' (anchor moved, horizon shortened). "
+                    "Such a visit comes back if the cause is corrected; one closed by a person "
+                    "does not."))
+    crfs = models.JSONField(default=list, blank=True,
+                            help_text=_("CRF codes expected at this visit."))
+    unscheduled = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["participant", "target_date", "code", "occurrence"]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "code", "occurrence"],
+                                    name="visit_occurrence"),
+            models.CheckConstraint(condition=models.Q(window_opens__lte=models.F("window_closes")),
+                                   name="visit_window_order"),
+            models.CheckConstraint(
+                condition=models.Q(status="done", done_on__isnull=False)
+                | (~models.Q(status="done") & models.Q(done_on__isnull=True)),
+                name="visit_done_on_iff_done"),
+        ]
+        indexes = [
+            # The worklists and the daily reminder job read planned visits by window date.
+            models.Index(fields=["window_opens"], condition=models.Q(status="planned"),
+                         name="visit_planned_opens"),
+            models.Index(fields=["window_closes"], condition=models.Q(status="planned"),
+                         name="visit_planned_closes"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} of {self.participant.study_id}"
+
+    def delete(self, *args, **kwargs):
+        raise models.ProtectedError("Visits are never deleted; mark them not applicable.", {self})
+
+    def state(self, today) -> str:
+        """The visit's ``VisitState`` on ``today``: open when today is within the window."""
+        if self.status != VisitStatus.PLANNED:
+            return self.status
+        if today > self.window_closes:
+            return VisitState.OVERDUE
+        if today >= self.window_opens:
+            return VisitState.OPEN
+        return VisitState.PLANNED
+
+    @property
+    def title(self) -> str:
+        """The label, numbered from the second occurrence on (and always when unscheduled)."""
+        if self.unscheduled or self.occurrence > 1:
+            return f"{self.label} #{self.occurrence}"
+        return self.label
+
+
+class DeviationRule(models.TextChoices):
+    VISIT_WINDOW = "visit_window", _("Visit done outside its window")
+
+
+class Deviation(models.Model):
+    """A protocol deviation detected by the system, e.g. a visit done outside its window.
+
+    ``days_outside`` is signed: negative when early (days before the window opened), positive
+    when late (days after it closed). A deviation is never deleted; when the done date that
+    caused it is corrected it is voided, with the reason.
+    """
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT,
+                                    related_name="deviations")
+    visit = models.ForeignKey(Visit, null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="deviations")
+    rule = models.CharField(max_length=32, choices=DeviationRule.choices)
+    days_outside = models.IntegerField(help_text=_("Negative: days early; positive: days late."))
+    description = models.TextField()
+    detected_at = models.DateTimeField(auto_now_add=True)
+    detected_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.PROTECT, related_name="+",
+                                    help_text=_("Whose entry revealed it."))
+    voided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.TextField(blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["participant", "detected_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["visit", "rule"],
+                                    condition=models.Q(voided_at__isnull=True),
+                                    name="one_open_deviation_per_visit_rule"),
+        ]
+
+    def __str__(self) -> str:
+        return self.description
+
+    def delete(self, *args, **kwargs):
+        raise models.ProtectedError("Deviations are never deleted; void them.", {self})
+
+    @property
+    def days_early(self) -> int:
+        return max(0, -self.days_outside)
+
+    @property
+    def days_late(self) -> int:
+        return max(0, self.days_outside)
+
+
+# --------------------------------------------------------------------------- reminders
+
+
+class ReminderKind(models.TextChoices):
+    OPENS_SOON = "opens_soon", _("Window opens within 7 days")
+    CLOSES_SOON = "closes_soon", _("Window closes within 2 days")
+    OVERDUE = "overdue", _("Window closed, visit not done")
+
+
+class VisitReminder(models.Model):
+    """That a visit needs a reminder of one kind. At most one row per (visit, kind), ever: this
+    constraint, not the code that inserts, is what keeps a reminder from being sent twice.
+    Its deliveries (one per person told) are written in the same transaction, found by
+    ``created_at`` (see ``patients.reminders``)."""
+
+    # No index of its own: the unique (visit, kind) index serves lookups by visit.
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="reminders",
+                              db_index=False)
+    kind = models.CharField(max_length=16, choices=ReminderKind.choices)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["visit", "kind"], name="reminder_once")]
+        indexes = [models.Index(fields=["created_at"], name="reminder_created")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.visit_id}"
+
+
+class ReminderDelivery(models.Model):
+    """One reminder for one person. Sent in that person's daily digest; ``sent_at`` is set only
+    after the mail server accepted the digest. ``claimed_by``/``claimed_at``: the task sending
+    it now (a claim older than the lease may be taken over: its worker died).
+    ``withdrawn_at``: not sent because the visit no longer needed it (done, not applicable)."""
+
+    # Indexes: the unique (reminder, recipient) one serves lookups by reminder, the partial
+    # ``delivery_pending`` one the job's lookups by recipient. Fewer indexes, cheaper inserts
+    # (the job writes these rows by the hundred thousand on a first run).
+    reminder = models.ForeignKey(VisitReminder, on_delete=models.PROTECT,
+                                 related_name="deliveries", db_index=False)
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                  related_name="+", db_index=False)
+    created_at = models.DateTimeField()
+    claimed_by = models.CharField(max_length=64, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["reminder", "recipient"],
+                                               name="delivery_once")]
+        indexes = [models.Index(fields=["recipient"],
+                                condition=models.Q(sent_at__isnull=True,
+                                                   withdrawn_at__isnull=True),
+                                name="delivery_pending")]
+
+    def __str__(self) -> str:
+        return f"reminder {self.reminder_id} to user {self.recipient_id}"

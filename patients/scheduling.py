@@ -2,13 +2,685 @@
 
 ``create_schedule`` is called by ``randomization.services.randomize`` inside the transaction
 that writes the allocation, so a participant is never randomised without a schedule.
+``apply_crf`` is called by ``outcomes.services.save_crf`` after every CRF save: a CRF that
+carries an anchor date (surgery, first injection…) reschedules the visits hanging on it, and a
+completed event CRF (progression, end of treatment, death…) ends the visits the protocol says
+it ends. The coordinator's own actions are ``record_visit_done``, ``mark_visit_missed``,
+``mark_visit_not_applicable``, ``reopen_visit`` and ``add_unscheduled_visit``.
+
+How a schedule is computed, in three steps that each do one thing:
+
+1. ``read_facts``: the dates the schedule depends on — randomisation, every anchor whose date
+   is recorded on its CRF (earliest date if several records), every event whose CRF is
+   completed.
+2. ``plan_schedule``: a pure function from the protocol, the arm and those facts to the list
+   of visits there should be, each with its window (``visit_window``, the one place where
+   dates are computed). Visits hanging on an anchor whose date is not known yet are *not*
+   planned: they appear when the date is entered (the timeline lists them as waiting).
+   A repetition runs to its ``until`` (counted from its anchor) or, without one, to the end of
+   follow-up (``trial.follow_up_months`` after randomisation): REMINET's 28-day injections are
+   planned to month 36 up front and ended by events, never left open-ended.
+3. ``_reconcile``: brings the stored visits in line with the plan. Planned visits get their
+   new dates; visits done, missed, or closed by a person are never touched; visits the plan no
+   longer wants become "not applicable" (``closed_by`` names the event or ``schedule``), and
+   come back if the cause is corrected. Nothing is deleted; every change is in the visit's
+   history and, for reschedules, in the audit log.
+
+Because the plan depends only on recorded facts, recomputing it is idempotent: the same facts
+give the same schedule, however often and in whatever order the triggers run.
 """
 from __future__ import annotations
 
+import calendar
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
 
-def create_schedule(allocation) -> None:
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+
+from trials import audit, policy
+from trials.policy import Perm
+
+from .models import Deviation, DeviationRule, Participant, Visit, VisitStatus
+
+RANDOMISATION = "randomisation"
+UNSCHEDULED = "unscheduled"
+CLOSED_BY_SCHEDULE = "schedule"  # ``Visit.closed_by`` when no event, but the plan, closed it
+MAX_OCCURRENCES = 500            # a guard: no protocol repeats a visit more often than this
+
+
+# --------------------------------------------------------------------------- dates
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """``day`` moved by whole calendar months, clamped to the last day of a shorter month.
+
+    31 January + 1 month = 28 February (29 in a leap year); 29 February 2024 + 12 months =
+    28 February 2025. This is how a clinician reads "3 months after": same day of the month,
+    or the month's last day when it has no such day.
+    """
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+@dataclass(frozen=True)
+class Window:
+    target: dt.date
+    opens: dt.date
+    closes: dt.date
+
+    def contains(self, day: dt.date) -> bool:
+        return self.opens <= day <= self.closes
+
+
+def visit_window(anchor_date: dt.date, offset: Mapping[str, int], window: Mapping[str, int], *,
+                 every: Mapping[str, int] | None = None, occurrence: int = 1) -> Window:
+    """The target date and window of one occurrence of a visit. Every visit date is made here.
+
+    Occurrence ``n`` (1, 2, 3…) is due ``offset + (n - 1) × every`` after the anchor. Months are
+    added first, in one step from the anchor and clamped to the month's end (``add_months``),
+    then days. Each occurrence is computed from the anchor, never from the previous one, so
+    clamping never drifts: from 31 January, monthly visits fall on 28/29 February, 31 March,
+    30 April, 31 May… (not 28 March, 28 April…). The window is ``window.start`` to
+    ``window.end`` days around the target, both ends included.
+    """
+    n = occurrence - 1
+    every = every or {}
+    months = offset.get("months", 0) + n * every.get("months", 0)
+    days = offset.get("days", 0) + n * every.get("days", 0)
+    target = add_months(anchor_date, months) + dt.timedelta(days=days)
+    return Window(target, target + dt.timedelta(days=window["start"]),
+                  target + dt.timedelta(days=window["end"]))
+
+
+def _as_date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def randomisation_date(allocation) -> dt.date:
+    """Day 0: the randomisation's calendar day in the trials' time zone."""
+    return timezone.localdate(allocation.randomised_at)
+
+
+# --------------------------------------------------------------------------- facts and plan
+
+
+@dataclass(frozen=True)
+class Facts:
+    randomised_on: dt.date
+    anchors: dict[str, dt.date]   # every known anchor date, randomisation included
+    events: dict[str, dt.date]    # events whose CRF is completed, with their dates
+
+
+def read_facts(participant: Participant, allocation) -> Facts:
+    """The dates the schedule hangs on, read from the CRFs the protocol names (one query).
+
+    An anchor counts as soon as its date is saved, draft or not: the coordinator wants the
+    post-operative visits as soon as the surgery date is known. An event counts only once its
+    CRF is completed, because it ends visits.
+    """
+    from outcomes.models import CRFRecord, CRFStatus
+
+    definition = participant.definition
+    randomised_on = randomisation_date(allocation)
+    anchors = definition.get("anchors", [])
+    events = definition.get("events", [])
+    crfs = {a["source"]["crf"] for a in anchors} | {e["source"]["crf"] for e in events}
+    records = list(CRFRecord.objects.filter(participant=participant, crf_code__in=crfs)
+                   .values_list("crf_code", "status", "data")) if crfs else []
+
+    def earliest(source: dict, completed_only: bool) -> dt.date | None:
+        dates = [_as_date(data.get(source["field"])) for code, status, data in records
+                 if code == source["crf"] and not (completed_only and status == CRFStatus.DRAFT)]
+        return min((d for d in dates if d), default=None)
+
+    known = {RANDOMISATION: randomised_on}
+    for anchor in anchors:
+        day = earliest(anchor["source"], completed_only=False)
+        if day is not None:
+            known[anchor["code"]] = day
+    happened = {}
+    for event in events:
+        day = earliest(event["source"], completed_only=True)
+        if day is not None:
+            happened[event["code"]] = day
+    return Facts(randomised_on, known, happened)
+
+
+@dataclass(frozen=True)
+class PlannedVisit:
+    code: str
+    label: str
+    occurrence: int
+    anchor_code: str
+    anchor_date: dt.date
+    window: Window
+    crfs: tuple[str, ...]
+    stopped_by: str | None = None  # the event after which this occurrence would fall
+
+
+def plan_schedule(definition: dict, arm_code: str, facts: Facts) -> list[PlannedVisit]:
+    """Every visit the participant should have, given the protocol, their arm and the facts.
+
+    Occurrences after an ending event are returned with ``stopped_by`` set (they become "not
+    applicable" if they exist; they are not created if they do not).
+    """
+    follow_up = definition["trial"].get("follow_up_months")
+    horizon = add_months(facts.randomised_on, follow_up) if follow_up else None
+    events = {e["code"]: e for e in definition.get("events", [])}
+    ends_all = [(facts.events[code], code) for code, e in events.items()
+                if e.get("ends_all_visits") and code in facts.events]
+    planned: list[PlannedVisit] = []
+    for template in definition["visits"]:
+        if template.get("arms") and arm_code not in template["arms"]:
+            continue
+        anchor_date = facts.anchors.get(template["anchor"])
+        if anchor_date is None:
+            continue  # scheduled once the anchor's date is recorded
+        repeat = template.get("repeat")
+        stops = ends_all + [(facts.events[code], code) for code in
+                            (repeat or {}).get("until_event", []) if code in facts.events]
+        stop = min(stops, default=None)
+        last = None
+        if repeat:
+            last = _shift(anchor_date, repeat["until"]) if "until" in repeat else horizon
+        for n in range(1, (MAX_OCCURRENCES if repeat else 1) + 1):
+            window = visit_window(anchor_date, template["offset"], template["window"],
+                                  every=(repeat or {}).get("every"), occurrence=n)
+            if last is not None and window.target > last:
+                break
+            stopped_by = stop[1] if stop is not None and window.target > stop[0] else None
+            planned.append(PlannedVisit(template["code"], template["label"], n,
+                                        template["anchor"], anchor_date, window,
+                                        tuple(template["crfs"]), stopped_by))
+    return planned
+
+
+def _shift(day: dt.date, duration: Mapping[str, int]) -> dt.date:
+    """``day`` + a protocol duration ({months, days}), by the same rule as ``visit_window``."""
+    return add_months(day, duration.get("months", 0)) + dt.timedelta(days=duration.get("days", 0))
+
+
+def pending_anchors(participant: Participant, arm_code: str, facts: Facts) -> list[dict]:
+    """Anchors with visits waiting for their date: [{code, label, visits: [labels]}]."""
+    definition = participant.definition
+    labels = {a["code"]: a["label"] for a in definition.get("anchors", [])}
+    waiting: dict[str, list[str]] = {}
+    for template in definition["visits"]:
+        if template.get("arms") and arm_code not in template["arms"]:
+            continue
+        if template["anchor"] not in facts.anchors:
+            waiting.setdefault(template["anchor"], []).append(template["label"])
+    return [{"code": code, "label": labels.get(code, code), "visits": visits}
+            for code, visits in waiting.items()]
+
+
+# --------------------------------------------------------------------------- reconcile
+
+
+@dataclass
+class ScheduleChange:
+    """What one reconciliation did, for the audit log and the tests."""
+
+    created: list[Visit] = field(default_factory=list)
+    moved: list[tuple[Visit, dt.date]] = field(default_factory=list)  # (visit, old target)
+    closed: list[Visit] = field(default_factory=list)
+    reopened: list[Visit] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.created or self.moved or self.closed or self.reopened)
+
+    def summary(self) -> str:
+        parts = []
+        for n, what in ((len(self.created), "added"), (len(self.moved), "moved"),
+                        (len(self.closed), "made not applicable"),
+                        (len(self.reopened), "planned again")):
+            if n:
+                parts.append(f"{n} {what}")
+        return ", ".join(parts) or "no change"
+
+
+def _why(text: str) -> str:
+    # django-simple-history keeps change reasons in 100 characters; the full text is kept in
+    # ``status_reason`` and the audit log.
+    return text if len(text) <= 100 else text[:99] + "…"
+
+
+def _set_dates(visit: Visit, p: PlannedVisit) -> bool:
+    new = (p.anchor_date, p.window.target, p.window.opens, p.window.closes)
+    old = (visit.anchor_date, visit.target_date, visit.window_opens, visit.window_closes)
+    if new == old:
+        return False
+    (visit.anchor_date, visit.target_date, visit.window_opens, visit.window_closes) = new
+    return True
+
+
+def _reconcile(participant: Participant, arm_code: str, facts: Facts, *, by,
+               reason: str) -> ScheduleChange:
+    """Make the stored visits match ``plan_schedule``. Callers hold the participant's lock."""
+    definition = participant.definition
+    plan = plan_schedule(definition, arm_code, facts)
+    event_labels = {e["code"]: e["label"] for e in definition.get("events", [])}
+    existing = {(v.code, v.occurrence): v for v in Visit.objects.filter(participant=participant)}
+    change = ScheduleChange()
+    to_update: list[Visit] = []
+    wanted = set()
+    for p in plan:
+        key = (p.code, p.occurrence)
+        wanted.add(key)
+        visit = existing.get(key)
+        if p.stopped_by:
+            if visit is not None and visit.status == VisitStatus.PLANNED:
+                stop_day = facts.events[p.stopped_by]
+                _close(visit, p.stopped_by,
+                       f"{event_labels.get(p.stopped_by, p.stopped_by)} on {stop_day:%Y-%m-%d}")
+                change.closed.append(visit)
+                to_update.append(visit)
+            continue
+        if visit is None:
+            visit = Visit(participant=participant, code=p.code, label=p.label,
+                          occurrence=p.occurrence, anchor_code=p.anchor_code,
+                          anchor_date=p.anchor_date, target_date=p.window.target,
+                          window_opens=p.window.opens, window_closes=p.window.closes,
+                          crfs=list(p.crfs))
+            change.created.append(visit)
+        elif visit.status == VisitStatus.PLANNED:
+            old_target = visit.target_date
+            if _set_dates(visit, p):
+                change.moved.append((visit, old_target))
+                to_update.append(visit)
+        elif visit.status == VisitStatus.NOT_APPLICABLE and visit.closed_by:
+            # Closed by the schedule, and the cause is gone (an event date corrected, an anchor
+            # moved back): the visit is planned again.
+            _set_dates(visit, p)
+            visit.status, visit.closed_by, visit.status_reason = VisitStatus.PLANNED, "", ""
+            change.reopened.append(visit)
+            to_update.append(visit)
+        # done, missed, or closed by a person: never touched.
+    ends_all = [(day, code) for code, day in facts.events.items()
+                if any(e["code"] == code and e.get("ends_all_visits")
+                       for e in definition.get("events", []))]
+    first_end = min(ends_all, default=None)
+    for key, visit in existing.items():
+        if visit.status != VisitStatus.PLANNED or key in wanted:
+            continue
+        if visit.unscheduled:
+            if first_end is None or visit.target_date <= first_end[0]:
+                continue
+            _close(visit, first_end[1],
+                   f"{event_labels.get(first_end[1], first_end[1])} on {first_end[0]:%Y-%m-%d}")
+        else:
+            # No longer in the plan: its anchor moved so that it falls past the horizon.
+            _close(visit, CLOSED_BY_SCHEDULE, "no longer in the schedule: " + reason)
+        change.closed.append(visit)
+        to_update.append(visit)
+    if change.created:
+        bulk_create_with_history(change.created, Visit, default_user=_user(by),
+                                 default_change_reason=_why(reason))
+    if to_update:
+        bulk_update_with_history(
+            to_update, Visit, ["anchor_date", "target_date", "window_opens", "window_closes",
+                               "status", "closed_by", "status_reason", "updated_at"],
+            default_user=_user(by), default_change_reason=_why(reason))
+    return change
+
+
+def _close(visit: Visit, closed_by: str, reason: str) -> None:
+    visit.status = VisitStatus.NOT_APPLICABLE
+    visit.closed_by = closed_by
+    visit.status_reason = reason
+    visit.updated_at = timezone.now()
+
+
+def _user(by):
+    return by if getattr(by, "is_authenticated", False) else None
+
+
+# --------------------------------------------------------------------------- triggers
+
+
+def create_schedule(allocation) -> list[Visit]:
     """Create the participant's visits from the protocol template for their arm.
 
-    The visit model and the window arithmetic arrive with the scheduling work; until then a
-    randomised participant has no planned visits, and this call is where they will be made.
+    Runs inside ``randomize``'s transaction. Anchors already recorded (rare: a CRF entered
+    before randomisation) are used when they are not before randomisation.
     """
+    participant = allocation.participant
+    facts = read_facts(participant, allocation)
+    facts = Facts(facts.randomised_on,
+                  {k: v for k, v in facts.anchors.items() if v >= facts.randomised_on},
+                  facts.events)
+    change = _reconcile(participant, allocation.arm.code, facts, by=allocation.randomised_by,
+                        reason="schedule created at randomisation")
+    return change.created
+
+
+def _allocation_of(participant: Participant):
+    from randomization.models import Allocation
+
+    return Allocation.objects.select_related("arm").filter(participant=participant).first()
+
+
+def _lock(participant: Participant) -> Participant:
+    """Serialise schedule changes of one participant (two saves of a CRF, a coordinator's
+    click). Only the participant row is locked (``of``), not the joined rows."""
+    return (Participant.objects.select_for_update(of=("self",))
+            .select_related("trial", "site").get(pk=participant.pk))
+
+
+@transaction.atomic
+def reschedule_from(participant: Participant, anchor_code: str, *, by,
+                    reason: str = "") -> ScheduleChange:
+    """Recompute the schedule after ``anchor_code``'s date was entered or corrected.
+
+    Planned visits hanging on the anchor move; done ones stay where they were. The change is
+    written to the audit log with each visit's old and new target date.
+    """
+    participant = _lock(participant)
+    allocation = _allocation_of(participant)
+    if allocation is None:
+        raise ValidationError(f"{participant.study_id} is not randomised: there is no schedule.")
+    facts = read_facts(participant, allocation)
+    definition = participant.definition
+    if anchor_code != RANDOMISATION and anchor_code not in {
+            a["code"] for a in definition.get("anchors", [])}:
+        raise ValidationError(f"Unknown anchor {anchor_code!r} in this protocol.")
+    before = {v.anchor_date for v in Visit.objects.filter(participant=participant,
+                                                          anchor_code=anchor_code)}
+    change = _reconcile(participant, allocation.arm.code, facts, by=by,
+                        reason=reason or f"{anchor_code} date changed")
+    if change:
+        _audit_change(participant, change, by=by, reason=reason,
+                      title=_anchor_title(definition, anchor_code, before,
+                                          facts.anchors.get(anchor_code)))
+    return change
+
+
+def _anchor_title(definition: dict, code: str, before: set, after: dt.date | None) -> str:
+    label = next((a["label"] for a in definition.get("anchors", []) if a["code"] == code),
+                 "Randomisation" if code == RANDOMISATION else code)
+    old = ", ".join(sorted(f"{d:%Y-%m-%d}" for d in before)) or "not recorded"
+    new = f"{after:%Y-%m-%d}" if after else "not recorded"
+    if not before:
+        return f"{label} date recorded ({new})"
+    return f"{label} date changed from {old} to {new}"
+
+
+def _audit_change(participant: Participant, change: ScheduleChange, *, by, reason: str,
+                  title: str) -> None:
+    detail = {
+        "created": [[v.code, v.occurrence, f"{v.target_date:%Y-%m-%d}"] for v in change.created],
+        "moved": [[v.code, v.occurrence, f"{old:%Y-%m-%d}", f"{v.target_date:%Y-%m-%d}"]
+                  for v, old in change.moved],
+        "closed": [[v.code, v.occurrence, v.closed_by] for v in change.closed],
+        "reopened": [[v.code, v.occurrence] for v in change.reopened],
+    }
+    audit.record("visits.rescheduled",
+                 f"{participant.study_id}: {title}; visits {change.summary()}."
+                 + (f" Reason: {reason}" if reason else ""),
+                 actor=by, trial=participant.trial, obj=participant, detail=detail)
+
+
+def apply_crf(record, *, by, reason: str = "") -> ScheduleChange | None:
+    """Called by ``save_crf`` (inside its transaction) after every save of a CRF record.
+
+    If the CRF carries an anchor date, the visits hanging on it are recomputed; if it is a
+    completed event CRF, the visits the event ends become not applicable. Dates that cannot be
+    right raise ``ValidationError`` naming the field, and the CRF save is rolled back with it.
+    CRFs that carry neither cost no query.
+    """
+    participant = record.participant
+    definition = participant.definition
+    anchors = [a for a in definition.get("anchors", []) if a["source"]["crf"] == record.crf_code]
+    events = [e for e in definition.get("events", []) if e["source"]["crf"] == record.crf_code]
+    if not anchors and not events:
+        return None
+    participant = _lock(participant)
+    allocation = _allocation_of(participant)
+    if allocation is None:
+        return None  # not randomised: ``create_schedule`` will read these dates
+    randomised_on = randomisation_date(allocation)
+    today = timezone.localdate()
+    errors: dict[str, str] = {}
+    for item in anchors + events:
+        name = item["source"]["field"]
+        day = _as_date(record.data.get(name))
+        if day is None:
+            continue
+        if day < randomised_on:
+            errors[name] = (f"{item['label']}: {day:%Y-%m-%d} is before randomisation "
+                            f"({randomised_on:%Y-%m-%d}); visits are scheduled from it, so "
+                            f"it must be on or after that day.")
+        elif day > today:
+            errors[name] = f"{item['label']}: {day:%Y-%m-%d} is in the future."
+    if errors:
+        raise ValidationError(errors)
+    facts = read_facts(participant, allocation)
+    for anchor in anchors:
+        if anchor["code"] not in facts.anchors and Visit.objects.filter(
+                participant=participant, anchor_code=anchor["code"]).exists():
+            raise ValidationError({anchor["source"]["field"]: (
+                f"{anchor['label']}: visits are scheduled from this date; correct it rather "
+                f"than removing it.")})
+    for event in events:
+        day = facts.events.get(event["code"])
+        if day is None or not event.get("ends_all_visits"):
+            continue
+        later = (Visit.objects.filter(participant=participant, status=VisitStatus.DONE,
+                                      done_on__gt=day).order_by("-done_on").first())
+        if later is not None:
+            raise ValidationError({event["source"]["field"]: (
+                f"{event['label']}: {day:%Y-%m-%d} is before the visit “{later.title}” "
+                f"recorded as done on {later.done_on:%Y-%m-%d}.")})
+    before = {a["code"]: {v for v in Visit.objects.filter(participant=participant,
+                                                          anchor_code=a["code"])
+                          .values_list("anchor_date", flat=True)} for a in anchors}
+    change = _reconcile(participant, allocation.arm.code, facts, by=by,
+                        reason=reason or f"{record.crf_code} saved")
+    if change:
+        titles = [_anchor_title(definition, a["code"], before[a["code"]],
+                                facts.anchors.get(a["code"])) for a in anchors
+                  if before[a["code"]] != ({facts.anchors[a["code"]]}
+                                           if a["code"] in facts.anchors else set())]
+        titles += [f"{e['label']} on {facts.events[e['code']]:%Y-%m-%d}" for e in events
+                   if e["code"] in facts.events]
+        _audit_change(participant, change, by=by, reason=reason,
+                      title="; ".join(titles) or f"{record.crf_code} saved")
+    return change
+
+
+# --------------------------------------------------------------------------- coordinator actions
+
+
+def _require(by, participant: Participant) -> None:
+    if not policy.has_perm(by, Perm.SCHEDULE_VISITS, participant.trial, participant.site):
+        raise PermissionDenied("You may not change visits of this participant.")
+
+
+def _locked_visit(visit: Visit) -> Visit:
+    return Visit.objects.select_for_update(of=("self",)).select_related(
+        "participant__trial", "participant__site").get(pk=visit.pk)
+
+
+def _save(visit: Visit, by, reason: str, fields: Iterable[str]) -> None:
+    visit._history_user = _user(by)
+    visit._change_reason = _why(reason) if reason else None
+    visit.save(update_fields=[*fields, "updated_at"])
+
+
+def _earliest_done_on(visit: Visit, randomised_on: dt.date) -> tuple[dt.date, str]:
+    """A visit cannot be done before randomisation, except one whose window opens before it
+    (the baseline visit, days -14 to 0), which cannot be done before screening."""
+    if visit.window_opens < randomised_on:
+        return visit.participant.screened_on, "screening"
+    return randomised_on, "randomisation"
+
+
+@transaction.atomic
+def record_visit_done(visit: Visit, *, done_on: dt.date, by, reason: str = "") -> Visit:
+    """Record that the visit took place on ``done_on``. Outside the window, a deviation is
+    recorded (rule, days early or late). Changing the date of a visit already done needs a
+    reason; its earlier deviation, if any, is voided rather than deleted."""
+    visit = _locked_visit(visit)
+    participant = visit.participant
+    _require(by, participant)
+    allocation = _allocation_of(participant)
+    randomised_on = randomisation_date(allocation)
+    earliest, after_what = _earliest_done_on(visit, randomised_on)
+    reason = (reason or "").strip()
+    if not isinstance(done_on, dt.date):
+        raise ValidationError({"done_on": "Give the date the visit took place."})
+    if done_on > timezone.localdate():
+        raise ValidationError({"done_on": "The visit date cannot be in the future."})
+    if done_on < earliest:
+        raise ValidationError({"done_on": f"The visit date {done_on:%Y-%m-%d} is before "
+                                          f"{after_what} ({earliest:%Y-%m-%d})."})
+    if visit.status == VisitStatus.NOT_APPLICABLE:
+        raise ValidationError({"action": "This visit is not applicable; reopen it first."})
+    if visit.status == VisitStatus.DONE:
+        if visit.done_on == done_on:
+            return visit
+        if not reason:
+            raise ValidationError({"reason": f"The visit is recorded as done on "
+                                             f"{visit.done_on:%Y-%m-%d}; give the reason for "
+                                             f"correcting the date."})
+    corrected = visit.status == VisitStatus.DONE
+    visit.status, visit.done_on = VisitStatus.DONE, done_on
+    visit.status_reason = reason if corrected else ""
+    _save(visit, by, reason or "visit done", ["status", "done_on", "status_reason"])
+    _check_window(visit, by=by, voiding_reason=reason)
+    return visit
+
+
+def _check_window(visit: Visit, *, by, voiding_reason: str) -> Deviation | None:
+    """Void the visit's open window deviation if any, then record one if the date is outside."""
+    for old in Deviation.objects.filter(visit=visit, rule=DeviationRule.VISIT_WINDOW,
+                                        voided_at__isnull=True):
+        old.voided_at = timezone.now()
+        old.void_reason = f"done date corrected to {visit.done_on:%Y-%m-%d}: {voiding_reason}"
+        old._history_user = _user(by)
+        old.save(update_fields=["voided_at", "void_reason"])
+    if visit.window_opens <= visit.done_on <= visit.window_closes:
+        return None
+    if visit.done_on < visit.window_opens:
+        days = (visit.done_on - visit.window_opens).days  # negative: early
+        where = f"{-days} day(s) before its window opened"
+    else:
+        days = (visit.done_on - visit.window_closes).days
+        where = f"{days} day(s) after its window closed"
+    deviation = Deviation(
+        participant=visit.participant, visit=visit, rule=DeviationRule.VISIT_WINDOW,
+        days_outside=days, detected_by=_user(by),
+        description=(f"{visit.title} done on {visit.done_on:%Y-%m-%d}, {where} "
+                     f"(window {visit.window_opens:%Y-%m-%d} to {visit.window_closes:%Y-%m-%d})."))
+    deviation._history_user = _user(by)
+    deviation.save()
+    audit.record("deviation.detected", f"{visit.participant.study_id}: {deviation.description}",
+                 actor=by, trial=visit.participant.trial, obj=deviation)
+    return deviation
+
+
+def _need_reason(reason: str, what: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": f"Give the reason the visit is {what}."})
+    return reason
+
+
+@transaction.atomic
+def mark_visit_missed(visit: Visit, *, by, reason: str) -> Visit:
+    """The visit did not take place. Only once its window has opened: a visit that will not
+    take place at all is "not applicable"."""
+    visit = _locked_visit(visit)
+    _require(by, visit.participant)
+    reason = _need_reason(reason, "not done")
+    if visit.status != VisitStatus.PLANNED:
+        raise ValidationError({"action": f"Only a planned visit can be marked not done (this "
+                                         f"one is {visit.get_status_display().lower()})."})
+    if timezone.localdate() < visit.window_opens:
+        raise ValidationError({"action": f"The window opens on {visit.window_opens:%Y-%m-%d}: "
+                                         f"the visit cannot be missed yet. Mark it not "
+                                         f"applicable if it will not take place."})
+    visit.status, visit.status_reason = VisitStatus.MISSED, reason
+    _save(visit, by, reason, ["status", "status_reason"])
+    return visit
+
+
+@transaction.atomic
+def mark_visit_not_applicable(visit: Visit, *, by, reason: str) -> Visit:
+    visit = _locked_visit(visit)
+    _require(by, visit.participant)
+    reason = _need_reason(reason, "not applicable")
+    if visit.status not in (VisitStatus.PLANNED, VisitStatus.MISSED):
+        raise ValidationError({"action": f"Only a planned or missed visit can be made not "
+                                         f"applicable (this one is "
+                                         f"{visit.get_status_display().lower()})."})
+    visit.status, visit.status_reason, visit.closed_by = VisitStatus.NOT_APPLICABLE, reason, ""
+    _save(visit, by, reason, ["status", "status_reason", "closed_by"])
+    return visit
+
+
+@transaction.atomic
+def reopen_visit(visit: Visit, *, by, reason: str) -> Visit:
+    """Plan again a visit a person marked missed or not applicable (a mistake corrected)."""
+    visit = _locked_visit(visit)
+    _require(by, visit.participant)
+    reason = _need_reason(reason, "planned again")
+    if visit.status not in (VisitStatus.MISSED, VisitStatus.NOT_APPLICABLE):
+        raise ValidationError({"action": "Only a missed or not applicable visit can be reopened."})
+    if visit.closed_by:
+        raise ValidationError({"action": f"The schedule closed this visit ({visit.status_reason}); "
+                                         f"correct that date instead."})
+    visit.status, visit.status_reason = VisitStatus.PLANNED, reason
+    _save(visit, by, reason, ["status", "status_reason"])
+    return visit
+
+
+@transaction.atomic
+def add_unscheduled_visit(participant: Participant, *, on: dt.date, reason: str, by,
+                          crfs: Iterable[str] = ()) -> Visit:
+    """An extra visit outside the protocol schedule (a toxicity check, a patient's call).
+
+    Its window is its day; it is numbered after the participant's earlier unscheduled visits.
+    """
+    participant = _lock(participant)
+    _require(by, participant)
+    allocation = _allocation_of(participant)
+    if allocation is None:
+        raise ValidationError(f"{participant.study_id} is not randomised: there is no schedule.")
+    reason = (reason or "").strip()
+    errors = {}
+    randomised_on = randomisation_date(allocation)
+    if not isinstance(on, dt.date):
+        errors["on"] = "Give the date of the visit."
+    elif on < randomised_on:
+        errors["on"] = (f"The date {on:%Y-%m-%d} is before randomisation "
+                        f"({randomised_on:%Y-%m-%d}).")
+    if not reason:
+        errors["reason"] = "Give the reason for the unscheduled visit."
+    known = {c["code"] for c in participant.definition["crfs"]}
+    unknown = [c for c in crfs if c not in known]
+    if unknown:
+        errors["crfs"] = f"Unknown CRF(s): {', '.join(unknown)}."
+    if errors:
+        raise ValidationError(errors)
+    number = Visit.objects.filter(participant=participant, unscheduled=True).count() + 1
+    visit = Visit(participant=participant, code=UNSCHEDULED, label="Unscheduled visit",
+                  occurrence=number, anchor_code="", anchor_date=on, target_date=on,
+                  window_opens=on, window_closes=on, crfs=list(crfs), unscheduled=True,
+                  status_reason=reason)
+    visit._history_user = _user(by)
+    visit._change_reason = _why(reason)
+    visit.save()
+    return visit

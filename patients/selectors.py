@@ -1,13 +1,23 @@
-"""Reads of participants, already restricted to what the asking user may see."""
+"""Reads of participants and their visits, already restricted to what the asking user may see.
+
+Every query a list page runs is here, with what it prefetches; tests assert the counts.
+"""
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
+from randomization.models import Allocation
 from trials import policy
-from trials.models import Trial
+from trials.models import Site, Trial
 
-from .models import Participant
+from .models import Deviation, Participant, Visit, VisitState, VisitStatus
+
+UPCOMING_DAYS = 14  # the worklist's "upcoming" horizon
 
 
 def participants_for(user, trial: Trial) -> QuerySet[Participant]:
@@ -21,6 +31,124 @@ def participants_for(user, trial: Trial) -> QuerySet[Participant]:
 def get_participant_for(user, trial: Trial, study_id: str) -> Participant:
     """The participant, or 404 when it does not exist *or* is at a site the user cannot see."""
     try:
-        return participants_for(user, trial).get(study_id=study_id)
+        participant = participants_for(user, trial).get(study_id=study_id)
     except Participant.DoesNotExist:
         raise Http404("No such participant in this trial.")
+    participant.trial = trial  # already loaded by the caller: no second query for it
+    return participant
+
+
+# --------------------------------------------------------------------------- visits
+
+
+@dataclass(frozen=True)
+class Worklist:
+    """Planned visits of the sites a user may see, as of ``today``."""
+
+    today: dt.date
+    until: dt.date            # the "upcoming" horizon
+    overdue: list[Visit]      # window closed, visit not done
+    open_now: list[Visit]     # today within the window
+    upcoming: list[Visit]     # window opens within the horizon
+    deviations: int           # open protocol deviations at these sites
+
+    @property
+    def counts(self) -> "VisitCounts":
+        return VisitCounts(len(self.overdue), len(self.open_now), len(self.upcoming))
+
+
+@dataclass(frozen=True)
+class VisitCounts:
+    overdue: int = 0
+    open_now: int = 0
+    upcoming: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.overdue + self.open_now + self.upcoming
+
+
+def _visits_for(user, trial: Trial) -> QuerySet[Visit]:
+    return Visit.objects.filter(participant__trial=trial).filter(
+        policy.site_filter(user, trial, field="participant__site"))
+
+
+def worklist(user, trial: Trial, *, today: dt.date | None = None, site: Site | None = None,
+             days_ahead: int = UPCOMING_DAYS) -> Worklist:
+    """Overdue, open and upcoming visits of the sites ``user`` may see (two queries: the visits
+    with their participant and site, and the deviation count)."""
+    today = today or timezone.localdate()
+    until = today + dt.timedelta(days=days_ahead)
+    visits = (_visits_for(user, trial)
+              .filter(status=VisitStatus.PLANNED, window_opens__lte=until)
+              .select_related("participant__site")
+              .order_by("window_closes", "participant__study_id", "occurrence"))
+    deviations = Deviation.objects.filter(participant__trial=trial, voided_at__isnull=True).filter(
+        policy.site_filter(user, trial, field="participant__site"))
+    if site is not None:
+        visits = visits.filter(participant__site=site)
+        deviations = deviations.filter(participant__site=site)
+    overdue, open_now, upcoming = [], [], []
+    for visit in visits:
+        state = visit.state(today)
+        (overdue if state == VisitState.OVERDUE else
+         open_now if state == VisitState.OPEN else upcoming).append(visit)
+    upcoming.sort(key=lambda v: (v.window_opens, v.participant.study_id))
+    return Worklist(today, until, overdue, open_now, upcoming, deviations.count())
+
+
+def visit_counts(user, trials: list[Trial], *, today: dt.date | None = None
+                 ) -> dict[int, VisitCounts]:
+    """Worklist counts per trial for the home page, in one query for all the user's trials."""
+    today = today or timezone.localdate()
+    if not trials:
+        return {}
+    scope = Q(pk__in=[])
+    for trial in trials:
+        scope |= Q(participant__trial=trial) & policy.site_filter(user, trial,
+                                                                  field="participant__site")
+    rows = (Visit.objects.filter(scope, status=VisitStatus.PLANNED,
+                                 window_opens__lte=today + dt.timedelta(days=UPCOMING_DAYS))
+            .values("participant__trial")
+            .annotate(overdue=Count("pk", filter=Q(window_closes__lt=today)),
+                      open_now=Count("pk", filter=Q(window_opens__lte=today,
+                                                    window_closes__gte=today)),
+                      upcoming=Count("pk", filter=Q(window_opens__gt=today)))
+            .order_by())
+    return {row["participant__trial"]: VisitCounts(row["overdue"], row["open_now"],
+                                                   row["upcoming"]) for row in rows}
+
+
+@dataclass(frozen=True)
+class Timeline:
+    participant: Participant
+    today: dt.date
+    randomised_on: dt.date | None
+    visits: list[Visit]                  # each with ``deviation_list`` (open ones) prefetched
+    deviations: list[Deviation]          # open deviations, newest last
+    waiting: list[dict]                  # anchors whose date is not known yet, with their visits
+
+
+def timeline(participant: Participant, *, today: dt.date | None = None) -> Timeline:
+    """Every visit of one participant, with its deviations, and what waits for an anchor date.
+
+    The arm is read only to know which templates apply; it is never part of the result, so a
+    blinded user's page cannot show it (and blinded protocols have no arm-specific visits).
+    """
+    from .scheduling import pending_anchors, randomisation_date, read_facts
+
+    today = today or timezone.localdate()
+    open_deviations = Deviation.objects.filter(voided_at__isnull=True)
+    visits = list(participant.visits.order_by("target_date", "code", "occurrence")
+                  .prefetch_related(Prefetch("deviations", queryset=open_deviations,
+                                             to_attr="deviation_list")))
+    deviations = [d for v in visits for d in v.deviation_list]
+    deviations.sort(key=lambda d: d.detected_at)
+    allocation = (Allocation.objects.select_related("arm").filter(participant=participant)
+                  .first())
+    waiting, randomised_on = [], None
+    if allocation is not None:
+        facts = read_facts(participant, allocation)
+        randomised_on = randomisation_date(allocation)
+        waiting = pending_anchors(participant, allocation.arm.code, facts)
+    return Timeline(participant, today, randomised_on, visits, deviations, waiting)

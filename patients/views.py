@@ -1,16 +1,19 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
 from randomization.selectors import allocation_of, allocation_view
 from trials import policy
 from trials.policy import Perm
 from trials.selectors import get_trial_for
 
-from . import eligibility, selectors, services
-from .forms import ConsentForm, ScreeningForm
+from . import eligibility, scheduling, selectors, services
+from .forms import ConsentForm, ScreeningForm, UnscheduledVisitForm, VisitActionForm
+from .models import Visit, VisitState
 
 
 def participant_list(request, slug: str):
@@ -28,6 +31,7 @@ def participant_detail(request, slug: str, study_id: str):
     allocation = allocation_of(participant)
     return render(request, "patients/participant_detail.html", {
         "trial": trial, "participant": participant,
+        "timeline": selectors.timeline(participant) if allocation else None,
         "eligibility": eligibility.evaluate(participant),
         "allocation": allocation_view(user, allocation) if allocation else None,
         "can_screen": policy.has_perm(user, Perm.SCREEN, trial, site),
@@ -75,3 +79,113 @@ def record_consent(request, slug: str, study_id: str):
     return render(request, "patients/consent.html",
                   {"trial": trial, "participant": participant, "form": form},
                   status=400 if form.errors else 200)
+
+
+# --------------------------------------------------------------------------- visits
+
+
+def visit_worklist(request, slug: str):
+    """Overdue, open and upcoming visits of the user's sites; ``?site=CODE`` narrows to one."""
+    trial = get_trial_for(request.user, slug)
+    sites = list(policy.sites_for(request.user, trial).filter(active=True))
+    site = None
+    if request.GET.get("site"):
+        site = next((s for s in sites if s.code == request.GET["site"]), None)
+        if site is None:
+            raise Http404("No such site among yours.")
+    return render(request, "patients/visit_worklist.html", {
+        "trial": trial, "sites": sites, "site": site,
+        "worklist": selectors.worklist(request.user, trial, site=site)})
+
+
+def visit_timeline(request, slug: str, study_id: str):
+    trial = get_trial_for(request.user, slug)
+    participant = selectors.get_participant_for(request.user, trial, study_id)
+    return _timeline_page(request, trial, participant)
+
+
+def _timeline_page(request, trial, participant, *,
+                   failed: tuple[int, VisitActionForm] | None = None,
+                   unscheduled_form: UnscheduledVisitForm | None = None, status: int = 200):
+    can_schedule = policy.has_perm(request.user, Perm.SCHEDULE_VISITS, trial, participant.site)
+    timeline = selectors.timeline(participant)
+    crf_labels = {c["code"]: c["label"] for c in participant.definition["crfs"]}
+    states = dict(VisitState.choices)
+    rows = []
+    for visit in timeline.visits:
+        state = visit.state(timeline.today)
+        rows.append({"visit": visit, "state": state, "state_label": states[state],
+                     "crfs": [(code, crf_labels.get(code, code)) for code in visit.crfs],
+                     "form": failed[1] if failed and failed[0] == visit.pk else None})
+    return render(request, "patients/visit_timeline.html", {
+        "trial": trial, "participant": participant, "timeline": timeline, "rows": rows,
+        "can_schedule": can_schedule and timeline.randomised_on is not None,
+        "can_enter": policy.has_perm(request.user, Perm.ENTER_CRF, trial, participant.site),
+        "unscheduled_form": unscheduled_form or _unscheduled_form(participant),
+    }, status=status)
+
+
+def _unscheduled_form(participant, data=None) -> UnscheduledVisitForm:
+    crfs = participant.definition["crfs"]
+    return UnscheduledVisitForm(data, crf_choices=[(c["code"], c["label"]) for c in crfs
+                                                   if c["code"] != eligibility.ELIGIBILITY_CRF])
+
+
+def _add_errors(form, exc: ValidationError) -> None:
+    errors = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
+    for name, messages_ in errors.items():
+        form.add_error(name if name in form.fields else None, messages_)
+
+
+@require_POST
+def update_visit(request, slug: str, study_id: str, visit_id: int):
+    """Done on a date, not done, not applicable, or planned again: one coordinator action."""
+    trial = get_trial_for(request.user, slug)
+    participant = selectors.get_participant_for(request.user, trial, study_id)
+    visit = get_object_or_404(Visit, pk=visit_id, participant=participant)
+    if not policy.has_perm(request.user, Perm.SCHEDULE_VISITS, trial, participant.site):
+        raise PermissionDenied
+    form = VisitActionForm(request.POST)
+    if form.is_valid():
+        action, reason = form.cleaned_data["action"], form.cleaned_data["reason"]
+        try:
+            if action == "done":
+                scheduling.record_visit_done(visit, done_on=form.cleaned_data["done_on"],
+                                             by=request.user, reason=reason)
+            elif action == "missed":
+                scheduling.mark_visit_missed(visit, by=request.user, reason=reason)
+            elif action == "not_applicable":
+                scheduling.mark_visit_not_applicable(visit, by=request.user, reason=reason)
+            else:
+                scheduling.reopen_visit(visit, by=request.user, reason=reason)
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            done = {"done": _("%(visit)s recorded as done on %(date)s."),
+                    "missed": _("%(visit)s recorded as not done."),
+                    "not_applicable": _("%(visit)s marked not applicable."),
+                    "reopen": _("%(visit)s planned again.")}[action]
+            messages.success(request, done % {"visit": visit.title,
+                                              "date": form.cleaned_data["done_on"]})
+            return redirect(reverse("visit_timeline", args=[slug, study_id]) + f"#visit-{visit.pk}")
+    return _timeline_page(request, trial, participant, failed=(visit.pk, form), status=400)
+
+
+@require_POST
+def add_unscheduled_visit(request, slug: str, study_id: str):
+    trial = get_trial_for(request.user, slug)
+    participant = selectors.get_participant_for(request.user, trial, study_id)
+    if not policy.has_perm(request.user, Perm.SCHEDULE_VISITS, trial, participant.site):
+        raise PermissionDenied
+    form = _unscheduled_form(participant, request.POST)
+    if form.is_valid():
+        try:
+            visit = scheduling.add_unscheduled_visit(
+                participant, on=form.cleaned_data["on"], reason=form.cleaned_data["reason"],
+                crfs=form.cleaned_data["crfs"], by=request.user)
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, _("%(visit)s added.") % {"visit": visit.title})
+            return redirect(reverse("visit_timeline", args=[slug, study_id]) + f"#visit-{visit.pk}")
+    return _timeline_page(request, trial, participant, unscheduled_form=form, status=400)

@@ -92,3 +92,31 @@ def pytest_configure(config):
 
     # Hashing demo passwords with production strength would dominate the suite's time.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_definition_cache():
+    """Test databases are rolled back between tests and reuse row ids: start each test with an
+    empty cache of protocol definitions (in production, version ids are never reused)."""
+    from trials import models
+
+    models._DEFINITIONS.clear()
+    yield
+    models._DEFINITIONS.clear()
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager(request):
+    """Tasks run in the test's own process and transaction, even when CI sets
+    CELERY_BROKER_URL for the whole suite; only tests marked ``redis`` use the real broker."""
+    from config.celery import app
+
+    if request.node.get_closest_marker("redis"):
+        yield
+        return
+    # The app reads its settings from Django's with the CELERY_ namespace: the namespaced key is
+    # the one that counts (``app.conf.task_always_eager = True`` would be ignored).
+    previous = app.conf.CELERY_TASK_ALWAYS_EAGER
+    app.conf.CELERY_TASK_ALWAYS_EAGER = True
+    yield
+    app.conf.CELERY_TASK_ALWAYS_EAGER = previous

@@ -34,3 +34,41 @@ def sealed_list(trial: Trial, *, by, seed: str = "test-seed", slots_per_stratum:
 
     return seal_and_activate(generate_list(trial, by=by, seed=seed,
                                            slots_per_stratum=slots_per_stratum), by=by)
+
+
+def scripted_list(trial: Trial, *, by, arms: list[str], slots_per_stratum: int = 20):
+    """A sealed list whose every stratum allocates ``arms`` in turn (A, B, A, B…), so a test
+    knows which arm its participant gets. Kit codes, when the trial is blinded, are distinct."""
+    import itertools
+
+    from randomization import generator
+    from randomization.services import import_list, seal_and_activate, stratification
+
+    keys = generator.strata_keys(stratification(trial))
+    blinded = trial.masking != "open"
+    length = trial.definition["randomisation"].get("kit_code_length", 6)
+    codes = ("".join(c) for c in itertools.product(generator.KIT_ALPHABET, repeat=length))
+    rows = ["stratum,sequence,arm,kit_code"]
+    for key in keys:
+        for n in range(1, slots_per_stratum + 1):
+            rows.append(f"{key},{n},{arms[(n - 1) % len(arms)]},{next(codes) if blinded else ''}")
+    return seal_and_activate(import_list(trial, "\n".join(rows), by=by), by=by)
+
+
+def randomised(trial: Trial, site: Site | None = None, *, by, days_ago: int = 0, **answers):
+    """A participant screened, consented, eligible and randomised ``days_ago`` days ago (the
+    schedule computed from that day). Needs an active list."""
+    from outcomes.services import save_crf
+    from patients.models import Participant
+    from patients.services import record_consent
+    from randomization.services import randomize
+    from trials.demo import backdate_randomisation
+
+    p = participant(trial, site, by=by,
+                    screened_on=timezone.localdate() - dt.timedelta(days=days_ago + 7))
+    p = record_consent(p, consent_date=p.screened_on, version="1.0", by=by)
+    save_crf(p, "eligibility", eligibility_answers(trial, **answers), by=by, complete=True)
+    randomize(p, by=by)
+    if days_ago:
+        backdate_randomisation(p, days_ago, by=by)
+    return Participant.objects.get(pk=p.pk)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from .models import Trial
+from .models import Trial, crf_of
 
 
 def eligibility_answers(trial: Trial, **overrides) -> dict:
@@ -15,7 +15,7 @@ def eligibility_answers(trial: Trial, **overrides) -> dict:
     value for the rest. ``overrides`` set chosen fields (e.g. a stratification factor)."""
     from decimal import Decimal
 
-    crf = trial.current_version.crf("eligibility")
+    crf = crf_of(trial.current_version_id, "eligibility")
     kinds = {c["code"]: c["kind"] for c in trial.definition["eligibility"]}
     data = {}
     for field in crf["fields"]:
@@ -38,6 +38,12 @@ def eligibility_answers(trial: Trial, **overrides) -> dict:
             data[code] = None
     data.update(overrides)
     return data
+
+
+# How long ago the demo's randomised participants (1st, 2nd, 3rd… of each site) were
+# randomised: a spread, so that visits are done, overdue, open now and upcoming at once.
+DEMO_DAYS_AGO = [100, 45, 200, 12, 300]
+STOPS_TREATMENT = 2  # the third randomised participant of each site stops treatment early
 
 
 def populate(trial: Trial, *, coordinator, statistician, per_site: dict[str, int]) -> list[str]:
@@ -63,8 +69,11 @@ def populate(trial: Trial, *, coordinator, statistician, per_site: dict[str, int
         existing = Participant.objects.filter(site=site).count()
         wanted = sum(per_site.values())
         for i in range(existing, wanted):
+            randomised = i < per_site["randomised"]
+            # Randomised participants get a past (see ``visit_history``): screen them before it.
+            days_ago = DEMO_DAYS_AGO[i % len(DEMO_DAYS_AGO)] if randomised else 0
             p = register_participant(trial, site, by=coordinator,
-                                     screened_on=today - dt.timedelta(days=40 - 3 * i))
+                                     screened_on=today - dt.timedelta(days=40 - 3 * i + days_ago))
             if i >= per_site["randomised"] + per_site["ready"]:
                 continue  # screened only
             p = record_consent(p, consent_date=p.screened_on, version="1.0", by=coordinator)
@@ -77,7 +86,129 @@ def populate(trial: Trial, *, coordinator, statistician, per_site: dict[str, int
                 overrides[source] = level["values"][0]
             save_crf(p, "eligibility", eligibility_answers(trial, **overrides), by=coordinator,
                      complete=True)
-            if i < per_site["randomised"]:
+            if randomised:
                 randomization.randomize(p, by=coordinator)
+                visit_history(p, by=coordinator, days_ago=days_ago,
+                              stop_treatment=(i == STOPS_TREATMENT))
         done.append(f"{trial.slug} {site.code}: {wanted} participants")
     return done
+
+
+def backdate_randomisation(participant, days: int, *, by) -> None:
+    """Demo and tests only: move a participant's randomisation ``days`` into the past and
+    recompute the schedule from it, so a fresh demo (or a test) has visits already overdue,
+    open now and done. In the product a randomisation is immutable and dated when it happens.
+    """
+    import datetime as dt
+
+    from patients import scheduling
+    from randomization.models import Allocation
+
+    allocation = Allocation.objects.get(participant=participant)
+    Allocation.objects.filter(pk=allocation.pk).update(
+        randomised_at=allocation.randomised_at - dt.timedelta(days=days))
+    scheduling.reschedule_from(participant, scheduling.RANDOMISATION, by=by,
+                               reason=f"demo data: randomised {days} days earlier")
+
+
+def crf_answers(crf: dict, *, on, **overrides) -> dict:
+    """Complete, valid answers to any CRF for the demo: every date ``on``, yes to yes/no
+    questions, the first choice, the smallest number, "Demo" for required text; answers to
+    questions hidden by ``show_if`` are removed, as the form would."""
+    from outcomes.forms import visible
+
+    data: dict = {}
+    for field in crf["fields"]:
+        kind, code = field["type"], field["code"]
+        if field.get("derived"):
+            value = None
+        elif kind == "date":
+            value = on.isoformat()
+        elif kind == "choice":
+            value = field["choices"][0]["code"]
+        elif kind == "multichoice":
+            value = [field["choices"][0]["code"]]
+        elif kind == "yesno":
+            value = True
+        elif kind == "integer":
+            value = int(field.get("min", 0))
+        elif kind == "decimal":
+            value = str(field.get("min", 0))
+        elif kind == "text":
+            value = "Demo" if field.get("required") else None
+        else:  # group
+            value = []
+        data[code] = value
+    data.update(overrides)
+    for field in crf["fields"]:
+        if not visible(field, data):
+            data[field["code"]] = None
+    return data
+
+
+def visit_history(participant, *, by, days_ago: int, stop_treatment: bool = False) -> None:
+    """Demo only: give a just-randomised participant ``days_ago`` days of history.
+
+    Visits whose window closed more than two weeks ago are done, in their window (the fourth
+    one late: a protocol deviation; the sixth one missed); visits closed more recently are left
+    overdue, the open ones open. A CRF that carries an anchor (the surgery form at the surgery
+    visit, the injection form at the first injection) is entered with the visit, which
+    schedules the visits hanging on it. ``stop_treatment``: the event that ends the fewest
+    visit templates (REMINET: end of treatment) is recorded after 150 days: later injections
+    become not applicable, tumour assessments go on.
+    """
+    import datetime as dt
+
+    from outcomes.services import save_crf
+    from patients import scheduling
+    from patients.models import Participant, Visit, VisitStatus
+
+    if days_ago:
+        backdate_randomisation(participant, days_ago, by=by)
+    p = Participant.objects.select_related("site").get(pk=participant.pk)
+    definition = p.definition
+    crfs = {c["code"]: c for c in definition["crfs"]}
+    anchor_crfs = {a["source"]["crf"]: a for a in definition.get("anchors", [])}
+    today = timezone.localdate()
+    randomised_on = timezone.localdate(p.allocation.randomised_at)
+    stop = _least_stopping_event(definition) if stop_treatment else None
+    stop_on = randomised_on + dt.timedelta(days=150)
+    recorded: set[str] = set()
+    count = 0
+    while True:
+        visit = (Visit.objects.filter(participant=p, status=VisitStatus.PLANNED, unscheduled=False,
+                                      window_closes__lt=today - dt.timedelta(days=14))
+                 .order_by("target_date", "code", "occurrence").first())
+        if stop is not None and stop_on <= today and (visit is None
+                                                      or visit.target_date > stop_on):
+            code = stop["source"]["crf"]
+            save_crf(p, code, crf_answers(crfs[code], on=stop_on), by=by, complete=True)
+            stop = None
+            continue
+        if visit is None:
+            break
+        count += 1
+        span = (visit.window_closes - visit.window_opens).days
+        done_on = visit.window_opens + dt.timedelta(days=span * 2 // 3)
+        if count == 6:
+            scheduling.mark_visit_missed(visit, by=by, reason="Patient in hospital elsewhere")
+            continue
+        if count == 4:
+            done_on = visit.window_closes + dt.timedelta(days=4)  # late: a deviation
+        scheduling.record_visit_done(visit, done_on=min(done_on, today), by=by)
+        for code in visit.crfs:
+            if code in anchor_crfs and code not in recorded:
+                recorded.add(code)
+                save_crf(p, code, crf_answers(crfs[code], on=min(done_on, today)), by=by,
+                         complete=True)
+
+
+def _least_stopping_event(definition: dict) -> dict | None:
+    """The event named by the fewest repeating visits (and that does not end all visits)."""
+    counts = {}
+    for visit in definition["visits"]:
+        for code in visit.get("repeat", {}).get("until_event", []):
+            counts[code] = counts.get(code, 0) + 1
+    events = [e for e in definition.get("events", [])
+              if e["code"] in counts and not e.get("ends_all_visits")]
+    return min(events, key=lambda e: counts[e["code"]], default=None)

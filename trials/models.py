@@ -16,6 +16,29 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 
+# Parsed protocol definitions by version id. Protocol versions are never changed (see
+# ``ProtocolVersion.save``), so a definition read once is valid for the life of the process;
+# pages and the randomisation path read it without decoding the whole protocol each time.
+_DEFINITIONS: dict[int, dict[str, Any]] = {}
+
+
+def definition_of(version_id: int | None) -> dict[str, Any]:
+    """The protocol definition of a version, read from the database once per process."""
+    if version_id is None:
+        return {}
+    definition = _DEFINITIONS.get(version_id)
+    if definition is None:
+        definition = ProtocolVersion.objects.values_list("definition", flat=True).get(pk=version_id)
+        if len(_DEFINITIONS) > 256:
+            _DEFINITIONS.clear()
+        _DEFINITIONS[version_id] = definition
+    return definition
+
+
+def crf_of(version_id: int | None, code: str) -> dict[str, Any] | None:
+    return next((c for c in definition_of(version_id).get("crfs", []) if c["code"] == code), None)
+
+
 class Masking(models.TextChoices):
     OPEN = "open", _("Open label")
     SINGLE_BLIND = "single-blind", _("Single blind")
@@ -49,7 +72,8 @@ class Trial(models.Model):
 
     @property
     def definition(self) -> dict[str, Any]:
-        return self.current_version.definition if self.current_version else {}
+        """The current protocol version's definition (treat it as read-only)."""
+        return definition_of(self.current_version_id)
 
 
 class ProtocolVersion(models.Model):
@@ -86,7 +110,7 @@ class ProtocolVersion(models.Model):
         raise ValidationError("A protocol version is never deleted.")
 
     def crf(self, code: str) -> dict[str, Any] | None:
-        return next((c for c in self.definition["crfs"] if c["code"] == code), None)
+        return crf_of(self.pk, code)
 
 
 class Site(models.Model):

@@ -35,6 +35,7 @@ class Perm(str, Enum):
     MANAGE_ALLOCATION = "manage_allocation"  # generate, import, seal allocation lists
     VIEW_ARMS = "view_arms"                  # in a blinded trial; open trials show arms to all
     VIEW_AUDIT = "view_audit"
+    VISIT_REMINDERS = "visit_reminders"      # receives the daily digest of the site's visits
 
     def __str__(self) -> str:
         return self.value
@@ -43,11 +44,11 @@ class Perm(str, Enum):
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.INVESTIGATOR: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.ENTER_CRF, Perm.SIGN_CRF,
-        Perm.ANSWER_QUERY, Perm.EMERGENCY_UNBLIND,
+        Perm.ANSWER_QUERY, Perm.EMERGENCY_UNBLIND, Perm.VISIT_REMINDERS,
     }),
     Role.COORDINATOR: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.SCREEN, Perm.RANDOMISE,
-        Perm.SCHEDULE_VISITS, Perm.ENTER_CRF, Perm.ANSWER_QUERY,
+        Perm.SCHEDULE_VISITS, Perm.ENTER_CRF, Perm.ANSWER_QUERY, Perm.VISIT_REMINDERS,
     }),
     Role.DATA_MANAGER: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.RAISE_QUERY, Perm.LOCK_CRF,
@@ -73,6 +74,12 @@ def _memberships(user, trial: Trial) -> list[Membership]:
             Membership.objects.filter(user=user, trial=trial, active=True).select_related("site")
         )
     return cache[trial.pk]
+
+
+def roles_with(perm: Perm) -> list[str]:
+    """The roles that grant ``perm``: for set-wise queries that join memberships themselves
+    (the daily reminder job finds each site's recipients in one SQL statement)."""
+    return sorted(role for role, perms in ROLE_PERMISSIONS.items() if perm in perms)
 
 
 def roles_in(user, trial: Trial) -> set[str]:

@@ -10,7 +10,10 @@ Two layers of checks:
   caught with their location;
 - semantic checks JSON Schema cannot express: duplicate codes, windows that end before they
   start, an allocation ratio that disagrees with the arms, references to unknown CRFs, fields,
-  arms or anchors, block sizes that are not multiples of the ratio's sum.
+  arms, anchors or events, block sizes that are not multiples of the ratio's sum, anchors and
+  events read from fields that are not dates, arm-specific visits in a blinded trial (the
+  schedule would reveal the arm), repetitions with no end (no ``until`` and no
+  ``trial.follow_up_months``).
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ FORMAT_VERSION = 1
 
 FIELD_TYPES = ["integer", "decimal", "date", "choice", "multichoice", "yesno", "text", "group"]
 BUILTIN_ANCHORS = ["randomisation"]
+RESERVED_VISIT_CODES = ["unscheduled"]  # patients.scheduling.UNSCHEDULED
 
 _code = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "maxLength": 64}
 _text = {"type": "string", "minLength": 1}
@@ -246,6 +250,29 @@ SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "events": {
+            # Clinical events that end repeating visits (``visits[].repeat.until_event``), each
+            # read from a date field of a CRF. ``ends_all_visits``: once the event's CRF is
+            # completed, no visit after its date takes place (death, leaving the study).
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["code", "label", "source"],
+                "properties": {
+                    "code": _code,
+                    "label": _text,
+                    "source": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["crf", "field"],
+                        "properties": {"crf": _code, "field": _code},
+                    },
+                    "ends_all_visits": {"type": "boolean"},
+                    "note": {"type": "string"},
+                },
+            },
+        },
         "visits": {
             "type": "array",
             "minItems": 1,
@@ -275,10 +302,7 @@ SCHEMA: dict[str, Any] = {
                             "every": _duration,
                             "until": _duration,
                             "until_event": {"type": "array", "minItems": 1,
-                                            "items": {"enum": ["progression",
-                                                               "end_of_treatment",
-                                                               "death",
-                                                               "withdrawal"]}},
+                                            "items": _code},
                         },
                         "anyOf": [{"required": ["until"]}, {"required": ["until_event"]}],
                     },
@@ -432,6 +456,8 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
     anchors = data.get("anchors", [])
     problems += _duplicates(factors, "stratification_factors")
     problems += _duplicates(anchors, "anchors")
+    events = data.get("events", [])
+    problems += _duplicates(events, "events")
 
     arms = data["arms"]
     arm_codes = {a["code"] for a in arms}
@@ -489,8 +515,18 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
             problems.append(ProtocolProblem(f"anchors[{i}].code",
                                             f"{anchor['code']!r} is built in; do not redefine it"))
         check_source(anchor["source"], f"anchors[{i}].source")
+        if not _is_date_field(crfs, anchor["source"]):
+            problems.append(ProtocolProblem(f"anchors[{i}].source.field",
+                                            "an anchor is a date: its source must be a date field"))
+    for i, event in enumerate(events):
+        check_source(event["source"], f"events[{i}].source")
+        if not _is_date_field(crfs, event["source"]):
+            problems.append(ProtocolProblem(f"events[{i}].source.field",
+                                            "an event is dated: its source must be a date field"))
 
     anchor_codes = set(BUILTIN_ANCHORS) | {a["code"] for a in anchors}
+    event_codes = {e["code"] for e in events}
+    blinded = data["trial"]["masking"] != "open"
     for i, visit in enumerate(data["visits"]):
         here = f"visits[{i}]"
         if visit["window"]["end"] < visit["window"]["start"]:
@@ -501,16 +537,42 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
         if visit["anchor"] not in anchor_codes:
             problems.append(ProtocolProblem(f"{here}.anchor",
                                             f"unknown anchor {visit['anchor']!r}"))
+        if visit["code"] in RESERVED_VISIT_CODES:
+            problems.append(ProtocolProblem(f"{here}.code",
+                                            f"{visit['code']!r} is reserved for visits added "
+                                            f"outside the schedule"))
         for j, arm in enumerate(visit.get("arms", [])):
             if arm not in arm_codes:
                 problems.append(ProtocolProblem(f"{here}.arms[{j}]", f"unknown arm {arm!r}"))
         for j, crf in enumerate(visit["crfs"]):
             if crf not in crfs:
                 problems.append(ProtocolProblem(f"{here}.crfs[{j}]", f"unknown CRF {crf!r}"))
-        every = visit.get("repeat", {}).get("every")
-        if every and all(v <= 0 for v in every.values()):
+        if blinded and visit.get("arms"):
+            problems.append(ProtocolProblem(
+                f"{here}.arms", "in a blinded trial a visit cannot depend on the arm: "
+                                "the schedule would reveal it"))
+        repeat = visit.get("repeat", {})
+        every = repeat.get("every")
+        if every and (any(v < 0 for v in every.values()) or not any(every.values())):
             problems.append(ProtocolProblem(f"{here}.repeat.every", "must be a positive interval"))
+        for j, event in enumerate(repeat.get("until_event", [])):
+            if event not in event_codes:
+                problems.append(ProtocolProblem(
+                    f"{here}.repeat.until_event[{j}]",
+                    f"unknown event {event!r} (declare it under 'events')"))
+        if repeat and "until" not in repeat and "follow_up_months" not in data["trial"]:
+            problems.append(ProtocolProblem(
+                f"{here}.repeat",
+                "a repetition without 'until' runs to the end of follow-up: give "
+                "trial.follow_up_months"))
     return problems
+
+
+def _is_date_field(crfs: dict[str, dict], source: dict) -> bool:
+    """True when ``source`` names a date field (or names something unknown: reported elsewhere)."""
+    crf = crfs.get(source["crf"])
+    field = next((f for f in crf["fields"] if f["code"] == source["field"]), None) if crf else None
+    return field is None or field["type"] == "date"
 
 
 def canonical_json(data: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ from django.db.models import Count, Q
 from django.http import Http404
 
 from patients.models import RANDOMISED_STATUSES, Participant
+from patients.selectors import VisitCounts, visit_counts
 
 from . import policy
 from .models import Arm, Site, Trial
@@ -14,7 +15,8 @@ from .models import Arm, Site, Trial
 
 def get_trial_for(user, slug: str, perm: policy.Perm = policy.Perm.VIEW_TRIAL) -> Trial:
     """The trial, or 404 when it does not exist or the user has no part in it."""
-    trial = Trial.objects.select_related("current_version").filter(slug=slug).first()
+    trial = (Trial.objects.select_related("current_version").defer("current_version__definition")
+             .filter(slug=slug).first())
     if trial is None or not policy.has_perm(user, perm, trial):
         raise Http404("No such trial.")
     return trial
@@ -25,6 +27,7 @@ class TrialCard:
     trial: Trial
     roles: list[str]
     randomised: int
+    visits: VisitCounts  # the user's worklist counts in this trial (their sites only)
 
 
 def trial_cards(user) -> list[TrialCard]:
@@ -39,8 +42,11 @@ def trial_cards(user) -> list[TrialCard]:
     for trial_id, role in user.memberships.filter(active=True).values_list("trial_id", "role"):
         roles.setdefault(trial_id, set()).add(role)
     labels = dict(policy.Role.choices)
+    trials = list(trials)
+    counts = visit_counts(user, trials)
     return [
-        TrialCard(t, sorted(str(labels[r]) for r in roles.get(t.pk, ())), t.randomised)
+        TrialCard(t, sorted(str(labels[r]) for r in roles.get(t.pk, ())), t.randomised,
+                  counts.get(t.pk, VisitCounts()))
         for t in trials
     ]
 

@@ -9,9 +9,9 @@ from trials.policy import Perm
 P = Perm
 EXPECTED = {
     "investigator": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.ENTER_CRF, P.SIGN_CRF, P.ANSWER_QUERY,
-                     P.EMERGENCY_UNBLIND},
+                     P.EMERGENCY_UNBLIND, P.VISIT_REMINDERS},
     "coordinator": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.SCREEN, P.RANDOMISE, P.SCHEDULE_VISITS,
-                    P.ENTER_CRF, P.ANSWER_QUERY},
+                    P.ENTER_CRF, P.ANSWER_QUERY, P.VISIT_REMINDERS},
     "data_manager": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.RAISE_QUERY, P.LOCK_CRF,
                      P.VIEW_REPORTS, P.EXPORT_DATA, P.VIEW_AUDIT},
     "sponsor": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.VIEW_REPORTS, P.EXPORT_DATA},

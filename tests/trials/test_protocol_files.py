@@ -239,3 +239,44 @@ def test_protocol_versions_cannot_be_changed(db, tmp_path):
     version.label = "hacked"
     with pytest.raises(ValidationError):
         version.save()
+
+
+def _with_repeat(repeat: dict) -> dict:
+    data = copy.deepcopy(MINIMAL)
+    data["crfs"].append({"code": "stop", "label": "Stop", "fields": [
+        {"code": "stop_date", "label": "Date", "type": "date"},
+        {"code": "note", "label": "Note", "type": "text"}]})
+    data["events"] = [{"code": "stopped", "label": "Stopped",
+                       "source": {"crf": "stop", "field": "stop_date"}}]
+    data["visits"][0]["repeat"] = repeat
+    return data
+
+
+def test_events_end_repeating_visits_and_must_be_declared(db, tmp_path):
+    data = _with_repeat({"every": {"days": 28}, "until": {"months": 6},
+                         "until_event": ["relapse"]})
+    assert problems(refused(tmp_path, data)) == {
+        "visits[0].repeat.until_event[0]": "unknown event 'relapse' (declare it under 'events')"}
+
+
+def test_an_event_or_anchor_must_be_read_from_a_date_field(db, tmp_path):
+    data = _with_repeat({"every": {"days": 28}, "until": {"months": 6}})
+    data["events"][0]["source"]["field"] = "note"
+    assert problems(refused(tmp_path, data)) == {
+        "events[0].source.field": "an event is dated: its source must be a date field"}
+
+
+def test_a_repetition_without_an_end_needs_the_follow_up_duration(db, tmp_path):
+    data = _with_repeat({"every": {"days": 28}, "until_event": ["stopped"]})
+    assert "visits[0].repeat" in problems(refused(tmp_path, data))
+    data["trial"]["follow_up_months"] = 12
+    assert load_protocol(write(tmp_path, data)).created  # and a declared event is accepted
+
+
+def test_a_blinded_trial_cannot_have_arm_specific_visits(db, tmp_path):
+    data = copy.deepcopy(MINIMAL)
+    data["trial"]["masking"] = "double-blind"
+    data["randomisation"]["kit_code_length"] = 6
+    data["visits"][0]["arms"] = ["A"]
+    assert problems(refused(tmp_path, data)) == {"visits[0].arms": (
+        "in a blinded trial a visit cannot depend on the arm: the schedule would reveal it")}

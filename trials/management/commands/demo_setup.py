@@ -59,7 +59,9 @@ class Command(BaseCommand):
             system.set_unusable_password()
             system.save()
         statistician = User.objects.get(username="statistician")
-        plans = {"rectal-resection": {"randomised": 1, "ready": 1, "screened": 1},
+        # Three randomised per rectal site, so the first site has both arms (and an arm A
+        # participant whose surgery date schedules the post-operative visits).
+        plans = {"rectal-resection": {"randomised": 3, "ready": 1, "screened": 1},
                  "reminet": {"randomised": 5, "ready": 1, "screened": 1}}
         for trial in trials:
             Membership.objects.get_or_create(user=system, trial=trial, role=Role.COORDINATOR,

@@ -1,0 +1,50 @@
+"""`make demo` meets the visit schedule at once: every state, a deviation, arm A surgery,
+injections stopped by the end of treatment. (One test: building the demo takes a second.)"""
+from __future__ import annotations
+
+from django.core.management import call_command
+from django.utils import timezone
+
+from outcomes.models import CRFRecord
+from patients import selectors
+from patients.models import Deviation, Visit, VisitStatus
+from trials.models import Trial
+
+
+def every_state_for_the_demo_coordinator(coordinator):
+    for trial in Trial.objects.all():
+        worklist = selectors.worklist(coordinator, trial)
+        assert worklist.overdue and worklist.open_now, trial
+    assert any(selectors.worklist(coordinator, t).upcoming for t in Trial.objects.all())
+    assert set(Visit.objects.values_list("status", flat=True)) == {s.value for s in VisitStatus}
+    assert Deviation.objects.filter(participant__site__memberships__user=coordinator).exists()
+
+
+def an_arm_a_participant_with_a_surgery_date_at_the_first_site(coordinator):
+    rectal = Trial.objects.get(slug="rectal-resection")
+    first_site = coordinator.memberships.get(trial=rectal).site
+    record = CRFRecord.objects.filter(crf_code="surgery", participant__site=first_site,
+                                      participant__allocation__arm__code="A").first()
+    assert record is not None and record.data["surgery_date"]
+    post_op = Visit.objects.filter(participant=record.participant, anchor_code="surgery")
+    assert {v.code for v in post_op} == {"postop_imaging", "chemo_start_a", "clavien_dindo"}
+
+
+def injections_stopped_while_assessments_go_on():
+    stopped = Visit.objects.filter(closed_by="end_of_treatment").first()
+    assert stopped is not None and stopped.code == "injection"
+    later = Visit.objects.filter(participant=stopped.participant, code="tumour_assessment",
+                                 target_date__gt=timezone.localdate())
+    assert later and all(v.status == VisitStatus.PLANNED for v in later)
+
+
+def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_model):
+    settings.DEBUG = True
+    call_command("demo_setup", stdout=open("/dev/null", "w"))
+    coordinator = django_user_model.objects.get(username="coordinator")
+    every_state_for_the_demo_coordinator(coordinator)
+    an_arm_a_participant_with_a_surgery_date_at_the_first_site(coordinator)
+    injections_stopped_while_assessments_go_on()
+    count = Visit.objects.count()
+    call_command("demo_setup", stdout=open("/dev/null", "w"))
+    assert Visit.objects.count() == count, "a second run adds no visits"

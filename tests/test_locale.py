@@ -1,0 +1,33 @@
+"""The committed French catalogue is compiled: every translation in django.po is in django.mo
+(a fresh machine has no gettext to compile it, so a stale .mo would ship English)."""
+from __future__ import annotations
+
+import gettext
+import re
+from pathlib import Path
+
+LOCALE = Path(__file__).resolve().parent.parent / "locale" / "fr" / "LC_MESSAGES"
+
+
+def po_translations(text: str) -> dict[str, str]:
+    """Singular entries with a translation, from a .po file (enough for this check)."""
+    out = {}
+    for block in text.split("\n\n"):
+        if "#, fuzzy" in block or "msgid_plural" in block or block.lstrip().startswith("#~"):
+            continue
+        parts = re.findall(r'^(msgid|msgstr) ((?:".*"\n?)+)', block + "\n", flags=re.M)
+        fields = {key: "".join(re.findall(r'"(.*)"', value)).encode().decode("unicode_escape")
+                                  .encode("latin-1").decode("utf-8")
+                  for key, value in parts}
+        if fields.get("msgid") and fields.get("msgstr"):
+            out[fields["msgid"]] = fields["msgstr"]
+    return out
+
+
+def test_the_french_mo_is_compiled_from_the_po():
+    po = po_translations((LOCALE / "django.po").read_text(encoding="utf-8"))
+    with open(LOCALE / "django.mo", "rb") as handle:
+        mo = gettext.GNUTranslations(handle)
+    assert len(po) > 50
+    stale = {msgid for msgid, msgstr in po.items() if mo.gettext(msgid) != msgstr}
+    assert not stale, f"run `manage.py compilemessages`: {sorted(stale)[:5]}"
