@@ -27,6 +27,10 @@ class CRFRecord(models.Model):
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT,
                                     related_name="crf_records")
     crf_code = models.CharField(max_length=64)
+    visit = models.ForeignKey("patients.Visit", null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="crf_records",
+                              help_text=_("Empty for forms not tied to a visit (eligibility, "
+                                          "events such as progression or death)."))
     protocol_version = models.ForeignKey(ProtocolVersion, on_delete=models.PROTECT,
                                          related_name="+")
     data = models.JSONField(default=dict)
@@ -44,6 +48,13 @@ class CRFRecord(models.Model):
     class Meta:
         ordering = ["participant", "crf_code", "created_at"]
         indexes = [models.Index(fields=["participant", "crf_code"])]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "crf_code", "visit"],
+                                    name="one_crf_per_visit"),
+            models.UniqueConstraint(fields=["participant", "crf_code"],
+                                    condition=models.Q(visit__isnull=True),
+                                    name="one_crf_outside_visits"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.crf_code} of {self.participant.study_id}"

@@ -4,6 +4,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 
+from patients.models import Visit
 from patients.selectors import get_participant_for
 from trials import policy
 from trials.models import crf_of
@@ -15,14 +16,25 @@ from .forms import build_crf_form, form_to_data
 from .models import CRFRecord
 
 
-def crf_edit(request, slug: str, study_id: str, crf_code: str):
-    """Enter or change one CRF (not tied to a visit, e.g. eligibility) of a participant."""
+def _field_name(path: str) -> str:
+    """A stored-data path (``events[1].end_date``) as the form field's name (``events-1-end_date``)."""
+    return path.replace("[", "-").replace("].", "-")
+
+
+def crf_edit(request, slug: str, study_id: str, crf_code: str, visit_id: int | None = None):
+    """Enter or change one CRF of a participant: at a visit, or outside visits (eligibility,
+    events such as progression or death)."""
     trial = get_trial_for(request.user, slug)
     participant = get_participant_for(request.user, trial, study_id)
+    visit = None
+    if visit_id is not None:
+        visit = Visit.objects.filter(participant=participant, pk=visit_id).first()
+        if visit is None or crf_code not in (visit.crfs or []):
+            raise Http404("No such form at this visit.")
     if not policy.has_perm(request.user, Perm.ENTER_CRF, trial, participant.site):
         raise PermissionDenied
-    record = (CRFRecord.objects.filter(participant=participant, crf_code=crf_code)
-              .order_by("-created_at").first())
+    record = CRFRecord.objects.filter(participant=participant, crf_code=crf_code,
+                                      visit=visit).first()
     definition = crf_of(record.protocol_version_id if record else participant.protocol_version_id,
                         crf_code)
     if definition is None:
@@ -35,16 +47,19 @@ def crf_edit(request, slug: str, study_id: str, crf_code: str):
         try:
             record = services.save_crf(participant, crf_code, form_to_data(form),
                                        by=request.user, complete=complete, record=record,
-                                       reason=request.POST.get("reason", ""))
+                                       visit=visit, reason=request.POST.get("reason", ""))
         except ValidationError as exc:
             # Errors about one answer (e.g. a surgery date before randomisation) go next to it.
             errors = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
             for name, messages_ in errors.items():
+                name = _field_name(name) if name else None
                 form.add_error(name if name in form.fields else None, messages_)
         else:
+            for warning in record.warnings:
+                messages.warning(request, warning.message)
             messages.success(request, _("%(crf)s saved (%(status)s).") % {
                 "crf": definition["label"], "status": record.get_status_display()})
             return redirect("participant_detail", slug, study_id)
     return render(request, "outcomes/crf_edit.html", {
         "trial": trial, "participant": participant, "definition": definition, "form": form,
-        "record": record}, status=400 if form.errors else 200)
+        "record": record, "visit": visit}, status=400 if form.errors else 200)

@@ -181,6 +181,7 @@ class Visit(models.Model):
 
 class DeviationRule(models.TextChoices):
     VISIT_WINDOW = "visit_window", _("Visit done outside its window")
+    EDIT_CHECK = "edit_check", _("A protocol limit passed (soft edit check of a CRF)")
 
 
 class Deviation(models.Model):
@@ -209,8 +210,11 @@ class Deviation(models.Model):
     class Meta:
         ordering = ["participant", "detected_at"]
         constraints = [
+            # One open window deviation per visit; edit-check deviations are kept one per
+            # check by ``outcomes.services`` (a visit's CRF may fail several checks).
             models.UniqueConstraint(fields=["visit", "rule"],
-                                    condition=models.Q(voided_at__isnull=True),
+                                    condition=models.Q(voided_at__isnull=True,
+                                                       rule="visit_window"),
                                     name="one_open_deviation_per_visit_rule"),
         ]
 

@@ -11,6 +11,8 @@ from trials import policy
 from trials.policy import Perm
 from trials.selectors import get_trial_for
 
+from outcomes.models import CRFRecord, CRFStatus
+
 from . import eligibility, scheduling, selectors, services
 from .forms import ConsentForm, ScreeningForm, UnscheduledVisitForm, VisitActionForm
 from .models import Visit, VisitState
@@ -111,11 +113,17 @@ def _timeline_page(request, trial, participant, *,
     timeline = selectors.timeline(participant)
     crf_labels = {c["code"]: c["label"] for c in participant.definition["crfs"]}
     states = dict(VisitState.choices)
+    statuses = dict(CRFStatus.choices)
+    entered = {(visit_id, code): status for visit_id, code, status in CRFRecord.objects
+               .filter(participant=participant, visit__isnull=False)
+               .values_list("visit_id", "crf_code", "status")}
     rows = []
     for visit in timeline.visits:
         state = visit.state(timeline.today)
         rows.append({"visit": visit, "state": state, "state_label": states[state],
-                     "crfs": [(code, crf_labels.get(code, code)) for code in visit.crfs],
+                     "crfs": [(code, crf_labels.get(code, code),
+                               statuses.get(entered.get((visit.pk, code)), ""))
+                              for code in visit.crfs],
                      "form": failed[1] if failed and failed[0] == visit.pk else None})
     return render(request, "patients/visit_timeline.html", {
         "trial": trial, "participant": participant, "timeline": timeline, "rows": rows,

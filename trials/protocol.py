@@ -324,6 +324,28 @@ SCHEMA: dict[str, Any] = {
                     "description": {"type": "string"},
                     "repeatable": {"type": "boolean"},
                     "fields": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/field"}},
+                    "checks": {"type": "array", "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["code", "field", "rule", "reference", "message"],
+                        "properties": {
+                            "code": _code,
+                            "field": {"type": "string"},
+                            "rule": {"enum": ["not_before", "not_after", "at_most_days_after"]},
+                            "days": {"type": "integer", "minimum": 0},
+                            "reference": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "minProperties": 1,
+                                "maxProperties": 1,
+                                "properties": {"anchor": _code, "field": {"type": "string"},
+                                               "last_visit": {"const": True}},
+                            },
+                            "severity": {"enum": ["hard", "soft"]},
+                            "message": _text,
+                            "source": {"type": "string"},
+                        },
+                    }},
                 },
             },
         },
@@ -448,6 +470,38 @@ def _field_problems(fields: list[dict], path: str) -> list[ProtocolProblem]:
     return problems
 
 
+def _date_field(crf: dict, path: str) -> dict | None:
+    """The date field ``path`` (``field`` or ``group.field``) of ``crf``, or None."""
+    fields = crf["fields"]
+    if "." in path:
+        group, path = path.split(".", 1)
+        fields = next((f.get("fields", []) for f in fields if f["code"] == group), [])
+    return next((f for f in fields if f["code"] == path and f["type"] == "date"), None)
+
+
+def _check_problems(crf: dict, path: str, anchors: set[str]) -> list[ProtocolProblem]:
+    problems = _duplicates(crf.get("checks", []), path)
+    for i, check in enumerate(crf.get("checks", [])):
+        here = f"{path}[{i}]"
+        if _date_field(crf, check["field"]) is None:
+            problems.append(ProtocolProblem(f"{here}.field",
+                                            f"{check['field']!r} is not a date field of this CRF"))
+        ref = check["reference"]
+        if "field" in ref:
+            if _date_field(crf, ref["field"]) is None:
+                problems.append(ProtocolProblem(f"{here}.reference.field",
+                                                f"{ref['field']!r} is not a date field of this CRF"))
+            elif "." in ref["field"] and ref["field"].split(".")[0] != check["field"].split(".")[0]:
+                problems.append(ProtocolProblem(f"{here}.reference.field",
+                                                "a row's field can only be compared within its row"))
+        if "anchor" in ref and ref["anchor"] not in anchors:
+            problems.append(ProtocolProblem(f"{here}.reference.anchor",
+                                            f"unknown anchor {ref['anchor']!r}"))
+        if check["rule"] == "at_most_days_after" and "days" not in check:
+            problems.append(ProtocolProblem(f"{here}.days", "at_most_days_after needs days"))
+    return problems
+
+
 def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
     problems: list[ProtocolProblem] = []
     for key in ("sites", "arms", "eligibility", "visits", "crfs"):
@@ -496,8 +550,10 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
                                         "a blinded trial needs kit codes: give their length"))
 
     crfs = {c["code"]: c for c in data["crfs"]}
+    anchor_codes = set(BUILTIN_ANCHORS) | {a["code"] for a in data.get("anchors", [])}
     for i, crf in enumerate(data["crfs"]):
         problems += _field_problems(crf["fields"], f"crfs[{i}].fields")
+        problems += _check_problems(crf, f"crfs[{i}].checks", anchor_codes)
 
     def check_source(source: dict, path: str) -> None:
         crf = crfs.get(source["crf"])
