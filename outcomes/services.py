@@ -1,20 +1,39 @@
-"""Writing CRF data. Every save goes through ``save_crf``: validation, status, history."""
+"""Writing CRF data and everything that bears on it, one plain function per action.
+
+- ``save_crf``: validation, status, history, derived values, schedule, deviations, automatic
+  queries; a change to a signed CRF voids its signature.
+- ``sign_crf`` (investigator, password typed again), ``lock_crf`` / ``unlock_crf`` (data
+  manager): the status flow draft → complete → signed → locked.
+- ``raise_query``, ``answer_query``, ``close_query``, ``reopen_query``: data queries.
+
+Each refuses bad input with a ``ValidationError`` naming the field it is about, and writes
+nothing then (one transaction each). Each checks the permission with ``trials.policy`` except
+``save_crf``, whose callers (the CRF page, the demo, the tests) check ``Perm.ENTER_CRF``
+themselves. Every history row written here carries its author (``_history_user``), so the
+trail says who even outside a web request.
+"""
 from __future__ import annotations
 
 import datetime as dt
 
-from django.core.exceptions import ValidationError
+from django.contrib.auth import authenticate
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from patients import scheduling
 from patients.models import Deviation, DeviationRule, Participant, Visit, VisitStatus
+from trials import audit, policy
 from trials.models import crf_of
+from trials.policy import Perm
 
-from . import checks
+from . import checks, trail
 from .derivations import DERIVED
 from .forms import missing_required
-from .models import CRFRecord, CRFStatus
+from .models import (UNRESOLVED, CRFRecord, CRFSignature, CRFStatus, DataQuery, MessageKind,
+                     QueryMessage, QueryStatus, SignatureMeaning)
 
 
 @transaction.atomic
@@ -63,12 +82,17 @@ def save_crf(
     record.data = data
     record.updated_by = by
     record.status = CRFStatus.COMPLETE if complete else CRFStatus.DRAFT
+    was_completed = record.ever_completed
     record.ever_completed = record.ever_completed or complete
     record._change_reason = reason.strip() or None
+    record._history_user = by
     record.save()
+    if was_completed:
+        _void_signatures(record, by=by, reason=reason.strip())
     scheduling.apply_crf(record, by=by, reason=reason.strip())
     record.warnings = [r for r in results if not r.blocks]
     _record_deviations(record, record.warnings, by=by)
+    _automatic_queries(record, definition, record.warnings)
     return record
 
 
@@ -124,3 +148,265 @@ def _record_deviations(record: CRFRecord, warnings: list[checks.CheckResult], *,
             Deviation.objects.create(participant=record.participant, visit=record.visit,
                                      rule=DeviationRule.EDIT_CHECK, days_outside=warning.days,
                                      description=description, detected_by=by)
+
+
+def _void_signatures(record: CRFRecord, *, by, reason: str) -> None:
+    """A signature never stands on changed data: saving a signed CRF voids its signatures."""
+    voided = CRFSignature.objects.filter(record=record, voided_at=None).update(
+        voided_at=timezone.now(), voided_by=by, void_reason=reason)
+    if voided:
+        audit.record("crf.signature_voided",
+                     f"{record.participant.study_id} {record.crf_code}: signature voided by a "
+                     f"change. Reason: {reason}",
+                     actor=by, trial=record.participant.trial, obj=record)
+
+
+def _automatic_queries(record: CRFRecord, definition: dict,
+                       warnings: list[checks.CheckResult]) -> None:
+    """A soft edit check that fails raises a query on its field, once: not again while it is
+    unresolved, nor after the data manager closed it (the deviation was accepted). When a later
+    save makes the check pass, its open automatic query is marked answered by the system, and
+    the data manager closes it."""
+    if not any(c.get("severity") == "soft" for c in definition.get("checks", [])):
+        return
+    existing = {(q.field_path, q.check_code): q for q in
+                DataQuery.objects.filter(record=record, raised_by=None).exclude(check_code="")
+                .order_by("raised_at", "pk")}
+    now = timezone.now()
+    failing = {(w.path, w.code): w for w in warnings}
+    for key, warning in failing.items():
+        if key not in existing:
+            query = DataQuery.objects.create(record=record, field_path=warning.path,
+                                             check_code=warning.code, raised_at=now)
+            QueryMessage.objects.create(query=query, kind=MessageKind.RAISED, at=now,
+                                        text=f"Automatic query: {warning.message}")
+    for key, query in existing.items():
+        if key not in failing and query.status == QueryStatus.OPEN:
+            query.status = QueryStatus.ANSWERED
+            query.save(update_fields=["status"])
+            QueryMessage.objects.create(query=query, kind=MessageKind.ANSWERED, at=now,
+                                        text="The edit check passes after this change.")
+
+
+# --------------------------------------------------------------------------- status flow
+
+
+def _english(text) -> str:
+    """What is stored (history reasons, audit messages, query messages written by the system)
+    is in English whatever the language of the person whose action wrote it; pages translate
+    what they show, from codes."""
+    with translation.override("en"):
+        return str(text)
+
+
+def _require(by, perm: Perm, participant: Participant) -> None:
+    if not policy.has_perm(by, perm, participant.trial, participant.site):
+        raise PermissionDenied(f"You may not {perm.value.replace('_', ' ')} at this site.")
+
+
+def _locked(record: CRFRecord) -> CRFRecord:
+    """The record, re-read under a row lock (with what its digest and checks read)."""
+    return (CRFRecord.objects.select_for_update(of=("self",))
+            .select_related("participant__trial", "participant__site").get(pk=record.pk))
+
+
+def latest_version(record: CRFRecord):
+    """The newest history row of ``record``: the version a page shows and a signature binds."""
+    return record.history.order_by("-history_id").first()
+
+
+def signature_is_valid(signature: CRFSignature, record: CRFRecord) -> bool:
+    """A signature counts while it is not voided and the record's content is still what was
+    signed (its digest) — whatever changed the data, a page or a raw SQL statement."""
+    return signature.voided_at is None and signature.digest == trail.content_digest(record)
+
+
+@transaction.atomic
+def sign_crf(record: CRFRecord, *, by, password: str, meaning: str,
+             version: int | None = None, request=None) -> CRFSignature:
+    """The investigator signs the CRF as it is now (21 CFR 11.50, 11.70, 11.200(a)).
+
+    The password is typed again so that a session left open cannot sign. ``version`` is the
+    history row the signer was shown: if the CRF changed since, nothing is signed and they are
+    asked to look again. The signature stores the signer's printed name, the instant (UTC), the
+    meaning and the SHA-256 of the exact content signed.
+    """
+    record = _locked(record)
+    participant = record.participant
+    _require(by, Perm.SIGN_CRF, participant)
+    if meaning not in SignatureMeaning.values:
+        raise ValidationError({"meaning": _("Choose what your signature means.")})
+    if record.status == CRFStatus.DRAFT:
+        raise ValidationError(_("Only a complete CRF can be signed: save it as complete first."))
+    if record.status == CRFStatus.SIGNED:
+        raise ValidationError(_("This CRF is already signed; its signature stands until its "
+                                "data change."))
+    if record.status == CRFStatus.LOCKED:
+        raise ValidationError(_("This CRF is locked by the data manager."))
+    current = latest_version(record)
+    if version is not None and current is not None and version != current.history_id:
+        raise ValidationError(_("This CRF changed since you opened it. Read it again, then "
+                                "sign."))
+    if not password or authenticate(request, username=by.get_username(),
+                                    password=password) is None:
+        raise ValidationError({"password": _("The password is not correct.")})
+    now = timezone.now()
+    name = by.get_full_name() or by.get_username()
+    signature = CRFSignature.objects.create(
+        record=record, signer=by, signed_at=now, meaning=meaning, printed_name=name,
+        digest=trail.content_digest(record), signed_version=current)
+    record.status = CRFStatus.SIGNED
+    record._history_user = by
+    record._history_date = now
+    record._change_reason = f"Signed by {name}: {_english(SignatureMeaning(meaning).label)}"
+    record.save(update_fields=["status", "updated_at"])
+    audit.record("crf.signed", f"{participant.study_id} {record.crf_code} signed by {name} "
+                 f"({by.get_username()}): {_english(SignatureMeaning(meaning).label)}. "
+                 f"SHA-256 {signature.digest}",
+                 actor=by, trial=participant.trial, obj=signature)
+    return signature
+
+
+@transaction.atomic
+def lock_crf(record: CRFRecord, *, by) -> CRFRecord:
+    """The data manager locks a complete or signed CRF: nobody can change it until unlocked.
+    Its queries must be closed first: a lock says the data are final."""
+    record = _locked(record)
+    participant = record.participant
+    _require(by, Perm.LOCK_CRF, participant)
+    if record.status == CRFStatus.LOCKED:
+        raise ValidationError(_("This CRF is already locked."))
+    if record.status == CRFStatus.DRAFT:
+        raise ValidationError(_("A draft cannot be locked: it must be complete first."))
+    unresolved = record.queries.filter(status__in=UNRESOLVED).count()
+    if unresolved:
+        raise ValidationError(_("Close its open queries first (%(n)d open).") % {"n": unresolved})
+    now = timezone.now()
+    record.status, record.locked_at, record.locked_by = CRFStatus.LOCKED, now, by
+    record._history_user, record._history_date = by, now
+    record._change_reason = "Locked"
+    record.save(update_fields=["status", "locked_at", "locked_by", "updated_at"])
+    audit.record("crf.locked", f"{participant.study_id} {record.crf_code} locked by "
+                 f"{by.get_username()}", actor=by, trial=participant.trial, obj=record)
+    return record
+
+
+@transaction.atomic
+def unlock_crf(record: CRFRecord, *, by, reason: str) -> CRFRecord:
+    """The data manager unlocks a CRF, with a reason. It goes back to signed if a signature
+    still stands on its content, else to complete."""
+    record = _locked(record)
+    participant = record.participant
+    _require(by, Perm.LOCK_CRF, participant)
+    if record.status != CRFStatus.LOCKED:
+        raise ValidationError(_("This CRF is not locked."))
+    if not reason.strip():
+        raise ValidationError({"reason": _("Give the reason for unlocking.")})
+    signed = any(signature_is_valid(s, record) for s in record.signatures.all())
+    record.status = CRFStatus.SIGNED if signed else CRFStatus.COMPLETE
+    record.locked_at = record.locked_by = None
+    record._history_user = by
+    record._change_reason = f"Unlocked: {reason.strip()}"
+    record.save(update_fields=["status", "locked_at", "locked_by", "updated_at"])
+    audit.record("crf.unlocked", f"{participant.study_id} {record.crf_code} unlocked by "
+                 f"{by.get_username()}. Reason: {reason.strip()}",
+                 actor=by, trial=participant.trial, obj=record)
+    return record
+
+
+# --------------------------------------------------------------------------- data queries
+
+
+def _locked_query(query: DataQuery) -> DataQuery:
+    return (DataQuery.objects.select_for_update(of=("self",))
+            .select_related("record__participant__trial", "record__participant__site",
+                            "record__visit").get(pk=query.pk))
+
+
+@transaction.atomic
+def raise_query(record: CRFRecord, *, by, field_path: str, text: str) -> DataQuery:
+    """The data manager questions one answer of one CRF (``field_path`` as in
+    ``outcomes.trail``: ``weight_kg``, ``events[1].grade``, or a whole group)."""
+    record = _locked(record)
+    _require(by, Perm.RAISE_QUERY, record.participant)
+    errors = {}
+    found = trail.resolve(record.definition, field_path.strip())
+    if found is None:
+        errors["field_path"] = _("This CRF has no field “%(path)s”.") % {"path": field_path}
+    elif found[2] is not None and found[2] >= len(record.data.get(found[1]["code"]) or []):
+        errors["field_path"] = _("“%(group)s” has no row %(n)d.") % {
+            "group": found[1]["label"], "n": found[2] + 1}
+    if not text.strip():
+        errors["text"] = _("Write the question.")
+    if errors:
+        raise ValidationError(errors)
+    now = timezone.now()
+    query = DataQuery(record=record, field_path=field_path.strip(), raised_at=now, raised_by=by)
+    query._history_user = by
+    query.save()
+    QueryMessage.objects.create(query=query, kind=MessageKind.RAISED, author=by, at=now,
+                                text=text.strip())
+    return query
+
+
+@transaction.atomic
+def answer_query(query: DataQuery, *, by, text: str, correction: dict | None = None,
+                 complete: bool = True) -> DataQuery:
+    """The site answers a query; with ``correction`` (the CRF's answers, as its form stores
+    them) the value is corrected through ``save_crf``, the answer being the change's reason."""
+    query = _locked_query(query)
+    record = query.record
+    _require(by, Perm.ANSWER_QUERY, record.participant)
+    if query.is_closed:
+        raise ValidationError(_("This query is closed; the data manager may re-open it."))
+    if not text.strip():
+        raise ValidationError({"text": _("Say what you checked or changed.")})
+    written = None
+    if correction is not None:
+        _require(by, Perm.ENTER_CRF, record.participant)
+        record = save_crf(record.participant, record.crf_code, correction, by=by,
+                          complete=complete, record=record, visit=record.visit,
+                          reason=f"Query #{query.pk}: {text.strip()}")
+        written = latest_version(record)
+        query.record = record  # with the save's warnings, for the caller
+    query.refresh_from_db(fields=["status"])  # an automatic query may have been answered
+    query.status = QueryStatus.ANSWERED
+    query._history_user = by
+    query.save(update_fields=["status"])
+    QueryMessage.objects.create(query=query, author=by, at=timezone.now(), text=text.strip(),
+                                kind=MessageKind.CORRECTED if written else MessageKind.ANSWERED,
+                                correction=written)
+    return query
+
+
+@transaction.atomic
+def close_query(query: DataQuery, *, by, text: str = "") -> DataQuery:
+    """The data manager closes a query (answered or not: a question may turn out moot)."""
+    query = _locked_query(query)
+    _require(by, Perm.RAISE_QUERY, query.record.participant)
+    if query.is_closed:
+        raise ValidationError(_("This query is already closed."))
+    now = timezone.now()
+    query.status, query.closed_at, query.closed_by = QueryStatus.CLOSED, now, by
+    query._history_user = by
+    query.save(update_fields=["status", "closed_at", "closed_by"])
+    QueryMessage.objects.create(query=query, kind=MessageKind.CLOSED, author=by, at=now,
+                                text=text.strip() or "Closed.")
+    return query
+
+
+@transaction.atomic
+def reopen_query(query: DataQuery, *, by, text: str) -> DataQuery:
+    """The data manager re-opens an answered or closed query, saying why."""
+    query = _locked_query(query)
+    _require(by, Perm.RAISE_QUERY, query.record.participant)
+    if query.status == QueryStatus.OPEN:
+        raise ValidationError(_("This query is already open."))
+    if not text.strip():
+        raise ValidationError({"text": _("Say why the query is re-opened.")})
+    query.status, query.closed_at, query.closed_by = QueryStatus.OPEN, None, None
+    query._history_user = by
+    query.save(update_fields=["status", "closed_at", "closed_by"])
+    QueryMessage.objects.create(query=query, kind=MessageKind.REOPENED, author=by,
+                                at=timezone.now(), text=text.strip())
+    return query

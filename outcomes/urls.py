@@ -2,9 +2,21 @@ from django.urls import path
 
 from . import views
 
+PARTICIPANT = "trials/<slug:slug>/participants/<str:study_id>/"
+RECORD = PARTICIPANT + "crfs/<int:record_id>/"
+QUERY = PARTICIPANT + "queries/<int:query_id>/"
+
 urlpatterns = [
-    path("trials/<slug:slug>/participants/<str:study_id>/crf/<slug:crf_code>/", views.crf_edit,
-         name="crf_edit"),
-    path("trials/<slug:slug>/participants/<str:study_id>/visits/<int:visit_id>/crf/"
-         "<slug:crf_code>/", views.crf_edit, name="visit_crf_edit"),
+    path(PARTICIPANT + "crf/<slug:crf_code>/", views.crf_edit, name="crf_edit"),
+    path(PARTICIPANT + "visits/<int:visit_id>/crf/<slug:crf_code>/", views.crf_edit,
+         name="visit_crf_edit"),
+    path(RECORD + "sign/", views.crf_sign, name="crf_sign"),
+    path(RECORD + "lock/", views.crf_lock, name="crf_lock"),
+    path(RECORD + "unlock/", views.crf_unlock, name="crf_unlock"),
+    path(RECORD + "history/", views.crf_history, name="crf_history"),
+    path(RECORD + "pdf/", views.crf_pdf, name="crf_pdf"),
+    path(RECORD + "queries/", views.query_raise, name="query_raise"),
+    path(QUERY + "answer/", views.query_action, {"action": "answer"}, name="query_answer"),
+    path(QUERY + "close/", views.query_action, {"action": "close"}, name="query_close"),
+    path(QUERY + "reopen/", views.query_action, {"action": "reopen"}, name="query_reopen"),
 ]

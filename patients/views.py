@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -11,7 +12,8 @@ from trials import policy
 from trials.policy import Perm
 from trials.selectors import get_trial_for
 
-from outcomes.models import CRFRecord, CRFStatus
+from outcomes import selectors as crf_selectors
+from outcomes.models import UNRESOLVED, CRFRecord, CRFStatus
 
 from . import eligibility, scheduling, selectors, services
 from .forms import ConsentForm, ScreeningForm, UnscheduledVisitForm, VisitActionForm
@@ -34,6 +36,7 @@ def participant_detail(request, slug: str, study_id: str):
     return render(request, "patients/participant_detail.html", {
         "trial": trial, "participant": participant,
         "timeline": selectors.timeline(participant) if allocation else None,
+        "forms": crf_selectors.participant_forms(participant),
         "eligibility": eligibility.evaluate(participant),
         "allocation": allocation_view(user, allocation) if allocation else None,
         "can_screen": policy.has_perm(user, Perm.SCREEN, trial, site),
@@ -95,9 +98,13 @@ def visit_worklist(request, slug: str):
         site = next((s for s in sites if s.code == request.GET["site"]), None)
         if site is None:
             raise Http404("No such site among yours.")
+    user = request.user
     return render(request, "patients/visit_worklist.html", {
         "trial": trial, "sites": sites, "site": site,
-        "worklist": selectors.worklist(request.user, trial, site=site)})
+        "worklist": selectors.worklist(user, trial, site=site),
+        "queries": crf_selectors.query_worklist(user, trial, site=site),
+        "list_queries": (policy.has_perm(user, Perm.RAISE_QUERY, trial)
+                         or policy.has_perm(user, Perm.ANSWER_QUERY, trial))})
 
 
 def visit_timeline(request, slug: str, study_id: str):
@@ -114,15 +121,17 @@ def _timeline_page(request, trial, participant, *,
     crf_labels = {c["code"]: c["label"] for c in participant.definition["crfs"]}
     states = dict(VisitState.choices)
     statuses = dict(CRFStatus.choices)
-    entered = {(visit_id, code): status for visit_id, code, status in CRFRecord.objects
-               .filter(participant=participant, visit__isnull=False)
-               .values_list("visit_id", "crf_code", "status")}
+    # Each form entered at a visit: its status and how many of its queries are unresolved.
+    entered = {(visit_id, code): (statuses[status], queries) for visit_id, code, status, queries
+               in CRFRecord.objects.filter(participant=participant, visit__isnull=False)
+               .annotate(unresolved=Count("queries", filter=Q(queries__status__in=UNRESOLVED)))
+               .values_list("visit_id", "crf_code", "status", "unresolved")}
     rows = []
     for visit in timeline.visits:
         state = visit.state(timeline.today)
         rows.append({"visit": visit, "state": state, "state_label": states[state],
                      "crfs": [(code, crf_labels.get(code, code),
-                               statuses.get(entered.get((visit.pk, code)), ""))
+                               *entered.get((visit.pk, code), ("", 0)))
                               for code in visit.crfs],
                      "form": failed[1] if failed and failed[0] == visit.pk else None})
     return render(request, "patients/visit_timeline.html", {

@@ -200,7 +200,7 @@ def visit_history(participant, *, by, days_ago: int, stop_treatment: bool = Fals
             if code in anchor_crfs and code not in recorded:
                 recorded.add(code)
                 save_crf(p, code, crf_answers(crfs[code], on=min(done_on, today)), by=by,
-                         complete=True)
+                         complete=True, visit=visit)
 
 
 def _least_stopping_event(definition: dict) -> dict | None:
@@ -212,3 +212,81 @@ def _least_stopping_event(definition: dict) -> dict | None:
     events = [e for e in definition.get("events", [])
               if e["code"] in counts and not e.get("ends_all_visits")]
     return min(events, key=lambda e: counts[e["code"]], default=None)
+
+
+def crf_showcase(trial: Trial, *, investigator, data_manager, password: str) -> list[str]:
+    """Demo only: CRFs at every step of their life at the trial's first site, so that the demo
+    accounts meet signatures, locks and queries at once.
+
+    Each randomised participant's baseline demographics are complete; the first one's are
+    signed by ``investigator``, the second one's signed and locked by ``data_manager``, the
+    third one's questioned by ``data_manager`` (an open query on the weight). Where the protocol
+    has a soft edit check on a date counted from randomisation (the rectal trial's surgery
+    within 21 days), one such date is corrected past the limit, as when an operative report
+    arrives late: the check raises an automatic query. Safe to run again: does nothing once the
+    site has signatures.
+    """
+    import datetime as dt
+
+    from django.core.exceptions import ValidationError
+
+    from outcomes import services as crfs
+    from outcomes.models import CRFRecord, CRFSignature
+    from patients.models import RANDOMISED_STATUSES, Participant, Visit
+
+    site = trial.sites.filter(active=True).order_by("code").first()
+    if site is None or CRFSignature.objects.filter(record__participant__site=site).exists():
+        return []
+    participants = list(Participant.objects.filter(site=site, status__in=RANDOMISED_STATUSES)
+                        .select_related("site", "trial").order_by("study_id"))
+    today = timezone.localdate()
+    records = []
+    for i, p in enumerate(participants):
+        baseline = Visit.objects.filter(participant=p, code="baseline").first()
+        crf = crf_of(p.protocol_version_id, "demographics")
+        if baseline is None or crf is None or "demographics" not in baseline.crfs:
+            continue
+        answers = crf_answers(crf, on=today)
+        answers.update({k: v for k, v in {"year_of_birth": 1948 + 3 * i,
+                                          "height_cm": f"{160 + 4 * i}.0",
+                                          "weight_kg": f"{58 + 5 * i}.0",
+                                          "sex": ["female", "male"][i % 2]}.items()
+                        if k in answers})
+        records.append(crfs.save_crf(p, "demographics", answers, by=investigator,
+                                     complete=True, visit=baseline))
+    done = [f"{trial.slug} {site.code}: {len(records)} baseline demographics complete"]
+    if len(records) >= 1:
+        crfs.sign_crf(records[0], by=investigator, password=password, meaning="accurate")
+        done.append(f"{records[0].participant.study_id} demographics signed")
+    if len(records) >= 2:
+        crfs.sign_crf(records[1], by=investigator, password=password, meaning="accurate")
+        crfs.lock_crf(records[1], by=data_manager)
+        done.append(f"{records[1].participant.study_id} demographics signed and locked")
+    if len(records) >= 3:
+        crfs.raise_query(records[2], by=data_manager, field_path="weight_kg",
+                         text="The weight differs from the screening notes (by 6 kg). Which "
+                              "is right? Please check the source document.")
+        done.append(f"{records[2].participant.study_id} demographics: open query")
+    for crf in trial.definition.get("crfs", []):
+        for check in crf.get("checks", []):
+            if (check.get("severity") != "soft" or check["rule"] != "at_most_days_after"
+                    or check["reference"].get("anchor") != "randomisation"
+                    or "." in check["field"]):
+                continue
+            for record in (CRFRecord.objects.filter(participant__site=site, crf_code=crf["code"])
+                           .select_related("participant__allocation").order_by("pk")):
+                randomised_on = timezone.localdate(record.participant.allocation.randomised_at)
+                late = randomised_on + dt.timedelta(days=check["days"] + 4)
+                if late > today:
+                    continue
+                try:
+                    crfs.save_crf(record.participant, crf["code"],
+                                  dict(record.data, **{check["field"]: late.isoformat()}),
+                                  by=investigator, complete=record.status != "draft",
+                                  record=record, reason="Operative report received: the date "
+                                                        "was corrected")
+                except ValidationError:
+                    continue
+                done.append(f"{record.participant.study_id} {crf['code']}: automatic query")
+                return done
+    return done

@@ -1,11 +1,13 @@
 """`make demo` meets the visit schedule at once: every state, a deviation, arm A surgery,
-injections stopped by the end of treatment. (One test: building the demo takes a second.)"""
+injections stopped by the end of treatment; and CRFs complete, signed, locked and questioned
+(by the data manager and by an edit check). (One test: building the demo takes a second.)"""
 from __future__ import annotations
 
 from django.core.management import call_command
 from django.utils import timezone
 
-from outcomes.models import CRFRecord
+from outcomes import selectors as crf_selectors
+from outcomes.models import CRFRecord, CRFSignature, DataQuery
 from patients import selectors
 from patients.models import Deviation, Visit, VisitStatus
 from trials.models import Trial
@@ -38,6 +40,19 @@ def injections_stopped_while_assessments_go_on():
     assert later and all(v.status == VisitStatus.PLANNED for v in later)
 
 
+def crfs_at_every_step_for_the_demo_investigator(investigator, data_manager):
+    rectal = Trial.objects.get(slug="rectal-resection")
+    first_site = investigator.memberships.get(trial=rectal).site
+    here = CRFRecord.objects.filter(participant__site=first_site)
+    assert {"complete", "signed", "locked"} <= set(here.values_list("status", flat=True))
+    signed = CRFSignature.objects.get(record__status="signed", record__participant__site=first_site)
+    assert signed.signer == investigator and signed.printed_name == "Irène Investigator"
+    queries = crf_selectors.query_worklist(investigator, rectal).queries
+    assert {(q.raised_by, q.field_path) for q in queries} == {
+        (data_manager, "weight_kg"), (None, "surgery_date")}
+    assert DataQuery.objects.filter(raised_by=None, check_code="surgery_within_21_days").exists()
+
+
 def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_model):
     settings.DEBUG = True
     call_command("demo_setup", stdout=open("/dev/null", "w"))
@@ -45,6 +60,10 @@ def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_mod
     every_state_for_the_demo_coordinator(coordinator)
     an_arm_a_participant_with_a_surgery_date_at_the_first_site(coordinator)
     injections_stopped_while_assessments_go_on()
-    count = Visit.objects.count()
+    crfs_at_every_step_for_the_demo_investigator(
+        django_user_model.objects.get(username="investigator"),
+        django_user_model.objects.get(username="datamanager"))
+    count, queries = Visit.objects.count(), DataQuery.objects.count()
     call_command("demo_setup", stdout=open("/dev/null", "w"))
     assert Visit.objects.count() == count, "a second run adds no visits"
+    assert DataQuery.objects.count() == queries, "nor queries"

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from trials.demo import populate
+from trials.demo import crf_showcase, populate
 from trials.models import Membership, Role, Trial
 
 DEMO_PASSWORD = "demo-trials-2026"
@@ -69,6 +69,11 @@ class Command(BaseCommand):
             plan = plans.get(trial.slug, {"randomised": 2, "ready": 1, "screened": 1})
             for line in populate(trial, coordinator=system, statistician=statistician,
                                  per_site=plan):
+                self.stdout.write(line)
+            # CRFs complete, signed, locked and questioned at the first site (see crf_showcase).
+            for line in crf_showcase(trial, investigator=User.objects.get(username="investigator"),
+                                     data_manager=User.objects.get(username="datamanager"),
+                                     password=DEMO_PASSWORD):
                 self.stdout.write(line)
         self.stdout.write(self.style.SUCCESS(
             f"Demo ready. Log in at http://127.0.0.1:8000/ with password {DEMO_PASSWORD!r} as "
