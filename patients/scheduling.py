@@ -28,6 +28,11 @@ How a schedule is computed, in three steps that each do one thing:
 
 Because the plan depends only on recorded facts, recomputing it is idempotent: the same facts
 give the same schedule, however often and in whatever order the triggers run.
+
+Languages: errors shown to the user who acts (``ValidationError``) are translated with
+``gettext`` in the request's language. What is stored stays in English on purpose, one language
+for the record whoever reads it later: visit status reasons written by the schedule, deviation
+descriptions, void reasons, history change reasons and audit-log messages.
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ from typing import Any, Iterable, Mapping
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _, ngettext
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from trials import audit, policy
@@ -242,6 +248,7 @@ class ScheduleChange:
         return bool(self.created or self.moved or self.closed or self.reopened)
 
     def summary(self) -> str:
+        """For the audit log: English, like every stored text (see the module docstring)."""
         parts = []
         for n, what in ((len(self.created), "added"), (len(self.moved), "moved"),
                         (len(self.closed), "made not applicable"),
@@ -337,6 +344,7 @@ def _reconcile(participant: Participant, arm_code: str, facts: Facts, *, by,
 
 
 def _close(visit: Visit, closed_by: str, reason: str) -> None:
+    # ``reason`` is stored (``status_reason``): English, see the module docstring.
     visit.status = VisitStatus.NOT_APPLICABLE
     visit.closed_by = closed_by
     visit.status_reason = reason
@@ -390,12 +398,14 @@ def reschedule_from(participant: Participant, anchor_code: str, *, by,
     participant = _lock(participant)
     allocation = _allocation_of(participant)
     if allocation is None:
-        raise ValidationError(f"{participant.study_id} is not randomised: there is no schedule.")
+        raise ValidationError(_("%(id)s is not randomised: there is no schedule.") % {
+            "id": participant.study_id})
     facts = read_facts(participant, allocation)
     definition = participant.definition
     if anchor_code != RANDOMISATION and anchor_code not in {
             a["code"] for a in definition.get("anchors", [])}:
-        raise ValidationError(f"Unknown anchor {anchor_code!r} in this protocol.")
+        raise ValidationError(_("Unknown anchor %(anchor)s in this protocol.") % {
+            "anchor": repr(anchor_code)})
     before = {v.anchor_date for v in Visit.objects.filter(participant=participant,
                                                           anchor_code=anchor_code)}
     change = _reconcile(participant, allocation.arm.code, facts, by=by,
@@ -408,6 +418,7 @@ def reschedule_from(participant: Participant, anchor_code: str, *, by,
 
 
 def _anchor_title(definition: dict, code: str, before: set, after: dt.date | None) -> str:
+    """For the audit log: English (see the module docstring)."""
     label = next((a["label"] for a in definition.get("anchors", []) if a["code"] == code),
                  "Randomisation" if code == RANDOMISATION else code)
     old = ", ".join(sorted(f"{d:%Y-%m-%d}" for d in before)) or "not recorded"
@@ -458,21 +469,23 @@ def apply_crf(record, *, by, reason: str = "") -> ScheduleChange | None:
         day = _as_date(record.data.get(name))
         if day is None:
             continue
+        names = {"label": item["label"], "day": f"{day:%Y-%m-%d}",
+                 "randomised_on": f"{randomised_on:%Y-%m-%d}"}
         if day < randomised_on:
-            errors[name] = (f"{item['label']}: {day:%Y-%m-%d} is before randomisation "
-                            f"({randomised_on:%Y-%m-%d}); visits are scheduled from it, so "
-                            f"it must be on or after that day.")
+            errors[name] = _("%(label)s: %(day)s is before randomisation (%(randomised_on)s); "
+                             "visits are scheduled from it, so it must be on or after that "
+                             "day.") % names
         elif day > today:
-            errors[name] = f"{item['label']}: {day:%Y-%m-%d} is in the future."
+            errors[name] = _("%(label)s: %(day)s is in the future.") % names
     if errors:
         raise ValidationError(errors)
     facts = read_facts(participant, allocation)
     for anchor in anchors:
         if anchor["code"] not in facts.anchors and Visit.objects.filter(
                 participant=participant, anchor_code=anchor["code"]).exists():
-            raise ValidationError({anchor["source"]["field"]: (
-                f"{anchor['label']}: visits are scheduled from this date; correct it rather "
-                f"than removing it.")})
+            raise ValidationError({anchor["source"]["field"]: _(
+                "%(label)s: visits are scheduled from this date; correct it rather than "
+                "removing it.") % {"label": anchor["label"]}})
     for event in events:
         day = facts.events.get(event["code"])
         if day is None or not event.get("ends_all_visits"):
@@ -480,9 +493,10 @@ def apply_crf(record, *, by, reason: str = "") -> ScheduleChange | None:
         later = (Visit.objects.filter(participant=participant, status=VisitStatus.DONE,
                                       done_on__gt=day).order_by("-done_on").first())
         if later is not None:
-            raise ValidationError({event["source"]["field"]: (
-                f"{event['label']}: {day:%Y-%m-%d} is before the visit “{later.title}” "
-                f"recorded as done on {later.done_on:%Y-%m-%d}.")})
+            raise ValidationError({event["source"]["field"]: _(
+                "%(label)s: %(day)s is before the visit “%(visit)s” recorded as done on "
+                "%(done_on)s.") % {"label": event["label"], "day": f"{day:%Y-%m-%d}",
+                                   "visit": later.title, "done_on": f"{later.done_on:%Y-%m-%d}"}})
     before = {a["code"]: {v for v in Visit.objects.filter(participant=participant,
                                                           anchor_code=a["code"])
                           .values_list("anchor_date", flat=True)} for a in anchors}
@@ -505,7 +519,7 @@ def apply_crf(record, *, by, reason: str = "") -> ScheduleChange | None:
 
 def _require(by, participant: Participant) -> None:
     if not policy.has_perm(by, Perm.SCHEDULE_VISITS, participant.trial, participant.site):
-        raise PermissionDenied("You may not change visits of this participant.")
+        raise PermissionDenied(_("You may not change visits of this participant."))
 
 
 def _locked_visit(visit: Visit) -> Visit:
@@ -540,21 +554,24 @@ def record_visit_done(visit: Visit, *, done_on: dt.date, by, reason: str = "") -
     earliest, after_what = _earliest_done_on(visit, randomised_on)
     reason = (reason or "").strip()
     if not isinstance(done_on, dt.date):
-        raise ValidationError({"done_on": "Give the date the visit took place."})
+        raise ValidationError({"done_on": _("Give the date the visit took place.")})
     if done_on > timezone.localdate():
-        raise ValidationError({"done_on": "The visit date cannot be in the future."})
+        raise ValidationError({"done_on": _("The visit date cannot be in the future.")})
     if done_on < earliest:
-        raise ValidationError({"done_on": f"The visit date {done_on:%Y-%m-%d} is before "
-                                          f"{after_what} ({earliest:%Y-%m-%d})."})
+        too_early = (_("The visit date %(date)s is before screening (%(earliest)s).")
+                     if after_what == "screening" else
+                     _("The visit date %(date)s is before randomisation (%(earliest)s)."))
+        raise ValidationError({"done_on": too_early % {"date": f"{done_on:%Y-%m-%d}",
+                                                       "earliest": f"{earliest:%Y-%m-%d}"}})
     if visit.status == VisitStatus.NOT_APPLICABLE:
-        raise ValidationError({"action": "This visit is not applicable; reopen it first."})
+        raise ValidationError({"action": _("This visit is not applicable; reopen it first.")})
     if visit.status == VisitStatus.DONE:
         if visit.done_on == done_on:
             return visit
         if not reason:
-            raise ValidationError({"reason": f"The visit is recorded as done on "
-                                             f"{visit.done_on:%Y-%m-%d}; give the reason for "
-                                             f"correcting the date."})
+            raise ValidationError({"reason": _(
+                "The visit is recorded as done on %(date)s; give the reason for correcting the "
+                "date.") % {"date": f"{visit.done_on:%Y-%m-%d}"}})
     corrected = visit.status == VisitStatus.DONE
     visit.status, visit.done_on = VisitStatus.DONE, done_on
     visit.status_reason = reason if corrected else ""
@@ -565,6 +582,7 @@ def record_visit_done(visit: Visit, *, done_on: dt.date, by, reason: str = "") -
 
 def _check_window(visit: Visit, *, by, voiding_reason: str) -> Deviation | None:
     """Void the visit's open window deviation if any, then record one if the date is outside."""
+    # The void reason and the description are stored: English (see the module docstring).
     for old in Deviation.objects.filter(visit=visit, rule=DeviationRule.VISIT_WINDOW,
                                         voided_at__isnull=True):
         old.voided_at = timezone.now()
@@ -591,10 +609,11 @@ def _check_window(visit: Visit, *, by, voiding_reason: str) -> Deviation | None:
     return deviation
 
 
-def _need_reason(reason: str, what: str) -> str:
+def _need_reason(reason: str, missing: str) -> str:
+    """``reason`` stripped; ``missing`` (a whole translated sentence) when it is empty."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"reason": f"Give the reason the visit is {what}."})
+        raise ValidationError({"reason": missing})
     return reason
 
 
@@ -604,14 +623,16 @@ def mark_visit_missed(visit: Visit, *, by, reason: str) -> Visit:
     take place at all is "not applicable"."""
     visit = _locked_visit(visit)
     _require(by, visit.participant)
-    reason = _need_reason(reason, "not done")
+    reason = _need_reason(reason, _("Give the reason the visit is not done."))
     if visit.status != VisitStatus.PLANNED:
-        raise ValidationError({"action": f"Only a planned visit can be marked not done (this "
-                                         f"one is {visit.get_status_display().lower()})."})
+        raise ValidationError({"action": _(
+            "Only a planned visit can be marked not done (this one is %(status)s).") % {
+            "status": visit.get_status_display().lower()}})
     if timezone.localdate() < visit.window_opens:
-        raise ValidationError({"action": f"The window opens on {visit.window_opens:%Y-%m-%d}: "
-                                         f"the visit cannot be missed yet. Mark it not "
-                                         f"applicable if it will not take place."})
+        raise ValidationError({"action": _(
+            "The window opens on %(date)s: the visit cannot be missed yet. Mark it not "
+            "applicable if it will not take place.") % {
+            "date": f"{visit.window_opens:%Y-%m-%d}"}})
     visit.status, visit.status_reason = VisitStatus.MISSED, reason
     _save(visit, by, reason, ["status", "status_reason"])
     return visit
@@ -621,11 +642,11 @@ def mark_visit_missed(visit: Visit, *, by, reason: str) -> Visit:
 def mark_visit_not_applicable(visit: Visit, *, by, reason: str) -> Visit:
     visit = _locked_visit(visit)
     _require(by, visit.participant)
-    reason = _need_reason(reason, "not applicable")
+    reason = _need_reason(reason, _("Give the reason the visit is not applicable."))
     if visit.status not in (VisitStatus.PLANNED, VisitStatus.MISSED):
-        raise ValidationError({"action": f"Only a planned or missed visit can be made not "
-                                         f"applicable (this one is "
-                                         f"{visit.get_status_display().lower()})."})
+        raise ValidationError({"action": _(
+            "Only a planned or missed visit can be made not applicable (this one is "
+            "%(status)s).") % {"status": visit.get_status_display().lower()}})
     visit.status, visit.status_reason, visit.closed_by = VisitStatus.NOT_APPLICABLE, reason, ""
     _save(visit, by, reason, ["status", "status_reason", "closed_by"])
     return visit
@@ -636,12 +657,15 @@ def reopen_visit(visit: Visit, *, by, reason: str) -> Visit:
     """Plan again a visit a person marked missed or not applicable (a mistake corrected)."""
     visit = _locked_visit(visit)
     _require(by, visit.participant)
-    reason = _need_reason(reason, "planned again")
+    reason = _need_reason(reason, _("Give the reason the visit is planned again."))
     if visit.status not in (VisitStatus.MISSED, VisitStatus.NOT_APPLICABLE):
-        raise ValidationError({"action": "Only a missed or not applicable visit can be reopened."})
+        raise ValidationError({"action": _(
+            "Only a missed or not applicable visit can be reopened.")})
     if visit.closed_by:
-        raise ValidationError({"action": f"The schedule closed this visit ({visit.status_reason}); "
-                                         f"correct that date instead."})
+        # ``status_reason`` is the schedule's own (stored, English) reason.
+        raise ValidationError({"action": _(
+            "The schedule closed this visit (%(reason)s); correct that date instead.") % {
+            "reason": visit.status_reason}})
     visit.status, visit.status_reason = VisitStatus.PLANNED, reason
     _save(visit, by, reason, ["status", "status_reason"])
     return visit
@@ -658,24 +682,27 @@ def add_unscheduled_visit(participant: Participant, *, on: dt.date, reason: str,
     _require(by, participant)
     allocation = _allocation_of(participant)
     if allocation is None:
-        raise ValidationError(f"{participant.study_id} is not randomised: there is no schedule.")
+        raise ValidationError(_("%(id)s is not randomised: there is no schedule.") % {
+            "id": participant.study_id})
     reason = (reason or "").strip()
     errors = {}
     randomised_on = randomisation_date(allocation)
     if not isinstance(on, dt.date):
-        errors["on"] = "Give the date of the visit."
+        errors["on"] = _("Give the date of the visit.")
     elif on < randomised_on:
-        errors["on"] = (f"The date {on:%Y-%m-%d} is before randomisation "
-                        f"({randomised_on:%Y-%m-%d}).")
+        errors["on"] = _("The date %(date)s is before randomisation (%(randomised_on)s).") % {
+            "date": f"{on:%Y-%m-%d}", "randomised_on": f"{randomised_on:%Y-%m-%d}"}
     if not reason:
-        errors["reason"] = "Give the reason for the unscheduled visit."
+        errors["reason"] = _("Give the reason for the unscheduled visit.")
     known = {c["code"] for c in participant.definition["crfs"]}
     unknown = [c for c in crfs if c not in known]
     if unknown:
-        errors["crfs"] = f"Unknown CRF(s): {', '.join(unknown)}."
+        errors["crfs"] = ngettext("Unknown CRF: %(codes)s.", "Unknown CRFs: %(codes)s.",
+                                  len(unknown)) % {"codes": ", ".join(unknown)}
     if errors:
         raise ValidationError(errors)
     number = Visit.objects.filter(participant=participant, unscheduled=True).count() + 1
+    # The label is stored with the visit (like the protocol's own labels): English.
     visit = Visit(participant=participant, code=UNSCHEDULED, label="Unscheduled visit",
                   occurrence=number, anchor_code="", anchor_date=on, target_date=on,
                   window_opens=on, window_closes=on, crfs=list(crfs), unscheduled=True,

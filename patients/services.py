@@ -6,6 +6,7 @@ import datetime as dt
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from trials.models import Site, Trial
 
@@ -18,12 +19,13 @@ def register_participant(
 ) -> Participant:
     """Register a new participant at screening and give them the site's next study ID."""
     if site.trial_id != trial.pk:
-        raise ValidationError({"site": "This site does not belong to the trial."})
+        raise ValidationError({"site": _("This site does not belong to the trial.")})
     if not site.active:
-        raise ValidationError({"site": f"Site {site.code} no longer recruits."})
+        raise ValidationError({"site": _("Site %(code)s no longer recruits.") % {
+            "code": site.code}})
     screened_on = screened_on or timezone.localdate()
     if screened_on > timezone.localdate():
-        raise ValidationError({"screened_on": "The screening date cannot be in the future."})
+        raise ValidationError({"screened_on": _("The screening date cannot be in the future.")})
     # Lock the site row so that two coordinators of one site never draw the same number.
     Site.objects.select_for_update().get(pk=site.pk)
     number = Participant.objects.filter(site=site).count() + 1
@@ -43,19 +45,20 @@ def record_consent(participant: Participant, *, consent_date: dt.date, version: 
     """Record the signed informed consent. Dates before screening or in the future are refused."""
     errors = {}
     if consent_date > timezone.localdate():
-        errors["consent_date"] = "The consent date cannot be in the future."
+        errors["consent_date"] = _("The consent date cannot be in the future.")
     elif consent_date < participant.screened_on - dt.timedelta(days=60):
-        errors["consent_date"] = (f"The consent date is more than 60 days before screening "
-                                  f"({participant.screened_on:%Y-%m-%d}); check it.")
+        errors["consent_date"] = _("The consent date is more than 60 days before screening "
+                                   "(%(screened_on)s); check it.") % {
+            "screened_on": f"{participant.screened_on:%Y-%m-%d}"}
     if not version.strip():
-        errors["consent_version"] = "Give the version of the consent form signed."
+        errors["consent_version"] = _("Give the version of the consent form signed.")
     if participant.is_randomised:
-        errors["consent_date"] = "The participant is already randomised; consent cannot change."
+        errors["consent_date"] = _("The participant is already randomised; consent cannot change.")
     if errors:
         raise ValidationError(errors)
     participant = Participant.objects.select_for_update().get(pk=participant.pk)
     participant.consent_date = consent_date
     participant.consent_version = version.strip()
-    participant._change_reason = "consent recorded"
+    participant._change_reason = "consent recorded"  # stored in the history: English
     participant.save(update_fields=["consent_date", "consent_version"])
     return participant

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count
 from django.http import Http404
+from django.utils.translation import gettext as _
 
 from trials import policy
 from trials.models import Trial
@@ -22,11 +23,15 @@ class AllocationView:
 
     @property
     def treatment(self) -> str:
+        """In the active language: read where it is shown (page, PDF), never stored."""
+        kit = self.allocation.kit_code
         if self.arm_visible:
             arm = self.allocation.arm
-            kit = f" (kit {self.allocation.kit_code})" if self.allocation.kit_code else ""
-            return f"{arm.code} — {arm.label}{kit}"
-        return f"Kit {self.allocation.kit_code}"
+            names = {"code": arm.code, "label": arm.label, "kit": kit}
+            if kit:
+                return _("%(code)s — %(label)s (kit %(kit)s)") % names
+            return f"{arm.code} — {arm.label}"  # no words: nothing to translate
+        return _("Kit %(kit)s") % {"kit": kit}
 
     @property
     def unblinded(self) -> bool:

@@ -4,6 +4,11 @@
 checks the participant, derives the stratum from their recorded data, takes the stratum's next
 slot under a row lock, writes the immutable ``Allocation``, moves the participant to
 "randomised", and creates their visit schedule.
+
+Languages: what a user reads now (errors, form messages) is translated with ``gettext`` in the
+language of the request. What is stored (audit-log messages) stays in English on purpose: the
+record is kept in one language, and whoever reads it later may not read the writer's. E-mails
+are rendered in each recipient's own language (``Profile.language``), see ``_notify``.
 """
 from __future__ import annotations
 
@@ -11,17 +16,19 @@ import csv
 import io
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _, ngettext
 
 from patients import eligibility
 from patients.models import Participant, Status
 from patients.scheduling import create_schedule
 from trials import audit, notify, policy
-from trials.models import Role, Trial
+from trials.models import Membership, Role, Trial
 from trials.policy import Perm
 
 from . import generator
@@ -75,11 +82,15 @@ def participant_strata(participant: Participant, record=None) -> dict[str, str]:
         level = next((lvl["code"] for lvl in factor["levels"]
                       if any(_same(value, v) for v in lvl["values"])), None)
         if level is None:
-            raise RandomisationError(
-                f"The stratification factor “{factor['label']}” cannot be derived: "
-                f"{source['crf']}.{source['field']} is "
-                f"{'not recorded' if value is None else repr(value) + ', which matches no level'}.",
-                code="strata_missing")
+            names = {"factor": factor["label"], "field": f"{source['crf']}.{source['field']}"}
+            if value is None:
+                message = _("The stratification factor “%(factor)s” cannot be derived: "
+                            "%(field)s is not recorded.") % names
+            else:
+                message = _("The stratification factor “%(factor)s” cannot be derived: "
+                            "%(field)s is %(value)s, which matches no level.") % {
+                    **names, "value": repr(value)}
+            raise RandomisationError(message, code="strata_missing")
         strata[factor["code"]] = level
     return strata
 
@@ -106,7 +117,14 @@ def stratum_key_of(strata: dict[str, str]) -> str:
 
 def _require(user, perm: Perm, trial: Trial, site=None) -> None:
     if not policy.has_perm(user, perm, trial, site):
-        raise PermissionDenied(f"You may not {perm.value.replace('_', ' ')} in this trial.")
+        # The 403 page shows no message; management commands print this one.
+        messages = {
+            Perm.MANAGE_ALLOCATION: _("You may not manage allocation in this trial."),
+            Perm.RANDOMISE: _("You may not randomise in this trial."),
+            Perm.EMERGENCY_UNBLIND: _("You may not emergency unblind in this trial."),
+        }
+        raise PermissionDenied(messages.get(perm) or _("You may not %(action)s in this trial.")
+                               % {"action": perm.value.replace("_", " ")})
 
 
 def _next_number(trial: Trial) -> int:
@@ -145,7 +163,7 @@ def generate_list(trial: Trial, *, by, seed: str | None = None,
 
     size = slots_per_stratum or rnd.get("slots_per_stratum", 50)
     if size < 1:
-        raise ValidationError({"slots_per_stratum": "Give at least 1 slot per stratum."})
+        raise ValidationError({"slots_per_stratum": _("Give at least 1 slot per stratum.")})
     parameters.update(block_sizes=rnd["block_sizes"], slots_per_stratum=size)
     alist.parameters = parameters
     alist.save()
@@ -163,6 +181,7 @@ def generate_list(trial: Trial, *, by, seed: str | None = None,
                            block_number=s.block_number, block_size=s.block_size)
             for s in planned[key]
         ])
+    # Audit-log messages stay in English (see the module docstring).
     audit.record("allocation_list.generated",
                  f"Allocation list #{alist.number} generated as a draft "
                  f"({len(keys)} strata, {total} slots).",
@@ -182,7 +201,8 @@ class ListImportError(ValidationError):
 
     def __init__(self, rows: list[tuple[int, str]]):
         self.rows = rows
-        super().__init__([f"row {n}: {reason}" if n else reason for n, reason in rows])
+        super().__init__([_("row %(n)s: %(reason)s") % {"n": n, "reason": reason} if n else reason
+                          for n, reason in rows])
 
 
 @transaction.atomic
@@ -195,17 +215,24 @@ def import_list(trial: Trial, content: bytes | str, *, by, note: str = "") -> Al
     """
     _require(by, Perm.MANAGE_ALLOCATION, trial)
     if trial.definition["randomisation"]["method"] != Method.PERMUTED_BLOCKS:
-        raise ListImportError([(0, "This trial allocates by minimisation: there is no list to import.")])
+        raise ListImportError([(0, _("This trial allocates by minimisation: there is no list "
+                                     "to import."))])
     if isinstance(content, bytes):
         try:
             content = content.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise ListImportError([(0, "The file is not UTF-8 text.")])
+            raise ListImportError([(0, _("The file is not UTF-8 text."))])
     reader = csv.DictReader(io.StringIO(content))
     expected = ["stratum", "sequence", "arm", "kit_code"]
     if reader.fieldnames is None or [f.strip() for f in reader.fieldnames][:3] != expected[:3]:
-        raise ListImportError([(1, f"the header must be: {','.join(expected)} "
-                                   f"(found: {','.join(reader.fieldnames or []) or 'nothing'})")])
+        found = ",".join(reader.fieldnames or [])
+        if found:
+            problem = _("the header must be: %(expected)s (found: %(found)s)") % {
+                "expected": ",".join(expected), "found": found}
+        else:
+            problem = _("the header must be: %(expected)s (found: nothing)") % {
+                "expected": ",".join(expected)}
+        raise ListImportError([(1, problem)])
     keys = set(generator.strata_keys(stratification(trial)))
     arms = {a.code: a for a in trial.arms.all()}
     blinded = trial.masking != "open"
@@ -218,41 +245,47 @@ def import_list(trial: Trial, content: bytes | str, *, by, note: str = "") -> Al
         row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
         stratum, arm, kit = row.get("stratum", ""), row.get("arm", ""), row.get("kit_code", "")
         if stratum not in keys:
-            problems.append((n, f"unknown stratum {stratum!r}"))
+            problems.append((n, _("unknown stratum %(stratum)s") % {"stratum": repr(stratum)}))
         if arm not in arms:
-            problems.append((n, f"unknown arm {arm!r} (arms: {', '.join(arms)})"))
+            problems.append((n, _("unknown arm %(arm)s (arms: %(arms)s)") % {
+                "arm": repr(arm), "arms": ", ".join(arms)}))
         try:
             sequence = int(row.get("sequence", ""))
             if sequence < 1:
                 raise ValueError
         except ValueError:
-            problems.append((n, f"sequence {row.get('sequence')!r} is not a positive whole number"))
+            problems.append((n, _("sequence %(sequence)s is not a positive whole number") % {
+                "sequence": repr(row.get("sequence"))}))
             sequence = None
         if blinded and not kit:
-            problems.append((n, "kit_code is missing (this trial is blinded)"))
+            problems.append((n, _("kit_code is missing (this trial is blinded)")))
         if kit:
             if set(kit) - set(generator.KIT_ALPHABET) or (kit_length and len(kit) != kit_length):
-                problems.append((n, f"kit code {kit!r} must be {kit_length} characters from "
-                                    f"{generator.KIT_ALPHABET}"))
+                problems.append((n, _("kit code %(kit)s must be %(length)s characters from "
+                                      "%(alphabet)s") % {"kit": repr(kit), "length": kit_length,
+                                                         "alphabet": generator.KIT_ALPHABET}))
             if kit in seen_kits:
-                problems.append((n, f"kit code {kit!r} repeats row {seen_kits[kit]}"))
+                problems.append((n, _("kit code %(kit)s repeats row %(row)s") % {
+                    "kit": repr(kit), "row": seen_kits[kit]}))
             elif kit in taken:
-                problems.append((n, f"kit code {kit!r} is already used in this trial"))
+                problems.append((n, _("kit code %(kit)s is already used in this trial") % {
+                    "kit": repr(kit)}))
             seen_kits.setdefault(kit, n)
         if sequence is not None:
             rows.append((n, stratum, sequence, arm, kit or None))
     if not rows and not problems:
-        problems.append((0, "The file has no rows."))
+        problems.append((0, _("The file has no rows.")))
     by_stratum: dict[str, list[tuple[int, int]]] = {}
-    for n, stratum, sequence, *_ in rows:
+    for n, stratum, sequence, *_rest in rows:
         by_stratum.setdefault(stratum, []).append((sequence, n))
     for stratum, seqs in sorted(by_stratum.items()):
         seqs.sort()
         for expected_seq, (sequence, n) in enumerate(seqs, start=1):
             if sequence != expected_seq:
-                problems.append((n, f"stratum {stratum!r}: sequence {sequence} where "
-                                    f"{expected_seq} was expected (sequences must run 1, 2, 3… "
-                                    f"without gap or repeat)"))
+                problems.append((n, _("stratum %(stratum)s: sequence %(sequence)s where "
+                                      "%(expected)s was expected (sequences must run 1, 2, 3… "
+                                      "without gap or repeat)") % {
+                    "stratum": repr(stratum), "sequence": sequence, "expected": expected_seq}))
                 break
     if problems:
         raise ListImportError(sorted(problems))
@@ -268,7 +301,7 @@ def import_list(trial: Trial, content: bytes | str, *, by, note: str = "") -> Al
     AllocationSlot.objects.bulk_create([
         AllocationSlot(allocation_list=alist, stratum=strata[stratum], sequence=sequence,
                        arm=arms[arm], trial=trial, kit_code=kit)
-        for _, stratum, sequence, arm, kit in sorted(rows, key=lambda r: (r[1], r[2]))
+        for _n, stratum, sequence, arm, kit in sorted(rows, key=lambda r: (r[1], r[2]))
     ])
     audit.record("allocation_list.imported",
                  f"Allocation list #{alist.number} imported as a draft ({len(rows)} rows).",
@@ -304,9 +337,15 @@ def seal_and_activate(alist: AllocationList, *, by) -> AllocationList:
     _require(by, Perm.MANAGE_ALLOCATION, alist.trial)
     alist = AllocationList.objects.select_for_update().get(pk=alist.pk)
     if alist.status != ListStatus.DRAFT:
-        raise ValidationError(f"List #{alist.number} is {alist.status}: only a draft can be sealed.")
+        refusals = {
+            ListStatus.ACTIVE: _("List #%(n)s is active: only a draft can be sealed."),
+            ListStatus.RETIRED: _("List #%(n)s is retired: only a draft can be sealed."),
+        }
+        raise ValidationError(refusals.get(alist.status, _(
+            "List #%(n)s is not a draft: only a draft can be sealed.")) % {"n": alist.number})
     if alist.protocol_version_id != alist.trial.current_version_id:
-        raise ValidationError("This list was made for an older protocol version; generate a new one.")
+        raise ValidationError(_("This list was made for an older protocol version; generate a "
+                                "new one."))
     now = timezone.now()
     previous = list(AllocationList.objects.select_for_update()
                     .filter(trial=alist.trial, status=ListStatus.ACTIVE))
@@ -354,25 +393,29 @@ def check_can_randomise(participant: Participant, record=None) -> eligibility.El
     status is the source of truth for "already randomised" (the one-to-one constraint on the
     allocation guards it in the database).
     """
+    who = {"id": participant.study_id}
     if participant.is_randomised:
-        raise RandomisationError(f"{participant.study_id} is already randomised.",
+        raise RandomisationError(_("%(id)s is already randomised.") % who,
                                  code="already_randomised")
     if participant.status == Status.SCREEN_FAILED:
-        raise RandomisationError(f"{participant.study_id} failed screening.", code="not_eligible")
+        raise RandomisationError(_("%(id)s failed screening.") % who, code="not_eligible")
     if participant.consent_date is None:
-        raise RandomisationError(
-            f"{participant.study_id} has no recorded informed consent.", code="not_consented")
+        raise RandomisationError(_("%(id)s has no recorded informed consent.") % who,
+                                 code="not_consented")
     result = eligibility.evaluate(participant, record)
     if not result.complete:
-        detail = (f"unanswered: {', '.join(result.unanswered)}" if result.unanswered
-                  else "the eligibility form is not completed")
-        raise RandomisationError(
-            f"Eligibility of {participant.study_id} is not complete ({detail}).",
-            code="eligibility_incomplete")
+        if result.unanswered:
+            message = _("Eligibility of %(id)s is not complete (unanswered: %(fields)s).") % {
+                **who, "fields": ", ".join(result.unanswered)}
+        else:
+            message = _("Eligibility of %(id)s is not complete (the eligibility form is not "
+                        "completed).") % who
+        raise RandomisationError(message, code="eligibility_incomplete")
     if not result.met:
+        # The criteria's codes and texts are the protocol's own words.
         failed = "; ".join(f"{c['code']} {c['text']}" for c in result.failed)
-        raise RandomisationError(f"{participant.study_id} is not eligible: {failed}.",
-                                 code="not_eligible")
+        raise RandomisationError(_("%(id)s is not eligible: %(criteria)s.") % {
+            **who, "criteria": failed}, code="not_eligible")
     return result
 
 
@@ -390,7 +433,7 @@ def randomize(participant: Participant, *, by, confirmed_strata: dict[str, str] 
             return _randomize(participant, trial, by, confirmed_strata)
     except IntegrityError:
         # The one-allocation-per-participant constraint: another request won the race.
-        raise RandomisationError(f"{participant.study_id} is already randomised.",
+        raise RandomisationError(_("%(id)s is already randomised.") % {"id": participant.study_id},
                                  code="already_randomised")
     except RandomisationError as exc:
         if exc.code == "list_exhausted":
@@ -409,7 +452,7 @@ def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> 
     strata = participant_strata(participant, record)
     if confirmed_strata is not None and confirmed_strata != strata:
         raise RandomisationError(
-            "The stratification data changed since it was shown; check it and confirm again.",
+            _("The stratification data changed since it was shown; check it and confirm again."),
             code="strata_changed")
     key = stratum_key_of(strata)
     now = timezone.now()
@@ -428,6 +471,7 @@ def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> 
     participant._change_reason = "randomised"
     participant.save(update_fields=["status"])
     create_schedule(allocation)
+    # Audit-log text: English on purpose (see the module docstring).
     audit.record("participant.randomised",
                  f"{participant.study_id} randomised in stratum {key}"
                  + (f", kit {kit}" if kit else "") + ".",
@@ -438,7 +482,7 @@ def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> 
 def _active_list_or_error(trial: Trial) -> AllocationList:
     alist = active_list(trial)
     if alist is None:
-        raise RandomisationError("No active allocation list: the statistician must seal one.",
+        raise RandomisationError(_("No active allocation list: the statistician must seal one."),
                                  code="no_active_list")
     return alist
 
@@ -454,9 +498,9 @@ def _take_slot(trial: Trial, key: str) -> AllocationSlot:
     alist = stratum.allocation_list
     if stratum.next_sequence > stratum.size:
         raise RandomisationError(
-            f"The allocation list has no slot left in stratum {key}: the statistician has been "
-            f"told and must add a new list version.", code="list_exhausted",
-            params={"list_id": alist.pk, "key": key})
+            _("The allocation list has no slot left in stratum %(key)s: the statistician has "
+              "been told and must add a new list version.") % {"key": key},
+            code="list_exhausted", params={"list_id": alist.pk, "key": key})
     slot = AllocationSlot.objects.select_related("arm").get(stratum=stratum,
                                                             sequence=stratum.next_sequence)
     slot.allocation_list = alist
@@ -466,10 +510,15 @@ def _take_slot(trial: Trial, key: str) -> AllocationSlot:
     if threshold is not None and stratum.remaining <= threshold and not stratum.low_alert_sent_at:
         stratum.low_alert_sent_at = timezone.now()
         fields.append("low_alert_sent_at")
-        notify.notify_statisticians(
-            trial, f"Allocation list #{alist.number}: stratum running low",
-            f"Stratum {key} of allocation list #{alist.number} has {stratum.remaining} unused "
-            f"slot(s) left (threshold {threshold}). Prepare a new list version before it runs out.")
+        number, remaining = alist.number, stratum.remaining
+        _notify(trial, [Role.STATISTICIAN], lambda: (
+            _("Allocation list #%(n)s: stratum running low") % {"n": number},
+            ngettext("Stratum %(key)s of allocation list #%(n)s has %(left)s unused slot left "
+                     "(threshold %(threshold)s). Prepare a new list version before it runs out.",
+                     "Stratum %(key)s of allocation list #%(n)s has %(left)s unused slots left "
+                     "(threshold %(threshold)s). Prepare a new list version before it runs out.",
+                     remaining) % {"key": key, "n": number, "left": remaining,
+                                   "threshold": threshold}))
     stratum.save(update_fields=fields)
     return slot
 
@@ -488,10 +537,11 @@ def _alert_exhausted(list_id: int, key: str) -> None:
                 return
             stratum.exhausted_alert_sent_at = timezone.now()
             stratum.save(update_fields=["exhausted_alert_sent_at"])
-        notify.notify_statisticians(
-            alist.trial, f"Allocation list #{alist.number}: stratum exhausted",
-            f"A randomisation in stratum {key} was refused because allocation list "
-            f"#{alist.number} has no slot left there. Seal a new list version.")
+        _notify(alist.trial, [Role.STATISTICIAN], lambda: (
+            _("Allocation list #%(n)s: stratum exhausted") % {"n": alist.number},
+            _("A randomisation in stratum %(key)s was refused because allocation list #%(n)s "
+              "has no slot left there. Seal a new list version.") % {
+                "key": key, "n": alist.number}))
 
 
 def _minimise(alist: AllocationList, trial: Trial, strata: dict[str, str]):
@@ -528,17 +578,20 @@ def correct_stratum(allocation: Allocation, *, factor: str, correct_level: str, 
     _require(by, Perm.RANDOMISE, trial, allocation.participant.site)
     levels = dict(stratification(trial))
     if factor not in allocation.strata or factor not in levels:
-        raise ValidationError({"factor": f"{factor!r} is not a stratification factor of this trial."})
+        raise ValidationError({"factor": _("%(factor)s is not a stratification factor of this "
+                                           "trial.") % {"factor": repr(factor)}})
     if correct_level not in levels[factor]:
-        raise ValidationError({"correct_level": f"{correct_level!r} is not a level of {factor} "
-                                                f"(levels: {', '.join(levels[factor])})."})
+        raise ValidationError({"correct_level": _(
+            "%(level)s is not a level of %(factor)s (levels: %(levels)s).") % {
+            "level": repr(correct_level), "factor": factor, "levels": ", ".join(levels[factor])}})
     if correct_level == allocation.strata[factor]:
-        raise ValidationError({"correct_level": "That is the level already recorded."})
+        raise ValidationError({"correct_level": _("That is the level already recorded.")})
     if not reason.strip():
-        raise ValidationError({"reason": "Give the reason for the correction."})
+        raise ValidationError({"reason": _("Give the reason for the correction.")})
     correction = StratumCorrection.objects.create(
         allocation=allocation, factor=factor, recorded_level=allocation.strata[factor],
         correct_level=correct_level, reason=reason.strip(), corrected_by=by)
+    # Audit-log text: English on purpose (see the module docstring).
     audit.record("allocation.stratum_corrected",
                  f"{allocation.participant.study_id}: {factor} recorded as "
                  f"{allocation.strata[factor]} at randomisation, correct value {correct_level}. "
@@ -559,22 +612,46 @@ def emergency_unblind(allocation: Allocation, *, by, reason: str, password: str,
     participant = allocation.participant
     _require(by, Perm.EMERGENCY_UNBLIND, trial, participant.site)
     if not trial.is_blinded:
-        raise ValidationError("This trial is not blinded: the arm is already shown.")
+        raise ValidationError(_("This trial is not blinded: the arm is already shown."))
     if not reason.strip():
-        raise ValidationError({"reason": "Give the medical reason for unblinding."})
+        raise ValidationError({"reason": _("Give the medical reason for unblinding.")})
     if authenticate(request, username=by.get_username(), password=password) is None:
-        raise ValidationError({"password": "The password is not correct."})
+        raise ValidationError({"password": _("The password is not correct.")})
     event = EmergencyUnblinding.objects.create(allocation=allocation, user=by,
                                                reason=reason.strip())
+    # Audit-log text: English on purpose (see the module docstring).
     audit.record("participant.emergency_unblinded",
                  f"{participant.study_id} unblinded in an emergency by {by.get_username()}. "
                  f"Reason: {reason.strip()}",
                  actor=by, trial=trial, obj=event)
-    notify.notify_roles(
-        trial, [Role.SPONSOR, Role.STATISTICIAN],
-        f"Emergency unblinding of {participant.study_id}",
-        f"{by.get_full_name() or by.get_username()} unblinded participant "
-        f"{participant.study_id} (site {participant.site.code}) on "
-        f"{timezone.localtime(event.at):%Y-%m-%d %H:%M %Z}.\nReason given: {reason.strip()}\n\n"
-        f"The participant is marked unblinded in every report.")
+    # Never the arm: the sponsor is blinded. The reason is quoted as the investigator wrote it.
+    names = {"id": participant.study_id, "who": by.get_full_name() or by.get_username(),
+             "site": participant.site.code, "reason": reason.strip(),
+             "when": f"{timezone.localtime(event.at):%Y-%m-%d %H:%M %Z}"}
+    _notify(trial, [Role.SPONSOR, Role.STATISTICIAN], lambda: (
+        _("Emergency unblinding of %(id)s") % names,
+        _("%(who)s unblinded participant %(id)s (site %(site)s) on %(when)s.\n"
+          "Reason given: %(reason)s\n\n"
+          "The participant is marked unblinded in every report.") % names))
     return event
+
+
+def _notify(trial: Trial, roles: list[str], render) -> None:
+    """E-mail the trial's active members with ``roles``, each in their own language.
+
+    ``render()`` returns (subject, body); it is called once per language among the recipients,
+    with that language active, and each language's recipients get one message (the subject
+    prefixed with the trial's name, as ``notify.notify_roles`` does).
+    """
+    rows = (Membership.objects.filter(trial=trial, role__in=roles, active=True,
+                                      user__is_active=True)
+            .exclude(user__email="").values_list("user__email", "user__profile__language"))
+    known = dict(settings.LANGUAGES)
+    by_language: dict[str, set[str]] = {}
+    for email, language in rows:
+        language = language if language in known else settings.LANGUAGE_CODE
+        by_language.setdefault(language, set()).add(email)
+    for language, emails in sorted(by_language.items()):
+        with translation.override(language):
+            subject, body = render()
+        notify.notify(sorted(emails), f"[{trial.short_title}] {subject}", body)

@@ -3,7 +3,9 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.translation import gettext_lazy as _
+# ``gettext`` in the views (the request's language is active), ``gettext_lazy`` for what is
+# built once at import (form labels).
+from django.utils.translation import gettext as _, gettext_lazy, pgettext
 from django.views.decorators.http import require_POST
 
 from patients.selectors import get_participant_for
@@ -29,7 +31,7 @@ def _strata_labels(trial, strata: dict[str, str]) -> list[tuple[str, str]]:
     out = []
     for factor, level in strata.items():
         if factor == "site":
-            out.append((str(_("Site")), level))
+            out.append((_("Site"), level))
         else:
             name, levels = labels[factor]
             out.append((name, levels.get(level, level)))
@@ -55,7 +57,7 @@ def randomize(request, slug: str, study_id: str):
         strata = services.participant_strata(participant)
         if services.active_list(trial) is None:
             raise services.RandomisationError(
-                "No active allocation list: the statistician must seal one.")
+                _("No active allocation list: the statistician must seal one."))
     except ValidationError as exc:
         return _randomize_page(request, trial, participant, exc.messages)
     return _randomize_page(request, trial, participant, None, strata=strata)
@@ -98,8 +100,10 @@ def certificate(request, slug: str, study_id: str):
 
 
 class UnblindForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label=_("Medical reason"))
-    password = forms.CharField(widget=forms.PasswordInput, label=_("Your password, again"))
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}),
+                             label=gettext_lazy("Medical reason"))
+    password = forms.CharField(widget=forms.PasswordInput,
+                               label=gettext_lazy("Your password, again"))
 
 
 def emergency_unblind(request, slug: str, study_id: str):
@@ -125,9 +129,10 @@ def emergency_unblind(request, slug: str, study_id: str):
 
 
 class CorrectionForm(forms.Form):
-    factor = forms.ChoiceField(label=_("Factor"))
-    correct_level = forms.CharField(label=_("Correct level"))
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label=_("Reason"))
+    factor = forms.ChoiceField(label=gettext_lazy("Factor"))
+    correct_level = forms.CharField(label=gettext_lazy("Correct level"))
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}),
+                             label=gettext_lazy("Reason"))
 
     def __init__(self, *args, factors, **kwargs):
         super().__init__(*args, **kwargs)
@@ -149,7 +154,11 @@ def correct_stratum(request, slug: str, study_id: str):
         else:
             messages.success(request, _("Correction recorded; the allocation stands."))
     else:
-        messages.error(request, " ".join(f"{k}: {', '.join(v)}" for k, v in form.errors.items()))
+        messages.error(request, " ".join(
+            # Translators: a form field's label, then its errors.
+            _("%(field)s: %(errors)s") % {
+                "field": form.fields[k].label if k in form.fields else k, "errors": ", ".join(v)}
+            for k, v in form.errors.items()))
     return redirect("allocation_detail", slug, study_id)
 
 
@@ -165,15 +174,16 @@ def _attach(form: forms.Form, exc: ValidationError) -> None:
 
 
 class GenerateForm(forms.Form):
-    seed = forms.CharField(required=False, max_length=128, label=_("Seed"),
-                           help_text=_("Leave empty for a fresh random seed; it is recorded."))
+    seed = forms.CharField(required=False, max_length=128, label=gettext_lazy("Seed"),
+                           help_text=gettext_lazy("Leave empty for a fresh random seed; it is "
+                                                  "recorded."))
     slots_per_stratum = forms.IntegerField(min_value=1, max_value=100000,
-                                           label=_("Slots per stratum"))
+                                           label=gettext_lazy("Slots per stratum"))
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(label=_("CSV file (stratum, sequence, arm, kit_code)"))
-    note = forms.CharField(required=False, max_length=500, label=_("Note"))
+    file = forms.FileField(label=gettext_lazy("CSV file (stratum, sequence, arm, kit_code)"))
+    note = forms.CharField(required=False, max_length=500, label=gettext_lazy("Note"))
 
 
 def allocation_lists(request, slug: str):
@@ -198,7 +208,7 @@ def allocation_lists(request, slug: str):
                 if import_form.is_valid():
                     upload = import_form.cleaned_data["file"]
                     if upload.size > 5 * 1024 * 1024:
-                        raise ValidationError("The file is larger than 5 MB.")
+                        raise ValidationError(_("The file is larger than 5 MB."))
                     alist = services.import_list(trial, upload.read(), by=request.user,
                                                  note=import_form.cleaned_data["note"])
                     messages.success(request, _("Draft list #%(n)s imported.") % {"n": alist.number})
@@ -218,7 +228,9 @@ def allocation_lists(request, slug: str):
                     else:
                         messages.error(request, _("List #%(n)s does NOT match its seal: stored "
                                                   "%(s)s, computed %(c)s.") % {
-                            "n": alist.number, "s": result.stored or "none", "c": result.computed})
+                            "n": alist.number,
+                            "s": result.stored or pgettext("no stored seal", "none"),
+                            "c": result.computed})
                 return redirect("allocation_lists", slug)
             else:
                 messages.error(request, _("Unknown action."))

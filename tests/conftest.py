@@ -106,6 +106,18 @@ def _fresh_definition_cache():
 
 
 @pytest.fixture(autouse=True)
+def _default_language():
+    """A request activates its user's language in the thread and leaves it active (the
+    middleware sets it anew on each request): start and end every test in the default language,
+    so a French request in one test does not make the next test's service errors French."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _celery_eager(request):
     """Tasks run in the test's own process and transaction, even when CI sets
     CELERY_BROKER_URL for the whole suite; only tests marked ``redis`` use the real broker."""

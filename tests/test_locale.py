@@ -9,18 +9,19 @@ from pathlib import Path
 LOCALE = Path(__file__).resolve().parent.parent / "locale" / "fr" / "LC_MESSAGES"
 
 
-def po_translations(text: str) -> dict[str, str]:
-    """Singular entries with a translation, from a .po file (enough for this check)."""
+def po_translations(text: str) -> dict[tuple[str | None, str], str]:
+    """Singular entries with a translation, from a .po file (enough for this check), keyed by
+    (context, msgid): "Randomised" the status and "Randomised" the count column differ."""
     out = {}
     for block in text.split("\n\n"):
         if "#, fuzzy" in block or "msgid_plural" in block or block.lstrip().startswith("#~"):
             continue
-        parts = re.findall(r'^(msgid|msgstr) ((?:".*"\n?)+)', block + "\n", flags=re.M)
+        parts = re.findall(r'^(msgctxt|msgid|msgstr) ((?:".*"\n?)+)', block + "\n", flags=re.M)
         fields = {key: "".join(re.findall(r'"(.*)"', value)).encode().decode("unicode_escape")
                                   .encode("latin-1").decode("utf-8")
                   for key, value in parts}
         if fields.get("msgid") and fields.get("msgstr"):
-            out[fields["msgid"]] = fields["msgstr"]
+            out[(fields.get("msgctxt"), fields["msgid"])] = fields["msgstr"]
     return out
 
 
@@ -29,5 +30,6 @@ def test_the_french_mo_is_compiled_from_the_po():
     with open(LOCALE / "django.mo", "rb") as handle:
         mo = gettext.GNUTranslations(handle)
     assert len(po) > 50
-    stale = {msgid for msgid, msgstr in po.items() if mo.gettext(msgid) != msgstr}
+    stale = {msgid for (context, msgid), msgstr in po.items()
+             if (mo.pgettext(context, msgid) if context else mo.gettext(msgid)) != msgstr}
     assert not stale, f"run `manage.py compilemessages`: {sorted(stale)[:5]}"

@@ -35,6 +35,8 @@ class ProfileLanguageMiddleware:
             except Profile.DoesNotExist:
                 language = None
             if language:
-                translation.activate(language)
                 request.LANGUAGE_CODE = language
+                # For this request only: the thread goes on to serve other users.
+                with translation.override(language):
+                    return self.get_response(request)
         return self.get_response(request)

@@ -5,6 +5,7 @@ from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import translation
+from django.utils.translation import gettext as _
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -41,8 +42,10 @@ def set_profile_language(request):
     """Keep the interface language on the user's profile (not only in a cookie)."""
     language = request.POST.get("language", "")
     if language not in dict(settings.LANGUAGES):
-        return HttpResponseBadRequest(f"Unknown language {language!r}; choose one of "
-                                      f"{', '.join(dict(settings.LANGUAGES))}.")
+        return HttpResponseBadRequest(
+            _("Unknown language %(language)s; choose one of %(choices)s.") % {
+                "language": repr(language), "choices": ", ".join(dict(settings.LANGUAGES))},
+            content_type="text/plain; charset=utf-8")
     Profile.objects.update_or_create(user=request.user, defaults={"language": language})
     translation.activate(language)
     target = request.POST.get("next", "")
