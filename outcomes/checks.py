@@ -16,13 +16,15 @@ the check then runs row by row (an adverse event's end date not before its start
 Hard checks block saving, with the message next to the field. Soft checks never block: the CRF
 is saved, the user sees the warning, and a protocol deviation is recorded (e.g. surgery later
 than the 21 days the rectal protocol allows). The references are read from the participant's
-data by the caller (``reference_dates``), so this module stays free of the database.
+data by the caller (``outcomes.services.reference_dates``).
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
+
+from patients.scheduling import as_date
 
 RULES = ("not_before", "not_after", "at_most_days_after")
 
@@ -38,17 +40,6 @@ class CheckResult:
     @property
     def blocks(self) -> bool:
         return self.severity == "hard"
-
-
-def _date(value: Any) -> dt.date | None:
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str) and value:
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
 
 
 def _rows(data: dict, field: str) -> Iterable[tuple[str, dict, str]]:
@@ -73,12 +64,12 @@ def run_checks(definition: dict, data: dict, references: dict[str, dt.date | Non
     for check in definition.get("checks", []):
         reference = check["reference"]
         for prefix, holder, code in _rows(data, check["field"]):
-            value = _date(holder.get(code))
+            value = as_date(holder.get(code))
             if value is None:
                 continue
             if "field" in reference:
                 ref_code = reference["field"].split(".", 1)[-1]
-                ref = _date(holder.get(ref_code) if "." in reference["field"]
+                ref = as_date(holder.get(ref_code) if "." in reference["field"]
                             else data.get(reference["field"]))
             elif "anchor" in reference:
                 ref = references.get(f"anchor:{reference['anchor']}")

@@ -103,7 +103,8 @@ def visit_window(anchor_date: dt.date, offset: Mapping[str, int], window: Mappin
                   target + dt.timedelta(days=window["end"]))
 
 
-def _as_date(value: Any) -> dt.date | None:
+def as_date(value: Any) -> dt.date | None:
+    """A stored CRF date (ISO text) as a ``date``; None when absent or malformed."""
     if isinstance(value, dt.date):
         return value
     if isinstance(value, str) and value:
@@ -147,7 +148,7 @@ def read_facts(participant: Participant, allocation) -> Facts:
                    .values_list("crf_code", "status", "data")) if crfs else []
 
     def earliest(source: dict, completed_only: bool) -> dt.date | None:
-        dates = [_as_date(data.get(source["field"])) for code, status, data in records
+        dates = [as_date(data.get(source["field"])) for code, status, data in records
                  if code == source["crf"] and not (completed_only and status == CRFStatus.DRAFT)]
         return min((d for d in dates if d), default=None)
 
@@ -466,7 +467,7 @@ def apply_crf(record, *, by, reason: str = "") -> ScheduleChange | None:
     errors: dict[str, str] = {}
     for item in anchors + events:
         name = item["source"]["field"]
-        day = _as_date(record.data.get(name))
+        day = as_date(record.data.get(name))
         if day is None:
             continue
         names = {"label": item["label"], "day": f"{day:%Y-%m-%d}",

@@ -52,6 +52,13 @@ _condition = {
     },
     "oneOf": [{"required": ["equals"]}, {"required": ["in"]}],
 }
+# Where a value is read from: a field of a CRF (stratification factors, anchors, events).
+_crf_field = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["crf", "field"],
+    "properties": {"crf": _code, "field": _code},
+}
 _duration = {
     "type": "object",
     "additionalProperties": False,
@@ -194,12 +201,7 @@ SCHEMA: dict[str, Any] = {
                     "code": _code,
                     "label": _text,
                     "note": {"type": "string"},
-                    "source": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["crf", "field"],
-                        "properties": {"crf": _code, "field": _code},
-                    },
+                    "source": _crf_field,
                     "levels": {
                         "type": "array",
                         "minItems": 2,
@@ -241,12 +243,7 @@ SCHEMA: dict[str, Any] = {
                 "properties": {
                     "code": _code,
                     "label": _text,
-                    "source": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["crf", "field"],
-                        "properties": {"crf": _code, "field": _code},
-                    },
+                    "source": _crf_field,
                 },
             },
         },
@@ -262,12 +259,7 @@ SCHEMA: dict[str, Any] = {
                 "properties": {
                     "code": _code,
                     "label": _text,
-                    "source": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["crf", "field"],
-                        "properties": {"crf": _code, "field": _code},
-                    },
+                    "source": _crf_field,
                     "ends_all_visits": {"type": "boolean"},
                     "note": {"type": "string"},
                 },
@@ -627,8 +619,9 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
 def _is_date_field(crfs: dict[str, dict], source: dict) -> bool:
     """True when ``source`` names a date field (or names something unknown: reported elsewhere)."""
     crf = crfs.get(source["crf"])
-    field = next((f for f in crf["fields"] if f["code"] == source["field"]), None) if crf else None
-    return field is None or field["type"] == "date"
+    if crf is None or all(f["code"] != source["field"] for f in crf["fields"]):
+        return True
+    return _date_field(crf, source["field"]) is not None
 
 
 def canonical_json(data: dict[str, Any]) -> str:
