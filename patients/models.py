@@ -153,6 +153,10 @@ class Visit(models.Model):
                          name="visit_planned_opens"),
             models.Index(fields=["window_closes"], condition=models.Q(status="planned"),
                          name="visit_planned_closes"),
+            # A site's worklist counts its participants' planned visits (bench/pages.py).
+            models.Index(fields=["participant", "window_opens", "window_closes"],
+                         condition=models.Q(status="planned"),
+                         name="visit_planned_by_participant"),
         ]
 
     def __str__(self) -> str:

@@ -42,19 +42,59 @@ def get_participant_for(user, trial: Trial, study_id: str) -> Participant:
 
 
 @dataclass(frozen=True)
+class Section:
+    """One section of the worklist: a page of its visits, and how many there are in all."""
+
+    visits: list[Visit]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def first(self) -> int:
+        return (self.page - 1) * self.per_page + 1 if self.visits else 0
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.visits) - 1 if self.visits else 0
+
+    @property
+    def has_next(self) -> bool:
+        return self.page * self.per_page < self.total
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+
+@dataclass(frozen=True)
 class Worklist:
-    """Planned visits of the sites a user may see, as of ``today``."""
+    """Planned visits of the sites a user may see, as of ``today``: each section a page of rows
+    and its full count, so the page costs the same at 100 participants as at 10,000."""
 
     today: dt.date
     until: dt.date            # the "upcoming" horizon
-    overdue: list[Visit]      # window closed, visit not done
-    open_now: list[Visit]     # today within the window
-    upcoming: list[Visit]     # window opens within the horizon
+    overdue_section: Section  # window closed, visit not done
+    open_section: Section     # today within the window
+    upcoming_section: Section  # window opens within the horizon
     deviations: int           # open protocol deviations at these sites
 
     @property
+    def overdue(self) -> list[Visit]:
+        return self.overdue_section.visits
+
+    @property
+    def open_now(self) -> list[Visit]:
+        return self.open_section.visits
+
+    @property
+    def upcoming(self) -> list[Visit]:
+        return self.upcoming_section.visits
+
+    @property
     def counts(self) -> "VisitCounts":
-        return VisitCounts(len(self.overdue), len(self.open_now), len(self.upcoming))
+        return VisitCounts(self.overdue_section.total, self.open_section.total,
+                           self.upcoming_section.total)
 
 
 @dataclass(frozen=True)
@@ -73,28 +113,49 @@ def _visits_for(user, trial: Trial) -> QuerySet[Visit]:
         policy.site_filter(user, trial, field="participant__site"))
 
 
+WORKLIST_PAGE = 50
+
+
 def worklist(user, trial: Trial, *, today: dt.date | None = None, site: Site | None = None,
-             days_ahead: int = UPCOMING_DAYS) -> Worklist:
-    """Overdue, open and upcoming visits of the sites ``user`` may see (two queries: the visits
-    with their participant and site, and the deviation count)."""
+             days_ahead: int = UPCOMING_DAYS, pages: dict[str, int] | None = None,
+             per_page: int = WORKLIST_PAGE) -> Worklist:
+    """Overdue, open and upcoming visits of the sites ``user`` may see.
+
+    Five queries whatever the number of visits: the three counts in one aggregate, one page of
+    each section (``pages``: section → page number, from 1), and the deviation count.
+    """
     today = today or timezone.localdate()
     until = today + dt.timedelta(days=days_ahead)
-    visits = (_visits_for(user, trial)
-              .filter(status=VisitStatus.PLANNED, window_opens__lte=until)
-              .select_related("participant__site")
-              .order_by("window_closes", "participant__study_id", "occurrence"))
+    pages = pages or {}
+    planned = _visits_for(user, trial).filter(status=VisitStatus.PLANNED,
+                                              window_opens__lte=until)
     deviations = Deviation.objects.filter(participant__trial=trial, voided_at__isnull=True).filter(
         policy.site_filter(user, trial, field="participant__site"))
     if site is not None:
-        visits = visits.filter(participant__site=site)
+        planned = planned.filter(participant__site=site)
         deviations = deviations.filter(participant__site=site)
-    overdue, open_now, upcoming = [], [], []
-    for visit in visits:
-        state = visit.state(today)
-        (overdue if state == VisitState.OVERDUE else
-         open_now if state == VisitState.OPEN else upcoming).append(visit)
-    upcoming.sort(key=lambda v: (v.window_opens, v.participant.study_id))
-    return Worklist(today, until, overdue, open_now, upcoming, deviations.count())
+    filters = {
+        "overdue": Q(window_closes__lt=today),
+        "open": Q(window_opens__lte=today, window_closes__gte=today),
+        "upcoming": Q(window_opens__gt=today),
+    }
+    orders = {
+        "overdue": ("window_closes", "participant__study_id", "occurrence"),
+        "open": ("window_closes", "participant__study_id", "occurrence"),
+        "upcoming": ("window_opens", "participant__study_id", "occurrence"),
+    }
+    # Count a non-null column (not the primary key) so the planned-visit indexes answer alone.
+    totals = planned.aggregate(**{key: Count("window_closes", filter=q)
+                                  for key, q in filters.items()})
+    sections = {}
+    for key, q in filters.items():
+        page = max(1, min(pages.get(key, 1), 1 + max(totals[key] - 1, 0) // per_page))
+        start = (page - 1) * per_page
+        rows = list(planned.filter(q).select_related("participant__site")
+                    .order_by(*orders[key])[start:start + per_page])
+        sections[key] = Section(rows, totals[key], page, per_page)
+    return Worklist(today, until, sections["overdue"], sections["open"], sections["upcoming"],
+                    deviations.count())
 
 
 def visit_counts(user, trials: list[Trial], *, today: dt.date | None = None

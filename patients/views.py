@@ -101,10 +101,20 @@ def visit_worklist(request, slug: str):
     user = request.user
     return render(request, "patients/visit_worklist.html", {
         "trial": trial, "sites": sites, "site": site,
-        "worklist": selectors.worklist(user, trial, site=site),
+        "worklist": selectors.worklist(user, trial, site=site, pages={
+            key: _page_number(request.GET.get(f"{key}_page"))
+            for key in ("overdue", "open", "upcoming")}),
         "queries": crf_selectors.query_worklist(user, trial, site=site),
         "list_queries": (policy.has_perm(user, Perm.RAISE_QUERY, trial)
                          or policy.has_perm(user, Perm.ANSWER_QUERY, trial))})
+
+
+def _page_number(value) -> int:
+    """A page number from the query string; anything else is page 1 (never an error page)."""
+    try:
+        return max(1, int(value))
+    except (TypeError, ValueError):
+        return 1
 
 
 def visit_timeline(request, slug: str, study_id: str):

@@ -79,19 +79,37 @@ def test_an_all_sites_role_sees_both_and_can_narrow_to_one(two_sites, rectal, ma
     assert {v.participant_id for v in one.overdue} == {there.pk}
 
 
-def test_worklist_runs_two_queries_whatever_the_number_of_visits(
+def test_worklist_runs_five_queries_whatever_the_number_of_visits(
         two_sites, rectal, make_user, django_assert_num_queries):
     first, *_ = two_sites
     data_manager = make_user("data_manager", rectal)
     selectors.worklist(data_manager, rectal)  # memberships read once and cached on the user
-    with django_assert_num_queries(2):
+    # The three counts in one aggregate, a page of each section, the deviation count.
+    with django_assert_num_queries(5):
         small = selectors.worklist(data_manager, rectal)
         [(v.participant.study_id, v.participant.site.code) for v in small.overdue + small.open_now]
     factories.randomised(rectal, first, by=make_user("coordinator", rectal), days_ago=200)
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(5):
         large = selectors.worklist(data_manager, rectal)
         [(v.participant.study_id, v.participant.site.code) for v in large.overdue + large.open_now]
     assert large.counts.overdue > small.counts.overdue
+
+
+def test_worklist_sections_are_paged_with_their_full_counts(two_sites, rectal,
+                                                           rectal_coordinator, client_for):
+    full = selectors.worklist(rectal_coordinator, rectal)
+    assert full.counts.overdue == 2
+    first = selectors.worklist(rectal_coordinator, rectal, per_page=1)
+    second = selectors.worklist(rectal_coordinator, rectal, per_page=1, pages={"overdue": 2})
+    beyond = selectors.worklist(rectal_coordinator, rectal, per_page=1, pages={"overdue": 9})
+    assert first.counts == full.counts
+    assert first.overdue + second.overdue == full.overdue
+    assert beyond.overdue == second.overdue  # past the end: the last page
+    assert first.overdue_section.has_next and not second.overdue_section.has_next
+    # A page number that is not a number is page 1, not an error.
+    page = client_for(rectal_coordinator).get(
+        reverse("visit_worklist", args=[rectal.slug]) + "?overdue_page=abc")
+    assert page.status_code == 200
 
 
 def test_worklist_page(two_sites, rectal, rectal_coordinator, client_for):
