@@ -30,6 +30,7 @@ test: install
 bench: install
 	$(PY) bench/randomise_http.py
 	$(PY) bench/daily_reminders.py
+	$(PY) bench/pages.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache
