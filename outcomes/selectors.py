@@ -194,6 +194,38 @@ class ParticipantForms:
     records: list[CRFRecord]           # each with ``label`` and ``unresolved`` (open queries)
     event_forms: list[EventForm]       # CRFs no visit lists (progression, death…)
     open_queries: list[DataQuery]      # each with ``question`` and its record
+    endpoints: "Endpoints | None" = None
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Derived values over the participant's forms, computed from the answers (never typed)."""
+
+    worst_ctcae_grade: int | None        # over every adverse event recorded (CTCAE v4.0)
+    last_response: str | None            # RECIST 1.1 overall response at the last assessment
+    qlq_c30: dict[str, float | None]     # scale scores of the last QLQ-C30 (EORTC manual)
+
+
+def endpoints_of(records: list[CRFRecord]) -> Endpoints:
+    """From records already read (no query): adverse events, tumour assessments, QLQ-C30."""
+    from .derivations import qlq_c30_scores, worst_ctcae_grade
+
+    events = [r.data for r in records if r.crf_code == "adverse_events"]
+    try:
+        worst = worst_ctcae_grade(events)
+    except ValueError:  # a stored grade the scale does not know: shown as unknown, not a 500
+        worst = None
+    assessments = [r for r in records if r.crf_code == "tumour_assessment"
+                   and r.data.get("recist_overall_response")]
+    questionnaires = [r for r in records if r.crf_code == "qlq_c30"]
+    scores: dict[str, float | None] = {}
+    if questionnaires:
+        try:
+            scores = qlq_c30_scores(questionnaires[-1].data)
+        except ValueError:
+            scores = {}
+    return Endpoints(worst, assessments[-1].data["recist_overall_response"].upper()
+                     if assessments else None, scores)
 
 
 def _question() -> Subquery:
@@ -226,7 +258,7 @@ def participant_forms(participant: Participant) -> ParticipantForms:
         q.record = by_id[q.record_id]  # the same participant's: already read above
         crf = crf_of(q.record.protocol_version_id, q.record.crf_code) or {}
         q.field_label = trail.path_label(crf, q.field_path) if crf else q.field_path
-    return ParticipantForms(records, event_forms, queries)
+    return ParticipantForms(records, event_forms, queries, endpoints_of(records))
 
 
 # --------------------------------------------------------------------------- worklists

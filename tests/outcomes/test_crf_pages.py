@@ -225,3 +225,32 @@ def test_bad_requests_get_an_answer_not_a_server_error(complete, investigator, d
                                                       complete.visit_id, "surgery"])) \
         .status_code == 404
     assert client.get(record_url("crf_lock", complete)).status_code == 405
+
+
+def test_participant_page_shows_values_derived_from_the_forms(rectal, make_user, client_for):
+    """Worst CTCAE grade across every adverse-event form and the last QLQ-C30 scale scores,
+    computed from the answers (an all-"1" questionnaire: physical functioning 100, fatigue 0)."""
+    from outcomes.selectors import endpoints_of
+    from outcomes.models import CRFRecord
+
+    qlq = {f"q{i}": 1 for i in range(1, 31)}
+    records = [
+        CRFRecord(crf_code="adverse_events", data={"events": [{"term": "Nausea", "grade": 2}]}),
+        CRFRecord(crf_code="adverse_events", data={"events": [{"term": "Neutropenia", "grade": 3},
+                                                               {"term": "Fatigue", "grade": 1}]}),
+        CRFRecord(crf_code="qlq_c30", data=qlq),
+        CRFRecord(crf_code="tumour_assessment", data={"recist_overall_response": "pr"}),
+    ]
+    endpoints = endpoints_of(records)
+    assert endpoints.worst_ctcae_grade == 3
+    assert endpoints.last_response == "PR"
+    assert endpoints.qlq_c30["PF2"] == 100.0 and endpoints.qlq_c30["FA"] == 0.0
+
+
+def test_a_bad_stored_grade_does_not_break_the_page():
+    from outcomes.models import CRFRecord
+    from outcomes.selectors import endpoints_of
+
+    endpoints = endpoints_of([CRFRecord(crf_code="adverse_events",
+                                        data={"events": [{"term": "x", "grade": 9}]})])
+    assert endpoints.worst_ctcae_grade is None
