@@ -21,10 +21,8 @@ Targets (issue): ratio ≥ 0.5 at 16 clients, randomisation p95 < 100 ms on a 2-
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
-import re
 import secrets
 import signal
 import socket
@@ -33,27 +31,12 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from pathlib import Path
+
+from common import PASSWORD, Client, free_port, recreate_database, sh
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-PASSWORD = "bench-password-2026"
-
-
-def sh(*args, env=None, **kw):
-    return subprocess.run(args, cwd=ROOT, env=env, check=True, **kw)
-
-
-def create_database(url: str) -> None:
-    import psycopg
-
-    parts = urllib.parse.urlparse(url)
-    name = parts.path.lstrip("/")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 SETUP = r"""
@@ -90,43 +73,6 @@ print(json.dumps(out))
 """
 
 
-class Client:
-    """One browser-like client: a keep-alive connection, a session cookie, a CSRF token."""
-
-    def __init__(self, port: int):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        self.cookies: dict[str, str] = {}
-
-    def request(self, method: str, path: str, form: dict | None = None) -> tuple[int, bytes]:
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
-                   "Host": "127.0.0.1"}
-        body = None
-        if form is not None:
-            body = urllib.parse.urlencode(form)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        self.conn.request(method, path, body=body, headers=headers)
-        response = self.conn.getresponse()
-        data = response.read()
-        for header, value in response.getheaders():
-            if header.lower() == "set-cookie":
-                name, _, rest = value.partition("=")
-                self.cookies[name] = rest.split(";", 1)[0]
-        return response.status, data
-
-    def login(self, username: str) -> None:
-        status, page = self.request("GET", "/accounts/login/")
-        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
-        status, _ = self.request("POST", "/accounts/login/", {
-            "csrfmiddlewaretoken": token, "username": username, "password": PASSWORD})
-        if status != 302:
-            raise RuntimeError(f"login of {username} failed: HTTP {status}")
-
-    def post(self, path: str, form: dict) -> int:
-        form = {**form, "csrfmiddlewaretoken": self.cookies["csrftoken"]}
-        status, _ = self.request("POST", path, form)
-        return status
-
-
 def run_level(clients: list[Client], work: list[list[tuple[str, dict]]]) -> dict:
     latencies: list[float] = []
     failures: list[str] = []
@@ -160,12 +106,6 @@ def run_level(clients: list[Client], work: list[list[tuple[str, dict]]]) -> dict
             "p99_ms": round(q[98] * 1000, 1)}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", default="1,4,16")
@@ -182,7 +122,7 @@ def main() -> int:
            "config.settings.base", "DEBUG": "false", "CELERY_BROKER_URL": "",
            "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"}
     print(f"Preparing {args.database} with {needed} eligible participants…", flush=True)
-    create_database(args.database)
+    recreate_database(args.database)
     sh(PY, "manage.py", "migrate", "-v0", env=env)
     setup = SETUP.format(pw=PASSWORD, slots=needed, clients=max_clients, participants=needed)
     made = json.loads(sh(PY, "-c", setup, env=env, capture_output=True, text=True).stdout

@@ -25,6 +25,13 @@ def _participant(request, slug, study_id, perm: Perm):
     return trial, participant
 
 
+def _allocation(participant):
+    allocation = selectors.allocation_of(participant)
+    if allocation is None:
+        raise Http404("Not randomised.")
+    return allocation
+
+
 def _strata_labels(trial, strata: dict[str, str]) -> list[tuple[str, str]]:
     labels = {f["code"]: (f["label"], {lvl["code"]: lvl["label"] for lvl in f["levels"]})
               for f in trial.definition.get("stratification_factors", [])}
@@ -73,9 +80,7 @@ def _randomize_page(request, trial, participant, problem, *, strata=None, status
 def allocation_detail(request, slug: str, study_id: str):
     trial = get_trial_for(request.user, slug)
     participant = get_participant_for(request.user, trial, study_id)
-    allocation = selectors.allocation_of(participant)
-    if allocation is None:
-        raise Http404("Not randomised.")
+    allocation = _allocation(participant)
     view = selectors.allocation_view(request.user, allocation)
     return render(request, "randomization/allocation_detail.html", {
         "trial": trial, "participant": participant, "view": view,
@@ -90,9 +95,7 @@ def allocation_detail(request, slug: str, study_id: str):
 def certificate(request, slug: str, study_id: str):
     trial = get_trial_for(request.user, slug)
     participant = get_participant_for(request.user, trial, study_id)
-    allocation = selectors.allocation_of(participant)
-    if allocation is None:
-        raise Http404("Not randomised.")
+    allocation = _allocation(participant)
     content = pdf.certificate(selectors.allocation_view(request.user, allocation))
     response = HttpResponse(content, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="randomisation-{study_id}.pdf"'
@@ -108,9 +111,7 @@ class UnblindForm(forms.Form):
 
 def emergency_unblind(request, slug: str, study_id: str):
     trial, participant = _participant(request, slug, study_id, Perm.EMERGENCY_UNBLIND)
-    allocation = selectors.allocation_of(participant)
-    if allocation is None:
-        raise Http404("Not randomised.")
+    allocation = _allocation(participant)
     form = UnblindForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -142,9 +143,7 @@ class CorrectionForm(forms.Form):
 @require_POST
 def correct_stratum(request, slug: str, study_id: str):
     trial, participant = _participant(request, slug, study_id, Perm.RANDOMISE)
-    allocation = selectors.allocation_of(participant)
-    if allocation is None:
-        raise Http404("Not randomised.")
+    allocation = _allocation(participant)
     form = CorrectionForm(request.POST, factors=list(allocation.strata))
     if form.is_valid():
         try:

@@ -1,0 +1,91 @@
+"""What the benchmarks share: a PostgreSQL database of their own, and browser-like clients.
+
+Run from the benchmark scripts (``python bench/<script>.py``), which import it as ``common``.
+"""
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import subprocess
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "bench-password-2026"
+
+
+def sh(*args, env=None, **kw):
+    return subprocess.run(args, cwd=ROOT, env=env, check=True, **kw)
+
+
+def recreate_database(url: str) -> None:
+    import psycopg
+
+    parts = urllib.parse.urlparse(url)
+    name = parts.path.lstrip("/")
+    admin = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(url: str) -> None:
+    import psycopg
+
+    parts = urllib.parse.urlparse(url)
+    admin = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    """One browser-like client: a keep-alive connection, a session cookie, a CSRF token."""
+
+    def __init__(self, port: int, cookies: dict[str, str] | None = None):
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.cookies: dict[str, str] = dict(cookies or {})
+
+    def request(self, method: str, path: str, form: dict | None = None) -> tuple[int, bytes]:
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
+                   "Host": "127.0.0.1"}
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+        except (http.client.HTTPException, OSError):
+            # A worker recycled the keep-alive connection: reconnect once.
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+        data = response.read()
+        for header, value in response.getheaders():
+            if header.lower() == "set-cookie":
+                name, _, rest = value.partition("=")
+                self.cookies[name] = rest.split(";", 1)[0]
+        return response.status, data
+
+    def login(self, username: str) -> None:
+        status, page = self.request("GET", "/accounts/login/")
+        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
+        status, _ = self.request("POST", "/accounts/login/", {
+            "csrfmiddlewaretoken": token, "username": username, "password": PASSWORD})
+        if status != 302:
+            raise RuntimeError(f"login of {username} failed: HTTP {status}")
+
+    def post(self, path: str, form: dict) -> int:
+        """A form POST with the session's CSRF token, as the browser sends it."""
+        status, _ = self.request("POST", path, {**form,
+                                                "csrfmiddlewaretoken": self.cookies["csrftoken"]})
+        return status
