@@ -113,7 +113,7 @@ def _visits_for(user, trial: Trial) -> QuerySet[Visit]:
         policy.site_filter(user, trial, field="participant__site"))
 
 
-WORKLIST_PAGE = 20
+WORKLIST_PAGE = 10
 
 
 def worklist(user, trial: Trial, *, today: dt.date | None = None, site: Site | None = None,
