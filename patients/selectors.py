@@ -15,7 +15,7 @@ from randomization.models import Allocation
 from trials import policy
 from trials.models import Site, Trial
 
-from .models import Deviation, Participant, Visit, VisitState, VisitStatus
+from .models import Deviation, Participant, Visit, VisitStatus
 
 UPCOMING_DAYS = 14  # the worklist's "upcoming" horizon
 

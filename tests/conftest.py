@@ -13,6 +13,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 
+from tests import factories
 from trials.models import Membership, Trial
 from trials.protocol import read_protocol_file
 from trials.services import shipped_protocol_files, store_protocol
@@ -132,3 +133,34 @@ def _celery_eager(request):
     app.conf.CELERY_TASK_ALWAYS_EAGER = True
     yield
     app.conf.CELERY_TASK_ALWAYS_EAGER = previous
+
+
+# Trials ready to randomise (used by the randomisation, French and other tests).
+@pytest.fixture
+def statistician(make_user, protocols):
+    from trials.models import Membership
+
+    user = make_user("statistician", protocols["reminet"], first_name="Stat", last_name="Istician")
+    Membership.objects.create(user=user, trial=protocols["rectal-resection"], role="statistician")
+    return user
+
+
+@pytest.fixture
+def coordinator_factory(make_user):
+    def make(trial, site=None):
+        site = site or trial.sites.order_by("code").first()
+        return make_user("coordinator", trial, site)
+    return make
+
+
+@pytest.fixture
+def reminet_ready(reminet, statistician, coordinator_factory):
+    """REMINET with a sealed list and a coordinator at its first site."""
+    factories.sealed_list(reminet, by=statistician)
+    return reminet, coordinator_factory(reminet)
+
+
+@pytest.fixture
+def rectal_ready(rectal, statistician, coordinator_factory):
+    factories.sealed_list(rectal, by=statistician)
+    return rectal, coordinator_factory(rectal)

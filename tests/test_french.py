@@ -11,9 +11,6 @@ from django.urls import reverse
 from randomization import services
 from tests import factories
 from tests.conftest import PASSWORD
-# The randomisation fixtures live beside the randomisation tests; this file is above them.
-from tests.randomization.conftest import (  # noqa: F401  (pytest fixtures)
-    coordinator_factory, reminet_ready, statistician)
 from trials.models import Profile
 
 NBSP = "\u00a0"

@@ -16,7 +16,7 @@ def test_coordinator_screens_and_randomises_a_participant(page, protocols, make_
     statistician = make_user("statistician", trial)
     factories.sealed_list(trial, by=statistician, slots_per_stratum=8)
     site = trial.sites.order_by("code").first()
-    coordinator = make_user("coordinator", trial, site, username="camille")
+    make_user("coordinator", trial, site, username="camille")
 
     login(page, "camille", PASSWORD)
     page.click(f"text={trial.short_title}")

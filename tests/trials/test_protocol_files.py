@@ -10,7 +10,6 @@ import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from patients.models import Participant
 from tests import factories
 from trials.models import AuditEvent, ProtocolVersion, Trial
 from trials.protocol import ProtocolError, definition_digest, parse_protocol, read_protocol_file
