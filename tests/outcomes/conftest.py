@@ -12,14 +12,7 @@ from outcomes.services import save_crf
 from patients.models import Visit
 from tests import factories
 from trials.demo import crf_answers
-from trials.models import Membership, crf_of
-
-
-@pytest.fixture
-def statistician(make_user, protocols):
-    user = make_user("statistician", protocols["reminet"])
-    Membership.objects.create(user=user, trial=protocols["rectal-resection"], role="statistician")
-    return user
+from trials.models import crf_of
 
 
 @pytest.fixture

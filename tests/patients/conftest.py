@@ -4,15 +4,6 @@ from tests import factories
 
 
 @pytest.fixture
-def statistician(make_user, protocols):
-    from trials.models import Membership
-
-    user = make_user("statistician", protocols["reminet"])
-    Membership.objects.create(user=user, trial=protocols["rectal-resection"], role="statistician")
-    return user
-
-
-@pytest.fixture
 def rectal_site(rectal):
     return rectal.sites.order_by("code").first()
 
