@@ -43,7 +43,11 @@ class Participant(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
                                    related_name="+")
-    history = HistoricalRecords()
+    schedule_planned_through = models.DateField(
+        null=True, blank=True, db_index=True,
+        help_text=_("Visits are created up to this date; later ones by the daily job as it "
+                    "comes nearer. Empty when the whole schedule exists."))
+    history = HistoricalRecords(excluded_fields=["schedule_planned_through"])
 
     class Meta:
         ordering = ["trial", "study_id"]

@@ -19,12 +19,21 @@ How a schedule is computed, in three steps that each do one thing:
    planned: they appear when the date is entered (the timeline lists them as waiting).
    A repetition runs to its ``until`` (counted from its anchor) or, without one, to the end of
    follow-up (``trial.follow_up_months`` after randomisation): REMINET's 28-day injections are
-   planned to month 36 up front and ended by events, never left open-ended.
+   planned to month 36 and ended by events, never left open-ended.
 3. ``_reconcile``: brings the stored visits in line with the plan. Planned visits get their
    new dates; visits done, missed, or closed by a person are never touched; visits the plan no
    longer wants become "not applicable" (``closed_by`` names the event or ``schedule``), and
    come back if the cause is corrected. Nothing is deleted; every change is in the visit's
    history and, for reschedules, in the audit log.
+
+The plan covers the whole follow-up, but visits are *created* only up to a rolling planning
+horizon (``SCHEDULE_PLANNING_MONTHS``, 6 months ahead of today by default):
+``Participant.schedule_planned_through`` records how far, and the daily ``extend_schedules``
+job creates the next occurrences as that date comes nearer (a month before it). Planning to
+the end of follow-up at randomisation wrote 51 visits and their history rows for a REMINET
+participant inside the randomisation's transaction, most of them years away and most later
+ended by progression; now it writes about ten. Every visit that exists is reconciled against
+the whole plan, so a visit moved past the horizon by a new anchor date keeps its new dates.
 
 Because the plan depends only on recorded facts, recomputing it is idempotent: the same facts
 give the same schedule, however often and in whatever order the triggers run.
@@ -41,6 +50,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -56,6 +66,7 @@ RANDOMISATION = "randomisation"
 UNSCHEDULED = "unscheduled"
 CLOSED_BY_SCHEDULE = "schedule"  # ``Visit.closed_by`` when no event, but the plan, closed it
 MAX_OCCURRENCES = 500            # a guard: no protocol repeats a visit more often than this
+EXTEND_MARGIN_DAYS = 30          # extend a schedule when less than horizon − this is created
 
 
 # --------------------------------------------------------------------------- dates
@@ -274,13 +285,29 @@ def _set_dates(visit: Visit, p: PlannedVisit) -> bool:
     return True
 
 
+def planning_horizon(today: dt.date) -> dt.date:
+    """The last target date for which visits are created now (see the module docstring)."""
+    return add_months(today, settings.SCHEDULE_PLANNING_MONTHS)
+
+
 def _reconcile(participant: Participant, arm_code: str, facts: Facts, *, by,
-               reason: str) -> ScheduleChange:
-    """Make the stored visits match ``plan_schedule``. Callers hold the participant's lock."""
+               reason: str, today: dt.date | None = None, first: bool = False,
+               ) -> ScheduleChange:
+    """Make the stored visits match ``plan_schedule``. Callers hold the participant's lock.
+
+    Planned occurrences past the planning horizon are not created yet; the participant's
+    ``schedule_planned_through`` says up to where they are (NULL once the whole plan exists).
+    ``first``: the schedule is being created at randomisation, so no visit exists yet (every
+    visit needs a randomised participant), and the caller saves ``schedule_planned_through``
+    with the participant's new status, in one statement.
+    """
     definition = participant.definition
     plan = plan_schedule(definition, arm_code, facts)
+    through = planning_horizon(today or timezone.localdate())
+    deferred = False
     event_labels = {e["code"]: e["label"] for e in definition.get("events", [])}
-    existing = {(v.code, v.occurrence): v for v in Visit.objects.filter(participant=participant)}
+    existing = {} if first else {
+        (v.code, v.occurrence): v for v in Visit.objects.filter(participant=participant)}
     change = ScheduleChange()
     to_update: list[Visit] = []
     wanted = set()
@@ -297,6 +324,9 @@ def _reconcile(participant: Participant, arm_code: str, facts: Facts, *, by,
                 to_update.append(visit)
             continue
         if visit is None:
+            if p.window.target > through:
+                deferred = True  # created by ``extend_schedules`` when its date comes nearer
+                continue
             visit = Visit(participant=participant, code=p.code, label=p.label,
                           occurrence=p.occurrence, anchor_code=p.anchor_code,
                           anchor_date=p.anchor_date, target_date=p.window.target,
@@ -341,6 +371,13 @@ def _reconcile(participant: Participant, arm_code: str, facts: Facts, *, by,
             to_update, Visit, ["anchor_date", "target_date", "window_opens", "window_closes",
                                "status", "closed_by", "status_reason", "updated_at"],
             default_user=_user(by), default_change_reason=_why(reason))
+    planned_through = through if deferred else None
+    if participant.schedule_planned_through != planned_through:
+        # Bookkeeping, not clinical data: no history row (the visits created have theirs).
+        participant.schedule_planned_through = planned_through
+        if not first:
+            Participant.objects.filter(pk=participant.pk).update(
+                schedule_planned_through=planned_through)
     return change
 
 
@@ -362,8 +399,9 @@ def _user(by):
 def create_schedule(allocation) -> list[Visit]:
     """Create the participant's visits from the protocol template for their arm.
 
-    Runs inside ``randomize``'s transaction. Anchors already recorded (rare: a CRF entered
-    before randomisation) are used when they are not before randomisation.
+    Runs inside ``randomize``'s transaction, which then saves the participant's status and
+    ``schedule_planned_through`` (set here) together. Anchors already recorded (rare: a CRF
+    entered before randomisation) are used when they are not before randomisation.
     """
     participant = allocation.participant
     facts = read_facts(participant, allocation)
@@ -371,8 +409,37 @@ def create_schedule(allocation) -> list[Visit]:
                   {k: v for k, v in facts.anchors.items() if v >= facts.randomised_on},
                   facts.events)
     change = _reconcile(participant, allocation.arm.code, facts, by=allocation.randomised_by,
-                        reason="schedule created at randomisation")
+                        reason="schedule created at randomisation", first=True)
     return change.created
+
+
+def extend_schedules(today: dt.date | None = None) -> int:
+    """Create the visits that came within the planning horizon. Returns how many.
+
+    The daily beat job (and ``manage.py extend_schedules``). Each participant is extended in a
+    transaction of its own under their lock, by the same reconciliation as every other trigger,
+    so a run that stops half-way, or two runs at once, leave nothing to repair: the next run
+    carries on. A participant is due a month before their created visits run out.
+    """
+    today = today or timezone.localdate()
+    due = planning_horizon(today) - dt.timedelta(days=EXTEND_MARGIN_DAYS)
+    created = 0
+    pending = (Participant.objects.filter(schedule_planned_through__lt=due)
+               .order_by("pk").values_list("pk", flat=True))
+    for pk in pending.iterator(chunk_size=500):
+        with transaction.atomic():
+            participant = _lock(Participant(pk=pk))
+            if participant.schedule_planned_through is None or \
+                    participant.schedule_planned_through >= due:
+                continue  # extended meanwhile by another run or a CRF save
+            allocation = _allocation_of(participant)
+            if allocation is None:
+                continue
+            facts = read_facts(participant, allocation)
+            change = _reconcile(participant, allocation.arm.code, facts, by=None,
+                                reason="schedule extended to the planning horizon", today=today)
+            created += len(change.created)
+    return created
 
 
 def _allocation_of(participant: Participant):

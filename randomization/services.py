@@ -467,10 +467,10 @@ def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> 
         participant=participant, trial=trial, allocation_list=alist, slot=slot,
         stratum_key=key, strata=strata, arm=arm, kit_code=kit, randomised_at=now,
         randomised_by=by)
+    create_schedule(allocation)  # sets ``schedule_planned_through``, saved with the status
     participant.status = Status.RANDOMISED
     participant._change_reason = "randomised"
-    participant.save(update_fields=["status"])
-    create_schedule(allocation)
+    participant.save(update_fields=["status", "schedule_planned_through"])
     # Audit-log text: English on purpose (see the module docstring).
     audit.record("participant.randomised",
                  f"{participant.study_id} randomised in stratum {key}"

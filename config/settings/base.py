@@ -133,13 +133,20 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0,
                                     "interval_step": 0.2, "interval_max": 0.3}
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-# The daily visit reminder job (patients.tasks), at 07:00 in CELERY_TIMEZONE (Europe/Paris).
+# The daily visit reminder job (patients.tasks), at 07:00 in CELERY_TIMEZONE (Europe/Paris),
+# and the schedule extension an hour before it (visits created up to the planning horizon).
 CELERY_BEAT_SCHEDULE = {
     "visit-reminders": {
         "task": "patients.send_visit_reminders",
         "schedule": crontab(hour=env.int("VISIT_REMINDER_HOUR", default=7), minute=0),
     },
+    "extend-schedules": {
+        "task": "patients.extend_schedules",
+        "schedule": crontab(hour=(env.int("VISIT_REMINDER_HOUR", default=7) - 1) % 24, minute=0),
+    },
 }
+# Visits are created this many months ahead of today (patients.scheduling, "planning horizon").
+SCHEDULE_PLANNING_MONTHS = env.int("SCHEDULE_PLANNING_MONTHS", default=6)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

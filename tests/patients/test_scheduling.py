@@ -56,6 +56,9 @@ def test_arm_a_gets_baseline_surgery_and_three_monthly_follow_up(arm_a):
     [surgery] = visits(arm_a, "surgery")
     assert (surgery.window_opens, surgery.window_closes) == (r, r + days(21))
     follow_up = visits(arm_a, "follow_up")
+    assert [v.occurrence for v in follow_up] == [1, 2]  # the planning horizon: 6 months ahead
+    scheduling.extend_schedules(scheduling.add_months(TODAY(), 24))
+    follow_up = visits(arm_a, "follow_up")
     assert [v.occurrence for v in follow_up] == list(range(1, 9))  # months 3, 6, … 24
     assert [v.target_date for v in follow_up] == [
         scheduling.add_months(r, 3 * n) for n in range(1, 9)]
@@ -80,6 +83,8 @@ def test_arm_b_gets_chemotherapy_start_and_no_surgery_visits(arm_b):
 def test_reminet_schedule_at_randomisation(reminet, reminet_coordinator):
     p = factories.randomised(reminet, by=reminet_coordinator)
     assert codes(p) == {"baseline", "first_injection", "tumour_assessment"}
+    assert len(visits(p, "tumour_assessment")) == 2  # months 3 and 6: the planning horizon
+    scheduling.extend_schedules(scheduling.add_months(TODAY(), 36))
     assessments = visits(p, "tumour_assessment")
     assert len(assessments) == 12  # every 3 months to month 36
     assert all(v.crfs == ["tumour_assessment"] for v in assessments)
@@ -202,6 +207,7 @@ def _reminet_on_injections(reminet, coordinator, *, days_ago=200):
 def test_first_injection_schedules_28_day_injections_to_the_end_of_follow_up(
         reminet, reminet_coordinator):
     p, r = _reminet_on_injections(reminet, reminet_coordinator)
+    scheduling.extend_schedules(scheduling.add_months(TODAY(), 36))
     injections = visits(p, "injection")
     first = r + days(5)
     assert injections[0].target_date == first + days(28)
@@ -210,6 +216,73 @@ def test_first_injection_schedules_28_day_injections_to_the_end_of_follow_up(
                                                      v.target_date + days(3)) for v in injections)
     horizon = scheduling.add_months(r, 36)  # trial.follow_up_months
     assert injections[-1].target_date <= horizon < injections[-1].target_date + days(28)
+
+
+# --------------------------------------------------------------------------- planning horizon
+
+
+def created(p) -> list[tuple[str, int, dt.date]]:
+    return sorted((v.code, v.occurrence, v.target_date) for v in visits(p))
+
+
+def test_visits_are_created_six_months_ahead_and_the_daily_job_adds_the_next(
+        reminet, reminet_coordinator, settings):
+    assert settings.SCHEDULE_PLANNING_MONTHS == 6
+    p, r = _reminet_on_injections(reminet, reminet_coordinator, days_ago=5)
+    horizon = scheduling.add_months(TODAY(), 6)
+    assert max(v.target_date for v in visits(p)) <= horizon
+    assert [v.occurrence for v in visits(p, "injection")] == [1, 2, 3, 4, 5, 6]
+    p.refresh_from_db()
+    assert p.schedule_planned_through == horizon
+
+    assert scheduling.extend_schedules(TODAY() + days(10)) == 0, "not due: 5 months left"
+    later = TODAY() + days(40)
+    made = scheduling.extend_schedules(later)
+    assert made >= 1
+    assert max(v.target_date for v in visits(p)) <= scheduling.add_months(later, 6)
+    p.refresh_from_db()
+    assert p.schedule_planned_through == scheduling.add_months(later, 6)
+    assert scheduling.extend_schedules(later) == 0, "a second run the same day adds nothing"
+    extended = Visit.history.filter(id__in=[v.pk for v in visits(p)],
+                                    history_change_reason__startswith="schedule extended")
+    assert extended.count() == made
+
+
+def test_extending_month_by_month_gives_the_whole_plan(reminet, reminet_coordinator):
+    p, r = _reminet_on_injections(reminet, reminet_coordinator, days_ago=5)
+    day = TODAY()
+    while day < scheduling.add_months(r, 40):
+        day += days(30)
+        scheduling.extend_schedules(day)
+    facts = scheduling.read_facts(p, p.allocation)
+    plan = scheduling.plan_schedule(p.definition, p.allocation.arm.code, facts)
+    assert created(p) == sorted((v.code, v.occurrence, v.window.target) for v in plan)
+    p.refresh_from_db()
+    assert p.schedule_planned_through is None, "the whole schedule exists"
+    assert scheduling.extend_schedules(day) == 0
+
+
+def test_no_visit_is_created_past_an_ending_event(reminet, reminet_coordinator):
+    p, r = _reminet_on_injections(reminet, reminet_coordinator, days_ago=5)
+    save_crf(p, "progression", {"progression_date": TODAY().isoformat(), "type": "clinical",
+                                "site": ["metastatic"]}, by=reminet_coordinator, complete=True)
+    scheduling.extend_schedules(scheduling.add_months(TODAY(), 40))
+    assert all(v.status == VisitStatus.NOT_APPLICABLE for v in visits(p, "injection"))
+    assert not Visit.objects.filter(participant=p, target_date__gt=scheduling.add_months(
+        TODAY(), 6), status=VisitStatus.PLANNED).exists()
+    p.refresh_from_db()
+    assert p.schedule_planned_through is None
+
+
+def test_extend_schedules_command(reminet, reminet_coordinator, capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    p, r = _reminet_on_injections(reminet, reminet_coordinator, days_ago=5)
+    call_command("extend_schedules", "--date", (TODAY() + days(60)).isoformat())
+    assert "visit(s) created" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="not a date"):
+        call_command("extend_schedules", "--date", "31/12/2026")
 
 
 def test_end_of_treatment_stops_injections_but_tumour_assessments_continue(
