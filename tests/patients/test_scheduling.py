@@ -485,3 +485,15 @@ def test_rescheduling_twice_with_the_same_facts_changes_nothing(arm_a, rectal_co
     change = scheduling.reschedule_from(arm_a, "surgery", by=rectal_coordinator)
     assert not change
     assert [(v.code, v.occurrence, v.target_date, v.status) for v in visits(arm_a)] == snapshot
+
+
+def test_the_daily_extension_runs_as_a_celery_task_on_the_beat_schedule(
+        reminet, reminet_coordinator, settings):
+    from patients import tasks
+
+    entry = settings.CELERY_BEAT_SCHEDULE["extend-schedules"]
+    assert entry["task"] == tasks.extend_schedules.name
+    p, r = _reminet_on_injections(reminet, reminet_coordinator, days_ago=5)
+    before = len(visits(p))
+    made = tasks.extend_schedules.delay((TODAY() + days(60)).isoformat()).get()
+    assert made > 0 and len(visits(p)) == before + made
