@@ -114,13 +114,14 @@ def outcomes_for(user, trial: Trial) -> OutcomesView:
     """Everything the page and the report show to ``user`` (who holds ``Perm.VIEW_REPORTS``)."""
     sites = policy.sites_for(user, trial, policy.Perm.VIEW_REPORTS)
     arm_level = not policy.is_blinded_for(user, trial)
-    arms = list(trial.arms.order_by("position").values_list("code", "label")) if arm_level else None
+    arms = ([(code, f"{code} — {label}") for code, label in
+             trial.arms.order_by("position").values_list("code", "label")] if arm_level else None)
     derived = endpoint_values.derive_endpoints(trial, sites=sites)
     sections = []
     for endpoint in endpoint_values.endpoint_definitions(trial):
         analysis = analyse(endpoint, derived[endpoint["code"]],
                            horizon=endpoint_values.horizon_of(trial, endpoint),
-                           arms=[(c, f"{c} — {label}") for c, label in arms] if arms else None)
+                           arms=arms)
         sections.append(_section(analysis))
     arm_of = dict(Allocation.objects.filter(trial=trial, participant__site__in=sites)
                   .values_list("participant_id", "arm__code"))

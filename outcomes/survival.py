@@ -86,10 +86,15 @@ def clopper_pearson(successes: int, trials: int, level: float) -> tuple[float, f
 
 
 def landmark_rate(times: Sequence[float], events: Sequence[bool], months: float, level: float,
-                  *, km: float | None = None, primary: bool = False) -> LandmarkRate:
+                  *, window_days: int = 0, km: float | None = None,
+                  primary: bool = False) -> LandmarkRate:
     """Event-free at ``months`` among the participants evaluable then: an event by then, or
-    followed up (event or not) to at least then."""
-    evaluable = [(t, e) for t, e in zip(times, events) if (e and t <= months) or t >= months]
+    followed up (event or not) to at least then - or to within ``window_days`` before it (the
+    protocol's assessment window)."""
+    from .endpoints import DAYS_PER_MONTH
+
+    reached = months - window_days / DAYS_PER_MONTH
+    evaluable = [(t, e) for t, e in zip(times, events) if (e and t <= months) or t >= reached]
     failed = sum(1 for t, e in evaluable if e and t <= months)
     n = len(evaluable)
     if n == 0:
@@ -126,6 +131,7 @@ def kaplan_meier(times: Sequence[float], events: Sequence[bool], *, key: str, la
             steps.append((float(t), float(s)))
     censored = [(float(t), float(kmf.predict(t))) for t, e in zip(times, events) if not e]
     rates = [landmark_rate(times, events, lm["months"], lm["level"],
+                           window_days=lm.get("window_days", 0),
                            km=float(kmf.predict(lm["months"])), primary=lm.get("primary", False))
              for lm in landmarks]
     at_risk = [sum(1 for t in times if t >= when) for when in at_risk_times]
@@ -188,7 +194,8 @@ METHODS = _(
     "confidence interval (Brookmeyer-Crowley, from the Greenwood variance on the log(-log) "
     "scale); 'not reached' when the curve stays above 50 %%. Arms are compared with the "
     "two-sided log-rank test. Landmark rates are the proportion of participants evaluable at "
-    "the landmark (event before it, or followed up to it) who are event-free at it, with an "
+    "the landmark (event before it, or followed up to it, within the assessment window the "
+    "protocol states) who are event-free at it, with an "
     "exact binomial (Clopper-Pearson) confidence interval at the level the protocol states; "
     "the Kaplan-Meier estimate at the landmark is shown beside it. Numbers at risk count "
     "participants still followed and event-free at each time.")

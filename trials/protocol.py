@@ -112,6 +112,10 @@ _endpoint = {
             "properties": {
                 "months": {"type": "number", "exclusiveMinimum": 0},
                 "level": {"type": "number", "exclusiveMinimum": 0.5, "exclusiveMaximum": 1},
+                # Follow-up ending this many days before the landmark still reaches it (the
+                # assessment's visit window): otherwise a participant seen at the 24-month
+                # visit a few days early would not be evaluable at 24 months.
+                "window_days": {"type": "integer", "minimum": 0},
                 "primary": {"type": "boolean"},
                 "source": {"type": "string"},
             },

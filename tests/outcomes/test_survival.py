@@ -111,3 +111,12 @@ def test_the_methods_are_stated():
     text = methods_text()
     assert "Kaplan-Meier" in text and "Clopper-Pearson" in text and "365.25/12" in text
     assert "%" in text and "%%" not in text
+
+
+def test_follow_up_within_the_assessment_window_reaches_the_landmark():
+    # Seen at the 24-month visit 10 days early (23.67 months), alive: evaluable with a
+    # 14-day window, not without one.
+    times, events = [24 - 10 / 30.4375, 12.0], [False, True]
+    assert landmark_rate(times, events, 24, 0.95).evaluable == 1
+    strict_or_not = landmark_rate(times, events, 24, 0.95, window_days=14)
+    assert (strict_or_not.evaluable, strict_or_not.event_free) == (2, 1)
