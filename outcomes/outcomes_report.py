@@ -92,10 +92,10 @@ def build_outcomes_report(trial: Trial, *, viewer, stream: BinaryIO,
         fixed = [38 * mm, 10 * mm, 13 * mm, 32 * mm]
         rest = len(header) - len(fixed)
         widths = fixed + ([(width - sum(fixed)) / rest] * rest if rest else [])
-        table = Table(rows, colWidths=widths, repeatRows=1)
+        table = Table(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")
         table.setStyle(GRID)
         block = [Paragraph(escape(title), h2),
-                 plots.km_drawing(a, width=width, height=62 * mm), Spacer(1, 2 * mm),
+                 plots.km_drawing(a, width=width, height=70 * mm), Spacer(1, 2 * mm),
                  at_risk_table, Spacer(1, 3 * mm), table]
         if section.logrank:
             block += [Spacer(1, 1 * mm), p(section.logrank, body)]

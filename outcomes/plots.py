@@ -32,7 +32,9 @@ def _path(group: GroupResult, horizon: float) -> list[tuple[float, float]]:
 
 
 def km_svg(analysis: EndpointAnalysis, *, width: int = 680, height: int = 300) -> SafeString:
-    left, right, top, bottom = 48, 16, 12, 36
+    legend = 16 * len(analysis.groups)
+    height += legend
+    left, right, top, bottom = 48, 16, 12, 36 + legend
     plot_w, plot_h = width - left - right, height - top - bottom
     horizon = float(analysis.horizon)
 
@@ -55,8 +57,9 @@ def km_svg(analysis: EndpointAnalysis, *, width: int = 680, height: int = 300) -
                      f'y2="{top + plot_h + 4}" stroke="#5b6470"/>')
         parts.append(f'<text x="{x(t):.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
                      f'font-size="11" fill="#5b6470">{t:g}</text>')
-    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" text-anchor="middle" '
-                 f'font-size="11" fill="#5b6470">{escape(str(_months_label()))}</text>')
+    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h + 30}" '
+                 f'text-anchor="middle" font-size="11" fill="#5b6470">'
+                 f'{escape(str(_months_label()))}</text>')
     parts.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
                  f'stroke="#5b6470" stroke-width="1"/>')
     for index, group in enumerate(analysis.groups):
@@ -70,18 +73,14 @@ def km_svg(analysis: EndpointAnalysis, *, width: int = 680, height: int = 300) -
             if t <= horizon:
                 parts.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{y(s) - 4:.1f}" '
                              f'y2="{y(s) + 4:.1f}" stroke="{stroke}" stroke-width="1.5"/>')
-    for index, group in enumerate(analysis.groups):  # legend, top right
-        ly = top + 14 + 16 * index
-        parts.append(f'<line x1="{left + plot_w - 230}" x2="{left + plot_w - 210}" y1="{ly - 4}" '
-                     f'y2="{ly - 4}" stroke="{colour(analysis, index)}" stroke-width="2"/>')
-        parts.append(f'<text x="{left + plot_w - 204}" y="{ly}" font-size="11" fill="#1b1f24">'
-                     f'{escape(_short(group.label))} (n={group.n})</text>')
+    for index, group in enumerate(analysis.groups):  # legend, under the axis
+        ly = top + plot_h + 48 + 16 * index
+        parts.append(f'<line x1="{left}" x2="{left + 24}" y1="{ly - 4}" y2="{ly - 4}" '
+                     f'stroke="{colour(analysis, index)}" stroke-width="2"/>')
+        parts.append(f'<text x="{left + 30}" y="{ly}" font-size="11" fill="#1b1f24">'
+                     f'{escape(group.label)} (n={group.n})</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))
-
-
-def _short(label: str, length: int = 30) -> str:
-    return label if len(label) <= length else label[:length - 1] + "…"
 
 
 def _months_label():
@@ -95,7 +94,8 @@ def km_drawing(analysis: EndpointAnalysis, *, width: float, height: float):
     from reportlab.graphics.shapes import Drawing, Line, PolyLine, Rect, String
     from reportlab.lib import colors
 
-    left, right, top, bottom = 36, 8, 8, 28
+    legend = 10 * len(analysis.groups)
+    left, right, top, bottom = 36, 8, 8, 28 + legend
     plot_w, plot_h = width - left - right, height - top - bottom
     horizon = float(analysis.horizon)
     grey = colors.HexColor("#5b6470")
@@ -111,13 +111,13 @@ def km_drawing(analysis: EndpointAnalysis, *, width: float, height: float):
         d.add(Line(left, y(s), left + plot_w, y(s), strokeColor=colors.HexColor("#d8dde3"),
                    strokeWidth=0.5))
         d.add(String(left - 4, y(s) - 3, f"{int(s * 100)} %", fontSize=7, fillColor=grey,
-                     textAnchor="end"))
+                     textAnchor="end", fontName="Helvetica"))
     for t in analysis.at_risk_times:
         d.add(Line(x(t), bottom, x(t), bottom - 3, strokeColor=grey, strokeWidth=0.5))
         d.add(String(x(t), bottom - 11, f"{t:g}", fontSize=7, fillColor=grey,
-                     textAnchor="middle"))
-    d.add(String(left + plot_w / 2, 2, str(_months_label()), fontSize=7, fillColor=grey,
-                 textAnchor="middle"))
+                     textAnchor="middle", fontName="Helvetica"))
+    d.add(String(left + plot_w / 2, bottom - 21, str(_months_label()), fontSize=7,
+                 fillColor=grey, textAnchor="middle", fontName="Helvetica"))
     d.add(Rect(left, bottom, plot_w, plot_h, fillColor=None, strokeColor=grey,
                strokeWidth=0.5))
     for index, group in enumerate(analysis.groups):
@@ -131,10 +131,10 @@ def km_drawing(analysis: EndpointAnalysis, *, width: float, height: float):
         for t, s in group.censored:
             if t <= horizon:
                 d.add(Line(x(t), y(s) - 3, x(t), y(s) + 3, strokeColor=stroke, strokeWidth=1))
-    for index, group in enumerate(analysis.groups):  # legend, top right
-        ly = bottom + plot_h - 10 - 10 * index
-        d.add(Line(left + plot_w - 170, ly + 2, left + plot_w - 156, ly + 2,
+    for index, group in enumerate(analysis.groups):  # legend, under the axis
+        ly = legend - 8 - 10 * index
+        d.add(Line(left, ly + 2, left + 14, ly + 2,
                    strokeColor=colors.HexColor(colour(analysis, index)), strokeWidth=1.4))
-        d.add(String(left + plot_w - 152, ly, f"{_short(group.label)} (n={group.n})",
-                     fontSize=7))
+        d.add(String(left + 18, ly, f"{group.label} (n={group.n})", fontSize=7,
+                     fontName="Helvetica"))
     return d
