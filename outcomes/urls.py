@@ -18,5 +18,8 @@ urlpatterns = [
     path(RECORD + "queries/", views.query_raise, name="query_raise"),
     path(QUERY + "answer/", views.query_action, {"action": "answer"}, name="query_answer"),
     path(QUERY + "close/", views.query_action, {"action": "close"}, name="query_close"),
+    path("trials/<slug:slug>/outcomes/", views.trial_outcomes, name="trial_outcomes"),
+    path("trials/<slug:slug>/outcomes/report.pdf", views.trial_outcomes_pdf,
+         name="trial_outcomes_pdf"),
     path(QUERY + "reopen/", views.query_action, {"action": "reopen"}, name="query_reopen"),
 ]

@@ -344,3 +344,33 @@ def query_action(request, slug: str, study_id: str, query_id: int, action: str):
                                    {"query": query.pk, "action": action, "form": form})
     messages.success(request, done % {"n": query.pk})
     return redirect(record_url(record, study_id, slug) + f"#query-{query.pk}")
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+def trial_outcomes(request, slug: str):
+    """Survival analysis and safety tables of a trial, for readers of reports; pooled for a
+    reader blinded to the arm (``outcomes.analysis``)."""
+    from . import analysis, plots
+
+    trial = get_trial_for(request.user, slug, Perm.VIEW_REPORTS)
+    view = analysis.outcomes_for(request.user, trial)
+    for section in view.sections:
+        section.svg = plots.km_svg(section.analysis)
+    return render(request, "outcomes/trial_outcomes.html", {"trial": trial, "view": view})
+
+
+@require_GET
+def trial_outcomes_pdf(request, slug: str):
+    """The outcomes report, built while the reader waits (until the report queue takes it)."""
+    import io
+
+    from .outcomes_report import build_outcomes_report
+
+    trial = get_trial_for(request.user, slug, Perm.VIEW_REPORTS)
+    buffer = io.BytesIO()
+    build_outcomes_report(trial, viewer=request.user, stream=buffer)
+    response = HttpResponse(buffer.getvalue(), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="outcomes-{trial.slug}.pdf"'
+    return response

@@ -290,3 +290,190 @@ def crf_showcase(trial: Trial, *, investigator, data_manager, password: str) -> 
                 done.append(f"{record.participant.study_id} {crf['code']}: automatic query")
                 return done
     return done
+
+
+# Demo outcome model (demo only, not a protocol fact): exponential times whose medians differ
+# by arm, in the order the protocol lists the arms, so per-arm curves separate visibly.
+DEMO_MEDIAN_PFS_MONTHS = [13.0, 7.5]
+DEMO_MEDIAN_OS_MONTHS = [30.0, 20.0]
+DAYS_PER_MONTH = 365.25 / 12
+
+
+def outcome_showcase(trial: Trial, *, coordinator, per_site: int) -> list[str]:
+    """Demo only: a follow-up cohort with outcomes, so that the Outcomes page has curves at once.
+
+    ``per_site`` more participants per site, randomised from 7 months ago to a little beyond the
+    end of follow-up (rectal: 30 months, REMINET: 42), each with a drawn
+    time to progression and to death (medians by arm, ``DEMO_MEDIAN_*``): progressions (site of
+    progression mostly the first choice), deaths, end of treatment where the protocol has it,
+    end of study at the end of follow-up; their visits done up to the event on their target
+    date, tumour assessments at those visits, adverse events graded at some, and the
+    post-operative Clavien-Dindo assessment where scheduled. Every write goes through the
+    services. Then every randomised participant of the trial gets the tumour assessments of
+    their visits already done (the last one is PFS's censoring date). Safe to run again: does
+    nothing once the trial has a death recorded.
+    """
+    import datetime as dt
+    import math
+    import random
+
+    from outcomes.models import CRFRecord
+    from outcomes.services import save_crf
+    from patients.services import record_consent, register_participant
+    from randomization import services as randomization
+
+    if CRFRecord.objects.filter(participant__trial=trial, crf_code="death").exists():
+        return []
+    rng = random.Random(f"demo-outcomes-{trial.slug}")
+    definition = trial.definition
+    crfs = {c["code"]: c for c in definition["crfs"]}
+    follow_up = definition["trial"].get("follow_up_months", 24)
+    arm_index = {code: i for i, code in enumerate(trial.arms.order_by("position")
+                                                  .values_list("code", flat=True))}
+    events = {e["code"]: e for e in definition.get("events", [])}
+    today = timezone.localdate()
+    done = []
+    for site in trial.sites.filter(active=True).order_by("code"):
+        for i in range(per_site):
+            months_ago = 7 + (follow_up - 1) * (i + 0.5) / per_site + rng.uniform(-1, 1)
+            days_ago = int(months_ago * DAYS_PER_MONTH)
+            p = register_participant(trial, site, by=coordinator,
+                                     screened_on=today - dt.timedelta(days=days_ago + 10))
+            p = record_consent(p, consent_date=p.screened_on, version="1.0", by=coordinator)
+            save_crf(p, "eligibility", eligibility_answers(trial), by=coordinator, complete=True)
+            randomization.randomize(p, by=coordinator)
+            backdate_randomisation(p, days_ago, by=coordinator)
+            p.refresh_from_db()
+            arm = arm_index.get(p.allocation.arm.code, 0) % len(DEMO_MEDIAN_PFS_MONTHS)
+            randomised_on = timezone.localdate(p.allocation.randomised_at)
+
+            def day(months: float) -> dt.date:
+                return randomised_on + dt.timedelta(days=max(1, int(months * DAYS_PER_MONTH)))
+
+            pfs = rng.expovariate(math.log(2) / DEMO_MEDIAN_PFS_MONTHS[arm])
+            death = rng.expovariate(math.log(2) / DEMO_MEDIAN_OS_MONTHS[arm])
+            if death < pfs and rng.random() < 0.7:
+                death = pfs + rng.uniform(1, 8)  # most deaths follow a progression
+            last = today - dt.timedelta(days=20)
+            horizon_day = randomised_on + dt.timedelta(days=round(follow_up * DAYS_PER_MONTH) + 1)
+            progression_day = day(pfs) if day(pfs) < min(last, horizon_day) else None
+            death_day = day(death) if day(death) < min(last, horizon_day) else None
+            if progression_day and death_day and death_day <= progression_day:
+                progression_day = None
+            until = death_day or min(last, horizon_day)
+            if progression_day and "progression" in crfs:
+                site_field = next((f for f in crfs["progression"]["fields"]
+                                   if f["type"] == "multichoice"), None)
+                extra = {}
+                if site_field is not None:
+                    choices = [c["code"] for c in site_field["choices"]]
+                    extra[site_field["code"]] = ([choices[0]] if rng.random() < 0.8
+                                                 else [choices[-1]])
+                save_crf(p, "progression", crf_answers(crfs["progression"], on=progression_day,
+                                                       **extra), by=coordinator, complete=True)
+            stop = events.get("end_of_treatment")
+            if stop is not None and not progression_day:
+                stop_day = day(rng.uniform(4, 10))
+                if stop_day < until:
+                    code = stop["source"]["crf"]
+                    save_crf(p, code, crf_answers(crfs[code], on=stop_day), by=coordinator,
+                             complete=True)
+            if death_day:
+                save_crf(p, "death", crf_answers(crfs["death"], on=death_day,
+                                                 cause="disease_progression"),
+                         by=coordinator, complete=True)
+            elif until == horizon_day and "end_of_study" in crfs:
+                save_crf(p, "end_of_study", crf_answers(crfs["end_of_study"], on=horizon_day,
+                                                        reason="completed_follow_up"),
+                         by=coordinator, complete=True)
+            _visits_until(p, by=coordinator, until=min(until, last), rng=rng, crfs=crfs,
+                          assess_until=progression_day or until)
+        done.append(f"{trial.slug} {site.code}: {per_site} participants with outcomes")
+    return done
+
+
+def _visits_until(p, *, by, until, rng, crfs: dict, assess_until) -> None:
+    """Demo only: visits of ``p`` up to ``until`` done on their target date, with the CRFs that
+    carry anchors (surgery, first injection), tumour assessments up to ``assess_until``,
+    adverse events now and then and the Clavien-Dindo assessment."""
+    import datetime as dt
+
+    from outcomes.services import save_crf
+    from patients import scheduling
+    from patients.models import Visit, VisitStatus
+
+    anchor_crfs = {a["source"]["crf"] for a in p.definition.get("anchors", [])}
+    safety = p.definition.get("safety", {})
+    ae_crf = safety.get("adverse_events", {}).get("crf")
+    morbidity_crf = safety.get("surgical_morbidity", {}).get("crf")
+    size = 32.0 + rng.uniform(-8, 8)
+    ae_left = 3
+    while True:
+        visit = (Visit.objects.filter(participant=p, status=VisitStatus.PLANNED, unscheduled=False,
+                                      target_date__lte=until)
+                 .order_by("target_date", "code", "occurrence").first())
+        if visit is None:
+            break
+        on = visit.target_date
+        scheduling.record_visit_done(visit, done_on=on, by=by)
+        for code in visit.crfs:
+            crf = crfs.get(code)
+            if crf is None:
+                continue
+            answers = None
+            if code in anchor_crfs:
+                answers = crf_answers(crf, on=on)
+            elif code == "tumour_assessment" and on <= assess_until:
+                size = max(5.0, size * rng.uniform(0.85, 1.05))
+                answers = crf_answers(crf, on=on, method="ct", new_lesions=False,
+                                      non_target_status="present",
+                                      target_lesions=[{"lesion_number": 1, "organ": "Liver",
+                                                       "diameter_mm": f"{size:.1f}",
+                                                       "lymph_node": False}])
+            elif code == ae_crf and ae_left and rng.random() < 0.4:
+                ae_left -= 1
+                grade = rng.choices([1, 2, 3, 4], weights=[50, 30, 15, 5])[0]
+                answers = crf_answers(crf, on=on, any_event=True, events=[{
+                    "term": rng.choice(["Fatigue", "Diarrhoea", "Nausea", "Neutropenia",
+                                        "Peripheral sensory neuropathy", "Abdominal pain"]),
+                    "grade": grade, "serious": grade >= 3, "attribution": "possible",
+                    "start_date": (on - dt.timedelta(days=10)).isoformat(), "end_date": None,
+                    "ongoing": True}])
+            elif code == morbidity_crf:
+                grade = rng.choices([None, "I", "II", "IIIa", "IIIb"], weights=[55, 20, 15, 6, 4])[0]
+                answers = crf_answers(crf, on=on, any_complication=grade is not None,
+                                      complications=[{"description": "Anastomotic leak" if grade
+                                                      in ("IIIa", "IIIb") else "Wound infection",
+                                                      "onset_date": (on - dt.timedelta(days=20))
+                                                      .isoformat(), "grade": grade}]
+                                      if grade else [])
+            if answers is not None:
+                save_crf(p, code, answers, by=by, complete=True, visit=visit)
+
+
+def tumour_assessments_at_done_visits(trial: Trial, *, by) -> int:
+    """Demo only: every randomised participant's done visits that expect a tumour assessment
+    get one (the demo's visit history records the visits, not their forms)."""
+    from outcomes.models import CRFRecord
+    from outcomes.services import save_crf
+    from patients.models import Visit, VisitStatus
+
+    crf = crf_of(trial.current_version_id, "tumour_assessment")
+    if crf is None:
+        return 0
+    entered = set(CRFRecord.objects.filter(participant__trial=trial, crf_code="tumour_assessment")
+                  .values_list("visit_id", flat=True))
+    count = 0
+    for visit in (Visit.objects.filter(participant__trial=trial, status=VisitStatus.DONE)
+                  .exclude(pk__in=entered).select_related("participant")
+                  .order_by("participant", "done_on")):
+        if "tumour_assessment" not in visit.crfs:
+            continue
+        answers = crf_answers(crf, on=visit.done_on, method="ct", new_lesions=False,
+                              non_target_status="present",
+                              target_lesions=[{"lesion_number": 1, "organ": "Liver",
+                                               "diameter_mm": "30.0", "lymph_node": False}])
+        save_crf(visit.participant, "tumour_assessment", answers, by=by, complete=True,
+                 visit=visit)
+        count += 1
+    return count

@@ -68,6 +68,84 @@ _duration = {
     },
     "minProperties": 1,
 }
+# Time-to-event endpoints (OS, PFS, TTP): what counts as the event, when a participant without
+# it is censored, up to which horizon, and the landmark rates reported with their exact interval.
+ENDPOINT_ORIGINS = ["randomisation"]
+_event_source = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["crf", "field"],
+    "properties": {
+        "crf": _code,
+        "field": _code,
+        "when": _condition,                     # a value of another field of the same CRF
+        "arms": {"type": "array", "minItems": 1, "items": _code},  # counts only in these arms
+        "label": _text,                         # the reason shown for such an event
+    },
+}
+_endpoint = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["code", "label", "origin", "events", "censoring"],
+    "properties": {
+        "code": _code,
+        "label": _text,
+        "origin": {"enum": ENDPOINT_ORIGINS},
+        "events": {"type": "array", "minItems": 1, "items": _event_source},
+        "censoring": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["last_evidence"],
+            "properties": {
+                # The latest of these dates is the censoring date of a participant without
+                # the event: "visits_done" (any visit recorded as done) or a date field.
+                "last_evidence": {"type": "array", "minItems": 1, "items": {
+                    "oneOf": [{"const": "visits_done"}, _crf_field]}},
+                "note": {"type": "string"},
+            },
+        },
+        "horizon_months": {"type": "integer", "minimum": 1},
+        "landmarks": {"type": "array", "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["months", "level"],
+            "properties": {
+                "months": {"type": "number", "exclusiveMinimum": 0},
+                "level": {"type": "number", "exclusiveMinimum": 0.5, "exclusiveMaximum": 1},
+                # Follow-up ending this many days before the landmark still reaches it (the
+                # assessment's visit window): otherwise a participant seen at the 24-month
+                # visit a few days early would not be evaluable at 24 months.
+                "window_days": {"type": "integer", "minimum": 0},
+                "primary": {"type": "boolean"},
+                "source": {"type": "string"},
+            },
+        }},
+        "primary": {"type": "boolean"},
+        "source": {"type": "string"},
+        "note": {"type": "string"},
+    },
+}
+_safety = {
+    # Where the outcomes report reads adverse events (CTCAE grade per row of a group) and the
+    # post-operative morbidity grade (Clavien-Dindo, a derived worst grade).
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "adverse_events": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["crf", "group", "grade"],
+            "properties": {"crf": _code, "group": _code, "grade": _code,
+                           "source": {"type": "string"}},
+        },
+        "surgical_morbidity": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["crf", "field"],
+            "properties": {"crf": _code, "field": _code, "source": {"type": "string"}},
+        },
+    },
+}
 _field: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -265,6 +343,8 @@ SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "endpoints": {"type": "array", "items": _endpoint},
+        "safety": _safety,
         "visits": {
             "type": "array",
             "minItems": 1,
@@ -613,6 +693,90 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
                 f"{here}.repeat",
                 "a repetition without 'until' runs to the end of follow-up: give "
                 "trial.follow_up_months"))
+    problems += _endpoint_problems(data, crfs, arm_codes)
+    return problems
+
+
+def _endpoint_problems(data: dict[str, Any], crfs: dict[str, dict],
+                       arm_codes: set[str]) -> list[ProtocolProblem]:
+    endpoints = data.get("endpoints", [])
+    problems = _duplicates(endpoints, "endpoints")
+
+    def date_source(source: dict, path: str) -> dict | None:
+        crf = crfs.get(source["crf"])
+        if crf is None:
+            problems.append(ProtocolProblem(f"{path}.crf", f"unknown CRF {source['crf']!r}"))
+            return None
+        if _date_field(crf, source["field"]) is None:
+            problems.append(ProtocolProblem(
+                f"{path}.field",
+                f"{source['field']!r} is not a date field of CRF {source['crf']!r}"))
+        return crf
+
+    for i, endpoint in enumerate(endpoints):
+        here = f"endpoints[{i}]"
+        for j, event in enumerate(endpoint["events"]):
+            where = f"{here}.events[{j}]"
+            crf = date_source(event, where)
+            for k, arm in enumerate(event.get("arms", [])):
+                if arm not in arm_codes:
+                    problems.append(ProtocolProblem(f"{where}.arms[{k}]", f"unknown arm {arm!r}"))
+            cond = event.get("when")
+            if crf is not None and cond is not None:
+                field = next((f for f in crf["fields"] if f["code"] == cond["field"]), None)
+                if field is None:
+                    problems.append(ProtocolProblem(
+                        f"{where}.when.field",
+                        f"unknown field {cond['field']!r} in CRF {event['crf']!r}"))
+                elif field.get("choices"):
+                    known = {c["code"] for c in field["choices"]}
+                    wanted = cond["in"] if "in" in cond else [cond["equals"]]
+                    for value in wanted:
+                        if value not in known:
+                            problems.append(ProtocolProblem(
+                                f"{where}.when", f"{value!r} is not a choice of field "
+                                                 f"{cond['field']!r} in CRF {event['crf']!r}"))
+        for j, source in enumerate(endpoint["censoring"]["last_evidence"]):
+            if isinstance(source, dict):
+                date_source(source, f"{here}.censoring.last_evidence[{j}]")
+        horizon = endpoint.get("horizon_months", data["trial"].get("follow_up_months"))
+        if horizon is None:
+            problems.append(ProtocolProblem(
+                f"{here}.horizon_months",
+                "an endpoint is followed up to a horizon: give horizon_months or "
+                "trial.follow_up_months"))
+        for j, landmark in enumerate(endpoint.get("landmarks", [])):
+            if horizon is not None and landmark["months"] > horizon:
+                problems.append(ProtocolProblem(
+                    f"{here}.landmarks[{j}].months",
+                    f"landmark at {landmark['months']} months is past the follow-up horizon "
+                    f"({horizon} months)"))
+
+    safety = data.get("safety", {})
+    ae = safety.get("adverse_events")
+    if ae is not None:
+        crf = crfs.get(ae["crf"])
+        group = crf and next((f for f in crf["fields"] if f["code"] == ae["group"]
+                              and f["type"] == "group"), None)
+        if crf is None:
+            problems.append(ProtocolProblem("safety.adverse_events.crf",
+                                            f"unknown CRF {ae['crf']!r}"))
+        elif group is None:
+            problems.append(ProtocolProblem("safety.adverse_events.group",
+                                            f"{ae['group']!r} is not a group of CRF {ae['crf']!r}"))
+        elif all(f["code"] != ae["grade"] for f in group["fields"]):
+            problems.append(ProtocolProblem("safety.adverse_events.grade",
+                                            f"unknown field {ae['grade']!r} in group {ae['group']!r}"))
+    morbidity = safety.get("surgical_morbidity")
+    if morbidity is not None:
+        crf = crfs.get(morbidity["crf"])
+        if crf is None:
+            problems.append(ProtocolProblem("safety.surgical_morbidity.crf",
+                                            f"unknown CRF {morbidity['crf']!r}"))
+        elif all(f["code"] != morbidity["field"] for f in crf["fields"]):
+            problems.append(ProtocolProblem(
+                "safety.surgical_morbidity.field",
+                f"unknown field {morbidity['field']!r} in CRF {morbidity['crf']!r}"))
     return problems
 
 

@@ -109,3 +109,42 @@ def _sync_arms(trial: Trial, arms: list[dict]) -> None:
             defaults=dict(label=item["label"], description=item.get("description", ""),
                           ratio=item["ratio"], position=position),
         )
+
+
+@transaction.atomic
+def unblind_trial(trial: Trial, *, by, reason: str, password: str, request=None) -> Trial:
+    """Break a blinded trial's blind at its end: from then on every member sees the arms, as in
+    an open-label trial (``Trial.is_blinded`` turns false, so ``policy.is_blinded_for`` does).
+
+    Only the unblinded statistician (``Perm.MANAGE_ALLOCATION``) or a superuser, with a reason
+    and the password typed again; once only; audited. Not a per-participant emergency
+    unblinding (``randomization.services.emergency_unblind``).
+    """
+    from django.contrib.auth import authenticate
+    from django.core.exceptions import PermissionDenied, ValidationError
+    from django.utils import timezone
+    from django.utils.translation import gettext as _
+
+    from . import policy
+
+    trial = Trial.objects.select_for_update().get(pk=trial.pk)
+    if not policy.has_perm(by, policy.Perm.MANAGE_ALLOCATION, trial):
+        raise PermissionDenied(_("Only the trial's statistician may unblind the trial."))
+    if trial.masking == "open":
+        raise ValidationError(_("This trial is open-label: there is no blind to break."))
+    if trial.unblinded_at is not None:
+        raise ValidationError(_("This trial was already unblinded on %(when)s.") % {
+            "when": f"{timezone.localtime(trial.unblinded_at):%Y-%m-%d %H:%M}"})
+    if not reason.strip():
+        raise ValidationError({"reason": _("Give the reason for unblinding the trial.")})
+    if authenticate(request, username=by.get_username(), password=password) is None:
+        raise ValidationError({"password": _("The password is not correct.")})
+    trial.unblinded_at = timezone.now()
+    trial.save(update_fields=["unblinded_at"])
+    # Audit-log text in English, as every governance entry.
+    audit.record("trial.unblinded",
+                 f"{trial.short_title}: blind broken at the end of the trial by "
+                 f"{by.get_username()}; arms are now shown to every member. "
+                 f"Reason: {reason.strip()}",
+                 actor=by, trial=trial, obj=trial)
+    return trial

@@ -7,4 +7,5 @@ urlpatterns = [
     path("health/", views.health, name="health"),
     path("profile/language/", views.set_profile_language, name="set_profile_language"),
     path("trials/<slug:slug>/", views.trial_detail, name="trial_detail"),
+    path("trials/<slug:slug>/unblind/", views.unblind_trial, name="unblind_trial"),
 ]

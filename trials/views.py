@@ -1,15 +1,18 @@
+from django import forms
 from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, connection
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import translation
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from . import policy, selectors
+from . import policy, selectors, services
 from .models import Profile
 
 
@@ -23,7 +26,37 @@ def trial_detail(request, slug: str):
     return render(request, "trials/trial_detail.html", {
         "trial": trial, "overview": overview,
         "can_manage_allocation": policy.has_perm(request.user, policy.Perm.MANAGE_ALLOCATION, trial),
+        "can_view_reports": policy.has_perm(request.user, policy.Perm.VIEW_REPORTS, trial),
     })
+
+
+class UnblindTrialForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label=gettext_lazy("Reason"),
+                             help_text=gettext_lazy("E.g. the last participant's follow-up is "
+                                                    "complete and the database is locked."))
+    password = forms.CharField(widget=forms.PasswordInput, strip=False,
+                               label=gettext_lazy("Your password, again"))
+
+
+def unblind_trial(request, slug: str):
+    """Break the blind at the end of the trial (statistician): arms shown to every member."""
+    trial = selectors.get_trial_for(request.user, slug, policy.Perm.MANAGE_ALLOCATION)
+    form = UnblindTrialForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.unblind_trial(trial, by=request.user, request=request,
+                                   reason=form.cleaned_data["reason"],
+                                   password=form.cleaned_data["password"])
+        except ValidationError as exc:
+            for name, errors in (exc.message_dict if hasattr(exc, "error_dict")
+                                 else {None: exc.messages}).items():
+                for error in errors:
+                    form.add_error(name if name in form.fields else None, error)
+        else:
+            messages.warning(request, _("The trial is unblinded: every member now sees the arms."))
+            return redirect("trial_detail", trial.slug)
+    return render(request, "trials/unblind_trial.html", {"trial": trial, "form": form},
+                  status=400 if form.errors else 200)
 
 
 @login_not_required

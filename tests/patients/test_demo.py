@@ -1,6 +1,7 @@
 """`make demo` meets the visit schedule at once: every state, a deviation, arm A surgery,
 injections stopped by the end of treatment; and CRFs complete, signed, locked and questioned
-(by the data manager and by an edit check). (One test: building the demo takes a second.)"""
+(by the data manager and by an edit check); survival curves per arm for the statistician.
+(One test: building the demo takes a while.)"""
 from __future__ import annotations
 
 from django.core.management import call_command
@@ -53,6 +54,25 @@ def crfs_at_every_step_for_the_demo_investigator(investigator, data_manager):
     assert DataQuery.objects.filter(raised_by=None, check_code="surgery_within_21_days").exists()
 
 
+def survival_curves_for_the_demo_statistician(statistician, sponsor):
+    from outcomes.analysis import outcomes_for
+
+    for trial in Trial.objects.all():
+        view = outcomes_for(statistician, trial)
+        assert view.arm_level and view.randomised >= 20, trial
+        for section in view.sections:
+            assert all(g.events >= 1 for g in section.analysis.groups), (trial, section.code)
+            assert section.logrank is not None
+        primary = next(s for s in view.sections if s.analysis.primary)
+        assert all(g.landmarks[0].evaluable >= 2 for g in primary.analysis.groups), trial
+        assert view.safety, "adverse events (and Clavien-Dindo in the rectal trial)"
+    reminet = Trial.objects.get(slug="reminet")
+    assert not outcomes_for(sponsor, reminet).arm_level  # pooled for the blinded sponsor
+    rectal = outcomes_for(statistician, Trial.objects.get(slug="rectal-resection"))
+    assessed = dict(rectal.safety[-1].rows)["Assessed"]
+    assert int(assessed[0]) >= 3, "arm A's Clavien-Dindo assessments"
+
+
 def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_model):
     settings.DEBUG = True
     call_command("demo_setup", stdout=open("/dev/null", "w"))
@@ -63,6 +83,9 @@ def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_mod
     crfs_at_every_step_for_the_demo_investigator(
         django_user_model.objects.get(username="investigator"),
         django_user_model.objects.get(username="datamanager"))
+    survival_curves_for_the_demo_statistician(
+        django_user_model.objects.get(username="statistician"),
+        django_user_model.objects.get(username="sponsor"))
     count, queries = Visit.objects.count(), DataQuery.objects.count()
     call_command("demo_setup", stdout=open("/dev/null", "w"))
     assert Visit.objects.count() == count, "a second run adds no visits"

@@ -279,3 +279,87 @@ def test_a_blinded_trial_cannot_have_arm_specific_visits(db, tmp_path):
     data["visits"][0]["arms"] = ["A"]
     assert problems(refused(tmp_path, data)) == {"visits[0].arms": (
         "in a blinded trial a visit cannot depend on the arm: the schedule would reveal it")}
+
+
+def _with_endpoint(**changes) -> dict:
+    data = copy.deepcopy(MINIMAL)
+    data["trial"]["follow_up_months"] = 24
+    data["crfs"].append({"code": "death", "label": "Death", "fields": [
+        {"code": "death_date", "label": "Date", "type": "date"},
+        {"code": "cause", "label": "Cause", "type": "choice",
+         "choices": [{"code": "disease", "label": "Disease"}, {"code": "other", "label": "Other"}]}]})
+    endpoint = {"code": "os", "label": "Overall survival", "origin": "randomisation",
+                "events": [{"crf": "death", "field": "death_date"}],
+                "censoring": {"last_evidence": ["visits_done"]},
+                "landmarks": [{"months": 24, "level": 0.95}]}
+    endpoint.update(changes)
+    data["endpoints"] = [endpoint]
+    return data
+
+
+def test_shipped_endpoints_trace_to_the_sources(rectal, reminet):
+    rectal_endpoints = {e["code"]: e for e in rectal.definition["endpoints"]}
+    assert set(rectal_endpoints) == {"os", "pfs", "ttp"}
+    landmark = rectal_endpoints["os"]["landmarks"][0]
+    assert (landmark["months"], landmark["level"], landmark["primary"]) == (24, 0.95, True)
+    ttp = rectal_endpoints["ttp"]["events"]
+    assert [(e.get("when", {}).get("in"), e.get("arms")) for e in ttp] == [
+        (["metastatic"], None), (["primary_tumour"], ["B"])]
+    pfs = next(e for e in reminet.definition["endpoints"] if e["code"] == "pfs")
+    assert pfs["primary"] and pfs["landmarks"][0]["months"] == 6
+    assert pfs["landmarks"][0]["level"] == 0.90
+    assert "73.1%" in pfs["landmarks"][0]["source"]
+
+
+def test_an_endpoint_with_a_valid_definition_loads(db, tmp_path):
+    assert load_protocol(write(tmp_path, _with_endpoint())).created
+
+
+def test_endpoint_references_to_unknown_crfs_fields_and_arms_are_refused(db, tmp_path):
+    data = _with_endpoint(events=[
+        {"crf": "autopsy", "field": "death_date"},
+        {"crf": "death", "field": "cause"},
+        {"crf": "death", "field": "death_date", "arms": ["C"],
+         "when": {"field": "cause", "in": ["suicide"]}},
+        {"crf": "death", "field": "death_date", "when": {"field": "place", "equals": "home"}},
+    ], censoring={"last_evidence": ["visits_done", {"crf": "form", "field": "weight"}]})
+    error = refused(tmp_path, data)
+    assert problems(error) == {
+        "endpoints[0].events[0].crf": "unknown CRF 'autopsy'",
+        "endpoints[0].events[1].field": "'cause' is not a date field of CRF 'death'",
+        "endpoints[0].events[2].arms[0]": "unknown arm 'C'",
+        "endpoints[0].events[2].when": "'suicide' is not a choice of field 'cause' in CRF 'death'",
+        "endpoints[0].events[3].when.field": "unknown field 'place' in CRF 'death'",
+        "endpoints[0].censoring.last_evidence[1].field":
+            "'weight' is not a date field of CRF 'form'",
+    }
+    assert "mini.yaml" in str(error)
+
+
+def test_a_landmark_past_the_horizon_and_an_unknown_origin_are_refused(db, tmp_path):
+    data = _with_endpoint(landmarks=[{"months": 30, "level": 0.9}])
+    assert problems(refused(tmp_path, data)) == {
+        "endpoints[0].landmarks[0].months":
+            "landmark at 30 months is past the follow-up horizon (24 months)"}
+    data = _with_endpoint(origin="surgery")
+    assert "endpoints[0].origin" in problems(refused(tmp_path, data))
+    data = _with_endpoint()
+    del data["trial"]["follow_up_months"]
+    assert "endpoints[0].horizon_months" in problems(refused(tmp_path, data))
+
+
+def test_safety_tables_must_name_known_crfs_and_fields(db, tmp_path):
+    data = _with_endpoint()
+    data["safety"] = {"adverse_events": {"crf": "death", "group": "cause", "grade": "grade"},
+                      "surgical_morbidity": {"crf": "clavien", "field": "worst"}}
+    assert problems(refused(tmp_path, data)) == {
+        "safety.adverse_events.group": "'cause' is not a group of CRF 'death'",
+        "safety.surgical_morbidity.crf": "unknown CRF 'clavien'"}
+
+
+def test_a_changed_endpoint_is_an_amendment(db, tmp_path):
+    first = load_protocol(write(tmp_path, _with_endpoint()))
+    second = load_protocol(write(tmp_path, _with_endpoint(landmarks=[{"months": 12,
+                                                                      "level": 0.9}])))
+    assert second.created and second.version.number == 2
+    assert first.version.definition["endpoints"][0]["landmarks"][0]["months"] == 24

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from trials.demo import crf_showcase, populate
+from trials.demo import crf_showcase, outcome_showcase, populate, tumour_assessments_at_done_visits
 from trials.models import Membership, Role, Trial
 
 DEMO_PASSWORD = "demo-trials-2026"
@@ -22,6 +22,10 @@ DEMO_USERS = [
     ("sponsor", Role.SPONSOR, None, "Sophie Sponsor"),
     ("statistician", Role.STATISTICIAN, None, "Stéphane Statistician"),
 ]
+
+
+# Participants per site of the demo's follow-up cohort (trials.demo.outcome_showcase).
+OUTCOME_COHORT = {"rectal-resection": 6, "reminet": 8}
 
 
 class Command(BaseCommand):
@@ -75,6 +79,15 @@ class Command(BaseCommand):
                                      data_manager=User.objects.get(username="datamanager"),
                                      password=DEMO_PASSWORD):
                 self.stdout.write(line)
+            # Outcomes: an older cohort with progressions, deaths, adverse events and
+            # Clavien-Dindo grades, and tumour assessments at every visit done (see
+            # outcome_showcase), so the statistician's Outcomes page has curves at once.
+            for line in outcome_showcase(trial, coordinator=system,
+                                         per_site=OUTCOME_COHORT.get(trial.slug, 4)):
+                self.stdout.write(line)
+            count = tumour_assessments_at_done_visits(trial, by=system)
+            if count:
+                self.stdout.write(f"{trial.slug}: {count} tumour assessments entered")
         self.stdout.write(self.style.SUCCESS(
             f"Demo ready. Log in at http://127.0.0.1:8000/ with password {DEMO_PASSWORD!r} as "
             + ", ".join(["admin"] + [u for u, *_ in DEMO_USERS])))
