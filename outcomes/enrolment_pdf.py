@@ -229,8 +229,8 @@ def consort_chart(f: EnrolmentFigures) -> Drawing:
 # --------------------------------------------------------------------------- tables
 
 
-HEAD = getSampleStyleSheet()["BodyText"].clone("head", fontName="Helvetica-Bold", fontSize=7,
-                                               leading=8.5, alignment=2)
+HEAD = getSampleStyleSheet()["BodyText"].clone("head", fontName="Helvetica-Bold", fontSize=6.5,
+                                               leading=8, alignment=2)
 
 
 def _table(rows: list[list], widths: list[float], *, total: bool = False,
@@ -247,6 +247,7 @@ def _table(rows: list[list], widths: list[float], *, total: bool = False,
         ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black),
         ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f6f8fa")]),
         ("TOPPADDING", (0, 0), (-1, -1), 1.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
+        ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
     ]
     if total:
         style += [("FONT", (0, -1), (-1, -1), "Helvetica-Bold", 7.5),
@@ -257,7 +258,7 @@ def _table(rows: list[list], widths: list[float], *, total: bool = False,
 
 def _site_label(code: str, name: str) -> str:
     label = f"{code} - {name}" if name and name != code else code
-    return label if len(label) <= 40 else label[:39] + "..."
+    return label if len(label) <= 36 else label[:35] + "..."
 
 
 def site_table(f: EnrolmentFigures) -> Table:
@@ -268,8 +269,8 @@ def site_table(f: EnrolmentFigures) -> Table:
         rows.append([_site_label(s.code, s.name) if s.code else _("All sites"), s.screened,
                      s.not_eligible, s.eligible, s.randomised, s.withdrawn,
                      _d(s.first_randomised), _d(s.last_randomised)])
-    w = WIDTH - 58 * mm
-    return _table(rows, [58 * mm] + [w * x for x in (.12, .12, .12, .13, .13, .19, .19)],
+    w = WIDTH - 54 * mm
+    return _table(rows, [54 * mm] + [w * x for x in (.13, .12, .12, .15, .14, .17, .17)],
                   total=True)
 
 
@@ -281,8 +282,8 @@ def completeness_table(f: EnrolmentFigures) -> Table:
         rows.append([_site_label(s.code, s.name) if s.code else _("All sites"), s.expected_crfs,
                      s.entered_crfs, _pct(s.entered_crfs, s.expected_crfs), s.complete_crfs,
                      s.overdue_visits, s.open_queries, s.deviations])
-    w = WIDTH - 58 * mm
-    return _table(rows, [58 * mm] + [w / 7] * 7, total=True)
+    w = WIDTH - 54 * mm
+    return _table(rows, [54 * mm] + [w / 7] * 7, total=True)
 
 
 def arm_table(f: EnrolmentFigures) -> Table:
