@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from trials.demo import crf_showcase, populate
+from trials.demo import crf_showcase, populate, report_showcase
 from trials.models import Membership, Role, Trial
 
 DEMO_PASSWORD = "demo-trials-2026"
@@ -74,6 +74,11 @@ class Command(BaseCommand):
             for line in crf_showcase(trial, investigator=User.objects.get(username="investigator"),
                                      data_manager=User.objects.get(username="datamanager"),
                                      password=DEMO_PASSWORD):
+                self.stdout.write(line)
+        # Reports last, so that they count everything above (see report_showcase).
+        for trial in trials:
+            for line in report_showcase(trial, sponsor=User.objects.get(username="sponsor"),
+                                        statistician=statistician):
                 self.stdout.write(line)
         self.stdout.write(self.style.SUCCESS(
             f"Demo ready. Log in at http://127.0.0.1:8000/ with password {DEMO_PASSWORD!r} as "
