@@ -108,7 +108,7 @@ def fill(n: int) -> dict:
                         ELSE 'on_treatment' END,
                    current_date - d, current_date - d, '1.0', now(), %(user)s
             FROM (SELECT g, random() AS r,
-                         floor(1460 * sqrt(random()))::int AS d
+                         floor(1460 * (1 - sqrt(random())))::int AS d
                   FROM generate_series(1, %(n)s) AS g) AS s
             ORDER BY g""")
         # A screened-only participant was screened lately; a randomised one is 7 days later.

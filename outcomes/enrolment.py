@@ -133,11 +133,11 @@ def enrolment_figures(trial: Trial, *, viewer, today: dt.date | None = None,
 
     with _analytic_session():
         return _figures(trial, today=today, with_arms=with_arms, rows=rows, site_ids=site_ids,
-                        step=step)
+                        inactive={s.pk for s in sites if not s.active}, step=step)
 
 
 def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, SiteFigures],
-             site_ids: list[int], step) -> EnrolmentFigures:
+             site_ids: list[int], inactive: set[int], step) -> EnrolmentFigures:
     participants = Participant.objects.filter(trial=trial, site_id__in=site_ids)
     step(5, _("Counting participants per site"))
     # One scan of participants (with their allocation) by site, status and, for a reader who
@@ -214,7 +214,9 @@ def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, S
 
     return EnrolmentFigures(
         trial=trial, as_of=today, with_arms=with_arms, target=trial.target_enrolment,
-        sites=list(rows.values()), accrual=accrual, recent_days=recent_days,
+        # A site an amendment dropped is shown only if it had participants.
+        sites=[row for pk, row in rows.items() if pk not in inactive or row.screened],
+        accrual=accrual, recent_days=recent_days,
         recent_randomised=recent, rate_per_month=rate, projected_completion=projected,
         target_reached_on=target_reached_on, arms=list(arms.values()))
 
