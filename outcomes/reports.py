@@ -106,6 +106,10 @@ def dispatch(request_id: int) -> bool:
         logger.warning("broker unreachable (%s): report request %s stays queued", exc,
                        request_id)
         return False
+    except Exception:  # run eagerly (no broker) and failed outside the build: log, never a 500
+        logger.exception("report request %s could not be built now; the periodic job retries",
+                         request_id)
+        return False
     ReportRequest.objects.filter(pk=request_id, status=ReportStatus.QUEUED).update(
         dispatched_at=timezone.now())
     return True
