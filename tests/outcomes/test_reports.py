@@ -335,3 +335,16 @@ def test_report_requests_are_never_deleted(trial, sponsor, django_capture_on_com
     report = built(trial, sponsor, django_capture_on_commit_callbacks)
     with pytest.raises(ProtectedError):
         report.delete()
+
+
+def test_the_admin_lists_requests_read_only_without_the_pdf(trial, sponsor, make_user,
+                                                            client_for,
+                                                            django_capture_on_commit_callbacks):
+    report = built(trial, sponsor, django_capture_on_commit_callbacks)
+    admin = make_user(is_staff=True, is_superuser=True)
+    client = client_for(admin)
+    assert client.get(reverse("admin:outcomes_reportrequest_changelist")).status_code == 200
+    page = client.get(reverse("admin:outcomes_reportrequest_change", args=[report.pk]))
+    assert page.status_code == 200 and b"%PDF" not in page.content
+    assert client.get(reverse("admin:outcomes_reportrequest_delete",
+                              args=[report.pk])).status_code == 403

@@ -77,3 +77,47 @@ def test_a_task_redelivered_after_its_worker_died_builds_the_report(reminet, sta
     assert report.status == ReportStatus.DONE and report.claimed_by == task_id
     assert report.attempts == 2  # the dead worker's, and the rebuild
     assert "'skipped'" in log.read_text()
+
+
+REQUEST_WITH_REDIS_DOWN = """
+import json, sys, time
+import django
+django.setup()
+from django.contrib.auth import get_user_model
+from django.test import Client
+client = Client()
+client.force_login(get_user_model().objects.get(pk=int(sys.argv[1])))
+start = time.monotonic()
+response = client.post(sys.argv[2], {"kind": "enrolment"})
+print(json.dumps({"status": response.status_code, "seconds": time.monotonic() - start}))
+"""
+
+
+def test_redis_down_the_request_waits_then_the_periodic_job_gets_it_built(reminet, make_user,
+                                                                          worker):
+    """A web process whose broker is unreachable (nothing listens on port 1) still answers the
+    request at once and leaves it queued; with Redis back, the periodic job hands it over and
+    the real worker builds it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.patients.test_celery_worker import ROOT, database_url
+
+    outbox, log = worker
+    sponsor = make_user("sponsor", reminet)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.base",
+           "DATABASE_URL": database_url(), "CELERY_BROKER_URL": "redis://127.0.0.1:1/12"}
+    web = subprocess.run([sys.executable, "-c", REQUEST_WITH_REDIS_DOWN, str(sponsor.pk),
+                          reverse("report_request", args=[reminet.slug])],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert web.returncode == 0, web.stderr[-3000:]
+    answer = json.loads(web.stdout.strip().splitlines()[-1])
+    assert answer["status"] == 302 and answer["seconds"] < 5, answer
+    report = ReportRequest.objects.get()
+    assert report.status == ReportStatus.QUEUED and report.dispatched_at is None
+
+    assert tasks.redispatch_reports.apply().get() == 1  # beat's job, Redis back
+    report = wait_until_finished(report.pk, log)
+    assert report.status == ReportStatus.DONE and report.attempts == 1
