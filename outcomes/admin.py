@@ -5,7 +5,7 @@ from django.contrib import admin
 
 from trials.admin import ReadOnlyAdmin
 
-from .models import CRFRecord, CRFSignature, DataQuery, QueryMessage
+from .models import CRFRecord, CRFSignature, DataQuery, QueryMessage, ReportRequest
 
 
 @admin.register(CRFRecord)
@@ -36,3 +36,14 @@ class DataQueryAdmin(ReadOnlyAdmin):
 @admin.register(QueryMessage)
 class QueryMessageAdmin(ReadOnlyAdmin):
     list_display = ["query", "kind", "author", "at"]
+
+
+@admin.register(ReportRequest)
+class ReportRequestAdmin(ReadOnlyAdmin):
+    """Who asked for which report, when, and how its build went (the PDF itself is downloaded
+    from the trial's Reports page, which checks the reader's rights)."""
+
+    list_display = ["pk", "trial", "kind", "requested_by", "requested_at", "status", "attempts",
+                    "size"]
+    list_filter = ["status", "kind", "trial"]
+    exclude = ["content"]

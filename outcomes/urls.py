@@ -23,3 +23,14 @@ urlpatterns = [
          name="trial_outcomes_pdf"),
     path(QUERY + "reopen/", views.query_action, {"action": "reopen"}, name="query_reopen"),
 ]
+
+from . import report_views  # noqa: E402  (the Reports page, see outcomes/report_views.py)
+
+REPORTS = "trials/<slug:slug>/reports/"
+urlpatterns += [
+    path(REPORTS, report_views.report_list, name="report_list"),
+    path(REPORTS + "request/", report_views.report_request, name="report_request"),
+    path(REPORTS + "<int:report_id>/status/", report_views.report_status, name="report_status"),
+    path(REPORTS + "<int:report_id>/download/", report_views.report_download,
+         name="report_download"),
+]

@@ -477,3 +477,19 @@ def tumour_assessments_at_done_visits(trial: Trial, *, by) -> int:
                  visit=visit)
         count += 1
     return count
+def report_showcase(trial: Trial, *, sponsor, statistician) -> list[str]:
+    """An enrolment report already built for the sponsor (and, in a blinded trial, one for the
+    statistician, which the sponsor sees listed but may not download), through the real service
+    (Celery runs eagerly in the demo). Only when the trial has no report yet."""
+    from outcomes.models import ReportRequest
+    from outcomes.reports import request_report
+
+    if ReportRequest.objects.filter(trial=trial).exists():
+        return []
+    readers = [sponsor] + ([statistician] if trial.is_blinded else [])
+    done = []
+    for reader in readers:
+        report = ReportRequest.objects.get(pk=request_report(trial, "enrolment", by=reader).pk)
+        done.append(f"{trial.slug}: enrolment report #{report.pk} for {reader.username} "
+                    f"({report.status})")
+    return done

@@ -162,3 +162,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# Reports (outcomes.tasks): hand the broker again, every minute, the report requests it never
+# got while Redis was down, and the builds whose worker died.
+CELERY_BEAT_SCHEDULE["report-redispatch"] = {
+    "task": "outcomes.redispatch_reports",
+    "schedule": 60.0,
+}

@@ -8,7 +8,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from trials.demo import crf_showcase, outcome_showcase, populate, tumour_assessments_at_done_visits
+from trials.demo import (crf_showcase, outcome_showcase, populate, report_showcase,
+                         tumour_assessments_at_done_visits)
 from trials.models import Membership, Role, Trial
 
 DEMO_PASSWORD = "demo-trials-2026"
@@ -88,6 +89,11 @@ class Command(BaseCommand):
             count = tumour_assessments_at_done_visits(trial, by=system)
             if count:
                 self.stdout.write(f"{trial.slug}: {count} tumour assessments entered")
+        # Reports last, so that they count everything above (see report_showcase).
+        for trial in trials:
+            for line in report_showcase(trial, sponsor=User.objects.get(username="sponsor"),
+                                        statistician=statistician):
+                self.stdout.write(line)
         self.stdout.write(self.style.SUCCESS(
             f"Demo ready. Log in at http://127.0.0.1:8000/ with password {DEMO_PASSWORD!r} as "
             + ", ".join(["admin"] + [u for u, *_ in DEMO_USERS])))

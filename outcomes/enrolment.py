@@ -1,0 +1,287 @@
+"""The enrolment report's figures, computed set-wise: a handful of GROUP BY queries whatever
+the trial's size (no loop over participants in Python), so 100,000 participants cost a few
+aggregates and bounded memory (``bench/enrolment_report.py``).
+
+What the reader may see is decided once, from ``trials.policy``: the sites where they hold
+``VIEW_REPORTS`` and whether they may see arms. A blinded reader gets the same figures pooled
+over arms. Counts only: no study ID, no date of birth, no date of a single participant
+(first and last randomisation are per site).
+
+Definitions (printed in the report):
+- *screened*: every participant registered; *not eligible*: screen failures; *eligible*:
+  randomised, or screened with a completed eligibility form and not failed; *awaiting*: the
+  rest of the screened.
+- *recent rate*: randomisations in the last ``RECENT_DAYS`` days (or since the first
+  randomisation, when later), per month of 30.44 days; the projection assumes that rate goes on.
+- *expected CRFs*: the forms the schedule lists at visits that should have happened (done, or
+  overdue: window closed and not done); *entered*: records at those visits; *complete*: entered
+  and no longer a draft.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from django.db import connection
+from django.db.models import Count, F, Max, Min
+from django.db.models.functions import TruncMonth
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from patients.models import RANDOMISED_STATUSES, Deviation, Participant, Status
+from randomization.models import Allocation
+from trials import policy
+from trials.models import Arm, Trial
+
+from .models import UNRESOLVED, CRFRecord, CRFStatus, DataQuery
+
+RECENT_DAYS = 182          # about six months
+DAYS_PER_MONTH = 30.44
+
+
+@dataclass
+class SiteFigures:
+    code: str
+    name: str
+    screened: int = 0
+    not_eligible: int = 0
+    eligible: int = 0
+    randomised: int = 0
+    withdrawn: int = 0
+    first_randomised: dt.date | None = None
+    last_randomised: dt.date | None = None
+    expected_crfs: int = 0
+    entered_crfs: int = 0
+    complete_crfs: int = 0
+    overdue_visits: int = 0
+    open_queries: int = 0
+    deviations: int = 0
+
+
+@dataclass
+class ArmFigures:
+    """Randomised participants of one arm (or of all arms pooled, ``code`` empty) by status."""
+
+    code: str
+    label: str
+    randomised: int = 0
+    on_treatment: int = 0      # randomised, on treatment
+    follow_up: int = 0
+    withdrawn: int = 0
+    dead: int = 0
+    completed: int = 0
+
+
+@dataclass
+class EnrolmentFigures:
+    trial: Trial
+    as_of: dt.date
+    with_arms: bool
+    target: int
+    sites: list[SiteFigures]
+    accrual: list[tuple[dt.date, int, int]]          # (month, randomised, cumulative)
+    recent_days: int
+    recent_randomised: int
+    rate_per_month: float
+    projected_completion: dt.date | None
+    target_reached_on: dt.date | None
+    arms: list[ArmFigures]                            # one pooled row when blinded
+    totals: SiteFigures = field(init=False)
+
+    def __post_init__(self):
+        total = SiteFigures(code="", name="")
+        for row in self.sites:
+            for name in ("screened", "not_eligible", "eligible", "randomised", "withdrawn",
+                         "expected_crfs", "entered_crfs", "complete_crfs", "overdue_visits",
+                         "open_queries", "deviations"):
+                setattr(total, name, getattr(total, name) + getattr(row, name))
+        firsts = [r.first_randomised for r in self.sites if r.first_randomised]
+        lasts = [r.last_randomised for r in self.sites if r.last_randomised]
+        total.first_randomised = min(firsts) if firsts else None
+        total.last_randomised = max(lasts) if lasts else None
+        self.totals = total
+
+    @property
+    def randomised(self) -> int:
+        return self.totals.randomised
+
+    @property
+    def awaiting(self) -> int:
+        t = self.totals
+        return t.screened - t.not_eligible - t.eligible
+
+    @property
+    def eligible_not_randomised(self) -> int:
+        return self.totals.eligible - self.totals.randomised
+
+
+def _local_date(instant) -> dt.date | None:
+    return timezone.localtime(instant).date() if instant else None
+
+
+def enrolment_figures(trial: Trial, *, viewer, today: dt.date | None = None,
+                      progress=None) -> EnrolmentFigures:
+    """Every figure of the enrolment report, as ``viewer`` may see them: seven aggregate
+    queries (and two of the policy), each one scan of its table."""
+    step = progress or (lambda percent, text: None)
+    today = today or timezone.localdate()
+    with_arms = not policy.is_blinded_for(viewer, trial)
+    sites = list(policy.sites_for(viewer, trial, policy.Perm.VIEW_REPORTS).order_by("code"))
+    site_ids = [s.pk for s in sites]
+    rows = {s.pk: SiteFigures(code=s.code, name=s.name) for s in sites}
+
+    with _analytic_session():
+        return _figures(trial, today=today, with_arms=with_arms, rows=rows, site_ids=site_ids,
+                        inactive={s.pk for s in sites if not s.active}, step=step)
+
+
+def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, SiteFigures],
+             site_ids: list[int], inactive: set[int], step) -> EnrolmentFigures:
+    participants = Participant.objects.filter(trial=trial, site_id__in=site_ids)
+    step(5, _("Counting participants per site"))
+    # One scan of participants (with their allocation) by site, status and, for a reader who
+    # may see arms, arm: the per-site counts and the flow by arm both come from it.
+    if with_arms:
+        arms = {a.pk: ArmFigures(code=a.code, label=a.label)
+                for a in Arm.objects.filter(trial=trial).order_by("position", "code")}
+        keys = ("site_id", "status", "allocation__arm_id")
+    else:
+        arms = {None: ArmFigures(code="", label="")}
+        keys = ("site_id", "status")
+    for r in participants.values(*keys).annotate(n=Count("pk")).order_by():
+        row, status, n = rows[r["site_id"]], r["status"], r["n"]
+        row.screened += n
+        if status == Status.SCREEN_FAILED:
+            row.not_eligible += n
+        elif status in RANDOMISED_STATUSES:
+            row.randomised += n
+            row.eligible += n
+            row.withdrawn += n if status == Status.WITHDRAWN else 0
+            arm = arms[r.get("allocation__arm_id")]
+            arm.randomised += n
+            name = STATUS_FIELD[status]
+            setattr(arm, name, getattr(arm, name) + n)
+    # Eligible but not randomised: screened with a completed eligibility form (few rows).
+    assessed = (CRFRecord.objects
+                .filter(participant__in=participants.filter(status=Status.SCREENED),
+                        crf_code="eligibility",
+                        status__in=[CRFStatus.COMPLETE, CRFStatus.SIGNED, CRFStatus.LOCKED])
+                .values(site_id=F("participant__site_id"))
+                .annotate(n=Count("participant_id", distinct=True)).order_by())
+    for r in assessed:
+        rows[r["site_id"]].eligible += r["n"]
+
+    step(20, _("Accrual by month"))
+    allocations = Allocation.objects.filter(trial=trial, participant__site_id__in=site_ids)
+    months: dict[dt.date, int] = {}
+    for r in (allocations.annotate(month=TruncMonth("randomised_at"))
+              .values("month", site_id=F("participant__site_id"))
+              .annotate(n=Count("pk"), first=Min("randomised_at"), last=Max("randomised_at"))
+              .order_by()):
+        month = r["month"].date() if isinstance(r["month"], dt.datetime) else r["month"]
+        months[month] = months.get(month, 0) + r["n"]
+        row = rows[r["site_id"]]
+        first, last = _local_date(r["first"]), _local_date(r["last"])
+        row.first_randomised = min(filter(None, [row.first_randomised, first]))
+        row.last_randomised = max(filter(None, [row.last_randomised, last]))
+    accrual: list[tuple[dt.date, int, int]] = []
+    cumulative = 0
+    for month in sorted(months):
+        cumulative += months[month]
+        accrual.append((month, months[month], cumulative))
+    target_reached_on = None
+    if cumulative >= trial.target_enrolment > 0:
+        # The day the target was reached: the target-th randomisation.
+        instant = (allocations.order_by("randomised_at", "pk")
+                   .values_list("randomised_at", flat=True)[trial.target_enrolment - 1])
+        target_reached_on = _local_date(instant)
+
+    first = min((r.first_randomised for r in rows.values() if r.first_randomised), default=None)
+    recent_days = RECENT_DAYS
+    if first is not None:
+        recent_days = max(30, min(RECENT_DAYS, (today - first).days + 1))
+    since = timezone.now() - dt.timedelta(days=recent_days)
+    recent = allocations.filter(randomised_at__gte=since).count()
+    rate = recent / (recent_days / DAYS_PER_MONTH)
+    remaining = trial.target_enrolment - cumulative
+    projected = None
+    if remaining > 0 and rate > 0:
+        projected = today + dt.timedelta(days=round(remaining / rate * DAYS_PER_MONTH))
+
+    step(40, _("Data completeness"))
+    _completeness(rows, trial, site_ids, today)
+
+    return EnrolmentFigures(
+        trial=trial, as_of=today, with_arms=with_arms, target=trial.target_enrolment,
+        # A site an amendment dropped is shown only if it had participants.
+        sites=[row for pk, row in rows.items() if pk not in inactive or row.screened],
+        accrual=accrual, recent_days=recent_days,
+        recent_randomised=recent, rate_per_month=rate, projected_completion=projected,
+        target_reached_on=target_reached_on, arms=list(arms.values()))
+
+
+STATUS_FIELD = {Status.RANDOMISED: "on_treatment", Status.ON_TREATMENT: "on_treatment",
+                Status.FOLLOW_UP: "follow_up", Status.WITHDRAWN: "withdrawn",
+                Status.DEAD: "dead", Status.COMPLETED: "completed"}
+
+# The visits that should have happened (done, or overdue), by site: the forms they list and
+# how many are overdue; then the CRF records at those visits, by site.
+DUE = "(v.status = 'done' OR (v.status = 'planned' AND v.window_closes < %s))"
+EXPECTED_SQL = f"""
+    SELECT p.site_id, SUM({{length}}(v.crfs)), COUNT(*) FILTER (WHERE v.status = 'planned')
+    FROM patients_visit v JOIN patients_participant p ON p.id = v.participant_id
+    WHERE p.trial_id = %s AND p.site_id IN ({{sites}}) AND {DUE}
+    GROUP BY p.site_id"""
+ENTERED_SQL = f"""
+    SELECT p.site_id, COUNT(*), COUNT(*) FILTER (WHERE c.status <> 'draft')
+    FROM outcomes_crfrecord c
+    JOIN patients_visit v ON v.id = c.visit_id
+    JOIN patients_participant p ON p.id = c.participant_id
+    WHERE p.trial_id = %s AND p.site_id IN ({{sites}}) AND {DUE}
+    GROUP BY p.site_id"""
+
+
+@contextmanager
+def _analytic_session():
+    """On PostgreSQL, no JIT for these few large aggregates: compiling them costs more (about
+    0.35 s each at 100,000 participants) than it saves; and enough memory to aggregate without
+    spilling to disk. Session settings, reset after, so that each progress update the caller
+    writes between queries is committed and seen by the page at once."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET jit = off")
+        cursor.execute("SET work_mem = '32MB'")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET jit")
+            cursor.execute("RESET work_mem")
+
+
+def _completeness(rows: dict[int, SiteFigures], trial: Trial, site_ids: list[int],
+                  today: dt.date) -> None:
+    if not site_ids:
+        return
+    length = "jsonb_array_length" if connection.vendor == "postgresql" else "json_array_length"
+    sites = ", ".join(["%s"] * len(site_ids))
+    params = [trial.pk, *site_ids, today]
+    with connection.cursor() as cursor:
+        cursor.execute(EXPECTED_SQL.format(length=length, sites=sites), params)
+        for site_id, expected, overdue in cursor.fetchall():
+            rows[site_id].expected_crfs, rows[site_id].overdue_visits = int(expected or 0), overdue
+        cursor.execute(ENTERED_SQL.format(sites=sites), params)
+        for site_id, entered, complete in cursor.fetchall():
+            rows[site_id].entered_crfs, rows[site_id].complete_crfs = entered, complete
+    for r in (DataQuery.objects.filter(record__participant__site_id__in=site_ids,
+                                       record__participant__trial=trial, status__in=UNRESOLVED)
+              .values(site_id=F("record__participant__site_id")).annotate(n=Count("pk"))
+              .order_by()):
+        rows[r["site_id"]].open_queries = r["n"]
+    for r in (Deviation.objects.filter(participant__site_id__in=site_ids,
+                                       participant__trial=trial, voided_at__isnull=True)
+              .values(site_id=F("participant__site_id")).annotate(n=Count("pk")).order_by()):
+        rows[r["site_id"]].deviations = r["n"]
