@@ -53,7 +53,8 @@ def verify(request):
             request.session.cycle_key()
             return redirect(_next(request))
         form.add_error("code", _("Wrong or expired code. Type the code your app shows now, or "
-                                 "one of your backup codes."))
+                                 "one of your backup codes (after a wrong code, wait a few "
+                                 "seconds: each one doubles the wait)."))
     return render(request, "accounts/verify.html", {"form": form, "next": _next(request)})
 
 
