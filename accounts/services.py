@@ -136,3 +136,14 @@ def password_confirmed(request, user, password: str) -> bool:
     if request is None:
         return user.is_active and user.check_password(password)
     return authenticate(request, username=user.get_username(), password=password) is not None
+
+
+def current_code(device: TOTPDevice) -> str:
+    """The code an authenticator app shows now for ``device`` (demo command, tests)."""
+    import time
+
+    from django_otp.oath import TOTP
+
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time()
+    return f"{totp.token():0{device.digits}d}"

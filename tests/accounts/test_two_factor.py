@@ -162,3 +162,36 @@ def test_client_for_gives_a_verified_session_to_those_who_need_one(client, clien
     investigator = make_user("investigator", rectal)
     client_for(investigator)
     assert client.get(reverse("home")).status_code == 200
+
+
+def test_demo_accounts_that_need_two_factors_get_the_published_secret(settings, client):
+    from base64 import b32decode
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    from trials.management.commands.demo_setup import DEMO_TOTP_SECRET
+
+    settings.DEBUG = True
+    out = StringIO()
+    call_command("demo_setup", stdout=out)
+    assert DEMO_TOTP_SECRET in out.getvalue()
+    with_device = set(TOTPDevice.objects.filter(confirmed=True)
+                      .values_list("user__username", flat=True))
+    assert with_device == {"admin", "investigator", "investigator2", "statistician"}
+    assert {d.key for d in TOTPDevice.objects.all()} == {b32decode(DEMO_TOTP_SECRET).hex()}
+
+    code = StringIO()
+    call_command("demo_totp_code", "investigator", stdout=code)
+    client.post(reverse("login"), {"username": "investigator", "password": "demo-trials-2026"})
+    assert client.post(reverse("two_factor_verify"),
+                       {"code": code.getvalue().strip()}).status_code == 302
+    assert client.get(reverse("home")).status_code == 200
+
+    real = TOTPDevice.objects.get(user__username="statistician")
+    real.name, real.key = "authenticator", TOTPDevice().key  # the statistician's own phone
+    real.save()
+    with pytest.raises(CommandError, match="demo accounts only"):
+        call_command("demo_totp_code", "statistician", stdout=StringIO())
+    with pytest.raises(CommandError, match="demo accounts only"):
+        call_command("demo_totp_code", "sponsor", stdout=StringIO())
