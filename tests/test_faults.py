@@ -125,6 +125,7 @@ def redis_down(settings):
     previous = (app.conf.CELERY_BROKER_URL, app.conf.CELERY_TASK_ALWAYS_EAGER)
     app.conf.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
     app.conf.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.task_always_eager = False  # a test before may have set the un-namespaced key
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     yield app
     app.conf.CELERY_BROKER_URL, app.conf.CELERY_TASK_ALWAYS_EAGER = previous
@@ -187,8 +188,13 @@ def test_with_redis_unreachable_reminders_wait_in_the_database_for_the_next_run(
     today = timezone.localdate().isoformat()
     # Beat cannot hand the daily job to a worker: it fails to publish, and nothing is lost,
     # since nothing was taken from the database.
-    with pytest.raises(BrokerError):
-        tasks.send_visit_reminders.delay(today)
+    from celery import Celery
+    from django.conf import settings
+
+    beat = Celery("beat", broker="redis://127.0.0.1:1/0", set_as_current=False)  # own pool
+    beat.conf.task_publish_retry_policy = settings.CELERY_TASK_PUBLISH_RETRY_POLICY
+    with pytest.raises(BrokerError):  # what beat does: publish by name, never run here
+        beat.send_task("patients.send_visit_reminders", args=[today])
     assert not VisitReminder.objects.exists()
     # The next run (Redis back, or `manage.py send_visit_reminders` by hand) sends them all.
     redis_down.conf.CELERY_TASK_ALWAYS_EAGER = True
