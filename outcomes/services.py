@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.contrib.auth import authenticate
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from accounts.services import password_confirmed
 from patients import scheduling
 from patients.models import Deviation, DeviationRule, Participant, Visit, VisitStatus
 from trials import audit, policy
@@ -247,8 +247,7 @@ def sign_crf(record: CRFRecord, *, by, password: str, meaning: str,
     if version is not None and current is not None and version != current.history_id:
         raise ValidationError(_("This CRF changed since you opened it. Read it again, then "
                                 "sign."))
-    if not password or authenticate(request, username=by.get_username(),
-                                    password=password) is None:
+    if not password_confirmed(request, by, password):
         raise ValidationError({"password": _("The password is not correct.")})
     now = timezone.now()
     name = by.get_full_name() or by.get_username()

@@ -17,13 +17,13 @@ import io
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth import authenticate
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _, ngettext
 
+from accounts.services import password_confirmed
 from patients import eligibility
 from patients.models import Participant, Status
 from patients.scheduling import create_schedule
@@ -615,7 +615,7 @@ def emergency_unblind(allocation: Allocation, *, by, reason: str, password: str,
         raise ValidationError(_("This trial is not blinded: the arm is already shown."))
     if not reason.strip():
         raise ValidationError({"reason": _("Give the medical reason for unblinding.")})
-    if authenticate(request, username=by.get_username(), password=password) is None:
+    if not password_confirmed(request, by, password):
         raise ValidationError({"password": _("The password is not correct.")})
     event = EmergencyUnblinding.objects.create(allocation=allocation, user=by,
                                                reason=reason.strip())

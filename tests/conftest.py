@@ -81,9 +81,13 @@ def make_user(db):
 
 @pytest.fixture
 def client_for(client):
-    """``client_for(user)``: the test client, logged in as ``user``."""
+    """``client_for(user)``: the test client, logged in as ``user`` with both factors when the
+    user needs two (an authenticator device is made, and the session marked OTP-verified by
+    django-otp's own login helper, as the second login step does)."""
     def login(user):
         client.force_login(user)
+        if factories.needs_second_factor(user):
+            factories.verify_session(client, factories.totp_device(user))
         return client
     return login
 

@@ -72,3 +72,38 @@ def randomised(trial: Trial, site: Site | None = None, *, by, days_ago: int = 0,
     if days_ago:
         backdate_randomisation(p, days_ago, by=by)
     return Participant.objects.get(pk=p.pk)
+
+
+# Two-factor authentication (accounts): devices and verified sessions for the test client.
+def needs_second_factor(user) -> bool:
+    from accounts.services import has_device
+    from trials.policy import requires_two_factor
+
+    return requires_two_factor(user) or has_device(user)
+
+
+def totp_device(user):
+    """The user's confirmed authenticator device (made once)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    return device or TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+
+
+def totp_code(device) -> str:
+    """The code an authenticator app would show now for ``device``."""
+    from accounts.services import current_code
+
+    return current_code(device)
+
+
+def verify_session(client, device) -> None:
+    """Mark the test client's session OTP-verified with ``device``, through django_otp.login."""
+    from django.http import HttpRequest
+    from django_otp import login as otp_login
+
+    request = HttpRequest()
+    request.session = client.session
+    request.user = device.user
+    otp_login(request, device)
+    request.session.save()

@@ -26,10 +26,10 @@ def page_text(response) -> str:
 
 
 def test_randomise_page_says_in_french_why_a_participant_cannot_be_randomised(
-        reminet_ready, client):
+        reminet_ready, client, client_for):
     trial, coordinator = reminet_ready
     participant = factories.participant(trial, by=coordinator)  # no consent recorded
-    client.force_login(french(coordinator))
+    client_for(french(coordinator))
 
     text = page_text(client.get(reverse("randomize", args=[trial.slug, participant.study_id])))
 
@@ -39,10 +39,10 @@ def test_randomise_page_says_in_french_why_a_participant_cannot_be_randomised(
     assert "no recorded informed consent" not in text
 
 
-def test_the_certificate_is_printed_in_french(reminet_ready, client):
+def test_the_certificate_is_printed_in_french(reminet_ready, client, client_for):
     trial, coordinator = reminet_ready
     participant = factories.randomised(trial, by=coordinator)
-    client.force_login(french(coordinator))
+    client_for(french(coordinator))
 
     response = client.get(reverse("allocation_certificate",
                                   args=[trial.slug, participant.study_id]))
@@ -56,10 +56,10 @@ def test_the_certificate_is_printed_in_french(reminet_ready, client):
         assert label not in content, label
 
 
-def test_the_trial_page_headings_are_french(reminet_ready, client):
+def test_the_trial_page_headings_are_french(reminet_ready, client, client_for):
     trial, coordinator = reminet_ready
     factories.randomised(trial, by=coordinator)
-    client.force_login(french(coordinator))
+    client_for(french(coordinator))
 
     text = page_text(client.get(reverse("trial_detail", args=[trial.slug])))
 

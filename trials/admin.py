@@ -1,6 +1,7 @@
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
+from . import audit
 from .models import Arm, AuditEvent, Membership, ProtocolVersion, Site, Trial
 
 
@@ -62,6 +63,22 @@ class MembershipAdmin(SimpleHistoryAdmin):
     def has_delete_permission(self, request, obj=None):
         # Deactivate instead: the history of who held which role must stay.
         return False
+
+    def save_model(self, request, obj, form, change):
+        """Every membership created, changed or deactivated is written to the audit log."""
+        super().save_model(request, obj, form, change)
+        scope = obj.site.code if obj.site_id else "all sites"
+        what = f"{obj.user.get_username()} as {obj.role} in {obj.trial.slug} ({scope})"
+        if not change:
+            action = "membership.created"
+        elif "active" in form.changed_data and not obj.active:
+            action = "membership.deactivated"
+        elif form.changed_data:
+            action = "membership.changed"
+        else:
+            return
+        audit.record(action, f"{action.split('.')[1]}: {what}", actor=request.user,
+                     trial=obj.trial, obj=obj, detail={"changed": form.changed_data})
 
 
 @admin.register(AuditEvent)

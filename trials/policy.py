@@ -147,3 +147,19 @@ def site_filter(user, trial: Trial, perm: Perm = Perm.VIEW_PARTICIPANTS, *,
     if any(m.site_id is None for m in scopes):
         return Q(**{f"{field}__trial": trial})
     return Q(**{f"{field}__in": [m.site_id for m in scopes]})
+
+
+# Permissions whose misuse would break the trial (a forged signature, an arm revealed, a list
+# replaced): a user holding any of them, in any trial, must log in with a second factor.
+TWO_FACTOR_PERMS = frozenset({Perm.SIGN_CRF, Perm.EMERGENCY_UNBLIND, Perm.MANAGE_ALLOCATION})
+
+
+def requires_two_factor(user) -> bool:
+    """Must ``user`` log in with two factors? Superusers, and holders of an active membership
+    whose role grants a permission in ``TWO_FACTOR_PERMS`` (read from ``ROLE_PERMISSIONS``)."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_superuser:
+        return True
+    roles = [role for role, perms in ROLE_PERMISSIONS.items() if perms & TWO_FACTOR_PERMS]
+    return Membership.objects.filter(user=user, active=True, role__in=roles).exists()

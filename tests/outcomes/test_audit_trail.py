@@ -54,11 +54,11 @@ def test_every_change_is_kept_with_who_when_old_value_new_value_and_reason(
 
 
 def test_the_history_page_shows_each_version_field_by_field(complete, investigator,
-                                                           data_manager, client):
+                                                           data_manager, client, client_for):
     p = complete.participant
     save_crf(p, "demographics", demographics(p, sex="female"), by=investigator, complete=True,
              record=complete, reason="Wrong box ticked at entry")
-    client.force_login(data_manager)
+    client_for(data_manager)
     response = client.get(record_url("crf_history", complete))
     html = response.content.decode()
     assert response.status_code == 200
@@ -68,8 +68,8 @@ def test_the_history_page_shows_each_version_field_by_field(complete, investigat
     assert "Wrong box ticked at entry" in html and "Irène Curie" in html
 
 
-def test_the_history_page_cannot_change_anything(complete, data_manager, client):
-    client.force_login(data_manager)
+def test_the_history_page_cannot_change_anything(complete, data_manager, client, client_for):
+    client_for(data_manager)
     assert client.post(record_url("crf_history", complete)).status_code == 405
     assert client.post(record_url("crf_pdf", complete)).status_code == 405
 
@@ -105,11 +105,11 @@ def test_clinical_data_queries_and_signatures_are_never_deleted(complete, invest
 
 
 def test_the_admin_shows_the_trail_and_changes_nothing(complete, investigator, data_manager,
-                                                       client, django_user_model):
+                                                       client, django_user_model, client_for):
     services.sign_crf(complete, by=investigator, password=PASSWORD, meaning="accurate")
     query = services.raise_query(complete, by=data_manager, field_path="sex", text="Sure?")
     admin = django_user_model.objects.create_superuser("root", "root@example.org", PASSWORD)
-    client.force_login(admin)
+    client_for(admin)
     history = complete.history.first()
     objects = {"crfrecord": complete, "historicalcrfrecord": history,
                "crfsignature": CRFSignature.objects.get(), "dataquery": query,
@@ -172,8 +172,8 @@ def test_postgresql_refuses_to_change_or_delete_the_trail(complete, investigator
         DataQuery.objects.all().delete()
 
 
-def test_history_of_another_sites_crf_is_not_found(complete, other_investigator, client):
-    client.force_login(other_investigator)
+def test_history_of_another_sites_crf_is_not_found(complete, other_investigator, client, client_for):
+    client_for(other_investigator)
     assert client.get(record_url("crf_history", complete)).status_code == 404
 
 

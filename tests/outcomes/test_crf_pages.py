@@ -18,13 +18,16 @@ from tests.randomization.test_blinding import assert_no_arm
 from trials.demo import crf_answers
 from trials.models import crf_of
 
+# Accounts and security, on every request of a two-factor user: their OTP device, and the
+# session saved again to push back its inactivity expiry (an UPDATE in a savepoint: 3 here).
+SECURITY_QUERIES = 4
 # Session, user, profile, trial, memberships, participant, visit, then the selector's four:
 # the record (with its newest version), its signatures, its queries, their messages (this last
 # one only when there is a query to read messages of).
-CRF_PAGE_QUERIES = 11
+CRF_PAGE_QUERIES = 11 + SECURITY_QUERIES
 # Session, user, profile, trial, memberships, participant, allocation, timeline (visits,
 # deviations, allocation), eligibility, anchors, forms (records, open queries), unblinding.
-PARTICIPANT_PAGE_QUERIES = 15
+PARTICIPANT_PAGE_QUERIES = 15 + SECURITY_QUERIES
 
 
 def buttons(html: str) -> set[str]:
@@ -38,13 +41,13 @@ def buttons(html: str) -> set[str]:
 
 def test_each_role_gets_the_buttons_its_permissions_allow(complete, investigator, coordinator,
                                                           data_manager, rectal, make_user,
-                                                          client):
+                                                          client, client_for):
     services.raise_query(complete, by=data_manager, field_path="sex", text="Sure?")
     sponsor = make_user("sponsor", rectal)
     seen = {}
     for name, user in [("investigator", investigator), ("coordinator", coordinator),
                        ("data_manager", data_manager), ("sponsor", sponsor)]:
-        client.force_login(user)
+        client_for(user)
         response = client.get(crf_url(complete))
         assert response.status_code == 200, name
         seen[name] = buttons(response.content.decode())
@@ -56,8 +59,8 @@ def test_each_role_gets_the_buttons_its_permissions_allow(complete, investigator
 
 
 def test_the_page_shows_the_status_and_is_read_only_for_those_who_do_not_enter_data(
-        complete, data_manager, client):
-    client.force_login(data_manager)
+        complete, data_manager, client, client_for):
+    client_for(data_manager)
     response = client.get(crf_url(complete))
     html = response.content.decode()
     assert 'data-testid="crf-status">Complete<' in html
@@ -69,30 +72,30 @@ def test_the_page_shows_the_status_and_is_read_only_for_those_who_do_not_enter_d
 
 
 def test_a_form_not_entered_yet_can_be_read_by_everyone_and_entered_by_the_site(
-        participant, baseline, data_manager, investigator, client):
+        participant, baseline, data_manager, investigator, client, client_for):
     url = reverse("visit_crf_edit", args=[participant.trial.slug, participant.study_id,
                                           baseline.pk, "qlq_c30"])
-    client.force_login(data_manager)
+    client_for(data_manager)
     html = client.get(url).content.decode()
     assert "Not entered yet" in html and "History" not in buttons(html)
-    client.force_login(investigator)
+    client_for(investigator)
     assert "Save as complete" in client.get(url).content.decode()
 
 
 def test_the_page_warns_that_saving_a_signed_crf_voids_its_signature(complete, investigator,
-                                                                    client):
+                                                                    client, client_for):
     services.sign_crf(complete, by=investigator, password=PASSWORD, meaning="accurate")
-    client.force_login(investigator)
+    client_for(investigator)
     html = client.get(crf_url(complete)).content.decode()
     assert "saving a change voids the signature" in html
     assert 'data-testid="signature-valid"' in html and "Sign…" not in html
 
 
 def test_the_participant_page_lists_forms_with_visit_status_and_open_queries(
-        complete, investigator, data_manager, client):
+        complete, investigator, data_manager, client, client_for):
     services.raise_query(complete, by=data_manager, field_path="sex", text="Sure?")
     p = complete.participant
-    client.force_login(investigator)
+    client_for(investigator)
     html = client.get(reverse("participant_detail", args=[p.trial.slug, p.study_id])) \
         .content.decode()
     table = html[html.index('data-testid="forms"'):]
@@ -108,28 +111,28 @@ def test_the_participant_page_lists_forms_with_visit_status_and_open_queries(
 
 
 def test_reminet_lists_end_of_treatment_among_its_event_forms(reminet, statistician, make_user,
-                                                              client):
+                                                              client, client_for):
     factories.sealed_list(reminet, by=statistician)
     coordinator = make_user("coordinator", reminet, reminet.sites.order_by("code").first())
     p = factories.randomised(reminet, by=coordinator)
-    client.force_login(coordinator)
+    client_for(coordinator)
     html = client.get(reverse("participant_detail", args=[reminet.slug, p.study_id])) \
         .content.decode()
     assert reverse("crf_edit", args=[reminet.slug, p.study_id, "end_of_treatment"]) in html
 
 
 def test_the_timeline_counts_open_queries_per_form_and_links_every_role(
-        complete, data_manager, client):
+        complete, data_manager, client, client_for):
     services.raise_query(complete, by=data_manager, field_path="sex", text="Sure?")
     p = complete.participant
-    client.force_login(data_manager)
+    client_for(data_manager)
     html = client.get(reverse("visit_timeline", args=[p.trial.slug, p.study_id])).content.decode()
     assert crf_url(complete) in html and "1 open query" in html
 
 
 def test_the_crf_page_runs_a_fixed_number_of_queries(complete, investigator, data_manager,
-                                                     client, django_assert_num_queries):
-    client.force_login(investigator)
+                                                     client, django_assert_num_queries, client_for):
+    client_for(investigator)
     url = crf_url(complete)
     with django_assert_num_queries(CRF_PAGE_QUERIES - 1):
         client.get(url)
@@ -152,9 +155,9 @@ def test_the_crf_page_runs_a_fixed_number_of_queries(complete, investigator, dat
 
 def test_the_participant_page_runs_a_fixed_number_of_queries(complete, investigator,
                                                              data_manager, client,
-                                                             django_assert_num_queries):
+                                                             django_assert_num_queries, client_for):
     p = complete.participant
-    client.force_login(investigator)
+    client_for(investigator)
     url = reverse("participant_detail", args=[p.trial.slug, p.study_id])
     with django_assert_num_queries(PARTICIPANT_PAGE_QUERIES):
         client.get(url)
@@ -176,7 +179,7 @@ def test_the_participant_page_runs_a_fixed_number_of_queries(complete, investiga
 
 @pytest.mark.parametrize("role", ["investigator", "coordinator", "data_manager", "sponsor"])
 def test_no_crf_page_reveals_the_arm_in_a_blinded_trial(reminet, statistician, make_user,
-                                                        client, role):
+                                                        client, role, client_for):
     factories.sealed_list(reminet, by=statistician)
     site = reminet.sites.order_by("code").first()
     coordinator = make_user("coordinator", reminet, site)
@@ -192,7 +195,7 @@ def test_no_crf_page_reveals_the_arm_in_a_blinded_trial(reminet, statistician, m
     services.raise_query(record, by=data_manager, field_path="sex", text="Sure?")
     user = {"investigator": investigator, "coordinator": coordinator,
             "data_manager": data_manager}.get(role) or make_user(role, reminet)
-    client.force_login(user)
+    client_for(user)
     urls = [crf_url(record), record_url("crf_history", record), record_url("crf_pdf", record),
             reverse("participant_detail", args=[reminet.slug, p.study_id]),
             reverse("visit_worklist", args=[reminet.slug])]
@@ -205,13 +208,13 @@ def test_no_crf_page_reveals_the_arm_in_a_blinded_trial(reminet, statistician, m
 
 
 def test_bad_requests_get_an_answer_not_a_server_error(complete, investigator, data_manager,
-                                                       client):
-    client.force_login(data_manager)
+                                                       client, client_for):
+    client_for(data_manager)
     p = complete.participant
     answers = {"field_path": ["a", "b"], "text": "x" * 20000}
     assert client.post(record_url("query_raise", complete), answers).status_code == 400
     assert client.post(record_url("crf_unlock", complete), {}).status_code == 400
-    client.force_login(investigator)
+    client_for(investigator)
     for bad in ({"meaning": "accurate", "password": PASSWORD, "version": "abc"},
                 {"meaning": "accurate", "password": PASSWORD, "version": "99999999"},
                 {}):

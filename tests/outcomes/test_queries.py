@@ -209,14 +209,14 @@ def test_a_crf_without_soft_checks_costs_no_query_lookup(complete, investigator,
 
 
 def test_raising_answering_and_closing_on_the_crf_page(complete, investigator, data_manager,
-                                                       client):
-    client.force_login(data_manager)
+                                                       client, client_for):
+    client_for(data_manager)
     response = client.post(record_url("query_raise", complete),
                            {"field_path": "weight_kg", "text": "Source says 75 kg."})
     query = DataQuery.objects.get()
     assert response.status_code == 302 and response.url.endswith(f"#query-{query.pk}")
 
-    client.force_login(investigator)
+    client_for(investigator)
     page = client.get(crf_url(complete)).content.decode()
     field = page[page.index('id="weight_kg-field"'):]
     field = field[:field.index('id="primary_location-field"')]
@@ -226,11 +226,11 @@ def test_raising_answering_and_closing_on_the_crf_page(complete, investigator, d
     assert client.post(query_url("query_answer", query),
                        {"text": "75 kg is right"}).status_code == 302
 
-    client.force_login(data_manager)
+    client_for(data_manager)
     assert client.post(query_url("query_close", query), {"text": ""}).status_code == 302
     again = client.post(query_url("query_close", query), {"text": ""})
     assert again.status_code == 400 and "already closed" in again.content.decode()
-    client.force_login(investigator)
+    client_for(investigator)
     late = client.post(query_url("query_answer", query), {"text": "one more thing"})
     assert late.status_code == 400
     assert "This query is closed; the data manager may re-open it." in late.content.decode()
@@ -239,8 +239,8 @@ def test_raising_answering_and_closing_on_the_crf_page(complete, investigator, d
 
 
 def test_a_query_on_an_unknown_field_is_refused_on_the_page_next_to_the_field(
-        complete, data_manager, client):
-    client.force_login(data_manager)
+        complete, data_manager, client, client_for):
+    client_for(data_manager)
     response = client.post(record_url("query_raise", complete),
                            {"field_path": "shoe_size", "text": ""})
     assert response.status_code == 400
@@ -251,9 +251,9 @@ def test_a_query_on_an_unknown_field_is_refused_on_the_page_next_to_the_field(
 
 
 def test_correcting_a_value_from_the_crf_form_answers_the_query(complete, investigator,
-                                                                data_manager, client):
+                                                                data_manager, client, client_for):
     query = raise_on(complete, data_manager)
-    client.force_login(investigator)
+    client_for(investigator)
     post = {"sex": "male", "year_of_birth": "1958", "ecog": "0", "height_cm": "172.0",
             "weight_kg": "75.0", "primary_location": "low_rectum",
             "distance_anal_verge_cm": "0", "metastatic_sites": "liver",
@@ -270,9 +270,9 @@ def test_correcting_a_value_from_the_crf_form_answers_the_query(complete, invest
     assert query.messages.order_by("-pk").first().kind == MessageKind.CORRECTED
 
 
-def test_another_sites_query_is_not_found(complete, data_manager, other_investigator, client):
+def test_another_sites_query_is_not_found(complete, data_manager, other_investigator, client, client_for):
     query = raise_on(complete, data_manager)
-    client.force_login(other_investigator)
+    client_for(other_investigator)
     for name in ("query_answer", "query_close", "query_reopen"):
         assert client.post(query_url(name, query), {"text": "x"}).status_code == 404, name
     p = complete.participant
@@ -281,7 +281,7 @@ def test_another_sites_query_is_not_found(complete, data_manager, other_investig
 
 
 def test_open_queries_show_on_the_participant_page_and_the_worklist(
-        complete, investigator, data_manager, client, rectal, sites, make_user):
+        complete, investigator, data_manager, client, rectal, sites, make_user, client_for):
     raise_on(complete, data_manager)
     coordinator_there = make_user("coordinator", rectal, sites[1])
     elsewhere = factories.randomised(rectal, sites[1], by=coordinator_there, days_ago=30)
@@ -290,7 +290,7 @@ def test_open_queries_show_on_the_participant_page_and_the_worklist(
                      complete=True, visit=visit)
     raise_on(there, data_manager, path="sex", text="Question at the second site")
 
-    client.force_login(investigator)
+    client_for(investigator)
     p = complete.participant
     page = client.get(reverse("participant_detail", args=[p.trial.slug, p.study_id]))
     html = page.content.decode()
@@ -301,7 +301,7 @@ def test_open_queries_show_on_the_participant_page_and_the_worklist(
     assert sites[0].code in counts and sites[1].code not in counts
     assert "differs from the source" in worklist and "Question at the second site" not in worklist
 
-    client.force_login(data_manager)
+    client_for(data_manager)
     worklist = client.get(reverse("visit_worklist", args=[rectal.slug])).content.decode()
     assert "Question at the second site" in worklist and "differs from the source" in worklist
     assert response_counts(worklist) == {sites[0].code: ("1", "0"), sites[1].code: ("1", "0")}

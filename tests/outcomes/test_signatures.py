@@ -148,13 +148,13 @@ def test_changing_a_signed_crf_needs_a_reason_and_voids_the_signature(complete, 
 
 
 def test_a_raw_database_change_of_the_data_shows_the_signature_as_not_valid(
-        complete, investigator, client):
+        complete, investigator, client, client_for):
     sign(complete, investigator)
     data = dict(CRFRecord.objects.get(pk=complete.pk).data, weight_kg="99.0")
     CRFRecord.objects.filter(pk=complete.pk).update(data=data)  # no page, no service: raw
 
     assert state_of(complete) == ["invalid"]
-    client.force_login(investigator)
+    client_for(investigator)
     html = client.get(crf_url(complete)).content.decode()
     assert 'data-testid="signature-invalid"' in html
     assert "not valid: the data changed after signing" in html
@@ -225,9 +225,9 @@ def test_what_cannot_be_locked_or_unlocked(participant, baseline, complete, inve
 
 
 def test_the_signature_shows_name_date_time_and_meaning_on_the_page_and_every_printed_page(
-        complete, investigator, data_manager, client):
+        complete, investigator, data_manager, client, client_for):
     signature = sign(complete, investigator)
-    client.force_login(data_manager)
+    client_for(data_manager)
     html = client.get(crf_url(complete)).content.decode()
     local = timezone.localtime(signature.signed_at)  # shown in TIME_ZONE (Europe/Paris)
     assert "Irène Curie" in html and f"{local:%Y-%m-%d %H:%M %Z}" in html
@@ -241,8 +241,8 @@ def test_the_signature_shows_name_date_time_and_meaning_on_the_page_and_every_pr
     assert text.count(line) == text.count("/Type /Page\n") >= 1, "in the footer of every page"
 
 
-def test_signing_on_the_page(complete, investigator, client):
-    client.force_login(investigator)
+def test_signing_on_the_page(complete, investigator, client, client_for):
+    client_for(investigator)
     url = record_url("crf_sign", complete)
     page = client.get(url)
     assert "What you sign" in page.content.decode() and "71.5 kg" in page.content.decode()
@@ -261,10 +261,10 @@ def test_signing_on_the_page(complete, investigator, client):
     assert CRFSignature.objects.get().meaning == "reviewed"
 
 
-def test_signing_a_draft_on_the_page_says_why_not(participant, baseline, investigator, client):
+def test_signing_a_draft_on_the_page_says_why_not(participant, baseline, investigator, client, client_for):
     draft = save_crf(participant, "demographics", {"sex": "male"}, by=investigator,
                      complete=False, visit=baseline)
-    client.force_login(investigator)
+    client_for(investigator)
     url = record_url("crf_sign", draft)
     assert "Only a complete CRF can be signed" in client.get(url).content.decode()
     version = services.latest_version(draft).history_id
@@ -273,8 +273,8 @@ def test_signing_a_draft_on_the_page_says_why_not(participant, baseline, investi
     assert "Only a complete CRF can be signed" in response.content.decode()
 
 
-def test_lock_and_unlock_on_the_page(complete, data_manager, client):
-    client.force_login(data_manager)
+def test_lock_and_unlock_on_the_page(complete, data_manager, client, client_for):
+    client_for(data_manager)
     assert client.post(record_url("crf_lock", complete)).status_code == 302
     page = client.get(crf_url(complete)).content.decode()
     assert "Locked" in page and "Unlock…" in page
@@ -290,9 +290,9 @@ def test_lock_and_unlock_on_the_page(complete, data_manager, client):
 
 
 def test_saving_a_locked_crf_on_the_page_is_refused_with_a_message(
-        complete, coordinator, data_manager, client):
+        complete, coordinator, data_manager, client, client_for):
     services.lock_crf(complete, by=data_manager)
-    client.force_login(coordinator)
+    client_for(coordinator)
     page = client.get(crf_url(complete))
     assert page.context["can"]["enter"] is False
     post = {k: v for k, v in demographics(complete.participant).items() if v is not None}
@@ -305,8 +305,8 @@ def test_saving_a_locked_crf_on_the_page_is_refused_with_a_message(
 
 
 def test_another_sites_investigator_gets_404_on_every_crf_route(complete, other_investigator,
-                                                                client):
-    client.force_login(other_investigator)
+                                                                client, client_for):
+    client_for(other_investigator)
     assert client.get(crf_url(complete)).status_code == 404
     for name in ("crf_sign", "crf_history", "crf_pdf"):
         assert client.get(record_url(name, complete)).status_code == 404, name
@@ -318,7 +318,7 @@ def test_another_sites_investigator_gets_404_on_every_crf_route(complete, other_
 
 
 def test_every_page_of_a_long_printout_carries_the_signature(participant, investigator,
-                                                             data_manager, client):
+                                                             data_manager, client, client_for):
     from patients.models import Visit
 
     follow_up = Visit.objects.filter(participant=participant, code="follow_up").first()
@@ -330,7 +330,7 @@ def test_every_page_of_a_long_printout_carries_the_signature(participant, invest
     record = save_crf(participant, "adverse_events", record.data, by=investigator,
                       complete=True, record=record)
     sign(record, investigator)
-    client.force_login(data_manager)
+    client_for(data_manager)
     text = client.get(record_url("crf_pdf", record)).content.decode("latin-1")
     pages = text.count("/Type /Page\n")
     assert pages >= 3

@@ -275,7 +275,7 @@ def test_the_command_runs_the_job_now(overdue_participant, site_staff):
 
 
 def test_redis_down_breaks_no_page(reminet, make_user, client, monkeypatch,
-                                   django_capture_on_commit_callbacks):
+                                   django_capture_on_commit_callbacks, client_for):
     """A page whose action enqueues mail (emergency unblinding) still succeeds when the broker
     is unreachable: the error is logged and the mail goes out from the web process."""
     from django.urls import reverse
@@ -291,7 +291,7 @@ def test_redis_down_breaks_no_page(reminet, make_user, client, monkeypatch,
     coordinator = make_user("coordinator", reminet, reminet.sites.order_by("code").first())
     p = factories.eligible_participant(reminet, by=coordinator)
     services.randomize(p, by=coordinator)
-    client.force_login(make_user("investigator", reminet, p.site))
+    client_for(make_user("investigator", reminet, p.site))
 
     def broker_down(*args, **kwargs):  # what kombu raises when Redis refuses the connection
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")

@@ -126,10 +126,10 @@ def test_worklist_page(two_sites, rectal, rectal_coordinator, client_for):
 
 
 def test_worklist_page_query_count_does_not_grow_with_visits(two_sites, rectal, make_user,
-                                                             client, django_assert_max_num_queries):
+                                                             client, django_assert_max_num_queries, client_for):
     first, *_ = two_sites
     user = make_user("data_manager", rectal)
-    client.force_login(user)
+    client_for(user)
     url = reverse("visit_worklist", args=[rectal.slug])
     client.get(url)
     from django.db import connection

@@ -53,11 +53,11 @@ def randomised(reminet_ready, make_user):
 
 
 @pytest.mark.parametrize("role", BLINDED_ROLES)
-def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, client, role):
+def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, client, role, client_for):
     trial, participant = randomised
     user = make_user(role, trial, participant.site if role in ("investigator", "coordinator")
                      else None)
-    client.force_login(user)
+    client_for(user)
     kwargs = {"slug": trial.slug, "study_id": participant.study_id, "crf_code": "eligibility"}
     seen = 0
     for name, values in every_route(kwargs):
@@ -71,9 +71,9 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     assert participant.allocation.kit_code in page.content.decode()
 
 
-def test_the_certificate_shows_the_kit_not_the_arm(randomised, make_user, client):
+def test_the_certificate_shows_the_kit_not_the_arm(randomised, make_user, client, client_for):
     trial, participant = randomised
-    client.force_login(make_user("investigator", trial, participant.site))
+    client_for(make_user("investigator", trial, participant.site))
     response = client.get(reverse("allocation_certificate", args=[trial.slug, participant.study_id]))
     assert response["Content-Type"] == "application/pdf"
     text = response.content.decode("latin-1")
@@ -81,9 +81,9 @@ def test_the_certificate_shows_the_kit_not_the_arm(randomised, make_user, client
     assert_no_arm(trial, text, "certificate")
 
 
-def test_the_statistician_sees_the_arm(randomised, make_user, client):
+def test_the_statistician_sees_the_arm(randomised, make_user, client, client_for):
     trial, participant = randomised
-    client.force_login(make_user("statistician", trial))
+    client_for(make_user("statistician", trial))
     page = client.get(reverse("allocation_detail", args=[trial.slug, participant.study_id]))
     assert participant.allocation.arm.label in page.content.decode()
     pdf = client.get(reverse("allocation_certificate", args=[trial.slug, participant.study_id]))
@@ -92,14 +92,14 @@ def test_the_statistician_sees_the_arm(randomised, make_user, client):
 
 def test_after_emergency_unblinding_only_that_investigator_sees_the_arm(randomised, make_user,
                                                                         client,
-                                                                        django_capture_on_commit_callbacks):
+                                                                        django_capture_on_commit_callbacks, client_for):
     from tests.conftest import PASSWORD
 
     trial, participant = randomised
     investigator = make_user("investigator", trial, participant.site)
     colleague = make_user("investigator", trial, participant.site)
     make_user("sponsor", trial)
-    client.force_login(investigator)
+    client_for(investigator)
     url = reverse("emergency_unblind", args=[trial.slug, participant.study_id])
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(url, {"reason": "Suspected severe adverse reaction",
@@ -110,15 +110,15 @@ def test_after_emergency_unblinding_only_that_investigator_sees_the_arm(randomis
     assert "unblinded in an emergency" in page.content.decode()
     for message in mail.outbox:
         assert_no_arm(trial, message.subject + message.body, "unblinding e-mail")
-    client.force_login(colleague)
+    client_for(colleague)
     page = client.get(reverse("allocation_detail", args=[trial.slug, participant.study_id]))
     assert_no_arm(trial, page.content.decode(), "a colleague's page")
     assert "unblinded in an emergency" in page.content.decode()
 
 
-def test_wrong_password_on_unblinding_reveals_nothing(randomised, make_user, client):
+def test_wrong_password_on_unblinding_reveals_nothing(randomised, make_user, client, client_for):
     trial, participant = randomised
-    client.force_login(make_user("investigator", trial, participant.site))
+    client_for(make_user("investigator", trial, participant.site))
     response = client.post(reverse("emergency_unblind", args=[trial.slug, participant.study_id]),
                            {"reason": "x", "password": "wrong"})
     assert response.status_code == 400

@@ -9,10 +9,10 @@ from randomization.models import Allocation, AllocationList, ListStatus
 from tests import factories
 
 
-def test_coordinator_screens_consents_checks_eligibility_and_randomises(reminet_ready, client):
+def test_coordinator_screens_consents_checks_eligibility_and_randomises(reminet_ready, client, client_for):
     trial, coordinator = reminet_ready
     site = trial.sites.order_by("code").first()
-    client.force_login(coordinator)
+    client_for(coordinator)
 
     response = client.post(reverse("screen_participant", args=[trial.slug]),
                            {"site": site.pk, "screened_on": "2026-11-20"})
@@ -46,38 +46,38 @@ def test_coordinator_screens_consents_checks_eligibility_and_randomises(reminet_
     assert allocation.kit_code in page
 
 
-def test_randomise_page_for_an_ineligible_participant_explains(reminet_ready, client):
+def test_randomise_page_for_an_ineligible_participant_explains(reminet_ready, client, client_for):
     trial, coordinator = reminet_ready
     p = factories.eligible_participant(trial, by=coordinator, EXC1=True)
-    client.force_login(coordinator)
+    client_for(coordinator)
     response = client.post(reverse("randomize", args=[trial.slug, p.study_id]), {})
     assert response.status_code == 200 or response.status_code == 400
     assert "is not eligible" in response.content.decode()
     assert not Allocation.objects.exists()
 
 
-def test_randomising_another_sites_participant_is_404(reminet_ready, coordinator_factory, client):
+def test_randomising_another_sites_participant_is_404(reminet_ready, coordinator_factory, client, client_for):
     trial, coordinator = reminet_ready
     other = trial.sites.order_by("code").last()
     p = factories.eligible_participant(trial, other, by=coordinator_factory(trial, other))
-    client.force_login(coordinator)
+    client_for(coordinator)
     assert client.post(reverse("randomize", args=[trial.slug, p.study_id])).status_code == 404
     assert not Allocation.objects.exists()
 
 
-def test_consent_in_the_future_is_refused_on_the_form(reminet_ready, client):
+def test_consent_in_the_future_is_refused_on_the_form(reminet_ready, client, client_for):
     trial, coordinator = reminet_ready
     p = factories.participant(trial, by=coordinator)
-    client.force_login(coordinator)
+    client_for(coordinator)
     response = client.post(reverse("record_consent", args=[trial.slug, p.study_id]),
                            {"consent_date": "2999-01-01", "consent_version": "1"})
     assert response.status_code == 400
     assert "cannot be in the future" in response.content.decode()
 
 
-def test_screening_in_the_future_is_refused(reminet_ready, client):
+def test_screening_in_the_future_is_refused(reminet_ready, client, client_for):
     trial, coordinator = reminet_ready
-    client.force_login(coordinator)
+    client_for(coordinator)
     response = client.post(reverse("screen_participant", args=[trial.slug]),
                            {"site": trial.sites.first().pk, "screened_on": "2999-01-01"})
     assert response.status_code == 400 and not Participant.objects.exists()
@@ -85,14 +85,14 @@ def test_screening_in_the_future_is_refused(reminet_ready, client):
 
 @pytest.mark.parametrize("role", ["investigator", "coordinator", "data_manager", "sponsor"])
 def test_allocation_lists_are_404_for_everyone_but_the_statistician(reminet, make_user, client,
-                                                                    role):
-    client.force_login(make_user(role, reminet))
+                                                                    role, client_for):
+    client_for(make_user(role, reminet))
     assert client.get(reverse("allocation_lists", args=[reminet.slug])).status_code == 404
     assert client.get(reverse("allocation_balance", args=[reminet.slug])).status_code == 404
 
 
-def test_statistician_generates_seals_and_verifies_in_the_browser(reminet, statistician, client):
-    client.force_login(statistician)
+def test_statistician_generates_seals_and_verifies_in_the_browser(reminet, statistician, client, client_for):
+    client_for(statistician)
     url = reverse("allocation_lists", args=[reminet.slug])
     client.post(url, {"action": "generate", "seed": "browser-seed", "slots_per_stratum": 6})
     alist = AllocationList.objects.get()
@@ -107,10 +107,10 @@ def test_statistician_generates_seals_and_verifies_in_the_browser(reminet, stati
     assert "Block sizes" in page
 
 
-def test_a_refused_import_lists_its_rows_on_the_page(reminet, statistician, client):
+def test_a_refused_import_lists_its_rows_on_the_page(reminet, statistician, client, client_for):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    client.force_login(statistician)
+    client_for(statistician)
     upload = SimpleUploadedFile("list.csv", b"stratum,sequence,arm,kit_code\nnope,1,LAN,ACE347\n",
                                 content_type="text/csv")
     response = client.post(reverse("allocation_lists", args=[reminet.slug]),
@@ -120,28 +120,28 @@ def test_a_refused_import_lists_its_rows_on_the_page(reminet, statistician, clie
     assert not AllocationList.objects.exists()
 
 
-def test_generate_form_refuses_bad_numbers(reminet, statistician, client):
-    client.force_login(statistician)
+def test_generate_form_refuses_bad_numbers(reminet, statistician, client, client_for):
+    client_for(statistician)
     response = client.post(reverse("allocation_lists", args=[reminet.slug]),
                            {"action": "generate", "slots_per_stratum": "-3"})
     assert "greater than or equal to 1" in response.content.decode()
     assert not AllocationList.objects.exists()
 
 
-def test_seal_with_an_unknown_list_is_404(reminet, statistician, client):
-    client.force_login(statistician)
+def test_seal_with_an_unknown_list_is_404(reminet, statistician, client, client_for):
+    client_for(statistician)
     response = client.post(reverse("allocation_lists", args=[reminet.slug]),
                            {"action": "seal", "list": "abc"})
     assert response.status_code == 404
 
 
-def test_balance_report_counts_arms_per_stratum(reminet_ready, statistician, client):
+def test_balance_report_counts_arms_per_stratum(reminet_ready, statistician, client, client_for):
     trial, coordinator = reminet_ready
     for _ in range(4):
         from randomization.services import randomize
         randomize(factories.eligible_participant(trial, by=coordinator, tumour_grade="G1",
                                                  l1_response="stable_disease"), by=coordinator)
-    client.force_login(statistician)
+    client_for(statistician)
     response = client.get(reverse("allocation_balance", args=[trial.slug]))
     rows = response.context["rows"]
     assert [r.stratum for r in rows] == ["grade=G1;l1_response=stable_disease"]

@@ -3,16 +3,23 @@
 Safe to run again: what exists is kept. Never run against a production database: it creates
 accounts with a published password (the command refuses when DEBUG is off).
 """
+from base64 import b32decode
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.services import create_demo_device
 from trials.demo import (crf_showcase, outcome_showcase, populate, report_showcase,
                          tumour_assessments_at_done_visits)
 from trials.models import Membership, Role, Trial
+from trials.policy import requires_two_factor
 
 DEMO_PASSWORD = "demo-trials-2026"
+# The published second factor of the demo accounts that need one (admin, investigators,
+# statistician): add it to any authenticator app, or `oathtool --totp -b SECRET`.
+DEMO_TOTP_SECRET = "CTMSDEMOTWOFACTORSECRETKEYS2345X"
 
 # username, role, site index (None = all sites), full name
 DEMO_USERS = [
@@ -94,6 +101,14 @@ class Command(BaseCommand):
             for line in report_showcase(trial, sponsor=User.objects.get(username="sponsor"),
                                         statistician=statistician):
                 self.stdout.write(line)
+        # Demo accounts whose role requires two factors get a device with the published secret.
+        for user in User.objects.filter(username__in=["admin"] + [u for u, *_ in DEMO_USERS]):
+            if requires_two_factor(user):
+                create_demo_device(user, b32decode(DEMO_TOTP_SECRET).hex())
+        self.stdout.write(
+            f"Two-factor code for admin, investigator, investigator2 and statistician: secret "
+            f"{DEMO_TOTP_SECRET} (any authenticator app, `oathtool --totp -b "
+            f"{DEMO_TOTP_SECRET}`, or `manage.py demo_totp_code USERNAME`)")
         self.stdout.write(self.style.SUCCESS(
             f"Demo ready. Log in at http://127.0.0.1:8000/ with password {DEMO_PASSWORD!r} as "
             + ", ".join(["admin"] + [u for u, *_ in DEMO_USERS])))

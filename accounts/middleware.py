@@ -1,0 +1,123 @@
+"""Request guards of the accounts app: two-factor enforcement, response headers, and the
+503 answer when the database cannot be reached."""
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connections
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.translation import gettext as _
+
+from trials.policy import requires_two_factor
+
+from . import services
+
+logger = logging.getLogger("ctms.faults")
+
+# Paths a signed-in user may reach before the second factor: setting it up and typing it (not
+# managing it: removing a device takes a verified session), logging out, static files, the
+# health check and the language switch.
+TWO_FACTOR_OPEN = ("/accounts/two-factor/setup/", "/accounts/two-factor/verify/",
+                   "/accounts/logout/", "/static/", "/health/",
+                   "/i18n/")
+
+
+class TwoFactorMiddleware:
+    """After the password step: a user with a device must type a code (the session becomes
+    OTP-verified); a user who must use two factors and has no device is sent to set one up.
+    Until then every other page redirects there (and an /api/ call with the session gets 403).
+
+    API calls authenticated by token are not concerned: the token was created in a verified
+    session, and DRF authenticates it after this middleware (``request.user`` is anonymous here).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = request.user
+        if user.is_authenticated and not request.path.startswith(TWO_FACTOR_OPEN):
+            target = self.pending_step(request)
+            if target is not None:
+                if request.path.startswith("/api/"):
+                    return JsonResponse({"detail": _("Two-factor verification required.")},
+                                        status=403)
+                next_url = request.get_full_path()
+                if not url_has_allowed_host_and_scheme(next_url, allowed_hosts=None):
+                    next_url = "/"
+                return HttpResponseRedirect(f"{reverse(target)}?{urlencode({'next': next_url})}")
+        return self.get_response(request)
+
+    @staticmethod
+    def pending_step(request) -> str | None:
+        user = request.user
+        if user.is_verified():
+            return None
+        if services.has_device(user):
+            return "two_factor_verify"
+        if requires_two_factor(user):
+            return "two_factor_setup"
+        return None
+
+
+class SecurityHeadersMiddleware:
+    """Headers Django's SecurityMiddleware does not set: Permissions-Policy, and X-Frame-Options
+    on responses made before the clickjacking middleware runs (the 503 page)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.headers.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        response.headers.setdefault("X-Frame-Options", settings.X_FRAME_OPTIONS)
+        return response
+
+
+RETRY_AFTER_SECONDS = 30
+
+
+def database_unavailable(request) -> HttpResponse:
+    """A 503 made without the database or the session: a static template, no context
+    processors; JSON ``{"detail": ...}`` for the API."""
+    message = _("The database cannot be reached. Nothing was saved by this request; "
+                "please try again in a minute.")
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"detail": message}, status=503)
+    else:
+        response = HttpResponse(render_to_string("503.html", {"message": message}), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    """PostgreSQL down: a clear 503 page (and API error), never a 500.
+
+    The connection is opened before anything else needs it, so a database that cannot be
+    reached is reported before the session, the user or a view is touched. A connection lost
+    during a view raises in the view: its transaction is rolled back by the server (nothing
+    half-written) and ``process_exception`` answers 503 as well.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path.startswith("/health/"):
+            try:
+                connections["default"].ensure_connection()
+            except (OperationalError, InterfaceError) as exc:
+                logger.error("database unreachable: %s", exc)
+                return database_unavailable(request)
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, (OperationalError, InterfaceError)):
+            logger.error("database connection lost during %s: %s", request.path, exception)
+            connections["default"].close_if_unusable_or_obsolete()
+            return database_unavailable(request)
+        return None
