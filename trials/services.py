@@ -120,10 +120,11 @@ def unblind_trial(trial: Trial, *, by, reason: str, password: str, request=None)
     and the password typed again; once only; audited. Not a per-participant emergency
     unblinding (``randomization.services.emergency_unblind``).
     """
-    from django.contrib.auth import authenticate
     from django.core.exceptions import PermissionDenied, ValidationError
     from django.utils import timezone
     from django.utils.translation import gettext as _
+
+    from accounts.services import password_confirmed
 
     from . import policy
 
@@ -137,7 +138,7 @@ def unblind_trial(trial: Trial, *, by, reason: str, password: str, request=None)
             "when": f"{timezone.localtime(trial.unblinded_at):%Y-%m-%d %H:%M}"})
     if not reason.strip():
         raise ValidationError({"reason": _("Give the reason for unblinding the trial.")})
-    if authenticate(request, username=by.get_username(), password=password) is None:
+    if not password_confirmed(request, by, password):
         raise ValidationError({"password": _("The password is not correct.")})
     trial.unblinded_at = timezone.now()
     trial.save(update_fields=["unblinded_at"])
