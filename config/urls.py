@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("patients.urls")),
     path("", include("randomization.urls")),
     path("", include("outcomes.urls")),
+    path("", include("api.urls")),
 ]
