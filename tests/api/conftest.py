@@ -35,18 +35,19 @@ def token_client(db):
 
 @pytest.fixture
 def api(client_for):
-    """``api(user)``: the test client logged in as ``user``, speaking JSON."""
+    """``api(user)``: the test client as ``user``, speaking JSON. Each call logs ``user`` in
+    again (``client_for``), so a test may hold clients for several users at once."""
     class JSONClient:
-        def __init__(self, client):
-            self.client = client
+        def __init__(self, user):
+            self.user = user
 
         def get(self, url, data=None):
-            return self.client.get(url, data)
+            return client_for(self.user).get(url, data)
 
         def post(self, url, data=None):
-            return self.client.post(url, data or {}, content_type="application/json")
+            return client_for(self.user).post(url, data or {}, content_type="application/json")
 
         def put(self, url, data=None):
-            return self.client.put(url, data or {}, content_type="application/json")
+            return client_for(self.user).put(url, data or {}, content_type="application/json")
 
-    return lambda user: JSONClient(client_for(user))
+    return JSONClient
