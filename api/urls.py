@@ -37,20 +37,22 @@ v1 = [
 ]
 
 
-class SchemaView(SpectacularAPIView):
-    """The schema, for a logged-in user or a token (it holds no data, but the API is private)."""
+class DocsView(SpectacularSwaggerSplitView):
+    """Swagger UI, from the project's static files; its init script is a file of its own
+    (``?script``), so no inline script is needed. A page: anonymous visitors go to login."""
 
     @classmethod
     def as_view(cls, **initkwargs):
         view = super().as_view(**initkwargs)
-        view.login_required = False  # DRF authenticates: 401 without a token or a session
+        view.login_required = True  # DRF exempts its views; this one is a page
         return view
 
 
 urlpatterns = [
     path("api/v1/", include(v1)),
-    path("api/schema/", SchemaView.as_view(), name="api_schema"),
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api_schema"),
+    # The schema, for a session or a token (401 without): it holds no data, the API is private.
+    path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    path("api/docs/", DocsView.as_view(url_name="api_schema"),
          name="api_docs"),
     path("profile/api-token/", tokens.api_token, name="api_token"),
 ]
