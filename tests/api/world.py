@@ -29,9 +29,11 @@ class Place:
     query: DataQuery
 
     def kwargs(self) -> dict[str, object]:
+        """Values for every URL parameter; ``crf_code`` is one the visit expects."""
         return {"slug": self.trial.slug, "study_id": self.participant.study_id,
                 "visit_id": self.visit.pk, "record_id": self.record.pk,
-                "query_id": self.query.pk, "crf_code": self.record.crf_code}
+                "query_id": self.query.pk, "crf_code": (self.visit.crfs or ["eligibility"])[0],
+                "uidb64": "x", "token": "x"}
 
 
 def build(trial: Trial, site: Site, *, staff, data_manager) -> Place:
