@@ -11,3 +11,5 @@ urlpatterns = [
     path("", include("outcomes.urls")),
     path("", include("api.urls")),
 ]
+
+handler404 = "api.errors.page_not_found"  # JSON under /api/, the usual page elsewhere
