@@ -29,11 +29,9 @@ def test_a_wrong_token_is_401(places, client):
 
 
 def test_session_writes_need_the_csrf_token(places, make_user, client_for):
-    from tests.conftest import PASSWORD
-
     user = make_user("coordinator", places.trial, places.own.site)
-    strict = Client(enforce_csrf_checks=True)
-    assert strict.login(username=user.username, password=PASSWORD)
+    strict = Client(enforce_csrf_checks=True)  # as a browser: the session of a real login
+    strict.cookies = client_for(user).cookies
     url = reverse("api_participants", args=[places.trial.slug])
     response = strict.post(url, {"site": places.own.site.code}, content_type="application/json")
     assert response.status_code == 403 and "CSRF" in response.json()["detail"]

@@ -92,3 +92,11 @@ def test_eligibility_is_read_from_the_eligibility_crf(places, make_user, api):
     body = api(user).get(url("api_eligibility", slug=places.trial.slug,
                              study_id=places.own.screened.study_id)).json()
     assert body["complete"] is False and body["unanswered"]
+
+
+def test_odd_characters_in_the_url_are_a_404_not_a_500(places, make_user, api):
+    user = make_user("data_manager", places.trial)
+    for study_id in ("%00", "a%00b", "%C3%A9%F0%9F%98%80", "x" * 300):
+        response = api(user).get(f"/api/v1/trials/{places.trial.slug}/participants/{study_id}/")
+        assert response.status_code == 404, study_id
+        assert response["Content-Type"] == "application/json"
