@@ -14,9 +14,11 @@ sponsor, statistician) see both sites. 403: may see, may not do. 405: the route 
 not with this method. 400/200 on a write with an empty body: allowed (and refused for the
 missing input). Anonymous: pages 302 to the login page, the API 401.
 
-Adding a route (lead, after a merge): add its rows below, e.g. for reports
-``("api_reports", "GET"): "403 403 200 200 200 200 401"`` (no site-scoped statuses: a list
-of the trial), and run ``pytest tests/test_permission_matrix.py``.
+Adding a route (lead, after a merge): add its rows below, e.g. for the API's list of reports
+(``Perm.VIEW_REPORTS``: data manager, sponsor, statistician)
+``("api_reports", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 401"``
+and run ``pytest tests/test_permission_matrix.py``; ``MATRIX_PRINT=1`` prints what every route
+answered, in this format, to compare with what the policy says it should.
 """
 from __future__ import annotations
 
