@@ -10,4 +10,7 @@ urlpatterns = [
     path("", include("patients.urls")),
     path("", include("randomization.urls")),
     path("", include("outcomes.urls")),
+    path("", include("api.urls")),
 ]
+
+handler404 = "api.errors.page_not_found"  # JSON under /api/, the usual page elsewhere

@@ -30,6 +30,8 @@ def participants_for(user, trial: Trial) -> QuerySet[Participant]:
 
 def get_participant_for(user, trial: Trial, study_id: str) -> Participant:
     """The participant, or 404 when it does not exist *or* is at a site the user cannot see."""
+    if "\x00" in study_id:  # no study ID has one, and PostgreSQL refuses it in a query
+        raise Http404("No such participant in this trial.")
     try:
         participant = participants_for(user, trial).get(study_id=study_id)
     except Participant.DoesNotExist:

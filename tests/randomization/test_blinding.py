@@ -7,6 +7,7 @@ import pytest
 from django.core import mail
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from outcomes import services as outcomes
 from randomization import services
 from tests import factories
 
@@ -58,14 +59,21 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     user = make_user(role, trial, participant.site if role in ("investigator", "coordinator")
                      else None)
     client_for(user)
-    kwargs = {"slug": trial.slug, "study_id": participant.study_id, "crf_code": "eligibility"}
-    seen = 0
+    record = participant.crf_records.get(crf_code="eligibility")
+    query = outcomes.raise_query(record, by=make_user("data_manager", trial),
+                                 field_path="screening_date", text="Check it")
+    kwargs = {"slug": trial.slug, "study_id": participant.study_id, "crf_code": "eligibility",
+              "visit_id": participant.visits.first().pk, "record_id": record.pk,
+              "query_id": query.pk}
+    seen, api_seen = 0, 0
     for name, values in every_route(kwargs):
         response = client.get(reverse(name, kwargs=values), follow=True)
         assert response.status_code < 500, name
         assert_no_arm(trial, response.content.decode("latin-1"), f"{name} for {role}")
         seen += 1
+        api_seen += name.startswith("api_") and response.status_code == 200
     assert seen >= 10
+    assert api_seen >= 15  # the REST API's answers too (api/urls.py)
     # And the kit code is what they see instead.
     page = client.get(reverse("allocation_detail", args=[trial.slug, participant.study_id]))
     assert participant.allocation.kit_code in page.content.decode()

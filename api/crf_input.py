@@ -1,0 +1,102 @@
+"""CRF answers sent as JSON, judged by the very form the CRF page uses.
+
+The page's form (``outcomes.forms.build_crf_form``) is the one judge of what a CRF accepts:
+types, ranges, decimals, dates in the future, ``show_if``, required answers to complete, group
+rows. The API turns the JSON answers into what the page would post (``weight_kg=72.5``,
+``events-0-grade=3``, ``events-TOTAL=1``), runs that form, and reports its errors by answer
+path (``weight_kg``, ``events[0].grade``) — the paths data queries and the audit trail use.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.utils.datastructures import MultiValueDict
+from django.utils.translation import gettext as _
+
+from outcomes.forms import build_crf_form, form_to_data
+
+SCALARS = (str, int, float)
+
+
+def _as_post(fdef: dict, value: Any, path: str, errors: dict[str, list[str]]) -> list[str]:
+    """One answer as the posted strings of its form field."""
+    kind = fdef["type"]
+    if value is None:
+        return []
+    if kind == "yesno":
+        if not isinstance(value, bool):
+            errors[path] = [_("Expected true or false.")]
+            return []
+        return ["true" if value else "false"]
+    if kind == "multichoice":
+        if not isinstance(value, list) or not all(
+                isinstance(v, SCALARS) and not isinstance(v, bool) for v in value):
+            errors[path] = [_("Expected a list of choice codes.")]
+            return []
+        return [str(v) for v in value]
+    if isinstance(value, bool) or not isinstance(value, SCALARS):
+        errors[path] = [_("Expected a single value (a number, a date or a text).")]
+        return []
+    return [str(value)]
+
+
+def to_post(definition: dict, data: dict) -> tuple[MultiValueDict, dict[str, list[str]]]:
+    """The JSON answers as the page's POST data, and the errors of shape found on the way."""
+    post, errors = MultiValueDict(), {}
+    fields = {f["code"]: f for f in definition["fields"]}
+    for code, value in data.items():
+        fdef = fields.get(code)
+        if fdef is None:
+            errors[str(code)] = [_("This CRF has no such field.")]
+        elif fdef.get("derived"):
+            continue  # computed on save, never read from input (a client may send it back)
+        elif fdef["type"] == "group":
+            _group_to_post(fdef, value, post, errors)
+        else:
+            post.setlist(code, _as_post(fdef, value, code, errors))
+    return post, errors
+
+
+def _group_to_post(group: dict, rows: Any, post: MultiValueDict, errors: dict) -> None:
+    code = group["code"]
+    if rows is None:
+        return
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        errors[code] = [_("Expected a list of rows (objects).")]
+        return
+    limit = group.get("max_rows", 100)
+    if len(rows) > limit:
+        errors[code] = [_("At most %(n)d rows.") % {"n": limit}]
+        return
+    subs = {f["code"]: f for f in group["fields"]}
+    post[f"{code}-TOTAL"] = str(len(rows))
+    for i, row in enumerate(rows):
+        for sub, value in row.items():
+            path = f"{code}[{i}].{sub}"
+            if sub not in subs:
+                errors[path] = [_("This CRF has no such field.")]
+            elif not subs[sub].get("derived"):
+                post.setlist(f"{code}-{i}-{sub}", _as_post(subs[sub], value, path, errors))
+
+
+def _path(form_name: str) -> str:
+    """A form field's name (``events-1-grade``) as an answer path (``events[1].grade``)."""
+    parts = form_name.split("-")
+    if len(parts) == 3 and parts[1].isdigit():
+        return f"{parts[0]}[{parts[1]}].{parts[2]}"
+    return form_name
+
+
+def clean_answers(definition: dict, data: dict, *, complete: bool, stored: dict | None) -> dict:
+    """The answers in their stored form, or ``ValidationError({path: [messages]})``."""
+    post, errors = to_post(definition, data)
+    if errors:
+        raise ValidationError(errors)
+    form = build_crf_form(definition, mode="complete" if complete else "draft", data=post,
+                          initial=stored or {})
+    if not form.is_valid():
+        raise ValidationError({
+            (_path(name) if name != "__all__" else "__all__"): [str(m) for m in messages]
+            for name, messages in form.errors.items()})
+    return form_to_data(form)

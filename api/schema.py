@@ -1,0 +1,30 @@
+"""How the OpenAPI schema describes every operation: its success response from the view, and
+the errors every endpoint may answer, so a client (and schemathesis) knows them all."""
+from __future__ import annotations
+
+from drf_spectacular import openapi
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "What is wrong, and where: ``detail`` for the request as a whole, else one "
+                   "list of messages per field (``data`` of a CRF: one per answer path, "
+                   "e.g. ``weight_kg`` or ``events[1].grade``).",
+    "additionalProperties": True,
+}
+
+ERRORS = {
+    "400": "Invalid input: the messages name the field or path.",
+    "401": "Not authenticated: send 'Authorization: Token <key>' or log in.",
+    "403": "Authenticated, but your role may not do this here.",
+    "404": "No such object, or one you may not see (another site's participant).",
+}
+
+
+class AutoSchema(openapi.AutoSchema):
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        for code, description in ERRORS.items():
+            responses.setdefault(code, {
+                "description": description,
+                "content": {"application/json": {"schema": ERROR_SCHEMA}}})
+        return responses

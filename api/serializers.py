@@ -1,0 +1,240 @@
+"""One serializer per representation. Output serializers read objects the selectors already
+loaded (no query of their own); input serializers only check shapes and types; the services
+judge the rest (dates, transitions, permissions at the site) and their refusals become 400s
+naming the field (``api.errors``).
+
+Blinding: the arm appears in exactly one place, ``AllocationSerializer.arm``, and only when
+``trials.policy.can_see_arm`` says so; everything else a blinded role may read carries no arm.
+"""
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from outcomes.models import CRFRecord, DataQuery, QueryMessage
+from patients.models import Participant, Visit, VisitState
+from trials import policy
+from trials.models import Arm, Site, Trial
+
+
+# --------------------------------------------------------------------------- trials and sites
+
+
+class ArmSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Arm
+        fields = ["code", "label", "description", "ratio"]
+
+
+class SiteSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Site
+        fields = ["code", "name", "city", "country", "active"]
+
+
+class TrialSerializer(serializers.ModelSerializer):
+    is_blinded = serializers.BooleanField(read_only=True)
+    arms = serializers.SerializerMethodField(
+        help_text="The arms; null for a role blinded in this trial.")
+
+    class Meta:
+        model = Trial
+        fields = ["slug", "short_title", "title", "registry_id", "phase", "masking",
+                  "is_blinded", "target_enrolment", "arms"]
+
+    @extend_schema_field(ArmSerializer(many=True, allow_null=True))
+    def get_arms(self, trial: Trial):
+        if policy.is_blinded_for(self.context["request"].user, trial):
+            return None
+        return ArmSerializer(trial.arms.all(), many=True).data
+
+
+# --------------------------------------------------------------------------- participants
+
+
+class ParticipantSerializer(serializers.ModelSerializer):
+    site = serializers.CharField(source="site.code", read_only=True)
+    randomised = serializers.BooleanField(source="is_randomised", read_only=True)
+
+    class Meta:
+        model = Participant
+        fields = ["study_id", "site", "status", "randomised", "screened_on", "consent_date",
+                  "consent_version", "created_at"]
+        read_only_fields = fields
+
+
+class ScreeningSerializer(serializers.Serializer):
+    site = serializers.CharField(max_length=64, help_text="The code of one of your sites.")
+    screened_on = serializers.DateField(required=False,
+                                        help_text="The screening date; today when omitted.")
+
+
+class ConsentSerializer(serializers.Serializer):
+    consent_date = serializers.DateField()
+    consent_version = serializers.CharField(max_length=32, allow_blank=True)
+
+
+class CriterionSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    kind = serializers.CharField()
+    text = serializers.CharField()
+
+
+class EligibilitySerializer(serializers.Serializer):
+    complete = serializers.BooleanField()
+    met = serializers.BooleanField()
+    eligible = serializers.BooleanField()
+    unanswered = serializers.ListField(child=serializers.CharField())
+    failed = CriterionSerializer(many=True)
+
+
+# --------------------------------------------------------------------------- randomisation
+
+
+class RandomiseSerializer(serializers.Serializer):
+    strata = serializers.DictField(
+        child=serializers.CharField(max_length=255), required=False,
+        help_text="The strata you confirm (factor → level); if the recorded data say "
+                  "otherwise, nothing is allocated.")
+
+
+class AllocationSerializer(serializers.Serializer):
+    """What one user may see of one allocation (``randomization.selectors.AllocationView``)."""
+
+    study_id = serializers.CharField(source="allocation.participant.study_id")
+    randomised_at = serializers.DateTimeField(source="allocation.randomised_at")
+    strata = serializers.DictField(source="allocation.strata", child=serializers.CharField())
+    kit_code = serializers.CharField(source="allocation.kit_code",
+                                     help_text="The kit to dispense; empty in open trials.")
+    arm = serializers.SerializerMethodField(
+        help_text="The arm; null for a role blinded in this trial.")
+
+    @extend_schema_field(ArmSerializer(allow_null=True))
+    def get_arm(self, view):
+        return ArmSerializer(view.allocation.arm).data if view.arm_visible else None
+
+
+# --------------------------------------------------------------------------- visits
+
+
+class VisitSerializer(serializers.ModelSerializer):
+    study_id = serializers.CharField(source="participant.study_id", read_only=True)
+    site = serializers.CharField(source="participant.site.code", read_only=True)
+    state = serializers.SerializerMethodField(
+        help_text="The status, with 'planned' split by today's date: planned, open, overdue.")
+    crfs = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = Visit
+        fields = ["id", "study_id", "site", "code", "label", "title", "occurrence",
+                  "unscheduled", "anchor_code", "anchor_date", "target_date", "window_opens",
+                  "window_closes", "status", "state", "done_on", "status_reason", "crfs"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=VisitState.choices))
+    def get_state(self, visit: Visit) -> str:
+        return visit.state(self.context["today"])
+
+
+class VisitActionSerializer(serializers.Serializer):
+    ACTIONS = ["done", "missed", "not_applicable", "reopen"]
+    action = serializers.ChoiceField(choices=ACTIONS)
+    done_on = serializers.DateField(required=False, allow_null=True,
+                                    help_text="The date the visit took place (action 'done').")
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+    def validate(self, data):
+        if data["action"] == "done" and not data.get("done_on"):
+            raise serializers.ValidationError({"done_on": "Give the date the visit took place."})
+        return data
+
+
+class UnscheduledVisitSerializer(serializers.Serializer):
+    on = serializers.DateField()
+    reason = serializers.CharField(max_length=500)
+    crfs = serializers.ListField(child=serializers.CharField(max_length=64), required=False,
+                                 default=list, max_length=50)
+
+
+# --------------------------------------------------------------------------- CRFs
+
+
+class CRFRecordSerializer(serializers.ModelSerializer):
+    study_id = serializers.CharField(source="participant.study_id", read_only=True)
+    visit = serializers.IntegerField(source="visit_id", read_only=True, allow_null=True)
+    data = serializers.JSONField(read_only=True, help_text="The answers, as stored: one key "
+                                 "per field of the CRF definition (groups: lists of rows).")
+    unresolved_queries = serializers.IntegerField(read_only=True, source="unresolved")
+
+    class Meta:
+        model = CRFRecord
+        fields = ["id", "study_id", "crf_code", "visit", "status", "ever_completed", "data",
+                  "unresolved_queries", "created_at", "updated_at", "locked_at"]
+        read_only_fields = fields
+
+
+class CRFCreateSerializer(serializers.Serializer):
+    crf_code = serializers.CharField(max_length=64)
+    visit = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                     max_value=2**62, help_text="The visit's id; omit for forms "
+                                     "outside visits (eligibility, events).")
+    data = serializers.DictField(help_text="The answers: field code → value (dates "
+                                 "YYYY-MM-DD, decimals as strings, yes/no as booleans, choices "
+                                 "by code, groups as lists of rows).")
+    complete = serializers.BooleanField(default=False,
+                                        help_text="Mark complete: every required answer given.")
+
+
+class CRFUpdateSerializer(serializers.Serializer):
+    data = serializers.DictField()
+    complete = serializers.BooleanField(default=False)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000,
+                                   help_text="Required once the CRF was completed.")
+
+
+# --------------------------------------------------------------------------- data queries
+
+
+class QueryMessageSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", read_only=True, allow_null=True,
+                                   default=None, help_text="Null for the system.")
+
+    class Meta:
+        model = QueryMessage
+        fields = ["kind", "author", "at", "text"]
+        read_only_fields = fields
+
+
+class DataQuerySerializer(serializers.ModelSerializer):
+    study_id = serializers.CharField(source="record.participant.study_id", read_only=True)
+    site = serializers.CharField(source="record.participant.site.code", read_only=True)
+    record = serializers.IntegerField(source="record_id", read_only=True)
+    crf_code = serializers.CharField(source="record.crf_code", read_only=True)
+    automatic = serializers.BooleanField(read_only=True)
+    question = serializers.CharField(read_only=True, allow_null=True,
+                                     help_text="The first message: what was asked.")
+
+    class Meta:
+        model = DataQuery
+        fields = ["id", "study_id", "site", "record", "crf_code", "field_path", "status",
+                  "check_code", "automatic", "question", "raised_at", "closed_at"]
+        read_only_fields = fields
+
+
+class DataQueryDetailSerializer(DataQuerySerializer):
+    messages = QueryMessageSerializer(many=True, read_only=True, source="thread")
+
+    class Meta(DataQuerySerializer.Meta):
+        fields = DataQuerySerializer.Meta.fields + ["messages"]
+        read_only_fields = fields
+
+
+class RaiseQuerySerializer(serializers.Serializer):
+    field_path = serializers.CharField(max_length=255,
+                                       help_text="'weight_kg', 'events[1].grade'…")
+    text = serializers.CharField(max_length=4000)
+
+
+class QueryTextSerializer(serializers.Serializer):
+    text = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+

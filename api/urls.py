@@ -1,0 +1,58 @@
+"""The API's routes, under /api/v1/, its schema and docs, and the page for one's own token.
+
+Each API route has its row in ``tests/test_permission_matrix.py`` and appears in the schema
+(``tests/api/test_schema.py`` checks both).
+"""
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from . import tokens, views
+
+TRIAL = "trials/<slug:slug>/"
+PARTICIPANT = TRIAL + "participants/<str:study_id>/"
+RECORD = PARTICIPANT + "crfs/<int:record_id>/"
+QUERY = TRIAL + "queries/<int:query_id>/"
+
+v1 = [
+    path("trials/", views.TrialList.as_view(), name="api_trials"),
+    path(TRIAL, views.TrialDetail.as_view(), name="api_trial"),
+    path(TRIAL + "sites/", views.SiteList.as_view(), name="api_sites"),
+    path(TRIAL + "participants/", views.ParticipantList.as_view(), name="api_participants"),
+    path(PARTICIPANT, views.ParticipantDetail.as_view(), name="api_participant"),
+    path(PARTICIPANT + "consent/", views.Consent.as_view(), name="api_consent"),
+    path(PARTICIPANT + "eligibility/", views.Eligibility.as_view(), name="api_eligibility"),
+    path(PARTICIPANT + "randomise/", views.Randomise.as_view(), name="api_randomise"),
+    path(PARTICIPANT + "allocation/", views.AllocationDetail.as_view(), name="api_allocation"),
+    path(TRIAL + "visits/", views.TrialVisits.as_view(), name="api_trial_visits"),
+    path(PARTICIPANT + "visits/", views.ParticipantVisits.as_view(), name="api_visits"),
+    path(PARTICIPANT + "visits/<int:visit_id>/", views.VisitDetail.as_view(), name="api_visit"),
+    path(PARTICIPANT + "crfs/", views.CRFList.as_view(), name="api_crfs"),
+    path(RECORD, views.CRFDetail.as_view(), name="api_crf"),
+    path(RECORD + "queries/", views.RecordQueries.as_view(), name="api_record_queries"),
+    path(TRIAL + "queries/", views.TrialQueries.as_view(), name="api_queries"),
+    path(QUERY, views.QueryDetail.as_view(), name="api_query"),
+    path(QUERY + "answer/", views.QueryAnswer.as_view(), name="api_query_answer"),
+    path(QUERY + "close/", views.QueryClose.as_view(), name="api_query_close"),
+    path(QUERY + "reopen/", views.QueryReopen.as_view(), name="api_query_reopen"),
+]
+
+
+class DocsView(SpectacularSwaggerSplitView):
+    """Swagger UI, from the project's static files; its init script is a file of its own
+    (``?script``), so no inline script is needed. A page: anonymous visitors go to login."""
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        view = super().as_view(**initkwargs)
+        view.login_required = True  # DRF exempts its views; this one is a page
+        return view
+
+
+urlpatterns = [
+    path("api/v1/", include(v1)),
+    # The schema, for a session or a token (401 without): it holds no data, the API is private.
+    path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    path("api/docs/", DocsView.as_view(url_name="api_schema"),
+         name="api_docs"),
+    path("profile/api-token/", tokens.api_token, name="api_token"),
+]

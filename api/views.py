@@ -1,0 +1,525 @@
+"""The REST API: what the browser can do, for programs. Thin, like the pages.
+
+Each view names the permission of each HTTP method (``perms``) and what it applies to
+(``scope()``); ``api.permissions.PolicyPermission`` asks ``trials.policy``. Objects are looked up
+through the selectors (``trials.selectors.get_trial_for``, ``patients.selectors.
+get_participant_for``): what the user may not see is a 404, as on the pages. Every change goes
+through the services the pages call; their ``ValidationError`` becomes a 400 naming the field
+(``api.errors``).
+
+To add an endpoint: a view class here (perms, scope, serializer), a line in ``api/urls.py``,
+and its row in ``tests/test_permission_matrix.py`` (the test fails until it has one).
+"""
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import Http404
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers as drf, status
+from rest_framework.response import Response
+
+from outcomes import services as crfs
+from outcomes.models import CRFRecord, QueryStatus
+from patients import eligibility, scheduling, services as participants
+from patients.models import Status, Visit, VisitState
+from patients.selectors import get_participant_for
+from randomization import selectors as allocations, services as randomisation
+from trials import policy
+from trials.models import Trial, crf_of
+from trials.policy import Perm
+from trials.selectors import get_trial_for
+
+from . import crf_input, selectors, serializers as s
+from .errors import as_drf
+from .permissions import PolicyPermission
+
+
+class APIView(generics.GenericAPIView):
+    """The base of every API view: DRF authenticates (token or session), the policy decides."""
+
+    permission_classes = [PolicyPermission]
+    perms: dict[str, Perm | None] = {"GET": None}
+
+    # DRF marks its views ``login_required = False``: it authenticates API calls itself (a
+    # token is not a session), answering 401 where LoginRequiredMiddleware would redirect.
+
+    def scope(self):
+        return None, None
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "today": timezone.localdate()}
+
+
+class TrialView(APIView):
+    perms = {"GET": Perm.VIEW_TRIAL}
+
+    @cached_property
+    def trial(self) -> Trial:
+        return get_trial_for(self.request.user, self.kwargs["slug"])
+
+    def scope(self):
+        return self.trial, None
+
+
+class ParticipantView(TrialView):
+    perms = {"GET": Perm.VIEW_PARTICIPANTS}
+
+    @cached_property
+    def participant(self):
+        return get_participant_for(self.request.user, self.trial, self.kwargs["study_id"])
+
+    def scope(self):
+        return self.trial, self.participant.site
+
+
+def _filters(serializer_class, request) -> dict:
+    """The list's query-string filters, checked: a bad value is a 400 naming the parameter."""
+    checked = serializer_class(data=request.query_params)
+    checked.is_valid(raise_exception=True)
+    return {k: v for k, v in checked.validated_data.items() if v not in (None, "")}
+
+
+# --------------------------------------------------------------------------- trials and sites
+
+
+class TrialList(APIView, generics.ListAPIView):
+    """The trials you take part in."""
+
+    serializer_class = s.TrialSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        return policy.trials_for(self.request.user).prefetch_related("arms").order_by(
+            "short_title")
+
+
+class TrialDetail(TrialView, generics.RetrieveAPIView):
+    serializer_class = s.TrialSerializer
+
+    def get_object(self):
+        return self.trial
+
+
+class SiteList(TrialView, generics.ListAPIView):
+    """The trial's sites (every role of the trial sees the list; participants are per site)."""
+
+    serializer_class = s.SiteSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        return self.trial.sites.order_by("code")
+
+
+# --------------------------------------------------------------------------- participants
+
+
+class ParticipantFilters(drf.Serializer):
+    status = drf.ChoiceField(choices=Status.choices, required=False)
+    site = drf.CharField(required=False, max_length=64, help_text="A site code.")
+
+
+class ParticipantList(TrialView, generics.ListCreateAPIView):
+    """Participants of your sites; POST registers one at screening (coordinator)."""
+
+    perms = {"GET": Perm.VIEW_PARTICIPANTS, "POST": Perm.SCREEN}
+    serializer_class = s.ParticipantSerializer
+
+    def get_queryset(self):
+        return selectors.participants(self.request.user, self.trial,
+                                      **_filters(ParticipantFilters, self.request))
+
+    @extend_schema(parameters=[ParticipantFilters])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=s.ScreeningSerializer, responses={201: s.ParticipantSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.ScreeningSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        site = (policy.sites_for(request.user, self.trial, Perm.SCREEN)
+                .filter(active=True, code=given.validated_data["site"]).first())
+        if site is None:
+            raise drf.ValidationError({"site": [_("Not a recruiting site where you may screen "
+                                                  "participants.")]})
+        participant = participants.register_participant(
+            self.trial, site, by=request.user,
+            screened_on=given.validated_data.get("screened_on"))
+        return Response(s.ParticipantSerializer(participant).data, status=status.HTTP_201_CREATED)
+
+
+class ParticipantDetail(ParticipantView, generics.RetrieveAPIView):
+    serializer_class = s.ParticipantSerializer
+
+    def get_object(self):
+        return self.participant
+
+
+class Consent(ParticipantView):
+    """Record the signed informed consent (coordinator)."""
+
+    perms = {"POST": Perm.SCREEN}
+    serializer_class = s.ConsentSerializer
+
+    @extend_schema(request=s.ConsentSerializer, responses={200: s.ParticipantSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.ConsentSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        participant = participants.record_consent(
+            self.participant, by=request.user, consent_date=given.validated_data["consent_date"],
+            version=given.validated_data["consent_version"])
+        return Response(s.ParticipantSerializer(participant).data)
+
+
+class Eligibility(ParticipantView):
+    """Eligibility as read from the participant's eligibility CRF."""
+
+    serializer_class = s.EligibilitySerializer
+
+    def get(self, request, *args, **kwargs):
+        result = eligibility.evaluate(self.participant)
+        return Response(s.EligibilitySerializer({
+            "complete": result.complete, "met": result.met, "eligible": result.eligible,
+            "unanswered": result.unanswered, "failed": result.failed}).data)
+
+
+# --------------------------------------------------------------------------- randomisation
+
+
+class Randomise(ParticipantView):
+    """Randomise the participant (coordinator). Blinded roles get the kit, never the arm."""
+
+    perms = {"POST": Perm.RANDOMISE}
+    serializer_class = s.RandomiseSerializer
+
+    @extend_schema(request=s.RandomiseSerializer, responses={201: s.AllocationSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.RandomiseSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        allocation = randomisation.randomize(self.participant, by=request.user,
+                                             confirmed_strata=given.validated_data.get("strata"))
+        allocation = allocations.allocation_of(allocation.participant)
+        return Response(s.AllocationSerializer(
+            allocations.allocation_view(request.user, allocation)).data,
+            status=status.HTTP_201_CREATED)
+
+
+class AllocationDetail(ParticipantView):
+    serializer_class = s.AllocationSerializer
+
+    def get(self, request, *args, **kwargs):
+        allocation = allocations.allocation_of(self.participant)
+        if allocation is None:
+            raise Http404(_("Not randomised."))
+        allocation.participant = self.participant
+        return Response(s.AllocationSerializer(
+            allocations.allocation_view(request.user, allocation)).data)
+
+
+# --------------------------------------------------------------------------- visits
+
+
+class VisitFilters(drf.Serializer):
+    site = drf.CharField(required=False, max_length=64, help_text="A site code.")
+    state = drf.ChoiceField(choices=VisitState.choices, required=False)
+    due_after = drf.DateField(required=False, help_text="Window closes on or after this date.")
+    due_before = drf.DateField(required=False,
+                               help_text="Window closes on or before this date.")
+
+
+class TrialVisits(TrialView, generics.ListAPIView):
+    """Visits of your sites, by closing date of their window: the worklist, filterable."""
+
+    perms = {"GET": Perm.VIEW_PARTICIPANTS}
+    serializer_class = s.VisitSerializer
+
+    def get_queryset(self):
+        return selectors.visits(self.request.user, self.trial,
+                                **_filters(VisitFilters, self.request))
+
+    @extend_schema(parameters=[VisitFilters])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class ParticipantVisits(ParticipantView, generics.ListCreateAPIView):
+    """The participant's visit schedule; POST adds an unscheduled visit (coordinator)."""
+
+    perms = {"GET": Perm.VIEW_PARTICIPANTS, "POST": Perm.SCHEDULE_VISITS}
+    serializer_class = s.VisitSerializer
+
+    def get_queryset(self):
+        return selectors.participant_visits(self.participant)
+
+    @extend_schema(request=s.UnscheduledVisitSerializer, responses={201: s.VisitSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.UnscheduledVisitSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        visit = scheduling.add_unscheduled_visit(self.participant, by=request.user,
+                                                 **given.validated_data)
+        return Response(self.get_serializer(visit).data, status=status.HTTP_201_CREATED)
+
+
+class VisitDetail(ParticipantView, generics.RetrieveAPIView):
+    """One visit; POST records what happened: done on a date, missed, not applicable, reopened."""
+
+    perms = {"GET": Perm.VIEW_PARTICIPANTS, "POST": Perm.SCHEDULE_VISITS}
+    serializer_class = s.VisitSerializer
+
+    def get_object(self):
+        visit = (Visit.objects.select_related("participant__site")
+                 .filter(participant=self.participant, pk=self.kwargs["visit_id"]).first())
+        if visit is None:
+            raise Http404(_("No such visit of this participant."))
+        return visit
+
+    @extend_schema(request=s.VisitActionSerializer, responses={200: s.VisitSerializer},
+                   operation_id="trials_participants_visits_record")
+    def post(self, request, *args, **kwargs):
+        visit = self.get_object()
+        given = s.VisitActionSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        action, reason = given.validated_data["action"], given.validated_data.get("reason", "")
+        if action == "done":
+            visit = scheduling.record_visit_done(visit, done_on=given.validated_data["done_on"],
+                                                 by=request.user, reason=reason)
+        elif action == "missed":
+            visit = scheduling.mark_visit_missed(visit, by=request.user, reason=reason)
+        elif action == "not_applicable":
+            visit = scheduling.mark_visit_not_applicable(visit, by=request.user, reason=reason)
+        else:
+            visit = scheduling.reopen_visit(visit, by=request.user, reason=reason)
+        return Response(self.get_serializer(self.get_object()).data)
+
+
+# --------------------------------------------------------------------------- CRFs
+
+
+def _crf_errors(exc: ValidationError):
+    """``save_crf``'s refusal: answers' paths under ``data``, the reason and the rest apart."""
+    if not hasattr(exc, "error_dict"):
+        return as_drf(exc)
+    errors, answers = {}, {}
+    for name, messages in exc.message_dict.items():
+        if name == "__all__":
+            errors["detail"] = messages
+        elif name in ("reason", "complete", "crf_code", "visit"):
+            errors[name] = messages
+        else:
+            answers[name] = messages
+    if answers:
+        errors["data"] = answers
+    return drf.ValidationError(errors)
+
+
+def _save(participant, crf_code: str, given: dict, *, by, record=None, visit=None):
+    definition = (record.definition if record is not None
+                  else crf_of(participant.protocol_version_id, crf_code))
+    try:
+        answers = crf_input.clean_answers(definition, given["data"],
+                                          complete=given["complete"],
+                                          stored=record.data if record else None)
+        return crfs.save_crf(participant, crf_code, answers, by=by, complete=given["complete"],
+                             reason=given.get("reason", ""), record=record, visit=visit)
+    except ValidationError as exc:
+        raise _crf_errors(exc)
+
+
+class CRFList(ParticipantView, generics.ListCreateAPIView):
+    """The participant's CRF records; POST enters a new one (investigator, coordinator)."""
+
+    perms = {"GET": Perm.VIEW_PARTICIPANTS, "POST": Perm.ENTER_CRF}
+    serializer_class = s.CRFRecordSerializer
+
+    def get_queryset(self):
+        return selectors.crf_records(self.participant)
+
+    @extend_schema(request=s.CRFCreateSerializer, responses={201: s.CRFRecordSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.CRFCreateSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        participant, code = self.participant, given.validated_data["crf_code"]
+        if not any(c["code"] == code for c in participant.definition["crfs"]):
+            raise drf.ValidationError({"crf_code": [_("This protocol has no such CRF.")]})
+        visit = None
+        if given.validated_data.get("visit") is not None:
+            visit = Visit.objects.filter(participant=participant,
+                                         pk=given.validated_data["visit"]).first()
+            if visit is None or code not in (visit.crfs or []):
+                raise drf.ValidationError({"visit": [_("This CRF is not expected at that "
+                                                       "visit of this participant.")]})
+        existing = CRFRecord.objects.filter(participant=participant, crf_code=code,
+                                            visit=visit).first()
+        if existing is not None:
+            raise drf.ValidationError({"crf_code": [
+                _("This CRF is already entered (record %(id)d): update that record.") % {
+                    "id": existing.pk}]})
+        with transaction.atomic():
+            record = _save(participant, code, given.validated_data, by=request.user,
+                           visit=visit)
+        return Response(self.get_serializer(selectors.crf_records(participant)
+                                            .get(pk=record.pk)).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class CRFDetail(ParticipantView, generics.RetrieveAPIView):
+    """One CRF record; PUT changes its answers (a reason once it was completed)."""
+
+    perms = {"GET": Perm.VIEW_PARTICIPANTS, "PUT": Perm.ENTER_CRF}
+    serializer_class = s.CRFRecordSerializer
+
+    def get_object(self):
+        record = selectors.crf_records(self.participant).filter(pk=self.kwargs["record_id"]).first()
+        if record is None:
+            raise Http404(_("No such CRF record of this participant."))
+        record.participant = self.participant
+        return record
+
+    @extend_schema(request=s.CRFUpdateSerializer, responses={200: s.CRFRecordSerializer})
+    def put(self, request, *args, **kwargs):
+        record = self.get_object()
+        given = s.CRFUpdateSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        _save(self.participant, record.crf_code, given.validated_data, by=request.user,
+              record=record, visit=record.visit)
+        return Response(self.get_serializer(self.get_object()).data)
+
+
+# --------------------------------------------------------------------------- data queries
+
+
+class QueryFilters(drf.Serializer):
+    status = drf.ChoiceField(choices=QueryStatus.choices, required=False)
+    site = drf.CharField(required=False, max_length=64, help_text="A site code.")
+    study_id = drf.CharField(required=False, max_length=32)
+
+
+class TrialQueries(TrialView, generics.ListAPIView):
+    """Data queries of your sites, oldest first."""
+
+    perms = {"GET": Perm.VIEW_PARTICIPANTS}
+    serializer_class = s.DataQuerySerializer
+
+    def get_queryset(self):
+        return selectors.queries(self.request.user, self.trial,
+                                 **_filters(QueryFilters, self.request))
+
+    @extend_schema(parameters=[QueryFilters])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class RecordQueries(ParticipantView, generics.ListCreateAPIView):
+    """The queries of one CRF record; POST raises one on an answer (data manager)."""
+
+    perms = {"GET": Perm.VIEW_PARTICIPANTS, "POST": Perm.RAISE_QUERY}
+    serializer_class = s.DataQuerySerializer
+
+    @cached_property
+    def record(self) -> CRFRecord:
+        record = CRFRecord.objects.filter(participant=self.participant,
+                                          pk=self.kwargs["record_id"]).first()
+        if record is None:
+            raise Http404(_("No such CRF record of this participant."))
+        return record
+
+    def scope(self):
+        return self.trial, self.record.participant.site
+
+    def get_queryset(self):
+        return selectors.queries(self.request.user, self.trial).filter(record=self.record)
+
+    @extend_schema(request=s.RaiseQuerySerializer, responses={201: s.DataQueryDetailSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.RaiseQuerySerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        query = crfs.raise_query(self.record, by=request.user, **given.validated_data)
+        return Response(s.DataQueryDetailSerializer(
+            selectors.query_with_thread(request.user, self.trial, query.pk)).data,
+            status=status.HTTP_201_CREATED)
+
+
+class QueryView(TrialView):
+    serializer_class = s.DataQueryDetailSerializer
+
+    @cached_property
+    def query(self):
+        query = selectors.query_with_thread(self.request.user, self.trial, self.kwargs["query_id"])
+        if query is None:
+            raise Http404(_("No such query."))
+        return query
+
+    def scope(self):
+        return self.trial, self.query.record.participant.site
+
+    def reply(self):
+        del self.query  # read it again, with the message just written
+        return Response(s.DataQueryDetailSerializer(self.query).data)
+
+
+class QueryDetail(QueryView, generics.RetrieveAPIView):
+    """One query with its conversation."""
+
+    perms = {"GET": Perm.VIEW_PARTICIPANTS}
+
+    def get_object(self):
+        return self.query
+
+
+class QueryAnswer(QueryView):
+    """The site answers, optionally correcting the answer questioned (a new version of the CRF,
+    the answer being the reason for the change)."""
+
+    perms = {"POST": Perm.ANSWER_QUERY}
+
+    class Input(drf.Serializer):
+        text = drf.CharField(max_length=4000)
+        correction = drf.DictField(required=False, help_text="The CRF's answers, corrected "
+                                   "(as `data` of a CRF record).")
+        complete = drf.BooleanField(default=True)
+
+    @extend_schema(request=Input, responses={200: s.DataQueryDetailSerializer})
+    def post(self, request, *args, **kwargs):
+        given = self.Input(data=request.data)
+        given.is_valid(raise_exception=True)
+        correction = given.validated_data.get("correction")
+        if correction is not None:
+            record = self.query.record
+            try:
+                correction = crf_input.clean_answers(
+                    record.definition, correction, complete=given.validated_data["complete"],
+                    stored=record.data)
+            except ValidationError as exc:
+                raise drf.ValidationError({"correction": exc.message_dict})
+        crfs.answer_query(self.query, by=request.user, text=given.validated_data["text"],
+                          correction=correction, complete=given.validated_data["complete"])
+        return self.reply()
+
+
+class QueryClose(QueryView):
+    """The data manager closes the query."""
+
+    perms = {"POST": Perm.RAISE_QUERY}
+
+    @extend_schema(request=s.QueryTextSerializer, responses={200: s.DataQueryDetailSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.QueryTextSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        crfs.close_query(self.query, by=request.user, text=given.validated_data["text"])
+        return self.reply()
+
+
+class QueryReopen(QueryView):
+    """The data manager re-opens the query, saying why."""
+
+    perms = {"POST": Perm.RAISE_QUERY}
+
+    @extend_schema(request=s.QueryTextSerializer, responses={200: s.DataQueryDetailSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.QueryTextSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        crfs.reopen_query(self.query, by=request.user, text=given.validated_data["text"])
+        return self.reply()

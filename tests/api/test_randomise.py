@@ -1,0 +1,54 @@
+"""Randomisation through the API: the same service, and the blind kept in every answer."""
+from __future__ import annotations
+
+from django.urls import reverse
+
+from tests import factories
+from tests.randomization.test_blinding import assert_no_arm
+
+
+def test_a_blinded_coordinator_randomises_and_gets_the_kit_never_the_arm(places, make_user,
+                                                                       api):
+    trial = places.trial
+    user = make_user("coordinator", trial, places.own.site)
+    participant = factories.eligible_participant(trial, places.own.site, by=user)
+    response = api(user).post(reverse("api_randomise", args=[trial.slug, participant.study_id]))
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["arm"] is None and body["kit_code"]
+    assert_no_arm(trial, response.content.decode(), "randomise answer")
+    again = api(user).get(reverse("api_allocation", args=[trial.slug, participant.study_id]))
+    assert again.json()["kit_code"] == body["kit_code"] and again.json()["arm"] is None
+
+
+def test_the_statistician_sees_the_arm(places, make_user, api):
+    trial = places.trial
+    user = make_user("statistician", trial)
+    body = api(user).get(reverse("api_allocation", args=[
+        trial.slug, places.own.participant.study_id])).json()
+    assert body["arm"]["code"] == places.own.participant.allocation.arm.code
+    trial_body = api(user).get(reverse("api_trial", args=[trial.slug])).json()
+    assert {a["code"] for a in trial_body["arms"]} == set(trial.arms.values_list("code", flat=True))
+
+
+def test_a_participant_not_eligible_is_refused_with_the_reason(places, make_user, api):
+    trial = places.trial
+    user = make_user("coordinator", trial, places.own.site)
+    response = api(user).post(reverse("api_randomise", args=[
+        trial.slug, places.own.screened.study_id]))
+    assert response.status_code == 400
+    assert "informed consent" in response.json()["detail"][0]
+    response = api(user).post(reverse("api_randomise", args=[
+        trial.slug, places.own.participant.study_id]))
+    assert response.status_code == 400 and "already randomised" in response.json()["detail"][0]
+
+
+def test_strata_that_changed_since_confirmation_allocate_nothing(places, make_user, api):
+    trial = places.trial
+    user = make_user("coordinator", trial, places.own.site)
+    participant = factories.eligible_participant(trial, places.own.site, by=user)
+    response = api(user).post(reverse("api_randomise", args=[trial.slug, participant.study_id]),
+                              {"strata": {"nonsense": "x"}})
+    assert response.status_code == 400
+    assert api(user).get(reverse("api_allocation", args=[
+        trial.slug, participant.study_id])).status_code == 404

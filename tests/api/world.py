@@ -1,0 +1,59 @@
+"""A trial with something at every level, at two of its sites: what the API tests, the
+permission matrix and the fuzzing fill URLs with.
+
+At each site: one randomised participant with their visit schedule, their eligibility CRF
+(complete) and one data query on it, raised by the data manager; and one participant only
+screened.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from outcomes import services as crfs
+from outcomes.models import CRFRecord, DataQuery
+from patients.models import Participant, Visit
+from tests import factories
+from trials.models import Membership, Site, Trial
+
+
+@dataclass
+class Place:
+    """One site's objects, by what a URL names."""
+
+    trial: Trial
+    site: Site
+    participant: Participant   # randomised
+    screened: Participant      # only screened
+    visit: Visit
+    record: CRFRecord
+    query: DataQuery
+
+    def kwargs(self) -> dict[str, object]:
+        """Values for every URL parameter; ``crf_code`` is one the visit expects."""
+        return {"slug": self.trial.slug, "study_id": self.participant.study_id,
+                "visit_id": self.visit.pk, "record_id": self.record.pk,
+                "query_id": self.query.pk, "crf_code": (self.visit.crfs or ["eligibility"])[0],
+                "uidb64": "x", "token": "x"}
+
+
+def build(trial: Trial, site: Site, *, staff, data_manager) -> Place:
+    """``staff``: a coordinator of every site of ``trial`` (the list must be sealed)."""
+    participant = factories.randomised(trial, site, by=staff, days_ago=30)
+    screened = factories.participant(trial, site, by=staff)
+    visit = participant.visits.order_by("target_date", "code").first()
+    record = CRFRecord.objects.get(participant=participant, crf_code="eligibility")
+    query = crfs.raise_query(record, by=data_manager, field_path="screening_date",
+                             text="Please check the screening date.")
+    return Place(trial, site, participant, screened, visit, record, query)
+
+
+def ready(trial: Trial, *, statistician, make_user) -> tuple[object, object]:
+    """A sealed list for ``trial``, an all-sites coordinator and data manager."""
+    factories.sealed_list(trial, by=statistician)
+    staff = make_user("coordinator", trial)
+    data_manager = make_user("data_manager", trial)
+    return staff, data_manager
+
+
+def add_role(user, role: str, trial: Trial, site: Site | None) -> None:
+    Membership.objects.create(user=user, trial=trial, site=site, role=role)

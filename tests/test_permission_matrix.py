@@ -1,0 +1,240 @@
+"""Who gets what, on every route of the project: pages and API, every role, on their own
+site, another site of their trial, and another trial.
+
+``MATRIX`` is the specification: one row per (route name, method), one cell per role, each
+cell the statuses for (own site / other site / another trial), or one status for all three.
+The test walks every URL pattern (the admin aside: it has its own login and permissions),
+fills its parameters with real objects of that scope, sends the request (writes with an empty
+body, in a transaction rolled back afterwards) and compares. A route with no row fails the
+test, saying which: a new route must say who may use it.
+
+How to read a row: a site-scoped role (investigator, coordinator at the first site) gets 404
+for another site's participant, as for another trial's; all-sites roles (data manager,
+sponsor, statistician) see both sites. 403: may see, may not do. 405: the route exists but
+not with this method. 400/200 on a write with an empty body: allowed (and refused for the
+missing input). Anonymous: pages 302 to the login page, the API 401.
+
+Adding a route (lead, after a merge): add its rows below, e.g. for the API's list of reports
+(``Perm.VIEW_REPORTS``: data manager, sponsor, statistician)
+``("api_reports", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 401"``
+and run ``pytest tests/test_permission_matrix.py``; ``MATRIX_PRINT=1`` prints what every route
+answered, in this format, to compare with what the policy says it should.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from django.db import transaction
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from tests.api import world
+
+ROLES = ["investigator", "coordinator", "data_manager", "sponsor", "statistician",
+         "superuser", "anonymous"]
+SCOPES = ["own", "other", "another"]
+SITE_ROLES = {"investigator", "coordinator"}  # members of the first site only
+
+# One cell per role, in ROLES order; "a/b/c" = own site / other site / another trial.
+MATRIX: dict[tuple[str, str], str] = {
+    # Pages (and the account pages of django.contrib.auth). An empty POST to a page whose form
+    # is built from ``request.POST or None`` is read as a GET (200).
+    ("add_unscheduled_visit", "GET"): "405 405 405 405 405 405 302",
+    ("add_unscheduled_visit", "POST"): "403/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400 302",
+    ("allocation_balance", "GET"): "404 404 404 404 200/200/404 200 302",
+    ("allocation_certificate", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("allocation_detail", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("allocation_lists", "GET"): "404 404 404 404 200/200/404 200 302",
+    ("allocation_lists", "POST"): "404 404 404 404 200/200/404 200 302",
+    ("correct_stratum", "GET"): "405 405 405 405 405 405 302",
+    ("correct_stratum", "POST"): "403/404/404 302/404/404 403/403/404 403/403/404 403/403/404 302 302",
+    ("crf_edit", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("crf_edit", "POST"): "302/404/404 302/404/404 403/403/404 403/403/404 403/403/404 302 302",
+    ("crf_history", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("crf_lock", "GET"): "405 405 405 405 405 405 302",
+    ("crf_lock", "POST"): "403/404/404 403/404/404 400/400/404 403/403/404 403/403/404 400 302",
+    ("crf_pdf", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("crf_sign", "GET"): "200/404/404 403/404/404 403/403/404 403/403/404 403/403/404 200 302",
+    ("crf_sign", "POST"): "400/404/404 403/404/404 403/403/404 403/403/404 403/403/404 400 302",
+    ("crf_unlock", "GET"): "405 405 405 405 405 405 302",
+    ("crf_unlock", "POST"): "403/404/404 403/404/404 400/400/404 403/403/404 403/403/404 400 302",
+    ("emergency_unblind", "GET"): "200/404/404 403/404/404 403/403/404 403/403/404 403/403/404 200 302",
+    ("emergency_unblind", "POST"): "200/404/404 403/404/404 403/403/404 403/403/404 403/403/404 200 302",
+    ("health", "GET"): "200 200 200 200 200 200 200",
+    ("home", "GET"): "200 200 200 200 200 200 302",
+    ("login", "GET"): "200 200 200 200 200 200 200",
+    ("login", "POST"): "200 200 200 200 200 200 200",
+    ("logout", "GET"): "405 405 405 405 405 405 302",
+    ("logout", "POST"): "302 302 302 302 302 302 302",
+    ("participant_detail", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("participant_list", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("password_change", "GET"): "200 200 200 200 200 200 302",
+    ("password_change", "POST"): "200 200 200 200 200 200 302",
+    ("password_change_done", "GET"): "200 200 200 200 200 200 302",
+    ("password_reset", "GET"): "200 200 200 200 200 200 200",
+    ("password_reset", "POST"): "200 200 200 200 200 200 200",
+    ("password_reset_complete", "GET"): "200 200 200 200 200 200 200",
+    ("password_reset_confirm", "GET"): "200 200 200 200 200 200 200",
+    ("password_reset_confirm", "POST"): "200 200 200 200 200 200 200",
+    ("password_reset_done", "GET"): "200 200 200 200 200 200 200",
+    ("query_answer", "GET"): "405 405 405 405 405 405 302",
+    ("query_answer", "POST"): "400/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400 302",
+    ("query_close", "GET"): "405 405 405 405 405 405 302",
+    ("query_close", "POST"): "403/404/404 403/404/404 302/302/404 403/403/404 403/403/404 302 302",
+    ("query_raise", "GET"): "405 405 405 405 405 405 302",
+    ("query_raise", "POST"): "403/404/404 403/404/404 400/400/404 403/403/404 403/403/404 400 302",
+    ("query_reopen", "GET"): "405 405 405 405 405 405 302",
+    ("query_reopen", "POST"): "403/404/404 403/404/404 400/400/404 403/403/404 403/403/404 400 302",
+    ("randomize", "GET"): "403/404/404 302/404/404 403/403/404 403/403/404 403/403/404 302 302",
+    ("randomize", "POST"): "403/404/404 302/404/404 403/403/404 403/403/404 403/403/404 302 302",
+    ("record_consent", "GET"): "403/404/404 200/404/404 403/403/404 403/403/404 403/403/404 200 302",
+    ("record_consent", "POST"): "403/404/404 200/404/404 403/403/404 403/403/404 403/403/404 200 302",
+    ("screen_participant", "GET"): "404 200/200/404 404 404 404 200 302",
+    ("screen_participant", "POST"): "404 200/200/404 404 404 404 200 302",
+    ("set_language", "GET"): "302 302 302 302 302 302 302",
+    ("set_language", "POST"): "302 302 302 302 302 302 302",
+    ("set_profile_language", "GET"): "405 405 405 405 405 405 302",
+    ("set_profile_language", "POST"): "400 400 400 400 400 400 302",
+    ("trial_detail", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("update_visit", "GET"): "405 405 405 405 405 405 302",
+    ("update_visit", "POST"): "403/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400 302",
+    ("visit_crf_edit", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("visit_crf_edit", "POST"): "302/404/404 302/404/404 403/403/404 403/403/404 403/403/404 302 302",
+    ("visit_timeline", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("visit_worklist", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 302",
+    # The REST API (api/urls.py).
+    ("api_allocation", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_consent", "GET"): "405/404/404 405/404/404 405/405/404 405/405/404 405/405/404 405 401",
+    ("api_consent", "POST"): "403/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400 401",
+    ("api_crf", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_crf", "PUT"): "400/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400 401",
+    ("api_crfs", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_crfs", "POST"): "400/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400 401",
+    ("api_docs", "GET"): "200 200 200 200 200 200 302",
+    ("api_eligibility", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_participant", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_participants", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_participants", "POST"): "403/403/404 400/400/404 403/403/404 403/403/404 403/403/404 400 401",
+    ("api_queries", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_query", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_query_answer", "GET"): "405/404/404 405/404/404 405/405/404 405/405/404 405/405/404 405 401",
+    ("api_query_answer", "POST"): "400/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400 401",
+    ("api_query_close", "GET"): "405/404/404 405/404/404 405/405/404 405/405/404 405/405/404 405 401",
+    ("api_query_close", "POST"): "403/404/404 403/404/404 200/200/404 403/403/404 403/403/404 200 401",
+    ("api_query_reopen", "GET"): "405/404/404 405/404/404 405/405/404 405/405/404 405/405/404 405 401",
+    ("api_query_reopen", "POST"): "403/404/404 403/404/404 400/400/404 403/403/404 403/403/404 400 401",
+    ("api_randomise", "GET"): "405/404/404 405/404/404 405/405/404 405/405/404 405/405/404 405 401",
+    ("api_randomise", "POST"): "403/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400 401",
+    ("api_record_queries", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_record_queries", "POST"): "403/404/404 403/404/404 400/400/404 403/403/404 403/403/404 400 401",
+    ("api_schema", "GET"): "200 200 200 200 200 200 401",
+    ("api_sites", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_token", "GET"): "200 200 200 200 200 200 302",
+    ("api_token", "POST"): "400 400 400 400 400 400 302",
+    ("api_trial", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_trial_visits", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_trials", "GET"): "200 200 200 200 200 200 401",
+    ("api_visit", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_visit", "POST"): "403/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400 401",
+    ("api_visits", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_visits", "POST"): "403/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400 401",
+}
+
+
+def routes():
+    """(name, route, default kwargs) of every URL pattern but the admin's."""
+    def walk(resolver, prefix=""):
+        for entry in resolver.url_patterns:
+            if isinstance(entry, URLResolver):
+                if entry.app_name == "admin":
+                    continue
+                yield from walk(entry, prefix + str(entry.pattern))
+            elif isinstance(entry, URLPattern):
+                yield entry.name, prefix + str(entry.pattern), entry
+    yield from walk(get_resolver())
+
+
+def methods_of(name: str) -> list[str]:
+    if os.environ.get("MATRIX_PRINT"):
+        return ["GET", "POST", "PUT"] if name == "api_crf" else ["GET", "POST"]
+    return sorted({method for (route, method) in MATRIX if route == name}) or ["GET"]
+
+
+def expected(row: str) -> dict[tuple[str, str], int]:
+    cells = row.split()
+    assert len(cells) == len(ROLES), row
+    out = {}
+    for role, cell in zip(ROLES, cells):
+        codes = cell.split("/")
+        codes = codes * 3 if len(codes) == 1 else codes
+        assert len(codes) == 3, row
+        out.update({(role, scope): int(code) for scope, code in zip(SCOPES, codes)})
+    return out
+
+
+@pytest.fixture
+def setting(reminet, rectal, statistician, make_user):
+    """REMINET at two sites, the rectal trial as "another trial", and one user per role, all
+    members of REMINET only."""
+    staff, data_manager = world.ready(reminet, statistician=statistician, make_user=make_user)
+    own_site, other_site = reminet.sites.order_by("code")[:2]
+    other_staff, other_dm = world.ready(rectal, statistician=statistician, make_user=make_user)
+    places = {
+        "own": world.build(reminet, own_site, staff=staff, data_manager=data_manager),
+        "other": world.build(reminet, other_site, staff=staff, data_manager=data_manager),
+        "another": world.build(rectal, rectal.sites.order_by("code").first(), staff=other_staff,
+                               data_manager=other_dm),
+    }
+    users = {role: make_user(role, reminet, own_site if role in SITE_ROLES else None)
+             for role in ROLES[:5]}
+    users["superuser"] = make_user(is_superuser=True, is_staff=True)
+    users["anonymous"] = None
+    return places, users
+
+
+def _request(client, method: str, url: str):
+    if url.startswith("/api/"):
+        return getattr(client, method.lower())(url, {}, content_type="application/json")
+    return getattr(client, method.lower())(url, {})
+
+
+def test_every_route_answers_every_role_as_the_matrix_says(setting, client, client_for):
+    places, users = setting
+    unknown = sorted({name for name, _, _ in routes() if not any(r == name for r, _ in MATRIX)})
+    assert not unknown or os.environ.get("MATRIX_PRINT"), (f"Routes without a row in MATRIX (tests/test_permission_matrix.py): "
+                         f"{unknown}. Say who may use each.")
+    started, observed, wrong = time.monotonic(), {}, []
+    for name, route, pattern in routes():
+        for method in methods_of(name):
+            want = expected(MATRIX.get((name, method), " ".join(["0"] * len(ROLES))))
+            for role in ROLES:
+                for scope in SCOPES:
+                    kwargs = {k: places[scope].kwargs()[k] for k in pattern.pattern.converters}
+                    url = reverse(name, kwargs=kwargs)
+                    with transaction.atomic():
+                        c = client_for(users[role]) if users[role] else client
+                        if users[role] is None:
+                            client.logout()
+                        status = _request(c, method, url).status_code
+                        transaction.set_rollback(True)
+                    observed[(name, method, role, scope)] = status
+                    if status != want[(role, scope)]:
+                        wrong.append(f"{method} {name} as {role} ({scope}): {status}, "
+                                     f"expected {want[(role, scope)]}")
+    if os.environ.get("MATRIX_PRINT"):
+        _print(observed)
+    assert not wrong, "\n".join(wrong)
+    assert time.monotonic() - started < 120
+
+
+def _print(observed):
+    """MATRIX_PRINT=1: the observed answers in MATRIX's format (to review, never to paste
+    blindly)."""
+    keys = sorted({(n, m) for n, m, _, _ in observed})
+    for name, method in keys:
+        cells = []
+        for role in ROLES:
+            codes = [str(observed[(name, method, role, s)]) for s in SCOPES]
+            cells.append(codes[0] if len(set(codes)) == 1 else "/".join(codes))
+        print(f'    ("{name}", "{method}"): "{" ".join(cells)}",')
