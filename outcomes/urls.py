@@ -5,6 +5,7 @@ from . import views
 PARTICIPANT = "trials/<slug:slug>/participants/<str:study_id>/"
 RECORD = PARTICIPANT + "crfs/<int:record_id>/"
 QUERY = PARTICIPANT + "queries/<int:query_id>/"
+EXPORTS = "trials/<slug:slug>/exports/"
 
 urlpatterns = [
     path(PARTICIPANT + "crf/<slug:crf_code>/", views.crf_edit, name="crf_edit"),
@@ -19,4 +20,7 @@ urlpatterns = [
     path(QUERY + "answer/", views.query_action, {"action": "answer"}, name="query_answer"),
     path(QUERY + "close/", views.query_action, {"action": "close"}, name="query_close"),
     path(QUERY + "reopen/", views.query_action, {"action": "reopen"}, name="query_reopen"),
+    path(EXPORTS, views.export_list, name="export_list"),
+    path(EXPORTS + "odm.xml", views.export_odm, name="export_odm"),
+    path(EXPORTS + "<str:crf_code>/<str:form>.csv", views.export_crf_csv, name="export_crf_csv"),
 ]

@@ -23,6 +23,7 @@ def trial_detail(request, slug: str):
     return render(request, "trials/trial_detail.html", {
         "trial": trial, "overview": overview,
         "can_manage_allocation": policy.has_perm(request.user, policy.Perm.MANAGE_ALLOCATION, trial),
+        "can_export": policy.has_perm(request.user, policy.Perm.EXPORT_DATA, trial),
     })
 
 
