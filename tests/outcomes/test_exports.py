@@ -42,7 +42,7 @@ def csv_url(trial, crf_code: str, form: str) -> str:
 
 def adverse_events(participant, *events) -> dict:
     crf = crf_of(participant.protocol_version_id, "adverse_events")
-    rows = [{"term": term, "grade": grade, "serious": serious, "attribution": 1,
+    rows = [{"term": term, "grade": grade, "serious": serious, "attribution": "unrelated",
              "start_date": timezone.localdate().isoformat(), "end_date": None, "ongoing": True}
             for term, grade, serious in events]
     answers = crf_answers(crf, on=timezone.localdate(), any_event=True, events=rows)
