@@ -31,6 +31,7 @@ bench: install
 	$(PY) bench/randomise_http.py
 	$(PY) bench/daily_reminders.py
 	$(PY) bench/pages.py
+	$(PY) bench/export_stream.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache
