@@ -190,9 +190,10 @@ def test_pseudonymised(complete, sponsor, client_for):
                 assert part not in text
 
 
-def test_a_field_marked_identifying_is_never_exported(rectal, make_user):
-    from trials import services as trials_services
+def test_a_field_marked_identifying_is_never_exported(rectal):
     import copy
+
+    from trials import services as trials_services
 
     definition = copy.deepcopy(rectal.current_version.definition)
     crf = next(c for c in definition["crfs"] if c["code"] == "demographics")
