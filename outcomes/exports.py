@@ -11,7 +11,9 @@ Who and what (the README's "Exports" says it for people):
 - Streamed: the rows come from one ``values_list`` query read with ``.iterator(chunk_size=…)``
   (a server-side cursor on PostgreSQL), written through ``csv.writer`` into a small buffer that
   is handed out every ~64 KB. Nothing holds all rows; the query count is fixed whatever the
-  number of participants (two or three queries per file).
+  number of participants (two or three queries per file). ``export_zip`` puts every CRF's
+  file in one ZIP archive, compressed and handed out as it is written (``zipfile`` writes to
+  an unseekable stream with data descriptors).
 
 Values: codes as the protocol defines them (choice codes, not labels); yes/no as 1/0; dates
 ISO; decimals exactly as stored; multiple choices joined with ``|`` in protocol order.
@@ -31,6 +33,7 @@ import csv
 import datetime as dt
 import io
 import re
+import zipfile
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -318,3 +321,52 @@ def export_csv(user, trial: Trial, crf_code: str, form: str) -> Iterator[str]:
     rows = long_rows(user, trial, layout) if form == "long" else wide_rows(user, trial, layout)
     return csv_chunks(rows)
 
+
+
+class _Sink(io.RawIOBase):
+    """A write-only, unseekable file that keeps what was written until taken: ``zipfile``
+    then writes each member with a data descriptor, so the archive streams."""
+
+    def __init__(self):
+        self._parts: list[bytes] = []
+        self._position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self._parts.append(bytes(data))
+        self._position += len(data)
+        return len(data)
+
+    def tell(self) -> int:  # zipfile asks where each member starts
+        return self._position
+
+    def take(self) -> bytes:
+        data, self._parts = b"".join(self._parts), []
+        return data
+
+
+def export_zip(user, trial: Trial, form: str) -> Iterator[bytes]:
+    """Every CRF's CSV in one ZIP archive (``<crf>-<form>.csv`` each), streamed: each member is
+    compressed as its rows come and handed out as it grows."""
+    if form not in FORMS:
+        raise Http404(_("No export form %(form)s: choose long or wide.") % {"form": form})
+    layouts = list(trial_layouts(trial).values())
+    return _zip_chunks(user, trial, layouts, form)
+
+
+def _zip_chunks(user, trial: Trial, layouts: list[CRFLayout], form: str) -> Iterator[bytes]:
+    sink = _Sink()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for layout in layouts:
+            rows = (long_rows(user, trial, layout) if form == "long"
+                    else wide_rows(user, trial, layout))
+            with archive.open(f"{trial.slug}-{layout.code}-{form}.csv", "w",
+                              force_zip64=True) as member:
+                for chunk in csv_chunks(rows):
+                    member.write(chunk.encode("utf-8"))
+                    data = sink.take()
+                    if data:
+                        yield data
+    yield sink.take()

@@ -22,5 +22,6 @@ urlpatterns = [
     path(QUERY + "reopen/", views.query_action, {"action": "reopen"}, name="query_reopen"),
     path(EXPORTS, views.export_list, name="export_list"),
     path(EXPORTS + "odm.xml", views.export_odm, name="export_odm"),
+    path(EXPORTS + "all-crfs-<str:form>.zip", views.export_all_csv, name="export_all_csv"),
     path(EXPORTS + "<str:crf_code>/<str:form>.csv", views.export_crf_csv, name="export_crf_csv"),
 ]

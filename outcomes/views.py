@@ -392,6 +392,21 @@ def export_crf_csv(request, slug: str, crf_code: str, form: str):
 
 
 @require_GET
+def export_all_csv(request, slug: str, form: str):
+    """Every CRF's CSV in one ZIP archive."""
+    trial = get_trial_for(request.user, slug, Perm.EXPORT_DATA)
+    try:
+        chunks = exports.export_zip(request.user, trial, form)
+    except Http404 as missing:
+        return render(request, "outcomes/exports.html", {
+            **_exports_context(request, trial), "missing": str(missing)}, status=404)
+    return _streamed(request, trial, chunks, content_type="application/zip",
+                     filename=f"{trial.slug}-crfs-{form}.zip",
+                     what=f"CSV of every CRF ({form} form, ZIP)",
+                     detail={"format": "csv-zip", "form": form})
+
+
+@require_GET
 def export_odm(request, slug: str):
     trial = get_trial_for(request.user, slug, Perm.EXPORT_DATA)
     chunks = odm.export_odm(request.user, trial)

@@ -276,3 +276,21 @@ def test_the_exports_page_lists_every_crf(rectal, sponsor, investigator, client_
     assert reverse("export_list", args=[rectal.slug]) in trial_page
     trial_page = client_for(investigator).get(reverse("trial_detail", args=[rectal.slug]))
     assert reverse("export_list", args=[rectal.slug]) not in trial_page.content.decode()
+
+
+def test_every_crf_in_one_streamed_zip(complete, with_events, sponsor, client_for):
+    import zipfile
+
+    trial = complete.participant.trial
+    client = client_for(sponsor)
+    response = client.get(reverse("export_all_csv", args=[trial.slug, "wide"]))
+    assert isinstance(response, StreamingHttpResponse)
+    assert response["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    assert archive.testzip() is None
+    names = archive.namelist()
+    assert names == [f"{trial.slug}-{crf['code']}-wide.csv" for crf in trial.definition["crfs"]]
+    for crf_code in ("demographics", "adverse_events"):
+        assert archive.read(f"{trial.slug}-{crf_code}-wide.csv") == download(
+            client, csv_url(trial, crf_code, "wide"))
+    assert client.get(reverse("export_all_csv", args=[trial.slug, "tall"])).status_code == 404
