@@ -235,3 +235,24 @@ def test_query_count_does_not_grow_with_participants(rectal, coordinator, sponso
         factories.eligible_participant(rectal, by=coordinator)
     assert count() == few
     assert few <= 15
+
+
+def test_unscheduled_visits_are_keyed_by_their_number(participant, coordinator, investigator,
+                                                      sponsor, client_for):
+    from django.utils import timezone
+
+    from patients.scheduling import add_unscheduled_visit
+    from .test_exports import adverse_events
+
+    for n in range(2):
+        visit = add_unscheduled_visit(participant, on=timezone.localdate(), by=coordinator,
+                                      reason=f"Toxicity check {n + 1}", crfs=["adverse_events"])
+        save_crf(participant, "adverse_events", adverse_events(participant, ("Rash", 1, False)),
+                 by=investigator, complete=True, visit=visit)
+    body = odm_bytes(client_for(sponsor), participant.trial)
+    validate_with_xsd(body)
+    root = check_structure(body)
+    unscheduled = [e for e in root.iter(q("StudyEventData"))
+                   if e.get("StudyEventOID") == "SE.UNSCHEDULED"]
+    assert [e.get("StudyEventRepeatKey") for e in unscheduled] == ["1", "2"]
+    assert all(e.find(q("FormData")).get("FormOID") == "F.adverse_events" for e in unscheduled)
