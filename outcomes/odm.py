@@ -60,6 +60,10 @@ def _attrs(**attrs) -> str:
     return "".join(f" {k}={quoteattr(str(v))}" for k, v in attrs.items() if v is not None)
 
 
+def _open(name: str, **attrs) -> str:
+    return f"<{name}{_attrs(**attrs)}>"
+
+
 def _el(name: str, text: str | None = None, **attrs) -> str:
     if text is None:
         return f"<{name}{_attrs(**attrs)}/>"
@@ -126,8 +130,8 @@ class _Allocation:
     def __init__(self, trial: Trial, *, blinded: bool):
         self.show_arm = not blinded
         self.show_kit = trial.masking != "open"
-        self.arms = list(trial.arms.order_by("position").values_list("code", "label")) \
-            if self.show_arm else []
+        self.arms = (list(trial.arms.order_by("position").values_list("code", "label"))
+                     if self.show_arm else [])
 
     def items(self) -> list[tuple[str, str, str, str | None]]:
         """(OID, name, DataType, CodeList OID)."""
@@ -192,7 +196,8 @@ def metadata(trial: Trial, version: ProtocolVersion, layouts: dict[str, CRFLayou
             for n, (oid, *_rest) in enumerate(events, start=1)]
     out.append("</Protocol>")
     for oid, label, repeating, kind, crfs in events:
-        out.append(f"<StudyEventDef{_attrs(OID=oid, Name=label, Repeating='Yes' if repeating else 'No', Type=kind)}>")  # noqa: E501
+        out.append(_open("StudyEventDef", OID=oid, Name=label,
+                         Repeating="Yes" if repeating else "No", Type=kind))
         out += [_el("FormRef", FormOID=c if c == F_ALLOCATION else form_oid(c), OrderNumber=n,
                     Mandatory="No")
                 for n, c in enumerate(crfs, start=1) if c == F_ALLOCATION or c in layouts]
@@ -200,7 +205,8 @@ def metadata(trial: Trial, version: ProtocolVersion, layouts: dict[str, CRFLayou
     out.append(f'<FormDef OID="{F_ALLOCATION}" Name="Allocation" Repeating="No">'
                f'<ItemGroupRef ItemGroupOID="IG.ALLOCATION" Mandatory="Yes"/></FormDef>')
     for layout in layouts.values():
-        out.append(f"<FormDef{_attrs(OID=form_oid(layout.code), Name=layout.label, Repeating='No')}>")  # noqa: E501
+        out.append(_open("FormDef", OID=form_oid(layout.code), Name=layout.label,
+                         Repeating="No"))
         out.append(_el("ItemGroupRef", ItemGroupOID=group_oid(layout.code), OrderNumber=1,
                        Mandatory="Yes"))
         out += [_el("ItemGroupRef", ItemGroupOID=group_oid(layout.code, g["code"]),
@@ -213,13 +219,15 @@ def metadata(trial: Trial, version: ProtocolVersion, layouts: dict[str, CRFLayou
     out.append("</ItemGroupDef>")
     for layout in layouts.values():
         plain = [f for f in layout.fields if f["type"] != "group"]
-        out.append(f"<ItemGroupDef{_attrs(OID=group_oid(layout.code), Name=layout.code, Repeating='No')}>")  # noqa: E501
+        out.append(_open("ItemGroupDef", OID=group_oid(layout.code), Name=layout.code,
+                         Repeating="No"))
         out += [_el("ItemRef", ItemOID=item_oid(layout.code, f["code"]), OrderNumber=n,
                     Mandatory="Yes" if f.get("required") else "No")
                 for n, f in enumerate(plain, start=1)]
         out.append("</ItemGroupDef>")
         for g in layout.groups:
-            out.append(f"<ItemGroupDef{_attrs(OID=group_oid(layout.code, g['code']), Name=g['label'], Repeating='Yes')}>")  # noqa: E501
+            out.append(_open("ItemGroupDef", OID=group_oid(layout.code, g["code"]),
+                             Name=g["label"], Repeating="Yes"))
             out += [_el("ItemRef", ItemOID=item_oid(layout.code, f["code"], g["code"]),
                         OrderNumber=n, Mandatory="Yes" if f.get("required") else "No")
                     for n, f in enumerate(g["fields"], start=1)]
@@ -306,7 +314,8 @@ def _form(layout: CRFLayout, data: dict, site: str, versions: list[tuple]) -> st
     out.append("</ItemGroupData>")
     for g in layout.groups:
         for i, row in enumerate(data.get(g["code"]) or []):
-            out.append(f"<ItemGroupData{_attrs(ItemGroupOID=group_oid(layout.code, g['code']), ItemGroupRepeatKey=i + 1)}>")  # noqa: E501
+            out.append(_open("ItemGroupData", ItemGroupOID=group_oid(layout.code, g["code"]),
+                             ItemGroupRepeatKey=i + 1))
             out += [item(f"{g['code']}[{i}].{f['code']}", item_oid(layout.code, f["code"],
                                                                    g["code"]),
                          f, (row or {}).get(f["code"])) for f in g["fields"]]
@@ -347,14 +356,16 @@ def _document(user, trial: Trial, layouts: dict[str, CRFLayout],
                .filter(policy.site_filter(user, trial, Perm.EXPORT_DATA,
                                           field="participant__site")))
     now = timezone.now()
-    yield ('<?xml version="1.0" encoding="UTF-8"?>\n'
-           f"<ODM xmlns={quoteattr(NS)} ODMVersion=\"1.3.2\" FileType=\"Snapshot\""
-           f"{_attrs(FileOID=f'CTMS.{trial.slug}.{now:%Y%m%dT%H%M%S%f}', CreationDateTime=_instant(now), Granularity='All', SourceSystem='CTMS')}>")  # noqa: E501
+    yield '<?xml version="1.0" encoding="UTF-8"?>\n' + _open(
+        "ODM", xmlns=NS, ODMVersion="1.3.2", FileType="Snapshot",
+        FileOID=f"CTMS.{trial.slug}.{now:%Y%m%dT%H%M%S%f}", CreationDateTime=_instant(now),
+        Granularity="All", SourceSystem="CTMS")
     visits = _visits(trial)
     repeating = {event_oid(v["code"]): bool(v.get("repeat")) for v in visits}
     yield metadata(trial, version, layouts, allocation, visits)
     yield admin_data(user, trial, version, history)
-    yield (f"<ClinicalData{_attrs(StudyOID=f'ST.{trial.slug}', MetaDataVersionOID=f'MDV.{version.number}')}>")  # noqa: E501
+    yield _open("ClinicalData", StudyOID=f"ST.{trial.slug}",
+                MetaDataVersionOID=f"MDV.{version.number}")
 
     lookups = ["participant_id", "visit_id", "pk", "participant__study_id",
                "participant__site__code", "visit__code", "visit__occurrence",
@@ -363,11 +374,12 @@ def _document(user, trial: Trial, layouts: dict[str, CRFLayout],
     if allocation.show_arm:
         lookups.append("participant__allocation__arm__code")
     rows = _ordered(records).values_list(*lookups).iterator(chunk_size=CHUNK_SIZE)
-    versions_of = _ordered(history).order_by(
-        "participant_id", F("visit_id").asc(nulls_first=True), "id", "history_date",
-        "history_id").values_list("participant_id", "visit_id", "id", "history_date",
-                                  "history_user_id", "history_change_reason", "data")
-    hist = versions_of.iterator(chunk_size=CHUNK_SIZE)
+    # The history rows in the records' order (then oldest first), merged as both are read.
+    hist = (history.order_by("participant_id", F("visit_id").asc(nulls_first=True), "id",
+                             "history_date", "history_id")
+            .values_list("participant_id", "visit_id", "id", "history_date", "history_user_id",
+                         "history_change_reason", "data")
+            .iterator(chunk_size=CHUNK_SIZE))
     pending = next(hist, None)
 
     buffer = io.StringIO()
@@ -404,7 +416,8 @@ def _document(user, trial: Trial, layouts: dict[str, CRFLayout],
             if event is not None:
                 buffer.write("</StudyEventData>")
             repeat = occurrence if visit_id and repeating.get(oid, True) else None
-            buffer.write(f"<StudyEventData{_attrs(StudyEventOID=oid, StudyEventRepeatKey=repeat)}>")  # noqa: E501
+            buffer.write(_open("StudyEventData", StudyEventOID=oid,
+                               StudyEventRepeatKey=repeat))
             event = this_event
         layout = layouts.get(crf_code)
         if layout is not None:
