@@ -294,3 +294,19 @@ def test_every_crf_in_one_streamed_zip(complete, with_events, sponsor, client_fo
         assert archive.read(f"{trial.slug}-{crf_code}-wide.csv") == download(
             client, csv_url(trial, crf_code, "wide"))
     assert client.get(reverse("export_all_csv", args=[trial.slug, "tall"])).status_code == 404
+
+
+def test_derived_values_are_exported_as_stored(participant, baseline, investigator, sponsor,
+                                               client_for):
+    crf = crf_of(participant.protocol_version_id, "tumour_assessment")
+    lesions = [{"lesion_number": 1, "organ": "Liver", "diameter_mm": "32", "lymph_node": False},
+               {"lesion_number": 2, "organ": "Lung", "diameter_mm": "18", "lymph_node": False}]
+    record = save_crf(participant, "tumour_assessment",
+                      crf_answers(crf, on=baseline.target_date, target_lesions=lesions),
+                      by=investigator, complete=True, visit=baseline)
+    assert record.data["sum_of_diameters"] is not None
+    (row,) = read_csv(download(client_for(sponsor), csv_url(participant.trial,
+                                                            "tumour_assessment", "wide")))
+    assert row["sum_of_diameters"] == str(record.data["sum_of_diameters"])
+    assert row["overall_response"] == exports.value_text({}, record.data["overall_response"])
+    assert row["target_lesions_diameter_mm_2"] == "18"
