@@ -32,6 +32,7 @@ bench: install
 	$(PY) bench/daily_reminders.py
 	$(PY) bench/pages.py
 	$(PY) bench/enrolment_report.py
+	$(PY) bench/export_stream.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

@@ -5,6 +5,7 @@ from . import views
 PARTICIPANT = "trials/<slug:slug>/participants/<str:study_id>/"
 RECORD = PARTICIPANT + "crfs/<int:record_id>/"
 QUERY = PARTICIPANT + "queries/<int:query_id>/"
+EXPORTS = "trials/<slug:slug>/exports/"
 
 urlpatterns = [
     path(PARTICIPANT + "crf/<slug:crf_code>/", views.crf_edit, name="crf_edit"),
@@ -22,6 +23,10 @@ urlpatterns = [
     path("trials/<slug:slug>/outcomes/report.pdf", views.trial_outcomes_pdf,
          name="trial_outcomes_pdf"),
     path(QUERY + "reopen/", views.query_action, {"action": "reopen"}, name="query_reopen"),
+    path(EXPORTS, views.export_list, name="export_list"),
+    path(EXPORTS + "odm.xml", views.export_odm, name="export_odm"),
+    path(EXPORTS + "all-crfs-<str:form>.zip", views.export_all_csv, name="export_all_csv"),
+    path(EXPORTS + "<str:crf_code>/<str:form>.csv", views.export_crf_csv, name="export_crf_csv"),
 ]
 
 from . import report_views  # noqa: E402  (the Reports page, see outcomes/report_views.py)

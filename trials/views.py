@@ -27,6 +27,7 @@ def trial_detail(request, slug: str):
         "trial": trial, "overview": overview,
         "can_manage_allocation": policy.has_perm(request.user, policy.Perm.MANAGE_ALLOCATION, trial),
         "can_view_reports": policy.has_perm(request.user, policy.Perm.VIEW_REPORTS, trial),
+        "can_export": policy.has_perm(request.user, policy.Perm.EXPORT_DATA, trial),
     })
 
 
