@@ -234,7 +234,9 @@ def test_query_count_does_not_grow_with_participants(rectal, coordinator, sponso
     for _ in range(4):
         factories.eligible_participant(rectal, by=coordinator)
     assert count() == few
-    assert few <= 15
+    # The file's own 15, plus what every request costs: session, user, profile, the second
+    # factor's checks (devices, roles that require it) and the session saved for idle expiry.
+    assert few <= 20
 
 
 def test_unscheduled_visits_are_keyed_by_their_number(participant, coordinator, investigator,
