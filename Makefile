@@ -23,7 +23,7 @@ demo: install
 
 ## Run the whole test suite (SQLite unless DATABASE_URL points elsewhere).
 test: install
-	bin/ensure-chromium
+	bin/ensure-test-packages
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## Benchmarks on the local PostgreSQL (see README, "Benchmarks"); results in bench/results/.
