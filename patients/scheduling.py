@@ -59,8 +59,10 @@ from simple_history.utils import bulk_create_with_history, bulk_update_with_hist
 
 from trials import audit, policy
 from trials.policy import Perm
+from trials.protocol import PARTICIPANT_STATUSES
 
-from .models import Deviation, DeviationRule, Participant, Visit, VisitStatus
+from .models import (RANDOMISED_STATUSES, Deviation, DeviationRule, Participant, Status, Visit,
+                     VisitStatus)
 
 RANDOMISATION = "randomisation"
 UNSCHEDULED = "unscheduled"
@@ -139,6 +141,7 @@ class Facts:
     randomised_on: dt.date
     anchors: dict[str, dt.date]   # every known anchor date, randomisation included
     events: dict[str, dt.date]    # events whose CRF is completed, with their dates
+    status: str | None = None     # the status these facts give (``participant_status``)
 
 
 def read_facts(participant: Participant, allocation) -> Facts:
@@ -173,7 +176,21 @@ def read_facts(participant: Participant, allocation) -> Facts:
         day = earliest(event["source"], completed_only=True)
         if day is not None:
             happened[event["code"]] = day
-    return Facts(randomised_on, known, happened)
+    statuses = [a["participant_status"] for a in anchors
+                if a["code"] in known and a.get("participant_status")]
+    for event in events:
+        rule = event.get("participant_status")
+        if not rule or event["code"] not in happened:
+            continue
+        if isinstance(rule, dict):  # read from a choice on the event's CRF (end of study)
+            answer = next((data.get(rule["field"]) for code, status, data in records
+                           if code == event["source"]["crf"] and status != CRFStatus.DRAFT
+                           and as_date(data.get(event["source"]["field"]))
+                           == happened[event["code"]]), None)
+            rule = rule["values"].get(answer, rule["otherwise"])
+        statuses.append(rule)
+    status = max(statuses, key=PARTICIPANT_STATUSES.index, default=None)
+    return Facts(randomised_on, known, happened, status)
 
 
 @dataclass(frozen=True)
@@ -570,6 +587,7 @@ def apply_crf(record, *, by, reason: str = "") -> ScheduleChange | None:
                           .values_list("anchor_date", flat=True)} for a in anchors}
     change = _reconcile(participant, allocation.arm.code, facts, by=by,
                         reason=reason or f"{record.crf_code} saved")
+    _update_status(participant, facts, by=by, why=f"{record.crf_code} saved")
     if change:
         titles = [_anchor_title(definition, a["code"], before[a["code"]],
                                 facts.anchors.get(a["code"])) for a in anchors
@@ -580,6 +598,26 @@ def apply_crf(record, *, by, reason: str = "") -> ScheduleChange | None:
         _audit_change(participant, change, by=by, reason=reason,
                       title="; ".join(titles) or f"{record.crf_code} saved")
     return change
+
+
+def _update_status(participant: Participant, facts: Facts, *, by, why: str) -> None:
+    """Set the participant's status from their recorded anchors and events, as the protocol's
+    ``participant_status`` entries say: on treatment from the first treatment date, in
+    follow-up after the end of treatment, then completed, withdrawn or dead. Derived, so a
+    corrected CRF corrects the status; the change is in the participant's history and the
+    audit log. Callers hold the participant's lock."""
+    new = facts.status or Status.RANDOMISED
+    if participant.status == new or participant.status not in RANDOMISED_STATUSES:
+        return
+    old = participant.status
+    participant.status = new
+    participant._change_reason = _why(f"status from the CRFs: {why}")
+    participant.save(update_fields=["status"])
+    # Audit-log text: English, like every stored text (see the module docstring).
+    audit.record("participant.status_changed",
+                 f"{participant.study_id}: status {old} → {new} ({why}).",
+                 actor=by, trial=participant.trial, obj=participant,
+                 detail={"from": old, "to": new})
 
 
 # --------------------------------------------------------------------------- coordinator actions

@@ -30,6 +30,9 @@ import yaml
 FORMAT_VERSION = 1
 
 FIELD_TYPES = ["integer", "decimal", "date", "choice", "multichoice", "yesno", "text", "group"]
+# Statuses a protocol may give a randomised participant (patients.models.Status), in rank
+# order: a participant takes the highest their recorded anchors and events give.
+PARTICIPANT_STATUSES = ("on_treatment", "follow_up", "completed", "withdrawn", "dead")
 BUILTIN_ANCHORS = ["randomisation"]
 RESERVED_VISIT_CODES = ["unscheduled"]  # patients.scheduling.UNSCHEDULED
 
@@ -322,6 +325,8 @@ SCHEMA: dict[str, Any] = {
                     "code": _code,
                     "label": _text,
                     "source": _crf_field,
+                    # The participant's status once this date is recorded (on treatment).
+                    "participant_status": {"enum": list(PARTICIPANT_STATUSES)},
                 },
             },
         },
@@ -339,6 +344,20 @@ SCHEMA: dict[str, Any] = {
                     "label": _text,
                     "source": _crf_field,
                     "ends_all_visits": {"type": "boolean"},
+                    # The participant's status once the event's CRF is completed: a status, or
+                    # one read from a choice field of that CRF (end of study: completed,
+                    # withdrawn, dead by the reason given).
+                    "participant_status": {"oneOf": [
+                        {"enum": list(PARTICIPANT_STATUSES)},
+                        {"type": "object", "additionalProperties": False,
+                         "required": ["field", "values", "otherwise"],
+                         "properties": {
+                             "field": {"type": "string"},
+                             "values": {"type": "object", "additionalProperties": {
+                                 "enum": list(PARTICIPANT_STATUSES)}},
+                             "otherwise": {"enum": list(PARTICIPANT_STATUSES)},
+                         }},
+                    ]},
                     "note": {"type": "string"},
                 },
             },
@@ -651,6 +670,22 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
         if not _is_date_field(crfs, event["source"]):
             problems.append(ProtocolProblem(f"events[{i}].source.field",
                                             "an event is dated: its source must be a date field"))
+        by_field = event.get("participant_status")
+        if isinstance(by_field, dict) and event["source"]["crf"] in crfs:
+            here = f"events[{i}].participant_status"
+            field = next((f for f in crfs[event["source"]["crf"]]["fields"]
+                          if f["code"] == by_field["field"]), None)
+            if field is None or field["type"] != "choice":
+                problems.append(ProtocolProblem(
+                    f"{here}.field", f"{by_field['field']!r} is not a choice field of CRF "
+                                     f"{event['source']['crf']!r}"))
+            else:
+                choices = {c["code"] for c in field["choices"]}
+                for value in by_field["values"]:
+                    if value not in choices:
+                        problems.append(ProtocolProblem(
+                            f"{here}.values.{value}",
+                            f"{value!r} is not a choice of {by_field['field']!r}"))
 
     anchor_codes = set(BUILTIN_ANCHORS) | {a["code"] for a in anchors}
     event_codes = {e["code"] for e in events}
