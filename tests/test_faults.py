@@ -117,18 +117,36 @@ def test_a_connection_lost_mid_randomisation_leaves_nothing_half_written(
     assert Allocation.objects.get().participant == participant
 
 
+DEAD_BROKER = "redis://127.0.0.1:1/0"
+
+
+def _drop_connections(app) -> None:
+    """Forget the app's broker connection pools, so the next publish connects anew."""
+    pool, app._pool = app._pool, None
+    app.amqp._producer_pool = None
+    if pool is not None:
+        pool.force_close_all()
+
+
 @pytest.fixture
-def redis_down(settings):
-    """A real Celery app (not eager) whose broker is a port nobody listens on."""
+def redis_down(settings, monkeypatch):
+    """A real Celery app (not eager) whose broker is a port nobody listens on.
+
+    Celery reads the CELERY_BROKER_URL environment variable before its configuration (CI sets
+    it to the real Redis), so the variable is pointed at the dead port too, and connections
+    already open to the real broker are dropped."""
     from config.celery import app
 
     previous = (app.conf.CELERY_BROKER_URL, app.conf.CELERY_TASK_ALWAYS_EAGER)
-    app.conf.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    monkeypatch.setenv("CELERY_BROKER_URL", DEAD_BROKER)
+    app.conf.CELERY_BROKER_URL = DEAD_BROKER
     app.conf.CELERY_TASK_ALWAYS_EAGER = False
     app.conf.task_always_eager = False  # a test before may have set the un-namespaced key
+    _drop_connections(app)
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     yield app
     app.conf.CELERY_BROKER_URL, app.conf.CELERY_TASK_ALWAYS_EAGER = previous
+    _drop_connections(app)
 
 
 @pytest.fixture
@@ -191,7 +209,7 @@ def test_with_redis_unreachable_reminders_wait_in_the_database_for_the_next_run(
     from celery import Celery
     from django.conf import settings
 
-    beat = Celery("beat", broker="redis://127.0.0.1:1/0", set_as_current=False)  # own pool
+    beat = Celery("beat", broker=DEAD_BROKER, set_as_current=False)  # own pool
     beat.conf.task_publish_retry_policy = settings.CELERY_TASK_PUBLISH_RETRY_POLICY
     with pytest.raises(BrokerError):  # what beat does: publish by name, never run here
         beat.send_task("patients.send_visit_reminders", args=[today])
