@@ -182,7 +182,8 @@ def build(request_id: int, *, token: str) -> str:
         return fail(f"Unknown kind of report {report.kind!r}.")
     # The requester's rights at build time decide what the report shows.
     if not policy.has_perm(viewer, spec.permission, trial):
-        return fail("The requester may no longer see this report.")
+        with translation.override(_language_of(viewer)):
+            return fail(_("The requester may no longer see this report."))
     with_arms = not policy.is_blinded_for(viewer, trial)
     site_ids = sorted(policy.sites_for(viewer, trial, spec.permission)
                       .values_list("pk", flat=True))
