@@ -11,6 +11,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import translation
 
+from accounts.middleware import database_unavailable
 from outcomes.enrolment_pdf import build_enrolment_report
 from randomization import services
 from tests import factories
@@ -228,3 +229,11 @@ def test_the_enrolment_report_is_written_in_the_requesters_language(reminet_anal
         assert french_text in text, french_text
     for english in ("Enrolment report", "Participant flow", "Data completeness", "% entered"):
         assert english not in text, english
+
+
+def test_the_503_page_is_french_and_says_so_in_its_lang(rf):
+    with translation.override("fr"):  # no database, no profile: the browser's language
+        text = html.unescape(database_unavailable(rf.get("/trials/")).content.decode())
+
+    assert '<html lang="fr">' in text and "<h1>Service indisponible</h1>" in text
+    assert "La base de données est injoignable." in text and "Service unavailable" not in text
