@@ -92,7 +92,9 @@ def request_report(trial: Trial, kind: str, *, by) -> ReportRequest:
     with transaction.atomic():
         report = ReportRequest.objects.create(trial=trial, kind=kind, requested_by=by,
                                               requested_at=timezone.now())
-        audit.record("report.requested", f"{spec.label} #{report.pk} requested", actor=by,
+        with translation.override(None):  # the audit trail is in English, whoever asks
+            label = str(spec.label)
+        audit.record("report.requested", f"{label} #{report.pk} requested", actor=by,
                      trial=trial, obj=report)
         transaction.on_commit(lambda: dispatch(report.pk))
     return report

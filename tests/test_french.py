@@ -17,7 +17,7 @@ from randomization import services
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.outcomes.test_outcomes_pages import event, pdf_text
-from trials.models import Profile
+from trials.models import AuditEvent, Profile
 
 NBSP = "\u00a0"
 
@@ -182,6 +182,8 @@ def test_the_reports_page_and_a_built_report_are_french(reminet, make_user, clie
         response = client.post(reverse("report_request", args=[reminet.slug]),
                                {"kind": "enrolment"}, follow=True)
     assert "Votre rapport est en file d'attente" in page_text(response)
+    assert AuditEvent.objects.get(action="report.requested").message.startswith(
+        "Enrolment report #")  # the audit trail stays in one language
 
     text = page_text(client.get(url))  # built once the request committed
     assert "<h2>Rapports demandés</h2>" in text and "Requested reports" not in text
