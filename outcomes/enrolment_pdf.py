@@ -13,6 +13,7 @@ from xml.sax.saxutils import escape
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.charts.legends import Legend
 from reportlab.graphics.charts.lineplots import LinePlot
@@ -174,11 +175,12 @@ def consort_chart(f: EnrolmentFigures) -> Drawing:
     levels = [height - box_h - 2 * mm, height - 2 * box_h - 12 * mm,
               height - 3 * box_h - 22 * mm]
     _box(d, cx - main_w / 2, levels[0], main_w, box_h,
-         [_("Screened"), _("n = %(n)d") % {"n": t.screened}])
+         [pgettext("count column", "Screened"), _("n = %(n)d") % {"n": t.screened}])
     _box(d, cx - main_w / 2, levels[1], main_w, box_h,
          [_("Eligible"), _("n = %(n)d") % {"n": t.eligible}])
     _box(d, cx - main_w / 2, levels[2], main_w, box_h,
-         [_("Randomised"), _("n = %(n)d") % {"n": t.randomised}], fill=colors.HexColor("#eef4fa"))
+         [pgettext("count column", "Randomised"), _("n = %(n)d") % {"n": t.randomised}],
+         fill=colors.HexColor("#eef4fa"))
     for upper, lower in zip(levels, levels[1:]):
         _arrow(d, cx, upper, cx, lower + box_h)
     # Exclusions, to the right of the gaps between the main boxes.
@@ -262,8 +264,9 @@ def _site_label(code: str, name: str) -> str:
 
 
 def site_table(f: EnrolmentFigures) -> Table:
-    head = [_("Site"), _("Screened"), _("Not eligible"), _("Eligible"), _("Randomised"),
-            _("Withdrawn"), _("First randomised"), _("Last randomised")]
+    head = [_("Site"), pgettext("count column", "Screened"), _("Not eligible"), _("Eligible"),
+            pgettext("count column", "Randomised"), pgettext("count column", "Withdrawn"),
+            _("First randomised"), _("Last randomised")]
     rows = [head]
     for s in f.sites + [f.totals]:
         rows.append([_site_label(s.code, s.name) if s.code else _("All sites"), s.screened,
@@ -275,8 +278,10 @@ def site_table(f: EnrolmentFigures) -> Table:
 
 
 def completeness_table(f: EnrolmentFigures) -> Table:
-    head = [_("Site"), _("CRFs expected"), _("entered"), _("% entered"), _("complete"),
-            _("Overdue visits"), _("Open queries"), _("Deviations")]
+    head = [_("Site"), _("CRFs expected"), _("entered"),
+            # xgettext:no-python-format
+            _("% entered"),
+            _("complete"), _("Overdue visits"), _("Open queries"), _("Deviations")]
     rows = [head]
     for s in f.sites + [f.totals]:
         rows.append([_site_label(s.code, s.name) if s.code else _("All sites"), s.expected_crfs,
@@ -287,8 +292,9 @@ def completeness_table(f: EnrolmentFigures) -> Table:
 
 
 def arm_table(f: EnrolmentFigures) -> Table:
-    head = [_("Arm"), _("Randomised"), _("On treatment"), _("In follow-up"), _("Completed"),
-            _("Withdrawn"), _("Died")]
+    head = [_("Arm"), pgettext("count column", "Randomised"), _("On treatment"),
+            _("In follow-up"), pgettext("count column", "Completed"),
+            pgettext("count column", "Withdrawn"), _("Died")]
     rows = [head] + [[f"{a.code}: {a.label}"[:48], a.randomised, a.on_treatment, a.follow_up,
                       a.completed, a.withdrawn, a.dead] for a in f.arms]
     w = WIDTH - 70 * mm
@@ -341,7 +347,8 @@ def build_enrolment_report(trial, *, viewer, stream: BinaryIO,
     else:
         projection = _("cannot be projected: no randomisation in the recent period")
     key = [[_("Target enrolment"), str(f.target)],
-           [_("Randomised"), f"{f.randomised} ({_pct(f.randomised, f.target)})"],
+           [pgettext("count column", "Randomised"),
+            f"{f.randomised} ({_pct(f.randomised, f.target)})"],
            [_("Recent rate"), _("%(rate).1f per month (%(n)d randomised in the last %(days)d "
                                 "days)") % {"rate": f.rate_per_month, "n": f.recent_randomised,
                                             "days": f.recent_days}],

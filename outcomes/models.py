@@ -18,6 +18,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from simple_history.models import HistoricalRecords
 
 from patients.models import Participant
@@ -220,7 +221,7 @@ class QueryMessage(models.Model):
 class ReportStatus(models.TextChoices):
     QUEUED = "queued", _("Queued")
     RUNNING = "running", _("Building")
-    DONE = "done", _("Done")
+    DONE = "done", pgettext_lazy("report status", "Done")
     FAILED = "failed", _("Failed")
 
 

@@ -92,7 +92,9 @@ def request_report(trial: Trial, kind: str, *, by) -> ReportRequest:
     with transaction.atomic():
         report = ReportRequest.objects.create(trial=trial, kind=kind, requested_by=by,
                                               requested_at=timezone.now())
-        audit.record("report.requested", f"{spec.label} #{report.pk} requested", actor=by,
+        with translation.override(None):  # the audit trail is in English, whoever asks
+            label = str(spec.label)
+        audit.record("report.requested", f"{label} #{report.pk} requested", actor=by,
                      trial=trial, obj=report)
         transaction.on_commit(lambda: dispatch(report.pk))
     return report
@@ -182,7 +184,8 @@ def build(request_id: int, *, token: str) -> str:
         return fail(f"Unknown kind of report {report.kind!r}.")
     # The requester's rights at build time decide what the report shows.
     if not policy.has_perm(viewer, spec.permission, trial):
-        return fail("The requester may no longer see this report.")
+        with translation.override(_language_of(viewer)):
+            return fail(_("The requester may no longer see this report."))
     with_arms = not policy.is_blinded_for(viewer, trial)
     site_ids = sorted(policy.sites_for(viewer, trial, spec.permission)
                       .values_list("pk", flat=True))

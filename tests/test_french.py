@@ -1,17 +1,23 @@
 """A French-speaking user (``Profile.language = "fr"``) reads French: errors raised by the
-services, the randomisation certificate, the trial page and the e-mails written for them."""
+services, the randomisation certificate, the trial page and the e-mails written for them, the
+Outcomes, Reports and Exports pages, the reports themselves, two-factor set-up and API token."""
 from __future__ import annotations
 
 import html
+import io
 
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils import translation
 
+from accounts.middleware import database_unavailable
+from outcomes.enrolment_pdf import build_enrolment_report
 from randomization import services
 from tests import factories
 from tests.conftest import PASSWORD
-from trials.models import Profile
+from tests.outcomes.test_outcomes_pages import event, pdf_text
+from trials.models import AuditEvent, Profile
 
 NBSP = "\u00a0"
 
@@ -116,3 +122,120 @@ def test_list_exhaustion_alert_in_the_statisticians_language(
     [message] = mail.outbox
     assert message.to == [statistician.email]
     assert message.subject == f"[{reminet.short_title}] " + expected.format(nbsp=NBSP)
+
+
+# --------------------------------------------------------------------------- the newer pages
+
+
+@pytest.fixture
+def reminet_analysed(reminet, statistician, coordinator_factory):
+    """REMINET with four participants randomised a year ago (arms alternate), one progressed."""
+    factories.scripted_list(reminet, by=statistician, arms=["LAN", "PBO"])
+    coordinator = coordinator_factory(reminet)
+    people = [factories.randomised(reminet, by=coordinator, days_ago=365) for _ in range(4)]
+    event(people[0], "progression", coordinator, 90)
+    return reminet
+
+
+def test_the_outcomes_page_speaks_french_to_the_statistician(reminet_analysed, statistician,
+                                                              client, client_for):
+    client_for(french(statistician))
+
+    text = page_text(client.get(reverse("trial_outcomes", args=[reminet_analysed.slug])))
+
+    assert "<h1>Résultats et analyse de survie</h1>" in text
+    assert "4 participants randomisés analysés (en intention de traiter)." in text
+    assert "Nombre de sujets à risque" in text and "Estimation de Kaplan–Meier" in text
+    assert f"à 6 mois, IC exact à 90{NBSP}%" in text
+    assert f"Test du log-rank{NBSP}: khi-deux" in text
+    assert "<h2>Méthodes</h2>" in text and "intervalle de confiance exact (Clopper–Pearson)" in text
+    for english in ("Outcomes and survival analysis", "Number at risk", "Log-rank test",
+                    "Methods", "Time runs from randomisation"):
+        assert english not in text, english
+
+
+def test_a_blinded_french_reader_gets_the_pooled_page_and_report_in_french(
+        reminet_analysed, make_user, client, client_for):
+    client_for(french(make_user("sponsor", reminet_analysed)))
+
+    text = page_text(client.get(reverse("trial_outcomes", args=[reminet_analysed.slug])))
+    assert "Résultats tous bras confondus uniquement" in text and "Tous les participants" in text
+    assert "Pooled figures only" not in text and "All participants" not in text
+
+    pdf = pdf_text(client.get(reverse("trial_outcomes_pdf", args=[reminet_analysed.slug])).content)
+    assert "Rapport des résultats" in pdf and "tous bras confondus (aveugle)" in pdf
+    assert "Outcomes report" not in pdf and "pooled (blinded)" not in pdf
+
+
+def test_the_reports_page_and_a_built_report_are_french(reminet, make_user, client, client_for,
+                                                        django_capture_on_commit_callbacks):
+    client_for(french(make_user("sponsor", reminet)))
+    url = reverse("report_list", args=[reminet.slug])
+
+    text = page_text(client.get(url))
+    assert "<h1>Rapports</h1>" in text and "<h2>Demander un rapport</h2>" in text
+    assert f"Produire{NBSP}: Rapport d'inclusions" in text
+    assert "Aucun rapport demandé pour l'instant." in text
+    assert "Request a report" not in text and "<h1>Reports</h1>" not in text
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("report_request", args=[reminet.slug]),
+                               {"kind": "enrolment"}, follow=True)
+    assert "Votre rapport est en file d'attente" in page_text(response)
+    assert AuditEvent.objects.get(action="report.requested").message.startswith(
+        "Enrolment report #")  # the audit trail stays in one language
+
+    text = page_text(client.get(url))  # built once the request committed
+    assert "<h2>Rapports demandés</h2>" in text and "Requested reports" not in text
+    assert ">Prêt</span>" in text  # a report's status, not a visit's "Faite"
+    assert ">bras regroupés</span>" in text and ">pooled</span>" not in text
+
+
+def test_the_exports_page_is_french(reminet, make_user, client, client_for):
+    client_for(french(make_user("data_manager", reminet)))
+
+    text = page_text(client.get(reverse("export_list", args=[reminet.slug])))
+
+    assert "<h2>Essai complet</h2>" in text and "<h2>CRF au format CSV</h2>" in text
+    assert "Les allocations apparaissent sous forme de codes de kit, jamais de bras." in text
+    assert f"Centres inclus{NBSP}:" in text
+    for english in ("Whole trial", "CRFs as CSV", "Sites included", "Pseudonymised"):
+        assert english not in text, english
+
+
+def test_the_two_factor_set_up_and_api_token_pages_are_french(reminet, coordinator_factory,
+                                                              client, client_for):
+    client_for(french(coordinator_factory(reminet)))  # no second factor needed, none set up
+
+    text = page_text(client.get(reverse("two_factor_setup")))
+    assert "<h1>Configurer la double authentification</h1>" in text
+    assert f"Saisissez le code à 6 chiffres qu'affiche l'application{NBSP}:" in text
+    assert ">Double authentification</a>" in text and ">Jeton d'API</a>" in text  # top bar
+    assert "Set up two-factor authentication" not in text and "Two-factor" not in text
+
+    text = page_text(client.get(reverse("api_token")))
+    assert "<h1>Votre jeton d'API</h1>" in text and "Vous n'avez pas de jeton d'API." in text
+    assert "Your API token" not in text
+
+
+def test_the_enrolment_report_is_written_in_the_requesters_language(reminet_analysed, make_user):
+    sponsor = french(make_user("sponsor", reminet_analysed))
+    stream = io.BytesIO()
+    with translation.override("fr"):  # as the report queue does for a French requester
+        build_enrolment_report(reminet_analysed, viewer=sponsor, stream=stream)
+    text = pdf_text(stream.getvalue())
+
+    for french_text in ("Rapport d'inclusions - REMINET", "Flux des participants",
+                        "Tous bras confondus (en aveugle)", "Complétude des données",
+                        "% saisis", "Retirés de l'essai", "Randomisés", "Par centre"):
+        assert french_text in text, french_text
+    for english in ("Enrolment report", "Participant flow", "Data completeness", "% entered"):
+        assert english not in text, english
+
+
+def test_the_503_page_is_french_and_says_so_in_its_lang(rf):
+    with translation.override("fr"):  # no database, no profile: the browser's language
+        text = html.unescape(database_unavailable(rf.get("/trials/")).content.decode())
+
+    assert '<html lang="fr">' in text and "<h1>Service indisponible</h1>" in text
+    assert "La base de données est injoignable." in text and "Service unavailable" not in text

@@ -33,3 +33,14 @@ def test_the_french_mo_is_compiled_from_the_po():
     stale = {msgid for (context, msgid), msgstr in po.items()
              if (mo.pgettext(context, msgid) if context else mo.gettext(msgid)) != msgstr}
     assert not stale, f"run `manage.py compilemessages`: {sorted(stale)[:5]}"
+
+
+def test_no_french_entry_is_left_empty_or_fuzzy():
+    """A fuzzy entry is a guess by msgmerge (often a neighbouring sentence): Django ignores it,
+    so the page shows English; an empty one shows English too."""
+    text = (LOCALE / "django.po").read_text(encoding="utf-8")
+    blocks = [b for b in text.split("\n\n")[1:] if not b.lstrip().startswith("#~")]
+    fuzzy = [b for b in blocks if re.search(r"^#,.*\bfuzzy\b", b, flags=re.M)]
+    empty = [b for b in blocks if re.search(r'^msgstr(\[\d\])? ""\n(?!")', b + "\n", flags=re.M)]
+    assert not fuzzy, f"{len(fuzzy)} fuzzy entries, e.g. {fuzzy[0]}"
+    assert not empty, f"{len(empty)} untranslated entries, e.g. {empty[0]}"
