@@ -8,6 +8,7 @@ from __future__ import annotations
 from xml.sax.saxutils import escape
 
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 from .survival import EndpointAnalysis, GroupResult
 
@@ -44,7 +45,7 @@ def km_svg(analysis: EndpointAnalysis, *, width: int = 680, height: int = 300) -
     def y(s: float) -> float:
         return top + plot_h * (1 - s)
 
-    title = escape(f"{analysis.label}: Kaplan-Meier")
+    title = escape(_("%(endpoint)s: Kaplan–Meier") % {"endpoint": analysis.label})
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
              f'role="img" aria-label="{title}" class="km-plot">', f"<title>{title}</title>"]
     for s in (0, 0.25, 0.5, 0.75, 1):

@@ -59,13 +59,15 @@ def save_crf(
     version_id = record.protocol_version_id if record else participant.protocol_version_id
     definition = crf_of(version_id, crf_code)
     if definition is None:
-        raise ValidationError(f"CRF {crf_code!r} is not part of this participant's protocol version.")
+        raise ValidationError(_("CRF %(crf)s is not part of this participant's protocol "
+                                "version.") % {"crf": repr(crf_code)})
     if record is not None:
         record = CRFRecord.objects.select_for_update().get(pk=record.pk)
         if record.status == CRFStatus.LOCKED:
-            raise ValidationError("This CRF is locked by the data manager; ask them to unlock it.")
+            raise ValidationError(_("This CRF is locked by the data manager; ask them to unlock "
+                                    "it."))
         if record.ever_completed and not reason.strip():
-            raise ValidationError({"reason": "Give the reason for changing a completed CRF."})
+            raise ValidationError({"reason": _("Give the reason for changing a completed CRF.")})
     if complete:
         missing = missing_required(definition, data)
         if missing:
@@ -201,7 +203,8 @@ def _english(text) -> str:
 
 def _require(by, perm: Perm, participant: Participant) -> None:
     if not policy.has_perm(by, perm, participant.trial, participant.site):
-        raise PermissionDenied(f"You may not {perm.value.replace('_', ' ')} at this site.")
+        raise PermissionDenied(_("You may not do this (%(action)s) at this site.") % {
+            "action": perm.value.replace("_", " ")})
 
 
 def _locked(record: CRFRecord) -> CRFRecord:
