@@ -55,7 +55,7 @@ def report_list(request, slug: str):
 
 @require_POST
 def report_request(request, slug: str):
-    trial = get_trial_for(request.user, slug)
+    trial = _trial(request, slug)  # 403 before the kind is even looked at
     kind = request.POST.get("kind", "")
     try:
         report = reports.request_report(trial, kind, by=request.user)

@@ -349,6 +349,7 @@ def query_action(request, slug: str, study_id: str, query_id: int, action: str):
 # --------------------------------------------------------------------------- outcomes
 
 
+@require_GET
 def trial_outcomes(request, slug: str):
     """Survival analysis and safety tables of a trial, for readers of reports; pooled for a
     reader blinded to the arm (``outcomes.analysis``)."""
