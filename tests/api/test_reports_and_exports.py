@@ -205,3 +205,23 @@ def test_a_site_scoped_sponsor_exports_only_their_site(places, make_user, api):
     sponsor = make_user("sponsor", places.trial, places.own.site)
     rows = read_csv(body(api(sponsor).get(export(places, "api_export_csv", "eligibility"))))
     assert {r["study_id"] for r in rows} == {places.own.participant.study_id}
+
+
+def test_the_report_list_costs_the_same_queries_whatever_its_length(places, sponsor,
+                                                                    client_for):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_for(sponsor)
+    url = reverse("api_reports", args=[places.trial.slug])
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    world.built_report(places.trial, by=sponsor)
+    one = queries()
+    for _ in range(3):
+        world.built_report(places.trial, by=sponsor)
+    assert queries() == one
