@@ -8,10 +8,14 @@ Blinding: the arm appears in exactly one place, ``AllocationSerializer.arm``, an
 """
 from __future__ import annotations
 
+from django.urls import reverse
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from outcomes.models import CRFRecord, DataQuery, QueryMessage
+from outcomes.models import CRFRecord, DataQuery, QueryMessage, ReportRequest, ReportStatus
+from outcomes.reports import KINDS as REPORT_KINDS
 from patients.models import Participant, Visit, VisitState
 from trials import policy
 from trials.models import Arm, Site, Trial
@@ -238,3 +242,49 @@ class RaiseQuerySerializer(serializers.Serializer):
 class QueryTextSerializer(serializers.Serializer):
     text = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
 
+
+
+# --------------------------------------------------------------------------- reports and exports
+
+
+class ReportRequestSerializer(serializers.ModelSerializer):
+    """A requested report: where its build is, and its download once built, if the reader may
+    download it (``outcomes.reports.Rights``: a blinded reader never gets a report built with
+    arms). ``context["rights"]`` holds the reader's rights, computed once for a list."""
+
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True)
+    progress = serializers.SerializerMethodField(help_text="Percent done (100 once built).")
+    download = serializers.SerializerMethodField(
+        help_text="The URL of the PDF once built, if you may download it; else null.")
+
+    class Meta:
+        model = ReportRequest
+        fields = ["id", "kind", "status", "progress", "step", "error", "requested_by",
+                  "requested_at", "finished_at", "size", "download"]
+        read_only_fields = fields
+
+    def get_progress(self, report: ReportRequest) -> int:
+        return 100 if report.status == ReportStatus.DONE else report.progress
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_download(self, report: ReportRequest) -> str | None:
+        if not self.context["rights"].may_download(report):
+            return None
+        return self.context["request"].build_absolute_uri(
+            reverse("api_report_download", args=[report.trial.slug, report.pk]))
+
+
+class ReportKindSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=list(REPORT_KINDS), help_text="The kind of report: " + ", ".join(REPORT_KINDS),
+        error_messages={"invalid_choice": format_lazy(
+            _('Unknown kind of report "{{input}}"; choose one of: {choices}.'),
+            choices=", ".join(REPORT_KINDS))})
+
+
+class ExportFormSerializer(serializers.Serializer):
+    form = serializers.ChoiceField(
+        choices=["long", "wide"], default="long",
+        help_text="long: one row per answered value (a group's rows numbered by `repeat`); "
+                  "wide: one row per CRF record, one column per field.",
+        error_messages={"invalid_choice": _('No export form "{input}": choose long or wide.')})

@@ -12,6 +12,7 @@ TRIAL = "trials/<slug:slug>/"
 PARTICIPANT = TRIAL + "participants/<str:study_id>/"
 RECORD = PARTICIPANT + "crfs/<int:record_id>/"
 QUERY = TRIAL + "queries/<int:query_id>/"
+REPORT = TRIAL + "reports/<int:report_id>/"
 
 v1 = [
     path("trials/", views.TrialList.as_view(), name="api_trials"),
@@ -34,6 +35,13 @@ v1 = [
     path(QUERY + "answer/", views.QueryAnswer.as_view(), name="api_query_answer"),
     path(QUERY + "close/", views.QueryClose.as_view(), name="api_query_close"),
     path(QUERY + "reopen/", views.QueryReopen.as_view(), name="api_query_reopen"),
+    path(TRIAL + "reports/", views.ReportList.as_view(), name="api_reports"),
+    path(REPORT, views.ReportDetail.as_view(), name="api_report"),
+    path(REPORT + "download/", views.ReportDownload.as_view(), name="api_report_download"),
+    path(TRIAL + "exports/csv/", views.ExportAllCRFs.as_view(), name="api_export_zip"),
+    path(TRIAL + "exports/csv/<slug:crf_code>/", views.ExportCRF.as_view(),
+         name="api_export_csv"),
+    path(TRIAL + "exports/odm/", views.ExportODM.as_view(), name="api_export_odm"),
 ]
 
 

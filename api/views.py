@@ -15,15 +15,18 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.functional import cached_property
+from django.utils.functional import SimpleLazyObject, cached_property
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers as drf, status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
-from outcomes import services as crfs
-from outcomes.models import CRFRecord, QueryStatus
+from outcomes import downloads, reports, services as crfs
+from outcomes.models import CRFRecord, QueryStatus, ReportRequest
 from patients import eligibility, scheduling, services as participants
 from patients.models import Status, Visit, VisitState
 from patients.selectors import get_participant_for
@@ -523,3 +526,103 @@ class QueryReopen(QueryView):
         given.is_valid(raise_exception=True)
         crfs.reopen_query(self.query, by=request.user, text=given.validated_data["text"])
         return self.reply()
+
+
+# --------------------------------------------------------------------------- reports
+
+
+class DownloadNegotiation(DefaultContentNegotiation):
+    """A download answers its own media type (PDF, CSV, ZIP, XML) whatever ``Accept`` asks; its
+    errors are JSON, as everywhere in the API."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class ReportView(TrialView):
+    perms = {"GET": Perm.VIEW_REPORTS, "POST": Perm.VIEW_REPORTS}
+    serializer_class = s.ReportRequestSerializer
+
+    def get_serializer_context(self):
+        # The reader's rights decide each download link; computed once, when first needed.
+        rights = SimpleLazyObject(lambda: reports.Rights.of(self.request.user, self.trial))
+        return {**super().get_serializer_context(), "rights": rights}
+
+
+class ReportList(ReportView, generics.ListCreateAPIView):
+    """The trial's reports, newest first, each with its download once built, if you may
+    download it; POST requests one (``kind``), built in the background: poll it by its id."""
+
+    def get_queryset(self):
+        return (ReportRequest.objects.defer("content").select_related("trial", "requested_by")
+                .filter(trial=self.trial).order_by("-requested_at", "-pk"))
+
+    @extend_schema(request=s.ReportKindSerializer, responses={202: s.ReportRequestSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.ReportKindSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        report = reports.request_report(self.trial, given.validated_data["kind"],
+                                         by=request.user)
+        report = reports.report_of(self.trial, report.pk)  # built already without a broker
+        url = reverse("api_report", args=[self.trial.slug, report.pk])
+        return Response(self.get_serializer(report).data, status=status.HTTP_202_ACCEPTED,
+                        headers={"Location": request.build_absolute_uri(url)})
+
+
+class ReportDetail(ReportView, generics.RetrieveAPIView):
+    """One report of the trial, to poll: status, percent done, the step, its download."""
+
+    def get_object(self):
+        return reports.report_of(self.trial, self.kwargs["report_id"])
+
+
+class ReportDownload(ReportView):
+    """The PDF, once built: 404 before; 403 if it was built with rights you do not have (a
+    report showing arms, for a blinded reader; one covering sites you may not see)."""
+
+    content_negotiation_class = DownloadNegotiation
+
+    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
+    def get(self, request, *args, **kwargs):
+        return reports.download(request.user, self.trial, self.kwargs["report_id"])
+
+
+# --------------------------------------------------------------------------- exports
+
+
+class ExportView(TrialView):
+    """Exports stream the very files of the Exports page, audited the same way
+    (``outcomes.downloads``): pseudonymised, your sites only, no arm for a blinded role."""
+
+    perms = {"GET": Perm.EXPORT_DATA}
+    content_negotiation_class = DownloadNegotiation
+
+    def form(self) -> str:
+        return _filters(s.ExportFormSerializer, self.request)["form"]
+
+
+class ExportCRF(ExportView):
+    """One CRF's records as CSV (UTF-8 with BOM), ``?form=long`` (default) or ``wide``."""
+
+    @extend_schema(parameters=[s.ExportFormSerializer], operation_id="trials_exports_csv_crf",
+                   responses={(200, "text/csv"): OpenApiTypes.BINARY})
+    def get(self, request, *args, **kwargs):
+        return downloads.crf_csv(request.user, self.trial, self.kwargs["crf_code"], self.form())
+
+
+class ExportAllCRFs(ExportView):
+    """Every CRF's CSV in one ZIP archive, ``?form=long`` (default) or ``wide``."""
+
+    @extend_schema(parameters=[s.ExportFormSerializer], operation_id="trials_exports_csv_all",
+                   responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    def get(self, request, *args, **kwargs):
+        return downloads.all_crfs_zip(request.user, self.trial, self.form())
+
+
+class ExportODM(ExportView):
+    """The whole trial as one CDISC ODM 1.3.2 XML file (clinical data with its audit trail)."""
+
+    @extend_schema(operation_id="trials_exports_odm",
+                   responses={(200, "application/xml"): OpenApiTypes.BINARY})
+    def get(self, request, *args, **kwargs):
+        return downloads.odm_xml(request.user, self.trial)

@@ -4,8 +4,12 @@ Run from the benchmark scripts (``python bench/<script>.py``), which import it a
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.client
 import re
+import struct
+import time
 import socket
 import subprocess
 import urllib.parse
@@ -45,6 +49,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def second_factor(user) -> str:
+    """Give ``user`` a confirmed authenticator (TOTP) device, as the setup page does once they
+    scanned its QR code; its key (hex), from which ``totp_code`` computes what the app shows.
+    Call inside the bench's Django setup, for users whose role requires two factors."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    return TOTPDevice.objects.create(user=user, name="bench authenticator", confirmed=True).key
+
+
+def totp_code(key_hex: str, *, step: int = 30, digits: int = 6) -> str:
+    """The code an authenticator app shows now for a device's hex key (RFC 6238, the defaults
+    of django-otp's TOTPDevice; ``accounts.services.current_code`` in the project)."""
+    counter = struct.pack(">Q", int(time.time()) // step)
+    digest = hmac.new(bytes.fromhex(key_hex), counter, hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    number = struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF
+    return f"{number % 10 ** digits:0{digits}d}"
+
+
 class Client:
     """One browser-like client: a keep-alive connection, a session cookie, a CSRF token."""
 
@@ -76,16 +99,30 @@ class Client:
                 self.cookies[name] = rest.split(";", 1)[0]
         return response.status, data
 
-    def login(self, username: str) -> None:
+    def login(self, username: str, *, totp_key: str | None = None) -> None:
+        """The login form, then, for a user with an authenticator (``totp_key`` from
+        ``second_factor``), the second step with the code it shows now: as a person logs in."""
         status, page = self.request("GET", "/accounts/login/")
-        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
         status, _ = self.request("POST", "/accounts/login/", {
-            "csrfmiddlewaretoken": token, "username": username, "password": PASSWORD})
+            "csrfmiddlewaretoken": _csrf(page), "username": username, "password": PASSWORD})
         if status != 302:
             raise RuntimeError(f"login of {username} failed: HTTP {status}")
+        if totp_key is None:
+            return
+        status, page = self.request("GET", "/accounts/two-factor/verify/")
+        if status != 200:
+            raise RuntimeError(f"second step of {username}: HTTP {status} for the verify page")
+        status, _ = self.request("POST", "/accounts/two-factor/verify/", {
+            "csrfmiddlewaretoken": _csrf(page), "code": totp_code(totp_key)})
+        if status != 302:
+            raise RuntimeError(f"second step of {username} failed: HTTP {status}")
 
     def post(self, path: str, form: dict) -> int:
         """A form POST with the session's CSRF token, as the browser sends it."""
         status, _ = self.request("POST", path, {**form,
                                                 "csrfmiddlewaretoken": self.cookies["csrftoken"]})
         return status
+
+
+def _csrf(page: bytes) -> str:
+    return re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()

@@ -25,7 +25,8 @@ For each size, on this machine only (127.0.0.1):
 3. counts the SQL queries of each page in-process (``django.test.Client`` and
    ``CaptureQueriesContext``) for several participants and every role that can see the page;
 4. starts gunicorn with the production settings (DEBUG off, persistent connections), logs a
-   client in per user (session + CSRF, like a browser), and requests ``--requests`` times each
+   client in per user (session + CSRF, like a browser; investigators with their authenticator
+   code, as two factors are required of them), and requests ``--requests`` times each
    page after a warm-up, first from 1 client, then from 4 concurrent ones: a random
    participant's page, one of their CRFs at a visit, the visit worklist of a random user's
    trial, a random participant's visit timeline, each as a random user allowed to see it
@@ -56,7 +57,8 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from common import PASSWORD, Client, drop_database, free_port, recreate_database, sh
+from common import (PASSWORD, Client, drop_database, free_port, recreate_database,
+                    second_factor, sh)
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -214,7 +216,7 @@ def measure(args, runs: list[dict], servers: dict[int, Server]) -> None:
             if user["role"] == "statistician":
                 continue
             client = Client(port)
-            client.login(user["username"])
+            client.login(user["username"], totp_key=user.get("totp_key"))
             sessions[size][user["username"]] = client.cookies
             client.conn.close()
         works[size] = Work(run["made"], seed=args.seed + size)
@@ -465,12 +467,16 @@ def make_fixture() -> dict:
                 name = f"bench-{short}-{site.code.lower()}"
                 user = User.objects.create(username=name, password=password)
                 Membership.objects.create(user=user, trial=trial, site=site, role=role)
-                users.append({"username": name, "role": role, "scopes": [[trial.slug, site.code]]})
+                users.append({"username": name, "role": role, "scopes": [[trial.slug, site.code]],
+                              # investigators sign CRFs: they log in with two factors
+                              **({"totp_key": second_factor(user)}
+                                 if role == "investigator" else {})})
                 if role == "coordinator":
                     coordinators[site.pk] = user
         randomization.seal_and_activate(
             randomization.generate_list(trial, by=stat, seed=f"bench-{trial.slug}"), by=stat)
-    users.append({"username": "bench-stat", "role": "statistician", "scopes": []})
+    users.append({"username": "bench-stat", "role": "statistician", "scopes": [],
+                  "totp_key": second_factor(stat)})
     return {"trials": trials, "users": users, "coordinators": coordinators, "stat": stat}
 
 
@@ -698,6 +704,21 @@ def sample_targets() -> list[dict]:
                  "crf": crf} for slug, study_id, site, visit_id, crf in cursor.fetchall()]
 
 
+def _verify_session(client, user) -> None:
+    """Mark an in-process client's session verified with the user's authenticator
+    (django_otp's own login helper, as the verify page calls), without spending a code that
+    the HTTP login of the same user may need within the same 30 seconds."""
+    from django.http import HttpRequest
+    from django_otp import login as otp_login
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    request = HttpRequest()
+    request.session = client.session
+    request.user = user
+    otp_login(request, TOTPDevice.objects.get(user=user, confirmed=True))
+    request.session.save()
+
+
 def count_queries(fixture: dict, participants: list[dict], rng: random.Random) -> dict:
     """Queries each page runs for several participants, per trial and role:
     {page: {"trial/role": [distinct counts]}}."""
@@ -711,7 +732,10 @@ def count_queries(fixture: dict, participants: list[dict], rng: random.Random) -
     clients = {}
     for u in fixture["users"]:
         c = TestClient()
-        c.force_login(User.objects.get(username=u["username"]))
+        user = User.objects.get(username=u["username"])
+        c.force_login(user)
+        if "totp_key" in u:  # the session verified with the device, as the second step does
+            _verify_session(c, user)
         clients[u["username"]] = c
     made = {"users": fixture["users"], "participants": participants}
     work = Work(made, seed=1)

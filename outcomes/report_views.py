@@ -8,7 +8,7 @@ without the permission 403, a report of another trial 404. The page works withou
 """
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -25,14 +25,6 @@ def _trial(request, slug: str):
     if not reports.kinds_for(request.user, trial):
         raise PermissionDenied
     return trial
-
-
-def _report(trial, report_id: int) -> ReportRequest:
-    report = (ReportRequest.objects.defer("content").select_related("trial", "requested_by")
-              .filter(trial=trial, pk=report_id).first())
-    if report is None:
-        raise Http404("No such report in this trial.")
-    return report
 
 
 def _status(report: ReportRequest, rights: reports.Rights) -> dict:
@@ -63,7 +55,7 @@ def report_list(request, slug: str):
 
 @require_POST
 def report_request(request, slug: str):
-    trial = get_trial_for(request.user, slug)
+    trial = _trial(request, slug)  # 403 before the kind is even looked at
     kind = request.POST.get("kind", "")
     try:
         report = reports.request_report(trial, kind, by=request.user)
@@ -80,20 +72,10 @@ def report_request(request, slug: str):
 @require_GET
 def report_status(request, slug: str, report_id: int):
     trial = _trial(request, slug)
-    report = _report(trial, report_id)
+    report = reports.report_of(trial, report_id)
     return JsonResponse(_status(report, reports.Rights.of(request.user, trial)))
 
 
 @require_GET
 def report_download(request, slug: str, report_id: int):
-    trial = _trial(request, slug)
-    report = _report(trial, report_id)
-    if report.status != "done":
-        raise Http404("This report is not built (yet).")
-    if not reports.Rights.of(request.user, trial).may_download(report):
-        raise PermissionDenied(_("This report was built with rights you do not have."))
-    content = ReportRequest.objects.filter(pk=report.pk).values_list("content", flat=True)[0]
-    response = HttpResponse(bytes(content), content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="{report.filename}"'
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return reports.download(request.user, _trial(request, slug), report_id)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F, Q
+from django.http import Http404, HttpResponse
 from django.utils import timezone, translation
 from django.utils.functional import Promise
 from django.utils.module_loading import import_string
@@ -253,3 +254,28 @@ class Rights:
 
 def may_download(user, report: ReportRequest) -> bool:
     return Rights.of(user, report.trial).may_download(report)
+
+
+def report_of(trial: Trial, report_id: int) -> ReportRequest:
+    """One report of ``trial``, its PDF deferred; ``Http404`` for none, or another trial's."""
+    report = (ReportRequest.objects.defer("content").select_related("trial", "requested_by")
+              .filter(trial=trial, pk=report_id).first())
+    if report is None:
+        raise Http404(_("No report %(id)s in this trial.") % {"id": report_id})
+    return report
+
+
+def download(user, trial: Trial, report_id: int) -> HttpResponse:
+    """The PDF of one report, for the Reports page and the API alike: ``Http404`` until it is
+    built (or for another trial's), ``PermissionDenied`` when it was built with rights ``user``
+    lacks (``Rights.may_download``)."""
+    report = report_of(trial, report_id)
+    if report.status != ReportStatus.DONE:
+        raise Http404(_("Report %(id)s is not built (yet).") % {"id": report.pk})
+    if not Rights.of(user, trial).may_download(report):
+        raise PermissionDenied(_("This report was built with rights you do not have."))
+    content = ReportRequest.objects.filter(pk=report.pk).values_list("content", flat=True)[0]
+    response = HttpResponse(bytes(content), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{report.filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -9,7 +9,7 @@ with its form bound and the error next to the field, status 400.
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -17,11 +17,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from patients.models import Visit
 from patients.selectors import get_participant_for
-from trials import audit, policy
+from trials import policy
 from trials.policy import Perm
 from trials.selectors import get_trial_for
 
-from . import exports, odm, pdf, selectors, services, trail
+from . import downloads, exports, pdf, selectors, services, trail
 from .forms import build_crf_form, form_to_data
 from .models import CRFRecord, CRFStatus, DataQuery, QueryStatus, SignatureMeaning
 
@@ -349,6 +349,7 @@ def query_action(request, slug: str, study_id: str, query_id: int, action: str):
 # --------------------------------------------------------------------------- outcomes
 
 
+@require_GET
 def trial_outcomes(request, slug: str):
     """Survival analysis and safety tables of a trial, for readers of reports; pooled for a
     reader blinded to the arm (``outcomes.analysis``)."""
@@ -390,33 +391,13 @@ def _exports_context(request, trial) -> dict:
             "sites": policy.sites_for(request.user, trial, Perm.EXPORT_DATA).order_by("code")}
 
 
-def _streamed(request, trial, chunks, *, content_type: str, filename: str, what: str,
-              detail: dict) -> StreamingHttpResponse:
-    """Every export is audited before its first byte leaves: who, what, when."""
-    sites = list(policy.sites_for(request.user, trial, Perm.EXPORT_DATA)
-                 .order_by("code").values_list("code", flat=True))
-    audit.record("data.exported", f"{trial.short_title}: {what} exported",
-                 actor=request.user, trial=trial,
-                 detail={**detail, "sites": sites,
-                         "blinded": policy.is_blinded_for(request.user, trial)})
-    response = StreamingHttpResponse(chunks, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Cache-Control"] = "no-store"
-    return response
-
-
 @require_GET
 def export_crf_csv(request, slug: str, crf_code: str, form: str):
     trial = get_trial_for(request.user, slug, Perm.EXPORT_DATA)
     try:
-        chunks = exports.export_csv(request.user, trial, crf_code, form)
+        return downloads.crf_csv(request.user, trial, crf_code, form)
     except Http404 as missing:  # an unknown CRF or form: say which, on the exports page
-        return render(request, "outcomes/exports.html", {
-            **_exports_context(request, trial), "missing": str(missing)}, status=404)
-    return _streamed(request, trial, chunks, content_type="text/csv; charset=utf-8",
-                     filename=f"{trial.slug}-{crf_code}-{form}.csv",
-                     what=f"CSV of {crf_code} ({form} form)",
-                     detail={"format": "csv", "crf": crf_code, "form": form})
+        return _missing(request, trial, missing)
 
 
 @require_GET
@@ -424,20 +405,17 @@ def export_all_csv(request, slug: str, form: str):
     """Every CRF's CSV in one ZIP archive."""
     trial = get_trial_for(request.user, slug, Perm.EXPORT_DATA)
     try:
-        chunks = exports.export_zip(request.user, trial, form)
+        return downloads.all_crfs_zip(request.user, trial, form)
     except Http404 as missing:
-        return render(request, "outcomes/exports.html", {
-            **_exports_context(request, trial), "missing": str(missing)}, status=404)
-    return _streamed(request, trial, chunks, content_type="application/zip",
-                     filename=f"{trial.slug}-crfs-{form}.zip",
-                     what=f"CSV of every CRF ({form} form, ZIP)",
-                     detail={"format": "csv-zip", "form": form})
+        return _missing(request, trial, missing)
 
 
 @require_GET
 def export_odm(request, slug: str):
     trial = get_trial_for(request.user, slug, Perm.EXPORT_DATA)
-    chunks = odm.export_odm(request.user, trial)
-    return _streamed(request, trial, chunks, content_type="application/xml; charset=utf-8",
-                     filename=f"{trial.slug}-odm-1.3.2.xml", what="CDISC ODM 1.3.2 file",
-                     detail={"format": "odm-1.3.2"})
+    return downloads.odm_xml(request.user, trial)
+
+
+def _missing(request, trial, missing: Http404):
+    return render(request, "outcomes/exports.html", {
+        **_exports_context(request, trial), "missing": str(missing)}, status=404)

@@ -103,6 +103,36 @@ MATRIX: dict[tuple[str, str], str] = {
     ("visit_crf_edit", "POST"): "302/404/404 302/404/404 403/403/404 403/403/404 403/403/404 302 302",
     ("visit_timeline", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 302",
     ("visit_worklist", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 302",
+    # Trial-level pages of reports, outcomes, exports and unblinding: a member whose role lacks
+    # the permission may see the trial, not do this (403, as the API); another trial is a 404.
+    # Perm.EXPORT_DATA and Perm.VIEW_REPORTS: data manager, sponsor, statistician.
+    ("export_all_csv", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("export_crf_csv", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("export_list", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("export_odm", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("report_list", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("report_request", "GET"): "405 405 405 405 405 405 302",
+    ("report_request", "POST"): "403/403/404 403/403/404 400/400/404 400/400/404 400/400/404 400 302",
+    ("report_status", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 302",
+    # The report was built by the (blinded, all-sites) data manager: every reader of reports
+    # has at least those rights (outcomes.reports.Rights).
+    ("report_download", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("trial_outcomes", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("trial_outcomes", "POST"): "405 405 405 405 405 405 302",
+    ("trial_outcomes_pdf", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 302",
+    # Perm.MANAGE_ALLOCATION: the statistician (and superusers). An empty POST is read as a GET.
+    ("unblind_trial", "GET"): "403/403/404 403/403/404 403/403/404 403/403/404 200/200/404 200 302",
+    ("unblind_trial", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 200/200/404 200 302",
+    # Two-factor pages, for oneself: no trial involved. Roles that must use two factors
+    # (investigator: signs; statistician: lists; superuser) log in with their device already
+    # set up, so setup sends them to manage (302); the others may set one up (200). Verify
+    # sends a verified session on (302), and one without a device to setup (302).
+    ("two_factor_manage", "GET"): "200 200 200 200 200 200 302",
+    ("two_factor_manage", "POST"): "200 200 200 200 200 200 302",
+    ("two_factor_setup", "GET"): "302 200 200 200 302 302 302",
+    ("two_factor_setup", "POST"): "302 200 200 200 302 302 302",
+    ("two_factor_verify", "GET"): "302 302 302 302 302 302 302",
+    ("two_factor_verify", "POST"): "302 302 302 302 302 302 302",
     # The REST API (api/urls.py).
     ("api_allocation", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 401",
     ("api_consent", "GET"): "405/404/404 405/404/404 405/405/404 405/405/404 405/405/404 405 401",
@@ -139,6 +169,15 @@ MATRIX: dict[tuple[str, str], str] = {
     ("api_visit", "POST"): "403/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400 401",
     ("api_visits", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 401",
     ("api_visits", "POST"): "403/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400 401",
+    # Reports (Perm.VIEW_REPORTS) and exports (Perm.EXPORT_DATA): data manager, sponsor,
+    # statistician. POST of a report with an empty body: 400 (no kind) where allowed.
+    ("api_reports", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_reports", "POST"): "403/403/404 403/403/404 400/400/404 400/400/404 400/400/404 400 401",
+    ("api_report", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_report_download", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_export_csv", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_export_zip", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_export_odm", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 401",
 }
 
 
@@ -186,6 +225,10 @@ def setting(reminet, rectal, statistician, make_user):
         "another": world.build(rectal, rectal.sites.order_by("code").first(), staff=other_staff,
                                data_manager=other_dm),
     }
+    # One report per trial, built by its data manager (blinded, every site): whoever holds
+    # ``Perm.VIEW_REPORTS`` in the trial may download it.
+    places["own"].report = places["other"].report = world.built_report(reminet, by=data_manager)
+    places["another"].report = world.built_report(rectal, by=other_dm)
     users = {role: make_user(role, reminet, own_site if role in SITE_ROLES else None)
              for role in ROLES[:5]}
     users["superuser"] = make_user(is_superuser=True, is_staff=True)

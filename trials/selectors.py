@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import Http404
 
@@ -14,11 +15,15 @@ from .models import Arm, Site, Trial
 
 
 def get_trial_for(user, slug: str, perm: policy.Perm = policy.Perm.VIEW_TRIAL) -> Trial:
-    """The trial, or 404 when it does not exist or the user has no part in it."""
+    """The trial, or 404 when it does not exist or the user has no part in it; 403 when they
+    have a part in it but their role lacks ``perm`` (they may see the trial, not do this), as
+    the API answers."""
     trial = (Trial.objects.select_related("current_version").defer("current_version__definition")
              .filter(slug=slug).first())
-    if trial is None or not policy.has_perm(user, perm, trial):
+    if trial is None or not policy.has_perm(user, policy.Perm.VIEW_TRIAL, trial):
         raise Http404("No such trial.")
+    if not policy.has_perm(user, perm, trial):
+        raise PermissionDenied
     return trial
 
 

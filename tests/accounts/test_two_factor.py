@@ -195,3 +195,21 @@ def test_demo_accounts_that_need_two_factors_get_the_published_secret(settings, 
         call_command("demo_totp_code", "statistician", stdout=StringIO())
     with pytest.raises(CommandError, match="demo accounts only"):
         call_command("demo_totp_code", "sponsor", stdout=StringIO())
+
+
+@pytest.mark.parametrize("name", ["two_factor_setup", "two_factor_verify", "two_factor_manage"])
+def test_the_two_factor_pages_send_anonymous_visitors_to_log_in(client, name):
+    url = reverse(name)
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login")) and "next=" in response["Location"]
+
+
+def test_verify_sends_a_verified_session_on_and_one_without_a_device_to_set_up(
+        client_for, rectal, make_user):
+    verified = client_for(make_user("investigator", rectal, rectal.sites.first()))
+    response = verified.get(reverse("two_factor_verify") + "?next=/trials/")
+    assert (response.status_code, response["Location"]) == (302, "/trials/")
+    without = client_for(make_user("sponsor", rectal))  # two factors optional, none set up
+    response = without.get(reverse("two_factor_verify"))
+    assert (response.status_code, response["Location"]) == (302, reverse("two_factor_setup"))

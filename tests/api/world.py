@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from outcomes import services as crfs
-from outcomes.models import CRFRecord, DataQuery
+from outcomes import reports, services as crfs
+from outcomes.models import CRFRecord, DataQuery, ReportRequest
 from patients.models import Participant, Visit
 from tests import factories
 from trials.models import Membership, Site, Trial
@@ -27,12 +27,14 @@ class Place:
     visit: Visit
     record: CRFRecord
     query: DataQuery
+    report: ReportRequest | None = None  # see ``built_report``
 
     def kwargs(self) -> dict[str, object]:
         """Values for every URL parameter; ``crf_code`` is one the visit expects."""
         return {"slug": self.trial.slug, "study_id": self.participant.study_id,
                 "visit_id": self.visit.pk, "record_id": self.record.pk,
                 "query_id": self.query.pk, "crf_code": (self.visit.crfs or ["eligibility"])[0],
+                "form": "long", "report_id": self.report.pk if self.report else 0,
                 "uidb64": "x", "token": "x"}
 
 
@@ -53,6 +55,13 @@ def ready(trial: Trial, *, statistician, make_user) -> tuple[object, object]:
     staff = make_user("coordinator", trial)
     data_manager = make_user("data_manager", trial)
     return staff, data_manager
+
+
+def built_report(trial: Trial, *, by, kind: str = "enrolment") -> ReportRequest:
+    """A report requested by ``by`` and built at once (as the worker would), with their rights."""
+    report = reports.request_report(trial, kind, by=by)
+    reports.build(report.pk, token="world")
+    return reports.report_of(trial, report.pk)
 
 
 def add_role(user, role: str, trial: Trial, site: Site | None) -> None:

@@ -245,12 +245,13 @@ def test_bad_input_is_a_404_with_a_message(rectal, reminet, sponsor, make_user, 
     response = client.get(csv_url(rectal, "demographics", "sideways"))
     assert response.status_code == 404
     assert b"sideways" in response.content
-    # Another trial (no membership there), and a role without exports: as if it did not exist.
+    # Another trial (no membership there): as if it did not exist.
     assert client.get(csv_url(reminet, "demographics", "long")).status_code == 404
     assert client.get(reverse("export_odm", args=[reminet.slug])).status_code == 404
+    # A member whose role has no exports: may see the trial, may not export (403, as the API).
     other = client_for(investigator)
-    assert other.get(reverse("export_list", args=[rectal.slug])).status_code == 404
-    assert other.get(csv_url(rectal, "demographics", "long")).status_code == 404
+    assert other.get(reverse("export_list", args=[rectal.slug])).status_code == 403
+    assert other.get(csv_url(rectal, "demographics", "long")).status_code == 403
     assert not AuditEvent.objects.filter(action="data.exported").exists()
 
 

@@ -10,6 +10,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from outcomes import services as outcomes
 from randomization import services
 from tests import factories
+from tests.api import world
 
 BLINDED_ROLES = ["investigator", "coordinator", "data_manager", "sponsor"]
 
@@ -62,11 +63,14 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     record = participant.crf_records.get(crf_code="eligibility")
     query = outcomes.raise_query(record, by=make_user("data_manager", trial),
                                  field_path="screening_date", text="Check it")
+    # A report built with arms (the statistician's): listed, polled, its download refused.
+    report = world.built_report(trial, by=make_user("statistician", trial))
     kwargs = {"slug": trial.slug, "study_id": participant.study_id, "crf_code": "eligibility",
               "visit_id": participant.visits.first().pk, "record_id": record.pk,
-              "query_id": query.pk}
-    seen, api_seen = 0, 0
+              "query_id": query.pk, "form": "long", "report_id": report.pk}
+    seen, api_seen, walked = 0, 0, set()
     for name, values in every_route(kwargs):
+        walked.add(name)
         response = client.get(reverse(name, kwargs=values), follow=True)
         assert response.status_code < 500, name
         body = (b"".join(response.streaming_content) if response.streaming  # exports stream
@@ -76,6 +80,8 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
         api_seen += name.startswith("api_") and response.status_code == 200
     assert seen >= 10
     assert api_seen >= 15  # the REST API's answers too (api/urls.py)
+    assert {"api_reports", "api_report", "api_report_download", "api_export_csv",
+            "api_export_zip", "api_export_odm", "export_crf_csv", "report_download"} <= walked
     # And the kit code is what they see instead.
     page = client.get(reverse("allocation_detail", args=[trial.slug, participant.study_id]))
     assert participant.allocation.kit_code in page.content.decode()
