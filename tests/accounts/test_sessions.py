@@ -63,3 +63,33 @@ def test_argon2_is_the_hasher_of_new_passwords():
                          env={"DJANGO_SETTINGS_MODULE": "config.settings.base",
                               "PATH": "/usr/bin:/bin"}, cwd=settings.BASE_DIR, check=True)
     assert out.stdout.startswith("argon2$argon2id$")
+
+
+def test_the_expiry_is_pushed_back_at_most_once_a_minute(client, client_for, make_user, reminet):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client_for(make_user("sponsor", reminet))
+    client.get(reverse("home"))  # touches the session, checks the second factor once
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(reverse("home")).status_code == 200
+    sql = " ".join(q["sql"] for q in queries)
+    assert "UPDATE \"django_session\"" not in sql, "not saved again within the minute"
+    assert "otp_totp_totpdevice" not in sql and "otp_static" not in sql
+
+
+def test_a_role_that_requires_two_factors_applies_within_a_minute(client, client_for, make_user,
+                                                                  reminet):
+    from accounts.middleware import PENDING_KEY
+    from trials.models import Membership
+
+    user = make_user("sponsor", reminet)
+    client_for(user)
+    assert client.get(reverse("home")).status_code == 200
+    Membership.objects.create(user=user, trial=reminet, role="statistician")
+    session = client.session
+    checked = session[PENDING_KEY]
+    session[PENDING_KEY] = [checked[0], checked[1] - 61, checked[2]]  # a minute later
+    session.save()
+    response = client.get(reverse("home"))
+    assert response.status_code == 302 and "/two-factor/setup/" in response.url

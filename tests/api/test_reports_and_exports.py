@@ -221,6 +221,7 @@ def test_the_report_list_costs_the_same_queries_whatever_its_length(places, spon
         return len(captured)
 
     world.built_report(places.trial, by=sponsor)
+    queries()  # the session's first request also checks the second factor and its expiry
     one = queries()
     for _ in range(3):
         world.built_report(places.trial, by=sponsor)
