@@ -4,12 +4,8 @@ Run from the benchmark scripts (``python bench/<script>.py``), which import it a
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import http.client
 import re
-import struct
-import time
 import socket
 import subprocess
 import urllib.parse
@@ -58,14 +54,12 @@ def second_factor(user) -> str:
     return TOTPDevice.objects.create(user=user, name="bench authenticator", confirmed=True).key
 
 
-def totp_code(key_hex: str, *, step: int = 30, digits: int = 6) -> str:
-    """The code an authenticator app shows now for a device's hex key (RFC 6238, the defaults
-    of django-otp's TOTPDevice; ``accounts.services.current_code`` in the project)."""
-    counter = struct.pack(">Q", int(time.time()) // step)
-    digest = hmac.new(bytes.fromhex(key_hex), counter, hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    number = struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF
-    return f"{number % 10 ** digits:0{digits}d}"
+def totp_code(key_hex: str) -> str:
+    """The code an authenticator app shows now for a device's hex key (django-otp's own TOTP,
+    with its TOTPDevice defaults: 30-second steps, 6 digits)."""
+    from django_otp.oath import totp
+
+    return f"{totp(bytes.fromhex(key_hex)):06d}"
 
 
 class Client:

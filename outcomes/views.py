@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from patients.models import Visit
 from patients.selectors import get_participant_for
 from trials import policy
+from trials.forms import attach_errors
 from trials.policy import Perm
 from trials.selectors import get_trial_for
 
@@ -70,13 +71,6 @@ class RaiseQueryForm(forms.Form):
 class QueryTextForm(forms.Form):
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False,
                            label=_("Message"))
-
-
-def _attach(form: forms.Form, exc: ValidationError) -> None:
-    """A service's refusal, next to the form's field it names (else at the top of the form)."""
-    errors = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
-    for name, messages_ in errors.items():
-        form.add_error(name if name in form.fields else None, messages_)
 
 
 # --------------------------------------------------------------------------- the CRF page
@@ -227,7 +221,7 @@ def crf_sign(request, slug: str, study_id: str, record_id: int):
                               meaning=form.cleaned_data["meaning"],
                               version=form.cleaned_data["version"])
         except ValidationError as exc:
-            _attach(form, exc)
+            attach_errors(form, exc)
         else:
             messages.success(request, _("%(crf)s signed.") % {"crf": page.definition["label"]})
             return redirect(record_url(record, study_id, slug))
@@ -262,7 +256,7 @@ def crf_unlock(request, slug: str, study_id: str, record_id: int):
         try:
             services.unlock_crf(record, by=request.user, reason=form.cleaned_data["reason"])
         except ValidationError as exc:
-            _attach(form, exc)
+            attach_errors(form, exc)
         else:
             messages.success(request, _("CRF unlocked."))
             return redirect(record_url(record, study_id, slug))
@@ -307,7 +301,7 @@ def query_raise(request, slug: str, study_id: str, record_id: int):
                                          field_path=form.cleaned_data["field_path"],
                                          text=form.cleaned_data["text"])
         except ValidationError as exc:
-            _attach(form, exc)
+            attach_errors(form, exc)
         else:
             messages.success(request, _("Query #%(n)d raised.") % {"n": query.pk})
             return redirect(record_url(record, study_id, slug) + f"#query-{query.pk}")
@@ -339,7 +333,7 @@ def query_action(request, slug: str, study_id: str, query_id: int, action: str):
     try:
         service(query, by=request.user, text=form.cleaned_data.get("text", ""))
     except ValidationError as exc:
-        _attach(form, exc)
+        attach_errors(form, exc)
         return _page_after_failure(request, trial, record,
                                    {"query": query.pk, "action": action, "form": form})
     messages.success(request, done % {"n": query.pk})

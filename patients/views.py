@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from randomization.selectors import allocation_of, allocation_view
 from trials import policy
+from trials.forms import attach_errors
 from trials.policy import Perm
 from trials.selectors import get_trial_for
 
@@ -158,12 +159,6 @@ def _unscheduled_form(participant, data=None) -> UnscheduledVisitForm:
                                                    if c["code"] != eligibility.ELIGIBILITY_CRF])
 
 
-def _add_errors(form, exc: ValidationError) -> None:
-    errors = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
-    for name, messages_ in errors.items():
-        form.add_error(name if name in form.fields else None, messages_)
-
-
 @require_POST
 def update_visit(request, slug: str, study_id: str, visit_id: int):
     """Done on a date, not done, not applicable, or planned again: one coordinator action."""
@@ -186,7 +181,7 @@ def update_visit(request, slug: str, study_id: str, visit_id: int):
             else:
                 scheduling.reopen_visit(visit, by=request.user, reason=reason)
         except ValidationError as exc:
-            _add_errors(form, exc)
+            attach_errors(form, exc)
         else:
             done = {"done": _("%(visit)s recorded as done on %(date)s."),
                     "missed": _("%(visit)s recorded as not done."),
@@ -211,7 +206,7 @@ def add_unscheduled_visit(request, slug: str, study_id: str):
                 participant, on=form.cleaned_data["on"], reason=form.cleaned_data["reason"],
                 crfs=form.cleaned_data["crfs"], by=request.user)
         except ValidationError as exc:
-            _add_errors(form, exc)
+            attach_errors(form, exc)
         else:
             messages.success(request, _("%(visit)s added.") % {"visit": visit.title})
             return redirect(reverse("visit_timeline", args=[slug, study_id]) + f"#visit-{visit.pk}")

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from patients.selectors import get_participant_for
 from trials import policy
+from trials.forms import attach_errors
 from trials.policy import Perm
 from trials.selectors import get_trial_for
 
@@ -119,7 +120,7 @@ def emergency_unblind(request, slug: str, study_id: str):
                                        reason=form.cleaned_data["reason"],
                                        password=form.cleaned_data["password"])
         except ValidationError as exc:
-            _attach(form, exc)
+            attach_errors(form, exc)
         else:
             messages.warning(request, _("Participant unblinded. The sponsor and the statistician "
                                         "have been notified."))
@@ -161,12 +162,6 @@ def correct_stratum(request, slug: str, study_id: str):
     return redirect("allocation_detail", slug, study_id)
 
 
-def _attach(form: forms.Form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 # ---------------------------------------------------------------- statistician only

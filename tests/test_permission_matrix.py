@@ -28,10 +28,11 @@ import os
 import pytest
 from django.db import transaction
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 
 from tests import factories
 from tests.api import world
+from tests.routes import url_patterns
 
 ROLES = ["investigator", "coordinator", "data_manager", "sponsor", "statistician",
          "superuser", "anonymous"]
@@ -184,16 +185,9 @@ MATRIX: dict[tuple[str, str], str] = {
 
 
 def routes():
-    """(name, route, default kwargs) of every URL pattern but the admin's."""
-    def walk(resolver, prefix=""):
-        for entry in resolver.url_patterns:
-            if isinstance(entry, URLResolver):
-                if entry.app_name == "admin":
-                    continue
-                yield from walk(entry, prefix + str(entry.pattern))
-            elif isinstance(entry, URLPattern):
-                yield entry.name, prefix + str(entry.pattern), entry
-    yield from walk(get_resolver())
+    """(name, route, pattern) of every URL pattern but the admin's."""
+    for route, pattern in url_patterns():
+        yield pattern.name, route, pattern
 
 
 def methods_of(name: str) -> list[str]:

@@ -13,6 +13,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from . import policy, selectors, services
+from .forms import attach_errors
 from .models import Profile
 
 
@@ -49,10 +50,7 @@ def unblind_trial(request, slug: str):
                                    reason=form.cleaned_data["reason"],
                                    password=form.cleaned_data["password"])
         except ValidationError as exc:
-            for name, errors in (exc.message_dict if hasattr(exc, "error_dict")
-                                 else {None: exc.messages}).items():
-                for error in errors:
-                    form.add_error(name if name in form.fields else None, error)
+            attach_errors(form, exc)
         else:
             messages.warning(request, _("The trial is unblinded: every member now sees the arms."))
             return redirect("trial_detail", trial.slug)

@@ -5,11 +5,12 @@ import re
 
 import pytest
 from django.core import mail
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 
 from outcomes import services as outcomes
 from randomization import services
 from tests import factories
+from tests.routes import url_patterns
 from tests.api import world
 
 BLINDED_ROLES = ["investigator", "coordinator", "data_manager", "sponsor"]
@@ -33,17 +34,10 @@ def assert_no_arm(trial, text: str, where: str) -> None:
 
 def every_route(kwargs: dict[str, str]):
     """Every URL of the app (admin aside), with the given values for its parameters."""
-    def walk(resolver, prefix=""):
-        for entry in resolver.url_patterns:
-            if isinstance(entry, URLResolver):
-                if entry.app_name == "admin":
-                    continue
-                yield from walk(entry, prefix + str(entry.pattern))
-            elif isinstance(entry, URLPattern) and entry.name:
-                names = entry.pattern.regex.groupindex
-                if set(names) <= set(kwargs):
-                    yield entry.name, {n: kwargs[n] for n in names}
-    yield from walk(get_resolver())
+    for _route, pattern in url_patterns():
+        names = pattern.pattern.regex.groupindex
+        if pattern.name and set(names) <= set(kwargs):
+            yield pattern.name, {n: kwargs[n] for n in names}
 
 
 @pytest.fixture

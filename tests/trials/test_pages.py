@@ -3,20 +3,10 @@ from __future__ import annotations
 
 import pytest
 from django.utils.html import escape
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 
 from tests import factories
-
-
-def _named_patterns(resolver=None, prefix=""):
-    resolver = resolver or get_resolver()
-    for entry in resolver.url_patterns:
-        if isinstance(entry, URLResolver):
-            if entry.app_name == "admin":
-                continue  # the admin has its own login, tested below
-            yield from _named_patterns(entry, prefix + str(entry.pattern))
-        elif isinstance(entry, URLPattern):
-            yield prefix + str(entry.pattern), entry
+from tests.routes import url_patterns
 
 
 def _sample_kwargs(pattern):
@@ -34,7 +24,7 @@ API_ROUTES = ("api/v1/", "api/schema/")
 
 def test_login_is_required_everywhere_but_the_login_page(client, db):
     checked = 0
-    for route, pattern in _named_patterns():
+    for route, pattern in url_patterns():
         if pattern.name in PUBLIC or route.startswith("i18n/"):
             continue
         url = "/" + route
