@@ -139,6 +139,39 @@ def _celery_eager(request):
     app.conf.CELERY_TASK_ALWAYS_EAGER = previous
 
 
+# A broker that does not answer (the fault tests, reports and mail when Redis is down).
+DEAD_BROKER = "redis://127.0.0.1:1/0"
+
+
+def _drop_connections(app) -> None:
+    """Forget the app's broker connection pools, so the next publish connects anew (to the
+    broker configured now). Not closed: kombu shares pools between apps."""
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def redis_down(settings, monkeypatch):
+    """Redis unreachable: the real Celery app (not eager) with a broker on a port nobody listens
+    on, so publishing a task fails as it does in production.
+
+    Celery reads the CELERY_BROKER_URL environment variable before its configuration (CI sets
+    it to the real Redis), so the variable is pointed at the dead port too, and connections
+    already open to the real broker are dropped."""
+    from config.celery import app
+
+    previous = (app.conf.CELERY_BROKER_URL, app.conf.CELERY_TASK_ALWAYS_EAGER)
+    monkeypatch.setenv("CELERY_BROKER_URL", DEAD_BROKER)
+    app.conf.CELERY_BROKER_URL = DEAD_BROKER
+    app.conf.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.task_always_eager = False  # a test before may have set the un-namespaced key
+    _drop_connections(app)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    yield app
+    app.conf.CELERY_BROKER_URL, app.conf.CELERY_TASK_ALWAYS_EAGER = previous
+    _drop_connections(app)
+
+
 # Trials ready to randomise (used by the randomisation, French and other tests).
 @pytest.fixture
 def statistician(make_user, protocols):

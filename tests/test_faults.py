@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests import factories
+from tests.conftest import DEAD_BROKER
 from tests.crawl import crawl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,37 +116,6 @@ def test_a_connection_lost_mid_randomisation_leaves_nothing_half_written(
                            {"stratum_grade": "G2", "stratum_l1_response": "stable_disease"})
     assert response.status_code == 302
     assert Allocation.objects.get().participant == participant
-
-
-DEAD_BROKER = "redis://127.0.0.1:1/0"
-
-
-def _drop_connections(app) -> None:
-    """Forget the app's broker connection pools, so the next publish connects anew (to the
-    broker configured now). Not closed: kombu shares pools between apps."""
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-@pytest.fixture
-def redis_down(settings, monkeypatch):
-    """A real Celery app (not eager) whose broker is a port nobody listens on.
-
-    Celery reads the CELERY_BROKER_URL environment variable before its configuration (CI sets
-    it to the real Redis), so the variable is pointed at the dead port too, and connections
-    already open to the real broker are dropped."""
-    from config.celery import app
-
-    previous = (app.conf.CELERY_BROKER_URL, app.conf.CELERY_TASK_ALWAYS_EAGER)
-    monkeypatch.setenv("CELERY_BROKER_URL", DEAD_BROKER)
-    app.conf.CELERY_BROKER_URL = DEAD_BROKER
-    app.conf.CELERY_TASK_ALWAYS_EAGER = False
-    app.conf.task_always_eager = False  # a test before may have set the un-namespaced key
-    _drop_connections(app)
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    yield app
-    app.conf.CELERY_BROKER_URL, app.conf.CELERY_TASK_ALWAYS_EAGER = previous
-    _drop_connections(app)
 
 
 @pytest.fixture
