@@ -90,6 +90,12 @@ class Client:
         for header, value in response.getheaders():
             if header.lower() == "set-cookie":
                 name, _, rest = value.partition("=")
+                if name == "messages":
+                    # A flash message ("Participant randomised.") is for the page the browser
+                    # is redirected to, which shows it and clears the cookie. These clients do
+                    # not fetch that page, so they drop the message as it would be dropped;
+                    # kept, sixty of them would pile up in the cookie, then in the session.
+                    continue
                 self.cookies[name] = rest.split(";", 1)[0]
         return response.status, data
 

@@ -73,9 +73,49 @@ print(json.dumps(out))
 """
 
 
-def run_level(clients: list[Client], work: list[list[tuple[str, dict]]]) -> dict:
-    latencies: list[float] = []
-    failures: list[str] = []
+def settle(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+        conn.execute("CHECKPOINT")
+
+
+def _stat(pid: str) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None  # the process ended
+
+
+def _cpu(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # user + system
+
+
+def cpu_now(server_pid: int) -> tuple[float, float, float]:
+    """CPU seconds used so far by the app server (gunicorn and its workers), by the database
+    server (every ``postgres`` process) and by these clients."""
+    app = database = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        fields = _stat(pid)
+        if fields is None:
+            continue
+        if pid == str(server_pid) or fields[1] == str(server_pid):
+            app += _cpu(fields)
+        else:
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"postgres"):
+                    database += _cpu(fields)
+            except OSError:
+                pass
+    return app, database, time.process_time()
+
+
+def run_phase(clients: list[Client], work: list[list[tuple[str, dict]]], server_pid: int,
+              into: dict) -> None:
+    """Every client sends its jobs at once; latencies, wall time and CPU are added to ``into``."""
+    failures = into.setdefault("failure_list", [])
+    latencies = into.setdefault("latencies", [])
     lock = threading.Lock()
     barrier = threading.Barrier(len(clients))
 
@@ -93,30 +133,43 @@ def run_level(clients: list[Client], work: list[list[tuple[str, dict]]]) -> dict
             latencies.extend(mine)
 
     threads = [threading.Thread(target=drive, args=(c, w)) for c, w in zip(clients, work)]
+    cpu_before = cpu_now(server_pid)
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - start
+    into["seconds"] = into.get("seconds", 0.0) + time.perf_counter() - start
+    cpu = [after - before for before, after in zip(cpu_before, cpu_now(server_pid))]
+    into["cpu"] = [a + b for a, b in zip(into.get("cpu", [0.0, 0.0, 0.0]), cpu)]
+
+
+def summary(phase: dict) -> dict:
+    latencies, n = phase["latencies"], len(phase["latencies"])
     q = statistics.quantiles(latencies, n=100, method="inclusive")
-    return {"requests": len(latencies), "failures": len(failures), "first_failures": failures[:3],
-            "seconds": round(wall, 3), "throughput_per_s": round(len(latencies) / wall, 1),
+    app, database, clients = (round(c / n * 1000, 2) for c in phase["cpu"])
+    return {"requests": n, "failures": len(phase["failure_list"]),
+            "first_failures": phase["failure_list"][:3], "seconds": round(phase["seconds"], 3),
+            "throughput_per_s": round(n / phase["seconds"], 1),
             "p50_ms": round(q[49] * 1000, 1), "p95_ms": round(q[94] * 1000, 1),
-            "p99_ms": round(q[98] * 1000, 1)}
+            "p99_ms": round(q[98] * 1000, 1),
+            "cpu_ms_per_request": {"app": app, "database": database, "clients": clients}}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", default="1,4,16")
-    parser.add_argument("--requests", type=int, default=40, help="requests per client per level")
+    parser.add_argument("--requests", type=int, default=20,
+                        help="requests per client per round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of trivial then randomise at each level")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--database", default=os.environ.get(
         "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ctms_bench_randomise"))
     args = parser.parse_args()
     levels = [int(n) for n in args.clients.split(",")]
     max_clients = max(levels)
-    needed = sum(n * args.requests for n in levels)
+    needed = sum(n * args.requests * args.rounds for n in levels)
 
     env = {**os.environ, "DATABASE_URL": args.database, "DJANGO_SETTINGS_MODULE":
            "config.settings.base", "DEBUG": "false", "CELERY_BROKER_URL": "",
@@ -127,6 +180,9 @@ def main() -> int:
     setup = SETUP.format(pw=PASSWORD, slots=needed, clients=max_clients, participants=needed)
     made = json.loads(sh(PY, "-c", setup, env=env, capture_output=True, text=True).stdout
                       .strip().splitlines()[-1])
+    # Statistics and a checkpoint now, as a database in service has them, rather than an
+    # autovacuum of the freshly loaded tables and a checkpoint in the middle of a measurement.
+    settle(args.database)
 
     port = free_port()
     server_env = {**env, "DJANGO_SETTINGS_MODULE": "config.settings.production",
@@ -151,18 +207,24 @@ def main() -> int:
         pool = iter(made["participants"])
         results = []
         for n in levels:
-            trivial_work = [[("/profile/language/", {"language": "en", "next": "/"})]
-                            * args.requests for _ in range(n)]
-            trivial = run_level(clients[:n], trivial_work)
-            randomise_work = []
-            for _ in range(n):
-                jobs = []
-                for _ in range(args.requests):
-                    p = next(pool)
-                    form = {f"stratum_{k}": v for k, v in p["strata"].items()}
-                    jobs.append((f"/trials/reminet/participants/{p['study_id']}/randomise/", form))
-                randomise_work.append(jobs)
-            randomise = run_level(clients[:n], randomise_work)
+            # Rounds alternate the two endpoints, so that a change in the machine's speed
+            # during the run (a shared virtual machine's) weighs on both alike.
+            phases: dict[str, dict] = {"trivial": {}, "randomise": {}}
+            for _ in range(args.rounds):
+                run_phase(clients[:n], [[("/profile/language/", {"language": "en", "next": "/"})]
+                                        * args.requests for _ in range(n)],
+                          server.pid, phases["trivial"])
+                randomise_work = []
+                for _ in range(n):
+                    jobs = []
+                    for _ in range(args.requests):
+                        p = next(pool)
+                        form = {f"stratum_{k}": v for k, v in p["strata"].items()}
+                        jobs.append((f"/trials/reminet/participants/{p['study_id']}/randomise/",
+                                     form))
+                    randomise_work.append(jobs)
+                run_phase(clients[:n], randomise_work, server.pid, phases["randomise"])
+            trivial, randomise = summary(phases["trivial"]), summary(phases["randomise"])
             ratio = round(randomise["throughput_per_s"] / trivial["throughput_per_s"], 2)
             results.append({"clients": n, "trivial": trivial, "randomise": randomise,
                             "ratio": ratio})
@@ -172,6 +234,10 @@ def main() -> int:
                   f"p95 {randomise['p95_ms']:>6} p99 {randomise['p99_ms']:>6} ms"
                   f" | ratio {ratio}  failures {trivial['failures'] + randomise['failures']}",
                   flush=True)
+            for name, phase in (("trivial", trivial), ("randomise", randomise)):
+                cpu = phase["cpu_ms_per_request"]
+                print(f"      {name:>9} CPU per request: app {cpu['app']} ms, database "
+                      f"{cpu['database']} ms, clients {cpu['clients']} ms", flush=True)
     finally:
         server.send_signal(signal.SIGTERM)
         _, err = server.communicate(timeout=30)
@@ -188,10 +254,11 @@ def main() -> int:
         env=env, capture_output=True, text=True).stdout.split()
     results_file = ROOT / "bench" / "results" / "randomise_http.json"
     results_file.parent.mkdir(exist_ok=True)
-    summary = {"machine": {"cpus": os.cpu_count()}, "workers": args.workers,
-               "requests_per_client": args.requests, "levels": results,
-               "slots_consecutive": check[0] == "True", "allocations": int(check[1])}
-    results_file.write_text(json.dumps(summary, indent=2))
+    report = {"machine": {"cpus": os.cpu_count()}, "workers": args.workers,
+              "requests_per_client_per_round": args.requests, "rounds": args.rounds,
+              "levels": results,
+              "slots_consecutive": check[0] == "True", "allocations": int(check[1])}
+    results_file.write_text(json.dumps(report, indent=2))
     print(f"Allocations made: {check[1]}; every stratum's slots consecutive: {check[0]}")
     print(f"Written to {results_file.relative_to(ROOT)}")
     failures = sum(r["trivial"]["failures"] + r["randomise"]["failures"] for r in results)

@@ -55,9 +55,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _, ngettext
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+from simple_history.utils import bulk_update_with_history
 
 from trials import audit, policy
+from trials.history import create_with_history
 from trials.policy import Perm
 from trials.protocol import PARTICIPANT_STATUSES
 
@@ -144,12 +145,21 @@ class Facts:
     status: str | None = None     # the status these facts give (``participant_status``)
 
 
-def read_facts(participant: Participant, allocation) -> Facts:
+def fact_crfs(definition: dict) -> set[str]:
+    """The CRFs whose answers the schedule depends on: those of the anchors and events."""
+    return ({a["source"]["crf"] for a in definition.get("anchors", [])}
+            | {e["source"]["crf"] for e in definition.get("events", [])})
+
+
+def read_facts(participant: Participant, allocation,
+               records: Iterable[tuple[str, str, dict]] | None = None) -> Facts:
     """The dates the schedule hangs on, read from the CRFs the protocol names (one query).
 
     An anchor counts as soon as its date is saved, draft or not: the coordinator wants the
     post-operative visits as soon as the surgery date is known. An event counts only once its
-    CRF is completed, because it ends visits.
+    CRF is completed, because it ends visits. ``records``: the participant's CRF records as
+    ``(crf_code, status, data)``, when the caller has already read them (at least those of
+    ``fact_crfs``).
     """
     from outcomes.models import CRFRecord, CRFStatus
 
@@ -157,9 +167,13 @@ def read_facts(participant: Participant, allocation) -> Facts:
     randomised_on = randomisation_date(allocation)
     anchors = definition.get("anchors", [])
     events = definition.get("events", [])
-    crfs = {a["source"]["crf"] for a in anchors} | {e["source"]["crf"] for e in events}
-    records = list(CRFRecord.objects.filter(participant=participant, crf_code__in=crfs)
-                   .values_list("crf_code", "status", "data")) if crfs else []
+    crfs = fact_crfs(definition)
+    if records is None:
+        # ``order_by()``: the model's ordering would join the participant and trial for nothing.
+        records = list(CRFRecord.objects.filter(participant=participant, crf_code__in=crfs)
+                       .order_by().values_list("crf_code", "status", "data")) if crfs else []
+    else:
+        records = [r for r in records if r[0] in crfs]
 
     def earliest(source: dict, completed_only: bool) -> dt.date | None:
         dates = [as_date(data.get(source["field"])) for code, status, data in records
@@ -381,8 +395,8 @@ def _reconcile(participant: Participant, arm_code: str, facts: Facts, *, by,
         change.closed.append(visit)
         to_update.append(visit)
     if change.created:
-        bulk_create_with_history(change.created, Visit, default_user=_user(by),
-                                 default_change_reason=_why(reason))
+        create_with_history(change.created, user=_user(by), reason=_why(reason),
+                            match=("code", "occurrence"))
     if to_update:
         bulk_update_with_history(
             to_update, Visit, ["anchor_date", "target_date", "window_opens", "window_closes",
@@ -413,15 +427,17 @@ def _user(by):
 # --------------------------------------------------------------------------- triggers
 
 
-def create_schedule(allocation) -> list[Visit]:
+def create_schedule(allocation, records: Iterable[tuple[str, str, dict]] | None = None
+                    ) -> list[Visit]:
     """Create the participant's visits from the protocol template for their arm.
 
     Runs inside ``randomize``'s transaction, which then saves the participant's status and
     ``schedule_planned_through`` (set here) together. Anchors already recorded (rare: a CRF
     entered before randomisation) are used when they are not before randomisation.
+    ``records``: as for ``read_facts``, when ``randomize`` has read them already.
     """
     participant = allocation.participant
-    facts = read_facts(participant, allocation)
+    facts = read_facts(participant, allocation, records)
     facts = Facts(facts.randomised_on,
                   {k: v for k, v in facts.anchors.items() if v >= facts.randomised_on},
                   facts.events)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _, ngettext
@@ -26,8 +26,10 @@ from django.utils.translation import gettext as _, ngettext
 from accounts.services import password_confirmed
 from patients import eligibility
 from patients.models import Participant, Status
-from patients.scheduling import create_schedule
+from outcomes.models import CRFRecord
+from patients.scheduling import create_schedule, fact_crfs
 from trials import audit, notify, policy
+from trials.history import insert, update_with_history
 from trials.models import Membership, Role, Trial
 from trials.policy import Perm
 
@@ -447,7 +449,13 @@ def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> 
     locked = (Participant.objects.select_for_update(of=("self",))
               .filter(pk=participant.pk).values("status", "consent_date").get())
     participant.status, participant.consent_date = locked["status"], locked["consent_date"]
-    record = eligibility.eligibility_record(participant)
+    # One read of the CRFs that randomisation and the schedule depend on, oldest first.
+    records = list(CRFRecord.objects.filter(
+        participant=participant,
+        crf_code__in={eligibility.ELIGIBILITY_CRF} | fact_crfs(participant.definition),
+    ).order_by("created_at", "pk").values_list("crf_code", "status", "data", named=True))
+    record = next((r for r in reversed(records) if r.crf_code == eligibility.ELIGIBILITY_CRF),
+                  None)
     check_can_randomise(participant, record)
     strata = participant_strata(participant, record)
     if confirmed_strata is not None and confirmed_strata != strata:
@@ -460,17 +468,19 @@ def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> 
     if method == Method.MINIMISATION:
         alist = _active_list_or_error(trial)
         arm, kit, slot = _minimise(alist, trial, strata)
+        list_id = alist.pk
     else:
         slot = _take_slot(trial, key)
-        alist, arm, kit = slot.allocation_list, slot.arm, slot.kit_code or ""
-    allocation = Allocation.objects.create(
-        participant=participant, trial=trial, allocation_list=alist, slot=slot,
+        list_id, arm, kit = slot.allocation_list_id, slot.arm, slot.kit_code or ""
+    allocation = insert(Allocation(
+        participant=participant, trial=trial, allocation_list_id=list_id, slot=slot,
         stratum_key=key, strata=strata, arm=arm, kit_code=kit, randomised_at=now,
-        randomised_by=by)
-    create_schedule(allocation)  # sets ``schedule_planned_through``, saved with the status
+        randomised_by=by))
+    # Sets ``schedule_planned_through``, saved with the status below.
+    create_schedule(allocation, records)
     participant.status = Status.RANDOMISED
-    participant._change_reason = "randomised"
-    participant.save(update_fields=["status", "schedule_planned_through"])
+    update_with_history(participant, ["status", "schedule_planned_through"], user=by,
+                        reason="randomised")
     # Audit-log text: English on purpose (see the module docstring).
     audit.record("participant.randomised",
                  f"{participant.study_id} randomised in stratum {key}"
@@ -487,30 +497,43 @@ def _active_list_or_error(trial: Trial) -> AllocationList:
     return alist
 
 
+# Takes the stratum's next slot in one statement. The UPDATE locks the stratum row until the
+# transaction ends, so concurrent randomisations into one stratum queue here; on PostgreSQL a
+# waiting UPDATE re-reads the row once the lock is released (READ COMMITTED re-evaluates the
+# WHERE clause and ``next_sequence + 1`` on the newest version), so each gets the next number,
+# with no duplicate and no gap, and none passes ``size``. RETURNING gives the sequence taken.
+_TAKE_SLOT = """
+    UPDATE {stratum} SET next_sequence = next_sequence + 1
+     WHERE key = %s AND next_sequence <= size
+       AND allocation_list_id = (SELECT id FROM {alist} WHERE trial_id = %s AND status = %s)
+    RETURNING id, allocation_list_id, next_sequence - 1, size - next_sequence + 1,
+              low_alert_sent_at
+"""
+
+
 def _take_slot(trial: Trial, key: str) -> AllocationSlot:
     """The next slot of the active list's stratum ``key``, taken under the stratum's row lock."""
-    stratum = (Stratum.objects.select_for_update(of=("self",)).select_related("allocation_list")
-               .filter(allocation_list__trial=trial, allocation_list__status=ListStatus.ACTIVE,
-                       key=key).first())
-    if stratum is None:
+    with connection.cursor() as cursor:
+        cursor.execute(_TAKE_SLOT.format(stratum=Stratum._meta.db_table,
+                                         alist=AllocationList._meta.db_table),
+                       [key, trial.pk, ListStatus.ACTIVE])
+        taken = cursor.fetchone()
+    if taken is None:
         alist = _active_list_or_error(trial)
-        stratum = Stratum(allocation_list=alist, key=key, size=0)  # a stratum the list lacks
-    alist = stratum.allocation_list
-    if stratum.next_sequence > stratum.size:
+        # The list has no such stratum, or its slots are all taken.
         raise RandomisationError(
             _("The allocation list has no slot left in stratum %(key)s: the statistician has "
               "been told and must add a new list version.") % {"key": key},
             code="list_exhausted", params={"list_id": alist.pk, "key": key})
-    slot = AllocationSlot.objects.select_related("arm").get(stratum=stratum,
-                                                            sequence=stratum.next_sequence)
-    slot.allocation_list = alist
-    stratum.next_sequence += 1
+    stratum_id, list_id, sequence, remaining, low_alert_sent_at = taken
+    slot = AllocationSlot.objects.select_related("arm").get(stratum_id=stratum_id,
+                                                            sequence=sequence)
     threshold = trial.definition["randomisation"].get("low_slot_threshold")
-    fields = ["next_sequence"]
-    if threshold is not None and stratum.remaining <= threshold and not stratum.low_alert_sent_at:
-        stratum.low_alert_sent_at = timezone.now()
-        fields.append("low_alert_sent_at")
-        number, remaining = alist.number, stratum.remaining
+    if threshold is not None and remaining <= threshold and low_alert_sent_at is None:
+        # Once per stratum: the stratum row is ours until commit, so no other request can
+        # send it too.
+        Stratum.objects.filter(pk=stratum_id).update(low_alert_sent_at=timezone.now())
+        number = AllocationList.objects.values_list("number", flat=True).get(pk=list_id)
         _notify(trial, [Role.STATISTICIAN], lambda: (
             _("Allocation list #%(n)s: stratum running low") % {"n": number},
             ngettext("Stratum %(key)s of allocation list #%(n)s has %(left)s unused slot left "
@@ -519,7 +542,6 @@ def _take_slot(trial: Trial, key: str) -> AllocationSlot:
                      "(threshold %(threshold)s). Prepare a new list version before it runs out.",
                      remaining) % {"key": key, "n": number, "left": remaining,
                                    "threshold": threshold}))
-    stratum.save(update_fields=fields)
     return slot
 
 

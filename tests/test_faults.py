@@ -92,12 +92,12 @@ def test_a_connection_lost_mid_randomisation_leaves_nothing_half_written(
     dsn = f"host={s['HOST'] or '127.0.0.1'} port={s['PORT'] or 5432} dbname={s['NAME']} " \
           f"user={s['USER']}" + (f" password={s['PASSWORD']}" if s["PASSWORD"] else "")
 
-    def lose_the_connection(allocation):
+    def lose_the_connection(allocation, *args):
         assert Allocation.objects.filter(pk=allocation.pk).exists()  # written, not committed
         pid = connection.connection.info.backend_pid
         with psycopg.connect(dsn, autocommit=True) as other:
             other.execute("SELECT pg_terminate_backend(%s)", [pid])
-        return real_schedule(allocation)
+        return real_schedule(allocation, *args)
 
     monkeypatch.setattr(services, "create_schedule", lose_the_connection)
     response = client.post(reverse("randomize", args=[trial.slug, participant.study_id]),

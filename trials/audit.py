@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import models
 
+from .history import insert
 from .models import AuditEvent, Trial
 
 logger = logging.getLogger("ctms.audit")
@@ -22,7 +23,7 @@ def record(
 ) -> AuditEvent:
     """Append one event. ``message`` must be safe for every role that may read the log:
     never put an arm of a blinded trial in it (``detail`` is shown only to unblinded roles)."""
-    event = AuditEvent.objects.create(
+    event = insert(AuditEvent(
         actor=actor if getattr(actor, "is_authenticated", False) else None,
         action=action,
         trial=trial,
@@ -30,6 +31,6 @@ def record(
         object_id=str(obj.pk) if obj is not None else "",
         message=message,
         detail=detail or {},
-    )
+    ))
     logger.info("audit %s: %s", action, message)
     return event

@@ -26,6 +26,7 @@ def trial_detail(request, slug: str):
     overview = selectors.trial_overview(request.user, trial)
     return render(request, "trials/trial_detail.html", {
         "trial": trial, "overview": overview,
+        "version": trial.versions.only("label", "number").get(pk=trial.current_version_id),
         "can_manage_allocation": policy.has_perm(request.user, policy.Perm.MANAGE_ALLOCATION, trial),
         "can_view_reports": policy.has_perm(request.user, policy.Perm.VIEW_REPORTS, trial),
         "can_export": policy.has_perm(request.user, policy.Perm.EXPORT_DATA, trial),

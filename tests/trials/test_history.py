@@ -1,0 +1,98 @@
+"""The lean writers of ``trials.history`` store what the ORM and django-simple-history store."""
+from __future__ import annotations
+
+import datetime as dt
+
+from simple_history.utils import bulk_create_with_history
+
+from patients.models import Participant, Status, Visit
+from tests import factories
+from trials import audit
+from trials.history import create_with_history, insert, update_with_history
+from trials.models import AuditEvent
+
+IGNORED = {"id", "history_id", "participant_id", "participant", "history_date", "created_at",
+           "updated_at", "study_id", "history_relation"}
+
+
+def _visits(participant) -> list[Visit]:
+    day = dt.date(2026, 3, 2)
+    return [Visit(participant=participant, code=f"injection_{n}", label=f"Injection {n}",
+                  occurrence=n, anchor_code="randomisation", anchor_date=day,
+                  target_date=day + dt.timedelta(days=28 * n),
+                  window_opens=day + dt.timedelta(days=28 * n - 3),
+                  window_closes=day + dt.timedelta(days=28 * n + 3),
+                  crfs=["injection", "adverse_events"]) for n in (1, 2, 3)]
+
+
+def _rows(queryset) -> list[dict]:
+    return sorted(({k: v for k, v in row.items() if k not in IGNORED} for row in queryset.values()),
+                  key=repr)
+
+
+def test_visits_and_their_history_rows_are_those_of_simple_history(reminet, make_user):
+    coordinator = make_user("coordinator", reminet)
+    by_orm, by_lean = (factories.participant(reminet, by=coordinator) for _ in range(2))
+    bulk_create_with_history(_visits(by_orm), Visit, default_user=coordinator,
+                             default_change_reason="schedule created at randomisation")
+    lean = _visits(by_lean)
+    create_with_history(lean, user=coordinator, reason="schedule created at randomisation",
+                        match=("code", "occurrence"))
+
+    assert _rows(Visit.objects.filter(participant=by_lean)) == \
+        _rows(Visit.objects.filter(participant=by_orm))
+    assert _rows(Visit.history.filter(participant=by_lean)) == \
+        _rows(Visit.history.filter(participant=by_orm))
+    # Each object got the key of its own row, and is saved like one the ORM created.
+    for visit in lean:
+        stored = Visit.objects.get(pk=visit.pk)
+        assert (stored.code, stored.occurrence) == (visit.code, visit.occurrence)
+        assert stored.created_at == visit.created_at
+        assert not visit._state.adding
+    history = Visit.history.filter(participant=by_lean).get(code="injection_2")
+    assert (history.history_type, history.history_user, history.id) == \
+        ("+", coordinator, Visit.objects.get(participant=by_lean, code="injection_2").pk)
+
+
+def test_an_update_and_its_history_row_are_those_of_a_save(reminet, make_user):
+    coordinator = make_user("coordinator", reminet)
+    by_orm, by_lean = (factories.participant(reminet, by=coordinator) for _ in range(2))
+    by_orm.status, by_orm._change_reason, by_orm._history_user = \
+        Status.RANDOMISED, "randomised", coordinator
+    by_orm.save(update_fields=["status"])
+    by_lean.status = Status.RANDOMISED
+    update_with_history(by_lean, ["status"], user=coordinator, reason="randomised")
+
+    assert Participant.objects.get(pk=by_lean.pk).status == Status.RANDOMISED
+    assert _rows(Participant.history.filter(id=by_lean.pk)) == \
+        _rows(Participant.history.filter(id=by_orm.pk))
+    newest = Participant.history.filter(id=by_lean.pk).latest("history_id")
+    assert (newest.history_type, newest.history_user, newest.history_change_reason,
+            newest.status) == ("~", coordinator, "randomised", Status.RANDOMISED)
+
+
+def test_an_inserted_audit_event_is_the_one_create_would_write(reminet, make_user):
+    coordinator = make_user("coordinator", reminet)
+    event = audit.record("test.lean", "Written by insert.", actor=coordinator, trial=reminet,
+                         obj=reminet, detail={"n": 1, "arm": None})
+    same = AuditEvent.objects.create(action="test.lean", message="Written by insert.",
+                                     actor=coordinator, trial=reminet, object_type="trials.Trial",
+                                     object_id=str(reminet.pk), detail={"n": 1, "arm": None})
+    stored = AuditEvent.objects.get(pk=event.pk)
+    fields = ["action", "message", "actor_id", "trial_id", "object_type", "object_id", "detail"]
+    assert [getattr(stored, f) for f in fields] == [getattr(same, f) for f in fields]
+    assert stored.at == event.at and abs(stored.at - same.at) < dt.timedelta(seconds=5)
+
+
+def test_the_history_manager_class_is_built_once_and_bound_per_instance(reminet, make_user):
+    coordinator = make_user("coordinator", reminet)
+    first, second = (factories.participant(reminet, by=coordinator) for _ in range(2))
+    assert type(first.history) is type(second.history) is type(Participant.history)
+    assert list(first.history.values_list("id", flat=True)) == [first.pk]
+    assert list(second.history.values_list("id", flat=True)) == [second.pk]
+
+
+def test_insert_sets_the_key_of_a_model_without_history(reminet):
+    event = insert(AuditEvent(action="test.key", message="x"))
+    assert event.pk is not None and AuditEvent.objects.get(pk=event.pk).message == "x"
+    assert AuditEvent.objects.get(pk=event.pk).at is not None

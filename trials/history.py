@@ -1,0 +1,137 @@
+"""Row history (django-simple-history), and lean writes for the randomisation's transaction.
+
+django-simple-history's ``HistoryDescriptor`` calls ``HistoryManager.from_queryset`` on every
+access to ``Model.history`` or ``instance.history``, and ``from_queryset`` builds a new class
+(it walks the queryset class with ``inspect.getmembers``). Every save of a tracked row goes
+through that descriptor to write its history row, so the class was rebuilt for each one: about
+a millisecond a write, several per randomisation or CRF save. The class depends only on the
+manager and queryset classes, so it is built once and reused; the manager *instance* is still
+made per access, bound to the instance asked for, as before.
+
+``insert``, ``create_with_history`` and ``update_with_history`` write what ``Model.save``,
+``bulk_create_with_history`` and a tracked model's ``save`` write (the same rows, the same
+history rows), as plain SQL statements. A randomisation writes eight rows in one transaction
+while the stratum's row lock is held; through the ORM, building those statements cost more
+than everything else the randomisation does (see README, "Benchmarks"). Each value is still
+prepared by its own field (``pre_save`` fills ``auto_now`` dates, ``get_db_prep_save`` adapts
+JSON, dates and foreign keys), so what is stored is what the ORM would store; tests compare the
+rows. They bypass ``save()`` and its signals: use them only for models with neither overridden
+for a purpose (the models here only refuse updates, which an insert is not).
+"""
+from __future__ import annotations
+
+from django.db import connection
+from django.db.models import Model
+from django.utils import timezone
+from simple_history import manager, models
+
+
+class HistoryManager(manager.HistoryManager):
+    _classes: dict[tuple, type] = {}
+
+    @classmethod
+    def from_queryset(cls, queryset_class, class_name=None):
+        key = (cls, queryset_class, class_name)
+        built = cls._classes.get(key)
+        if built is None:
+            built = cls._classes[key] = super().from_queryset(queryset_class, class_name)
+        return built
+
+
+def HistoricalRecords(**options) -> models.HistoricalRecords:  # noqa: N802 (reads as the class)
+    """``simple_history.models.HistoricalRecords`` with the manager above."""
+    return models.HistoricalRecords(history_manager=HistoryManager, **options)
+
+
+def _prepared(obj: Model, fields, *, add: bool) -> dict:
+    return {f.attname: f.get_db_prep_save(f.pre_save(obj, add), connection) for f in fields}
+
+
+def _insert(cursor, table: str, columns: list[str], rows: list[dict], returning=()) -> list:
+    quote = connection.ops.quote_name
+    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    sql = (f"INSERT INTO {quote(table)} ({', '.join(map(quote, columns))}) VALUES "
+           + ", ".join([placeholders] * len(rows)))
+    if returning:
+        sql += " RETURNING " + ", ".join(map(quote, returning))
+    cursor.execute(sql, [row[c] for row in rows for c in columns])
+    return cursor.fetchall() if returning else []
+
+
+def _history_extra(model, *, history_type: str, user, reason: str) -> tuple[type[Model], dict]:
+    """The history model of ``model`` and the values of its own columns for a new row."""
+    history_model = getattr(model, model._meta.simple_history_manager_attribute).model
+    extra = {name: history_model._meta.get_field(name).get_db_prep_save(value, connection)
+             for name, value in (("history_date", timezone.now()),
+                                 ("history_change_reason", reason),
+                                 ("history_type", history_type))}
+    extra["history_user_id"] = user.pk if user else None
+    return history_model, extra
+
+
+def insert(obj: Model) -> Model:
+    """Insert ``obj`` (a new row, no history) in one statement; sets its primary key."""
+    meta = obj._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    row = _prepared(obj, fields, add=True)
+    with connection.cursor() as cursor:
+        (obj.pk,), = _insert(cursor, meta.db_table, [f.column for f in fields],
+                             [{f.column: row[f.attname] for f in fields}], [meta.pk.column])
+    obj._state.adding, obj._state.db = False, connection.alias
+    return obj
+
+
+def create_with_history(objs: list[Model], *, user, reason: str, match: tuple[str, ...]) -> None:
+    """Insert new rows of one model and their "created" history rows, in two statements.
+
+    ``match``: fields that identify a row among ``objs`` (unique together), by which the keys
+    the database returns are given back to the objects (the order of RETURNING rows is not
+    guaranteed on every database). The history rows are django-simple-history's: same
+    columns, ``history_type`` "+", the user and the change reason given.
+    """
+    if not objs:
+        return
+    model, meta = type(objs[0]), objs[0]._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    rows = [_prepared(obj, fields, add=True) for obj in objs]
+    matched = [meta.get_field(name) for name in match]
+    with connection.cursor() as cursor:
+        keys = {tuple(found[1:]): found[0] for found in _insert(
+            cursor, meta.db_table, [f.column for f in fields],
+            [{f.column: row[f.attname] for f in fields} for row in rows],
+            [meta.pk.column] + [f.column for f in matched])}
+        for obj, row in zip(objs, rows):
+            obj.pk = keys[tuple(row[f.attname] for f in matched)]
+            obj._state.adding, obj._state.db = False, connection.alias
+        # The history rows are copied from the rows just stored, by the database: a statement
+        # with a handful of parameters whatever the number of rows.
+        history_model, extra = _history_extra(model, history_type="+", user=user,
+                                              reason=reason)
+        quote = connection.ops.quote_name
+        tracked = ", ".join(quote(f.column) for f in history_model.tracked_fields)
+        cursor.execute(
+            f"INSERT INTO {quote(history_model._meta.db_table)} "
+            f"({tracked}, {', '.join(map(quote, extra))}) "
+            f"SELECT {tracked}, {', '.join(['%s'] * len(extra))} FROM {quote(meta.db_table)} "
+            f"WHERE {quote(meta.pk.column)} IN ({', '.join(['%s'] * len(objs))})",
+            list(extra.values()) + [obj.pk for obj in objs])
+
+
+def update_with_history(obj: Model, fields: list[str], *, user, reason: str) -> None:
+    """Save ``fields`` of ``obj`` and write its "changed" history row, in two statements."""
+    model, meta = type(obj), obj._meta
+    changed = [meta.get_field(name) for name in fields]
+    values = _prepared(obj, changed, add=False)
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(meta.db_table)} SET "
+            + ", ".join(f"{quote(f.column)} = %s" for f in changed)
+            + f" WHERE {quote(meta.pk.column)} = %s",
+            [values[f.attname] for f in changed] + [obj.pk])
+        history_model, extra = _history_extra(model, history_type="~", user=user,
+                                              reason=reason)
+        row = {f.column: f.get_db_prep_save(getattr(obj, f.attname), connection)
+               for f in history_model.tracked_fields}
+        _insert(cursor, history_model._meta.db_table, list(row) + list(extra),
+                [{**row, **extra}])
