@@ -3,7 +3,7 @@ script, style or event handler), and a CSRF token in every POST form of every pa
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 
 from tests.crawl import Page, crawl
@@ -11,16 +11,30 @@ from tests.crawl import Page, crawl
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def demo(settings):
-    settings.DEBUG = True
-    call_command("demo_setup", stdout=open("/dev/null", "w"))
+@pytest.fixture(scope="module")
+def demo(django_db_setup, django_db_blocker):
+    """The demo, built once for the five crawls (about 20 s each to build) and committed; each
+    crawl still runs in its own rolled-back transaction. Emptied after the module, as a
+    transactional test's database is."""
+    from config.celery import app
+
+    eager = app.conf.CELERY_TASK_ALWAYS_EAGER
+    app.conf.CELERY_TASK_ALWAYS_EAGER = True  # as in every test (conftest ``_celery_eager``)
+    try:
+        with django_db_blocker.unblock(), override_settings(DEBUG=True):
+            call_command("demo_setup", stdout=open("/dev/null", "w"))
+    finally:
+        app.conf.CELERY_TASK_ALWAYS_EAGER = eager
+    yield
+    with django_db_blocker.unblock():
+        call_command("flush", interactive=False, verbosity=0)
 
 
 @pytest.mark.parametrize("username", ["admin", "investigator", "coordinator", "datamanager",
                                       "statistician"])
 def test_every_post_form_carries_a_csrf_token_and_no_page_has_inline_code(
-        username, demo, client, client_for, django_user_model):
+        username, demo, settings, client, client_for, django_user_model):
+    settings.DEBUG = True
     client_for(django_user_model.objects.get(username=username))
     pages = crawl(client)
     assert len(pages) > 5
