@@ -81,7 +81,7 @@ def test_an_inserted_audit_event_is_the_one_create_would_write(reminet, make_use
     stored = AuditEvent.objects.get(pk=event.pk)
     fields = ["action", "message", "actor_id", "trial_id", "object_type", "object_id", "detail"]
     assert [getattr(stored, f) for f in fields] == [getattr(same, f) for f in fields]
-    assert stored.at == event.at and abs(stored.at - same.at) < dt.timedelta(seconds=5)
+    assert stored.at == event.at <= same.at  # stamped when written, as ``create`` stamps
 
 
 def test_the_history_manager_class_is_built_once_and_bound_per_instance(reminet, make_user):
