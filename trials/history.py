@@ -10,9 +10,9 @@ made per access, bound to the instance asked for, as before.
 
 ``insert``, ``create_with_history`` and ``update_with_history`` write what ``Model.save``,
 ``bulk_create_with_history`` and a tracked model's ``save`` write (the same rows, the same
-history rows), as plain SQL statements. A randomisation writes eight rows in one transaction
-while the stratum's row lock is held; through the ORM, building those statements cost more
-than everything else the randomisation does (see README, "Benchmarks"). Each value is still
+history rows), as plain SQL statements. A randomisation writes about a dozen rows in one
+transaction while the stratum's row lock is held; through the ORM, writing them took about 7 ms
+of the 19 ms of Python a randomisation cost (see README, "Benchmarks"). Each value is still
 prepared by its own field (``pre_save`` fills ``auto_now`` dates, ``get_db_prep_save`` adapts
 JSON, dates and foreign keys), so what is stored is what the ORM would store; tests compare the
 rows. They bypass ``save()`` and its signals: use them only for models with neither overridden
