@@ -47,26 +47,37 @@ def _prepared(obj: Model, fields, *, add: bool) -> dict:
     return {f.attname: f.get_db_prep_save(f.pre_save(obj, add), connection) for f in fields}
 
 
-def _insert(cursor, table: str, columns: list[str], rows: list[dict], returning=()) -> list:
+def _insert(cursor, table: str, columns: list[str], rows: list[dict], returning: list[str]
+            ) -> list:
     quote = connection.ops.quote_name
     placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    sql = (f"INSERT INTO {quote(table)} ({', '.join(map(quote, columns))}) VALUES "
-           + ", ".join([placeholders] * len(rows)))
-    if returning:
-        sql += " RETURNING " + ", ".join(map(quote, returning))
-    cursor.execute(sql, [row[c] for row in rows for c in columns])
-    return cursor.fetchall() if returning else []
+    cursor.execute(f"INSERT INTO {quote(table)} ({', '.join(map(quote, columns))}) VALUES "
+                   + ", ".join([placeholders] * len(rows))
+                   + " RETURNING " + ", ".join(map(quote, returning)),
+                   [row[c] for row in rows for c in columns])
+    return cursor.fetchall()
 
 
-def _history_extra(model, *, history_type: str, user, reason: str) -> tuple[type[Model], dict]:
-    """The history model of ``model`` and the values of its own columns for a new row."""
-    history_model = getattr(model, model._meta.simple_history_manager_attribute).model
-    extra = {name: history_model._meta.get_field(name).get_db_prep_save(value, connection)
-             for name, value in (("history_date", timezone.now()),
-                                 ("history_change_reason", reason),
-                                 ("history_type", history_type))}
-    extra["history_user_id"] = user.pk if user else None
-    return history_model, extra
+def _copy_to_history(cursor, model, pks: list, *, history_type: str, user, reason: str
+                     ) -> None:
+    """Write the history rows of the stored rows ``pks`` of ``model``, as django-simple-history
+    does: the tracked columns copied by the database from the rows as they are now, then the
+    history's own (date, change reason, type, user). A statement with a handful of parameters
+    whatever the number of rows."""
+    meta = model._meta
+    history = getattr(model, meta.simple_history_manager_attribute).model
+    own = {name: history._meta.get_field(name).get_db_prep_save(value, connection)
+           for name, value in (("history_date", timezone.now()),
+                               ("history_change_reason", reason),
+                               ("history_type", history_type))}
+    own["history_user_id"] = user.pk if user else None
+    quote = connection.ops.quote_name
+    tracked = ", ".join(quote(f.column) for f in history.tracked_fields)
+    cursor.execute(
+        f"INSERT INTO {quote(history._meta.db_table)} ({tracked}, {', '.join(map(quote, own))}) "
+        f"SELECT {tracked}, {', '.join(['%s'] * len(own))} FROM {quote(meta.db_table)} "
+        f"WHERE {quote(meta.pk.column)} IN ({', '.join(['%s'] * len(pks))})",
+        list(own.values()) + list(pks))
 
 
 def insert(obj: Model) -> Model:
@@ -103,18 +114,8 @@ def create_with_history(objs: list[Model], *, user, reason: str, match: tuple[st
         for obj, row in zip(objs, rows):
             obj.pk = keys[tuple(row[f.attname] for f in matched)]
             obj._state.adding, obj._state.db = False, connection.alias
-        # The history rows are copied from the rows just stored, by the database: a statement
-        # with a handful of parameters whatever the number of rows.
-        history_model, extra = _history_extra(model, history_type="+", user=user,
-                                              reason=reason)
-        quote = connection.ops.quote_name
-        tracked = ", ".join(quote(f.column) for f in history_model.tracked_fields)
-        cursor.execute(
-            f"INSERT INTO {quote(history_model._meta.db_table)} "
-            f"({tracked}, {', '.join(map(quote, extra))}) "
-            f"SELECT {tracked}, {', '.join(['%s'] * len(extra))} FROM {quote(meta.db_table)} "
-            f"WHERE {quote(meta.pk.column)} IN ({', '.join(['%s'] * len(objs))})",
-            list(extra.values()) + [obj.pk for obj in objs])
+        _copy_to_history(cursor, model, [obj.pk for obj in objs], history_type="+",
+                         user=user, reason=reason)
 
 
 def update_with_history(obj: Model, fields: list[str], *, user, reason: str) -> None:
@@ -129,9 +130,4 @@ def update_with_history(obj: Model, fields: list[str], *, user, reason: str) -> 
             + ", ".join(f"{quote(f.column)} = %s" for f in changed)
             + f" WHERE {quote(meta.pk.column)} = %s",
             [values[f.attname] for f in changed] + [obj.pk])
-        history_model, extra = _history_extra(model, history_type="~", user=user,
-                                              reason=reason)
-        row = {f.column: f.get_db_prep_save(getattr(obj, f.attname), connection)
-               for f in history_model.tracked_fields}
-        _insert(cursor, history_model._meta.db_table, list(row) + list(extra),
-                [{**row, **extra}])
+        _copy_to_history(cursor, model, [obj.pk], history_type="~", user=user, reason=reason)
