@@ -76,6 +76,30 @@ def _memberships(user, trial: Trial) -> list[Membership]:
     return cache[trial.pk]
 
 
+def visible_trial(user, slug: str) -> Trial | None:
+    """The trial ``slug`` when ``user`` has a part in it (or is a superuser), else None.
+
+    The trial comes with the user's active memberships in it, in one query; they are kept for
+    this request's later checks (``_memberships``), which then read nothing.
+    """
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return None
+    memberships = list(Membership.objects.filter(user=user, trial__slug=slug, active=True)
+                       .select_related("trial").order_by())
+    if memberships:
+        trial = memberships[0].trial
+        for m in memberships:
+            m.trial = trial  # one trial object for the request, as ``_memberships`` would have
+    elif user.is_superuser:
+        trial = Trial.objects.filter(slug=slug).first()
+        if trial is None:
+            return None
+    else:
+        return None
+    user.__dict__.setdefault("_ctms_memberships", {})[trial.pk] = memberships
+    return trial
+
+
 def roles_with(perm: Perm) -> list[str]:
     """The roles that grant ``perm``: for set-wise queries that join memberships themselves
     (the daily reminder job finds each site's recipients in one SQL statement)."""

@@ -95,6 +95,31 @@ def test_a_deactivated_account_may_do_nothing(rectal, make_user):
     assert not any(policy.has_perm(user, perm, rectal) for perm in Perm)
 
 
+def test_visible_trial_reads_the_trial_with_the_users_memberships(
+        rectal, reminet, make_user, django_assert_num_queries):
+    from django.contrib.auth import get_user_model
+
+    site = rectal.sites.order_by("code").first()
+    user = make_user("coordinator", rectal, site)
+    with django_assert_num_queries(1):
+        trial = policy.visible_trial(user, "rectal-resection")
+        # What the pages ask next is answered from the memberships read with the trial.
+        assert policy.has_perm(user, Perm.RANDOMISE, trial, site=site)
+        assert not policy.has_perm(user, Perm.LOCK_CRF, trial)
+        assert policy.roles_in(user, trial) == {"coordinator"}
+    assert trial == rectal
+    # No part in the trial, no such trial, an inactive membership: nothing, as for a stranger.
+    assert policy.visible_trial(user, "reminet") is None
+    assert policy.visible_trial(user, "no-such-trial") is None
+    user.memberships.update(active=False)
+    user = get_user_model().objects.get(pk=user.pk)
+    assert policy.visible_trial(user, "rectal-resection") is None
+    # A superuser sees every trial without a membership, and no other one.
+    admin = get_user_model().objects.create_superuser("root", password="x" * 16)
+    assert policy.visible_trial(admin, "reminet") == reminet
+    assert policy.visible_trial(admin, "no-such-trial") is None
+
+
 def test_demo_setup_builds_a_trial_at_every_stage(db, settings):
     from django.core.management import call_command
 
