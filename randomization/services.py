@@ -13,6 +13,7 @@ are rendered in each recipient's own language (``Profile.language``), see ``_not
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ from outcomes.models import CRFRecord
 from patients.scheduling import create_schedule, fact_crfs
 from trials import audit, notify, policy
 from trials.history import insert, update_with_history
-from trials.models import Membership, Role, Trial
+from trials.models import Arm, Membership, Role, Trial
 from trials.policy import Perm
 
 from . import generator
@@ -467,13 +468,12 @@ def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> 
     method = trial.definition["randomisation"]["method"]
     if method == Method.MINIMISATION:
         alist = _active_list_or_error(trial)
-        arm, kit, slot = _minimise(alist, trial, strata)
-        list_id = alist.pk
+        arm, kit = _minimise(alist, trial, strata)
+        list_id, slot_id = alist.pk, None
     else:
-        slot = _take_slot(trial, key)
-        list_id, arm, kit = slot.allocation_list_id, slot.arm, slot.kit_code or ""
+        list_id, slot_id, arm, kit = _take_slot(trial, key)
     allocation = insert(Allocation(
-        participant=participant, trial=trial, allocation_list_id=list_id, slot=slot,
+        participant=participant, trial=trial, allocation_list_id=list_id, slot_id=slot_id,
         stratum_key=key, strata=strata, arm=arm, kit_code=kit, randomised_at=now,
         randomised_by=by))
     # Sets ``schedule_planned_through``, saved with the status below.
@@ -501,22 +501,38 @@ def _active_list_or_error(trial: Trial) -> AllocationList:
 # transaction ends, so concurrent randomisations into one stratum queue here; on PostgreSQL a
 # waiting UPDATE re-reads the row once the lock is released (READ COMMITTED re-evaluates the
 # WHERE clause and ``next_sequence + 1`` on the newest version), so each gets the next number,
-# with no duplicate and no gap, and none passes ``size``. RETURNING gives the sequence taken.
+# with no duplicate and no gap, and none passes ``size``. RETURNING gives what the slot taken
+# (sequence ``next_sequence - 1`` of the updated row) holds, read by the same statement.
 _TAKE_SLOT = """
     UPDATE {stratum} SET next_sequence = next_sequence + 1
      WHERE key = %s AND next_sequence <= size
        AND allocation_list_id = (SELECT id FROM {alist} WHERE trial_id = %s AND status = %s)
-    RETURNING id, allocation_list_id, next_sequence - 1, size - next_sequence + 1,
-              low_alert_sent_at
+    RETURNING id, allocation_list_id, size - next_sequence + 1, low_alert_sent_at,
+              {taken_slot}
 """
+_TAKEN = """(SELECT {column} FROM {slot} slot JOIN {arm} arm ON arm.id = slot.arm_id
+               WHERE slot.stratum_id = {stratum}.id
+                 AND slot.sequence = {stratum}.next_sequence - 1)"""
 
 
-def _take_slot(trial: Trial, key: str) -> AllocationSlot:
-    """The next slot of the active list's stratum ``key``, taken under the stratum's row lock."""
+@functools.cache
+def _take_slot_sql() -> str:
+    tables = {"stratum": Stratum._meta.db_table, "alist": AllocationList._meta.db_table,
+              "slot": AllocationSlot._meta.db_table, "arm": Arm._meta.db_table}
+    taken = ",\n              ".join(_TAKEN.format(column=column, **tables)
+                                     for column in ("slot.id", "slot.kit_code", "arm.id",
+                                                    "arm.code"))
+    return _TAKE_SLOT.format(taken_slot=taken, **tables)
+
+
+def _take_slot(trial: Trial, key: str) -> tuple[int, int, Arm, str]:
+    """Take the next slot of the active list's stratum ``key`` under the stratum's row lock.
+
+    Returns the list's ID, the slot's ID, its arm (code loaded; other fields on first use) and
+    its kit code ("" in an open-label trial).
+    """
     with connection.cursor() as cursor:
-        cursor.execute(_TAKE_SLOT.format(stratum=Stratum._meta.db_table,
-                                         alist=AllocationList._meta.db_table),
-                       [key, trial.pk, ListStatus.ACTIVE])
+        cursor.execute(_take_slot_sql(), [key, trial.pk, ListStatus.ACTIVE])
         taken = cursor.fetchone()
     if taken is None:
         alist = _active_list_or_error(trial)
@@ -525,9 +541,9 @@ def _take_slot(trial: Trial, key: str) -> AllocationSlot:
             _("The allocation list has no slot left in stratum %(key)s: the statistician has "
               "been told and must add a new list version.") % {"key": key},
             code="list_exhausted", params={"list_id": alist.pk, "key": key})
-    stratum_id, list_id, sequence, remaining, low_alert_sent_at = taken
-    slot = AllocationSlot.objects.select_related("arm").get(stratum_id=stratum_id,
-                                                            sequence=sequence)
+    stratum_id, list_id, remaining, low_alert_sent_at, slot_id, kit, arm_id, arm_code = taken
+    arm = Arm.from_db(connection.alias, ["id", "trial_id", "code"], [arm_id, trial.pk, arm_code])
+    arm.trial = trial
     threshold = trial.definition["randomisation"].get("low_slot_threshold")
     if threshold is not None and remaining <= threshold and low_alert_sent_at is None:
         # Once per stratum: the stratum row is ours until commit, so no other request can
@@ -542,7 +558,7 @@ def _take_slot(trial: Trial, key: str) -> AllocationSlot:
                      "(threshold %(threshold)s). Prepare a new list version before it runs out.",
                      remaining) % {"key": key, "n": number, "left": remaining,
                                    "threshold": threshold}))
-    return slot
+    return list_id, slot_id, arm, kit or ""
 
 
 def _alert_exhausted(list_id: int, key: str) -> None:
@@ -585,7 +601,7 @@ def _minimise(alist: AllocationList, trial: Trial, strata: dict[str, str]):
     if kit_length:
         kit = generator.kit_codes(f"{alist.seed}:{n + 1}", 1, kit_length,
                                   taken=_taken_kits(trial))[0]
-    return arms[code], kit, None
+    return arms[code], kit
 
 
 # ---------------------------------------------------------------------------- after the fact
