@@ -507,8 +507,8 @@ _TAKE_SLOT = """
     UPDATE {stratum} SET next_sequence = next_sequence + 1
      WHERE key = %s AND next_sequence <= size
        AND allocation_list_id = (SELECT id FROM {alist} WHERE trial_id = %s AND status = %s)
-    RETURNING id, allocation_list_id, size - next_sequence + 1, low_alert_sent_at,
-              {taken_slot}
+    RETURNING id, allocation_list_id, next_sequence - 1, size - next_sequence + 1,
+              low_alert_sent_at, {taken_slot}
 """
 _TAKEN = """(SELECT {column} FROM {slot} slot JOIN {arm} arm ON arm.id = slot.arm_id
                WHERE slot.stratum_id = {stratum}.id
@@ -541,7 +541,16 @@ def _take_slot(trial: Trial, key: str) -> tuple[int, int, Arm, str]:
             _("The allocation list has no slot left in stratum %(key)s: the statistician has "
               "been told and must add a new list version.") % {"key": key},
             code="list_exhausted", params={"list_id": alist.pk, "key": key})
-    stratum_id, list_id, remaining, low_alert_sent_at, slot_id, kit, arm_id, arm_code = taken
+    (stratum_id, list_id, sequence, remaining, low_alert_sent_at,
+     slot_id, kit, arm_id, arm_code) = taken
+    if slot_id is None:
+        # A sealed list holds every slot of each stratum, 1 to its size (checked when it is
+        # made or imported, and against its digest by ``verify_allocation_list``): a missing
+        # one means the stored list was damaged. Refused, and the transaction rolls back.
+        raise RandomisationError(
+            _("Stratum %(key)s of the allocation list has no slot #%(n)s: the list is damaged. "
+              "The statistician must verify it (verify_allocation_list).") % {
+                "key": key, "n": sequence}, code="list_damaged")
     arm = Arm.from_db(connection.alias, ["id", "trial_id", "code"], [arm_id, trial.pk, arm_code])
     arm.trial = trial
     threshold = trial.definition["randomisation"].get("low_slot_threshold")

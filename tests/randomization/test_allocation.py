@@ -216,3 +216,20 @@ def test_only_an_investigator_of_the_site_may_unblind(reminet_ready, make_user):
     for user in (coordinator, make_user("investigator", trial, other), make_user("sponsor", trial)):
         with pytest.raises(PermissionDenied):
             services.emergency_unblind(allocation, by=user, reason="x", password="x")
+
+
+def test_a_slot_missing_from_a_sealed_list_is_refused_with_nothing_written(reminet_ready):
+    trial, coordinator = reminet_ready
+    p = factories.eligible_participant(trial, by=coordinator, tumour_grade="G1",
+                                       l1_response="objective_response")
+    stratum = Stratum.objects.get(key="grade=G1;l1_response=objective_response")
+    # Damage the stored list as only a hand in the database could (the models refuse it).
+    AllocationSlot.objects.filter(stratum=stratum, sequence=1)._raw_delete("default")
+    with pytest.raises(services.RandomisationError) as info:
+        services.randomize(p, by=coordinator)
+    assert info.value.code == "list_damaged"
+    assert "no slot #1" in info.value.messages[0]
+    assert not Allocation.objects.exists()
+    stratum.refresh_from_db()
+    assert stratum.next_sequence == 1
+    assert Participant.objects.get(pk=p.pk).status != Status.RANDOMISED
