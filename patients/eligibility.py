@@ -26,10 +26,12 @@ class Eligibility:
 
 
 def eligibility_record(participant: Participant):
+    """The participant's eligibility CRF record, or None: one at most, as for every form not
+    tied to a visit (``CRFRecord``'s ``one_crf_outside_visits``)."""
     from outcomes.models import CRFRecord
 
     return (CRFRecord.objects.filter(participant=participant, crf_code=ELIGIBILITY_CRF)
-            .order_by("-created_at").first())
+            .order_by("pk").first())
 
 
 def evaluate(participant: Participant, record=None) -> Eligibility:

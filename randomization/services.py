@@ -455,8 +455,8 @@ def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> 
         participant=participant,
         crf_code__in={eligibility.ELIGIBILITY_CRF} | fact_crfs(participant.definition),
     ).order_by("created_at", "pk").values_list("crf_code", "status", "data", named=True))
-    record = next((r for r in reversed(records) if r.crf_code == eligibility.ELIGIBILITY_CRF),
-                  None)
+    # A participant has one eligibility record at most (``one_crf_outside_visits``).
+    record = next((r for r in records if r.crf_code == eligibility.ELIGIBILITY_CRF), None)
     check_can_randomise(participant, record)
     strata = participant_strata(participant, record)
     if confirmed_strata is not None and confirmed_strata != strata:
