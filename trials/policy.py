@@ -15,6 +15,7 @@ from enum import Enum
 
 from django.db.models import Q, QuerySet
 
+from . import sql
 from .models import Membership, Role, Site, Trial
 
 
@@ -79,23 +80,29 @@ def _memberships(user, trial: Trial) -> list[Membership]:
 def visible_trial(user, slug: str) -> Trial | None:
     """The trial ``slug`` when ``user`` has a part in it (or is a superuser), else None.
 
-    The trial comes with the user's active memberships in it, in one query; they are kept for
-    this request's later checks (``_memberships``), which then read nothing.
+    The trial comes with the user's active memberships in it, in one query (every trial page
+    asks, so it is SQL: see ``trials.sql``); they are kept for this request's later checks
+    (``_memberships``), which then read nothing.
     """
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return None
-    memberships = list(Membership.objects.filter(user=user, trial__slug=slug, active=True)
-                       .select_related("trial").order_by())
-    if memberships:
-        trial = memberships[0].trial
-        for m in memberships:
-            m.trial = trial  # one trial object for the request, as ``_memberships`` would have
-    elif user.is_superuser:
-        trial = Trial.objects.filter(slug=slug).first()
-        if trial is None:
-            return None
-    else:
+    trial_fields, membership_fields = sql.fields_of(Trial), sql.fields_of(Membership)
+    rows = sql.fetch(
+        f"SELECT {sql.columns(trial_fields, 't')}, {sql.columns(membership_fields, 'm')}"
+        f"  FROM {sql.table(Trial)} t LEFT JOIN {sql.table(Membership)} m"
+        f"    ON m.trial_id = t.id AND m.user_id = %s AND m.active"
+        f" WHERE t.slug = %s", [user.pk, slug])
+    if not rows:
         return None
+    split = len(trial_fields)
+    trial = sql.instance(Trial, rows[0][:split])
+    # No membership: one row, its membership columns NULL (the LEFT JOIN).
+    memberships = [sql.instance(Membership, row[split:]) for row in rows
+                   if row[split] is not None]
+    if not memberships and not user.is_superuser:
+        return None
+    for m in memberships:
+        m.trial = trial  # one trial object for the request, as ``_memberships`` would have
     user.__dict__.setdefault("_ctms_memberships", {})[trial.pk] = memberships
     return trial
 

@@ -1,0 +1,71 @@
+"""Reads in plain SQL, for the few queries on the randomisation's path.
+
+Django's ORM builds every query anew: about 0.5–1 ms of Python a query on this project's
+2-core machine, against 0.1–0.2 ms to run the same SQL through the cursor (README,
+"Benchmarks"). A randomisation's request runs a dozen statements, so the reads it makes on
+every call are written here as SQL, keeping what the ORM gives: the columns are the model's
+own fields, each value goes through the converters the ORM applies (dates and booleans on
+SQLite, JSON on every database), and rows become model instances by ``Model.from_db``, as the
+ORM builds them. Everything else reads through the ORM.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Sequence
+
+from django.db import connection
+from django.db.models import Field, Model
+
+
+def columns(fields: Sequence[Field], alias: str) -> str:
+    """``alias."column", …`` for ``fields``, to put after SELECT."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{alias}.{quote(f.column)}" for f in fields)
+
+
+def fields_of(model: type[Model]) -> list[Field]:
+    """The columns ``instance`` needs, in its order."""
+    return list(model._meta.concrete_fields)
+
+
+@functools.cache
+def _converters(field: Field, vendor: str) -> tuple[Any, list]:
+    # What the ORM's compiler applies to a column of ``field`` (``get_converters``); the same
+    # for every query on one database.
+    col = field.get_col(field.model._meta.db_table)
+    return col, connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+
+
+def converted(fields: Sequence[Field], values: Sequence[Any]) -> list[Any]:
+    """``values`` as read from the cursor, made what the ORM would return for ``fields``."""
+    out = []
+    for field, value in zip(fields, values):
+        col, converters = _converters(field, connection.vendor)
+        for convert in converters:
+            value = convert(value, col, connection)
+        out.append(value)
+    return out
+
+
+def instance(model: type[Model], values: Sequence[Any]) -> Model:
+    """A ``model`` instance from a row of ``columns(fields_of(model), …)``, as the ORM builds
+    it (the instance is "from the database": saving it updates the row)."""
+    fields = fields_of(model)
+    return model.from_db(connection.alias, [f.attname for f in fields],
+                         converted(fields, values))
+
+
+def fetch(sql: str, params: Sequence[Any]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def for_update() -> str:
+    """`` FOR UPDATE`` where the database locks rows (PostgreSQL); SQLite, which has no row
+    locks, serialises whole write transactions instead, as the ORM's ``select_for_update``."""
+    return " FOR UPDATE" if connection.features.has_select_for_update else ""
+
+
+def table(model: type[Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
