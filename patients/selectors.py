@@ -12,7 +12,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from randomization.models import Allocation
-from trials import policy
+from trials import policy, sql
 from trials.models import Site, Trial
 
 from .models import Deviation, Participant, Visit, VisitStatus
@@ -33,12 +33,17 @@ def get_participant_for(user, trial: Trial, study_id: str) -> Participant:
     if "\x00" in study_id:  # no study ID has one, and PostgreSQL refuses it in a query
         raise Http404("No such participant in this trial.")
     # The site check is the one ``participants_for`` applies (``policy.site_filter``), made on
-    # the row found rather than in the query: a plain lookup by the unique study ID.
-    try:
-        participant = Participant.objects.select_related("site").get(trial=trial,
-                                                                     study_id=study_id)
-    except Participant.DoesNotExist:
+    # the row found rather than in the query: a plain lookup by the unique study ID, in SQL as
+    # every participant page and the randomisation ask it (see ``trials.sql``).
+    participant_fields, site_fields = sql.fields_of(Participant), sql.fields_of(Site)
+    rows = sql.fetch(
+        f"SELECT {sql.columns(participant_fields, 'p')}, {sql.columns(site_fields, 's')}"
+        f"  FROM {sql.table(Participant)} p JOIN {sql.table(Site)} s ON s.id = p.site_id"
+        f" WHERE p.trial_id = %s AND p.study_id = %s", [trial.pk, study_id])
+    if not rows:
         raise Http404("No such participant in this trial.")
+    participant = sql.instance(Participant, rows[0][:len(participant_fields)])
+    participant.site = sql.instance(Site, rows[0][len(participant_fields):])
     if not policy.has_perm(user, policy.Perm.VIEW_PARTICIPANTS, trial, participant.site):
         raise Http404("No such participant in this trial.")
     participant.trial = trial  # already loaded by the caller: no second query for it
