@@ -16,6 +16,7 @@ import csv
 import functools
 import io
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -29,7 +30,7 @@ from patients import eligibility
 from patients.models import Participant, Status
 from outcomes.models import CRFRecord
 from patients.scheduling import create_schedule, fact_crfs
-from trials import audit, notify, policy
+from trials import audit, notify, policy, sql
 from trials.history import insert, update_with_history
 from trials.models import Arm, Membership, Role, Trial
 from trials.policy import Perm
@@ -445,16 +446,13 @@ def randomize(participant: Participant, *, by, confirmed_strata: dict[str, str] 
 
 
 def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> Allocation:
-    # Lock the participant's row (only it: ``of=("self",)``) and re-read what decides whether
-    # they may be randomised, so two clicks on "randomise" serialise here.
-    locked = (Participant.objects.select_for_update(of=("self",))
-              .filter(pk=participant.pk).values("status", "consent_date").get())
-    participant.status, participant.consent_date = locked["status"], locked["consent_date"]
-    # One read of the CRFs that randomisation and the schedule depend on, oldest first.
-    records = list(CRFRecord.objects.filter(
-        participant=participant,
-        crf_code__in={eligibility.ELIGIBILITY_CRF} | fact_crfs(participant.definition),
-    ).order_by("created_at", "pk").values_list("crf_code", "status", "data", named=True))
+    # Lock the participant's row and re-read what decides whether they may be randomised, so
+    # two clicks on "randomise" serialise here.
+    fields = [Participant._meta.get_field("status"), Participant._meta.get_field("consent_date")]
+    (locked,) = sql.fetch(f"SELECT {sql.columns(fields, 'p')} FROM {sql.table(Participant)} p"
+                          f" WHERE p.id = %s{sql.for_update()}", [participant.pk])
+    participant.status, participant.consent_date = sql.converted(fields, locked)
+    records = _facts_records(participant)
     # A participant has one eligibility record at most (``one_crf_outside_visits``).
     record = next((r for r in records if r.crf_code == eligibility.ELIGIBILITY_CRF), None)
     check_can_randomise(participant, record)
@@ -487,6 +485,25 @@ def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> 
                  + (f", kit {kit}" if kit else "") + ".",
                  actor=by, trial=trial, obj=allocation)
     return allocation
+
+
+class _Record(NamedTuple):
+    crf_code: str
+    status: str
+    data: dict
+
+
+def _facts_records(participant: Participant) -> list[_Record]:
+    """One read of the CRFs that randomisation and the schedule depend on, oldest first.
+
+    SQL rather than the ORM, as the randomisation's other reads (see ``trials.sql``)."""
+    codes = sorted({eligibility.ELIGIBILITY_CRF} | fact_crfs(participant.definition))
+    fields = [CRFRecord._meta.get_field(name) for name in _Record._fields]
+    rows = sql.fetch(
+        f"SELECT {sql.columns(fields, 'r')} FROM {sql.table(CRFRecord)} r"
+        f" WHERE r.participant_id = %s AND r.crf_code IN ({', '.join(['%s'] * len(codes))})"
+        f" ORDER BY r.created_at, r.id", [participant.pk, *codes])
+    return [_Record(*sql.converted(fields, row)) for row in rows]
 
 
 def _active_list_or_error(trial: Trial) -> AllocationList:
