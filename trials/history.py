@@ -10,7 +10,8 @@ made per access, bound to the instance asked for, as before.
 
 ``insert``, ``create_with_history`` and ``update_with_history`` write what ``Model.save``,
 ``bulk_create_with_history`` and a tracked model's ``save`` write (the same rows, the same
-history rows), as plain SQL statements. A randomisation writes about a dozen rows in one
+history rows), as plain SQL statements; on PostgreSQL, a row and its history row in one
+statement. A randomisation writes about a dozen rows in one
 transaction while the stratum's row lock is held; through the ORM, writing them took about 7 ms
 of the 19 ms of Python a randomisation cost (see README, "Benchmarks"). Each value is still
 prepared by its own field (``pre_save`` fills ``auto_now`` dates, ``get_db_prep_save`` adapts
@@ -47,23 +48,25 @@ def _prepared(obj: Model, fields, *, add: bool) -> dict:
     return {f.attname: f.get_db_prep_save(f.pre_save(obj, add), connection) for f in fields}
 
 
-def _insert(cursor, table: str, columns: list[str], rows: list[dict], returning: list[str]
-            ) -> list:
+# PostgreSQL writes a row and its history row in one statement: the row's INSERT or UPDATE in
+# a ``WITH`` whose ``RETURNING *`` the history's INSERT selects from (the values as stored,
+# defaults included). SQLite has no such ``WITH``, and takes a second statement that copies
+# the stored rows.
+_ONE_STATEMENT = {"postgresql"}
+
+
+def _insert_sql(table: str, columns: list[str], rows: list[dict]) -> tuple[str, list]:
     quote = connection.ops.quote_name
     placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    cursor.execute(f"INSERT INTO {quote(table)} ({', '.join(map(quote, columns))}) VALUES "
-                   + ", ".join([placeholders] * len(rows))
-                   + " RETURNING " + ", ".join(map(quote, returning)),
-                   [row[c] for row in rows for c in columns])
-    return cursor.fetchall()
+    return (f"INSERT INTO {quote(table)} ({', '.join(map(quote, columns))}) VALUES "
+            + ", ".join([placeholders] * len(rows)),
+            [row[c] for row in rows for c in columns])
 
 
-def _copy_to_history(cursor, model, pks: list, *, history_type: str, user, reason: str
-                     ) -> None:
-    """Write the history rows of the stored rows ``pks`` of ``model``, as django-simple-history
-    does: the tracked columns copied by the database from the rows as they are now, then the
-    history's own (date, change reason, type, user). A statement with a handful of parameters
-    whatever the number of rows."""
+def _history_sql(model, *, history_type: str, user, reason: str) -> tuple[str, list]:
+    """``INSERT INTO <history> (…) SELECT <tracked columns>, <history's own> FROM`` and its
+    parameters: django-simple-history's rows for the rows selected after ``FROM``, with the
+    history's own date, change reason, type and user."""
     meta = model._meta
     history = getattr(model, meta.simple_history_manager_attribute).model
     own = {name: history._meta.get_field(name).get_db_prep_save(value, connection)
@@ -73,11 +76,19 @@ def _copy_to_history(cursor, model, pks: list, *, history_type: str, user, reaso
     own["history_user_id"] = user.pk if user else None
     quote = connection.ops.quote_name
     tracked = ", ".join(quote(f.column) for f in history.tracked_fields)
-    cursor.execute(
-        f"INSERT INTO {quote(history._meta.db_table)} ({tracked}, {', '.join(map(quote, own))}) "
-        f"SELECT {tracked}, {', '.join(['%s'] * len(own))} FROM {quote(meta.db_table)} "
-        f"WHERE {quote(meta.pk.column)} IN ({', '.join(['%s'] * len(pks))})",
-        list(own.values()) + list(pks))
+    return (f"INSERT INTO {quote(history._meta.db_table)} ({tracked}, "
+            f"{', '.join(map(quote, own))}) SELECT {tracked}, {', '.join(['%s'] * len(own))} "
+            f"FROM ", list(own.values()))
+
+
+def _copy_to_history(cursor, model, pks: list, **history) -> None:
+    """Write the history rows of the stored rows ``pks`` of ``model``, copied by the database
+    (a statement with a handful of parameters whatever the number of rows)."""
+    meta = model._meta
+    quote = connection.ops.quote_name
+    copy, params = _history_sql(model, **history)
+    cursor.execute(copy + f"{quote(meta.db_table)} WHERE {quote(meta.pk.column)} IN "
+                   f"({', '.join(['%s'] * len(pks))})", params + list(pks))
 
 
 def insert(obj: Model) -> Model:
@@ -85,15 +96,19 @@ def insert(obj: Model) -> Model:
     meta = obj._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     row = _prepared(obj, fields, add=True)
+    statement, params = _insert_sql(meta.db_table, [f.column for f in fields],
+                                    [{f.column: row[f.attname] for f in fields}])
     with connection.cursor() as cursor:
-        (obj.pk,), = _insert(cursor, meta.db_table, [f.column for f in fields],
-                             [{f.column: row[f.attname] for f in fields}], [meta.pk.column])
+        cursor.execute(statement + f" RETURNING {connection.ops.quote_name(meta.pk.column)}",
+                       params)
+        (obj.pk,), = cursor.fetchall()
     obj._state.adding, obj._state.db = False, connection.alias
     return obj
 
 
 def create_with_history(objs: list[Model], *, user, reason: str, match: tuple[str, ...]) -> None:
-    """Insert new rows of one model and their "created" history rows, in two statements.
+    """Insert new rows of one model and their "created" history rows (one statement on
+    PostgreSQL, two elsewhere).
 
     ``match``: fields that identify a row among ``objs`` (unique together), by which the keys
     the database returns are given back to the objects (the order of RETURNING rows is not
@@ -106,28 +121,45 @@ def create_with_history(objs: list[Model], *, user, reason: str, match: tuple[st
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     rows = [_prepared(obj, fields, add=True) for obj in objs]
     matched = [meta.get_field(name) for name in match]
+    quote = connection.ops.quote_name
+    returning = " RETURNING " + ", ".join(quote(f.column) for f in [meta.pk, *matched])
+    statement, params = _insert_sql(meta.db_table, [f.column for f in fields],
+                                    [{f.column: row[f.attname] for f in fields} for row in rows])
+    history = {"history_type": "+", "user": user, "reason": reason}
     with connection.cursor() as cursor:
-        keys = {tuple(found[1:]): found[0] for found in _insert(
-            cursor, meta.db_table, [f.column for f in fields],
-            [{f.column: row[f.attname] for f in fields} for row in rows],
-            [meta.pk.column] + [f.column for f in matched])}
+        if connection.vendor in _ONE_STATEMENT:
+            copy, copy_params = _history_sql(model, **history)
+            # The history rows carry the new rows' keys and ``match`` columns: RETURNING them
+            # from the history's INSERT gives what the rows' own RETURNING would.
+            cursor.execute(f"WITH written AS ({statement} RETURNING *) {copy}written"
+                           + returning, params + copy_params)
+        else:
+            cursor.execute(statement + returning, params)
+        keys = {tuple(found[1:]): found[0] for found in cursor.fetchall()}
         for obj, row in zip(objs, rows):
             obj.pk = keys[tuple(row[f.attname] for f in matched)]
             obj._state.adding, obj._state.db = False, connection.alias
-        _copy_to_history(cursor, model, [obj.pk for obj in objs], history_type="+",
-                         user=user, reason=reason)
+        if connection.vendor not in _ONE_STATEMENT:
+            _copy_to_history(cursor, model, [obj.pk for obj in objs], **history)
 
 
 def update_with_history(obj: Model, fields: list[str], *, user, reason: str) -> None:
-    """Save ``fields`` of ``obj`` and write its "changed" history row, in two statements."""
+    """Save ``fields`` of ``obj`` and write its "changed" history row (one statement on
+    PostgreSQL, two elsewhere)."""
     model, meta = type(obj), obj._meta
     changed = [meta.get_field(name) for name in fields]
     values = _prepared(obj, changed, add=False)
     quote = connection.ops.quote_name
+    statement = (f"UPDATE {quote(meta.db_table)} SET "
+                 + ", ".join(f"{quote(f.column)} = %s" for f in changed)
+                 + f" WHERE {quote(meta.pk.column)} = %s")
+    params = [values[f.attname] for f in changed] + [obj.pk]
+    history = {"history_type": "~", "user": user, "reason": reason}
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {quote(meta.db_table)} SET "
-            + ", ".join(f"{quote(f.column)} = %s" for f in changed)
-            + f" WHERE {quote(meta.pk.column)} = %s",
-            [values[f.attname] for f in changed] + [obj.pk])
-        _copy_to_history(cursor, model, [obj.pk], history_type="~", user=user, reason=reason)
+        if connection.vendor in _ONE_STATEMENT:
+            copy, copy_params = _history_sql(model, **history)
+            cursor.execute(f"WITH written AS ({statement} RETURNING *) {copy}written",
+                           params + copy_params)
+        else:
+            cursor.execute(statement, params)
+            _copy_to_history(cursor, model, [obj.pk], **history)
