@@ -21,6 +21,8 @@ for a purpose (the models here only refuse updates, which an insert is not).
 """
 from __future__ import annotations
 
+import functools
+
 from django.db import connection
 from django.db.models import Model
 from django.utils import timezone
@@ -63,22 +65,28 @@ def _insert_sql(table: str, columns: list[str], rows: list[dict]) -> tuple[str, 
             [row[c] for row in rows for c in columns])
 
 
+_HISTORY_OWN = ("history_date", "history_change_reason", "history_type", "history_user_id")
+
+
+@functools.cache
+def _history_statement(model, vendor: str) -> tuple[str, list]:
+    meta = model._meta
+    history = getattr(model, meta.simple_history_manager_attribute).model
+    own = [history._meta.get_field(name) for name in _HISTORY_OWN]
+    quote = connection.ops.quote_name
+    tracked = ", ".join(quote(f.column) for f in history.tracked_fields)
+    return (f"INSERT INTO {quote(history._meta.db_table)} ({tracked}, "
+            f"{', '.join(quote(f.column) for f in own)}) SELECT {tracked}, "
+            f"{', '.join(['%s'] * len(own))} FROM ", own)
+
+
 def _history_sql(model, *, history_type: str, user, reason: str) -> tuple[str, list]:
     """``INSERT INTO <history> (…) SELECT <tracked columns>, <history's own> FROM`` and its
     parameters: django-simple-history's rows for the rows selected after ``FROM``, with the
     history's own date, change reason, type and user."""
-    meta = model._meta
-    history = getattr(model, meta.simple_history_manager_attribute).model
-    own = {name: history._meta.get_field(name).get_db_prep_save(value, connection)
-           for name, value in (("history_date", timezone.now()),
-                               ("history_change_reason", reason),
-                               ("history_type", history_type))}
-    own["history_user_id"] = user.pk if user else None
-    quote = connection.ops.quote_name
-    tracked = ", ".join(quote(f.column) for f in history.tracked_fields)
-    return (f"INSERT INTO {quote(history._meta.db_table)} ({tracked}, "
-            f"{', '.join(map(quote, own))}) SELECT {tracked}, {', '.join(['%s'] * len(own))} "
-            f"FROM ", list(own.values()))
+    statement, own = _history_statement(model, connection.vendor)
+    values = (timezone.now(), reason, history_type, user.pk if user else None)
+    return statement, [f.get_db_prep_save(v, connection) for f, v in zip(own, values)]
 
 
 def _copy_to_history(cursor, model, pks: list, **history) -> None:
