@@ -48,7 +48,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -57,7 +57,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _, ngettext
 from simple_history.utils import bulk_update_with_history
 
-from trials import audit, policy
+from trials import audit, policy, sql
 from trials.history import create_with_history
 from trials.policy import Perm
 from trials.protocol import PARTICIPANT_STATUSES
@@ -151,29 +151,47 @@ def fact_crfs(definition: dict) -> set[str]:
             | {e["source"]["crf"] for e in definition.get("events", [])})
 
 
+class FactRecord(NamedTuple):
+    crf_code: str
+    status: str
+    data: dict
+
+
+def fact_records(participant: Participant, *, also: Iterable[str] = ()) -> list[FactRecord]:
+    """The participant's records of the CRFs the schedule depends on (``fact_crfs``) and of
+    ``also``, oldest first: one read, in SQL (see ``trials.sql``), as randomisation makes it
+    on every call."""
+    from outcomes.models import CRFRecord
+
+    codes = sorted(fact_crfs(participant.definition) | set(also))
+    if not codes:
+        return []
+    fields = [CRFRecord._meta.get_field(name) for name in FactRecord._fields]
+    rows = sql.fetch(
+        f"SELECT {sql.columns(fields, 'r')} FROM {sql.table(CRFRecord)} r"
+        f" WHERE r.participant_id = %s AND r.crf_code IN ({', '.join(['%s'] * len(codes))})"
+        f" ORDER BY r.created_at, r.id", [participant.pk, *codes])
+    return [FactRecord(*sql.converted(fields, row)) for row in rows]
+
+
 def read_facts(participant: Participant, allocation,
-               records: Iterable[tuple[str, str, dict]] | None = None) -> Facts:
+               records: list[FactRecord] | None = None) -> Facts:
     """The dates the schedule hangs on, read from the CRFs the protocol names (one query).
 
     An anchor counts as soon as its date is saved, draft or not: the coordinator wants the
     post-operative visits as soon as the surgery date is known. An event counts only once its
-    CRF is completed, because it ends visits. ``records``: the participant's CRF records as
-    ``(crf_code, status, data)``, when the caller has already read them (at least those of
-    ``fact_crfs``).
+    CRF is completed, because it ends visits. ``records``: ``fact_records``, when the caller
+    has already read them.
     """
-    from outcomes.models import CRFRecord, CRFStatus
+    from outcomes.models import CRFStatus
 
     definition = participant.definition
     randomised_on = randomisation_date(allocation)
     anchors = definition.get("anchors", [])
     events = definition.get("events", [])
     crfs = fact_crfs(definition)
-    if records is None:
-        # ``order_by()``: the model's ordering would join the participant and trial for nothing.
-        records = list(CRFRecord.objects.filter(participant=participant, crf_code__in=crfs)
-                       .order_by().values_list("crf_code", "status", "data")) if crfs else []
-    else:
-        records = [r for r in records if r[0] in crfs]
+    records = [r for r in (fact_records(participant) if records is None else records)
+               if r.crf_code in crfs]
 
     def earliest(source: dict, completed_only: bool) -> dt.date | None:
         dates = [as_date(data.get(source["field"])) for code, status, data in records
@@ -427,8 +445,7 @@ def _user(by):
 # --------------------------------------------------------------------------- triggers
 
 
-def create_schedule(allocation, records: Iterable[tuple[str, str, dict]] | None = None
-                    ) -> list[Visit]:
+def create_schedule(allocation, records: list[FactRecord] | None = None) -> list[Visit]:
     """Create the participant's visits from the protocol template for their arm.
 
     Runs inside ``randomize``'s transaction, which then saves the participant's status and

@@ -35,15 +35,13 @@ def get_participant_for(user, trial: Trial, study_id: str) -> Participant:
     # The site check is the one ``participants_for`` applies (``policy.site_filter``), made on
     # the row found rather than in the query: a plain lookup by the unique study ID, in SQL as
     # every participant page and the randomisation ask it (see ``trials.sql``).
-    participant_fields, site_fields = sql.fields_of(Participant), sql.fields_of(Site)
     rows = sql.fetch(
-        f"SELECT {sql.columns(participant_fields, 'p')}, {sql.columns(site_fields, 's')}"
+        f"SELECT {sql.select(Participant, 'p')}, {sql.select(Site, 's')}"
         f"  FROM {sql.table(Participant)} p JOIN {sql.table(Site)} s ON s.id = p.site_id"
         f" WHERE p.trial_id = %s AND p.study_id = %s", [trial.pk, study_id])
     if not rows:
         raise Http404("No such participant in this trial.")
-    participant = sql.instance(Participant, rows[0][:len(participant_fields)])
-    participant.site = sql.instance(Site, rows[0][len(participant_fields):])
+    participant, participant.site = sql.instances(rows[0], Participant, Site)
     if not policy.has_perm(user, policy.Perm.VIEW_PARTICIPANTS, trial, participant.site):
         raise Http404("No such participant in this trial.")
     participant.trial = trial  # already loaded by the caller: no second query for it

@@ -33,7 +33,7 @@ def register_participant(
         trial=trial,
         site=site,
         study_id=f"{site.code}-{number:04d}",
-        protocol_version=trial.current_version,
+        protocol_version_id=trial.current_version_id,
         screened_on=screened_on,
         created_by=by,
     )

@@ -16,7 +16,6 @@ import csv
 import functools
 import io
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -28,8 +27,7 @@ from django.utils.translation import gettext as _, ngettext
 from accounts.services import password_confirmed
 from patients import eligibility
 from patients.models import Participant, Status
-from outcomes.models import CRFRecord
-from patients.scheduling import create_schedule, fact_crfs
+from patients.scheduling import create_schedule, fact_records
 from trials import audit, notify, policy, sql
 from trials.history import insert, update_with_history
 from trials.models import Arm, Membership, Role, Trial
@@ -452,7 +450,7 @@ def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> 
     (locked,) = sql.fetch(f"SELECT {sql.columns(fields, 'p')} FROM {sql.table(Participant)} p"
                           f" WHERE p.id = %s{sql.for_update()}", [participant.pk])
     participant.status, participant.consent_date = sql.converted(fields, locked)
-    records = _facts_records(participant)
+    records = fact_records(participant, also={eligibility.ELIGIBILITY_CRF})
     # A participant has one eligibility record at most (``one_crf_outside_visits``).
     record = next((r for r in records if r.crf_code == eligibility.ELIGIBILITY_CRF), None)
     check_can_randomise(participant, record)
@@ -485,25 +483,6 @@ def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> 
                  + (f", kit {kit}" if kit else "") + ".",
                  actor=by, trial=trial, obj=allocation)
     return allocation
-
-
-class _Record(NamedTuple):
-    crf_code: str
-    status: str
-    data: dict
-
-
-def _facts_records(participant: Participant) -> list[_Record]:
-    """One read of the CRFs that randomisation and the schedule depend on, oldest first.
-
-    SQL rather than the ORM, as the randomisation's other reads (see ``trials.sql``)."""
-    codes = sorted({eligibility.ELIGIBILITY_CRF} | fact_crfs(participant.definition))
-    fields = [CRFRecord._meta.get_field(name) for name in _Record._fields]
-    rows = sql.fetch(
-        f"SELECT {sql.columns(fields, 'r')} FROM {sql.table(CRFRecord)} r"
-        f" WHERE r.participant_id = %s AND r.crf_code IN ({', '.join(['%s'] * len(codes))})"
-        f" ORDER BY r.created_at, r.id", [participant.pk, *codes])
-    return [_Record(*sql.converted(fields, row)) for row in rows]
 
 
 def _active_list_or_error(trial: Trial) -> AllocationList:
@@ -548,9 +527,7 @@ def _take_slot(trial: Trial, key: str) -> tuple[int, int, Arm, str]:
     Returns the list's ID, the slot's ID, its arm (code loaded; other fields on first use) and
     its kit code ("" in an open-label trial).
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_take_slot_sql(), [key, trial.pk, ListStatus.ACTIVE])
-        taken = cursor.fetchone()
+    taken = next(iter(sql.fetch(_take_slot_sql(), [key, trial.pk, ListStatus.ACTIVE])), None)
     if taken is None:
         alist = _active_list_or_error(trial)
         # The list has no such stratum, or its slots are all taken.

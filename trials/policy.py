@@ -86,19 +86,17 @@ def visible_trial(user, slug: str) -> Trial | None:
     """
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return None
-    trial_fields, membership_fields = sql.fields_of(Trial), sql.fields_of(Membership)
     rows = sql.fetch(
-        f"SELECT {sql.columns(trial_fields, 't')}, {sql.columns(membership_fields, 'm')}"
+        f"SELECT {sql.select(Trial, 't')}, {sql.select(Membership, 'm')}"
         f"  FROM {sql.table(Trial)} t LEFT JOIN {sql.table(Membership)} m"
         f"    ON m.trial_id = t.id AND m.user_id = %s AND m.active"
         f" WHERE t.slug = %s", [user.pk, slug])
     if not rows:
         return None
-    split = len(trial_fields)
+    split = len(sql.fields_of(Trial))
     trial = sql.instance(Trial, rows[0][:split])
     # No membership: one row, its membership columns NULL (the LEFT JOIN).
-    memberships = [sql.instance(Membership, row[split:]) for row in rows
-                   if row[split] is not None]
+    memberships = [m for row in rows for m in sql.instances(row[split:], Membership) if m]
     if not memberships and not user.is_superuser:
         return None
     for m in memberships:

@@ -4,8 +4,8 @@ Django's ORM builds every query anew: about 0.5–1 ms of Python a query on this
 2-core machine, against 0.1–0.2 ms to run the same SQL through the cursor (README,
 "Benchmarks"). A randomisation's request runs a dozen statements, so the reads it makes on
 every call (the trial and memberships in ``policy.visible_trial``, the participant in
-``patients.selectors.get_participant_for``, the lock and CRFs in
-``randomization.services``) are SQL written with these helpers, which keep what the ORM
+``patients.selectors.get_participant_for``, the CRFs in ``patients.scheduling.fact_records``,
+the lock and the slot in ``randomization.services``) are SQL written with these helpers, which keep what the ORM
 gives: the columns are the model's own fields, each value goes through the converters the ORM
 applies (dates and booleans on SQLite, JSON on every database), and rows become model
 instances by ``Model.from_db``, as the ORM builds them. Everything else reads through the ORM.
@@ -49,12 +49,28 @@ def converted(fields: Sequence[Field], values: Sequence[Any]) -> list[Any]:
     return out
 
 
+def select(model: type[Model], alias: str) -> str:
+    """The columns of ``model`` that ``instance`` needs, for a SELECT from its table ``alias``."""
+    return columns(fields_of(model), alias)
+
+
 def instance(model: type[Model], values: Sequence[Any]) -> Model:
-    """A ``model`` instance from a row of ``columns(fields_of(model), …)``, as the ORM builds
-    it (the instance is "from the database": saving it updates the row)."""
+    """A ``model`` instance from the values of ``select(model, …)``, as the ORM builds it (the
+    instance is "from the database": saving it updates the row)."""
     fields = fields_of(model)
     return model.from_db(connection.alias, [f.attname for f in fields],
                          converted(fields, values))
+
+
+def instances(row: Sequence[Any], *models: type[Model]) -> list[Model | None]:
+    """One instance of each of ``models`` from a row of ``select(model, …)`` for each in turn;
+    None for a model whose primary key is NULL (nothing found by a LEFT JOIN)."""
+    out, start = [], 0
+    for model in models:
+        end = start + len(fields_of(model))
+        out.append(instance(model, row[start:end]) if row[start] is not None else None)
+        start = end
+    return out
 
 
 def fetch(sql: str, params: Sequence[Any]) -> list[tuple]:
