@@ -5,10 +5,11 @@ Django's ORM builds every query anew: about 0.5–1 ms of Python a query on this
 "Benchmarks"). A randomisation's request runs a dozen statements, so the reads it makes on
 every call (the trial and memberships in ``policy.visible_trial``, the participant in
 ``patients.selectors.get_participant_for``, the CRFs in ``patients.scheduling.fact_records``,
-the lock and the slot in ``randomization.services``) are SQL written with these helpers, which keep what the ORM
-gives: the columns are the model's own fields, each value goes through the converters the ORM
-applies (dates and booleans on SQLite, JSON on every database), and rows become model
-instances by ``Model.from_db``, as the ORM builds them. Everything else reads through the ORM.
+the lock and the slot in ``randomization.services``) are SQL written with these helpers,
+which keep what the ORM gives: the columns are the model's own fields, each value goes
+through the converters the ORM applies (dates and booleans on SQLite, JSON on every
+database), and rows become model instances by ``Model.from_db``, as the ORM builds them.
+Everything else reads through the ORM.
 """
 from __future__ import annotations
 
