@@ -21,11 +21,16 @@ for a purpose (the models here only refuse updates, which an insert is not).
 """
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import functools
+import json
+import uuid
 
 from django.db import connection
 from django.db.models import Model
 from django.utils import timezone
+from psycopg.types.json import Json, Jsonb
 from simple_history import manager, models
 
 
@@ -63,6 +68,45 @@ def _insert_sql(table: str, columns: list[str], rows: list[dict]) -> tuple[str, 
     return (f"INSERT INTO {quote(table)} ({', '.join(map(quote, columns))}) VALUES "
             + ", ".join([placeholders] * len(rows)),
             [row[c] for row in rows for c in columns])
+
+
+@functools.cache
+def _populate_statement(model, vendor: str) -> str:
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    names = ", ".join(quote(f.column) for f in model._meta.concrete_fields if not f.primary_key)
+    return (f"INSERT INTO {table} ({names}) SELECT {names}"
+            f" FROM json_populate_recordset(NULL::{table}, %s)")
+
+
+def _populate_sql(model, rows: list[dict]) -> tuple[str, list]:
+    """PostgreSQL's ``INSERT … SELECT … FROM json_populate_recordset(NULL::<table>, <rows>)``:
+    the rows as one JSON parameter, each value read by its column's type. One text and one
+    parameter whatever the number of rows, where a multi-row VALUES has a parameter per value
+    and psycopg parses again every statement of more than 50 parameters (0.7 ms of a
+    randomisation's four visits)."""
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    return (_populate_statement(model, connection.vendor),
+            [Json([{f.column: row[f.attname] for f in fields} for row in rows],
+                  dumps=_dumps)])
+
+
+def _as_json(value):
+    # The values ``get_db_prep_save`` prepared that JSON has no type for, as the text that
+    # PostgreSQL reads for their columns.
+    if isinstance(value, (dt.date, dt.time)):  # datetimes too, with their UTC offset
+        return value.isoformat()
+    if isinstance(value, Jsonb):  # a JSON column's value, with its field's encoder
+        if value.dumps in (None, json.dumps):
+            return value.obj
+        return json.loads(value.dumps(value.obj))
+    if isinstance(value, (decimal.Decimal, uuid.UUID)):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} value {value!r} has no JSON form for "
+                    f"json_populate_recordset")
+
+
+_dumps = functools.partial(json.dumps, default=_as_json)
 
 
 _HISTORY_OWN = ("history_date", "history_change_reason", "history_type", "history_user_id")
@@ -131,17 +175,19 @@ def create_with_history(objs: list[Model], *, user, reason: str, match: tuple[st
     matched = [meta.get_field(name) for name in match]
     quote = connection.ops.quote_name
     returning = " RETURNING " + ", ".join(quote(f.column) for f in [meta.pk, *matched])
-    statement, params = _insert_sql(meta.db_table, [f.column for f in fields],
-                                    [{f.column: row[f.attname] for f in fields} for row in rows])
     history = {"history_type": "+", "user": user, "reason": reason}
     with connection.cursor() as cursor:
         if connection.vendor in _ONE_STATEMENT:
+            statement, params = _populate_sql(model, rows)
             copy, copy_params = _history_sql(model, **history)
             # The history rows carry the new rows' keys and ``match`` columns: RETURNING them
             # from the history's INSERT gives what the rows' own RETURNING would.
             cursor.execute(f"WITH written AS ({statement} RETURNING *) {copy}written"
                            + returning, params + copy_params)
         else:
+            statement, params = _insert_sql(
+                meta.db_table, [f.column for f in fields],
+                [{f.column: row[f.attname] for f in fields} for row in rows])
             cursor.execute(statement + returning, params)
         keys = {tuple(found[1:]): found[0] for found in cursor.fetchall()}
         for obj, row in zip(objs, rows):

@@ -96,3 +96,27 @@ def test_insert_sets_the_key_of_a_model_without_history(reminet):
     event = insert(AuditEvent(action="test.key", message="x"))
     assert event.pk is not None and AuditEvent.objects.get(pk=event.pk).message == "x"
     assert AuditEvent.objects.get(pk=event.pk).at is not None
+
+
+def test_values_without_a_json_type_are_written_as_their_columns_read_them():
+    """PostgreSQL's many-row insert sends the rows as one JSON document (``_populate_sql``)."""
+    import decimal
+    import json
+
+    import pytest
+    from django.core.serializers.json import DjangoJSONEncoder
+    from psycopg.types.json import Jsonb
+
+    from trials.history import _as_json
+
+    moment = dt.datetime(2026, 3, 2, 9, 30, 0, 123456, tzinfo=dt.timezone.utc)
+    assert _as_json(moment) == "2026-03-02T09:30:00.123456+00:00"  # microseconds kept
+    assert _as_json(dt.date(2026, 3, 2)) == "2026-03-02"
+    assert _as_json(decimal.Decimal("1.10")) == "1.10"
+    assert _as_json(Jsonb(["injection"])) == ["injection"]
+    # A JSON field's own encoder still decides how its value is written.
+    encoded = Jsonb({"on": dt.date(2026, 3, 2)},
+                    dumps=lambda obj: json.dumps(obj, cls=DjangoJSONEncoder))
+    assert _as_json(encoded) == {"on": "2026-03-02"}
+    with pytest.raises(TypeError, match="bytes value .* has no JSON form"):
+        _as_json(b"\x00")
