@@ -48,7 +48,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -161,17 +161,41 @@ def fact_records(participant: Participant, *, also: Iterable[str] = ()) -> list[
     """The participant's records of the CRFs the schedule depends on (``fact_crfs``) and of
     ``also``, oldest first: one read, in SQL (see ``trials.sql``), as randomisation makes it
     on every call."""
+    return locked_fact_records(participant, [], also=also, lock=False)[1]
+
+
+def locked_fact_records(participant: Participant, fields: Sequence[str], *,
+                        also: Iterable[str] = (), lock: bool = True,
+                        ) -> tuple[list[Any], list[FactRecord]]:
+    """Lock the participant's row until the transaction ends (``lock``) and read, in one
+    statement, its ``fields`` as they are now and its ``fact_records``.
+
+    Randomisation locks the participant so that two clicks serialise, then decides on the
+    status, consent and CRFs read under that lock.
+    """
     from outcomes.models import CRFRecord
 
     codes = sorted(fact_crfs(participant.definition) | set(also))
-    if not codes:
-        return []
-    fields = [CRFRecord._meta.get_field(name) for name in FactRecord._fields]
+    own = [Participant._meta.get_field(name) for name in fields]
+    if not codes and not own:
+        return [], []
+    record_fields = [CRFRecord._meta.get_field(name) for name in FactRecord._fields]
+    # The records join the participant's row (LEFT: a participant may have none), so the row
+    # and its records are one read; ``FOR UPDATE OF p`` locks the participant only.
+    selected = ", ".join(filter(None, [sql.columns(own, "p"), sql.columns(record_fields, "r")]))
+    in_codes = ", ".join(["%s"] * len(codes)) or "NULL"
     rows = sql.fetch(
-        f"SELECT {sql.columns(fields, 'r')} FROM {sql.table(CRFRecord)} r"
-        f" WHERE r.participant_id = %s AND r.crf_code IN ({', '.join(['%s'] * len(codes))})"
-        f" ORDER BY r.created_at, r.id", [participant.pk, *codes])
-    return [FactRecord(*sql.converted(fields, row)) for row in rows]
+        f"SELECT {selected} FROM {sql.table(Participant)} p"
+        f" LEFT JOIN {sql.table(CRFRecord)} r ON r.participant_id = p.id"
+        f" AND r.crf_code IN ({in_codes})"
+        f" WHERE p.id = %s ORDER BY r.created_at, r.id{sql.for_update('p') if lock else ''}",
+        [*codes, participant.pk])
+    if not rows:
+        raise Participant.DoesNotExist(f"No participant {participant.pk}.")
+    values = sql.converted(own, rows[0][:len(own)])
+    records = [FactRecord(*sql.converted(record_fields, row[len(own):])) for row in rows
+               if row[len(own)] is not None]
+    return values, records
 
 
 def read_facts(participant: Participant, allocation,

@@ -27,7 +27,7 @@ from django.utils.translation import gettext as _, ngettext
 from accounts.services import password_confirmed
 from patients import eligibility
 from patients.models import Participant, Status
-from patients.scheduling import create_schedule, fact_records
+from patients.scheduling import create_schedule, locked_fact_records
 from trials import audit, notify, policy, sql
 from trials.history import insert, update_with_history
 from trials.models import Arm, Membership, Role, Trial
@@ -446,11 +446,8 @@ def randomize(participant: Participant, *, by, confirmed_strata: dict[str, str] 
 def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> Allocation:
     # Lock the participant's row and re-read what decides whether they may be randomised, so
     # two clicks on "randomise" serialise here.
-    fields = [Participant._meta.get_field("status"), Participant._meta.get_field("consent_date")]
-    (locked,) = sql.fetch(f"SELECT {sql.columns(fields, 'p')} FROM {sql.table(Participant)} p"
-                          f" WHERE p.id = %s{sql.for_update()}", [participant.pk])
-    participant.status, participant.consent_date = sql.converted(fields, locked)
-    records = fact_records(participant, also={eligibility.ELIGIBILITY_CRF})
+    (participant.status, participant.consent_date), records = locked_fact_records(
+        participant, ["status", "consent_date"], also={eligibility.ELIGIBILITY_CRF})
     # A participant has one eligibility record at most (``one_crf_outside_visits``).
     record = next((r for r in records if r.crf_code == eligibility.ELIGIBILITY_CRF), None)
     check_can_randomise(participant, record)

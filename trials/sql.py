@@ -4,12 +4,12 @@ Django's ORM builds every query anew: about 0.5–1 ms of Python a query on this
 2-core machine, against 0.1–0.2 ms to run the same SQL through the cursor (README,
 "Benchmarks"). A randomisation's request runs a dozen statements, so the reads it makes on
 every call (the trial and memberships in ``policy.visible_trial``, the participant in
-``patients.selectors.get_participant_for``, the CRFs in ``patients.scheduling.fact_records``,
-the lock and the slot in ``randomization.services``) are SQL written with these helpers,
-which keep what the ORM gives: the columns are the model's own fields, each value goes
-through the converters the ORM applies (dates and booleans on SQLite, JSON on every
-database), and rows become model instances by ``Model.from_db``, as the ORM builds them.
-Everything else reads through the ORM.
+``patients.selectors.get_participant_for``, the participant's lock and CRFs in
+``patients.scheduling.locked_fact_records``, the slot in ``randomization.services``) are SQL
+written with these helpers, which keep what the ORM gives: the columns are the model's own
+fields, each value goes through the converters the ORM applies (dates and booleans on SQLite,
+JSON on every database), and rows become model instances by ``Model.from_db``, as the ORM
+builds them. Everything else reads through the ORM.
 """
 from __future__ import annotations
 
@@ -80,10 +80,13 @@ def fetch(sql: str, params: Sequence[Any]) -> list[tuple]:
         return cursor.fetchall()
 
 
-def for_update() -> str:
-    """`` FOR UPDATE`` where the database locks rows (PostgreSQL); SQLite, which has no row
-    locks, serialises whole write transactions instead, as the ORM's ``select_for_update``."""
-    return " FOR UPDATE" if connection.features.has_select_for_update else ""
+def for_update(of: str | None = None) -> str:
+    """`` FOR UPDATE`` (of the table ``of`` only, an alias, when given) where the database locks
+    rows (PostgreSQL); SQLite, which has no row locks, serialises whole write transactions
+    instead, as the ORM's ``select_for_update``."""
+    if not connection.features.has_select_for_update:
+        return ""
+    return f" FOR UPDATE OF {of}" if of else " FOR UPDATE"
 
 
 def table(model: type[Model]) -> str:

@@ -233,3 +233,28 @@ def test_a_slot_missing_from_a_sealed_list_is_refused_with_nothing_written(remin
     stratum.refresh_from_db()
     assert stratum.next_sequence == 1
     assert Participant.objects.get(pk=p.pk).status != Status.RANDOMISED
+
+
+def test_a_randomisation_runs_a_fixed_number_of_statements(reminet_ready):
+    """Whatever the participant: the lock and CRFs (one read), the slot, the allocation, the
+    visits, the participant's status and the audit entry, with BEGIN and COMMIT. On SQLite
+    the history rows of the visits and of the participant take a statement each."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from patients.selectors import get_participant_for
+    from trials.selectors import get_trial_for
+
+    trial, coordinator = reminet_ready
+    counts = []
+    for grade in ("G1", "G2"):
+        p = factories.eligible_participant(trial, by=coordinator, tumour_grade=grade,
+                                           l1_response="stable_disease")
+        # Read as the view reads them (the trial with the user's memberships, the participant
+        # with its site), before the service is called.
+        p = get_participant_for(coordinator, get_trial_for(coordinator, trial.slug), p.study_id)
+        with CaptureQueriesContext(connection) as queries:
+            services.randomize(p, by=coordinator)
+        counts.append(len(queries))
+    expected = 8 if connection.vendor == "postgresql" else 10
+    assert counts == [expected, expected], [q["sql"][:80] for q in queries]
