@@ -2,9 +2,10 @@
 its history and print it. Thin: permissions come from ``trials.policy``, reads from
 ``outcomes.selectors``, every change from ``outcomes.services``.
 
-Every participant is fetched through ``patients.selectors.get_participant_for``, so a CRF or
-query of another site answers 404 whatever the URL. A failed action re-renders the CRF page
-with its form bound and the error next to the field, status 400.
+Every participant is fetched through ``trials.selectors.get_trial_and_participant_for`` (the
+site check of ``patients.selectors``), so a CRF or query of another site answers 404 whatever
+the URL. A failed action re-renders the CRF page with its form bound and the error next to the
+field, status 400.
 """
 from django import forms
 from django.contrib import messages
@@ -16,11 +17,10 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from patients.models import Visit
-from patients.selectors import get_participant_for
 from trials import policy
 from trials.forms import attach_errors
 from trials.policy import Perm
-from trials.selectors import get_trial_for
+from trials.selectors import get_trial_and_participant_for, get_trial_for
 
 from . import downloads, exports, pdf, selectors, services, trail
 from .forms import build_crf_form, form_to_data
@@ -89,8 +89,7 @@ def crf_edit(request, slug: str, study_id: str, crf_code: str, visit_id: int | N
     """The page of one CRF of a participant, at a visit or outside visits (eligibility, events
     such as progression or death): entered here by the site, read by every role that may see
     the participant (disabled fields), with its signatures, lock and queries."""
-    trial = get_trial_for(request.user, slug)
-    participant = get_participant_for(request.user, trial, study_id)
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
     visit = _visit(participant, visit_id, crf_code)
     page = selectors.crf_page(participant, crf_code, visit)
     if page.definition is None:
@@ -192,8 +191,7 @@ def _crf_page(request, trial, page: selectors.CRFPage, *, form=None, failed: dic
 
 
 def _record(request, slug: str, study_id: str, record_id: int):
-    trial = get_trial_for(request.user, slug)
-    participant = get_participant_for(request.user, trial, study_id)
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
     record = get_object_or_404(CRFRecord.objects.select_related("visit"), pk=record_id,
                                participant=participant)
     record.participant = participant
@@ -319,8 +317,7 @@ QUERY_ACTIONS = {
 @require_POST
 def query_action(request, slug: str, study_id: str, query_id: int, action: str):
     """Answer (the site), close or re-open (the data manager) one query, with a message."""
-    trial = get_trial_for(request.user, slug)
-    participant = get_participant_for(request.user, trial, study_id)
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
     query = get_object_or_404(DataQuery.objects.select_related("record__visit"), pk=query_id,
                               record__participant=participant)
     record = query.record

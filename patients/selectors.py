@@ -36,12 +36,24 @@ def get_participant_for(user, trial: Trial, study_id: str) -> Participant:
     # the row found rather than in the query: a plain lookup by the unique study ID, in SQL as
     # every participant page and the randomisation ask it (see ``trials.sql``).
     rows = sql.fetch(
-        f"SELECT {sql.select(Participant, 'p')}, {sql.select(Site, 's')}"
+        f"SELECT {participant_with_site()}"
         f"  FROM {sql.table(Participant)} p JOIN {sql.table(Site)} s ON s.id = p.site_id"
         f" WHERE p.trial_id = %s AND p.study_id = %s", [trial.pk, study_id])
-    if not rows:
+    return participant_seen(user, trial, rows[0] if rows else None)
+
+
+def participant_with_site() -> str:
+    """The columns of a participant ``p`` and its site ``s``, for ``participant_seen``."""
+    return f"{sql.select(Participant, 'p')}, {sql.select(Site, 's')}"
+
+
+def participant_seen(user, trial: Trial, values) -> Participant:
+    """The participant of ``values`` (``participant_with_site``'s columns; None or NULLs when
+    none was found), or 404 when there is none *or* it is at a site the user cannot see."""
+    participant, site = sql.instances(values, Participant, Site) if values else (None, None)
+    if participant is None:
         raise Http404("No such participant in this trial.")
-    participant, participant.site = sql.instances(rows[0], Participant, Site)
+    participant.site = site
     if not policy.has_perm(user, policy.Perm.VIEW_PARTICIPANTS, trial, participant.site):
         raise Http404("No such participant in this trial.")
     participant.trial = trial  # already loaded by the caller: no second query for it

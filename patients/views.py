@@ -11,7 +11,7 @@ from randomization.selectors import allocation_of, allocation_view
 from trials import policy
 from trials.forms import attach_errors
 from trials.policy import Perm
-from trials.selectors import get_trial_for
+from trials.selectors import get_trial_and_participant_for, get_trial_for
 
 from outcomes import selectors as crf_selectors
 from outcomes.models import UNRESOLVED, CRFRecord, CRFStatus
@@ -30,8 +30,7 @@ def participant_list(request, slug: str):
 
 
 def participant_detail(request, slug: str, study_id: str):
-    trial = get_trial_for(request.user, slug)
-    participant = selectors.get_participant_for(request.user, trial, study_id)
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
     user, site = request.user, participant.site
     allocation = allocation_of(participant)
     return render(request, "patients/participant_detail.html", {
@@ -66,8 +65,7 @@ def screen_participant(request, slug: str):
 
 
 def record_consent(request, slug: str, study_id: str):
-    trial = get_trial_for(request.user, slug)
-    participant = selectors.get_participant_for(request.user, trial, study_id)
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
     if not policy.has_perm(request.user, Perm.SCREEN, trial, participant.site):
         raise PermissionDenied
     form = ConsentForm(request.POST or None)
@@ -119,8 +117,7 @@ def _page_number(value) -> int:
 
 
 def visit_timeline(request, slug: str, study_id: str):
-    trial = get_trial_for(request.user, slug)
-    participant = selectors.get_participant_for(request.user, trial, study_id)
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
     return _timeline_page(request, trial, participant)
 
 
@@ -162,8 +159,7 @@ def _unscheduled_form(participant, data=None) -> UnscheduledVisitForm:
 @require_POST
 def update_visit(request, slug: str, study_id: str, visit_id: int):
     """Done on a date, not done, not applicable, or planned again: one coordinator action."""
-    trial = get_trial_for(request.user, slug)
-    participant = selectors.get_participant_for(request.user, trial, study_id)
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
     visit = get_object_or_404(Visit, pk=visit_id, participant=participant)
     if not policy.has_perm(request.user, Perm.SCHEDULE_VISITS, trial, participant.site):
         raise PermissionDenied
@@ -195,8 +191,7 @@ def update_visit(request, slug: str, study_id: str, visit_id: int):
 
 @require_POST
 def add_unscheduled_visit(request, slug: str, study_id: str):
-    trial = get_trial_for(request.user, slug)
-    participant = selectors.get_participant_for(request.user, trial, study_id)
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
     if not policy.has_perm(request.user, Perm.SCHEDULE_VISITS, trial, participant.site):
         raise PermissionDenied
     form = _unscheduled_form(participant, request.POST)

@@ -8,19 +8,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _, gettext_lazy, pgettext
 from django.views.decorators.http import require_POST
 
-from patients.selectors import get_participant_for
 from trials import policy
 from trials.forms import attach_errors
 from trials.policy import Perm
-from trials.selectors import get_trial_for
+from trials.selectors import get_trial_and_participant_for, get_trial_for
 
 from . import pdf, selectors, services
 from .models import AllocationList
 
 
 def _participant(request, slug, study_id, perm: Perm):
-    trial = get_trial_for(request.user, slug)
-    participant = get_participant_for(request.user, trial, study_id)
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
     if not policy.has_perm(request.user, perm, trial, participant.site):
         raise PermissionDenied
     return trial, participant
@@ -79,8 +77,7 @@ def _randomize_page(request, trial, participant, problem, *, strata=None, status
 
 
 def allocation_detail(request, slug: str, study_id: str):
-    trial = get_trial_for(request.user, slug)
-    participant = get_participant_for(request.user, trial, study_id)
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
     allocation = _allocation(participant)
     view = selectors.allocation_view(request.user, allocation)
     return render(request, "randomization/allocation_detail.html", {
@@ -94,8 +91,7 @@ def allocation_detail(request, slug: str, study_id: str):
 
 
 def certificate(request, slug: str, study_id: str):
-    trial = get_trial_for(request.user, slug)
-    participant = get_participant_for(request.user, trial, study_id)
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
     allocation = _allocation(participant)
     content = pdf.certificate(selectors.allocation_view(request.user, allocation))
     response = HttpResponse(content, content_type="application/pdf")

@@ -86,17 +86,30 @@ def visible_trial(user, slug: str) -> Trial | None:
     """
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return None
-    rows = sql.fetch(
-        f"SELECT {sql.select(Trial, 't')}, {sql.select(Membership, 'm')}"
-        f"  FROM {sql.table(Trial)} t LEFT JOIN {sql.table(Membership)} m"
-        f"    ON m.trial_id = t.id AND m.user_id = %s AND m.active"
-        f" WHERE t.slug = %s", [user.pk, slug])
-    if not rows:
+    columns, tables, params = trial_with_memberships(user)
+    return trial_from_rows(user, sql.fetch(f"SELECT {columns} FROM {tables} WHERE t.slug = %s",
+                                           [*params, slug]))
+
+
+def trial_with_memberships(user) -> tuple[str, str, list]:
+    """The columns, tables and parameters of a read of trials ``t`` with ``user``'s active
+    memberships ``m`` in each (a LEFT JOIN: a row per membership, or one with NULLs), for a
+    query that joins more to them; its rows go to ``trial_from_rows``."""
+    return (f"{sql.select(Trial, 't')}, {sql.select(Membership, 'm')}",
+            f"{sql.table(Trial)} t LEFT JOIN {sql.table(Membership)} m"
+            f" ON m.trial_id = t.id AND m.user_id = %s AND m.active", [user.pk])
+
+
+def trial_from_rows(user, rows: list[tuple]) -> Trial | None:
+    """The trial of rows of ``trial_with_memberships`` (their first columns) when ``user``
+    has a part in it, else None; the memberships are kept for this request's checks."""
+    if not rows or not getattr(user, "is_authenticated", False) or not user.is_active:
         return None
     split = len(sql.fields_of(Trial))
     trial = sql.instance(Trial, rows[0][:split])
+    end = split + len(sql.fields_of(Membership))
     # No membership: one row, its membership columns NULL (the LEFT JOIN).
-    memberships = [m for row in rows for m in sql.instances(row[split:], Membership) if m]
+    memberships = [m for row in rows for m in sql.instances(row[split:end], Membership) if m]
     if not memberships and not user.is_superuser:
         return None
     for m in memberships:

@@ -134,3 +134,53 @@ def test_demo_setup_builds_a_trial_at_every_stage(db, settings):
 
     assert Allocation.objects.filter(trial__slug="reminet").count() == 2 * (5 + OUTCOME_COHORT["reminet"])
     assert Participant.objects.filter(status=Status.SCREENED, consent_date__isnull=False).count() == 5
+
+
+def test_the_trial_and_participant_read_together_answer_as_read_apart(
+        rectal, reminet, make_user, django_assert_num_queries):
+    """Every participant page reads both in one query: the same participant, the same 404s
+    and 403s as ``get_trial_for`` then ``get_participant_for``."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import AnonymousUser
+    from django.core.exceptions import PermissionDenied
+    from django.http import Http404
+
+    from patients.selectors import get_participant_for
+    from tests import factories
+    from trials.selectors import get_trial_and_participant_for, get_trial_for
+
+    first, second = rectal.sites.order_by("code")[:2]
+    coordinator = make_user("coordinator", rectal, first)
+    here = factories.participant(rectal, first, by=coordinator)
+    there = factories.participant(rectal, second, by=make_user("coordinator", rectal, second))
+    users = [coordinator, make_user("sponsor", rectal), make_user("coordinator", reminet),
+             get_user_model().objects.create_superuser("root", password="x" * 16),
+             AnonymousUser()]
+    cases = [(slug, study_id, perm) for slug in ("rectal-resection", "reminet", "no-such-trial")
+             for study_id in (here.study_id, there.study_id, "RECT-99-9999", "A\x00B")
+             for perm in (Perm.VIEW_TRIAL, Perm.RANDOMISE)]
+
+    def outcome(read):
+        try:
+            trial, participant = read()
+        except (Http404, PermissionDenied) as exc:
+            return type(exc).__name__
+        assert participant.trial is trial and participant.site.pk == participant.site_id
+        return trial.pk, participant.pk, participant.study_id, participant.site.code
+
+    answers = set()
+    for user in users:
+        for slug, study_id, perm in cases:
+            def apart():
+                trial = get_trial_for(user, slug, perm)
+                return trial, get_participant_for(user, trial, study_id)
+            together = outcome(lambda: get_trial_and_participant_for(user, slug, study_id, perm))
+            assert together == outcome(apart), (user, slug, study_id, perm)
+            answers.add(together if isinstance(together, str) else "found")
+    assert answers == {"Http404", "PermissionDenied", "found"}
+    user = get_user_model().objects.get(pk=coordinator.pk)
+    with django_assert_num_queries(1):
+        trial, participant = get_trial_and_participant_for(user, "rectal-resection",
+                                                           here.study_id, Perm.RANDOMISE)
+        assert policy.has_perm(user, Perm.RANDOMISE, trial, participant.site)
+    assert participant == here
