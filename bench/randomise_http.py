@@ -7,7 +7,8 @@ What it does, on this machine only (127.0.0.1):
    local server), migrates it, loads the protocols, seals a REMINET allocation list and
    registers enough consented, eligible participants spread over the four strata;
 2. starts the app with gunicorn and the production settings (DEBUG off, persistent database
-   connections), as it runs in production behind its proxy;
+   connections) and gunicorn's production configuration (``gunicorn.conf.py``: a worker per
+   core), as it runs in production behind its proxy;
 3. for each number of concurrent clients N, each client logs in (session + CSRF, like a
    browser) and sends ``--requests`` POSTs to the trivial endpoint (saving the interface
    language on the profile: one authenticated write), then ``--requests`` randomisations
@@ -163,7 +164,9 @@ def main() -> int:
                         help="requests per client per round")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of trivial then randomise at each level")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="gunicorn worker processes (default: gunicorn.conf.py's, a worker "
+                             "per core, as in production)")
     parser.add_argument("--database", default=os.environ.get(
         "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ctms_bench_randomise"))
     args = parser.parse_args()
@@ -190,9 +193,11 @@ def main() -> int:
                   "SECURE_SSL_REDIRECT": "false", "DATABASE_CONN_MAX_AGE": "600",
                   "EMAIL_URL": "consolemail://"}
     sh(PY, "manage.py", "collectstatic", "--noinput", "-v0", env=server_env)
+    if args.workers is not None:
+        server_env["WEB_WORKERS"] = str(args.workers)
     server = subprocess.Popen(
         [PY, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(args.workers), "--log-level", "warning"],
+         "--log-level", "warning"],
         cwd=ROOT, env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         for _ in range(100):
@@ -201,6 +206,9 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(0.1)
+        workers = sum(1 for pid in filter(str.isdigit, os.listdir("/proc"))
+                      if (_stat(pid) or [None, None])[1] == str(server.pid))
+        print(f"gunicorn: {workers} workers on {len(os.sched_getaffinity(0))} cores", flush=True)
         clients = [Client(port) for _ in range(max_clients)]
         for client, username in zip(clients, made["clients"]):
             client.login(username)
@@ -254,7 +262,7 @@ def main() -> int:
         env=env, capture_output=True, text=True).stdout.split()
     results_file = ROOT / "bench" / "results" / "randomise_http.json"
     results_file.parent.mkdir(exist_ok=True)
-    report = {"machine": {"cpus": os.cpu_count()}, "workers": args.workers,
+    report = {"machine": {"cpus": os.cpu_count()}, "workers": workers,
               "requests_per_client_per_round": args.requests, "rounds": args.rounds,
               "levels": results,
               "slots_consecutive": check[0] == "True", "allocations": int(check[1])}
