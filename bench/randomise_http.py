@@ -206,12 +206,13 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(0.1)
-        workers = sum(1 for pid in filter(str.isdigit, os.listdir("/proc"))
-                      if (_stat(pid) or [None, None])[1] == str(server.pid))
-        print(f"gunicorn: {workers} workers on {len(os.sched_getaffinity(0))} cores", flush=True)
         clients = [Client(port) for _ in range(max_clients)]
         for client, username in zip(clients, made["clients"]):
             client.login(username)
+        # Counted once the logins were answered: gunicorn listens before its workers start.
+        workers = sum(1 for pid in filter(str.isdigit, os.listdir("/proc"))
+                      if (_stat(pid) or [None, None])[1] == str(server.pid))
+        print(f"gunicorn: {workers} workers on {len(os.sched_getaffinity(0))} cores", flush=True)
         pool = iter(made["participants"])
         results = []
         for n in levels:
