@@ -161,18 +161,22 @@ def fact_records(participant: Participant, *, also: Iterable[str] = ()) -> list[
     """The participant's records of the CRFs the schedule depends on (``fact_crfs``) and of
     ``also``, oldest first: one read, in SQL (see ``trials.sql``), as randomisation makes it
     on every call."""
-    return locked_fact_records(participant, [], also=also, lock=False)[1]
+    return _with_fact_records(participant, [], also, lock=False)[1]
 
 
 def locked_fact_records(participant: Participant, fields: Sequence[str], *,
-                        also: Iterable[str] = (), lock: bool = True,
-                        ) -> tuple[list[Any], list[FactRecord]]:
-    """Lock the participant's row until the transaction ends (``lock``) and read, in one
-    statement, its ``fields`` as they are now and its ``fact_records``.
+                        also: Iterable[str] = ()) -> tuple[list[Any], list[FactRecord]]:
+    """Lock the participant's row until the transaction ends and read, in one statement, its
+    ``fields`` as they are now and its ``fact_records``.
 
     Randomisation locks the participant so that two clicks serialise, then decides on the
     status, consent and CRFs read under that lock.
     """
+    return _with_fact_records(participant, fields, also, lock=True)
+
+
+def _with_fact_records(participant: Participant, fields: Sequence[str], also: Iterable[str],
+                       *, lock: bool) -> tuple[list[Any], list[FactRecord]]:
     from outcomes.models import CRFRecord
 
     codes = sorted(fact_crfs(participant.definition) | set(also))

@@ -105,11 +105,10 @@ def trial_from_rows(user, rows: list[tuple]) -> Trial | None:
     has a part in it, else None; the memberships are kept for this request's checks."""
     if not rows or not getattr(user, "is_authenticated", False) or not user.is_active:
         return None
-    split = len(sql.fields_of(Trial))
-    trial = sql.instance(Trial, rows[0][:split])
-    end = split + len(sql.fields_of(Membership))
+    trial = sql.instance(Trial, rows[0][:sql.width(Trial)])
     # No membership: one row, its membership columns NULL (the LEFT JOIN).
-    memberships = [m for row in rows for m in sql.instances(row[split:end], Membership) if m]
+    memberships = [m for row in rows
+                   for m in sql.instances(row[sql.width(Trial):], Membership) if m]
     if not memberships and not user.is_superuser:
         return None
     for m in memberships:

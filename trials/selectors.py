@@ -45,8 +45,7 @@ def get_trial_and_participant_for(user, slug: str, study_id: str,
         f" LEFT JOIN {sql.table(Site)} s ON s.id = p.site_id"
         f" WHERE t.slug = %s", [*params, study_id, slug])
     trial = _checked(user, policy.trial_from_rows(user, rows), perm)
-    start = len(sql.fields_of(Trial)) + len(sql.fields_of(Membership))
-    return trial, participant_seen(user, trial, rows[0][start:])
+    return trial, participant_seen(user, trial, rows[0][sql.width(Trial, Membership):])
 
 
 @dataclass(frozen=True)

@@ -65,12 +65,18 @@ def instance(model: type[Model], values: Sequence[Any]) -> Model:
                          converted(fields, values))
 
 
+def width(*models: type[Model]) -> int:
+    """How many columns ``select`` gives for ``models`` together: where in a joined row the
+    columns selected after theirs start."""
+    return sum(len(fields_of(model)) for model in models)
+
+
 def instances(row: Sequence[Any], *models: type[Model]) -> list[Model | None]:
     """One instance of each of ``models`` from a row of ``select(model, …)`` for each in turn;
     None for a model whose primary key is NULL (nothing found by a LEFT JOIN)."""
     out, start = [], 0
     for model in models:
-        end = start + len(fields_of(model))
+        end = start + width(model)
         out.append(instance(model, row[start:end]) if row[start] is not None else None)
         start = end
     return out
@@ -82,13 +88,11 @@ def fetch(sql: str, params: Sequence[Any]) -> list[tuple]:
         return cursor.fetchall()
 
 
-def for_update(of: str | None = None) -> str:
-    """`` FOR UPDATE`` (of the table ``of`` only, an alias, when given) where the database locks
-    rows (PostgreSQL); SQLite, which has no row locks, serialises whole write transactions
-    instead, as the ORM's ``select_for_update``."""
-    if not connection.features.has_select_for_update:
-        return ""
-    return f" FOR UPDATE OF {of}" if of else " FOR UPDATE"
+def for_update(of: str) -> str:
+    """`` FOR UPDATE OF <of>`` (a table's alias: only its rows are locked) where the database
+    locks rows (PostgreSQL); SQLite, which has no row locks, serialises whole write
+    transactions instead, as the ORM's ``select_for_update``."""
+    return f" FOR UPDATE OF {of}" if connection.features.has_select_for_update else ""
 
 
 def table(model: type[Model]) -> str:
