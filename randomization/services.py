@@ -29,7 +29,7 @@ from patients import eligibility
 from patients.models import Participant, Status
 from patients.scheduling import create_schedule, locked_fact_records
 from trials import audit, notify, policy, sql
-from trials.history import insert, update_with_history
+from trials.history import insert, one_statement, update_with_history
 from trials.models import Arm, Membership, Role, Trial
 from trials.policy import Perm
 
@@ -462,23 +462,27 @@ def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> 
     if method == Method.MINIMISATION:
         alist = _active_list_or_error(trial)
         arm, kit = _minimise(alist, trial, strata)
-        list_id, slot_id = alist.pk, None
+        list_id, slot_id, pk = alist.pk, None, sql.reserve_key(Allocation)
     else:
-        list_id, slot_id, arm, kit = _take_slot(trial, key)
-    allocation = insert(Allocation(
-        participant=participant, trial=trial, allocation_list_id=list_id, slot_id=slot_id,
-        stratum_key=key, strata=strata, arm=arm, kit_code=kit, randomised_at=now,
-        randomised_by=by))
-    # Sets ``schedule_planned_through``, saved with the status below.
-    create_schedule(allocation, records)
-    participant.status = Status.RANDOMISED
-    update_with_history(participant, ["status", "schedule_planned_through"], user=by,
-                        reason="randomised")
-    # Audit-log text: English on purpose (see the module docstring).
-    audit.record("participant.randomised",
-                 f"{participant.study_id} randomised in stratum {key}"
-                 + (f", kit {kit}" if kit else "") + ".",
-                 actor=by, trial=trial, obj=allocation)
+        list_id, slot_id, arm, kit, pk = _take_slot(trial, key)
+    # What follows reads nothing it writes: on PostgreSQL it is written in one statement, so
+    # the stratum's lock, taken with the slot, is held for one more round trip, not four.
+    # The allocation's key, taken with the slot, names it in the audit log meanwhile.
+    with one_statement():
+        allocation = insert(Allocation(
+            pk=pk, participant=participant, trial=trial, allocation_list_id=list_id,
+            slot_id=slot_id, stratum_key=key, strata=strata, arm=arm, kit_code=kit,
+            randomised_at=now, randomised_by=by))
+        # Sets ``schedule_planned_through``, saved with the status below.
+        create_schedule(allocation, records)
+        participant.status = Status.RANDOMISED
+        update_with_history(participant, ["status", "schedule_planned_through"], user=by,
+                            reason="randomised")
+        # Audit-log text: English on purpose (see the module docstring).
+        audit.record("participant.randomised",
+                     f"{participant.study_id} randomised in stratum {key}"
+                     + (f", kit {kit}" if kit else "") + ".",
+                     actor=by, trial=trial, obj=allocation)
     return allocation
 
 
@@ -501,7 +505,7 @@ _TAKE_SLOT = """
      WHERE key = %s AND next_sequence <= size
        AND allocation_list_id = (SELECT id FROM {alist} WHERE trial_id = %s AND status = %s)
     RETURNING id, allocation_list_id, next_sequence - 1, size - next_sequence + 1,
-              low_alert_sent_at, {taken_slot}
+              low_alert_sent_at, {taken_slot}, {allocation_key}
 """
 _TAKEN = """(SELECT {column} FROM {slot} slot JOIN {arm} arm ON arm.id = slot.arm_id
                WHERE slot.stratum_id = {stratum}.id
@@ -509,22 +513,24 @@ _TAKEN = """(SELECT {column} FROM {slot} slot JOIN {arm} arm ON arm.id = slot.ar
 
 
 @functools.cache
-def _take_slot_sql() -> str:
+def _take_slot_sql(vendor: str) -> str:
     tables = {"stratum": Stratum._meta.db_table, "alist": AllocationList._meta.db_table,
               "slot": AllocationSlot._meta.db_table, "arm": Arm._meta.db_table}
     taken = ",\n              ".join(_TAKEN.format(column=column, **tables)
                                      for column in ("slot.id", "slot.kit_code", "arm.id",
                                                     "arm.code"))
-    return _TAKE_SLOT.format(taken_slot=taken, **tables)
+    return _TAKE_SLOT.format(taken_slot=taken, allocation_key=sql.next_key(Allocation),
+                             **tables)
 
 
-def _take_slot(trial: Trial, key: str) -> tuple[int, int, Arm, str]:
+def _take_slot(trial: Trial, key: str) -> tuple[int, int, Arm, str, int | None]:
     """Take the next slot of the active list's stratum ``key`` under the stratum's row lock.
 
-    Returns the list's ID, the slot's ID, its arm (code loaded; other fields on first use) and
-    its kit code ("" in an open-label trial).
+    Returns the list's ID, the slot's ID, its arm (code loaded; other fields on first use), its
+    kit code ("" in an open-label trial) and the allocation's key (``sql.reserve_key``).
     """
-    taken = next(iter(sql.fetch(_take_slot_sql(), [key, trial.pk, ListStatus.ACTIVE])), None)
+    taken = next(iter(sql.fetch(_take_slot_sql(connection.vendor),
+                                [key, trial.pk, ListStatus.ACTIVE])), None)
     if taken is None:
         alist = _active_list_or_error(trial)
         # The list has no such stratum, or its slots are all taken.
@@ -533,7 +539,7 @@ def _take_slot(trial: Trial, key: str) -> tuple[int, int, Arm, str]:
               "been told and must add a new list version.") % {"key": key},
             code="list_exhausted", params={"list_id": alist.pk, "key": key})
     (stratum_id, list_id, sequence, remaining, low_alert_sent_at,
-     slot_id, kit, arm_id, arm_code) = taken
+     slot_id, kit, arm_id, arm_code, allocation_key) = taken
     if slot_id is None:
         # A sealed list holds every slot of each stratum, 1 to its size (checked when it is
         # made or imported, and against its digest by ``verify_allocation_list``): a missing
@@ -558,7 +564,7 @@ def _take_slot(trial: Trial, key: str) -> tuple[int, int, Arm, str]:
                      "(threshold %(threshold)s). Prepare a new list version before it runs out.",
                      remaining) % {"key": key, "n": number, "left": remaining,
                                    "threshold": threshold}))
-    return list_id, slot_id, arm, kit or ""
+    return list_id, slot_id, arm, kit or "", allocation_key
 
 
 def _alert_exhausted(list_id: int, key: str) -> None:

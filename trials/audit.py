@@ -23,6 +23,9 @@ def record(
 ) -> AuditEvent:
     """Append one event. ``message`` must be safe for every role that may read the log:
     never put an arm of a blinded trial in it (``detail`` is shown only to unblinded roles)."""
+    if obj is not None and obj.pk is None:
+        # Inside ``history.one_statement`` an inserted row gets its key when the block ends.
+        raise ValueError(f"audit.record: the {obj._meta.label} has no key yet")
     event = insert(AuditEvent(
         actor=actor if getattr(actor, "is_authenticated", False) else None,
         action=action,

@@ -97,3 +97,23 @@ def for_update(of: str) -> str:
 
 def table(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
+
+
+def next_key(model: type[Model]) -> str:
+    """An SQL expression giving a new primary key for ``model``'s table, taken from its
+    sequence before the row is inserted, on PostgreSQL (so that a write of
+    ``history.one_statement`` can name the row before the block ends); ``NULL`` on SQLite,
+    where the INSERT gives the key."""
+    if connection.vendor != "postgresql":
+        return "NULL"
+    meta = model._meta
+    return (f"nextval(pg_get_serial_sequence('{table(model)}', "
+            f"'{meta.pk.column}'))")
+
+
+def reserve_key(model: type[Model]) -> int | None:
+    """A new primary key for ``model``'s table (``next_key``) on PostgreSQL; None on SQLite,
+    where the INSERT, which runs at once there, gives it."""
+    if connection.vendor != "postgresql":
+        return None
+    return fetch(f"SELECT {next_key(model)}", [])[0][0]

@@ -8,7 +8,8 @@ from simple_history.utils import bulk_create_with_history
 from patients.models import Participant, Status, Visit
 from tests import factories
 from trials import audit
-from trials.history import create_with_history, insert, update_with_history
+from trials import sql
+from trials.history import create_with_history, insert, one_statement, update_with_history
 from trials.models import AuditEvent
 
 IGNORED = {"id", "history_id", "participant_id", "participant", "history_date", "created_at",
@@ -120,3 +121,109 @@ def test_values_without_a_json_type_are_written_as_their_columns_read_them():
     assert _as_json(encoded) == {"on": "2026-03-02"}
     with pytest.raises(TypeError, match="bytes value .* has no JSON form"):
         _as_json(b"\x00")
+
+
+def _written_together(participant, coordinator, *, key=None) -> tuple[AuditEvent, list[Visit]]:
+    visits = _visits(participant)
+    with one_statement():
+        event = insert(AuditEvent(pk=key, action="test.together", message="x",
+                                  actor=coordinator))
+        create_with_history(visits, user=coordinator, reason="schedule created at randomisation",
+                            match=("code", "occurrence"))
+        participant.status = Status.RANDOMISED
+        update_with_history(participant, ["status"], user=coordinator, reason="randomised")
+    return event, visits
+
+
+def test_writes_in_one_statement_are_those_written_apart(reminet, make_user):
+    """On PostgreSQL the block's writes run as one statement when it ends; on SQLite each runs
+    at once. Either way the rows, history rows and keys are those of the writes run apart."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    coordinator = make_user("coordinator", reminet)
+    apart, together = (factories.participant(reminet, by=coordinator) for _ in range(2))
+    alone = insert(AuditEvent(action="test.together", message="x", actor=coordinator))
+    create_with_history(_visits(apart), user=coordinator,
+                        reason="schedule created at randomisation", match=("code", "occurrence"))
+    apart.status = Status.RANDOMISED
+    update_with_history(apart, ["status"], user=coordinator, reason="randomised")
+
+    with CaptureQueriesContext(connection) as queries:
+        event, visits = _written_together(together, coordinator)
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 5)
+
+    assert _rows(Visit.objects.filter(participant=together)) == \
+        _rows(Visit.objects.filter(participant=apart))
+    assert _rows(Visit.history.filter(participant=together)) == \
+        _rows(Visit.history.filter(participant=apart))
+    assert _rows(Participant.history.filter(id=together.pk)) == \
+        _rows(Participant.history.filter(id=apart.pk))
+    assert Participant.objects.get(pk=together.pk).status == Status.RANDOMISED
+    # Keys the database gave are set once the block has ended, each on its own object.
+    assert AuditEvent.objects.get(pk=event.pk).action == "test.together" != alone.pk
+    for visit in visits:
+        stored = Visit.objects.get(pk=visit.pk)
+        assert (stored.participant_id, stored.code, stored.occurrence) == \
+            (together.pk, visit.code, visit.occurrence)
+        assert not visit._state.adding
+
+
+def test_a_key_reserved_before_the_block_names_the_row_inside_it(reminet, make_user):
+    coordinator = make_user("coordinator", reminet)
+    participant = factories.participant(reminet, by=coordinator)
+    key = sql.reserve_key(AuditEvent)
+    from django.db import connection
+    if connection.vendor == "postgresql":
+        assert key is not None and not AuditEvent.objects.filter(pk=key).exists()
+    else:
+        assert key is None  # SQLite: the insert, run at once, gives it
+    event, _ = _written_together(participant, coordinator, key=key)
+    assert AuditEvent.objects.get(pk=event.pk).action == "test.together"
+    if key is not None:
+        assert event.pk == key
+
+
+def test_an_error_in_the_block_writes_nothing_of_it(reminet, make_user):
+    import pytest
+    from django.db import transaction
+
+    coordinator = make_user("coordinator", reminet)
+    participant = factories.participant(reminet, by=coordinator)
+    before = (AuditEvent.objects.count(), Visit.history.count(), Participant.history.count())
+    with pytest.raises(RuntimeError, match="stop"):
+        with transaction.atomic():  # what a caller's transaction undoes on SQLite
+            with one_statement():
+                insert(AuditEvent(action="test.together", message="x"))
+                create_with_history(_visits(participant), user=coordinator, reason="r",
+                                    match=("code", "occurrence"))
+                raise RuntimeError("stop")
+    assert (AuditEvent.objects.count(), Visit.history.count(), Participant.history.count()) \
+        == before
+    assert not Visit.objects.filter(participant=participant).exists()
+
+
+def test_a_block_inside_another_adds_its_writes_to_the_outer_one(reminet, make_user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    coordinator = make_user("coordinator", reminet)
+    with CaptureQueriesContext(connection) as queries:
+        with one_statement():
+            first = insert(AuditEvent(action="test.outer", message="x"))
+            with one_statement():
+                second = insert(AuditEvent(action="test.inner", message="y"))
+            if connection.vendor == "postgresql":
+                assert second.pk is None  # not written yet: the outer block writes it
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 2)
+    assert {AuditEvent.objects.get(pk=first.pk).action,
+            AuditEvent.objects.get(pk=second.pk).action} == {"test.outer", "test.inner"}
+
+
+def test_the_audit_log_refuses_an_object_without_a_key(reminet, make_user):
+    """Inside ``one_statement`` an inserted row has no key until the block ends: an audit entry
+    naming it then would name nothing."""
+    import pytest
+
+    with pytest.raises(ValueError, match="trials.AuditEvent has no key yet"):
+        audit.record("test.nokey", "x", obj=AuditEvent(action="x"))
