@@ -8,7 +8,7 @@ What it does, on this machine only (127.0.0.1):
    registers enough consented, eligible participants spread over the four strata;
 2. starts the app with gunicorn and the production settings (DEBUG off, persistent database
    connections) and gunicorn's production configuration (``gunicorn.conf.py``: a worker per
-   core), as it runs in production behind its proxy;
+   core plus one), as it runs in production behind its proxy;
 3. for each number of concurrent clients N, each client logs in (session + CSRF, like a
    browser) and sends ``--requests`` POSTs to the trivial endpoint (saving the interface
    language on the profile: one authenticated write), then ``--requests`` randomisations
@@ -166,7 +166,7 @@ def main() -> int:
                         help="rounds of trivial then randomise at each level")
     parser.add_argument("--workers", type=int, default=None,
                         help="gunicorn worker processes (default: gunicorn.conf.py's, a worker "
-                             "per core, as in production)")
+                             "per core plus one, as in production)")
     parser.add_argument("--database", default=os.environ.get(
         "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ctms_bench_randomise"))
     args = parser.parse_args()

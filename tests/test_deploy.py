@@ -41,10 +41,10 @@ def _gunicorn_config(**env) -> dict[str, str]:
             (line.partition("=") for line in result.stdout.splitlines())}
 
 
-def test_gunicorn_runs_a_worker_per_core_with_room_for_long_exports():
+def test_gunicorn_runs_a_worker_per_core_and_one_more_with_room_for_long_exports():
     config = _gunicorn_config()
     assert config["config"] == "./gunicorn.conf.py"
-    assert config["workers"] == str(len(os.sched_getaffinity(0)))
+    assert config["workers"] == str(len(os.sched_getaffinity(0)) + 1)
     assert config["timeout"] == "600"  # a streamed export runs longer than gunicorn's 30 s
     config = _gunicorn_config(WEB_WORKERS="5", WEB_TIMEOUT="120")
     assert (config["workers"], config["timeout"]) == ("5", "120")
