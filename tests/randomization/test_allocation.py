@@ -133,6 +133,10 @@ def test_randomisation_is_audited_without_the_arm(reminet_ready):
     allocation = services.randomize(p, by=coordinator)
     event = AuditEvent.objects.get(action="participant.randomised")
     assert p.study_id in event.message and allocation.kit_code in event.message
+    # The entry names the allocation written with it (its key is taken with the slot).
+    assert (event.object_type, event.object_id) == \
+        ("randomization.Allocation", str(allocation.pk))
+    assert Allocation.objects.get(pk=allocation.pk).participant_id == p.pk
     for arm in trial.arms.all():
         assert arm.label not in event.message and arm.code not in event.message.split()
 

@@ -8,6 +8,7 @@ import pytest
 from randomization import services
 from randomization.models import Allocation, AllocationSlot
 from tests import factories
+from trials.models import AuditEvent
 from trials.services import store_protocol
 
 
@@ -35,6 +36,9 @@ def test_minimisation_allocates_without_slots_and_balances(minimised_trial, make
                                            l1_response=response)
         allocation = services.randomize(p, by=coordinator)
         assert allocation.slot is None and len(allocation.kit_code) == 6
+        assert AuditEvent.objects.filter(action="participant.randomised",
+                                         object_id=str(allocation.pk)).count() == 1
+        assert Allocation.objects.get(pk=allocation.pk).participant_id == p.pk
     arms = list(Allocation.objects.values_list("arm__code", flat=True))
     assert abs(arms.count("LAN") - arms.count("PBO")) <= 2
     kits = list(Allocation.objects.values_list("kit_code", flat=True))
