@@ -36,7 +36,7 @@ import json
 import uuid
 from typing import Callable
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Field, Model
 from django.utils import timezone
 from psycopg.types.json import Json, Jsonb
@@ -61,7 +61,10 @@ def HistoricalRecords(**options) -> models.HistoricalRecords:  # noqa: N802 (rea
 
 
 def _prepared(obj: Model, fields, *, add: bool) -> dict:
-    return {f.attname: f.get_db_prep_save(f.pre_save(obj, add), connection) for f in fields}
+    # The connection resolved once, not through the ``django.db.connection`` proxy for each
+    # field (which halves the time: a randomisation prepares about ninety values).
+    db = connections[DEFAULT_DB_ALIAS]
+    return {f.attname: f.get_db_prep_save(f.pre_save(obj, add), db) for f in fields}
 
 
 # PostgreSQL writes a row and its history row in one statement: the row's INSERT or UPDATE in
