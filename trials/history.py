@@ -160,10 +160,10 @@ def _copy_to_history(cursor, model, pks: list, **history) -> None:
 
 @dataclasses.dataclass
 class _Write:
-    """One write of ``insert``, ``create_with_history`` or ``update_with_history``, on
-    PostgreSQL: its INSERT or UPDATE (no RETURNING), the history's ``INSERT … SELECT … FROM``
-    that copies the rows it wrote (or None), and, when the caller needs them, the columns of the
-    rows written to give to ``done``."""
+    """One write of ``insert`` (on any database), ``create_with_history`` or
+    ``update_with_history`` (on PostgreSQL): its INSERT or UPDATE (no RETURNING), the
+    history's ``INSERT … SELECT … FROM`` that copies the rows it wrote (or None), and, when the
+    caller needs them, the columns of the rows written to give to ``done``."""
     statement: str
     params: list
     history: tuple[str, list] | None = None

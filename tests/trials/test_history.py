@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from simple_history.utils import bulk_create_with_history
 
 from patients.models import Participant, Status, Visit
@@ -104,7 +107,6 @@ def test_values_without_a_json_type_are_written_as_their_columns_read_them():
     import decimal
     import json
 
-    import pytest
     from django.core.serializers.json import DjangoJSONEncoder
     from psycopg.types.json import Jsonb
 
@@ -138,9 +140,6 @@ def _written_together(participant, coordinator, *, key=None) -> tuple[AuditEvent
 def test_writes_in_one_statement_are_those_written_apart(reminet, make_user):
     """On PostgreSQL the block's writes run as one statement when it ends; on SQLite each runs
     at once. Either way the rows, history rows and keys are those of the writes run apart."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     coordinator = make_user("coordinator", reminet)
     apart, together = (factories.participant(reminet, by=coordinator) for _ in range(2))
     alone = insert(AuditEvent(action="test.together", message="x", actor=coordinator))
@@ -173,7 +172,6 @@ def test_a_key_reserved_before_the_block_names_the_row_inside_it(reminet, make_u
     coordinator = make_user("coordinator", reminet)
     participant = factories.participant(reminet, by=coordinator)
     key = sql.reserve_key(AuditEvent)
-    from django.db import connection
     if connection.vendor == "postgresql":
         assert key is not None and not AuditEvent.objects.filter(pk=key).exists()
     else:
@@ -185,9 +183,6 @@ def test_a_key_reserved_before_the_block_names_the_row_inside_it(reminet, make_u
 
 
 def test_an_error_in_the_block_writes_nothing_of_it(reminet, make_user):
-    import pytest
-    from django.db import transaction
-
     coordinator = make_user("coordinator", reminet)
     participant = factories.participant(reminet, by=coordinator)
     before = (AuditEvent.objects.count(), Visit.history.count(), Participant.history.count())
@@ -203,11 +198,7 @@ def test_an_error_in_the_block_writes_nothing_of_it(reminet, make_user):
     assert not Visit.objects.filter(participant=participant).exists()
 
 
-def test_a_block_inside_another_adds_its_writes_to_the_outer_one(reminet, make_user):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    coordinator = make_user("coordinator", reminet)
+def test_a_block_inside_another_adds_its_writes_to_the_outer_one(reminet):
     with CaptureQueriesContext(connection) as queries:
         with one_statement():
             first = insert(AuditEvent(action="test.outer", message="x"))
@@ -220,10 +211,8 @@ def test_a_block_inside_another_adds_its_writes_to_the_outer_one(reminet, make_u
             AuditEvent.objects.get(pk=second.pk).action} == {"test.outer", "test.inner"}
 
 
-def test_the_audit_log_refuses_an_object_without_a_key(reminet, make_user):
+def test_the_audit_log_refuses_an_object_without_a_key():
     """Inside ``one_statement`` an inserted row has no key until the block ends: an audit entry
     naming it then would name nothing."""
-    import pytest
-
     with pytest.raises(ValueError, match="trials.AuditEvent has no key yet"):
         audit.record("test.nokey", "x", obj=AuditEvent(action="x"))
