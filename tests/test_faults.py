@@ -73,13 +73,14 @@ def test_postgresql_unreachable_gives_a_clear_503_page_and_api_error():
 def test_a_connection_lost_mid_randomisation_leaves_nothing_half_written(
         reminet_ready, client, client_for, monkeypatch):
     """The backend is terminated (pg_terminate_backend, from another connection) after the
-    allocation row is written and before the schedule is: the page answers 503 and the
-    database holds no allocation, no used slot, no visit, no audit entry of it."""
+    randomisation's rows are written (the slot taken; the allocation, visits, status and audit
+    entry in one statement) and before COMMIT: the page answers 503 and the database holds no
+    allocation, no used slot, no visit, no audit entry of it."""
     import psycopg
 
     from patients.models import Participant, Status, Visit
-    from randomization import services
     from randomization.models import Allocation, Stratum
+    from trials import history
     from trials.models import AuditEvent
 
     trial, coordinator = reminet_ready
@@ -87,19 +88,21 @@ def test_a_connection_lost_mid_randomisation_leaves_nothing_half_written(
                                                  l1_response="stable_disease")
     client_for(coordinator)
     counters_before = list(Stratum.objects.order_by("pk").values())
-    real_schedule = services.create_schedule
+    real_write = history._execute_together
     s = connection.settings_dict
     dsn = f"host={s['HOST'] or '127.0.0.1'} port={s['PORT'] or 5432} dbname={s['NAME']} " \
           f"user={s['USER']}" + (f" password={s['PASSWORD']}" if s["PASSWORD"] else "")
 
-    def lose_the_connection(allocation, *args):
-        assert Allocation.objects.filter(pk=allocation.pk).exists()  # written, not committed
+    def lose_the_connection(writes):
+        real_write(writes)
+        # Written, not committed: seen by this transaction only.
+        assert Allocation.objects.filter(participant=participant).exists()
+        assert Visit.objects.filter(participant=participant).exists()
         pid = connection.connection.info.backend_pid
         with psycopg.connect(dsn, autocommit=True) as other:
             other.execute("SELECT pg_terminate_backend(%s)", [pid])
-        return real_schedule(allocation, *args)
 
-    monkeypatch.setattr(services, "create_schedule", lose_the_connection)
+    monkeypatch.setattr(history, "_execute_together", lose_the_connection)
     response = client.post(reverse("randomize", args=[trial.slug, participant.study_id]),
                            {"stratum_grade": "G2", "stratum_l1_response": "stable_disease"})
     assert response.status_code == 503
@@ -111,7 +114,7 @@ def test_a_connection_lost_mid_randomisation_leaves_nothing_half_written(
     assert Participant.objects.get(pk=participant.pk).status != Status.RANDOMISED
     assert not AuditEvent.objects.filter(action="participant.randomised").exists()
     # And the same randomisation succeeds once the database is back.
-    monkeypatch.setattr(services, "create_schedule", real_schedule)
+    monkeypatch.setattr(history, "_execute_together", real_write)
     response = client.post(reverse("randomize", args=[trial.slug, participant.study_id]),
                            {"stratum_grade": "G2", "stratum_l1_response": "stable_disease"})
     assert response.status_code == 302
