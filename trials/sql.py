@@ -11,7 +11,8 @@ signed-in user with their profile that every request reads (``accounts.backends`
 written with these helpers, which keep what the ORM gives: the columns are the model's own
 fields, each value goes through the converters the ORM applies (dates and booleans on SQLite,
 JSON on every database), and rows become model instances by ``Model.from_db``, as the ORM
-builds them. Everything else reads through the ORM.
+builds them. Everything else reads through the ORM. ``next_key`` and ``reserve_key`` give a
+row's primary key before it is inserted, for writes that ``history.one_statement`` runs later.
 """
 from __future__ import annotations
 
