@@ -145,14 +145,16 @@ def _history_sql(model, *, history_type: str, user, reason: str) -> tuple[str, l
     return statement, [f.get_db_prep_save(v, connection) for f, v in zip(own, values)]
 
 
-def _copy_to_history(cursor, model, pks: list, **history) -> None:
+def _copy_to_history(model, pks: list, **history) -> None:
     """Write the history rows of the stored rows ``pks`` of ``model``, copied by the database
-    (a statement with a handful of parameters whatever the number of rows)."""
+    (a statement with a handful of parameters whatever the number of rows): SQLite's second
+    statement."""
     meta = model._meta
     quote = connection.ops.quote_name
     copy, params = _history_sql(model, **history)
-    cursor.execute(copy + f"{quote(meta.db_table)} WHERE {quote(meta.pk.column)} IN "
-                   f"({', '.join(['%s'] * len(pks))})", params + list(pks))
+    with connection.cursor() as cursor:
+        cursor.execute(copy + f"{quote(meta.db_table)} WHERE {quote(meta.pk.column)} IN "
+                       f"({', '.join(['%s'] * len(pks))})", params + list(pks))
 
 
 # --------------------------------------------------------------- one statement for several
@@ -160,10 +162,10 @@ def _copy_to_history(cursor, model, pks: list, **history) -> None:
 
 @dataclasses.dataclass
 class _Write:
-    """One write of ``insert`` (on any database), ``create_with_history`` or
-    ``update_with_history`` (on PostgreSQL): its INSERT or UPDATE (no RETURNING), the
-    history's ``INSERT … SELECT … FROM`` that copies the rows it wrote (or None), and, when the
-    caller needs them, the columns of the rows written to give to ``done``."""
+    """One write of ``insert``, ``create_with_history`` or ``update_with_history``: its INSERT
+    or UPDATE (no RETURNING), on PostgreSQL the history's ``INSERT … SELECT … FROM`` that
+    copies the rows it wrote (None elsewhere, where ``_copy_to_history`` follows it), and, when
+    the caller needs them, the columns of the rows written to give to ``done``."""
     statement: str
     params: list
     history: tuple[str, list] | None = None
@@ -306,12 +308,8 @@ def create_with_history(objs: list[Model], *, user, reason: str, match: tuple[st
         statement, params = _insert_sql(
             meta.db_table, [f.column for f in fields],
             [{f.column: row[f.attname] for f in fields} for row in rows])
-        quote = connection.ops.quote_name
-        with connection.cursor() as cursor:
-            cursor.execute(statement + " RETURNING "
-                           + ", ".join(quote(f.column) for f in [meta.pk, *matched]), params)
-            done(cursor.fetchall())
-            _copy_to_history(cursor, model, [obj.pk for obj in objs], **history)
+        _submit(_Write(statement, params, returning=[meta.pk, *matched], done=done))
+        _copy_to_history(model, [obj.pk for obj in objs], **history)
     for obj in objs:
         _saved(obj)
 
@@ -331,6 +329,5 @@ def update_with_history(obj: Model, fields: list[str], *, user, reason: str) -> 
     if connection.vendor in _ONE_STATEMENT:
         _submit(_Write(statement, params, history=_history_sql(model, **history)))
     else:
-        with connection.cursor() as cursor:
-            cursor.execute(statement, params)
-            _copy_to_history(cursor, model, [obj.pk], **history)
+        _submit(_Write(statement, params))
+        _copy_to_history(model, [obj.pk], **history)
