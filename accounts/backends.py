@@ -6,13 +6,13 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import ValidationError
 
 from trials import sql
-from trials.models import Profile
+from accounts.models import Profile
 
 
 class UserWithProfileBackend(ModelBackend):
     """Django's ``ModelBackend`` (username and password; active users only), whose read of the
     signed-in user on every request brings their profile in the same query (a LEFT JOIN: a
-    user may have none yet). ``trials.middleware.ProfileLanguageMiddleware`` reads the profile
+    user may have none yet). ``accounts.middleware.ProfileLanguageMiddleware`` reads the profile
     on every request for the interface language: one query fewer for each page."""
 
     def get_user(self, user_id):

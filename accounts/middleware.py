@@ -1,16 +1,18 @@
-"""Request guards of the accounts app: two-factor enforcement, response headers, and the
-503 answer when the database cannot be reached."""
+"""Request guards of the accounts app: two-factor enforcement, response headers, the 503 answer
+when the database cannot be reached, and the interface in the language of the user's profile."""
 from __future__ import annotations
 
 import logging
 import time
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from trials.policy import requires_two_factor
@@ -155,3 +157,24 @@ class DatabaseUnavailableMiddleware:
             connections["default"].close_if_unusable_or_obsolete()
             return database_unavailable(request)
         return None
+
+
+class ProfileLanguageMiddleware:
+    """Show the interface in the language the signed-in user chose on their profile."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            try:
+                language = user.profile.language
+            except ObjectDoesNotExist:  # no profile yet
+                language = None
+            if language:
+                request.LANGUAGE_CODE = language
+                # For this request only: the thread goes on to serve other users.
+                with translation.override(language):
+                    return self.get_response(request)
+        return self.get_response(request)

@@ -12,7 +12,7 @@ from django_otp import devices_for_user, login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from trials import audit
+from core import audit
 
 BACKUP_CODES = 10
 DEMO_DEVICE_NAME = "demo authenticator (published secret)"
@@ -123,19 +123,6 @@ def create_demo_device(user, key_hex: str) -> TOTPDevice:
     device, _ = TOTPDevice.objects.update_or_create(
         user=user, name=DEMO_DEVICE_NAME, defaults={"key": key_hex, "confirmed": True})
     return device
-
-
-def password_confirmed(request, user, password: str) -> bool:
-    """The password typed again before signing or unblinding. In a request it goes through
-    ``authenticate`` (so django-axes counts failures and locks out guessing, and the failure is
-    audited); outside one (management commands, the demo) it is checked directly."""
-    from django.contrib.auth import authenticate
-
-    if not password:
-        return False
-    if request is None:
-        return user.is_active and user.check_password(password)
-    return authenticate(request, username=user.get_username(), password=password) is not None
 
 
 def current_code(device: TOTPDevice) -> str:

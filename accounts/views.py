@@ -1,16 +1,22 @@
-"""Two-factor pages: set up, the login's second step, manage; and the audited password change."""
+"""Two-factor pages: set up, the login's second step, manage; the audited password change; the
+language kept on the user's profile."""
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_POST, require_http_methods
 
-from trials import audit
+from core import audit
 from trials.policy import requires_two_factor
 
 from . import services
 from .forms import CodeForm, PasswordConfirmForm
+from .models import Profile
 
 
 def _next(request) -> str:
@@ -90,3 +96,24 @@ class PasswordChangeView(auth_views.PasswordChangeView):
                      f"{self.request.user.get_username()} changed their password",
                      actor=self.request.user)
         return response
+
+
+@require_POST
+def set_profile_language(request):
+    """Keep the interface language on the user's profile (not only in a cookie)."""
+    language = request.POST.get("language", "")
+    if language not in dict(settings.LANGUAGES):
+        return HttpResponseBadRequest(
+            _("Unknown language %(language)s; choose one of %(choices)s.") % {
+                "language": repr(language), "choices": ", ".join(dict(settings.LANGUAGES))},
+            content_type="text/plain; charset=utf-8")
+    Profile.objects.update_or_create(user=request.user, defaults={"language": language})
+    translation.activate(language)
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        target = reverse("home")
+    response = redirect(target)
+    response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, samesite="Lax",
+                        secure=request.is_secure())
+    return response

@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from rest_framework.authtoken.models import Token
 
-from trials import audit
+from core import audit
 
 
 @never_cache

@@ -3,7 +3,7 @@ or deleted. The audit trail cannot be edited through any screen (nor, on Postgre
 SQL: see migration 0004)."""
 from django.contrib import admin
 
-from trials.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 
 from .models import CRFRecord, CRFSignature, DataQuery, QueryMessage, ReportRequest
 

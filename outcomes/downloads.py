@@ -11,7 +11,8 @@ from typing import Iterable
 
 from django.http import StreamingHttpResponse
 
-from trials import audit, policy
+from core import audit
+from trials import policy
 from trials.models import Trial
 from trials.policy import Perm
 

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
-from trials.history import HistoricalRecords
+from core.history import HistoricalRecords
 
 from patients.models import Participant
 from trials.models import ProtocolVersion, crf_of

@@ -38,7 +38,8 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _, gettext_lazy
 from kombu.exceptions import OperationalError as BrokerError
 
-from trials import audit, policy
+from core import audit
+from trials import policy
 from trials.models import Trial
 from trials.policy import Perm
 

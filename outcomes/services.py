@@ -22,10 +22,11 @@ from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from accounts.services import password_confirmed
+from core.reauth import password_confirmed
 from patients import scheduling
 from patients.models import Deviation, DeviationRule, Participant, Visit, VisitStatus
-from trials import audit, policy
+from core import audit
+from trials import policy
 from trials.models import crf_of
 from trials.policy import Perm
 

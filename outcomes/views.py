@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from patients.models import Visit
 from trials import policy
-from trials.forms import attach_errors
+from core.forms import attach_errors
 from trials.policy import Perm
 from trials.selectors import get_trial_and_participant_for, get_trial_for
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from trials.history import HistoricalRecords
+from core.history import HistoricalRecords
 
 from trials.models import ProtocolVersion, Site, Trial, definition_of
 

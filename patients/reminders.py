@@ -39,6 +39,7 @@ from typing import Callable, Iterable
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -48,7 +49,7 @@ from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _, ngettext
 
 from trials import policy
-from trials.models import Membership, Profile, Site
+from trials.models import Membership, Site
 from trials.policy import Perm
 
 from .models import Participant, ReminderDelivery, ReminderKind, Visit, VisitReminder, VisitStatus
@@ -288,7 +289,7 @@ def language_of(user) -> str:
     """The recipient's language (``Profile.language``), the site's default without a profile."""
     try:
         language = user.profile.language
-    except Profile.DoesNotExist:
+    except ObjectDoesNotExist:  # no profile yet
         language = settings.LANGUAGE_CODE
     return language if language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
 

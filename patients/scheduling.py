@@ -57,8 +57,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _, ngettext
 from simple_history.utils import bulk_update_with_history
 
-from trials import audit, policy, sql
-from trials.history import create_with_history
+from core import audit
+from trials import policy, sql
+from core.history import create_with_history
 from trials.policy import Perm
 from trials.protocol import PARTICIPANT_STATUSES
 

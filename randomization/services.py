@@ -24,12 +24,13 @@ from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _, ngettext
 
-from accounts.services import password_confirmed
+from core.reauth import password_confirmed
 from patients import eligibility
 from patients.models import Participant, Status
 from patients.scheduling import create_schedule, locked_fact_records
-from trials import audit, notify, policy, sql
-from trials.history import insert, one_statement, update_with_history
+from core import audit, notify
+from trials import policy, sql
+from core.history import insert, one_statement, update_with_history
 from trials.models import Arm, Membership, Role, Trial
 from trials.policy import Perm
 

@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _, gettext_lazy, pgettext
 from django.views.decorators.http import require_POST
 
 from trials import policy
-from trials.forms import attach_errors
+from core.forms import attach_errors
 from trials.policy import Perm
 from trials.selectors import get_trial_and_participant_for, get_trial_for
 

@@ -80,8 +80,8 @@ def test_a_connection_lost_mid_randomisation_leaves_nothing_half_written(
 
     from patients.models import Participant, Status, Visit
     from randomization.models import Allocation, Stratum
-    from trials import history
-    from trials.models import AuditEvent
+    from core import history
+    from core.models import AuditEvent
 
     trial, coordinator = reminet_ready
     participant = factories.eligible_participant(trial, by=coordinator, tumour_grade="G2",

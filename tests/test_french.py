@@ -17,7 +17,8 @@ from randomization import services
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.outcomes.test_outcomes_pages import event, pdf_text
-from trials.models import AuditEvent, Profile
+from core.models import AuditEvent
+from accounts.models import Profile
 
 NBSP = "\u00a0"
 

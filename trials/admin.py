@@ -1,21 +1,10 @@
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
-from . import audit
-from .models import Arm, AuditEvent, Membership, ProtocolVersion, Site, Trial
+from core import audit
+from core.admin import ReadOnlyAdmin
 
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records that are never edited by hand: shown, never added, changed or deleted."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from .models import Arm, Membership, ProtocolVersion, Site, Trial
 
 
 @admin.register(Trial)
@@ -79,10 +68,3 @@ class MembershipAdmin(SimpleHistoryAdmin):
             return
         audit.record(action, f"{action.split('.')[1]}: {what}", actor=request.user,
                      trial=obj.trial, obj=obj, detail={"changed": form.changed_data})
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["at", "action", "actor", "trial", "message"]
-    list_filter = ["action", "trial"]
-    search_fields = ["message"]

@@ -13,7 +13,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from .history import HistoricalRecords
+
+from core.history import HistoricalRecords
 
 
 # Parsed protocol definitions by version id. Protocol versions are never changed (see
@@ -189,50 +190,3 @@ class Membership(models.Model):
     def clean(self) -> None:
         if self.site_id and self.site.trial_id != self.trial_id:
             raise ValidationError({"site": _("This site belongs to another trial.")})
-
-
-class AuditEvent(models.Model):
-    """An append-only log of governance events: protocol loads, list seals, unblindings, logins.
-
-    Field-level history of clinical data is kept by django-simple-history on the data models;
-    this log records the events an inspector asks about by name.
-    """
-
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    action = models.CharField(max_length=64, db_index=True)
-    trial = models.ForeignKey(Trial, null=True, blank=True, on_delete=models.PROTECT,
-                              related_name="+")
-    object_type = models.CharField(max_length=64, blank=True)
-    object_id = models.CharField(max_length=64, blank=True)
-    message = models.TextField()
-    detail = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action}: {self.message}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise ValidationError("Audit events are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValidationError("Audit events are never deleted.")
-
-
-class Profile(models.Model):
-    """A user's own preferences, kept across sessions and devices."""
-
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                                related_name="profile")
-    language = models.CharField(max_length=8, choices=settings.LANGUAGES,
-                                default=settings.LANGUAGE_CODE)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return f"{self.user} ({self.language})"

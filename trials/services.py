@@ -11,7 +11,10 @@ from pathlib import Path
 
 from django.db import transaction
 
-from . import audit
+from core import audit
+from core.reauth import password_confirmed
+
+from . import policy
 from .models import Arm, ProtocolVersion, Site, Trial
 from .protocol import definition_digest, read_protocol_file
 
@@ -123,10 +126,6 @@ def unblind_trial(trial: Trial, *, by, reason: str, password: str, request=None)
     from django.core.exceptions import PermissionDenied, ValidationError
     from django.utils import timezone
     from django.utils.translation import gettext as _
-
-    from accounts.services import password_confirmed
-
-    from . import policy
 
     trial = Trial.objects.select_for_update().get(pk=trial.pk)
     if not policy.has_perm(by, policy.Perm.MANAGE_ALLOCATION, trial):

@@ -5,7 +5,6 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("health/", views.health, name="health"),
-    path("profile/language/", views.set_profile_language, name="set_profile_language"),
     path("trials/<slug:slug>/", views.trial_detail, name="trial_detail"),
     path("trials/<slug:slug>/unblind/", views.unblind_trial, name="unblind_trial"),
 ]

@@ -12,9 +12,9 @@ from django.utils.translation import gettext as _, gettext_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from core.forms import attach_errors
+
 from . import policy, selectors, services
-from .forms import attach_errors
-from .models import Profile
 
 
 def home(request):
@@ -68,24 +68,3 @@ def health(request):
     except DatabaseError:
         return JsonResponse({"database": "unreachable"}, status=503)
     return JsonResponse({"database": "ok"})
-
-
-@require_POST
-def set_profile_language(request):
-    """Keep the interface language on the user's profile (not only in a cookie)."""
-    language = request.POST.get("language", "")
-    if language not in dict(settings.LANGUAGES):
-        return HttpResponseBadRequest(
-            _("Unknown language %(language)s; choose one of %(choices)s.") % {
-                "language": repr(language), "choices": ", ".join(dict(settings.LANGUAGES))},
-            content_type="text/plain; charset=utf-8")
-    Profile.objects.update_or_create(user=request.user, defaults={"language": language})
-    translation.activate(language)
-    target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                           require_https=request.is_secure()):
-        target = reverse("home")
-    response = redirect(target)
-    response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, samesite="Lax",
-                        secure=request.is_secure())
-    return response

@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "simple_history",
+    "core",
     "trials",
     "patients",
     "randomization",
@@ -59,11 +60,11 @@ MIDDLEWARE = [
     "accounts.middleware.IdleSessionMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "accounts.middleware.TwoFactorMiddleware",
-    "trials.middleware.ProfileLanguageMiddleware",
+    "accounts.middleware.ProfileLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
-    "trials.middleware.AdminAccessAuditMiddleware",
+    "core.middleware.AdminAccessAuditMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -157,7 +158,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A page that enqueues a task while Redis is down must answer quickly: give up publishing
-# after about half a second (callers catch the error, see trials.notify).
+# after about half a second (callers catch the error, see core.notify).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0,
                                     "interval_step": 0.2, "interval_max": 0.3}
 CELERY_BROKER_CONNECTION_TIMEOUT = 2

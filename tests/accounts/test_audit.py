@@ -7,7 +7,8 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from tests.conftest import PASSWORD
-from trials.models import AuditEvent, Membership
+from core.models import AuditEvent
+from trials.models import Membership
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 
 from accounts.backends import UserWithProfileBackend
-from trials.models import Profile
+from accounts.models import Profile
 
 
 def test_the_user_comes_with_their_profile_in_one_query(db, django_assert_num_queries):

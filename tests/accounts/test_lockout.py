@@ -6,7 +6,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from tests.conftest import PASSWORD
-from trials.models import AuditEvent
+from core.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +65,7 @@ def test_a_successful_login_resets_the_count(client, make_user):
 
 def test_wrong_passwords_at_signature_count_towards_the_lockout(rf, make_user):
     """The password typed again to sign or unblind goes through the same lockout."""
-    from accounts.services import password_confirmed
+    from core.reauth import password_confirmed
     from django.contrib.sessions.backends.db import SessionStore
 
     user = make_user()

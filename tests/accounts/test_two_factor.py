@@ -8,7 +8,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tests import factories
 from tests.conftest import PASSWORD
-from trials.models import AuditEvent, Membership, Role
+from core.models import AuditEvent
+from trials.models import Membership, Role
 from trials.policy import ROLE_PERMISSIONS, TWO_FACTOR_PERMS, requires_two_factor
 
 pytestmark = pytest.mark.django_db

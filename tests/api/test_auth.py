@@ -6,7 +6,7 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
-from trials.models import AuditEvent
+from core.models import AuditEvent
 
 
 def test_anonymous_calls_get_401_json(places, client):

@@ -15,7 +15,7 @@ from django.urls import reverse
 from outcomes.models import ReportRequest
 from tests.api import world
 from tests.randomization.test_blinding import assert_no_arm
-from trials.models import AuditEvent
+from core.models import AuditEvent
 
 
 def body(response) -> bytes:

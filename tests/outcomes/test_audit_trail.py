@@ -14,7 +14,7 @@ from outcomes.services import save_crf
 from outcomes.trail import differences, flatten
 from tests.conftest import PASSWORD
 from tests.outcomes.conftest import demographics, record_url
-from trials.models import AuditEvent
+from core.models import AuditEvent
 
 
 def test_answers_are_compared_field_by_field_and_row_by_row():

@@ -20,7 +20,8 @@ from randomization import services as randomization
 from tests import factories
 from tests.randomization.test_blinding import assert_no_arm
 from trials.demo import crf_answers
-from trials.models import AuditEvent, crf_of
+from core.models import AuditEvent
+from trials.models import crf_of
 
 from .conftest import demographics
 

@@ -20,7 +20,8 @@ from tests import factories
 from tests.conftest import PASSWORD
 from tests.randomization.test_blinding import assert_no_arm
 from trials.demo import crf_answers
-from trials.models import AuditEvent, Trial, crf_of
+from core.models import AuditEvent
+from trials.models import Trial, crf_of
 from trials.services import unblind_trial
 
 

@@ -19,7 +19,7 @@ from outcomes.models import ReportRequest, ReportStatus
 from patients.models import Status
 from tests import factories
 from tests.randomization.test_blinding import assert_no_arm
-from trials.models import AuditEvent
+from core.models import AuditEvent
 
 needs_pdftotext = pytest.mark.usefixtures("pdftotext")
 

@@ -17,7 +17,7 @@ from outcomes.models import CRFRecord, CRFSignature, CRFStatus, SignatureMeaning
 from outcomes.services import save_crf
 from tests.conftest import PASSWORD
 from tests.outcomes.conftest import crf_url, demographics, record_url
-from trials.models import AuditEvent
+from core.models import AuditEvent
 
 
 def pdf_string(text: str) -> str:

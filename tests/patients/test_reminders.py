@@ -17,7 +17,8 @@ from patients import reminders, tasks
 from patients.models import ReminderDelivery, ReminderKind, Visit, VisitReminder, VisitStatus
 from tests import factories
 from tests.randomization.test_blinding import assert_no_arm
-from trials.models import Membership, Profile
+from trials.models import Membership
+from accounts.models import Profile
 
 TODAY = timezone.localdate
 
@@ -306,7 +307,7 @@ def test_enqueue_survives_a_real_unreachable_broker(tmp_path):
 
     script = (
         "import django; django.setup()\n"
-        "from trials.notify import enqueue, send_notification\n"
+        "from core.notify import enqueue, send_notification\n"
         "queued = enqueue(send_notification, ['a@example.org'], 'Subject', 'Body')\n"
         "print('QUEUED' if queued else 'SENT IN PROCESS')\n")
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.base",

@@ -13,7 +13,7 @@ from outcomes.services import save_crf
 from patients import scheduling
 from patients.models import Deviation, Visit, VisitState, VisitStatus
 from tests import factories
-from trials.models import AuditEvent
+from core.models import AuditEvent
 
 TODAY = timezone.localdate
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from outcomes.services import save_crf
 from patients.models import Participant, Status
 from tests import factories
-from trials.models import AuditEvent
+from core.models import AuditEvent
 from trials.protocol import validate_definition
 
 TODAY = timezone.localdate

@@ -9,7 +9,7 @@ from patients.models import Participant, Status
 from randomization import services
 from randomization.models import Allocation, AllocationSlot, Stratum
 from tests import factories
-from trials.models import AuditEvent
+from core.models import AuditEvent
 
 
 def test_randomising_takes_the_first_slot_of_the_stratum(reminet_ready):

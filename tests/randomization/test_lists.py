@@ -8,7 +8,7 @@ from django.core.management.base import CommandError
 
 from randomization import generator, services
 from randomization.models import AllocationList, AllocationSlot, ListStatus
-from trials.models import AuditEvent
+from core.models import AuditEvent
 
 
 def slots_of(alist):

@@ -8,7 +8,7 @@ import pytest
 from randomization import services
 from randomization.models import Allocation, AllocationSlot
 from tests import factories
-from trials.models import AuditEvent
+from core.models import AuditEvent
 from trials.services import store_protocol
 
 

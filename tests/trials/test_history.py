@@ -1,4 +1,4 @@
-"""The lean writers of ``trials.history`` store what the ORM and django-simple-history store."""
+"""The lean writers of ``core.history`` store what the ORM and django-simple-history store."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,10 +10,10 @@ from simple_history.utils import bulk_create_with_history
 
 from patients.models import Participant, Status, Visit
 from tests import factories
-from trials import audit
+from core import audit
 from trials import sql
-from trials.history import create_with_history, insert, one_statement, update_with_history
-from trials.models import AuditEvent
+from core.history import create_with_history, insert, one_statement, update_with_history
+from core.models import AuditEvent
 
 IGNORED = {"id", "history_id", "participant_id", "participant", "history_date", "created_at",
            "updated_at", "study_id", "history_relation"}
@@ -110,7 +110,7 @@ def test_values_without_a_json_type_are_written_as_their_columns_read_them():
     from django.core.serializers.json import DjangoJSONEncoder
     from psycopg.types.json import Jsonb
 
-    from trials.history import _as_json
+    from core.history import _as_json
 
     moment = dt.datetime(2026, 3, 2, 9, 30, 0, 123456, tzinfo=dt.timezone.utc)
     assert _as_json(moment) == "2026-03-02T09:30:00.123456+00:00"  # microseconds kept
@@ -214,5 +214,5 @@ def test_a_block_inside_another_adds_its_writes_to_the_outer_one(reminet):
 def test_the_audit_log_refuses_an_object_without_a_key():
     """Inside ``one_statement`` an inserted row has no key until the block ends: an audit entry
     naming it then would name nothing."""
-    with pytest.raises(ValueError, match="trials.AuditEvent has no key yet"):
+    with pytest.raises(ValueError, match="core.AuditEvent has no key yet"):
         audit.record("test.nokey", "x", obj=AuditEvent(action="x"))

@@ -164,7 +164,7 @@ def test_wrong_password_gets_a_clear_error(client, make_user):
 def test_admin_access_is_audited(client, db, client_for):
     from django.contrib.auth import get_user_model
 
-    from trials.models import AuditEvent
+    from core.models import AuditEvent
 
     admin = get_user_model().objects.create_superuser("root", "r@example.org", "x-very-long-pw-1")
     client_for(admin)
@@ -179,7 +179,7 @@ def test_health_check_answers_without_login(client, db):
 
 
 def test_language_choice_is_kept_on_the_profile(make_user, client, client_for):
-    from trials.models import Profile
+    from accounts.models import Profile
 
     user = make_user()
     client_for(user)

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import models
 
 from .history import insert
-from .models import AuditEvent, Trial
+from .models import AuditEvent
 
 logger = logging.getLogger("ctms.audit")
 
@@ -17,7 +17,7 @@ def record(
     message: str,
     *,
     actor=None,
-    trial: Trial | None = None,
+    trial: models.Model | None = None,
     obj: models.Model | None = None,
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:

@@ -1,8 +1,8 @@
 """E-mail notifications. Mail leaves only after the transaction that caused it commits, from a
 Celery task, so a rolled-back change never sends mail and a slow SMTP server never holds a lock.
 
-Callers write subjects and bodies that are safe for every recipient: never an arm of a blinded
-trial (recipients include blinded roles).
+Callers choose the recipients (by role, through ``trials.policy``) and write subjects and bodies
+that are safe for every recipient: never an arm of a blinded trial.
 
 Redis being down must break no page: ``enqueue`` catches the broker error, logs it, and sends
 the mail from the web process instead (after the commit, so still never under a lock).
@@ -17,16 +17,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerError
 
-from .models import Membership, Role, Trial
-
 logger = logging.getLogger("ctms.notify")
-
-
-def members_with_role(trial: Trial, *roles: str) -> list[str]:
-    return sorted(set(
-        Membership.objects.filter(trial=trial, role__in=roles, active=True, user__is_active=True)
-        .exclude(user__email="").values_list("user__email", flat=True)
-    ))
 
 
 def notify(recipients: list[str], subject: str, body: str) -> None:
@@ -56,14 +47,8 @@ def enqueue(task, *args) -> bool:
     return False
 
 
-def notify_roles(trial: Trial, roles: list[str], subject: str, body: str) -> None:
-    notify(members_with_role(trial, *roles), f"[{trial.short_title}] {subject}", body)
-
-
-def notify_statisticians(trial: Trial, subject: str, body: str) -> None:
-    notify_roles(trial, [Role.STATISTICIAN], subject, body)
-
-
-@shared_task(bind=True, autoretry_for=(OSError,), retry_backoff=30, max_retries=8)
+# Named as before the module moved to ``core``: mail already queued under that name is sent.
+@shared_task(name="trials.notify.send_notification", bind=True, autoretry_for=(OSError,),
+             retry_backoff=30, max_retries=8)
 def send_notification(self, recipients: list[str], subject: str, body: str) -> None:
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)

@@ -1,0 +1,43 @@
+"""The governance audit log: the events an inspector asks about by name."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+
+class AuditEvent(models.Model):
+    """An append-only log of governance events: protocol loads, list seals, unblindings, logins.
+
+    Field-level history of clinical data is kept by django-simple-history on the data models;
+    this log records the events an inspector asks about by name.
+    """
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    action = models.CharField(max_length=64, db_index=True)
+    trial = models.ForeignKey("trials.Trial", null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="+")
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    message = models.TextField()
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        # The table keeps the name it had when the log lived in ``trials`` (migration
+        # core.0001): its rows and PostgreSQL's append-only trigger stay where they are.
+        db_table = "trials_auditevent"
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action}: {self.message}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValidationError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError("Audit events are never deleted.")
