@@ -26,7 +26,7 @@ test: install
 	bin/ensure-test-packages
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## Benchmarks on the local PostgreSQL (see README, "Benchmarks"); results in bench/results/.
+## Benchmarks on the local PostgreSQL (see bench/README.md); results in bench/results/.
 bench: install
 	$(PY) bench/randomise_http.py
 	$(PY) bench/daily_reminders.py
