@@ -1,6 +1,6 @@
 """CRF answers sent as JSON, judged by the very form the CRF page uses.
 
-The page's form (``outcomes.forms.build_crf_form``) is the one judge of what a CRF accepts:
+The page's form (``crfs.forms.build_crf_form``) is the one judge of what a CRF accepts:
 types, ranges, decimals, dates in the future, ``show_if``, required answers to complete, group
 rows. The API turns the JSON answers into what the page would post (``weight_kg=72.5``,
 ``events-0-grade=3``, ``events-TOTAL=1``), runs that form, and reports its errors by answer
@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
 
-from outcomes.forms import build_crf_form, form_to_data
+from crfs.forms import build_crf_form, form_to_data
 
 SCALARS = (str, int, float)
 

@@ -14,8 +14,9 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from outcomes.models import CRFRecord, DataQuery, QueryMessage, ReportRequest, ReportStatus
-from outcomes.reports import KINDS as REPORT_KINDS
+from crfs.models import CRFRecord, DataQuery, QueryMessage
+from reports.models import ReportRequest, ReportStatus
+from reports.services import KINDS as REPORT_KINDS
 from patients.models import Participant, Visit, VisitState
 from trials import policy
 from trials.models import Arm, Site, Trial
@@ -249,7 +250,7 @@ class QueryTextSerializer(serializers.Serializer):
 
 class ReportRequestSerializer(serializers.ModelSerializer):
     """A requested report: where its build is, and its download once built, if the reader may
-    download it (``outcomes.reports.Rights``: a blinded reader never gets a report built with
+    download it (``reports.services.Rights``: a blinded reader never gets a report built with
     arms). ``context["rights"]`` holds the reader's rights, computed once for a list."""
 
     requested_by = serializers.CharField(source="requested_by.username", read_only=True)

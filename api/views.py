@@ -25,9 +25,12 @@ from rest_framework import generics, serializers as drf, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
-from outcomes import downloads, reports, services as crfs
-from outcomes.models import CRFRecord, QueryStatus, ReportRequest
-from patients import eligibility, scheduling, services as participants
+from reports import downloads, services as reports
+from crfs import services as crfs
+from crfs.models import CRFRecord, QueryStatus
+from reports.models import ReportRequest
+from crfs import eligibility
+from patients import scheduling, services as participants
 from patients.models import Status, Visit, VisitState
 from patients.selectors import get_participant_for
 from randomization import selectors as allocations, services as randomisation
@@ -592,7 +595,7 @@ class ReportDownload(ReportView):
 
 class ExportView(TrialView):
     """Exports stream the very files of the Exports page, audited the same way
-    (``outcomes.downloads``): pseudonymised, your sites only, no arm for a blinded role."""
+    (``reports.downloads``): pseudonymised, your sites only, no arm for a blinded role."""
 
     perms = {"GET": Perm.EXPORT_DATA}
     content_negotiation_class = DownloadNegotiation

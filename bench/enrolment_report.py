@@ -16,7 +16,7 @@ treatment, in follow-up, completed, withdrawn or dead. Six visits each (monthly)
 done or, 5 %, overdue; one CRF expected per visit, entered for 90 % of the done ones; 2 % of
 the CRFs carry an open query, 1 % of the visits a deviation.
 
-Timed: the report built exactly as the Celery task builds it (``outcomes.reports.build``,
+Timed: the report built exactly as the Celery task builds it (``reports.services.build``,
 claim, figures, charts, PDF, publish) for the blinded sponsor and for the unblinded
 statistician, each in a fresh Python process, so that its peak memory (``ru_maxrss`` of the
 child, read with ``wait4``) is the build's (Django's start included). Target: under 5 s and under 300 MB.
@@ -178,8 +178,8 @@ def build_one(url: str, trial_id: int, user_id: int, out: str) -> None:
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from outcomes import reports
-    from outcomes.models import ReportRequest
+    from reports import services as reports
+    from reports.models import ReportRequest
     from trials.models import Trial
 
     user = get_user_model().objects.get(pk=user_id)

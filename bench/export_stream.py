@@ -183,7 +183,7 @@ def measure(kind: str, *, trace: bool) -> dict:
     from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
 
-    from outcomes.exports import trial_layouts
+    from reports.exports import trial_layouts
     from trials.models import Trial
 
     user = get_user_model().objects.get(username="bench-dm")

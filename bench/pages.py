@@ -487,8 +487,8 @@ def make_templates(fixture: dict) -> dict:
     Their records are what the replicas copy."""
     from django.core.exceptions import ValidationError
 
-    from outcomes.models import CRFRecord, CRFStatus
-    from outcomes.services import save_crf
+    from crfs.models import CRFRecord, CRFStatus
+    from crfs.services import save_crf
     from patients.models import Visit, VisitStatus
     from tests import factories
     from trials.demo import crf_answers, visit_history
@@ -532,7 +532,7 @@ def replicate(fixture: dict, templates: dict, count: int, rng: random.Random) ->
 
     from django.utils import timezone
 
-    from outcomes.models import CRFRecord, CRFStatus
+    from crfs.models import CRFRecord, CRFStatus
     from patients.models import Participant, Status, Visit, VisitStatus
     from patients.scheduling import RANDOMISATION, Facts, plan_schedule
     from randomization import generator
@@ -765,7 +765,7 @@ def count_queries(fixture: dict, participants: list[dict], rng: random.Random) -
 
 
 def table_counts() -> dict:
-    from outcomes.models import CRFRecord
+    from crfs.models import CRFRecord
     from patients.models import Participant, Visit
 
     return {"participants": Participant.objects.count(), "visits": Visit.objects.count(),

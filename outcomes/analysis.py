@@ -19,10 +19,10 @@ from randomization.models import Allocation
 from trials import policy
 from trials.models import Trial
 
-from . import endpoints as endpoint_values
-from .derivations import CLAVIEN_DINDO_ORDER, NO_COMPLICATION, worst_ctcae_grade
-from .models import CRFRecord
-from .survival import EndpointAnalysis, GroupResult, LandmarkRate, analyse, methods_text
+from outcomes import endpoints as endpoint_values
+from crfs.derivations import CLAVIEN_DINDO_ORDER, NO_COMPLICATION, worst_ctcae_grade
+from crfs.models import CRFRecord
+from outcomes.survival import EndpointAnalysis, GroupResult, LandmarkRate, analyse, methods_text
 
 
 # --------------------------------------------------------------------------- formatting

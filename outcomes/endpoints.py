@@ -35,7 +35,7 @@ from patients.scheduling import as_date
 from randomization.models import Allocation
 from trials.models import Site, Trial
 
-from .models import CRFRecord, CRFStatus
+from crfs.models import CRFRecord, CRFStatus
 
 DAYS_PER_MONTH = 365.25 / 12
 VISITS_DONE = "visits_done"

@@ -91,7 +91,7 @@ def landmark_rate(times: Sequence[float], events: Sequence[bool], months: float,
     """Event-free at ``months`` among the participants evaluable then: an event by then, or
     followed up (event or not) to at least then - or to within ``window_days`` before it (the
     protocol's assessment window)."""
-    from .endpoints import DAYS_PER_MONTH
+    from outcomes.endpoints import DAYS_PER_MONTH
 
     reached = months - window_days / DAYS_PER_MONTH
     evaluable = [(t, e) for t, e in zip(times, events) if (e and t <= months) or t >= reached]

@@ -219,7 +219,7 @@ class Deviation(models.Model):
         ordering = ["participant", "detected_at"]
         constraints = [
             # One open window deviation per visit; edit-check deviations are kept one per
-            # check by ``outcomes.services`` (a visit's CRF may fail several checks).
+            # check by ``crfs.services`` (a visit's CRF may fail several checks).
             models.UniqueConstraint(fields=["visit", "rule"],
                                     condition=models.Q(voided_at__isnull=True,
                                                        rule="visit_window"),

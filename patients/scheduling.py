@@ -2,7 +2,7 @@
 
 ``create_schedule`` is called by ``randomization.services.randomize`` inside the transaction
 that writes the allocation, so a participant is never randomised without a schedule.
-``apply_crf`` is called by ``outcomes.services.save_crf`` after every CRF save: a CRF that
+``apply_crf`` is called by ``crfs.services.save_crf`` after every CRF save: a CRF that
 carries an anchor date (surgery, first injection…) reschedules the visits hanging on it, and a
 completed event CRF (progression, end of treatment, death…) ends the visits the protocol says
 it ends. The coordinator's own actions are ``record_visit_done``, ``mark_visit_missed``,
@@ -178,7 +178,7 @@ def locked_fact_records(participant: Participant, fields: Sequence[str], *,
 
 def _with_fact_records(participant: Participant, fields: Sequence[str], also: Iterable[str],
                        *, lock: bool) -> tuple[list[Any], list[FactRecord]]:
-    from outcomes.models import CRFRecord
+    from crfs.models import CRFRecord
 
     codes = sorted(fact_crfs(participant.definition) | set(also))
     own = [Participant._meta.get_field(name) for name in fields]
@@ -212,7 +212,7 @@ def read_facts(participant: Participant, allocation,
     CRF is completed, because it ends visits. ``records``: ``fact_records``, when the caller
     has already read them.
     """
-    from outcomes.models import CRFStatus
+    from crfs.models import CRFStatus
 
     definition = participant.definition
     randomised_on = randomisation_date(allocation)

@@ -25,7 +25,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _, ngettext
 
 from core.reauth import password_confirmed
-from patients import eligibility
+from crfs import eligibility
 from patients.models import Participant, Status
 from patients.scheduling import create_schedule, locked_fact_records
 from core import audit, notify
@@ -99,7 +99,7 @@ def participant_strata(participant: Participant, record=None) -> dict[str, str]:
 
 
 def _crf_data(participant: Participant, crf_code: str) -> dict:
-    from outcomes.models import CRFRecord
+    from crfs.models import CRFRecord
 
     record = (CRFRecord.objects.filter(participant=participant, crf_code=crf_code)
               .order_by("-created_at").first())

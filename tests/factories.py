@@ -19,7 +19,7 @@ def participant(trial: Trial, site: Site | None = None, *, by, screened_on: dt.d
 def eligible_participant(trial: Trial, site: Site | None = None, *, by, consent=True,
                          complete=True, **answers):
     """A participant registered, consented and with a completed eligibility CRF."""
-    from outcomes.services import save_crf
+    from crfs.services import save_crf
     from patients.services import record_consent
 
     p = participant(trial, site, by=by)
@@ -58,7 +58,7 @@ def scripted_list(trial: Trial, *, by, arms: list[str], slots_per_stratum: int =
 def randomised(trial: Trial, site: Site | None = None, *, by, days_ago: int = 0, **answers):
     """A participant screened, consented, eligible and randomised ``days_ago`` days ago (the
     schedule computed from that day). Needs an active list."""
-    from outcomes.services import save_crf
+    from crfs.services import save_crf
     from patients.models import Participant
     from patients.services import record_consent
     from randomization.services import randomize

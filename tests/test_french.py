@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from accounts.middleware import database_unavailable
-from outcomes.enrolment_pdf import build_enrolment_report
+from reports.enrolment_pdf import build_enrolment_report
 from randomization import services
 from tests import factories
 from tests.conftest import PASSWORD

@@ -118,7 +118,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("report_request", "POST"): "403/403/404 403/403/404 400/400/404 400/400/404 400/400/404 400 302",
     ("report_status", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 302",
     # The report was built by the (blinded, all-sites) data manager: every reader of reports
-    # has at least those rights (outcomes.reports.Rights).
+    # has at least those rights (reports.services.Rights).
     ("report_download", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 302",
     ("trial_outcomes", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 302",
     ("trial_outcomes", "POST"): "405 405 405 405 405 405 302",

@@ -53,7 +53,7 @@ def populate(trial: Trial, *, coordinator, statistician, per_site: dict[str, int
     """
     import datetime as dt
 
-    from outcomes.services import save_crf
+    from crfs.services import save_crf
     from patients.models import Participant
     from patients.services import record_consent, register_participant
     from randomization import services as randomization
@@ -115,7 +115,7 @@ def crf_answers(crf: dict, *, on, **overrides) -> dict:
     """Complete, valid answers to any CRF for the demo: every date ``on``, yes to yes/no
     questions, the first choice, the smallest number, "Demo" for required text; answers to
     questions hidden by ``show_if`` are removed, as the form would."""
-    from outcomes.forms import visible
+    from crfs.forms import visible
 
     data: dict = {}
     for field in crf["fields"]:
@@ -159,7 +159,7 @@ def visit_history(participant, *, by, days_ago: int, stop_treatment: bool = Fals
     """
     import datetime as dt
 
-    from outcomes.services import save_crf
+    from crfs.services import save_crf
     from patients import scheduling
     from patients.models import Participant, Visit, VisitStatus
 
@@ -230,8 +230,8 @@ def crf_showcase(trial: Trial, *, investigator, data_manager, password: str) -> 
 
     from django.core.exceptions import ValidationError
 
-    from outcomes import services as crfs
-    from outcomes.models import CRFRecord, CRFSignature
+    from crfs import services as crfs
+    from crfs.models import CRFRecord, CRFSignature
     from patients.models import RANDOMISED_STATUSES, Participant, Visit
 
     site = trial.sites.filter(active=True).order_by("code").first()
@@ -317,8 +317,8 @@ def outcome_showcase(trial: Trial, *, coordinator, per_site: int) -> list[str]:
     import math
     import random
 
-    from outcomes.models import CRFRecord
-    from outcomes.services import save_crf
+    from crfs.models import CRFRecord
+    from crfs.services import save_crf
     from patients.services import record_consent, register_participant
     from randomization import services as randomization
 
@@ -398,7 +398,7 @@ def _visits_until(p, *, by, until, rng, crfs: dict, assess_until) -> None:
     adverse events now and then and the Clavien-Dindo assessment."""
     import datetime as dt
 
-    from outcomes.services import save_crf
+    from crfs.services import save_crf
     from patients import scheduling
     from patients.models import Visit, VisitStatus
 
@@ -454,8 +454,8 @@ def _visits_until(p, *, by, until, rng, crfs: dict, assess_until) -> None:
 def tumour_assessments_at_done_visits(trial: Trial, *, by) -> int:
     """Demo only: every randomised participant's done visits that expect a tumour assessment
     get one (the demo's visit history records the visits, not their forms)."""
-    from outcomes.models import CRFRecord
-    from outcomes.services import save_crf
+    from crfs.models import CRFRecord
+    from crfs.services import save_crf
     from patients.models import Visit, VisitStatus
 
     crf = crf_of(trial.current_version_id, "tumour_assessment")
@@ -481,8 +481,8 @@ def report_showcase(trial: Trial, *, sponsor, statistician) -> list[str]:
     """An enrolment report already built for the sponsor (and, in a blinded trial, one for the
     statistician, which the sponsor sees listed but may not download), through the real service
     (Celery runs eagerly in the demo). Only when the trial has no report yet."""
-    from outcomes.models import ReportRequest
-    from outcomes.reports import request_report
+    from reports.models import ReportRequest
+    from reports.services import request_report
 
     if ReportRequest.objects.filter(trial=trial).exists():
         return []

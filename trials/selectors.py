@@ -1,18 +1,16 @@
 """Reads of trials, already restricted to what the asking user may see."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
 from django.http import Http404
 
-from patients.models import RANDOMISED_STATUSES, Participant
-from patients.selectors import (VisitCounts, get_participant_for, participant_seen,
-                                participant_with_site, visit_counts)
+from patients.models import Participant
+from patients.selectors import (get_participant_for, participant_seen,
+                                participant_with_site)
 
 from . import policy, sql
-from .models import Arm, Membership, Site, Trial
+from .models import Membership, Site, Trial
 
 
 def get_trial_for(user, slug: str, perm: policy.Perm = policy.Perm.VIEW_TRIAL) -> Trial:
@@ -46,70 +44,3 @@ def get_trial_and_participant_for(user, slug: str, study_id: str,
         f" WHERE t.slug = %s", [*params, study_id, slug])
     trial = _checked(user, policy.trial_from_rows(user, rows), perm)
     return trial, participant_seen(user, trial, rows[0][sql.width(Trial, Membership):])
-
-
-@dataclass(frozen=True)
-class TrialCard:
-    trial: Trial
-    roles: list[str]
-    randomised: int
-    visits: VisitCounts  # the user's worklist counts in this trial (their sites only)
-
-
-def trial_cards(user) -> list[TrialCard]:
-    """The home page: each trial of the user, with their roles there and the trial's enrolment."""
-    trials = (
-        policy.trials_for(user)
-        .annotate(randomised=Count("participants",
-                                   filter=Q(participants__status__in=RANDOMISED_STATUSES)))
-        .order_by("short_title")
-    )
-    roles: dict[int, set[str]] = {}
-    for trial_id, role in user.memberships.filter(active=True).values_list("trial_id", "role"):
-        roles.setdefault(trial_id, set()).add(role)
-    labels = dict(policy.Role.choices)
-    trials = list(trials)
-    counts = visit_counts(user, trials)
-    return [
-        TrialCard(t, sorted(str(labels[r]) for r in roles.get(t.pk, ())), t.randomised,
-                  counts.get(t.pk, VisitCounts()))
-        for t in trials
-    ]
-
-
-@dataclass(frozen=True)
-class SiteRow:
-    site: Site
-    visible: bool          # the user may see this site's participants
-    screened: int | None
-    randomised: int | None
-
-
-@dataclass(frozen=True)
-class TrialOverview:
-    trial: Trial
-    sites: list[SiteRow]
-    arms: list[Arm] | None  # None when the user is blinded to arms
-    randomised: int
-    target: int
-
-
-def trial_overview(user, trial: Trial) -> TrialOverview:
-    visible = set(policy.sites_for(user, trial).values_list("pk", flat=True))
-    counts = {
-        row["site"]: row
-        for row in Participant.objects.filter(trial=trial, site__in=visible)
-        .values("site")
-        .annotate(screened=Count("pk"),
-                  randomised=Count("pk", filter=Q(status__in=RANDOMISED_STATUSES)))
-    }
-    rows = []
-    for site in trial.sites.filter(active=True):
-        if site.pk in visible:
-            c = counts.get(site.pk, {})
-            rows.append(SiteRow(site, True, c.get("screened", 0), c.get("randomised", 0)))
-        else:
-            rows.append(SiteRow(site, False, None, None))
-    arms = None if policy.is_blinded_for(user, trial) else list(trial.arms.all())
-    total = Participant.objects.filter(trial=trial, status__in=RANDOMISED_STATUSES).count()
-    return TrialOverview(trial, rows, arms, total, trial.target_enrolment)

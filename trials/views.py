@@ -1,36 +1,12 @@
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.contrib.auth.decorators import login_not_required
-from django.db import DatabaseError, connection
-from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
-from django.utils import translation
 from django.utils.translation import gettext as _, gettext_lazy
-from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
 
 from core.forms import attach_errors
 
 from . import policy, selectors, services
-
-
-def home(request):
-    return render(request, "trials/home.html", {"cards": selectors.trial_cards(request.user)})
-
-
-def trial_detail(request, slug: str):
-    trial = selectors.get_trial_for(request.user, slug)
-    overview = selectors.trial_overview(request.user, trial)
-    return render(request, "trials/trial_detail.html", {
-        "trial": trial, "overview": overview,
-        "version": trial.versions.only("label", "number").get(pk=trial.current_version_id),
-        "can_manage_allocation": policy.has_perm(request.user, policy.Perm.MANAGE_ALLOCATION, trial),
-        "can_view_reports": policy.has_perm(request.user, policy.Perm.VIEW_REPORTS, trial),
-        "can_export": policy.has_perm(request.user, policy.Perm.EXPORT_DATA, trial),
-    })
 
 
 class UnblindTrialForm(forms.Form):
@@ -57,14 +33,3 @@ def unblind_trial(request, slug: str):
             return redirect("trial_detail", trial.slug)
     return render(request, "trials/unblind_trial.html", {"trial": trial, "form": form},
                   status=400 if form.errors else 200)
-
-
-@login_not_required
-def health(request):
-    """For load balancers and compose health checks: 200 when the database answers, else 503."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except DatabaseError:
-        return JsonResponse({"database": "unreachable"}, status=503)
-    return JsonResponse({"database": "ok"})

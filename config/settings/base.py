@@ -31,8 +31,13 @@ INSTALLED_APPS = [
     "core",
     "trials",
     "patients",
+    "crfs",
+    "scheduling",
     "randomization",
     "outcomes",
+    "reports",
+    "pages",
+    "demo",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
@@ -207,8 +212,8 @@ SPECTACULAR_SETTINGS = {
         "ParticipantStatusEnum": "patients.models.Status",
         "VisitStatusEnum": "patients.models.VisitStatus",
         "VisitStateEnum": "patients.models.VisitState",
-        "CRFStatusEnum": "outcomes.models.CRFStatus",
-        "QueryStatusEnum": "outcomes.models.QueryStatus",
+        "CRFStatusEnum": "crfs.models.CRFStatus",
+        "QueryStatusEnum": "crfs.models.QueryStatus",
     },
 }
 
@@ -219,7 +224,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
-# Reports (outcomes.tasks): hand the broker again, every minute, the report requests it never
+# Reports (reports.tasks): hand the broker again, every minute, the report requests it never
 # got while Redis was down, and the builds whose worker died.
 CELERY_BEAT_SCHEDULE["report-redispatch"] = {
     "task": "outcomes.redispatch_reports",

@@ -8,8 +8,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from outcomes import services as crfs
-from outcomes.models import CRFRecord
+from crfs import services as crfs
+from crfs.models import CRFRecord
 from trials.demo import crf_answers
 from trials.models import crf_of
 

@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from outcomes import services as crfs
+from crfs import services as crfs
 from tests import factories
 from tests.api import world
 

@@ -12,7 +12,7 @@ from xml.etree import ElementTree
 import pytest
 from django.urls import reverse
 
-from outcomes.models import ReportRequest
+from reports.models import ReportRequest
 from tests.api import world
 from tests.randomization.test_blinding import assert_no_arm
 from core.models import AuditEvent

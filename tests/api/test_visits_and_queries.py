@@ -6,7 +6,7 @@ import datetime as dt
 from django.urls import reverse
 from django.utils import timezone
 
-from outcomes.models import QueryStatus
+from crfs.models import QueryStatus
 
 
 def test_the_worklist_filters_by_state_site_and_due_dates(places, make_user, api):

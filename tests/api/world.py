@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from outcomes import reports, services as crfs
-from outcomes.models import CRFRecord, DataQuery, ReportRequest
+from reports import services as reports
+from crfs import services as crfs
+from crfs.models import CRFRecord, DataQuery
+from reports.models import ReportRequest
 from patients.models import Participant, Visit
 from tests import factories
 from trials.models import Membership, Site, Trial

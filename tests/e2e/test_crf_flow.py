@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from outcomes.models import CRFRecord, CRFSignature
+from crfs.models import CRFRecord, CRFSignature
 from patients.models import Visit
 from tests import factories
 from tests.conftest import PASSWORD

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from outcomes.models import DataQuery
-from outcomes.services import save_crf
+from crfs.models import DataQuery
+from crfs.services import save_crf
 from patients.models import Visit
 from tests import factories
 from tests.conftest import PASSWORD

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from outcomes import reports
-from outcomes.models import ReportRequest, ReportStatus
+from reports import services as reports
+from reports.models import ReportRequest, ReportStatus
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import login, screenshot

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from outcomes.services import save_crf
+from crfs.services import save_crf
 from patients.models import Visit
 from tests import factories
 from trials.demo import crf_answers

@@ -8,10 +8,10 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
-from outcomes import selectors, services
-from outcomes.models import CRFRecord, CRFSignature, DataQuery, QueryMessage
-from outcomes.services import save_crf
-from outcomes.trail import differences, flatten
+from crfs import selectors, services
+from crfs.models import CRFRecord, CRFSignature, DataQuery, QueryMessage
+from crfs.services import save_crf
+from crfs.trail import differences, flatten
 from tests.conftest import PASSWORD
 from tests.outcomes.conftest import demographics, record_url
 from core.models import AuditEvent
@@ -115,7 +115,7 @@ def test_the_admin_shows_the_trail_and_changes_nothing(complete, investigator, d
                "crfsignature": CRFSignature.objects.get(), "dataquery": query,
                "querymessage": query.messages.get()}
     for model, obj in objects.items():
-        base = f"/admin/outcomes/{model}/"
+        base = f"/admin/crfs/{model}/"
         assert client.get(base).status_code == 200, model
         assert client.get(f"{base}{obj.pk}/change/").status_code == 200, model
         assert client.post(f"{base}{obj.pk}/change/", {}).status_code == 403, model

@@ -1,7 +1,7 @@
 """Edit checks: hard ones block, soft ones warn; rows of groups are checked one by one."""
 import datetime as dt
 
-from outcomes.checks import run_checks
+from crfs.checks import run_checks
 
 SURGERY = {"checks": [
     {"code": "after_randomisation", "field": "surgery_date", "rule": "not_before",

@@ -11,7 +11,7 @@ import pytest
 from django.http import QueryDict
 from django.template.loader import render_to_string
 
-from outcomes.forms import build_crf_form, form_to_data, missing_required, visible
+from crfs.forms import build_crf_form, form_to_data, missing_required, visible
 from trials.protocol import SCHEMA, read_protocol_file
 from trials.services import shipped_protocol_files
 

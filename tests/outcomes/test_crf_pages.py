@@ -7,9 +7,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from outcomes import services
-from outcomes.models import CRFRecord
-from outcomes.services import save_crf
+from crfs import services
+from crfs.models import CRFRecord
+from crfs.services import save_crf
 from patients.models import Visit
 from tests import factories
 from tests.conftest import PASSWORD
@@ -237,8 +237,8 @@ def test_bad_requests_get_an_answer_not_a_server_error(complete, investigator, d
 def test_participant_page_shows_values_derived_from_the_forms(rectal, make_user, client_for):
     """Worst CTCAE grade across every adverse-event form and the last QLQ-C30 scale scores,
     computed from the answers (an all-"1" questionnaire: physical functioning 100, fatigue 0)."""
-    from outcomes.selectors import endpoints_of
-    from outcomes.models import CRFRecord
+    from crfs.selectors import endpoints_of
+    from crfs.models import CRFRecord
 
     qlq = {f"q{i}": 1 for i in range(1, 31)}
     records = [
@@ -255,8 +255,8 @@ def test_participant_page_shows_values_derived_from_the_forms(rectal, make_user,
 
 
 def test_a_bad_stored_grade_does_not_break_the_page():
-    from outcomes.models import CRFRecord
-    from outcomes.selectors import endpoints_of
+    from crfs.models import CRFRecord
+    from crfs.selectors import endpoints_of
 
     endpoints = endpoints_of([CRFRecord(crf_code="adverse_events",
                                         data={"events": [{"term": "x", "grade": 9}]})])

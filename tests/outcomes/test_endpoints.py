@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from outcomes.endpoints import DAYS_PER_MONTH, derive_endpoints
-from outcomes.services import save_crf
+from crfs.services import save_crf
 from patients import scheduling
 from patients.models import Visit
 from tests import factories

@@ -13,8 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from outcomes import exports
-from outcomes.services import save_crf
+from reports import exports
+from crfs.services import save_crf
 from patients.models import Visit
 from randomization import services as randomization
 from tests import factories

@@ -14,7 +14,7 @@ from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from outcomes.services import save_crf
+from crfs.services import save_crf
 from randomization import services as randomization
 from tests import factories
 from tests.randomization.test_blinding import assert_no_arm

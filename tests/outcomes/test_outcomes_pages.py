@@ -14,8 +14,8 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from outcomes.outcomes_report import build_outcomes_report
-from outcomes.services import save_crf
+from reports.outcomes_report import build_outcomes_report
+from crfs.services import save_crf
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.randomization.test_blinding import assert_no_arm

@@ -11,9 +11,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from outcomes import services
-from outcomes.models import CRFRecord, DataQuery, MessageKind, QueryMessage, QueryStatus
-from outcomes.services import save_crf
+from crfs import services
+from crfs.models import CRFRecord, DataQuery, MessageKind, QueryMessage, QueryStatus
+from crfs.services import save_crf
 from patients.models import Visit
 from tests import factories
 from tests.conftest import PASSWORD
@@ -199,7 +199,7 @@ def test_correcting_the_value_marks_the_automatic_query_answered_for_review(
 
 def test_a_crf_without_soft_checks_costs_no_query_lookup(complete, investigator,
                                                          django_assert_num_queries):
-    from outcomes.services import _automatic_queries
+    from crfs.services import _automatic_queries
 
     with django_assert_num_queries(0):
         _automatic_queries(complete, complete.definition, [])

@@ -14,8 +14,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from outcomes import reports, tasks
-from outcomes.models import ReportRequest, ReportStatus
+from reports import services as reports, tasks
+from reports.models import ReportRequest, ReportStatus
 from patients.models import Status
 from tests import factories
 from tests.randomization.test_blinding import assert_no_arm
@@ -249,7 +249,7 @@ def test_the_report_counts_sites_flow_and_completeness(trial, sponsor, tmp_path,
 def test_figures_take_a_fixed_number_of_queries(trial, sponsor, django_assert_max_num_queries):
     import io
 
-    from outcomes.enrolment_pdf import build_enrolment_report
+    from reports.enrolment_pdf import build_enrolment_report
 
     with django_assert_max_num_queries(16):
         build_enrolment_report(trial, viewer=sponsor, stream=io.BytesIO())
@@ -338,8 +338,8 @@ def test_the_admin_lists_requests_read_only_without_the_pdf(trial, sponsor, make
     report = built(trial, sponsor, django_capture_on_commit_callbacks)
     admin = make_user(is_staff=True, is_superuser=True)
     client = client_for(admin)
-    assert client.get(reverse("admin:outcomes_reportrequest_changelist")).status_code == 200
-    page = client.get(reverse("admin:outcomes_reportrequest_change", args=[report.pk]))
+    assert client.get(reverse("admin:reports_reportrequest_changelist")).status_code == 200
+    page = client.get(reverse("admin:reports_reportrequest_change", args=[report.pk]))
     assert page.status_code == 200 and b"%PDF" not in page.content
-    assert client.get(reverse("admin:outcomes_reportrequest_delete",
+    assert client.get(reverse("admin:reports_reportrequest_delete",
                               args=[report.pk])).status_code == 403

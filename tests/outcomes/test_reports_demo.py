@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.core.management import call_command
 from django.urls import reverse
 
-from outcomes.models import ReportRequest, ReportStatus
+from reports.models import ReportRequest, ReportStatus
 
 
 def test_the_demo_sponsor_finds_a_built_report_and_may_request_another(

@@ -12,8 +12,8 @@ import pytest
 from django.urls import reverse
 
 from config.celery import app
-from outcomes import reports, tasks
-from outcomes.models import ReportRequest, ReportStatus
+from reports import services as reports, tasks
+from reports.models import ReportRequest, ReportStatus
 from tests import factories
 from tests.outcomes.test_reports import needs_pdftotext, pdf_text, pdftotext  # noqa: F401
 from tests.patients.test_celery_worker import worker  # noqa: F401  (the fixture)

@@ -12,9 +12,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from outcomes import selectors, services
-from outcomes.models import CRFRecord, CRFSignature, CRFStatus, SignatureMeaning
-from outcomes.services import save_crf
+from crfs import selectors, services
+from crfs.models import CRFRecord, CRFSignature, CRFStatus, SignatureMeaning
+from crfs.services import save_crf
 from tests.conftest import PASSWORD
 from tests.outcomes.conftest import crf_url, demographics, record_url
 from core.models import AuditEvent

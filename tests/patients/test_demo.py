@@ -7,8 +7,8 @@ from __future__ import annotations
 from django.core.management import call_command
 from django.utils import timezone
 
-from outcomes import selectors as crf_selectors
-from outcomes.models import CRFRecord, CRFSignature, DataQuery
+from crfs import selectors as crf_selectors
+from crfs.models import CRFRecord, CRFSignature, DataQuery
 from patients import selectors
 from patients.models import Deviation, Visit, VisitStatus
 from trials.models import Trial

@@ -8,8 +8,8 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from outcomes.models import CRFRecord
-from outcomes.services import save_crf
+from crfs.models import CRFRecord
+from crfs.services import save_crf
 from patients import scheduling
 from patients.models import Deviation, Visit, VisitState, VisitStatus
 from tests import factories

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from outcomes.services import save_crf
+from crfs.services import save_crf
 from patients.models import Participant, Status
 from tests import factories
 from core.models import AuditEvent

@@ -258,7 +258,7 @@ def test_adding_an_unscheduled_visit_from_the_timeline(two_sites, rectal, rectal
 
 def test_blinded_visit_pages_never_show_the_arm(reminet, reminet_coordinator, make_user,
                                                 client_for):
-    from outcomes.services import save_crf
+    from crfs.services import save_crf
 
     p = factories.randomised(reminet, by=reminet_coordinator, days_ago=60)
     r = timezone.localdate(p.allocation.randomised_at)
@@ -281,7 +281,7 @@ def test_blinded_visit_pages_never_show_the_arm(reminet, reminet_coordinator, ma
 
 def test_the_timeline_reads_in_four_queries_whatever_the_number_of_visits(
         two_sites, rectal_coordinator, django_assert_num_queries):
-    from outcomes.services import save_crf
+    from crfs.services import save_crf
 
     _, _, here, _ = two_sites
     with django_assert_num_queries(4):  # visits, their deviations, allocation, anchor CRFs

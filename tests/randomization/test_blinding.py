@@ -7,7 +7,7 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from outcomes import services as outcomes
+from crfs import services as outcomes
 from randomization import services
 from tests import factories
 from tests.routes import url_patterns

@@ -5,7 +5,7 @@ import datetime as dt
 
 from django.utils import timezone
 
-from outcomes.models import CRFRecord
+from crfs.models import CRFRecord
 from patients.models import Participant
 from tests import factories
 from trials import sql

@@ -26,7 +26,7 @@ from reportlab.platypus import (KeepTogether, Paragraph, SimpleDocTemplate, Spac
 from trials import policy
 from trials.models import Trial
 
-from . import analysis, plots
+from outcomes import analysis, plots
 
 Progress = Callable[[int, str], None]
 

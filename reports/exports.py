@@ -46,7 +46,7 @@ from trials import policy
 from trials.models import ProtocolVersion, Trial, definition_of
 from trials.policy import Perm
 
-from .models import CRFRecord
+from crfs.models import CRFRecord
 
 CHUNK_SIZE = 2000          # rows per fetch from the database cursor
 FLUSH_AT = 64 * 1024       # characters buffered before a chunk goes to the client

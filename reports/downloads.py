@@ -3,7 +3,7 @@
 Each function checks what it is asked for first (an unknown CRF or form is ``Http404`` naming
 it, before anything is audited), then records the export in the audit log — who, what, which
 sites, blinded or not — before the first byte leaves, and answers with the stream of
-``outcomes.exports`` / ``outcomes.odm``: the same bytes whichever door they leave by.
+``reports.exports`` / ``reports.odm``: the same bytes whichever door they leave by.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from trials import policy
 from trials.models import Trial
 from trials.policy import Perm
 
-from . import exports, odm
+from reports import exports, odm
 
 
 def streamed(user, trial: Trial, chunks: Iterable, *, content_type: str, filename: str,

@@ -13,12 +13,13 @@ from core.forms import attach_errors
 from trials.policy import Perm
 from trials.selectors import get_trial_and_participant_for, get_trial_for
 
-from outcomes import selectors as crf_selectors
-from outcomes.models import UNRESOLVED, CRFRecord, CRFStatus
+from crfs import selectors as crf_selectors
+from crfs.models import CRFRecord, CRFStatus, UNRESOLVED
 
-from . import eligibility, scheduling, selectors, services
-from .forms import ConsentForm, ScreeningForm, UnscheduledVisitForm, VisitActionForm
-from .models import Visit, VisitState
+from crfs import eligibility
+from patients import scheduling, selectors, services
+from patients.forms import ConsentForm, ScreeningForm, UnscheduledVisitForm, VisitActionForm
+from patients.models import Visit, VisitState
 
 
 def participant_list(request, slug: str):

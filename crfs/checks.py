@@ -16,7 +16,7 @@ the check then runs row by row (an adverse event's end date not before its start
 Hard checks block saving, with the message next to the field. Soft checks never block: the CRF
 is saved, the user sees the warning, and a protocol deviation is recorded (e.g. surgery later
 than the 21 days the rectal protocol allows). The references are read from the participant's
-data by the caller (``outcomes.services.reference_dates``).
+data by the caller (``crfs.services.reference_dates``).
 """
 from __future__ import annotations
 

@@ -1,26 +1,28 @@
 """Case report forms as captured: one record per CRF per participant (and visit), with the
 signatures and data queries that bear on them.
 
-The answers live in ``data`` (JSON, in the format of ``outcomes.forms.form_to_data``) and are
+The answers live in ``data`` (JSON, in the format of ``crfs.forms.form_to_data``) and are
 read against the protocol version the record was created under. Every save is kept by the
 history table (who, when, the whole previous version, and the reason once the CRF had been
 completed); nothing is ever deleted. On PostgreSQL, triggers (migration
-``0004_audit_trail_append_only``) refuse any UPDATE or DELETE of the history rows, whatever
+``outcomes.0004_audit_trail_append_only``) refuse any UPDATE or DELETE of the history rows, whatever
 the route.
 
-Status flow (``outcomes.services``): draft → complete → signed (investigator, password typed
+Status flow (``crfs.services``): draft → complete → signed (investigator, password typed
 again) → locked (data manager). A signature is bound to the content it signed by a SHA-256
-digest (``outcomes.trail.content_digest``): it counts only while that digest equals the
+digest (``crfs.trail.content_digest``): it counts only while that digest equals the
 current content's, so it can never stand on changed data.
+
+The tables keep the names they had when these models lived in ``outcomes`` (migration
+crfs.0001): their rows, history rows and PostgreSQL triggers stay where they are.
 """
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
-from core.history import HistoricalRecords
 
+from core.history import HistoricalRecords
 from patients.models import Participant
 from trials.models import ProtocolVersion, crf_of
 
@@ -59,9 +61,11 @@ class CRFRecord(models.Model):
                                   on_delete=models.PROTECT, related_name="+")
     # The reason for a change is part of the audit trail: kept whole (the library's default
     # is 100 characters, which PostgreSQL would refuse with an error, not truncate).
-    history = HistoricalRecords(history_change_reason_field=models.TextField(null=True))
+    history = HistoricalRecords(history_change_reason_field=models.TextField(null=True),
+                                table_name="outcomes_historicalcrfrecord")
 
     class Meta:
+        db_table = "outcomes_crfrecord"
         ordering = ["participant", "crf_code", "created_at"]
         indexes = [models.Index(fields=["participant", "crf_code"])]
         constraints = [
@@ -93,7 +97,7 @@ class SignatureMeaning(models.TextChoices):
 class CRFSignature(models.Model):
     """An investigator's electronic signature of one version of a CRF (21 CFR 11.50, 11.70).
 
-    ``digest`` is the SHA-256 of the canonical content signed (``outcomes.trail``) and
+    ``digest`` is the SHA-256 of the canonical content signed (``crfs.trail``) and
     ``signed_version`` the history row holding that content. ``printed_name`` is the signer's
     name at the time of signing, so a later change of the account's name does not rewrite it.
     A signature is never deleted; a change of the data voids it (``voided_at``, with the
@@ -108,7 +112,7 @@ class CRFSignature(models.Model):
     meaning = models.CharField(max_length=16, choices=SignatureMeaning.choices)
     printed_name = models.CharField(max_length=255)
     digest = models.CharField(max_length=64, help_text=_("SHA-256 of the content signed."))
-    signed_version = models.ForeignKey("outcomes.HistoricalCRFRecord", on_delete=models.PROTECT,
+    signed_version = models.ForeignKey("crfs.HistoricalCRFRecord", on_delete=models.PROTECT,
                                        related_name="+",
                                        help_text=_("The history row of the content signed."))
     voided_at = models.DateTimeField(null=True, blank=True)
@@ -117,6 +121,7 @@ class CRFSignature(models.Model):
     void_reason = models.TextField(blank=True)
 
     class Meta:
+        db_table = "outcomes_crfsignature"
         ordering = ["record", "signed_at", "pk"]
         constraints = [
             models.CheckConstraint(
@@ -160,9 +165,10 @@ class DataQuery(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                   on_delete=models.PROTECT, related_name="+")
-    history = HistoricalRecords()
+    history = HistoricalRecords(table_name="outcomes_historicaldataquery")
 
     class Meta:
+        db_table = "outcomes_dataquery"
         ordering = ["record", "raised_at", "pk"]
         verbose_name_plural = "data queries"
         indexes = [models.Index(fields=["status"], condition=~models.Q(status="closed"),
@@ -202,10 +208,11 @@ class QueryMessage(models.Model):
                                on_delete=models.PROTECT, related_name="+")
     at = models.DateTimeField()
     text = models.TextField()
-    correction = models.ForeignKey("outcomes.HistoricalCRFRecord", null=True, blank=True,
+    correction = models.ForeignKey("crfs.HistoricalCRFRecord", null=True, blank=True,
                                    on_delete=models.PROTECT, related_name="+")
 
     class Meta:
+        db_table = "outcomes_querymessage"
         ordering = ["query", "at", "pk"]
 
     def __str__(self) -> str:
@@ -213,80 +220,3 @@ class QueryMessage(models.Model):
 
     def delete(self, *args, **kwargs):
         raise models.ProtectedError("Query messages are never deleted.", {self})
-
-
-# --------------------------------------------------------------------------- reports
-
-
-class ReportStatus(models.TextChoices):
-    QUEUED = "queued", _("Queued")
-    RUNNING = "running", _("Building")
-    DONE = "done", pgettext_lazy("report status", "Done")
-    FAILED = "failed", _("Failed")
-
-
-class ReportRequest(models.Model):
-    """One report someone asked for: built by a Celery task (``outcomes.tasks.build_report``),
-    kept for good with who asked and when, whether it worked or not.
-
-    The PDF is stored in the database (``content``), not under MEDIA_ROOT: web and worker
-    machines share only PostgreSQL and Redis, so a file a worker wrote on its own disk would not
-    be there for the web machine that serves the download. One UPDATE publishes the bytes and
-    the "done" status together, so no half-written report is ever visible. Reports are small
-    (a few hundred kB); pages read the list with ``content`` deferred.
-
-    ``with_arms`` and ``site_ids`` record the rights the report was built with (those of the
-    requester at build time): who else may download it is decided from them
-    (``outcomes.reports.may_download``).
-    """
-
-    trial = models.ForeignKey("trials.Trial", on_delete=models.PROTECT,
-                              related_name="report_requests")
-    kind = models.CharField(max_length=32)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
-                                     related_name="+")
-    requested_at = models.DateTimeField()
-    status = models.CharField(max_length=10, choices=ReportStatus.choices,
-                              default=ReportStatus.QUEUED)
-    progress = models.PositiveSmallIntegerField(default=0, help_text=_("Percent done."))
-    step = models.CharField(max_length=255, blank=True, help_text=_("What the builder is doing."))
-    attempts = models.PositiveIntegerField(default=0)
-    claimed_by = models.CharField(max_length=64, blank=True,
-                                  help_text=_("The Celery task id building it now."))
-    heartbeat_at = models.DateTimeField(
-        null=True, blank=True,
-        help_text=_("Last sign of life of the build; a running build silent for longer than "
-                    "the lease is taken over (its worker died)."))
-    dispatched_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("Last handed to the broker; empty while Redis was "
-                                           "unreachable (the periodic job hands it over)."))
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    with_arms = models.BooleanField(null=True, help_text=_(
-        "Built showing arms (the requester was unblinded at build time)."))
-    site_ids = models.JSONField(default=list, blank=True,
-                                help_text=_("The sites the report covers."))
-    filename = models.CharField(max_length=255, blank=True)
-    content = models.BinaryField(null=True, blank=True, editable=False)
-    size = models.PositiveIntegerField(default=0)
-    sha256 = models.CharField(max_length=64, blank=True)
-
-    class Meta:
-        ordering = ["-requested_at", "-pk"]
-        indexes = [
-            models.Index(fields=["trial", "requested_at"], name="report_by_trial"),
-            # The periodic re-dispatch reads the unfinished ones.
-            models.Index(fields=["status"], condition=models.Q(status__in=["queued", "running"]),
-                         name="report_unfinished"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.kind} report #{self.pk} ({self.status})"
-
-    def delete(self, *args, **kwargs):
-        raise models.ProtectedError("Report requests are never deleted.", {self})
-
-    @property
-    def finished(self) -> bool:
-        return self.status in (ReportStatus.DONE, ReportStatus.FAILED)

@@ -19,12 +19,12 @@ One ``Snapshot`` file (``ODMVersion="1.3.2"``), elements in the order of the ODM
   which site, when, and the reason once the CRF had been completed). ODM 1.3.2 allows one audit
   record per element in a snapshot; every earlier version stays on the CRF's History page.
 
-Values as in the CSV exports (``outcomes.exports.value_text``): yes/no as 1/0 (``boolean``),
+Values as in the CSV exports (``reports.exports.value_text``): yes/no as 1/0 (``boolean``),
 multiple choices as codes joined with ``|`` (``text``: ODM 1.3.2 has no multi-select item).
 
 Blinding: for a blinded reader the allocation form has the kit code and randomisation time
 only: no arm ``ItemDef``, no arm ``CodeList``, and the arm is never selected from the database.
-Pseudonymisation and site scope as in ``outcomes.exports``.
+Pseudonymisation and site scope as in ``reports.exports``.
 
 Queries: a fixed number whatever the size of the trial (version ids, visits' definitions,
 users, sites, then one cursor over the records and one over their history, merged in order).
@@ -43,9 +43,9 @@ from trials import policy
 from trials.models import ProtocolVersion, Trial, definition_of
 from trials.policy import Perm
 
-from . import trail
-from .exports import CHUNK_SIZE, FLUSH_AT, CRFLayout, scoped_records, trial_layouts, value_text
-from .models import CRFRecord
+from crfs import trail
+from reports.exports import (CHUNK_SIZE, FLUSH_AT, CRFLayout, scoped_records, trial_layouts, value_text)
+from crfs.models import CRFRecord
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
 SE_NO_VISIT = "SE.NOVISIT"

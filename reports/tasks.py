@@ -1,5 +1,5 @@
 """Celery tasks of reports. Thin: the work, the claim and the recovery are in
-``outcomes.reports``.
+``reports.services``.
 
 ``build_report`` is acknowledged late and rejected (so redelivered) when its worker is lost:
 a worker killed mid-build loses nothing, the next delivery builds it again. The periodic
@@ -11,7 +11,7 @@ import uuid
 
 from celery import shared_task
 
-from . import reports
+from reports import services as reports
 
 
 @shared_task(bind=True, name="outcomes.build_report", acks_late=True,

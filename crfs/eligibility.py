@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .models import Participant
+from patients.models import Participant
 
 ELIGIBILITY_CRF = "eligibility"
 
@@ -28,14 +28,14 @@ class Eligibility:
 def eligibility_record(participant: Participant):
     """The participant's eligibility CRF record, or None: one at most, as for every form not
     tied to a visit (``CRFRecord``'s ``one_crf_outside_visits``)."""
-    from outcomes.models import CRFRecord
+    from crfs.models import CRFRecord
 
     return (CRFRecord.objects.filter(participant=participant, crf_code=ELIGIBILITY_CRF)
             .order_by("pk").first())
 
 
 def evaluate(participant: Participant, record=None) -> Eligibility:
-    from outcomes.models import CRFStatus
+    from crfs.models import CRFStatus
 
     record = record if record is not None else eligibility_record(participant)
     criteria = participant.definition["eligibility"]

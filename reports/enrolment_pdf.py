@@ -1,7 +1,7 @@
 """The enrolment report as a PDF (reportlab): accrual against target with its projection,
 the CONSORT-style flow, arms (for readers who may see them), sites and data completeness.
 
-Charts are drawn with ``reportlab.graphics``. Figures come from ``outcomes.enrolment``, which
+Charts are drawn with ``reportlab.graphics``. Figures come from ``reports.enrolment``, which
 already applies the reader's rights (sites, blinding): this module only lays them out, and never
 prints a participant (counts only, so no direct or indirect identifier).
 """
@@ -26,7 +26,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import (KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer,
                                 Table, TableStyle)
 
-from .enrolment import EnrolmentFigures, enrolment_figures
+from reports.enrolment import EnrolmentFigures, enrolment_figures
 
 Progress = Callable[[int, str], None]
 

@@ -34,7 +34,7 @@ from randomization.models import Allocation
 from trials import policy
 from trials.models import Arm, Trial
 
-from .models import UNRESOLVED, CRFRecord, CRFStatus, DataQuery
+from crfs.models import CRFRecord, CRFStatus, DataQuery, UNRESOLVED
 
 RECENT_DAYS = 182          # about six months
 DAYS_PER_MONTH = 30.44

@@ -1,11 +1,11 @@
 """CRFs, their history, signatures and queries in the Django admin: shown, never added, changed
 or deleted. The audit trail cannot be edited through any screen (nor, on PostgreSQL, by any
-SQL: see migration 0004)."""
+SQL: see migration outcomes.0004)."""
 from django.contrib import admin
 
 from core.admin import ReadOnlyAdmin
 
-from .models import CRFRecord, CRFSignature, DataQuery, QueryMessage, ReportRequest
+from .models import CRFRecord, CRFSignature, DataQuery, QueryMessage
 
 
 @admin.register(CRFRecord)
@@ -36,14 +36,3 @@ class DataQueryAdmin(ReadOnlyAdmin):
 @admin.register(QueryMessage)
 class QueryMessageAdmin(ReadOnlyAdmin):
     list_display = ["query", "kind", "author", "at"]
-
-
-@admin.register(ReportRequest)
-class ReportRequestAdmin(ReadOnlyAdmin):
-    """Who asked for which report, when, and how its build went (the PDF itself is downloaded
-    from the trial's Reports page, which checks the reader's rights)."""
-
-    list_display = ["pk", "trial", "kind", "requested_by", "requested_at", "status", "attempts",
-                    "size"]
-    list_filter = ["status", "kind", "trial"]
-    exclude = ["content"]

@@ -43,7 +43,7 @@ from trials import policy
 from trials.models import Trial
 from trials.policy import Perm
 
-from .models import ReportRequest, ReportStatus
+from reports.models import ReportRequest, ReportStatus
 
 logger = logging.getLogger("ctms.reports")
 
@@ -65,10 +65,10 @@ class ReportKind:
 
 KINDS: dict[str, ReportKind] = {
     "enrolment": ReportKind(gettext_lazy("Enrolment report"), Perm.VIEW_REPORTS,
-                            "outcomes.enrolment_pdf.build_enrolment_report",
+                            "reports.enrolment_pdf.build_enrolment_report",
                             "enrolment-{slug}-{date}.pdf"),
     "outcomes": ReportKind(gettext_lazy("Outcomes report"), Perm.VIEW_REPORTS,
-                           "outcomes.outcomes_report.build_outcomes_report",
+                           "reports.outcomes_report.build_outcomes_report",
                            "outcomes-{slug}-{date}.pdf"),
 }
 
@@ -105,7 +105,7 @@ def request_report(trial: Trial, kind: str, *, by) -> ReportRequest:
 def dispatch(request_id: int) -> bool:
     """Hand the build to the broker; False (and the request stays queued) when it cannot be
     reached. With no broker configured (the embedded demo) the build runs here and now."""
-    from .tasks import build_report
+    from reports.tasks import build_report
 
     try:
         build_report.delay(request_id)

@@ -17,9 +17,9 @@ from patients.models import Participant, Visit
 from trials import policy
 from trials.models import Site, Trial, crf_of
 
-from . import trail
-from .forms import visible
-from .models import (UNRESOLVED, CRFRecord, CRFSignature, DataQuery, QueryMessage, QueryStatus)
+from crfs import trail
+from crfs.forms import visible
+from crfs.models import CRFRecord, CRFSignature, DataQuery, QueryMessage, QueryStatus, UNRESOLVED
 
 QUERY_LIST_LIMIT = 100  # rows of the worklist's query list; the counts cover the rest
 
@@ -208,7 +208,7 @@ class Endpoints:
 
 def endpoints_of(records: list[CRFRecord]) -> Endpoints:
     """From records already read (no query): adverse events, tumour assessments, QLQ-C30."""
-    from .derivations import qlq_c30_scores, worst_ctcae_grade
+    from crfs.derivations import qlq_c30_scores, worst_ctcae_grade
 
     events = [r.data for r in records if r.crf_code == "adverse_events"]
     try:

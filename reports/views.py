@@ -1,23 +1,30 @@
-"""The Reports page of a trial: request a report, follow its progress, download it.
+"""The Reports and Exports pages of a trial, and the outcomes report built while the reader waits.
 
-Thin: who may do what comes from ``trials.policy`` through ``outcomes.reports`` (the registry
+The Reports page of a trial: request a report, follow its progress, download it.
+
+Thin: who may do what comes from ``trials.policy`` through ``reports.services`` (the registry
 names each kind's permission; ``Rights`` decides downloads), every change from
-``outcomes.reports.request_report``. A trial the user has no part in answers 404, a member
+``reports.services.request_report``. A trial the user has no part in answers 404, a member
 without the permission 403, a report of another trial 404. The page works without JavaScript
 (reload to see progress); ``static/js/reports.js`` polls the status endpoint every second.
 """
+import io
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from trials import policy
+from trials.policy import Perm
 from trials.selectors import get_trial_for
 
-from . import reports
+from . import downloads, exports, services as reports
 from .models import ReportRequest
+from .outcomes_report import build_outcomes_report
 
 
 def _trial(request, slug: str):
@@ -79,3 +86,60 @@ def report_status(request, slug: str, report_id: int):
 @require_GET
 def report_download(request, slug: str, report_id: int):
     return reports.download(request.user, _trial(request, slug), report_id)
+
+
+@require_GET
+def trial_outcomes_pdf(request, slug: str):
+    """The outcomes report, built while the reader waits (until the report queue takes it)."""
+    trial = get_trial_for(request.user, slug, Perm.VIEW_REPORTS)
+    buffer = io.BytesIO()
+    build_outcomes_report(trial, viewer=request.user, stream=buffer)
+    response = HttpResponse(buffer.getvalue(), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="outcomes-{trial.slug}.pdf"'
+    return response
+
+
+# --------------------------------------------------------------------------- exports
+
+
+@require_GET
+def export_list(request, slug: str):
+    """The trial's exports: each CRF as long and wide CSV, and the whole trial as CDISC ODM."""
+    trial = get_trial_for(request.user, slug, Perm.EXPORT_DATA)
+    return render(request, "outcomes/exports.html", _exports_context(request, trial))
+
+
+def _exports_context(request, trial) -> dict:
+    return {"trial": trial, "crfs": list(exports.trial_layouts(trial).values()),
+            "blinded": policy.is_blinded_for(request.user, trial),
+            "sites": policy.sites_for(request.user, trial, Perm.EXPORT_DATA).order_by("code")}
+
+
+@require_GET
+def export_crf_csv(request, slug: str, crf_code: str, form: str):
+    trial = get_trial_for(request.user, slug, Perm.EXPORT_DATA)
+    try:
+        return downloads.crf_csv(request.user, trial, crf_code, form)
+    except Http404 as missing:  # an unknown CRF or form: say which, on the exports page
+        return _missing(request, trial, missing)
+
+
+@require_GET
+def export_all_csv(request, slug: str, form: str):
+    """Every CRF's CSV in one ZIP archive."""
+    trial = get_trial_for(request.user, slug, Perm.EXPORT_DATA)
+    try:
+        return downloads.all_crfs_zip(request.user, trial, form)
+    except Http404 as missing:
+        return _missing(request, trial, missing)
+
+
+@require_GET
+def export_odm(request, slug: str):
+    trial = get_trial_for(request.user, slug, Perm.EXPORT_DATA)
+    return downloads.odm_xml(request.user, trial)
+
+
+def _missing(request, trial, missing: Http404):
+    return render(request, "outcomes/exports.html", {
+        **_exports_context(request, trial), "missing": str(missing)}, status=404)

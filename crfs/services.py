@@ -30,11 +30,10 @@ from trials import policy
 from trials.models import crf_of
 from trials.policy import Perm
 
-from . import checks, trail
-from .derivations import DERIVED
-from .forms import missing_required
-from .models import (UNRESOLVED, CRFRecord, CRFSignature, CRFStatus, DataQuery, MessageKind,
-                     QueryMessage, QueryStatus, SignatureMeaning)
+from crfs import checks, trail
+from crfs.derivations import DERIVED
+from crfs.forms import missing_required
+from crfs.models import (UNRESOLVED, CRFRecord, CRFSignature, CRFStatus, DataQuery, MessageKind, QueryMessage, QueryStatus, SignatureMeaning)
 
 
 @transaction.atomic
@@ -329,7 +328,7 @@ def _locked_query(query: DataQuery) -> DataQuery:
 @transaction.atomic
 def raise_query(record: CRFRecord, *, by, field_path: str, text: str) -> DataQuery:
     """The data manager questions one answer of one CRF (``field_path`` as in
-    ``outcomes.trail``: ``weight_kg``, ``events[1].grade``, or a whole group)."""
+    ``crfs.trail``: ``weight_kg``, ``events[1].grade``, or a whole group)."""
     record = _locked(record)
     _require(by, Perm.RAISE_QUERY, record.participant)
     errors = {}

@@ -1,0 +1,37 @@
+"""The home page (the user's trials), a trial's overview page, and the health check."""
+from django.contrib.auth.decorators import login_not_required
+from django.db import DatabaseError, connection
+from django.http import JsonResponse
+from django.shortcuts import render
+
+from trials import policy
+from trials.selectors import get_trial_for
+
+from . import selectors
+
+
+def home(request):
+    return render(request, "trials/home.html", {"cards": selectors.trial_cards(request.user)})
+
+
+def trial_detail(request, slug: str):
+    trial = get_trial_for(request.user, slug)
+    overview = selectors.trial_overview(request.user, trial)
+    return render(request, "trials/trial_detail.html", {
+        "trial": trial, "overview": overview,
+        "version": trial.versions.only("label", "number").get(pk=trial.current_version_id),
+        "can_manage_allocation": policy.has_perm(request.user, policy.Perm.MANAGE_ALLOCATION, trial),
+        "can_view_reports": policy.has_perm(request.user, policy.Perm.VIEW_REPORTS, trial),
+        "can_export": policy.has_perm(request.user, policy.Perm.EXPORT_DATA, trial),
+    })
+
+
+@login_not_required
+def health(request):
+    """For load balancers and compose health checks: 200 when the database answers, else 503."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        return JsonResponse({"database": "unreachable"}, status=503)
+    return JsonResponse({"database": "ok"})

@@ -1,0 +1,78 @@
+"""Reads for the home and trial overview pages, already restricted to what the user may see."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Q
+
+from patients.models import RANDOMISED_STATUSES, Participant
+from patients.selectors import VisitCounts, visit_counts
+from trials import policy
+from trials.models import Arm, Site, Trial
+
+
+@dataclass(frozen=True)
+class TrialCard:
+    trial: Trial
+    roles: list[str]
+    randomised: int
+    visits: VisitCounts  # the user's worklist counts in this trial (their sites only)
+
+
+def trial_cards(user) -> list[TrialCard]:
+    """The home page: each trial of the user, with their roles there and the trial's enrolment."""
+    trials = (
+        policy.trials_for(user)
+        .annotate(randomised=Count("participants",
+                                   filter=Q(participants__status__in=RANDOMISED_STATUSES)))
+        .order_by("short_title")
+    )
+    roles: dict[int, set[str]] = {}
+    for trial_id, role in user.memberships.filter(active=True).values_list("trial_id", "role"):
+        roles.setdefault(trial_id, set()).add(role)
+    labels = dict(policy.Role.choices)
+    trials = list(trials)
+    counts = visit_counts(user, trials)
+    return [
+        TrialCard(t, sorted(str(labels[r]) for r in roles.get(t.pk, ())), t.randomised,
+                  counts.get(t.pk, VisitCounts()))
+        for t in trials
+    ]
+
+
+@dataclass(frozen=True)
+class SiteRow:
+    site: Site
+    visible: bool          # the user may see this site's participants
+    screened: int | None
+    randomised: int | None
+
+
+@dataclass(frozen=True)
+class TrialOverview:
+    trial: Trial
+    sites: list[SiteRow]
+    arms: list[Arm] | None  # None when the user is blinded to arms
+    randomised: int
+    target: int
+
+
+def trial_overview(user, trial: Trial) -> TrialOverview:
+    visible = set(policy.sites_for(user, trial).values_list("pk", flat=True))
+    counts = {
+        row["site"]: row
+        for row in Participant.objects.filter(trial=trial, site__in=visible)
+        .values("site")
+        .annotate(screened=Count("pk"),
+                  randomised=Count("pk", filter=Q(status__in=RANDOMISED_STATUSES)))
+    }
+    rows = []
+    for site in trial.sites.filter(active=True):
+        if site.pk in visible:
+            c = counts.get(site.pk, {})
+            rows.append(SiteRow(site, True, c.get("screened", 0), c.get("randomised", 0)))
+        else:
+            rows.append(SiteRow(site, False, None, None))
+    arms = None if policy.is_blinded_for(user, trial) else list(trial.arms.all())
+    total = Participant.objects.filter(trial=trial, status__in=RANDOMISED_STATUSES).count()
+    return TrialOverview(trial, rows, arms, total, trial.target_enrolment)
