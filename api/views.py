@@ -30,7 +30,8 @@ from crfs import services as crfs
 from crfs.models import CRFRecord, QueryStatus
 from reports.models import ReportRequest
 from crfs import eligibility
-from patients import scheduling, services as participants
+from scheduling import services as scheduling
+from patients import services as participants
 from patients.models import Status, Visit, VisitState
 from patients.selectors import get_participant_for
 from randomization import selectors as allocations, services as randomisation
@@ -328,8 +329,10 @@ def _save(participant, crf_code: str, given: dict, *, by, record=None, visit=Non
         answers = crf_input.clean_answers(definition, given["data"],
                                           complete=given["complete"],
                                           stored=record.data if record else None)
-        return crfs.save_crf(participant, crf_code, answers, by=by, complete=given["complete"],
-                             reason=given.get("reason", ""), record=record, visit=visit)
+        return scheduling.save_crf_and_replan(participant, crf_code, answers, by=by,
+                                              complete=given["complete"],
+                                              reason=given.get("reason", ""), record=record,
+                                              visit=visit)
     except ValidationError as exc:
         raise _crf_errors(exc)
 
@@ -500,8 +503,10 @@ class QueryAnswer(QueryView):
                     stored=record.data)
             except ValidationError as exc:
                 raise drf.ValidationError({"correction": exc.message_dict})
-        crfs.answer_query(self.query, by=request.user, text=given.validated_data["text"],
-                          correction=correction, complete=given.validated_data["complete"])
+        scheduling.answer_query_and_replan(self.query, by=request.user,
+                                           text=given.validated_data["text"],
+                                           correction=correction,
+                                           complete=given.validated_data["complete"])
         return self.reply()
 
 

@@ -12,7 +12,7 @@ the end (``--keep`` keeps it). Nothing else is touched.
 The data is what a large academic trial portfolio looks like to the job: both shipped trials,
 200 sites (100 per trial) with a coordinator and an investigator each, participants randomised
 uniformly over the last three years, each with the schedule the real planner
-(``patients.scheduling.plan_schedule``) makes for their arm, anchors recorded a week into
+(``scheduling.services.plan_schedule``) makes for their arm, anchors recorded a week into
 their window. Visits whose window closed more than a month ago are done (92 %), missed (3 %)
 or left overdue (5 %); later ones are planned. Rows go in with COPY, participants first; the
 job never reads allocations, CRFs or history, so none are written.
@@ -116,7 +116,8 @@ def fill(fixture: Fixture, visits_wanted: int, today: dt.date, rng: random.Rando
     from django.db import connection
     from django.utils import timezone
 
-    from patients.scheduling import RANDOMISATION, Facts, plan_schedule
+    from crfs.facts import Facts, RANDOMISATION
+    from scheduling.services import plan_schedule
 
     now = timezone.now()
     participants, visits = [], []

@@ -17,7 +17,7 @@ For each size, on this machine only (127.0.0.1):
    consent, eligibility CRF, ``randomize``, the demo's visit history, ``save_crf`` of every
    CRF at their done visits); the rest are replicated from them with ``bulk_create``:
    participant, allocation (no slot; unique kit codes in the blinded trial), the visits
-   ``patients.scheduling.plan_schedule`` gives for their arm and randomisation date (anywhere
+   ``scheduling.services.plan_schedule`` gives for their arm and randomisation date (anywhere
    in the last three years), and a CRF record per CRF of every done visit, copying the
    template records' answers (dates set to the visit's day). Visits whose window closed more
    than two weeks ago are done (95 %), missed (3 %) or left overdue (2 %); more recent ones
@@ -488,10 +488,10 @@ def make_templates(fixture: dict) -> dict:
     from django.core.exceptions import ValidationError
 
     from crfs.models import CRFRecord, CRFStatus
-    from crfs.services import save_crf
+    from scheduling.services import save_crf_and_replan as save_crf
     from patients.models import Visit, VisitStatus
     from tests import factories
-    from trials.demo import crf_answers, visit_history
+    from demo.data import crf_answers, visit_history
 
     made = []
     for trial in fixture["trials"]:
@@ -534,11 +534,12 @@ def replicate(fixture: dict, templates: dict, count: int, rng: random.Random) ->
 
     from crfs.models import CRFRecord, CRFStatus
     from patients.models import Participant, Status, Visit, VisitStatus
-    from patients.scheduling import RANDOMISATION, Facts, plan_schedule
+    from crfs.facts import Facts, RANDOMISATION
+    from scheduling.services import plan_schedule
     from randomization import generator
     from randomization.models import Allocation, AllocationList, AllocationSlot
     from randomization.services import stratification
-    from trials.demo import crf_answers
+    from demo.data import crf_answers
 
     if count <= 0:
         return

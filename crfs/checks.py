@@ -24,7 +24,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Iterable
 
-from patients.scheduling import as_date
+from patients.windows import as_date
 
 RULES = ("not_before", "not_after", "at_most_days_after")
 

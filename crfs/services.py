@@ -1,7 +1,9 @@
 """Writing CRF data and everything that bears on it, one plain function per action.
 
-- ``save_crf``: validation, status, history, derived values, schedule, deviations, automatic
-  queries; a change to a signed CRF voids its signature.
+- ``save_crf``: validation, status, history, derived values, deviations, automatic queries; a
+  change to a signed CRF voids its signature. It does not touch the visit schedule, which is
+  planned from CRFs one layer up: pages, API and demo save through
+  ``scheduling.services.save_crf_and_replan``, which calls this and then the planner.
 - ``sign_crf`` (investigator, password typed again), ``lock_crf`` / ``unlock_crf`` (data
   manager): the status flow draft → complete → signed → locked.
 - ``raise_query``, ``answer_query``, ``close_query``, ``reopen_query``: data queries.
@@ -23,7 +25,6 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from core.reauth import password_confirmed
-from patients import scheduling
 from patients.models import Deviation, DeviationRule, Participant, Visit, VisitStatus
 from core import audit
 from trials import policy
@@ -31,6 +32,7 @@ from trials.models import crf_of
 from trials.policy import Perm
 
 from crfs import checks, trail
+from crfs.facts import read_facts
 from crfs.derivations import DERIVED
 from crfs.forms import missing_required
 from crfs.models import (UNRESOLVED, CRFRecord, CRFSignature, CRFStatus, DataQuery, MessageKind, QueryMessage, QueryStatus, SignatureMeaning)
@@ -52,9 +54,6 @@ def save_crf(
 
     ``complete`` asks to mark it complete: refused while required answers are missing. Once a
     record has been completed, every later change needs a ``reason``; a locked one cannot change.
-    A CRF carrying an anchor date (surgery, first injection) or a completed event (progression,
-    end of treatment, death) updates the visit schedule in the same transaction: a date the
-    schedule refuses (before randomisation…) refuses the save too.
     """
     version_id = record.protocol_version_id if record else participant.protocol_version_id
     definition = crf_of(version_id, crf_code)
@@ -91,7 +90,6 @@ def save_crf(
     record.save()
     if was_completed:
         _void_signatures(record, by=by, reason=reason.strip())
-    scheduling.apply_crf(record, by=by, reason=reason.strip())
     record.warnings = [r for r in results if not r.blocks]
     _record_deviations(record, record.warnings, by=by)
     _automatic_queries(record, definition, record.warnings)
@@ -103,7 +101,7 @@ def reference_dates(participant: Participant) -> dict[str, dt.date | None]:
     refs: dict[str, dt.date | None] = {}
     allocation = getattr(participant, "allocation", None) if participant.is_randomised else None
     if allocation is not None:
-        facts = scheduling.read_facts(participant, allocation)
+        facts = read_facts(participant, allocation)
         refs.update({f"anchor:{code}": day for code, day in facts.anchors.items()})
     refs["last_visit"] = (Visit.objects.filter(participant=participant, status=VisitStatus.DONE)
                           .aggregate(last=Max("done_on"))["last"])

@@ -31,7 +31,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from patients.models import Visit, VisitStatus
-from patients.scheduling import as_date
+from patients.windows import as_date
 from randomization.models import Allocation
 from trials.models import Site, Trial
 

@@ -25,6 +25,7 @@ from trials.selectors import get_trial_and_participant_for
 from crfs import pdf, selectors, services, trail
 from crfs.forms import build_crf_form, form_to_data
 from crfs.models import CRFRecord, CRFStatus, DataQuery, QueryStatus, SignatureMeaning
+from scheduling import services as scheduling
 
 
 def _field_name(path: str) -> str:
@@ -114,13 +115,13 @@ def crf_edit(request, slug: str, study_id: str, crf_code: str, visit_id: int | N
     if form.is_valid():
         try:
             if query is not None:
-                record = services.answer_query(query, by=request.user, text=reason,
-                                               correction=form_to_data(form),
-                                               complete=complete).record
+                record = scheduling.answer_query_and_replan(
+                    query, by=request.user, text=reason, correction=form_to_data(form),
+                    complete=complete).record
             else:
-                record = services.save_crf(participant, crf_code, form_to_data(form),
-                                           by=request.user, complete=complete, record=record,
-                                           visit=visit, reason=reason)
+                record = scheduling.save_crf_and_replan(
+                    participant, crf_code, form_to_data(form), by=request.user,
+                    complete=complete, record=record, visit=visit, reason=reason)
         except ValidationError as exc:
             # Errors about one answer (e.g. a surgery date before randomisation) go next to it.
             errors = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}

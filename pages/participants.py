@@ -17,9 +17,11 @@ from crfs import selectors as crf_selectors
 from crfs.models import CRFRecord, CRFStatus, UNRESOLVED
 
 from crfs import eligibility
-from patients import scheduling, selectors, services
+from scheduling import services as scheduling
+from patients import selectors, services
 from patients.forms import ConsentForm, ScreeningForm, UnscheduledVisitForm, VisitActionForm
 from patients.models import Visit, VisitState
+from scheduling import selectors as schedule
 
 
 def participant_list(request, slug: str):
@@ -36,7 +38,7 @@ def participant_detail(request, slug: str, study_id: str):
     allocation = allocation_of(participant)
     return render(request, "patients/participant_detail.html", {
         "trial": trial, "participant": participant,
-        "timeline": selectors.timeline(participant) if allocation else None,
+        "timeline": schedule.timeline(participant) if allocation else None,
         "forms": crf_selectors.participant_forms(participant),
         "eligibility": eligibility.evaluate(participant),
         "allocation": allocation_view(user, allocation) if allocation else None,
@@ -126,7 +128,7 @@ def _timeline_page(request, trial, participant, *,
                    failed: tuple[int, VisitActionForm] | None = None,
                    unscheduled_form: UnscheduledVisitForm | None = None, status: int = 200):
     can_schedule = policy.has_perm(request.user, Perm.SCHEDULE_VISITS, trial, participant.site)
-    timeline = selectors.timeline(participant)
+    timeline = schedule.timeline(participant)
     crf_labels = {c["code"]: c["label"] for c in participant.definition["crfs"]}
     states = dict(VisitState.choices)
     statuses = dict(CRFStatus.choices)

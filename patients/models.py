@@ -107,7 +107,7 @@ class Visit(models.Model):
     ``code`` and ``occurrence`` name the template and its repetition (follow-up 1, 2, 3…);
     unscheduled visits have their own numbering. ``anchor_date`` is the date the target was
     computed from, kept so that a corrected anchor shows what moved. Dates are computed by
-    ``patients.scheduling.visit_window`` only. Visits are never deleted: a visit that no longer
+    ``scheduling.services.visit_window`` only. Visits are never deleted: a visit that no longer
     applies becomes "not applicable", with the reason.
     """
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from randomization.models import Allocation
 from trials import policy, sql
 from trials.models import Site, Trial
 
@@ -200,38 +199,3 @@ def visit_counts(user, trials: list[Trial], *, today: dt.date | None = None
             .order_by())
     return {row["participant__trial"]: VisitCounts(row["overdue"], row["open_now"],
                                                    row["upcoming"]) for row in rows}
-
-
-@dataclass(frozen=True)
-class Timeline:
-    participant: Participant
-    today: dt.date
-    randomised_on: dt.date | None
-    visits: list[Visit]                  # each with ``deviation_list`` (open ones) prefetched
-    deviations: list[Deviation]          # open deviations, newest last
-    waiting: list[dict]                  # anchors whose date is not known yet, with their visits
-
-
-def timeline(participant: Participant, *, today: dt.date | None = None) -> Timeline:
-    """Every visit of one participant, with its deviations, and what waits for an anchor date.
-
-    The arm is read only to know which templates apply; it is never part of the result, so a
-    blinded user's page cannot show it (and blinded protocols have no arm-specific visits).
-    """
-    from .scheduling import pending_anchors, randomisation_date, read_facts
-
-    today = today or timezone.localdate()
-    open_deviations = Deviation.objects.filter(voided_at__isnull=True)
-    visits = list(participant.visits.order_by("target_date", "code", "occurrence")
-                  .prefetch_related(Prefetch("deviations", queryset=open_deviations,
-                                             to_attr="deviation_list")))
-    deviations = [d for v in visits for d in v.deviation_list]
-    deviations.sort(key=lambda d: d.detected_at)
-    allocation = (Allocation.objects.select_related("arm").filter(participant=participant)
-                  .first())
-    waiting, randomised_on = [], None
-    if allocation is not None:
-        facts = read_facts(participant, allocation)
-        randomised_on = randomisation_date(allocation)
-        waiting = pending_anchors(participant, allocation.arm.code, facts)
-    return Timeline(participant, today, randomised_on, visits, deviations, waiting)

@@ -1,4 +1,4 @@
-"""Celery tasks of the visit schedule: the daily reminder job and its per-person digests.
+"""Celery tasks of the visit reminders: the daily job and its per-person digests.
 
 Thin on purpose: the work is in ``patients.reminders``, which the management command
 ``send_visit_reminders`` also calls. Beat runs ``send_visit_reminders`` daily at 07:00 in
@@ -13,7 +13,7 @@ from smtplib import SMTPException
 from celery import shared_task
 from django.utils import timezone
 
-from . import reminders, scheduling
+from . import reminders
 
 
 @shared_task(name="patients.send_visit_reminders")
@@ -35,10 +35,3 @@ def send_reminder_digest(self, user_id: int, day: str) -> int:
     after that the next daily run picks the rows up. The task id is the claim token."""
     token = self.request.id or f"local-{uuid.uuid4()}"
     return reminders.send_digest(user_id, today=dt.date.fromisoformat(day), token=token)
-
-
-@shared_task(name="patients.extend_schedules")
-def extend_schedules(today: str | None = None) -> int:
-    """Create the visits that came within the planning horizon (``patients.scheduling``)."""
-    day = dt.date.fromisoformat(today) if today else timezone.localdate()
-    return scheduling.extend_schedules(day)

@@ -27,7 +27,8 @@ from django.utils.translation import gettext as _, ngettext
 from core.reauth import password_confirmed
 from crfs import eligibility
 from patients.models import Participant, Status
-from patients.scheduling import create_schedule, locked_fact_records
+from scheduling.services import create_schedule
+from crfs.facts import locked_fact_records
 from core import audit, notify
 from trials import policy, sql
 from core.history import insert, one_statement, update_with_history

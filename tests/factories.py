@@ -6,7 +6,7 @@ import datetime as dt
 from django.utils import timezone
 
 from patients.services import register_participant
-from trials.demo import eligibility_answers  # noqa: F401  (tests use it from here)
+from demo.data import eligibility_answers  # noqa: F401  (tests use it from here)
 from trials.models import Site, Trial
 
 
@@ -19,7 +19,7 @@ def participant(trial: Trial, site: Site | None = None, *, by, screened_on: dt.d
 def eligible_participant(trial: Trial, site: Site | None = None, *, by, consent=True,
                          complete=True, **answers):
     """A participant registered, consented and with a completed eligibility CRF."""
-    from crfs.services import save_crf
+    from scheduling.services import save_crf_and_replan as save_crf
     from patients.services import record_consent
 
     p = participant(trial, site, by=by)
@@ -58,11 +58,11 @@ def scripted_list(trial: Trial, *, by, arms: list[str], slots_per_stratum: int =
 def randomised(trial: Trial, site: Site | None = None, *, by, days_ago: int = 0, **answers):
     """A participant screened, consented, eligible and randomised ``days_ago`` days ago (the
     schedule computed from that day). Needs an active list."""
-    from crfs.services import save_crf
+    from scheduling.services import save_crf_and_replan as save_crf
     from patients.models import Participant
     from patients.services import record_consent
     from randomization.services import randomize
-    from trials.demo import backdate_randomisation
+    from demo.data import backdate_randomisation
 
     p = participant(trial, site, by=by,
                     screened_on=timezone.localdate() - dt.timedelta(days=days_ago + 7))

@@ -34,7 +34,7 @@ FIELD_TYPES = ["integer", "decimal", "date", "choice", "multichoice", "yesno", "
 # order: a participant takes the highest their recorded anchors and events give.
 PARTICIPANT_STATUSES = ("on_treatment", "follow_up", "completed", "withdrawn", "dead")
 BUILTIN_ANCHORS = ["randomisation"]
-RESERVED_VISIT_CODES = ["unscheduled"]  # patients.scheduling.UNSCHEDULED
+RESERVED_VISIT_CODES = ["unscheduled"]  # scheduling.services.UNSCHEDULED
 
 _code = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "maxLength": 64}
 _text = {"type": "string", "minLength": 1}

@@ -6,7 +6,7 @@ Django's ORM builds every query anew: about 0.5–1 ms of Python a query on this
 every call (the trial and memberships in ``policy.visible_trial``, the participant in
 ``patients.selectors.get_participant_for``, both at once in
 ``trials.selectors.get_trial_and_participant_for``, the participant's lock and CRFs in
-``patients.scheduling.locked_fact_records``, the slot in ``randomization.services``), and the
+``scheduling.services.locked_fact_records``, the slot in ``randomization.services``), and the
 signed-in user with their profile that every request reads (``accounts.backends``), are SQL
 written with these helpers, which keep what the ORM gives: the columns are the model's own
 fields, each value goes through the converters the ORM applies (dates and booleans on SQLite,

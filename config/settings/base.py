@@ -179,7 +179,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=(env.int("VISIT_REMINDER_HOUR", default=7) - 1) % 24, minute=0),
     },
 }
-# Visits are created this many months ahead of today (patients.scheduling, "planning horizon").
+# Visits are created this many months ahead of today (scheduling.services, "planning horizon").
 SCHEDULE_PLANNING_MONTHS = env.int("SCHEDULE_PLANNING_MONTHS", default=6)
 
 REST_FRAMEWORK = {

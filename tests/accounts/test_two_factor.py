@@ -171,7 +171,7 @@ def test_demo_accounts_that_need_two_factors_get_the_published_secret(settings, 
 
     from django.core.management import CommandError, call_command
 
-    from trials.management.commands.demo_setup import DEMO_TOTP_SECRET
+    from demo.management.commands.demo_setup import DEMO_TOTP_SECRET
 
     settings.DEBUG = True
     out = StringIO()

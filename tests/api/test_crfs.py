@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from crfs import services as crfs
 from crfs.models import CRFRecord
-from trials.demo import crf_answers
+from demo.data import crf_answers
 from trials.models import crf_of
 
 

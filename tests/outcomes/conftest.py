@@ -8,10 +8,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from crfs.services import save_crf
+from scheduling.services import save_crf_and_replan as save_crf
 from patients.models import Visit
 from tests import factories
-from trials.demo import crf_answers
+from demo.data import crf_answers
 from trials.models import crf_of
 
 

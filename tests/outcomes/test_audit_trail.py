@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from crfs import selectors, services
 from crfs.models import CRFRecord, CRFSignature, DataQuery, QueryMessage
-from crfs.services import save_crf
+from scheduling.services import save_crf_and_replan as save_crf
 from crfs.trail import differences, flatten
 from tests.conftest import PASSWORD
 from tests.outcomes.conftest import demographics, record_url

@@ -9,13 +9,13 @@ from django.utils import timezone
 
 from crfs import services
 from crfs.models import CRFRecord
-from crfs.services import save_crf
+from scheduling.services import save_crf_and_replan as save_crf
 from patients.models import Visit
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.outcomes.conftest import crf_url, demographics, record_url
 from tests.randomization.test_blinding import assert_no_arm
-from trials.demo import crf_answers
+from demo.data import crf_answers
 from trials.models import crf_of
 
 # Accounts and security, on every request of a two-factor user: their OTP device. (The

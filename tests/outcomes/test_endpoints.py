@@ -9,11 +9,11 @@ import pytest
 from django.utils import timezone
 
 from outcomes.endpoints import DAYS_PER_MONTH, derive_endpoints
-from crfs.services import save_crf
-from patients import scheduling
+from scheduling.services import save_crf_and_replan as save_crf
+from scheduling import services as scheduling
 from patients.models import Visit
 from tests import factories
-from trials.demo import crf_answers
+from demo.data import crf_answers
 from trials.models import crf_of
 
 TODAY = timezone.localdate()

@@ -14,12 +14,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from reports import exports
-from crfs.services import save_crf
+from scheduling.services import save_crf_and_replan as save_crf
 from patients.models import Visit
 from randomization import services as randomization
 from tests import factories
 from tests.randomization.test_blinding import assert_no_arm
-from trials.demo import crf_answers
+from demo.data import crf_answers
 from core.models import AuditEvent
 from trials.models import crf_of
 

@@ -14,7 +14,7 @@ from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from crfs.services import save_crf
+from scheduling.services import save_crf_and_replan as save_crf
 from randomization import services as randomization
 from tests import factories
 from tests.randomization.test_blinding import assert_no_arm
@@ -243,7 +243,7 @@ def test_unscheduled_visits_are_keyed_by_their_number(participant, coordinator, 
                                                       sponsor, client_for):
     from django.utils import timezone
 
-    from patients.scheduling import add_unscheduled_visit
+    from scheduling.services import add_unscheduled_visit
     from .test_exports import adverse_events
 
     for n in range(2):

@@ -15,11 +15,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from reports.outcomes_report import build_outcomes_report
-from crfs.services import save_crf
+from scheduling.services import save_crf_and_replan as save_crf
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.randomization.test_blinding import assert_no_arm
-from trials.demo import crf_answers
+from demo.data import crf_answers
 from core.models import AuditEvent
 from trials.models import Trial, crf_of
 from trials.services import unblind_trial

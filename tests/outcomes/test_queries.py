@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from crfs import services
 from crfs.models import CRFRecord, DataQuery, MessageKind, QueryMessage, QueryStatus
-from crfs.services import save_crf
+from scheduling.services import save_crf_and_replan as save_crf
 from patients.models import Visit
 from tests import factories
 from tests.conftest import PASSWORD

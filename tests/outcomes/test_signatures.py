@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from crfs import selectors, services
 from crfs.models import CRFRecord, CRFSignature, CRFStatus, SignatureMeaning
-from crfs.services import save_crf
+from scheduling.services import save_crf_and_replan as save_crf
 from tests.conftest import PASSWORD
 from tests.outcomes.conftest import crf_url, demographics, record_url
 from core.models import AuditEvent

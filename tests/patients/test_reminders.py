@@ -114,7 +114,7 @@ def test_each_kind_is_found_on_its_day(overdue_participant, site_staff):
 
 def test_a_visit_done_before_the_digest_leaves_is_not_reminded(overdue_participant, site_staff,
                                                                 rectal_coordinator):
-    from patients import scheduling
+    from scheduling import services as scheduling
 
     reminders.raise_reminders(TODAY())
     baseline = Visit.objects.get(participant=overdue_participant, code="baseline")

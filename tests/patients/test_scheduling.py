@@ -9,11 +9,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from crfs.models import CRFRecord
-from crfs.services import save_crf
-from patients import scheduling
+from scheduling.services import save_crf_and_replan as save_crf
+from scheduling import services as scheduling
 from patients.models import Deviation, Visit, VisitState, VisitStatus
 from tests import factories
 from core.models import AuditEvent
+from patients.windows import add_months
+from crfs.facts import read_facts
 
 TODAY = timezone.localdate
 
@@ -57,17 +59,17 @@ def test_arm_a_gets_baseline_surgery_and_three_monthly_follow_up(arm_a):
     assert (surgery.window_opens, surgery.window_closes) == (r, r + days(21))
     follow_up = visits(arm_a, "follow_up")
     assert [v.occurrence for v in follow_up] == [1, 2]  # the planning horizon: 6 months ahead
-    scheduling.extend_schedules(scheduling.add_months(TODAY(), 24))
+    scheduling.extend_schedules(add_months(TODAY(), 24))
     follow_up = visits(arm_a, "follow_up")
     assert [v.occurrence for v in follow_up] == list(range(1, 9))  # months 3, 6, … 24
     assert [v.target_date for v in follow_up] == [
-        scheduling.add_months(r, 3 * n) for n in range(1, 9)]
+        add_months(r, 3 * n) for n in range(1, 9)]
     assert all(v.window_closes - v.window_opens == days(28) for v in follow_up)
     assert all(v.status == VisitStatus.PLANNED for v in visits(arm_a))
 
 
 def test_surgery_anchored_visits_wait_for_the_surgery_date(arm_a):
-    facts = scheduling.read_facts(arm_a, arm_a.allocation)
+    facts = read_facts(arm_a, arm_a.allocation)
     waiting = scheduling.pending_anchors(arm_a, "A", facts)
     assert [w["code"] for w in waiting] == ["surgery"]
     assert len(waiting[0]["visits"]) == 3
@@ -84,7 +86,7 @@ def test_reminet_schedule_at_randomisation(reminet, reminet_coordinator):
     p = factories.randomised(reminet, by=reminet_coordinator)
     assert codes(p) == {"baseline", "first_injection", "tumour_assessment"}
     assert len(visits(p, "tumour_assessment")) == 2  # months 3 and 6: the planning horizon
-    scheduling.extend_schedules(scheduling.add_months(TODAY(), 36))
+    scheduling.extend_schedules(add_months(TODAY(), 36))
     assessments = visits(p, "tumour_assessment")
     assert len(assessments) == 12  # every 3 months to month 36
     assert all(v.crfs == ["tumour_assessment"] for v in assessments)
@@ -207,14 +209,14 @@ def _reminet_on_injections(reminet, coordinator, *, days_ago=200):
 def test_first_injection_schedules_28_day_injections_to_the_end_of_follow_up(
         reminet, reminet_coordinator):
     p, r = _reminet_on_injections(reminet, reminet_coordinator)
-    scheduling.extend_schedules(scheduling.add_months(TODAY(), 36))
+    scheduling.extend_schedules(add_months(TODAY(), 36))
     injections = visits(p, "injection")
     first = r + days(5)
     assert injections[0].target_date == first + days(28)
     assert [v.target_date - first for v in injections[:3]] == [days(28), days(56), days(84)]
     assert all((v.window_opens, v.window_closes) == (v.target_date - days(3),
                                                      v.target_date + days(3)) for v in injections)
-    horizon = scheduling.add_months(r, 36)  # trial.follow_up_months
+    horizon = add_months(r, 36)  # trial.follow_up_months
     assert injections[-1].target_date <= horizon < injections[-1].target_date + days(28)
 
 
@@ -229,7 +231,7 @@ def test_visits_are_created_six_months_ahead_and_the_daily_job_adds_the_next(
         reminet, reminet_coordinator, settings):
     assert settings.SCHEDULE_PLANNING_MONTHS == 6
     p, r = _reminet_on_injections(reminet, reminet_coordinator, days_ago=5)
-    horizon = scheduling.add_months(TODAY(), 6)
+    horizon = add_months(TODAY(), 6)
     assert max(v.target_date for v in visits(p)) <= horizon
     assert [v.occurrence for v in visits(p, "injection")] == [1, 2, 3, 4, 5, 6]
     p.refresh_from_db()
@@ -239,9 +241,9 @@ def test_visits_are_created_six_months_ahead_and_the_daily_job_adds_the_next(
     later = TODAY() + days(40)
     made = scheduling.extend_schedules(later)
     assert made >= 1
-    assert max(v.target_date for v in visits(p)) <= scheduling.add_months(later, 6)
+    assert max(v.target_date for v in visits(p)) <= add_months(later, 6)
     p.refresh_from_db()
-    assert p.schedule_planned_through == scheduling.add_months(later, 6)
+    assert p.schedule_planned_through == add_months(later, 6)
     assert scheduling.extend_schedules(later) == 0, "a second run the same day adds nothing"
     extended = Visit.history.filter(id__in=[v.pk for v in visits(p)],
                                     history_change_reason__startswith="schedule extended")
@@ -251,10 +253,10 @@ def test_visits_are_created_six_months_ahead_and_the_daily_job_adds_the_next(
 def test_extending_month_by_month_gives_the_whole_plan(reminet, reminet_coordinator):
     p, r = _reminet_on_injections(reminet, reminet_coordinator, days_ago=5)
     day = TODAY()
-    while day < scheduling.add_months(r, 40):
+    while day < add_months(r, 40):
         day += days(30)
         scheduling.extend_schedules(day)
-    facts = scheduling.read_facts(p, p.allocation)
+    facts = read_facts(p, p.allocation)
     plan = scheduling.plan_schedule(p.definition, p.allocation.arm.code, facts)
     assert created(p) == sorted((v.code, v.occurrence, v.window.target) for v in plan)
     p.refresh_from_db()
@@ -266,9 +268,9 @@ def test_no_visit_is_created_past_an_ending_event(reminet, reminet_coordinator):
     p, r = _reminet_on_injections(reminet, reminet_coordinator, days_ago=5)
     save_crf(p, "progression", {"progression_date": TODAY().isoformat(), "type": "clinical",
                                 "site": ["metastatic"]}, by=reminet_coordinator, complete=True)
-    scheduling.extend_schedules(scheduling.add_months(TODAY(), 40))
+    scheduling.extend_schedules(add_months(TODAY(), 40))
     assert all(v.status == VisitStatus.NOT_APPLICABLE for v in visits(p, "injection"))
-    assert not Visit.objects.filter(participant=p, target_date__gt=scheduling.add_months(
+    assert not Visit.objects.filter(participant=p, target_date__gt=add_months(
         TODAY(), 6), status=VisitStatus.PLANNED).exists()
     p.refresh_from_db()
     assert p.schedule_planned_through is None
@@ -489,7 +491,7 @@ def test_rescheduling_twice_with_the_same_facts_changes_nothing(arm_a, rectal_co
 
 def test_the_daily_extension_runs_as_a_celery_task_on_the_beat_schedule(
         reminet, reminet_coordinator, settings):
-    from patients import tasks
+    from scheduling import tasks
 
     entry = settings.CELERY_BEAT_SCHEDULE["extend-schedules"]
     assert entry["task"] == tasks.extend_schedules.name

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from crfs.services import save_crf
+from scheduling.services import save_crf_and_replan as save_crf
 from patients.models import Participant, Status
 from tests import factories
 from core.models import AuditEvent
@@ -74,7 +74,7 @@ def test_the_end_of_study_reason_decides_between_completed_withdrawn_and_dead(
 
 
 def test_chemotherapy_start_puts_a_rectal_participant_on_treatment(arm_b, rectal_coordinator):
-    from trials.demo import crf_answers
+    from demo.data import crf_answers
 
     crf = next(c for c in arm_b.definition["crfs"] if c["code"] == "chemotherapy_start")
     save_crf(arm_b, "chemotherapy_start", crf_answers(crf, on=TODAY()),

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from patients.scheduling import add_months, visit_window
+from patients.windows import add_months, visit_window
 
 D = dt.date
 

@@ -8,10 +8,12 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from patients import scheduling, selectors
+from scheduling import services as scheduling
+from patients import selectors
 from patients.models import Visit, VisitState, VisitStatus
 from tests import factories
 from tests.randomization.test_blinding import assert_no_arm
+from scheduling.selectors import timeline
 
 TODAY = timezone.localdate
 
@@ -258,7 +260,7 @@ def test_adding_an_unscheduled_visit_from_the_timeline(two_sites, rectal, rectal
 
 def test_blinded_visit_pages_never_show_the_arm(reminet, reminet_coordinator, make_user,
                                                 client_for):
-    from crfs.services import save_crf
+    from scheduling.services import save_crf_and_replan as save_crf
 
     p = factories.randomised(reminet, by=reminet_coordinator, days_ago=60)
     r = timezone.localdate(p.allocation.randomised_at)
@@ -281,14 +283,14 @@ def test_blinded_visit_pages_never_show_the_arm(reminet, reminet_coordinator, ma
 
 def test_the_timeline_reads_in_four_queries_whatever_the_number_of_visits(
         two_sites, rectal_coordinator, django_assert_num_queries):
-    from crfs.services import save_crf
+    from scheduling.services import save_crf_and_replan as save_crf
 
     _, _, here, _ = two_sites
     with django_assert_num_queries(4):  # visits, their deviations, allocation, anchor CRFs
-        before = selectors.timeline(here)
+        before = timeline(here)
     r = timezone.localdate(here.allocation.randomised_at)
     save_crf(here, "surgery", {"surgery_date": (r + days(10)).isoformat(),
                                "approach": "laparoscopy"}, by=rectal_coordinator, complete=False)
     with django_assert_num_queries(4):
-        after = selectors.timeline(here)
+        after = timeline(here)
     assert len(after.visits) == len(before.visits) + 3 and not after.waiting

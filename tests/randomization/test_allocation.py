@@ -262,5 +262,5 @@ def test_a_randomisation_runs_a_fixed_number_of_statements(reminet_ready):
         with CaptureQueriesContext(connection) as queries:
             services.randomize(p, by=coordinator)
         counts.append(len(queries))
-    expected = 5 if connection.vendor == "postgresql" else 10
+    expected = 6 if connection.vendor == "postgresql" else 11
     assert counts == [expected, expected], [q["sql"][:80] for q in queries]

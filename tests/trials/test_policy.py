@@ -130,7 +130,7 @@ def test_demo_setup_builds_a_trial_at_every_stage(db, settings):
     call_command("demo_setup", stdout=open("/dev/null", "w"))
     call_command("demo_setup", stdout=open("/dev/null", "w"))  # a second run only tops up
     # Five randomised per site with visit histories, and the follow-up cohort with outcomes.
-    from trials.management.commands.demo_setup import OUTCOME_COHORT
+    from demo.management.commands.demo_setup import OUTCOME_COHORT
 
     assert Allocation.objects.filter(trial__slug="reminet").count() == 2 * (5 + OUTCOME_COHORT["reminet"])
     assert Participant.objects.filter(status=Status.SCREENED, consent_date__isnull=False).count() == 5

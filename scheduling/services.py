@@ -2,7 +2,8 @@
 
 ``create_schedule`` is called by ``randomization.services.randomize`` inside the transaction
 that writes the allocation, so a participant is never randomised without a schedule.
-``apply_crf`` is called by ``crfs.services.save_crf`` after every CRF save: a CRF that
+``apply_crf`` runs after every CRF save (``save_crf_and_replan``, which the pages, the API and
+the demo call): a CRF that
 carries an anchor date (surgery, first injection…) reschedules the visits hanging on it, and a
 completed event CRF (progression, end of treatment, death…) ends the visits the protocol says
 it ends. The coordinator's own actions are ``record_visit_done``, ``mark_visit_missed``,
@@ -45,213 +46,36 @@ descriptions, void reasons, history change reasons and audit-log messages.
 """
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Iterable, Mapping
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _, ngettext
 from simple_history.utils import bulk_update_with_history
 
 from core import audit
-from trials import policy, sql
 from core.history import create_with_history
+from crfs import services as crfs
+from crfs.facts import (RANDOMISATION, FactRecord, Facts, randomisation_date, read_facts)
+from crfs.models import CRFRecord, DataQuery
+from patients.windows import Window, add_months, as_date, visit_window
+from trials import policy
 from trials.policy import Perm
-from trials.protocol import PARTICIPANT_STATUSES
 
-from .models import (RANDOMISED_STATUSES, Deviation, DeviationRule, Participant, Status, Visit,
+from patients.models import (RANDOMISED_STATUSES, Deviation, DeviationRule, Participant, Status, Visit,
                      VisitStatus)
 
-RANDOMISATION = "randomisation"
 UNSCHEDULED = "unscheduled"
 CLOSED_BY_SCHEDULE = "schedule"  # ``Visit.closed_by`` when no event, but the plan, closed it
 MAX_OCCURRENCES = 500            # a guard: no protocol repeats a visit more often than this
 EXTEND_MARGIN_DAYS = 30          # extend a schedule when less than horizon − this is created
 
 
-# --------------------------------------------------------------------------- dates
-
-
-def add_months(day: dt.date, months: int) -> dt.date:
-    """``day`` moved by whole calendar months, clamped to the last day of a shorter month.
-
-    31 January + 1 month = 28 February (29 in a leap year); 29 February 2024 + 12 months =
-    28 February 2025. This is how a clinician reads "3 months after": same day of the month,
-    or the month's last day when it has no such day.
-    """
-    index = day.month - 1 + months
-    year, month = day.year + index // 12, index % 12 + 1
-    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-@dataclass(frozen=True)
-class Window:
-    target: dt.date
-    opens: dt.date
-    closes: dt.date
-
-    def contains(self, day: dt.date) -> bool:
-        return self.opens <= day <= self.closes
-
-
-def visit_window(anchor_date: dt.date, offset: Mapping[str, int], window: Mapping[str, int], *,
-                 every: Mapping[str, int] | None = None, occurrence: int = 1) -> Window:
-    """The target date and window of one occurrence of a visit. Every visit date is made here.
-
-    Occurrence ``n`` (1, 2, 3…) is due ``offset + (n - 1) × every`` after the anchor. Months are
-    added first, in one step from the anchor and clamped to the month's end (``add_months``),
-    then days. Each occurrence is computed from the anchor, never from the previous one, so
-    clamping never drifts: from 31 January, monthly visits fall on 28/29 February, 31 March,
-    30 April, 31 May… (not 28 March, 28 April…). The window is ``window.start`` to
-    ``window.end`` days around the target, both ends included.
-    """
-    n = occurrence - 1
-    every = every or {}
-    months = offset.get("months", 0) + n * every.get("months", 0)
-    days = offset.get("days", 0) + n * every.get("days", 0)
-    target = add_months(anchor_date, months) + dt.timedelta(days=days)
-    return Window(target, target + dt.timedelta(days=window["start"]),
-                  target + dt.timedelta(days=window["end"]))
-
-
-def as_date(value: Any) -> dt.date | None:
-    """A stored CRF date (ISO text) as a ``date``; None when absent or malformed."""
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str) and value:
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
-
-
-def randomisation_date(allocation) -> dt.date:
-    """Day 0: the randomisation's calendar day in the trials' time zone."""
-    return timezone.localdate(allocation.randomised_at)
-
-
-# --------------------------------------------------------------------------- facts and plan
-
-
-@dataclass(frozen=True)
-class Facts:
-    randomised_on: dt.date
-    anchors: dict[str, dt.date]   # every known anchor date, randomisation included
-    events: dict[str, dt.date]    # events whose CRF is completed, with their dates
-    status: str | None = None     # the status these facts give (``participant_status``)
-
-
-def fact_crfs(definition: dict) -> set[str]:
-    """The CRFs whose answers the schedule depends on: those of the anchors and events."""
-    return ({a["source"]["crf"] for a in definition.get("anchors", [])}
-            | {e["source"]["crf"] for e in definition.get("events", [])})
-
-
-class FactRecord(NamedTuple):
-    crf_code: str
-    status: str
-    data: dict
-
-
-def fact_records(participant: Participant, *, also: Iterable[str] = ()) -> list[FactRecord]:
-    """The participant's records of the CRFs the schedule depends on (``fact_crfs``) and of
-    ``also``, oldest first: one read, in SQL (see ``trials.sql``), as randomisation makes it
-    on every call."""
-    return _with_fact_records(participant, [], also, lock=False)[1]
-
-
-def locked_fact_records(participant: Participant, fields: Sequence[str], *,
-                        also: Iterable[str] = ()) -> tuple[list[Any], list[FactRecord]]:
-    """Lock the participant's row until the transaction ends and read, in one statement, its
-    ``fields`` as they are now and its ``fact_records``.
-
-    Randomisation locks the participant so that two clicks serialise, then decides on the
-    status, consent and CRFs read under that lock.
-    """
-    return _with_fact_records(participant, fields, also, lock=True)
-
-
-def _with_fact_records(participant: Participant, fields: Sequence[str], also: Iterable[str],
-                       *, lock: bool) -> tuple[list[Any], list[FactRecord]]:
-    from crfs.models import CRFRecord
-
-    codes = sorted(fact_crfs(participant.definition) | set(also))
-    own = [Participant._meta.get_field(name) for name in fields]
-    if not codes and not own:
-        return [], []
-    record_fields = [CRFRecord._meta.get_field(name) for name in FactRecord._fields]
-    # The records join the participant's row (LEFT: a participant may have none), so the row
-    # and its records are one read; ``FOR UPDATE OF p`` locks the participant only.
-    selected = ", ".join(filter(None, [sql.columns(own, "p"), sql.columns(record_fields, "r")]))
-    in_codes = ", ".join(["%s"] * len(codes)) or "NULL"
-    rows = sql.fetch(
-        f"SELECT {selected} FROM {sql.table(Participant)} p"
-        f" LEFT JOIN {sql.table(CRFRecord)} r ON r.participant_id = p.id"
-        f" AND r.crf_code IN ({in_codes})"
-        f" WHERE p.id = %s ORDER BY r.created_at, r.id{sql.for_update('p') if lock else ''}",
-        [*codes, participant.pk])
-    if not rows:
-        raise Participant.DoesNotExist(f"No participant {participant.pk}.")
-    values = sql.converted(own, rows[0][:len(own)])
-    records = [FactRecord(*sql.converted(record_fields, row[len(own):])) for row in rows
-               if row[len(own)] is not None]
-    return values, records
-
-
-def read_facts(participant: Participant, allocation,
-               records: list[FactRecord] | None = None) -> Facts:
-    """The dates the schedule hangs on, read from the CRFs the protocol names (one query).
-
-    An anchor counts as soon as its date is saved, draft or not: the coordinator wants the
-    post-operative visits as soon as the surgery date is known. An event counts only once its
-    CRF is completed, because it ends visits. ``records``: ``fact_records``, when the caller
-    has already read them.
-    """
-    from crfs.models import CRFStatus
-
-    definition = participant.definition
-    randomised_on = randomisation_date(allocation)
-    anchors = definition.get("anchors", [])
-    events = definition.get("events", [])
-    crfs = fact_crfs(definition)
-    records = [r for r in (fact_records(participant) if records is None else records)
-               if r.crf_code in crfs]
-
-    def earliest(source: dict, completed_only: bool) -> dt.date | None:
-        dates = [as_date(data.get(source["field"])) for code, status, data in records
-                 if code == source["crf"] and not (completed_only and status == CRFStatus.DRAFT)]
-        return min((d for d in dates if d), default=None)
-
-    known = {RANDOMISATION: randomised_on}
-    for anchor in anchors:
-        day = earliest(anchor["source"], completed_only=False)
-        if day is not None:
-            known[anchor["code"]] = day
-    happened = {}
-    for event in events:
-        day = earliest(event["source"], completed_only=True)
-        if day is not None:
-            happened[event["code"]] = day
-    statuses = [a["participant_status"] for a in anchors
-                if a["code"] in known and a.get("participant_status")]
-    for event in events:
-        rule = event.get("participant_status")
-        if not rule or event["code"] not in happened:
-            continue
-        if isinstance(rule, dict):  # read from a choice on the event's CRF (end of study)
-            answer = next((data.get(rule["field"]) for code, status, data in records
-                           if code == event["source"]["crf"] and status != CRFStatus.DRAFT
-                           and as_date(data.get(event["source"]["field"]))
-                           == happened[event["code"]]), None)
-            rule = rule["values"].get(answer, rule["otherwise"])
-        statuses.append(rule)
-    status = max(statuses, key=PARTICIPANT_STATUSES.index, default=None)
-    return Facts(randomised_on, known, happened, status)
+# --------------------------------------------------------------------------- plan
 
 
 @dataclass(frozen=True)
@@ -522,16 +346,20 @@ def extend_schedules(today: dt.date | None = None) -> int:
 
 
 def _allocation_of(participant: Participant):
-    from randomization.models import Allocation
-
-    return Allocation.objects.select_related("arm").filter(participant=participant).first()
+    """The participant's allocation with its arm, None before randomisation. Read through the
+    relation ``randomization`` declares (the layer above, which calls ``create_schedule``):
+    the schedule depends on the arm, not on how it was allocated. No query after ``_lock``."""
+    try:
+        return participant.allocation
+    except ObjectDoesNotExist:
+        return None
 
 
 def _lock(participant: Participant) -> Participant:
     """Serialise schedule changes of one participant (two saves of a CRF, a coordinator's
     click). Only the participant row is locked (``of``), not the joined rows."""
     return (Participant.objects.select_for_update(of=("self",))
-            .select_related("trial", "site").get(pk=participant.pk))
+            .select_related("trial", "site", "allocation__arm").get(pk=participant.pk))
 
 
 @transaction.atomic
@@ -591,7 +419,7 @@ def _audit_change(participant: Participant, change: ScheduleChange, *, by, reaso
 
 
 def apply_crf(record, *, by, reason: str = "") -> ScheduleChange | None:
-    """Called by ``save_crf`` (inside its transaction) after every save of a CRF record.
+    """Run by ``save_crf_and_replan`` (inside its transaction) after every save of a CRF record.
 
     If the CRF carries an anchor date, the visits hanging on it are recomputed; if it is a
     completed event CRF, the visits the event ends become not applicable. Dates that cannot be
@@ -660,6 +488,32 @@ def apply_crf(record, *, by, reason: str = "") -> ScheduleChange | None:
         _audit_change(participant, change, by=by, reason=reason,
                       title="; ".join(titles) or f"{record.crf_code} saved")
     return change
+
+
+@transaction.atomic
+def save_crf_and_replan(participant: Participant, crf_code: str, data: dict, *, by,
+                        complete: bool, reason: str = "", record: CRFRecord | None = None,
+                        visit: Visit | None = None) -> CRFRecord:
+    """Save CRF data (``crfs.services.save_crf``), then bring the schedule and the participant's
+    status in line with it (``apply_crf``), in one transaction: a CRF carrying an anchor date
+    (surgery, first injection) or a completed event (progression, end of treatment, death)
+    reschedules or ends visits, and a date the schedule refuses (before randomisation…) refuses
+    the save too. What the CRF page, the API and the demo call."""
+    record = crfs.save_crf(participant, crf_code, data, by=by, complete=complete, reason=reason,
+                           record=record, visit=visit)
+    apply_crf(record, by=by, reason=reason.strip())
+    return record
+
+
+@transaction.atomic
+def answer_query_and_replan(query: DataQuery, *, by, text: str, correction: dict | None = None,
+                            complete: bool = True) -> DataQuery:
+    """A site's answer to a data query (``crfs.services.answer_query``); a correction it carries
+    is a CRF save, so the schedule follows it as after ``save_crf_and_replan``."""
+    query = crfs.answer_query(query, by=by, text=text, correction=correction, complete=complete)
+    if correction is not None:
+        apply_crf(query.record, by=by, reason=f"Query #{query.pk}: {text.strip()}")
+    return query
 
 
 def _update_status(participant: Participant, facts: Facts, *, by, why: str) -> None:

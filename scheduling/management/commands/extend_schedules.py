@@ -5,7 +5,7 @@ import datetime as dt
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from patients import scheduling
+from scheduling import services as scheduling
 
 
 class Command(BaseCommand):

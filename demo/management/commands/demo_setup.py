@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import create_demo_device
-from trials.demo import (crf_showcase, outcome_showcase, populate, report_showcase,
+from demo.data import (crf_showcase, outcome_showcase, populate, report_showcase,
                          tumour_assessments_at_done_visits)
 from trials.models import Membership, Role, Trial
 from trials.policy import requires_two_factor
@@ -32,7 +32,7 @@ DEMO_USERS = [
 ]
 
 
-# Participants per site of the demo's follow-up cohort (trials.demo.outcome_showcase).
+# Participants per site of the demo's follow-up cohort (demo.data.outcome_showcase).
 OUTCOME_COHORT = {"rectal-resection": 6, "reminet": 8}
 
 

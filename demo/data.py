@@ -4,16 +4,33 @@ Only for the embedded demo and the tests; nothing in the product calls it.
 """
 from __future__ import annotations
 
+import datetime as dt
+import math
+import random
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from .models import Trial, crf_of
+from crfs import services as crfs
+from crfs.facts import RANDOMISATION
+from crfs.forms import visible
+from crfs.models import CRFRecord, CRFSignature
+from patients.models import RANDOMISED_STATUSES, Participant, Visit, VisitStatus
+from patients.services import record_consent, register_participant
+from randomization import services as randomization
+from randomization.models import Allocation
+from reports.models import ReportRequest
+from reports.services import request_report
+from scheduling import services as scheduling
+from scheduling.services import save_crf_and_replan as save_crf
+from trials.models import Trial, crf_of
 
 
 def eligibility_answers(trial: Trial, **overrides) -> dict:
     """Answers to the trial's eligibility CRF that make a participant eligible: every inclusion
     criterion yes, every exclusion no, the first choice of every other choice field, a valid
     value for the rest. ``overrides`` set chosen fields (e.g. a stratification factor)."""
-    from decimal import Decimal
 
     crf = crf_of(trial.current_version_id, "eligibility")
     kinds = {c["code"]: c["kind"] for c in trial.definition["eligibility"]}
@@ -53,10 +70,6 @@ def populate(trial: Trial, *, coordinator, statistician, per_site: dict[str, int
     """
     import datetime as dt
 
-    from crfs.services import save_crf
-    from patients.models import Participant
-    from patients.services import record_consent, register_participant
-    from randomization import services as randomization
 
     done = []
     if randomization.active_list(trial) is None:
@@ -101,13 +114,11 @@ def backdate_randomisation(participant, days: int, *, by) -> None:
     """
     import datetime as dt
 
-    from patients import scheduling
-    from randomization.models import Allocation
 
     allocation = Allocation.objects.get(participant=participant)
     Allocation.objects.filter(pk=allocation.pk).update(
         randomised_at=allocation.randomised_at - dt.timedelta(days=days))
-    scheduling.reschedule_from(participant, scheduling.RANDOMISATION, by=by,
+    scheduling.reschedule_from(participant, RANDOMISATION, by=by,
                                reason=f"demo data: randomised {days} days earlier")
 
 
@@ -115,7 +126,6 @@ def crf_answers(crf: dict, *, on, **overrides) -> dict:
     """Complete, valid answers to any CRF for the demo: every date ``on``, yes to yes/no
     questions, the first choice, the smallest number, "Demo" for required text; answers to
     questions hidden by ``show_if`` are removed, as the form would."""
-    from crfs.forms import visible
 
     data: dict = {}
     for field in crf["fields"]:
@@ -159,9 +169,6 @@ def visit_history(participant, *, by, days_ago: int, stop_treatment: bool = Fals
     """
     import datetime as dt
 
-    from crfs.services import save_crf
-    from patients import scheduling
-    from patients.models import Participant, Visit, VisitStatus
 
     if days_ago:
         backdate_randomisation(participant, days_ago, by=by)
@@ -228,11 +235,7 @@ def crf_showcase(trial: Trial, *, investigator, data_manager, password: str) -> 
     """
     import datetime as dt
 
-    from django.core.exceptions import ValidationError
 
-    from crfs import services as crfs
-    from crfs.models import CRFRecord, CRFSignature
-    from patients.models import RANDOMISED_STATUSES, Participant, Visit
 
     site = trial.sites.filter(active=True).order_by("code").first()
     if site is None or CRFSignature.objects.filter(record__participant__site=site).exists():
@@ -252,7 +255,7 @@ def crf_showcase(trial: Trial, *, investigator, data_manager, password: str) -> 
                                           "weight_kg": f"{58 + 5 * i}.0",
                                           "sex": ["female", "male"][i % 2]}.items()
                         if k in answers})
-        records.append(crfs.save_crf(p, "demographics", answers, by=investigator,
+        records.append(scheduling.save_crf_and_replan(p, "demographics", answers, by=investigator,
                                      complete=True, visit=baseline))
     done = [f"{trial.slug} {site.code}: {len(records)} baseline demographics complete"]
     if len(records) >= 1:
@@ -280,7 +283,7 @@ def crf_showcase(trial: Trial, *, investigator, data_manager, password: str) -> 
                 if late > today:
                     continue
                 try:
-                    crfs.save_crf(record.participant, crf["code"],
+                    scheduling.save_crf_and_replan(record.participant, crf["code"],
                                   dict(record.data, **{check["field"]: late.isoformat()}),
                                   by=investigator, complete=record.status != "draft",
                                   record=record, reason="Operative report received: the date "
@@ -314,13 +317,7 @@ def outcome_showcase(trial: Trial, *, coordinator, per_site: int) -> list[str]:
     nothing once the trial has a death recorded.
     """
     import datetime as dt
-    import math
-    import random
 
-    from crfs.models import CRFRecord
-    from crfs.services import save_crf
-    from patients.services import record_consent, register_participant
-    from randomization import services as randomization
 
     if CRFRecord.objects.filter(participant__trial=trial, crf_code="death").exists():
         return []
@@ -398,9 +395,6 @@ def _visits_until(p, *, by, until, rng, crfs: dict, assess_until) -> None:
     adverse events now and then and the Clavien-Dindo assessment."""
     import datetime as dt
 
-    from crfs.services import save_crf
-    from patients import scheduling
-    from patients.models import Visit, VisitStatus
 
     anchor_crfs = {a["source"]["crf"] for a in p.definition.get("anchors", [])}
     safety = p.definition.get("safety", {})
@@ -454,9 +448,6 @@ def _visits_until(p, *, by, until, rng, crfs: dict, assess_until) -> None:
 def tumour_assessments_at_done_visits(trial: Trial, *, by) -> int:
     """Demo only: every randomised participant's done visits that expect a tumour assessment
     get one (the demo's visit history records the visits, not their forms)."""
-    from crfs.models import CRFRecord
-    from crfs.services import save_crf
-    from patients.models import Visit, VisitStatus
 
     crf = crf_of(trial.current_version_id, "tumour_assessment")
     if crf is None:
@@ -481,8 +472,6 @@ def report_showcase(trial: Trial, *, sponsor, statistician) -> list[str]:
     """An enrolment report already built for the sponsor (and, in a blinded trial, one for the
     statistician, which the sponsor sees listed but may not download), through the real service
     (Celery runs eagerly in the demo). Only when the trial has no report yet."""
-    from reports.models import ReportRequest
-    from reports.services import request_report
 
     if ReportRequest.objects.filter(trial=trial).exists():
         return []

@@ -1,0 +1,120 @@
+"""The dates a participant's CRFs establish: randomisation, the protocol's anchors (surgery, first
+injection…) and events (progression, end of treatment, death…), and the status they give.
+
+Read from the CRFs the protocol names, by the visit planner (``scheduling``), randomisation and
+the edit checks of ``crfs.services``. An anchor counts as soon as its date is saved, an event
+once its CRF is completed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Iterable, NamedTuple, Sequence
+
+from django.utils import timezone
+
+from patients.models import Participant
+from patients.windows import as_date
+from trials.protocol import PARTICIPANT_STATUSES
+
+from .models import CRFRecord, CRFStatus
+
+RANDOMISATION = "randomisation"  # the anchor every protocol has: day 0
+
+
+def randomisation_date(allocation) -> dt.date:
+    """Day 0: the randomisation's calendar day in the trials' time zone."""
+    return timezone.localdate(allocation.randomised_at)
+
+
+@dataclass(frozen=True)
+class Facts:
+    randomised_on: dt.date
+    anchors: dict[str, dt.date]   # every known anchor date, randomisation included
+    events: dict[str, dt.date]    # events whose CRF is completed, with their dates
+    status: str | None = None     # the status these facts give (``participant_status``)
+
+
+def fact_crfs(definition: dict) -> set[str]:
+    """The CRFs whose answers the schedule depends on: those of the anchors and events."""
+    return ({a["source"]["crf"] for a in definition.get("anchors", [])}
+            | {e["source"]["crf"] for e in definition.get("events", [])})
+
+
+class FactRecord(NamedTuple):
+    crf_code: str
+    status: str
+    data: dict
+
+
+def fact_records(participant: Participant, *, also: Iterable[str] = ()) -> list[FactRecord]:
+    """The participant's records of the CRFs the schedule depends on (``fact_crfs``) and of
+    ``also``, oldest first (one query)."""
+    codes = fact_crfs(participant.definition) | set(also)
+    if not codes:
+        return []
+    return [FactRecord(*row) for row in
+            CRFRecord.objects.filter(participant_id=participant.pk, crf_code__in=codes)
+            .order_by("created_at", "pk").values_list(*FactRecord._fields)]
+
+
+def locked_fact_records(participant: Participant, fields: Sequence[str], *,
+                        also: Iterable[str] = ()) -> tuple[list[Any], list[FactRecord]]:
+    """Lock the participant's row until the transaction ends, then read its ``fields`` as they
+    are now and its ``fact_records``.
+
+    Randomisation locks the participant so that two clicks serialise, then decides on the
+    status, consent and CRFs read under that lock.
+    """
+    values = list(Participant.objects.select_for_update().values_list(*fields, "pk")
+                  .get(pk=participant.pk))[:-1]
+    return values, fact_records(participant, also=also)
+
+
+def read_facts(participant: Participant, allocation,
+               records: list[FactRecord] | None = None) -> Facts:
+    """The dates the schedule hangs on, read from the CRFs the protocol names (one query).
+
+    An anchor counts as soon as its date is saved, draft or not: the coordinator wants the
+    post-operative visits as soon as the surgery date is known. An event counts only once its
+    CRF is completed, because it ends visits. ``records``: ``fact_records``, when the caller
+    has already read them.
+    """
+    definition = participant.definition
+    randomised_on = randomisation_date(allocation)
+    anchors = definition.get("anchors", [])
+    events = definition.get("events", [])
+    crfs = fact_crfs(definition)
+    records = [r for r in (fact_records(participant) if records is None else records)
+               if r.crf_code in crfs]
+
+    def earliest(source: dict, completed_only: bool) -> dt.date | None:
+        dates = [as_date(data.get(source["field"])) for code, status, data in records
+                 if code == source["crf"] and not (completed_only and status == CRFStatus.DRAFT)]
+        return min((d for d in dates if d), default=None)
+
+    known = {RANDOMISATION: randomised_on}
+    for anchor in anchors:
+        day = earliest(anchor["source"], completed_only=False)
+        if day is not None:
+            known[anchor["code"]] = day
+    happened = {}
+    for event in events:
+        day = earliest(event["source"], completed_only=True)
+        if day is not None:
+            happened[event["code"]] = day
+    statuses = [a["participant_status"] for a in anchors
+                if a["code"] in known and a.get("participant_status")]
+    for event in events:
+        rule = event.get("participant_status")
+        if not rule or event["code"] not in happened:
+            continue
+        if isinstance(rule, dict):  # read from a choice on the event's CRF (end of study)
+            answer = next((data.get(rule["field"]) for code, status, data in records
+                           if code == event["source"]["crf"] and status != CRFStatus.DRAFT
+                           and as_date(data.get(event["source"]["field"]))
+                           == happened[event["code"]]), None)
+            rule = rule["values"].get(answer, rule["otherwise"])
+        statuses.append(rule)
+    status = max(statuses, key=PARTICIPANT_STATUSES.index, default=None)
+    return Facts(randomised_on, known, happened, status)
