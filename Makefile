@@ -21,9 +21,11 @@ demo: install
 	$(PY) manage.py demo_setup
 	$(PY) manage.py runserver 127.0.0.1:8000
 
-## Run the whole test suite (SQLite unless DATABASE_URL points elsewhere).
+## The layer contract (.importlinter), then the whole test suite (SQLite unless DATABASE_URL
+## points elsewhere).
 test: install
 	bin/ensure-test-packages
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## Benchmarks on the local PostgreSQL (see bench/README.md); results in bench/results/.

@@ -20,7 +20,7 @@ from patients.models import Visit
 from trials import policy
 from core.forms import attach_errors
 from trials.policy import Perm
-from trials.selectors import get_trial_and_participant_for
+from patients.selectors import get_trial_and_participant_for
 
 from crfs import pdf, selectors, services, trail
 from crfs.forms import build_crf_form, form_to_data

@@ -11,7 +11,8 @@ from randomization.selectors import allocation_of, allocation_view
 from trials import policy
 from core.forms import attach_errors
 from trials.policy import Perm
-from trials.selectors import get_trial_and_participant_for, get_trial_for
+from patients.selectors import get_trial_and_participant_for
+from trials.selectors import get_trial_for
 
 from crfs import selectors as crf_selectors
 from crfs.models import CRFRecord, CRFStatus, UNRESOLVED

@@ -11,7 +11,8 @@ from django.views.decorators.http import require_POST
 from trials import policy
 from core.forms import attach_errors
 from trials.policy import Perm
-from trials.selectors import get_trial_and_participant_for, get_trial_for
+from patients.selectors import get_trial_and_participant_for
+from trials.selectors import get_trial_for
 
 from . import pdf, selectors, services
 from .models import AllocationList

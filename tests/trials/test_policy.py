@@ -147,7 +147,8 @@ def test_the_trial_and_participant_read_together_answer_as_read_apart(
 
     from patients.selectors import get_participant_for
     from tests import factories
-    from trials.selectors import get_trial_and_participant_for, get_trial_for
+    from patients.selectors import get_trial_and_participant_for
+    from trials.selectors import get_trial_for
 
     first, second = rectal.sites.order_by("code")[:2]
     coordinator = make_user("coordinator", rectal, first)
