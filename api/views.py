@@ -351,21 +351,17 @@ class CRFList(ParticipantView, generics.ListCreateAPIView):
         given = s.CRFCreateSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         participant, code = self.participant, given.validated_data["crf_code"]
-        if not any(c["code"] == code for c in participant.definition["crfs"]):
-            raise drf.ValidationError({"crf_code": [_("This protocol has no such CRF.")]})
         visit = None
         if given.validated_data.get("visit") is not None:
             visit = Visit.objects.filter(participant=participant,
                                          pk=given.validated_data["visit"]).first()
-            if visit is None or code not in (visit.crfs or []):
+            if visit is None:
                 raise drf.ValidationError({"visit": [_("This CRF is not expected at that "
                                                        "visit of this participant.")]})
-        existing = CRFRecord.objects.filter(participant=participant, crf_code=code,
-                                            visit=visit).first()
-        if existing is not None:
-            raise drf.ValidationError({"crf_code": [
-                _("This CRF is already entered (record %(id)d): update that record.") % {
-                    "id": existing.pk}]})
+        try:  # the CRF is in the protocol, expected there, not entered yet
+            crfs.check_new_record(participant, code, visit)
+        except ValidationError as exc:
+            raise _crf_errors(exc)
         with transaction.atomic():
             record = _save(participant, code, given.validated_data, by=request.user,
                            visit=visit)

@@ -58,9 +58,11 @@ def save_crf(
     version_id = record.protocol_version_id if record else participant.protocol_version_id
     definition = crf_of(version_id, crf_code)
     if definition is None:
-        raise ValidationError(_("CRF %(crf)s is not part of this participant's protocol "
-                                "version.") % {"crf": repr(crf_code)})
-    if record is not None:
+        raise ValidationError({"crf_code": _("CRF %(crf)s is not part of this participant's "
+                                             "protocol version.") % {"crf": repr(crf_code)}})
+    if record is None:
+        check_new_record(participant, crf_code, visit)
+    else:
         record = CRFRecord.objects.select_for_update().get(pk=record.pk)
         if record.status == CRFStatus.LOCKED:
             raise ValidationError(_("This CRF is locked by the data manager; ask them to unlock "
@@ -94,6 +96,32 @@ def save_crf(
     _record_deviations(record, record.warnings, by=by)
     _automatic_queries(record, definition, record.warnings)
     return record
+
+
+def expected_at(visit: Visit | None, crf_code: str) -> bool:
+    """Whether ``crf_code`` is one of the forms of ``visit`` (None: outside visits, where the
+    protocol's event forms and eligibility are entered)."""
+    return visit is None or crf_code in (visit.crfs or [])
+
+
+def check_new_record(participant: Participant, crf_code: str, visit: Visit | None) -> None:
+    """A new record is entered only for a CRF of the participant's protocol version, where it is
+    expected, and once: a second one of the same CRF at the same visit (or outside visits)
+    would split its data in two. ``save_crf`` checks it; the API asks it before reading the
+    answers against the CRF's definition."""
+    if crf_of(participant.protocol_version_id, crf_code) is None:
+        raise ValidationError({"crf_code": _("CRF %(crf)s is not part of this participant's "
+                                             "protocol version.") % {"crf": repr(crf_code)}})
+    if visit is not None and (visit.participant_id != participant.pk
+                              or not expected_at(visit, crf_code)):
+        raise ValidationError({"visit": _("This CRF is not expected at that visit of this "
+                                          "participant.")})
+    existing = (CRFRecord.objects.filter(participant=participant, crf_code=crf_code, visit=visit)
+                .values_list("pk", flat=True).first())
+    if existing is not None:
+        raise ValidationError({"crf_code": _(
+            "This CRF is already entered (record %(id)d): update that record.") % {
+                "id": existing}})
 
 
 def reference_dates(participant: Participant) -> dict[str, dt.date | None]:

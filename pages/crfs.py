@@ -81,7 +81,7 @@ def _visit(participant, visit_id: int | None, crf_code: str) -> Visit | None:
     if visit_id is None:
         return None
     visit = Visit.objects.filter(participant=participant, pk=visit_id).first()
-    if visit is None or crf_code not in (visit.crfs or []):
+    if visit is None or not services.expected_at(visit, crf_code):
         raise Http404("No such form at this visit.")
     return visit
 
