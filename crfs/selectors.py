@@ -16,8 +16,10 @@ from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from patients.models import Participant, Visit
 from trials import policy
 from trials.models import Site, Trial, crf_of
+from trials.protocol import crf_deriving, crf_scored_as
 
 from crfs import trail
+from crfs.derivations import qlq_c30_scores, worst_ctcae_grade
 from crfs.forms import visible
 from crfs.models import CRFRecord, CRFSignature, DataQuery, QueryMessage, QueryStatus, UNRESOLVED
 
@@ -206,26 +208,30 @@ class Endpoints:
     qlq_c30: dict[str, float | None]     # scale scores of the last QLQ-C30 (EORTC manual)
 
 
-def endpoints_of(records: list[CRFRecord]) -> Endpoints:
-    """From records already read (no query): adverse events, tumour assessments, QLQ-C30."""
-    from crfs.derivations import qlq_c30_scores, worst_ctcae_grade
-
-    events = [r.data for r in records if r.crf_code == "adverse_events"]
+def endpoints_of(records: list[CRFRecord], definition: dict) -> Endpoints:
+    """From records already read (no query): adverse events, tumour assessments, QLQ-C30, each
+    found where the protocol says (its safety section, the field it derives the RECIST
+    response into, the form it scores as the QLQ-C30)."""
+    ae = definition.get("safety", {}).get("adverse_events")
+    events = ([{"events": [{"grade": (row or {}).get(ae["grade"])}
+                           for row in (r.data or {}).get(ae["group"]) or []]}
+               for r in records if r.crf_code == ae["crf"]] if ae else [])
     try:
         worst = worst_ctcae_grade(events)
     except ValueError:  # a stored grade the scale does not know: shown as unknown, not a 500
         worst = None
-    assessments = [r for r in records if r.crf_code == "tumour_assessment"
-                   and r.data.get("recist_overall_response")]
-    questionnaires = [r for r in records if r.crf_code == "qlq_c30"]
+    response = crf_deriving(definition, "recist_overall_response")
+    responses = [r.data[response[1]] for r in records
+                 if response and r.crf_code == response[0] and (r.data or {}).get(response[1])]
+    qlq_c30 = crf_scored_as(definition, "eortc_qlq_c30")
+    questionnaires = [r for r in records if qlq_c30 and r.crf_code == qlq_c30]
     scores: dict[str, float | None] = {}
     if questionnaires:
         try:
             scores = qlq_c30_scores(questionnaires[-1].data)
         except ValueError:
             scores = {}
-    return Endpoints(worst, assessments[-1].data["recist_overall_response"].upper()
-                     if assessments else None, scores)
+    return Endpoints(worst, responses[-1].upper() if responses else None, scores)
 
 
 def _question() -> Subquery:
@@ -258,7 +264,7 @@ def participant_forms(participant: Participant) -> ParticipantForms:
         q.record = by_id[q.record_id]  # the same participant's: already read above
         crf = crf_of(q.record.protocol_version_id, q.record.crf_code) or {}
         q.field_label = trail.path_label(crf, q.field_path) if crf else q.field_path
-    return ParticipantForms(records, event_forms, queries, endpoints_of(records))
+    return ParticipantForms(records, event_forms, queries, endpoints_of(records, definition))
 
 
 # --------------------------------------------------------------------------- worklists

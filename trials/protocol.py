@@ -414,6 +414,9 @@ SCHEMA: dict[str, Any] = {
                     "label": _text,
                     "description": {"type": "string"},
                     "repeatable": {"type": "boolean"},
+                    # The published scoring its items follow: the participant page shows the
+                    # scores of the latest form so scored.
+                    "scoring": {"enum": ["eortc_qlq_c30"]},
                     "fields": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/field"}},
                     "checks": {"type": "array", "items": {
                         "type": "object",
@@ -821,6 +824,22 @@ def _is_date_field(crfs: dict[str, dict], source: dict) -> bool:
     if crf is None or all(f["code"] != source["field"] for f in crf["fields"]):
         return True
     return _date_field(crf, source["field"]) is not None
+
+
+def crf_deriving(definition: dict[str, Any], derivation: str) -> tuple[str, str] | None:
+    """(CRF code, field code) of the first top-level field the protocol computes by
+    ``derivation`` (e.g. ``recist_overall_response``: the tumour assessment's response)."""
+    for crf in definition.get("crfs", []):
+        for field in crf["fields"]:
+            if field.get("derived") == derivation:
+                return crf["code"], field["code"]
+    return None
+
+
+def crf_scored_as(definition: dict[str, Any], scoring: str) -> str | None:
+    """The code of the CRF whose items follow ``scoring`` (e.g. ``eortc_qlq_c30``)."""
+    return next((c["code"] for c in definition.get("crfs", []) if c.get("scoring") == scoring),
+                None)
 
 
 def canonical_json(data: dict[str, Any]) -> str:

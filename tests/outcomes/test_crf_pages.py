@@ -246,18 +246,44 @@ def test_participant_page_shows_values_derived_from_the_forms(rectal, make_user,
         CRFRecord(crf_code="adverse_events", data={"events": [{"term": "Neutropenia", "grade": 3},
                                                                {"term": "Fatigue", "grade": 1}]}),
         CRFRecord(crf_code="qlq_c30", data=qlq),
-        CRFRecord(crf_code="tumour_assessment", data={"recist_overall_response": "pr"}),
+        CRFRecord(crf_code="tumour_assessment", data={"overall_response": "sd"}),
+        CRFRecord(crf_code="tumour_assessment", data={"overall_response": "pr"}),
     ]
-    endpoints = endpoints_of(records)
+    endpoints = endpoints_of(records, rectal.definition)
     assert endpoints.worst_ctcae_grade == 3
     assert endpoints.last_response == "PR"
     assert endpoints.qlq_c30["PF2"] == 100.0 and endpoints.qlq_c30["FA"] == 0.0
 
 
-def test_a_bad_stored_grade_does_not_break_the_page():
+def test_the_forms_behind_the_derived_values_are_read_from_the_protocol(rectal):
+    """Which form holds adverse events, the RECIST response and the QLQ-C30 is what the
+    protocol says (its safety section, its derived field, its scoring), not a code name."""
+    import copy
+
+    from crfs.models import CRFRecord
+    from crfs.selectors import endpoints_of
+
+    definition = copy.deepcopy(rectal.definition)
+    definition["safety"]["adverse_events"]["crf"] = "toxicity"
+    for crf in definition["crfs"]:
+        if crf["code"] == "tumour_assessment":
+            crf["code"] = "ct_scan"
+        crf.pop("scoring", None)
+    records = [CRFRecord(crf_code="toxicity", data={"events": [{"term": "Rash", "grade": 4}]}),
+               CRFRecord(crf_code="adverse_events", data={"events": [{"term": "x", "grade": 5}]}),
+               CRFRecord(crf_code="ct_scan", data={"overall_response": "cr"}),
+               CRFRecord(crf_code="qlq_c30", data={f"q{i}": 1 for i in range(1, 31)})]
+    endpoints = endpoints_of(records, definition)
+    assert endpoints.worst_ctcae_grade == 4
+    assert endpoints.last_response == "CR"
+    assert endpoints.qlq_c30 == {}  # no form of this protocol is scored as the QLQ-C30
+
+
+def test_a_bad_stored_grade_does_not_break_the_page(rectal):
     from crfs.models import CRFRecord
     from crfs.selectors import endpoints_of
 
     endpoints = endpoints_of([CRFRecord(crf_code="adverse_events",
-                                        data={"events": [{"term": "x", "grade": 9}]})])
+                                        data={"events": [{"term": "x", "grade": 9}]})],
+                             rectal.definition)
     assert endpoints.worst_ctcae_grade is None

@@ -138,8 +138,9 @@ def test_demo_setup_builds_a_trial_at_every_stage(db, settings):
 
 def test_the_trial_and_participant_read_together_answer_as_read_apart(
         rectal, reminet, make_user, django_assert_num_queries):
-    """Every participant page reads both in one query: the same participant, the same 404s
-    and 403s as ``get_trial_for`` then ``get_participant_for``."""
+    """What every participant page reads first: the same participant, the same 404s and 403s
+    as ``get_trial_for`` then ``get_participant_for``, in two queries (the trial with the
+    user's memberships, the participant with its site)."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import AnonymousUser
     from django.core.exceptions import PermissionDenied
@@ -180,7 +181,7 @@ def test_the_trial_and_participant_read_together_answer_as_read_apart(
             answers.add(together if isinstance(together, str) else "found")
     assert answers == {"Http404", "PermissionDenied", "found"}
     user = get_user_model().objects.get(pk=coordinator.pk)
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(2):
         trial, participant = get_trial_and_participant_for(user, "rectal-resection",
                                                            here.study_id, Perm.RANDOMISE)
         assert policy.has_perm(user, Perm.RANDOMISE, trial, participant.site)
