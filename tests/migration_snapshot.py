@@ -12,7 +12,8 @@ The snapshot holds
 - ``allocation_lists``: for every allocation list (by key), its verification (stored and
   recomputed SHA-256, and whether they agree);
 - ``audit_events``: the number of audit events, and every event's stored values by column;
-- ``history``: the number of rows of every django-simple-history table, through the models.
+- ``history``: the number of rows of every django-simple-history table, through the models;
+- ``triggers``: on PostgreSQL, the enabled triggers (table, trigger, function) of the tables.
 
 Only Django and the names of ``OLD`` or ``NEW`` below are imported from the project, so the same
 script reads the old tree and the new one.
@@ -79,6 +80,17 @@ def snapshot(paths: dict[str, str]) -> dict:
                 continue
             cursor.execute(f"SELECT COUNT(*) FROM {connection.ops.quote_name(table)}")
             tables[table] = cursor.fetchone()[0]
+        triggers = []
+        if connection.vendor == "postgresql":
+            # The append-only and void-only triggers (outcomes migration 0004) guard the tables
+            # by name: a table rebuilt instead of moved would lose them.
+            cursor.execute("SELECT c.relname, t.tgname, p.proname FROM pg_trigger t "
+                           "JOIN pg_class c ON c.oid = t.tgrelid "
+                           "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                           "JOIN pg_proc p ON p.oid = t.tgfoid "
+                           "WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' "
+                           "AND n.nspname = current_schema() ORDER BY 1, 2")
+            triggers = [list(row) for row in cursor.fetchall()]
 
     is_valid = names["signature_is_valid"]
     signatures = {
@@ -102,7 +114,7 @@ def snapshot(paths: dict[str, str]) -> dict:
                for model in apps.get_models() if issubclass(model, HistoricalChanges)}
 
     return {"tables": tables, "signatures": signatures, "allocation_lists": lists,
-            "audit_events": {"count": len(events), "rows": events}, "history": history}
+            "audit_events": {"count": len(events), "rows": events}, "history": history, "triggers": triggers}
 
 
 def main() -> None:

@@ -230,3 +230,16 @@ def test_every_history_table_keeps_its_rows(migrated):
     problems += [f"{table}: a new history table with {count} rows" for table, count in
                  sorted(new.items()) if table not in kept and count and table not in NEW_TABLES]
     assert not problems, "\n".join(problems)
+
+
+def test_the_database_triggers_still_guard_the_tables(migrated):
+    """PostgreSQL only (SQLite has none): the append-only and void-only triggers follow their
+    tables, renamed or not."""
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("SQLite has no triggers: checked in the PostgreSQL run")
+    old, new = migrated["old"]["triggers"], migrated["new"]["triggers"]
+    assert old, "the database built by main has no triggers"
+    expected = {(_renamed(table), name, function) for table, name, function in old}
+    lost = sorted(expected - {tuple(t) for t in new})
+    assert not lost, "triggers lost by migrating (table, trigger, function): " + ", ".join(
+        map(str, lost))
