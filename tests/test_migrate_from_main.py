@@ -91,7 +91,7 @@ class _Database:
         run_url = urlsplit(os.environ["DATABASE_URL"])
         self.name = f"ctms_migration_check_{os.getpid()}"
         self.url = urlunsplit(run_url._replace(path=f"/{self.name}"))
-        self._server = urlunsplit(run_url._replace(path="/postgres", query=""))
+        self._server = urlunsplit(run_url._replace(path="/postgres"))
         self._execute("DROP DATABASE IF EXISTS {} WITH (FORCE)")
         self._execute("CREATE DATABASE {}")
 
