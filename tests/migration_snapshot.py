@@ -1,4 +1,5 @@
-"""What a database holds, as JSON, read by one version of the code (tests/test_migrate_from_main.py).
+"""What a database holds, as JSON, read by one version of the code (for
+tests/test_migrate_from_main.py).
 
     python tests/migration_snapshot.py --code old|new --root TREE --out FILE.json
 
@@ -114,11 +115,12 @@ def snapshot(paths: dict[str, str]) -> dict:
                for model in apps.get_models() if issubclass(model, HistoricalChanges)}
 
     return {"tables": tables, "signatures": signatures, "allocation_lists": lists,
-            "audit_events": {"count": len(events), "rows": events}, "history": history, "triggers": triggers}
+            "audit_events": {"count": len(events), "rows": events}, "history": history,
+            "triggers": triggers}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="What a database holds, as JSON.")
     parser.add_argument("--code", choices=("old", "new"), required=True)
     parser.add_argument("--root", type=Path, required=True, help="the code tree that reads")
     parser.add_argument("--out", type=Path, required=True)

@@ -107,7 +107,7 @@ class _Database:
 @pytest.fixture(scope="module")
 def migrated(tmp_path_factory):
     """Build the database with the old code and the demo data, read it, migrate it with this
-    checkout's code, read it again: ``{"old": snapshot, "new": snapshot, "pending": ...}``."""
+    checkout's code, read it again: both snapshots and what the migration checks said."""
     tmp = tmp_path_factory.mktemp("migrate-from-main")
     old = _old_tree(tmp)
     database = _Database(tmp)
