@@ -45,11 +45,11 @@ OLD = {
 # object with ``ok``, ``stored`` and ``computed``; the models are the Django model classes.
 # ============================================================================================
 NEW = {
-    "signature_is_valid": "outcomes.services.signature_is_valid",
-    "CRFSignature": "outcomes.models.CRFSignature",
+    "signature_is_valid": "crfs.services.signature_is_valid",
+    "CRFSignature": "crfs.models.CRFSignature",
     "verify_list": "randomization.services.verify_list",
     "AllocationList": "randomization.models.AllocationList",
-    "AuditEvent": "trials.models.AuditEvent",
+    "AuditEvent": "core.models.AuditEvent",
 }
 
 

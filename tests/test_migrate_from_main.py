@@ -124,6 +124,13 @@ def migrated(tmp_path_factory):
 
         _run(["manage.py", "migrate", "--noinput"], cwd=old, env=old_env)
         _run(["manage.py", "demo_setup"], cwd=old, env=old_env)
+        # The demo leaves profiles empty: some users choose French, as on the language menu.
+        _run(["manage.py", "shell", "-c",
+              "from django.contrib.auth import get_user_model\n"
+              "from trials.models import Profile\n"
+              "for user in get_user_model().objects.order_by('pk')[:3]:\n"
+              "    Profile.objects.update_or_create(user=user, defaults={'language': 'fr'})\n"],
+             cwd=old, env=old_env)
         _run([str(SNAPSHOT), "--code", "old", "--root", str(old), "--out", str(tmp / "old.json")],
              cwd=old, env=old_env)
 
