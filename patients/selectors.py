@@ -12,7 +12,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from randomization.models import Allocation
-from trials import policy, sql
+from trials import policy
 from trials.models import Site, Trial
 
 from .models import Deviation, Participant, Visit, VisitStatus
@@ -32,29 +32,9 @@ def get_participant_for(user, trial: Trial, study_id: str) -> Participant:
     """The participant, or 404 when it does not exist *or* is at a site the user cannot see."""
     if "\x00" in study_id:  # no study ID has one, and PostgreSQL refuses it in a query
         raise Http404("No such participant in this trial.")
-    # The site check is the one ``participants_for`` applies (``policy.site_filter``), made on
-    # the row found rather than in the query: a plain lookup by the unique study ID, in SQL as
-    # every participant page and the randomisation ask it (see ``trials.sql``).
-    rows = sql.fetch(
-        f"SELECT {participant_with_site()}"
-        f"  FROM {sql.table(Participant)} p JOIN {sql.table(Site)} s ON s.id = p.site_id"
-        f" WHERE p.trial_id = %s AND p.study_id = %s", [trial.pk, study_id])
-    return participant_seen(user, trial, rows[0] if rows else None)
-
-
-def participant_with_site() -> str:
-    """The columns of a participant ``p`` and its site ``s``, for ``participant_seen``."""
-    return f"{sql.select(Participant, 'p')}, {sql.select(Site, 's')}"
-
-
-def participant_seen(user, trial: Trial, values) -> Participant:
-    """The participant of ``values`` (``participant_with_site``'s columns; None or NULLs when
-    none was found), or 404 when there is none *or* it is at a site the user cannot see."""
-    participant, site = sql.instances(values, Participant, Site) if values else (None, None)
-    if participant is None:
-        raise Http404("No such participant in this trial.")
-    participant.site = site
-    if not policy.has_perm(user, policy.Perm.VIEW_PARTICIPANTS, trial, participant.site):
+    try:
+        participant = participants_for(user, trial).get(study_id=study_id)
+    except Participant.DoesNotExist:
         raise Http404("No such participant in this trial.")
     participant.trial = trial  # already loaded by the caller: no second query for it
     return participant
