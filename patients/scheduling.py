@@ -48,17 +48,16 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _, ngettext
-from simple_history.utils import bulk_update_with_history
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
-from trials import audit, policy, sql
-from trials.history import create_with_history
+from trials import audit, policy
 from trials.policy import Perm
 from trials.protocol import PARTICIPANT_STATUSES
 
@@ -159,47 +158,15 @@ class FactRecord(NamedTuple):
 
 def fact_records(participant: Participant, *, also: Iterable[str] = ()) -> list[FactRecord]:
     """The participant's records of the CRFs the schedule depends on (``fact_crfs``) and of
-    ``also``, oldest first: one read, in SQL (see ``trials.sql``), as randomisation makes it
-    on every call."""
-    return _with_fact_records(participant, [], also, lock=False)[1]
-
-
-def locked_fact_records(participant: Participant, fields: Sequence[str], *,
-                        also: Iterable[str] = ()) -> tuple[list[Any], list[FactRecord]]:
-    """Lock the participant's row until the transaction ends and read, in one statement, its
-    ``fields`` as they are now and its ``fact_records``.
-
-    Randomisation locks the participant so that two clicks serialise, then decides on the
-    status, consent and CRFs read under that lock.
-    """
-    return _with_fact_records(participant, fields, also, lock=True)
-
-
-def _with_fact_records(participant: Participant, fields: Sequence[str], also: Iterable[str],
-                       *, lock: bool) -> tuple[list[Any], list[FactRecord]]:
+    ``also``, oldest first (one query)."""
     from outcomes.models import CRFRecord
 
-    codes = sorted(fact_crfs(participant.definition) | set(also))
-    own = [Participant._meta.get_field(name) for name in fields]
-    if not codes and not own:
-        return [], []
-    record_fields = [CRFRecord._meta.get_field(name) for name in FactRecord._fields]
-    # The records join the participant's row (LEFT: a participant may have none), so the row
-    # and its records are one read; ``FOR UPDATE OF p`` locks the participant only.
-    selected = ", ".join(filter(None, [sql.columns(own, "p"), sql.columns(record_fields, "r")]))
-    in_codes = ", ".join(["%s"] * len(codes)) or "NULL"
-    rows = sql.fetch(
-        f"SELECT {selected} FROM {sql.table(Participant)} p"
-        f" LEFT JOIN {sql.table(CRFRecord)} r ON r.participant_id = p.id"
-        f" AND r.crf_code IN ({in_codes})"
-        f" WHERE p.id = %s ORDER BY r.created_at, r.id{sql.for_update('p') if lock else ''}",
-        [*codes, participant.pk])
-    if not rows:
-        raise Participant.DoesNotExist(f"No participant {participant.pk}.")
-    values = sql.converted(own, rows[0][:len(own)])
-    records = [FactRecord(*sql.converted(record_fields, row[len(own):])) for row in rows
-               if row[len(own)] is not None]
-    return values, records
+    codes = fact_crfs(participant.definition) | set(also)
+    if not codes:
+        return []
+    return [FactRecord(*row) for row in
+            CRFRecord.objects.filter(participant=participant, crf_code__in=codes)
+            .order_by("created_at", "pk").values_list(*FactRecord._fields)]
 
 
 def read_facts(participant: Participant, allocation,
@@ -441,8 +408,8 @@ def _reconcile(participant: Participant, arm_code: str, facts: Facts, *, by,
         change.closed.append(visit)
         to_update.append(visit)
     if change.created:
-        create_with_history(change.created, user=_user(by), reason=_why(reason),
-                            match=("code", "occurrence"))
+        bulk_create_with_history(change.created, Visit, default_user=_user(by),
+                                 default_change_reason=_why(reason))
     if to_update:
         bulk_update_with_history(
             to_update, Visit, ["anchor_date", "target_date", "window_opens", "window_closes",
