@@ -5,17 +5,14 @@ Workers: one per core the process may run on, plus one, unless ``WEB_WORKERS`` s
 A request is Python working between short database round trips (PostgreSQL on the same
 machine), so it is the cores that bound throughput, with one exception: a sync worker waiting
 on PostgreSQL — for a row lock another randomisation in the same stratum holds until its COMMIT,
-or for the log flush of its own COMMIT — leaves its core idle, a sixth of the CPU during
-randomisations at 16 clients on 2 cores with a worker per core. One more worker fills that
-time; more than that only shares the cores, and every request in flight takes longer. Measured
-at 16 clients on 2 cores (README, "Benchmarks"): 3 workers gave a tenth more randomisations a
-second than 2 and no longer a tail; 4 gave the same throughput as 2 and a p95 a quarter
-higher. A sync worker serves one request at a time, so raise ``WEB_WORKERS`` where several
-long exports run at once.
+or for the log flush of its own COMMIT — leaves its core idle. One more worker fills that
+time; more than that only shares the cores, and every request in flight takes longer
+(``bench/randomise_http.py`` measures it). A sync worker serves one request at a time, so raise
+``WEB_WORKERS`` where several long exports run at once.
 
 Timeout: gunicorn kills a sync worker that has not finished its response within ``timeout``
-seconds. A streamed export of a large trial runs for minutes (``bench/export_stream.py``: 70 s
-for 300 MB of CSV), and gunicorn's default of 30 s would cut it off: ``WEB_TIMEOUT``, 600 s.
+seconds. A streamed export of a large trial runs for minutes (``bench/export_stream.py``), and
+gunicorn's default of 30 s would cut it off: ``WEB_TIMEOUT``, 600 s.
 """
 import os
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.db import models
 
-from .history import insert
 from .models import AuditEvent
 
 logger = logging.getLogger("ctms.audit")
@@ -24,9 +23,9 @@ def record(
     """Append one event. ``message`` must be safe for every role that may read the log:
     never put an arm of a blinded trial in it (``detail`` is shown only to unblinded roles)."""
     if obj is not None and obj.pk is None:
-        # Inside ``history.one_statement`` an inserted row gets its key when the block ends.
+        # An entry naming an unsaved object would name nothing (``object_id`` "None").
         raise ValueError(f"audit.record: the {obj._meta.label} has no key yet")
-    event = insert(AuditEvent(
+    event = AuditEvent.objects.create(
         actor=actor if getattr(actor, "is_authenticated", False) else None,
         action=action,
         trial=trial,
@@ -34,6 +33,6 @@ def record(
         object_id=str(obj.pk) if obj is not None else "",
         message=message,
         detail=detail or {},
-    ))
+    )
     logger.info("audit %s: %s", action, message)
     return event

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Iterable, NamedTuple
 
 from django.utils import timezone
 
@@ -56,19 +56,6 @@ def fact_records(participant: Participant, *, also: Iterable[str] = ()) -> list[
     return [FactRecord(*row) for row in
             CRFRecord.objects.filter(participant_id=participant.pk, crf_code__in=codes)
             .order_by("created_at", "pk").values_list(*FactRecord._fields)]
-
-
-def locked_fact_records(participant: Participant, fields: Sequence[str], *,
-                        also: Iterable[str] = ()) -> tuple[list[Any], list[FactRecord]]:
-    """Lock the participant's row until the transaction ends, then read its ``fields`` as they
-    are now and its ``fact_records``.
-
-    Randomisation locks the participant so that two clicks serialise, then decides on the
-    status, consent and CRFs read under that lock.
-    """
-    values = list(Participant.objects.select_for_update().values_list(*fields, "pk")
-                  .get(pk=participant.pk))[:-1]
-    return values, fact_records(participant, also=also)
 
 
 def read_facts(participant: Participant, allocation,

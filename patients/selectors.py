@@ -32,12 +32,9 @@ def get_participant_for(user, trial: Trial, study_id: str) -> Participant:
     """The participant, or 404 when it does not exist *or* is at a site the user cannot see."""
     if "\x00" in study_id:  # no study ID has one, and PostgreSQL refuses it in a query
         raise Http404("No such participant in this trial.")
-    # The site check is the one ``participants_for`` applies (``policy.site_filter``), made on
-    # the row found rather than in the query: a plain lookup by the unique study ID.
-    participant = (Participant.objects.select_related("site")
-                   .filter(trial=trial, study_id=study_id).first())
-    if participant is None or not policy.has_perm(user, policy.Perm.VIEW_PARTICIPANTS, trial,
-                                                  participant.site):
+    try:
+        participant = participants_for(user, trial).get(study_id=study_id)
+    except Participant.DoesNotExist:
         raise Http404("No such participant in this trial.")
     participant.trial = trial  # already loaded by the caller: no second query for it
     return participant

@@ -80,7 +80,7 @@ class AllocationList(models.Model):
 class Stratum(models.Model):
     """One stratum of a list, and the counter that hands out its slots in order.
 
-    Randomisation locks this row (by the ``UPDATE`` that takes ``next_sequence``): that
+    Randomisation locks this row (``select_for_update``) before taking ``next_sequence``: that
     lock, not a lock on the slots, is what makes concurrent randomisations take consecutive
     slots with no duplicate and no gap.
     """

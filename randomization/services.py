@@ -13,13 +13,12 @@ are rendered in each recipient's own language (``Profile.language``), see ``_not
 from __future__ import annotations
 
 import csv
-import functools
 import io
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _, ngettext
@@ -27,12 +26,11 @@ from django.utils.translation import gettext as _, ngettext
 from core.reauth import password_confirmed
 from crfs import eligibility
 from patients.models import Participant, Status
-from scheduling.services import create_schedule
-from crfs.facts import locked_fact_records
 from core import audit, notify
-from trials import policy, sql
-from core.history import insert, one_statement, update_with_history
-from trials.models import Arm, Membership, Role, Trial
+from crfs.facts import fact_records
+from scheduling.services import create_schedule
+from trials import policy
+from trials.models import Membership, Role, Trial
 from trials.policy import Perm
 
 from . import generator
@@ -448,8 +446,9 @@ def randomize(participant: Participant, *, by, confirmed_strata: dict[str, str] 
 def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> Allocation:
     # Lock the participant's row and re-read what decides whether they may be randomised, so
     # two clicks on "randomise" serialise here.
-    (participant.status, participant.consent_date), records = locked_fact_records(
-        participant, ["status", "consent_date"], also={eligibility.ELIGIBILITY_CRF})
+    participant.refresh_from_db(fields=["status", "consent_date"],
+                                from_queryset=Participant.objects.select_for_update())
+    records = fact_records(participant, also={eligibility.ELIGIBILITY_CRF})
     # A participant has one eligibility record at most (``one_crf_outside_visits``).
     record = next((r for r in records if r.crf_code == eligibility.ELIGIBILITY_CRF), None)
     check_can_randomise(participant, record)
@@ -459,32 +458,27 @@ def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> 
             _("The stratification data changed since it was shown; check it and confirm again."),
             code="strata_changed")
     key = stratum_key_of(strata)
-    now = timezone.now()
     method = trial.definition["randomisation"]["method"]
     if method == Method.MINIMISATION:
         alist = _active_list_or_error(trial)
         arm, kit = _minimise(alist, trial, strata)
-        list_id, slot_id, pk = alist.pk, None, sql.reserve_key(Allocation)
+        slot = None
     else:
-        list_id, slot_id, arm, kit, pk = _take_slot(trial, key)
-    # What follows reads nothing it writes: on PostgreSQL it is written in one statement, so
-    # the stratum's lock, taken with the slot, is held for one more round trip, not four.
-    # The allocation's key, taken with the slot, names it in the audit log meanwhile.
-    with one_statement():
-        allocation = insert(Allocation(
-            pk=pk, participant=participant, trial=trial, allocation_list_id=list_id,
-            slot_id=slot_id, stratum_key=key, strata=strata, arm=arm, kit_code=kit,
-            randomised_at=now, randomised_by=by))
-        # Sets ``schedule_planned_through``, saved with the status below.
-        create_schedule(allocation, records)
-        participant.status = Status.RANDOMISED
-        update_with_history(participant, ["status", "schedule_planned_through"], user=by,
-                            reason="randomised")
-        # Audit-log text: English on purpose (see the module docstring).
-        audit.record("participant.randomised",
-                     f"{participant.study_id} randomised in stratum {key}"
-                     + (f", kit {kit}" if kit else "") + ".",
-                     actor=by, trial=trial, obj=allocation)
+        slot = _take_slot(trial, key)
+        alist, arm, kit = slot.allocation_list, slot.arm, slot.kit_code or ""
+    allocation = Allocation.objects.create(
+        participant=participant, trial=trial, allocation_list=alist, slot=slot,
+        stratum_key=key, strata=strata, arm=arm, kit_code=kit, randomised_at=timezone.now(),
+        randomised_by=by)
+    create_schedule(allocation, records)  # sets ``schedule_planned_through``, saved below
+    participant.status = Status.RANDOMISED
+    participant._history_user, participant._change_reason = by, "randomised"
+    participant.save(update_fields=["status", "schedule_planned_through"])
+    # Audit-log text: English on purpose (see the module docstring).
+    audit.record("participant.randomised",
+                 f"{participant.study_id} randomised in stratum {key}"
+                 + (f", kit {kit}" if kit else "") + ".",
+                 actor=by, trial=trial, obj=allocation)
     return allocation
 
 
@@ -496,68 +490,52 @@ def _active_list_or_error(trial: Trial) -> AllocationList:
     return alist
 
 
-# Takes the stratum's next slot in one statement. The UPDATE locks the stratum row until the
-# transaction ends, so concurrent randomisations into one stratum queue here; on PostgreSQL a
-# waiting UPDATE re-reads the row once the lock is released (READ COMMITTED re-evaluates the
-# WHERE clause and ``next_sequence + 1`` on the newest version), so each gets the next number,
-# with no duplicate and no gap, and none passes ``size``. RETURNING gives what the slot taken
-# (sequence ``next_sequence - 1`` of the updated row) holds, read by the same statement.
-_TAKE_SLOT = """
-    UPDATE {stratum} SET next_sequence = next_sequence + 1
-     WHERE key = %s AND next_sequence <= size
-       AND allocation_list_id = (SELECT id FROM {alist} WHERE trial_id = %s AND status = %s)
-    RETURNING id, allocation_list_id, next_sequence - 1, size - next_sequence + 1,
-              low_alert_sent_at, {taken_slot}, {allocation_key}
-"""
-_TAKEN = """(SELECT {column} FROM {slot} slot JOIN {arm} arm ON arm.id = slot.arm_id
-               WHERE slot.stratum_id = {stratum}.id
-                 AND slot.sequence = {stratum}.next_sequence - 1)"""
+def _exhausted(alist: AllocationList, key: str) -> RandomisationError:
+    return RandomisationError(
+        _("The allocation list has no slot left in stratum %(key)s: the statistician has "
+          "been told and must add a new list version.") % {"key": key},
+        code="list_exhausted", params={"list_id": alist.pk, "key": key})
 
 
-@functools.cache
-def _take_slot_sql(vendor: str) -> str:
-    tables = {"stratum": Stratum._meta.db_table, "alist": AllocationList._meta.db_table,
-              "slot": AllocationSlot._meta.db_table, "arm": Arm._meta.db_table}
-    taken = ",\n              ".join(_TAKEN.format(column=column, **tables)
-                                     for column in ("slot.id", "slot.kit_code", "arm.id",
-                                                    "arm.code"))
-    return _TAKE_SLOT.format(taken_slot=taken, allocation_key=sql.next_key(Allocation),
-                             **tables)
+def _take_slot(trial: Trial, key: str) -> AllocationSlot:
+    """The next slot of the active list's stratum ``key``, taken under the stratum's row lock.
 
-
-def _take_slot(trial: Trial, key: str) -> tuple[int, int, Arm, str, int | None]:
-    """Take the next slot of the active list's stratum ``key`` under the stratum's row lock.
-
-    Returns the list's ID, the slot's ID, its arm (code loaded; other fields on first use), its
-    kit code ("" in an open-label trial) and the allocation's key (``sql.reserve_key``).
+    ``select_for_update`` holds the stratum row until the transaction ends, so concurrent
+    randomisations into one stratum queue here: each reads ``next_sequence`` as the one before
+    it left it at its COMMIT, so no slot is taken twice and none is skipped. Returned with its
+    list and arm loaded.
     """
-    taken = next(iter(sql.fetch(_take_slot_sql(connection.vendor),
-                                [key, trial.pk, ListStatus.ACTIVE])), None)
-    if taken is None:
-        alist = _active_list_or_error(trial)
-        # The list has no such stratum, or its slots are all taken.
-        raise RandomisationError(
-            _("The allocation list has no slot left in stratum %(key)s: the statistician has "
-              "been told and must add a new list version.") % {"key": key},
-            code="list_exhausted", params={"list_id": alist.pk, "key": key})
-    (stratum_id, list_id, sequence, remaining, low_alert_sent_at,
-     slot_id, kit, arm_id, arm_code, allocation_key) = taken
-    if slot_id is None:
+    try:
+        stratum = (Stratum.objects.select_for_update(of=("self",))
+                   .select_related("allocation_list")
+                   .get(allocation_list__trial=trial, allocation_list__status=ListStatus.ACTIVE,
+                        key=key))
+    except Stratum.DoesNotExist:  # no active list, or it has no such stratum
+        raise _exhausted(_active_list_or_error(trial), key)
+    if stratum.next_sequence > stratum.size:  # its slots are all taken
+        raise _exhausted(stratum.allocation_list, key)
+    alist = stratum.allocation_list
+    try:
+        slot = AllocationSlot.objects.select_related("arm").get(stratum=stratum,
+                                                                sequence=stratum.next_sequence)
+    except AllocationSlot.DoesNotExist:
         # A sealed list holds every slot of each stratum, 1 to its size (checked when it is
         # made or imported, and against its digest by ``verify_allocation_list``): a missing
         # one means the stored list was damaged. Refused, and the transaction rolls back.
         raise RandomisationError(
             _("Stratum %(key)s of the allocation list has no slot #%(n)s: the list is damaged. "
               "The statistician must verify it (verify_allocation_list).") % {
-                "key": key, "n": sequence}, code="list_damaged")
-    arm = Arm.from_db(connection.alias, ["id", "trial_id", "code"], [arm_id, trial.pk, arm_code])
-    arm.trial = trial
+                "key": key, "n": stratum.next_sequence}, code="list_damaged")
+    slot.allocation_list = alist
+    stratum.next_sequence += 1
+    fields = ["next_sequence"]
     threshold = trial.definition["randomisation"].get("low_slot_threshold")
-    if threshold is not None and remaining <= threshold and low_alert_sent_at is None:
+    if threshold is not None and stratum.remaining <= threshold and not stratum.low_alert_sent_at:
         # Once per stratum: the stratum row is ours until commit, so no other request can
         # send it too.
-        Stratum.objects.filter(pk=stratum_id).update(low_alert_sent_at=timezone.now())
-        number = AllocationList.objects.values_list("number", flat=True).get(pk=list_id)
+        stratum.low_alert_sent_at = timezone.now()
+        fields.append("low_alert_sent_at")
+        number, remaining = alist.number, stratum.remaining
         _notify(trial, [Role.STATISTICIAN], lambda: (
             _("Allocation list #%(n)s: stratum running low") % {"n": number},
             ngettext("Stratum %(key)s of allocation list #%(n)s has %(left)s unused slot left "
@@ -566,7 +544,8 @@ def _take_slot(trial: Trial, key: str) -> tuple[int, int, Arm, str, int | None]:
                      "(threshold %(threshold)s). Prepare a new list version before it runs out.",
                      remaining) % {"key": key, "n": number, "left": remaining,
                                    "threshold": threshold}))
-    return list_id, slot_id, arm, kit or "", allocation_key
+    stratum.save(update_fields=fields)
+    return slot
 
 
 def _alert_exhausted(list_id: int, key: str) -> None:

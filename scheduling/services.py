@@ -55,12 +55,11 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, Validat
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _, ngettext
-from simple_history.utils import bulk_update_with_history
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from core import audit
-from core.history import create_with_history
 from crfs import services as crfs
-from crfs.facts import (RANDOMISATION, FactRecord, Facts, randomisation_date, read_facts)
+from crfs.facts import RANDOMISATION, FactRecord, Facts, randomisation_date, read_facts
 from crfs.models import CRFRecord, DataQuery
 from patients.windows import Window, add_months, as_date, visit_window
 from trials import policy
@@ -266,8 +265,8 @@ def _reconcile(participant: Participant, arm_code: str, facts: Facts, *, by,
         change.closed.append(visit)
         to_update.append(visit)
     if change.created:
-        create_with_history(change.created, user=_user(by), reason=_why(reason),
-                            match=("code", "occurrence"))
+        bulk_create_with_history(change.created, Visit, default_user=_user(by),
+                                 default_change_reason=_why(reason))
     if to_update:
         bulk_update_with_history(
             to_update, Visit, ["anchor_date", "target_date", "window_opens", "window_closes",

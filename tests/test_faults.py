@@ -72,15 +72,15 @@ def test_postgresql_unreachable_gives_a_clear_503_page_and_api_error():
 @pytest.mark.django_db(transaction=True)
 def test_a_connection_lost_mid_randomisation_leaves_nothing_half_written(
         reminet_ready, client, client_for, monkeypatch):
-    """The backend is terminated (pg_terminate_backend, from another connection) after the
-    randomisation's rows are written (the slot taken; the allocation, visits, status and audit
-    entry in one statement) and before COMMIT: the page answers 503 and the database holds no
-    allocation, no used slot, no visit, no audit entry of it."""
+    """The backend is terminated (pg_terminate_backend, from another connection) between the
+    randomisation's writes: after the slot is taken and the allocation written, before the
+    schedule, the status and the audit entry. They are one transaction: the page answers 503
+    and the database holds no allocation, no used slot, no visit, no audit entry of it."""
     import psycopg
 
     from patients.models import Participant, Status, Visit
+    from randomization import services
     from randomization.models import Allocation, Stratum
-    from core import history
     from core.models import AuditEvent
 
     trial, coordinator = reminet_ready
@@ -88,21 +88,20 @@ def test_a_connection_lost_mid_randomisation_leaves_nothing_half_written(
                                                  l1_response="stable_disease")
     client_for(coordinator)
     counters_before = list(Stratum.objects.order_by("pk").values())
-    real_write = history._execute_together
+    real_schedule = services.create_schedule
     s = connection.settings_dict
     dsn = f"host={s['HOST'] or '127.0.0.1'} port={s['PORT'] or 5432} dbname={s['NAME']} " \
           f"user={s['USER']}" + (f" password={s['PASSWORD']}" if s["PASSWORD"] else "")
 
-    def lose_the_connection(writes):
-        real_write(writes)
+    def lose_the_connection(allocation, records=None):
         # Written, not committed: seen by this transaction only.
-        assert Allocation.objects.filter(participant=participant).exists()
-        assert Visit.objects.filter(participant=participant).exists()
+        assert Allocation.objects.filter(pk=allocation.pk).exists()
         pid = connection.connection.info.backend_pid
         with psycopg.connect(dsn, autocommit=True) as other:
             other.execute("SELECT pg_terminate_backend(%s)", [pid])
+        return real_schedule(allocation, records)
 
-    monkeypatch.setattr(history, "_execute_together", lose_the_connection)
+    monkeypatch.setattr(services, "create_schedule", lose_the_connection)
     response = client.post(reverse("randomize", args=[trial.slug, participant.study_id]),
                            {"stratum_grade": "G2", "stratum_l1_response": "stable_disease"})
     assert response.status_code == 503
@@ -114,7 +113,7 @@ def test_a_connection_lost_mid_randomisation_leaves_nothing_half_written(
     assert Participant.objects.get(pk=participant.pk).status != Status.RANDOMISED
     assert not AuditEvent.objects.filter(action="participant.randomised").exists()
     # And the same randomisation succeeds once the database is back.
-    monkeypatch.setattr(history, "_execute_together", real_write)
+    monkeypatch.setattr(services, "create_schedule", real_schedule)
     response = client.post(reverse("randomize", args=[trial.slug, participant.study_id]),
                            {"stratum_grade": "G2", "stratum_l1_response": "stable_disease"})
     assert response.status_code == 302

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from enum import Enum
 
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
-from . import sql
 from .models import Membership, Role, Site, Trial
 
 
@@ -80,40 +79,19 @@ def _memberships(user, trial: Trial) -> list[Membership]:
 def visible_trial(user, slug: str) -> Trial | None:
     """The trial ``slug`` when ``user`` has a part in it (or is a superuser), else None.
 
-    The trial comes with the user's active memberships in it, in one query (every trial page
-    asks, so it is SQL: see ``trials.sql``); they are kept for this request's later checks
-    (``_memberships``), which then read nothing.
+    The trial comes with the user's active memberships in it (prefetched: two queries); they
+    are kept for this request's later checks (``_memberships``), which then read nothing.
     """
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return None
-    columns, tables, params = trial_with_memberships(user)
-    return trial_from_rows(user, sql.fetch(f"SELECT {columns} FROM {tables} WHERE t.slug = %s",
-                                           [*params, slug]))
-
-
-def trial_with_memberships(user) -> tuple[str, str, list]:
-    """The columns, tables and parameters of a read of trials ``t`` with ``user``'s active
-    memberships ``m`` in each (a LEFT JOIN: a row per membership, or one with NULLs), for a
-    query that joins more to them; its rows go to ``trial_from_rows``."""
-    return (f"{sql.select(Trial, 't')}, {sql.select(Membership, 'm')}",
-            f"{sql.table(Trial)} t LEFT JOIN {sql.table(Membership)} m"
-            f" ON m.trial_id = t.id AND m.user_id = %s AND m.active", [user.pk])
-
-
-def trial_from_rows(user, rows: list[tuple]) -> Trial | None:
-    """The trial of rows of ``trial_with_memberships`` (their first columns) when ``user``
-    has a part in it, else None; the memberships are kept for this request's checks."""
-    if not rows or not getattr(user, "is_authenticated", False) or not user.is_active:
+    # ``order_by()``: the model's ordering would join the trial and user tables for nothing.
+    mine = Membership.objects.filter(user=user, active=True).order_by()
+    trial = (Trial.objects.filter(slug=slug)
+             .prefetch_related(Prefetch("memberships", queryset=mine, to_attr="user_memberships"))
+             .first())
+    if trial is None or not (trial.user_memberships or user.is_superuser):
         return None
-    trial = sql.instance(Trial, rows[0][:sql.width(Trial)])
-    # No membership: one row, its membership columns NULL (the LEFT JOIN).
-    memberships = [m for row in rows
-                   for m in sql.instances(row[sql.width(Trial):], Membership) if m]
-    if not memberships and not user.is_superuser:
-        return None
-    for m in memberships:
-        m.trial = trial  # one trial object for the request, as ``_memberships`` would have
-    user.__dict__.setdefault("_ctms_memberships", {})[trial.pk] = memberships
+    user.__dict__.setdefault("_ctms_memberships", {})[trial.pk] = trial.user_memberships
     return trial
 
 

@@ -12,10 +12,7 @@ def get_trial_for(user, slug: str, perm: policy.Perm = policy.Perm.VIEW_TRIAL) -
     """The trial, or 404 when it does not exist or the user has no part in it; 403 when they
     have a part in it but their role lacks ``perm`` (they may see the trial, not do this), as
     the API answers."""
-    return _checked(user, policy.visible_trial(user, slug), perm)
-
-
-def _checked(user, trial: Trial | None, perm: policy.Perm) -> Trial:
+    trial = policy.visible_trial(user, slug)
     if trial is None or not policy.has_perm(user, policy.Perm.VIEW_TRIAL, trial):
         raise Http404("No such trial.")
     if not policy.has_perm(user, perm, trial):

@@ -105,8 +105,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     # Server-side binding: parameters travel apart from the SQL text instead of being quoted
     # into it in Python, and psycopg prepares a statement once a connection has run it five
-    # times, so PostgreSQL no longer parses and plans the same queries on every request
-    # (randomisation's PostgreSQL time fell by about 40 %; see README, "Benchmarks").
+    # times, so PostgreSQL no longer parses and plans the same queries on every request.
     # Off for a connection pooler in transaction mode (PgBouncer before 1.21): prepared
     # statements do not survive a switch of server connection there.
     prepared = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)

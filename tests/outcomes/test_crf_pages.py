@@ -21,15 +21,15 @@ from trials.models import crf_of
 # Accounts and security, on every request of a two-factor user: their OTP device. (The
 # session's expiry is pushed back by the first request of each minute, warmed up below.)
 SECURITY_QUERIES = 1
-# Session, the user with their profile (one query), the trial with the user's memberships in it,
-# the participant with its site, visit, then the selector's four: the record (with its newest
+# Session, the user with their profile (one query), trial, the user's memberships in it,
+# participant (with its site), visit, then the selector's four: the record (with its newest
 # version), its signatures, its queries, their messages (this last one only when there is a
 # query to read messages of).
-CRF_PAGE_QUERIES = 9 + SECURITY_QUERIES
-# Session, the user with their profile (one query), the trial with the user's memberships in it,
-# the participant with its site, allocation, timeline (visits, deviations, allocation),
+CRF_PAGE_QUERIES = 10 + SECURITY_QUERIES
+# Session, the user with their profile (one query), trial, the user's memberships in it,
+# participant (with its site), allocation, timeline (visits, deviations, allocation),
 # eligibility, anchors, forms (records, open queries), unblinding.
-PARTICIPANT_PAGE_QUERIES = 13 + SECURITY_QUERIES
+PARTICIPANT_PAGE_QUERIES = 14 + SECURITY_QUERIES
 
 
 def buttons(html: str) -> set[str]:

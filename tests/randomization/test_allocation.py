@@ -240,11 +240,10 @@ def test_a_slot_missing_from_a_sealed_list_is_refused_with_nothing_written(remin
 
 
 def test_a_randomisation_runs_a_fixed_number_of_statements(reminet_ready):
-    """Whatever the participant: the lock and CRFs (one read), the slot, then the allocation,
-    the visits, the participant's status and the audit entry, with BEGIN and COMMIT. On
-    PostgreSQL those four writes and their history rows are one statement
-    (``history.one_statement``); on SQLite each is a statement, and the history rows of the
-    visits and of the participant take one more each."""
+    """Whatever the participant, on either database: the participant locked, its CRFs, the
+    stratum locked, its slot, the stratum's counter, the allocation, the visits and their
+    history rows (one statement each), the participant's status and its history row, the audit
+    entry: eleven statements, and the two that begin and end its transaction."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -262,5 +261,20 @@ def test_a_randomisation_runs_a_fixed_number_of_statements(reminet_ready):
         with CaptureQueriesContext(connection) as queries:
             services.randomize(p, by=coordinator)
         counts.append(len(queries))
-    expected = 6 if connection.vendor == "postgresql" else 11
-    assert counts == [expected, expected], [q["sql"][:80] for q in queries]
+    assert counts == [13, 13], [q["sql"][:80] for q in queries]
+
+
+def test_a_randomisation_leaves_history_rows_naming_who_and_why(reminet_ready):
+    from patients.models import Visit
+
+    trial, coordinator = reminet_ready
+    p = factories.eligible_participant(trial, by=coordinator)
+    services.randomize(p, by=coordinator)
+    newest = Participant.history.filter(id=p.pk).latest("history_id")
+    assert (newest.history_type, newest.history_user, newest.history_change_reason,
+            newest.status) == ("~", coordinator, "randomised", Status.RANDOMISED)
+    visits = Visit.objects.filter(participant=p)
+    assert visits.exists()
+    assert sorted(Visit.history.filter(participant=p).values_list(
+        "id", "history_type", "history_user", "history_change_reason")) == sorted(
+        (v.pk, "+", coordinator.pk, "schedule created at randomisation") for v in visits)

@@ -101,7 +101,7 @@ def test_visible_trial_reads_the_trial_with_the_users_memberships(
 
     site = rectal.sites.order_by("code").first()
     user = make_user("coordinator", rectal, site)
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(2):  # the trial, then the user's memberships in it
         trial = policy.visible_trial(user, "rectal-resection")
         # What the pages ask next is answered from the memberships read with the trial.
         assert policy.has_perm(user, Perm.RANDOMISE, trial, site=site)
@@ -138,9 +138,8 @@ def test_demo_setup_builds_a_trial_at_every_stage(db, settings):
 
 def test_the_trial_and_participant_read_together_answer_as_read_apart(
         rectal, reminet, make_user, django_assert_num_queries):
-    """What every participant page reads first: the same participant, the same 404s and 403s
-    as ``get_trial_for`` then ``get_participant_for``, in two queries (the trial with the
-    user's memberships, the participant with its site)."""
+    """Every participant page reads both: the same participant, the same 404s and 403s as
+    ``get_trial_for`` then ``get_participant_for``."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import AnonymousUser
     from django.core.exceptions import PermissionDenied
@@ -181,7 +180,8 @@ def test_the_trial_and_participant_read_together_answer_as_read_apart(
             answers.add(together if isinstance(together, str) else "found")
     assert answers == {"Http404", "PermissionDenied", "found"}
     user = get_user_model().objects.get(pk=coordinator.pk)
-    with django_assert_num_queries(2):
+    # The trial, the user's memberships in it, the participant with its site.
+    with django_assert_num_queries(3):
         trial, participant = get_trial_and_participant_for(user, "rectal-resection",
                                                            here.study_id, Perm.RANDOMISE)
         assert policy.has_perm(user, Perm.RANDOMISE, trial, participant.site)
