@@ -30,6 +30,7 @@ def trial_detail(request, slug: str):
 def health(request):
     """For load balancers and compose health checks: 200 when the database answers, else 503."""
     try:
+        # Raw SQL: a probe of the server, not of any table; the ORM has no query without a model.
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError:

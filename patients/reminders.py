@@ -6,13 +6,13 @@ exactly once:
 
 1. ``detect`` writes one ``VisitReminder`` row per planned visit that needs one — window opens
    within 7 days, closes within 2 days, or closed without the visit done (in the last 90 days:
-   ``OVERDUE_LOOKBACK_DAYS``) — in one
-   ``INSERT … SELECT … ON CONFLICT DO NOTHING``. The unique (visit, kind) constraint makes a
-   second run, or a concurrent one, insert nothing: the row exists before any mail leaves.
+   ``OVERDUE_LOOKBACK_DAYS``) — with one ``bulk_create(ignore_conflicts=True)``. The unique
+   (visit, kind) constraint makes a second run, or a concurrent one, insert nothing: the row
+   exists before any mail leaves.
 2. ``fan_out`` writes one ``ReminderDelivery`` per new reminder and recipient (the
    investigators and coordinators of the visit's site, as ``policy`` says: memberships at that
-   site or at all sites), unique per (reminder, recipient), in one more statement, in the same
-   transaction as step 1: a crash between the two leaves neither.
+   site or at all sites), unique per (reminder, recipient), with one more ``bulk_create``, in
+   the same transaction as step 1: a crash between the two leaves neither.
 3. ``send_digest`` claims a person's unsent deliveries with one atomic ``UPDATE`` (``claimed_by``
    = the Celery task id) that commits before the mail is built. A concurrent run's ``UPDATE``
    waits for that commit, re-reads the rows, finds them claimed, and claims nothing. The digest
@@ -26,8 +26,7 @@ before the ``UPDATE`` marking it sent committed. Then the next run sends it agai
 once rather than lost, which for a clinical reminder is the right way round.
 
 Every statement works on the whole set (no query per visit): the cost is a fixed number of
-statements plus a few per recipient. Written in SQL where the ORM cannot express it (an
-``INSERT … SELECT``); the SQL is standard and runs on PostgreSQL and SQLite alike.
+statements (on SQLite, one insert per batch of rows) plus a few per recipient.
 """
 from __future__ import annotations
 
@@ -41,8 +40,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.mail import EmailMessage
-from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import formats, timezone, translation
@@ -52,7 +51,7 @@ from trials import policy
 from trials.models import Membership, Site
 from trials.policy import Perm
 
-from .models import Participant, ReminderDelivery, ReminderKind, Visit, VisitReminder, VisitStatus
+from .models import ReminderDelivery, ReminderKind, Visit, VisitReminder, VisitStatus
 
 logger = logging.getLogger("ctms.reminders")
 
@@ -67,29 +66,42 @@ SECTION_LIMIT = 20           # visits listed per kind in one digest; the rest ar
 KIND_ORDER = [ReminderKind.OVERDUE, ReminderKind.CLOSES_SOON, ReminderKind.OPENS_SOON]
 
 
-def _tables() -> dict[str, str]:
-    User = get_user_model()
-    return {"visit": Visit._meta.db_table, "reminder": VisitReminder._meta.db_table,
-            "site": Site._meta.db_table,
-            "delivery": ReminderDelivery._meta.db_table,
-            "participant": Participant._meta.db_table,
-            "membership": Membership._meta.db_table, "user": User._meta.db_table}
-
-
-def _staff_sql(t: dict[str, str], roles: list[str]) -> str:
+def _staff() -> QuerySet[Membership]:
     """Who is told about a site's visits: active investigators and coordinators (``policy``:
-    the roles with ``VISIT_REMINDERS``) of the trial, at that site or at all its sites, with an
-    e-mail address. Columns: trial_id, site_id (NULL: all sites), user_id."""
-    return f"""
-        SELECT m.trial_id, m.site_id, m.user_id
-          FROM {t['membership']} m JOIN {t['user']} u ON u.id = m.user_id
-         WHERE m.active = %s AND m.role IN ({', '.join(['%s'] * len(roles))})
-           AND u.is_active = %s AND u.email <> ''"""
+    the roles with ``VISIT_REMINDERS``) of the trial, at that site or at all its sites
+    (``site`` empty), active users with an e-mail address."""
+    return (Membership.objects
+            .filter(active=True, role__in=policy.roles_with(Perm.VISIT_REMINDERS),
+                    user__is_active=True)
+            .exclude(user__email="")
+            .order_by())
+
+
+def _windows(today: dt.date) -> dict[str, Q]:
+    """The planned visits each kind of reminder is for, on ``today``."""
+    opens_by = today + dt.timedelta(days=OPENS_WITHIN_DAYS)
+    closes_by = today + dt.timedelta(days=CLOSES_WITHIN_DAYS)
+    overdue_since = today - dt.timedelta(days=OVERDUE_LOOKBACK_DAYS)
+    return {ReminderKind.OPENS_SOON: Q(window_opens__gt=today, window_opens__lte=opens_by),
+            ReminderKind.CLOSES_SOON: Q(window_closes__gte=today, window_closes__lte=closes_by),
+            ReminderKind.OVERDUE: Q(window_closes__gte=overdue_since, window_closes__lt=today)}
+
+
+def _insert_new(rows: list, written_now: QuerySet) -> int:
+    """``bulk_create`` the rows, those a unique constraint already holds skipped; return how
+    many are new: the rows ``written_now`` finds (stamped with this run's instant, which tells
+    one run from another, as in ``fan_out``) after the insert, less those it found before.
+    With ``ignore_conflicts`` the database does not say which rows it skipped."""
+    if not rows:
+        return 0
+    before = written_now.count()
+    written_now.model.objects.bulk_create(rows, ignore_conflicts=True)
+    return written_now.count() - before
 
 
 @transaction.atomic
 def raise_reminders(today: dt.date) -> tuple[int, int]:
-    """Write today's reminders and their deliveries, all or nothing (two statements).
+    """Write today's reminders and their deliveries, all or nothing.
 
     Returns (new reminders, new deliveries). A reminder is raised only for a site with
     someone to tell; until then the visit stays a candidate, so a coordinator appointed
@@ -101,77 +113,50 @@ def raise_reminders(today: dt.date) -> tuple[int, int]:
 
 def detect(today: dt.date, *, now: dt.datetime) -> int:
     """Write a ``VisitReminder`` for every planned visit that needs one on ``today`` and has
-    someone to tell (one statement); returns how many rows are new."""
-    t = _tables()
-    roles = policy.roles_with(Perm.VISIT_REMINDERS)
-    day = connection.ops.adapt_datefield_value
-    planned = VisitStatus.PLANNED.value
-    # Each branch reads a date range of planned visits (partial indexes), joined to the (few)
-    # sites with someone to tell. Visits already reminded of a kind are skipped by ON CONFLICT
-    # on the unique (visit, kind) index: the same index settles a race with a concurrent run,
-    # and it behaves the same whatever the planner's statistics (an anti-join against the
-    # table being filled does not: on a first run it can scan the growing table per row).
-    branch = f"""
-        SELECT v.id, %s, %s FROM {t['visit']} v
-          JOIN {t['participant']} p ON p.id = v.participant_id
-          JOIN staffed ON staffed.site_id = p.site_id
-         WHERE v.status = %s AND {{window}}"""
-    sql = (f"""
-        WITH staff AS ({_staff_sql(t, roles)}),
-        staffed AS (
-            SELECT s.id AS site_id FROM {t['site']} s
-             WHERE EXISTS (SELECT 1 FROM staff WHERE staff.trial_id = s.trial_id
-                              AND (staff.site_id = s.id OR staff.site_id IS NULL)))
-        INSERT INTO {t['reminder']} (visit_id, kind, created_at)"""
-           + branch.format(window="v.window_opens > %s AND v.window_opens <= %s")
-           + " UNION ALL" + branch.format(window="v.window_closes >= %s AND v.window_closes <= %s")
-           + " UNION ALL" + branch.format(window="v.window_closes >= %s AND v.window_closes < %s")
-           + " ON CONFLICT DO NOTHING")
-    params: list = [True, *roles, True]
-    stamp = connection.ops.adapt_datetimefield_value(now)
-    for kind, bounds in (
-            (ReminderKind.OPENS_SOON, [today, today + dt.timedelta(days=OPENS_WITHIN_DAYS)]),
-            (ReminderKind.CLOSES_SOON, [today, today + dt.timedelta(days=CLOSES_WITHIN_DAYS)]),
-            (ReminderKind.OVERDUE, [today - dt.timedelta(days=OVERDUE_LOOKBACK_DAYS), today])):
-        params += [kind.value, stamp, planned, *map(day, bounds)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return max(cursor.rowcount, 0)
+    someone to tell; returns how many rows are new.
+
+    One query per kind reads a date range of planned visits (partial indexes) at the sites
+    with someone to tell, less those already reminded of that kind (read before the insert,
+    never against the table while it fills); then one ``bulk_create``. A concurrent run that
+    found the same visits waits on the unique (visit, kind) index and skips them. Rows go in
+    sorted, so two runs take the index entries in the same order and cannot deadlock."""
+    staff = _staff()
+    staffed = Site.objects.filter(Exists(
+        staff.filter(trial=OuterRef("trial")).filter(Q(site=OuterRef("pk")) | Q(site=None))))
+    planned = Visit.objects.filter(status=VisitStatus.PLANNED, participant__site__in=staffed)
+    found = sorted(
+        (visit_id, kind)
+        for kind, window in _windows(today).items()
+        for visit_id in (planned.filter(window)
+                         .exclude(Exists(VisitReminder.objects.filter(visit=OuterRef("pk"),
+                                                                      kind=kind)))
+                         .order_by().values_list("pk", flat=True)))
+    return _insert_new([VisitReminder(visit_id=visit_id, kind=kind, created_at=now)
+                        for visit_id, kind in found],
+                       VisitReminder.objects.filter(created_at=now))
 
 
 def fan_out(now: dt.datetime) -> int:
-    """One ``ReminderDelivery`` per reminder raised at ``now`` and per person to tell (one
-    statement). The new reminders are read first (``todo``, materialised on PostgreSQL so the
-    plan starts from them, whatever the statistics say), then joined to the staff twice —
-    site members, all-sites members — so that both joins are plain equi-joins."""
-    t = _tables()
-    roles = policy.roles_with(Perm.VISIT_REMINDERS)
-    materialized = "MATERIALIZED" if connection.vendor == "postgresql" else ""
-    members = """
-        SELECT todo.reminder_id, staff.user_id FROM todo
-          JOIN staff ON staff.trial_id = todo.trial_id AND {site}"""
-    sql = f"""
-        WITH staff AS ({_staff_sql(t, roles)}),
-        todo AS {materialized} (
-            SELECT r.id AS reminder_id, p.trial_id, p.site_id
-              FROM {t['reminder']} r
-              JOIN {t['visit']} v ON v.id = r.visit_id
-              JOIN {t['participant']} p ON p.id = v.participant_id
-             WHERE r.created_at = %s)
-        INSERT INTO {t['delivery']}
-               (reminder_id, recipient_id, created_at, claimed_by, attempts, last_error)
-        SELECT reminder_id, user_id, %s, '', 0, '' FROM (
-            {members.format(site="staff.site_id = todo.site_id")}
-            UNION
-            {members.format(site="staff.site_id IS NULL")}
-        ) AS recipients
-         WHERE true
-        ON CONFLICT DO NOTHING
-    """
-    stamp = connection.ops.adapt_datetimefield_value(now)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [True, *roles, True, stamp, stamp])
-        return max(cursor.rowcount, 0)
+    """One ``ReminderDelivery`` per reminder raised at ``now`` and per person to tell: the
+    site's staff and the trial's all-sites staff, each person once. Two reads (the new
+    reminders with their visit's trial and site, the staff: a few hundred rows), the pairs
+    made here, one ``bulk_create``."""
+    raised = list(VisitReminder.objects.filter(created_at=now).order_by("pk")
+                  .values_list("pk", "visit__participant__trial_id",
+                               "visit__participant__site_id"))
+    if not raised:
+        return 0
+    at_site: dict[tuple[int, int], set[int]] = defaultdict(set)
+    all_sites: dict[int, set[int]] = defaultdict(set)
+    for trial_id, site_id, user_id in _staff().values_list("trial_id", "site_id", "user_id"):
+        (all_sites[trial_id] if site_id is None else at_site[trial_id, site_id]).add(user_id)
+    nobody: set[int] = set()
+    deliveries = [
+        ReminderDelivery(reminder_id=reminder_id, recipient_id=user_id, created_at=now)
+        for reminder_id, trial_id, site_id in raised
+        for user_id in sorted(at_site.get((trial_id, site_id), nobody)
+                              | all_sites.get(trial_id, nobody))]
+    return _insert_new(deliveries, ReminderDelivery.objects.filter(reminder__created_at=now))
 
 
 def recipients_waiting() -> list[int]:

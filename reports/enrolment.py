@@ -24,12 +24,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Count, F, Max, Min
+from django.db.models import Count, F, Func, IntegerField, Max, Min, Q, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from patients.models import RANDOMISED_STATUSES, Deviation, Participant, Status
+from patients.models import (RANDOMISED_STATUSES, Deviation, Participant, Status, Visit,
+                             VisitStatus)
 from randomization.models import Allocation
 from trials import policy
 from trials.models import Arm, Trial
@@ -225,21 +226,27 @@ STATUS_FIELD = {Status.RANDOMISED: "on_treatment", Status.ON_TREATMENT: "on_trea
                 Status.FOLLOW_UP: "follow_up", Status.WITHDRAWN: "withdrawn",
                 Status.DEAD: "dead", Status.COMPLETED: "completed"}
 
-# The visits that should have happened (done, or overdue), by site: the forms they list and
-# how many are overdue; then the CRF records at those visits, by site.
-DUE = "(v.status = 'done' OR (v.status = 'planned' AND v.window_closes < %s))"
-EXPECTED_SQL = f"""
-    SELECT p.site_id, SUM({{length}}(v.crfs)), COUNT(*) FILTER (WHERE v.status = 'planned')
-    FROM patients_visit v JOIN patients_participant p ON p.id = v.participant_id
-    WHERE p.trial_id = %s AND p.site_id IN ({{sites}}) AND {DUE}
-    GROUP BY p.site_id"""
-ENTERED_SQL = f"""
-    SELECT p.site_id, COUNT(*), COUNT(*) FILTER (WHERE c.status <> 'draft')
-    FROM outcomes_crfrecord c
-    JOIN patients_visit v ON v.id = c.visit_id
-    JOIN patients_participant p ON p.id = c.participant_id
-    WHERE p.trial_id = %s AND p.site_id IN ({{sites}}) AND {DUE}
-    GROUP BY p.site_id"""
+
+class JSONArrayLength(Func):
+    """The length of a JSON array column: ``json_array_length`` on SQLite,
+    ``jsonb_array_length`` on PostgreSQL."""
+
+    output_field = IntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, function="json_array_length", **extra_context)
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, function="jsonb_array_length",
+                           **extra_context)
+
+
+def _due(today: dt.date, *, path: str = "") -> Q:
+    """The visits that should have happened by ``today``: done, or overdue (window closed and
+    not done). ``path``: the way to the visit from the model queried (``"visit__"``)."""
+    done = Q(**{f"{path}status": VisitStatus.DONE})
+    overdue = Q(**{f"{path}status": VisitStatus.PLANNED, f"{path}window_closes__lt": today})
+    return done | overdue
 
 
 @contextmanager
@@ -251,6 +258,7 @@ def _analytic_session():
     if connection.vendor != "postgresql":
         yield
         return
+    # Raw SQL: SET and RESET change the session, they query nothing; the ORM cannot say them.
     with connection.cursor() as cursor:
         cursor.execute("SET jit = off")
         cursor.execute("SET work_mem = '32MB'")
@@ -266,16 +274,24 @@ def _completeness(rows: dict[int, SiteFigures], trial: Trial, site_ids: list[int
                   today: dt.date) -> None:
     if not site_ids:
         return
-    length = "jsonb_array_length" if connection.vendor == "postgresql" else "json_array_length"
-    sites = ", ".join(["%s"] * len(site_ids))
-    params = [trial.pk, *site_ids, today]
-    with connection.cursor() as cursor:
-        cursor.execute(EXPECTED_SQL.format(length=length, sites=sites), params)
-        for site_id, expected, overdue in cursor.fetchall():
-            rows[site_id].expected_crfs, rows[site_id].overdue_visits = int(expected or 0), overdue
-        cursor.execute(ENTERED_SQL.format(sites=sites), params)
-        for site_id, entered, complete in cursor.fetchall():
-            rows[site_id].entered_crfs, rows[site_id].complete_crfs = entered, complete
+    # The visits that should have happened, by site: the forms they list and how many are
+    # overdue; then the CRF records at those visits, by site.
+    for r in (Visit.objects.filter(_due(today), participant__trial=trial,
+                                   participant__site_id__in=site_ids)
+              .values(site_id=F("participant__site_id"))
+              .annotate(expected=Sum(JSONArrayLength("crfs")),
+                        overdue=Count("pk", filter=Q(status=VisitStatus.PLANNED)))
+              .order_by()):
+        rows[r["site_id"]].expected_crfs = r["expected"] or 0
+        rows[r["site_id"]].overdue_visits = r["overdue"]
+    for r in (CRFRecord.objects.filter(_due(today, path="visit__"), participant__trial=trial,
+                                       participant__site_id__in=site_ids)
+              .values(site_id=F("participant__site_id"))
+              .annotate(entered=Count("pk"),
+                        complete=Count("pk", filter=~Q(status=CRFStatus.DRAFT)))
+              .order_by()):
+        rows[r["site_id"]].entered_crfs = r["entered"]
+        rows[r["site_id"]].complete_crfs = r["complete"]
     for r in (DataQuery.objects.filter(record__participant__site_id__in=site_ids,
                                        record__participant__trial=trial, status__in=UNRESOLVED)
               .values(site_id=F("record__participant__site_id")).annotate(n=Count("pk"))

@@ -14,9 +14,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
+from crfs.models import CRFRecord, CRFStatus
+from patients.models import Status, Visit, VisitStatus
 from reports import services as reports, tasks
+from reports.enrolment import enrolment_figures
 from reports.models import ReportRequest, ReportStatus
-from patients.models import Status
 from tests import factories
 from tests.randomization.test_blinding import assert_no_arm
 from core.models import AuditEvent
@@ -253,6 +255,52 @@ def test_figures_take_a_fixed_number_of_queries(trial, sponsor, django_assert_ma
 
     with django_assert_max_num_queries(16):
         build_enrolment_report(trial, viewer=sponsor, stream=io.BytesIO())
+
+
+def test_completeness_counts_the_forms_of_visits_due_and_the_records_at_them(trial, sponsor):
+    """Expected CRFs: the forms listed at visits done or overdue (window closed, not done);
+    entered: records at those visits; complete: entered and not a draft. Per site, as the
+    rule says, whatever the database."""
+    today = timezone.localdate()
+    visits = list(Visit.objects.filter(participant__trial=trial).order_by("pk"))
+    past = [v for v in visits if v.window_closes < today]
+    future = [v for v in visits if v.window_opens > today]
+    assert len(past) >= 6 and len(future) >= 2
+    for v in past[::3]:
+        Visit.objects.filter(pk=v.pk).update(status=VisitStatus.DONE, done_on=v.window_opens)
+    Visit.objects.filter(pk=past[1].pk).update(crfs=[])
+    Visit.objects.filter(pk=past[2].pk).update(crfs=["a", "b", "c"])
+    # Closing today: not overdue yet, so neither its forms nor its records are expected.
+    Visit.objects.filter(pk=future[0].pk).update(window_opens=today - dt.timedelta(days=3),
+                                                 window_closes=today)
+    statuses = [CRFStatus.DRAFT, CRFStatus.COMPLETE, CRFStatus.SIGNED, CRFStatus.LOCKED]
+    for i, v in enumerate(past + future[:2]):
+        CRFRecord.objects.create(
+            participant_id=v.participant_id, crf_code="tumour_assessment", visit=v,
+            protocol_version_id=v.participant.protocol_version_id, created_by=sponsor,
+            updated_by=sponsor, status=statuses[i % 4])
+
+    def due(v) -> bool:
+        return v.status == VisitStatus.DONE or (v.status == VisitStatus.PLANNED
+                                                and v.window_closes < today)
+
+    figures = enrolment_figures(trial, viewer=sponsor, today=today)
+    sites = dict(trial.sites.values_list("code", "pk"))
+    got = {sites[row.code]: [row.expected_crfs, row.entered_crfs, row.complete_crfs,
+                             row.overdue_visits] for row in figures.sites}
+    want = {site_id: [0, 0, 0, 0] for site_id in got}
+    for v in Visit.objects.filter(participant__trial=trial).select_related("participant"):
+        if due(v):
+            want[v.participant.site_id][0] += len(v.crfs)
+            want[v.participant.site_id][3] += v.status == VisitStatus.PLANNED
+    for r in CRFRecord.objects.filter(participant__trial=trial, visit__isnull=False) \
+            .select_related("visit", "participant"):
+        if due(r.visit):
+            want[r.participant.site_id][1] += 1
+            want[r.participant.site_id][2] += r.status != CRFStatus.DRAFT
+    assert got == want
+    expected, entered, complete, overdue = map(sum, zip(*want.values()))
+    assert expected > entered > complete > 0 and overdue > 0
 
 
 # --------------------------------------------------------------------------- the pages

@@ -83,12 +83,14 @@ def test_one_digest_per_person_of_the_site_listing_every_visit(overdue_participa
 
 
 def test_running_the_job_twice_sends_nothing_twice(overdue_participant, site_staff):
-    run()
+    result = run()
     first = len(mail.outbox)
     rows = (VisitReminder.objects.count(), ReminderDelivery.objects.count())
     assert first and rows[0] == 2
-    run()
-    run()
+    assert (result["reminders"], result["deliveries"]) == rows, "counted as written"
+    for _ in range(2):
+        result = run()
+        assert (result["reminders"], result["deliveries"]) == (0, 0), "nothing new"
     assert len(mail.outbox) == first
     assert (VisitReminder.objects.count(), ReminderDelivery.objects.count()) == rows
     assert not ReminderDelivery.objects.filter(sent_at=None).exists()
@@ -149,9 +151,15 @@ def test_the_job_is_set_wise(rectal, rectal_site, rectal_coordinator, site_staff
     assert VisitReminder.objects.count() > 20
     assert large == small, (small, large)
     assert len(mail.outbox) == 4, "still one digest per person"
-    # Finding the reminders and their recipients: two INSERT … SELECT (in a savepoint here).
-    with django_assert_num_queries(4):
-        reminders.raise_reminders(TODAY() + days(2))
+    # Finding the reminders and their recipients, however many: a read of candidate visits per
+    # kind, one of the new reminders, one of the staff, two inserts each counted before and
+    # after (in a savepoint here).
+    ReminderDelivery.objects.all().delete()
+    VisitReminder.objects.all().delete()
+    with django_assert_num_queries(13):
+        found, told = reminders.raise_reminders(TODAY() + days(2))
+    assert found == VisitReminder.objects.count() > 20
+    assert told == ReminderDelivery.objects.count() == 4 * found
 
 
 def test_digest_in_french_for_a_french_speaker(overdue_participant, site_staff):

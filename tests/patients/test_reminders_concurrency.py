@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from celery.result import allow_join_result
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend
 from django.db import connection
@@ -25,26 +26,37 @@ class SlowSMTP(EmailBackend):
         return super().send_messages(messages)
 
 
-def run_twice_at_once(day: str) -> None:
+def run_twice_at_once(day: str) -> list[dict]:
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
+    results: list[dict] = []
 
     def worker():
         try:
             connection.ensure_connection()
             barrier.wait(timeout=30)
-            tasks.send_visit_reminders.delay(day)
+            # Not inside a task, whatever the other thread left in Celery's flag (below).
+            results.append(tasks.send_visit_reminders.delay(day).get(disable_sync_subtasks=False))
         except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    # Eager Celery marks "inside a task" in one process-wide flag, which two threads running
+    # tasks at once can leave set (and later tests' ``.get()`` would then refuse to run):
+    # ``allow_join_result`` puts back the value it found.
+    with allow_join_result():
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
     assert not errors, errors
+    return results
+
+
+def rows() -> tuple[int, int]:
+    return VisitReminder.objects.count(), ReminderDelivery.objects.count()
 
 
 def test_two_concurrent_runs_send_every_digest_once(rectal, make_user, settings):
@@ -62,7 +74,11 @@ def test_two_concurrent_runs_send_every_digest_once(rectal, make_user, settings)
     for attempt in range(3):  # three rounds of racing runs, on three days
         mail.outbox.clear()
         day = timezone.localdate() + timezone.timedelta(days=attempt * 10)
-        run_twice_at_once(day.isoformat())
+        before = rows()
+        results = run_twice_at_once(day.isoformat())
+        written = tuple(a - b for a, b in zip(rows(), before))
+        counted = tuple(sum(r[k] for r in results) for k in ("reminders", "deliveries"))
+        assert counted == written, "each new row counted by the one run that wrote it"
         recipients = sorted(m.to[0] for m in mail.outbox)
         assert len(recipients) == len(set(recipients)), f"a digest went twice: {recipients}"
         if attempt == 0:
