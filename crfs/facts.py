@@ -14,8 +14,8 @@ from typing import Iterable, NamedTuple
 from django.utils import timezone
 
 from patients.models import Participant
+from patients.status import derived_status
 from patients.windows import as_date
-from trials.protocol import PARTICIPANT_STATUSES
 
 from .models import CRFRecord, CRFStatus
 
@@ -103,5 +103,4 @@ def read_facts(participant: Participant, allocation,
                            == happened[event["code"]]), None)
             rule = rule["values"].get(answer, rule["otherwise"])
         statuses.append(rule)
-    status = max(statuses, key=PARTICIPANT_STATUSES.index, default=None)
-    return Facts(randomised_on, known, happened, status)
+    return Facts(randomised_on, known, happened, derived_status(statuses))

@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _, ngettext
 
 from core.reauth import password_confirmed
 from crfs import eligibility
+from patients import status as participant_status
 from patients.models import Participant, Status
 from core import audit, notify
 from crfs.facts import fact_records
@@ -471,8 +472,7 @@ def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> 
         stratum_key=key, strata=strata, arm=arm, kit_code=kit, randomised_at=timezone.now(),
         randomised_by=by)
     create_schedule(allocation, records)  # sets ``schedule_planned_through``, saved below
-    participant.status = Status.RANDOMISED
-    participant._history_user, participant._change_reason = by, "randomised"
+    participant_status.mark_randomised(participant, by=by)
     participant.save(update_fields=["status", "schedule_planned_through"])
     # Audit-log text: English on purpose (see the module docstring).
     audit.record("participant.randomised",

@@ -61,11 +61,12 @@ from core import audit
 from crfs import services as crfs
 from crfs.facts import RANDOMISATION, FactRecord, Facts, randomisation_date, read_facts
 from crfs.models import CRFRecord, DataQuery
+from patients import status as participant_status
 from patients.windows import Window, add_months, as_date, visit_window
 from trials import policy
 from trials.policy import Perm
 
-from patients.models import (RANDOMISED_STATUSES, Deviation, DeviationRule, Participant, Status, Visit,
+from patients.models import (Deviation, DeviationRule, Participant, Visit,
                      VisitStatus)
 
 UNSCHEDULED = "unscheduled"
@@ -476,7 +477,8 @@ def apply_crf(record, *, by, reason: str = "") -> ScheduleChange | None:
                           .values_list("anchor_date", flat=True)} for a in anchors}
     change = _reconcile(participant, allocation.arm.code, facts, by=by,
                         reason=reason or f"{record.crf_code} saved")
-    _update_status(participant, facts, by=by, why=f"{record.crf_code} saved")
+    participant_status.apply_derived(participant, facts.status, by=by,
+                                     why=f"{record.crf_code} saved")
     if change:
         titles = [_anchor_title(definition, a["code"], before[a["code"]],
                                 facts.anchors.get(a["code"])) for a in anchors
@@ -513,26 +515,6 @@ def answer_query_and_replan(query: DataQuery, *, by, text: str, correction: dict
     if correction is not None:
         apply_crf(query.record, by=by, reason=f"Query #{query.pk}: {text.strip()}")
     return query
-
-
-def _update_status(participant: Participant, facts: Facts, *, by, why: str) -> None:
-    """Set the participant's status from their recorded anchors and events, as the protocol's
-    ``participant_status`` entries say: on treatment from the first treatment date, in
-    follow-up after the end of treatment, then completed, withdrawn or dead. Derived, so a
-    corrected CRF corrects the status; the change is in the participant's history and the
-    audit log. Callers hold the participant's lock."""
-    new = facts.status or Status.RANDOMISED
-    if participant.status == new or participant.status not in RANDOMISED_STATUSES:
-        return
-    old = participant.status
-    participant.status = new
-    participant._change_reason = _why(f"status from the CRFs: {why}")
-    participant.save(update_fields=["status"])
-    # Audit-log text: English, like every stored text (see the module docstring).
-    audit.record("participant.status_changed",
-                 f"{participant.study_id}: status {old} → {new} ({why}).",
-                 actor=by, trial=participant.trial, obj=participant,
-                 detail={"from": old, "to": new})
 
 
 # --------------------------------------------------------------------------- coordinator actions

@@ -97,3 +97,13 @@ def test_a_status_rule_on_an_unknown_field_or_choice_is_refused(shipped_definiti
     assert "not a choice field" in problem.message
     end["participant_status"] = "on_holiday"
     assert validate_definition(data)
+
+
+def test_of_the_statuses_the_crfs_give_the_furthest_along_wins():
+    """``patients.status`` decides: dead outranks follow-up, follow-up outranks treatment."""
+    from patients.status import derived_status
+
+    assert derived_status([]) is None
+    assert derived_status(["on_treatment", "follow_up"]) == "follow_up"
+    assert derived_status(["dead", "follow_up", "on_treatment"]) == "dead"
+    assert derived_status(["withdrawn", "completed"]) == "withdrawn"

@@ -1,0 +1,58 @@
+"""Where a participant's status is decided. Every status a participant takes is set here:
+
+- ``screened``: at registration (the model's default, ``patients.services.register_participant``);
+- ``randomised``: at randomisation (``randomization.services.randomize`` calls
+  ``mark_randomised``, in the transaction that writes the allocation);
+- ``on_treatment``, ``follow_up``, ``completed``, ``withdrawn``, ``dead``: derived from the
+  CRFs, never typed. Each anchor or event of the protocol may give a status
+  (``participant_status`` in the protocol file); of those the participant's recorded dates
+  give, the one furthest along the protocol's order wins (``derived_status``, which
+  ``crfs.facts.read_facts`` applies). After every CRF save the planner
+  (``scheduling.services.apply_crf``) calls ``apply_derived``, so a corrected CRF corrects the
+  status; with no such date the status is back to ``randomised``;
+- ``screen_failed``: refuses randomisation.
+
+Each change is in the participant's history (who, why) and, after randomisation, in the audit
+log.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from core import audit
+from trials.protocol import PARTICIPANT_STATUSES
+
+from .models import RANDOMISED_STATUSES, Participant, Status
+
+
+def mark_randomised(participant: Participant, *, by) -> None:
+    """Set the status of a participant being randomised; the caller saves it with the rest of
+    the randomisation's write (``status`` among the fields)."""
+    participant.status = Status.RANDOMISED
+    participant._history_user, participant._change_reason = by, "randomised"
+
+
+def derived_status(given: Iterable[str]) -> str | None:
+    """Of the statuses a participant's recorded anchors and events give, the furthest along
+    (``trials.protocol.PARTICIPANT_STATUSES``); None when none gives one."""
+    return max(given, key=PARTICIPANT_STATUSES.index, default=None)
+
+
+def apply_derived(participant: Participant, derived: str | None, *, by, why: str) -> None:
+    """Set a randomised participant's status to what their CRFs give (``derived``; None: back
+    to ``randomised``). Callers hold the participant's lock."""
+    new = derived or Status.RANDOMISED
+    if participant.status == new or participant.status not in RANDOMISED_STATUSES:
+        return
+    old = participant.status
+    participant.status = new
+    reason = f"status from the CRFs: {why}"
+    # django-simple-history keeps change reasons in 100 characters; the audit log has it whole.
+    participant._change_reason = reason if len(reason) <= 100 else reason[:99] + "…"
+    participant._history_user = by if getattr(by, "is_authenticated", False) else None
+    participant.save(update_fields=["status"])
+    # Audit-log text: English, like every stored text.
+    audit.record("participant.status_changed",
+                 f"{participant.study_id}: status {old} → {new} ({why}).",
+                 actor=by, trial=participant.trial, obj=participant,
+                 detail={"from": old, "to": new})
