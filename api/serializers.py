@@ -104,7 +104,7 @@ class RandomiseSerializer(serializers.Serializer):
 
 
 class AllocationSerializer(serializers.Serializer):
-    """What one user may see of one allocation (``randomization.selectors.AllocationView``)."""
+    """What one user may see of one allocation (``randomisation.selectors.AllocationView``)."""
 
     study_id = serializers.CharField(source="allocation.participant.study_id")
     randomised_at = serializers.DateTimeField(source="allocation.randomised_at")

@@ -34,7 +34,7 @@ from scheduling import services as scheduling
 from patients import services as participants
 from patients.models import Status, Visit, VisitState
 from patients.selectors import get_participant_for
-from randomization import selectors as allocations, services as randomisation
+from randomisation import selectors as allocations, services as randomisation
 from trials import policy
 from trials.models import Trial, crf_of
 from trials.policy import Perm
@@ -206,7 +206,7 @@ class Randomise(ParticipantView):
     def post(self, request, *args, **kwargs):
         given = s.RandomiseSerializer(data=request.data)
         given.is_valid(raise_exception=True)
-        allocation = randomisation.randomize(self.participant, by=request.user,
+        allocation = randomisation.randomise(self.participant, by=request.user,
                                              confirmed_strata=given.validated_data.get("strata"))
         allocation = allocations.allocation_of(allocation.participant)
         return Response(s.AllocationSerializer(

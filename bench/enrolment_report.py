@@ -65,7 +65,7 @@ def fill(n: int) -> dict:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from randomization.models import AllocationList
+    from randomisation.models import AllocationList
     from trials.models import Membership, Site, Trial
 
     User = get_user_model()

@@ -14,7 +14,7 @@ For each size, on this machine only (127.0.0.1):
    allocation list per trial;
 2. fills it with N randomised participants spread over both trials (half each) and their
    shipped sites (3 + 2). A few per site are made through the real services (screening,
-   consent, eligibility CRF, ``randomize``, the demo's visit history, ``save_crf`` of every
+   consent, eligibility CRF, ``randomise``, the demo's visit history, ``save_crf`` of every
    CRF at their done visits); the rest are replicated from them with ``bulk_create``:
    participant, allocation (no slot; unique kit codes in the blinded trial), the visits
    ``scheduling.services.plan_schedule`` gives for their arm and randomisation date (anywhere
@@ -445,7 +445,7 @@ def make_fixture() -> dict:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
 
-    from randomization import services as randomization
+    from randomisation import services as randomisation
     from trials.models import Membership, Trial
     from trials.services import load_protocol, shipped_protocol_files
 
@@ -473,8 +473,8 @@ def make_fixture() -> dict:
                                  if role == "investigator" else {})})
                 if role == "coordinator":
                     coordinators[site.pk] = user
-        randomization.seal_and_activate(
-            randomization.generate_list(trial, by=stat, seed=f"bench-{trial.slug}"), by=stat)
+        randomisation.seal_and_activate(
+            randomisation.generate_list(trial, by=stat, seed=f"bench-{trial.slug}"), by=stat)
     users.append({"username": "bench-stat", "role": "statistician", "scopes": [],
                   "totp_key": second_factor(stat)})
     return {"trials": trials, "users": users, "coordinators": coordinators, "stat": stat}
@@ -536,9 +536,9 @@ def replicate(fixture: dict, templates: dict, count: int, rng: random.Random) ->
     from patients.models import Participant, Status, Visit, VisitStatus
     from crfs.facts import Facts, RANDOMISATION
     from scheduling.services import plan_schedule
-    from randomization import generator
-    from randomization.models import Allocation, AllocationList, AllocationSlot
-    from randomization.services import stratification
+    from randomisation import generator
+    from randomisation.models import Allocation, AllocationList, AllocationSlot
+    from randomisation.services import stratification
     from demo.data import crf_answers
 
     if count <= 0:

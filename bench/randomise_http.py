@@ -46,7 +46,7 @@ django.setup()
 from django.contrib.auth import get_user_model
 from trials.models import Membership, Trial
 from trials.services import load_protocol, shipped_protocol_files
-from randomization import services
+from randomisation import services
 from tests import factories
 
 for path in shipped_protocol_files():
@@ -255,7 +255,7 @@ def main() -> int:
 
     check = sh(PY, "-c", (
         "import django; django.setup()\n"
-        "from randomization.models import Allocation\n"
+        "from randomisation.models import Allocation\n"
         "seq = sorted(Allocation.objects.values_list('stratum_key', 'slot__sequence'))\n"
         "by = {}\n"
         "[by.setdefault(k, []).append(s) for k, s in seq]\n"

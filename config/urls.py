@@ -10,7 +10,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("profile/language/", set_profile_language, name="set_profile_language"),
     path("", include("trials.urls")),
-    path("", include("randomization.urls")),
+    path("", include("randomisation.urls")),
     path("", include("outcomes.urls")),
     path("", include("reports.urls")),
     path("", include("pages.urls")),

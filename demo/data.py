@@ -18,8 +18,8 @@ from crfs.forms import visible
 from crfs.models import CRFRecord, CRFSignature
 from patients.models import RANDOMISED_STATUSES, Participant, Visit, VisitStatus
 from patients.services import record_consent, register_participant
-from randomization import services as randomization
-from randomization.models import Allocation
+from randomisation import services as randomisation
+from randomisation.models import Allocation
 from reports.models import ReportRequest
 from reports.services import request_report
 from scheduling import services as scheduling
@@ -72,9 +72,9 @@ def populate(trial: Trial, *, coordinator, statistician, per_site: dict[str, int
 
 
     done = []
-    if randomization.active_list(trial) is None:
-        alist = randomization.generate_list(trial, by=statistician, seed=f"demo-{trial.slug}")
-        randomization.seal_and_activate(alist, by=statistician)
+    if randomisation.active_list(trial) is None:
+        alist = randomisation.generate_list(trial, by=statistician, seed=f"demo-{trial.slug}")
+        randomisation.seal_and_activate(alist, by=statistician)
         done.append(f"{trial.slug}: allocation list #{alist.number} sealed")
     factors = trial.definition.get("stratification_factors", [])
     today = timezone.localdate()
@@ -100,7 +100,7 @@ def populate(trial: Trial, *, coordinator, statistician, per_site: dict[str, int
             save_crf(p, "eligibility", eligibility_answers(trial, **overrides), by=coordinator,
                      complete=True)
             if randomised:
-                randomization.randomize(p, by=coordinator)
+                randomisation.randomise(p, by=coordinator)
                 visit_history(p, by=coordinator, days_ago=days_ago,
                               stop_treatment=(i == STOPS_TREATMENT))
         done.append(f"{trial.slug} {site.code}: {wanted} participants")
@@ -338,7 +338,7 @@ def outcome_showcase(trial: Trial, *, coordinator, per_site: int) -> list[str]:
                                      screened_on=today - dt.timedelta(days=days_ago + 10))
             p = record_consent(p, consent_date=p.screened_on, version="1.0", by=coordinator)
             save_crf(p, "eligibility", eligibility_answers(trial), by=coordinator, complete=True)
-            randomization.randomize(p, by=coordinator)
+            randomisation.randomise(p, by=coordinator)
             backdate_randomisation(p, days_ago, by=coordinator)
             p.refresh_from_db()
             arm = arm_index.get(p.allocation.arm.code, 0) % len(DEMO_MEDIAN_PFS_MONTHS)

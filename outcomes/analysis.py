@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from randomization.models import Allocation
+from randomisation.models import Allocation
 from trials import policy
 from trials.models import Trial
 

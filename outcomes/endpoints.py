@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from patients.models import Visit, VisitStatus
 from patients.windows import as_date
-from randomization.models import Allocation
+from randomisation.models import Allocation
 from trials.models import Site, Trial
 
 from crfs.models import CRFRecord, CRFStatus

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from randomization.selectors import allocation_of, allocation_view
+from randomisation.selectors import allocation_of, allocation_view
 from trials import policy
 from core.forms import attach_errors
 from trials.policy import Perm

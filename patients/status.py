@@ -1,7 +1,7 @@
 """Where a participant's status is decided. Every status a participant takes is set here:
 
 - ``screened``: at registration (the model's default, ``patients.services.register_participant``);
-- ``randomised``: at randomisation (``randomization.services.randomize`` calls
+- ``randomised``: at randomisation (``randomisation.services.randomise`` calls
   ``mark_randomised``, in the transaction that writes the allocation);
 - ``on_treatment``, ``follow_up``, ``completed``, ``withdrawn``, ``dead``: derived from the
   CRFs, never typed. Each anchor or event of the protocol may give a status

@@ -31,7 +31,7 @@ from django.utils.translation import gettext as _
 
 from patients.models import (RANDOMISED_STATUSES, Deviation, Participant, Status, Visit,
                              VisitStatus)
-from randomization.models import Allocation
+from randomisation.models import Allocation
 from trials import policy
 from trials.models import Arm, Trial
 

@@ -38,7 +38,7 @@ def timeline(participant: Participant, *, today: dt.date | None = None) -> Timel
                                              to_attr="deviation_list")))
     deviations = [d for v in visits for d in v.deviation_list]
     deviations.sort(key=lambda d: d.detected_at)
-    try:  # the allocation, through the relation ``randomization`` declares (the layer above)
+    try:  # the allocation, through the relation ``randomisation`` declares (the layer above)
         allocation = (Participant.objects.select_related("allocation__arm")
                       .get(pk=participant.pk).allocation)
     except ObjectDoesNotExist:

@@ -1,6 +1,6 @@
 """Visit schedules: created at randomisation, recomputed when an anchor date changes.
 
-``create_schedule`` is called by ``randomization.services.randomize`` inside the transaction
+``create_schedule`` is called by ``randomisation.services.randomise`` inside the transaction
 that writes the allocation, so a participant is never randomised without a schedule.
 ``apply_crf`` runs after every CRF save (``save_crf_and_replan``, which the pages, the API and
 the demo call): a CRF that
@@ -301,10 +301,10 @@ def _user(by):
 def create_schedule(allocation, records: list[FactRecord] | None = None) -> list[Visit]:
     """Create the participant's visits from the protocol template for their arm.
 
-    Runs inside ``randomize``'s transaction, which then saves the participant's status and
+    Runs inside ``randomise``'s transaction, which then saves the participant's status and
     ``schedule_planned_through`` (set here) together. Anchors already recorded (rare: a CRF
     entered before randomisation) are used when they are not before randomisation.
-    ``records``: as for ``read_facts``, when ``randomize`` has read them already.
+    ``records``: as for ``read_facts``, when ``randomise`` has read them already.
     """
     participant = allocation.participant
     facts = read_facts(participant, allocation, records)
@@ -347,7 +347,7 @@ def extend_schedules(today: dt.date | None = None) -> int:
 
 def _allocation_of(participant: Participant):
     """The participant's allocation with its arm, None before randomisation. Read through the
-    relation ``randomization`` declares (the layer above, which calls ``create_schedule``):
+    relation ``randomisation`` declares (the layer above, which calls ``create_schedule``):
     the schedule depends on the arm, not on how it was allocated. No query after ``_lock``."""
     try:
         return participant.allocation

@@ -30,7 +30,7 @@ def eligible_participant(trial: Trial, site: Site | None = None, *, by, consent=
 
 
 def sealed_list(trial: Trial, *, by, seed: str = "test-seed", slots_per_stratum: int | None = None):
-    from randomization.services import generate_list, seal_and_activate
+    from randomisation.services import generate_list, seal_and_activate
 
     return seal_and_activate(generate_list(trial, by=by, seed=seed,
                                            slots_per_stratum=slots_per_stratum), by=by)
@@ -41,8 +41,8 @@ def scripted_list(trial: Trial, *, by, arms: list[str], slots_per_stratum: int =
     knows which arm its participant gets. Kit codes, when the trial is blinded, are distinct."""
     import itertools
 
-    from randomization import generator
-    from randomization.services import import_list, seal_and_activate, stratification
+    from randomisation import generator
+    from randomisation.services import import_list, seal_and_activate, stratification
 
     keys = generator.strata_keys(stratification(trial))
     blinded = trial.masking != "open"
@@ -61,14 +61,14 @@ def randomised(trial: Trial, site: Site | None = None, *, by, days_ago: int = 0,
     from scheduling.services import save_crf_and_replan as save_crf
     from patients.models import Participant
     from patients.services import record_consent
-    from randomization.services import randomize
+    from randomisation.services import randomise
     from demo.data import backdate_randomisation
 
     p = participant(trial, site, by=by,
                     screened_on=timezone.localdate() - dt.timedelta(days=days_ago + 7))
     p = record_consent(p, consent_date=p.screened_on, version="1.0", by=by)
     save_crf(p, "eligibility", eligibility_answers(trial, **answers), by=by, complete=True)
-    randomize(p, by=by)
+    randomise(p, by=by)
     if days_ago:
         backdate_randomisation(p, days_ago, by=by)
     return Participant.objects.get(pk=p.pk)

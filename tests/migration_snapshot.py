@@ -47,8 +47,8 @@ OLD = {
 NEW = {
     "signature_is_valid": "crfs.services.signature_is_valid",
     "CRFSignature": "crfs.models.CRFSignature",
-    "verify_list": "randomization.services.verify_list",
-    "AllocationList": "randomization.models.AllocationList",
+    "verify_list": "randomisation.services.verify_list",
+    "AllocationList": "randomisation.models.AllocationList",
     "AuditEvent": "core.models.AuditEvent",
 }
 

@@ -79,8 +79,8 @@ def test_a_connection_lost_mid_randomisation_leaves_nothing_half_written(
     import psycopg
 
     from patients.models import Participant, Status, Visit
-    from randomization import services
-    from randomization.models import Allocation, Stratum
+    from randomisation import services
+    from randomisation.models import Allocation, Stratum
     from core.models import AuditEvent
 
     trial, coordinator = reminet_ready
@@ -102,7 +102,7 @@ def test_a_connection_lost_mid_randomisation_leaves_nothing_half_written(
         return real_schedule(allocation, records)
 
     monkeypatch.setattr(services, "create_schedule", lose_the_connection)
-    response = client.post(reverse("randomize", args=[trial.slug, participant.study_id]),
+    response = client.post(reverse("randomise", args=[trial.slug, participant.study_id]),
                            {"stratum_grade": "G2", "stratum_l1_response": "stable_disease"})
     assert response.status_code == 503
     assert "The database cannot be reached" in response.content.decode()
@@ -114,7 +114,7 @@ def test_a_connection_lost_mid_randomisation_leaves_nothing_half_written(
     assert not AuditEvent.objects.filter(action="participant.randomised").exists()
     # And the same randomisation succeeds once the database is back.
     monkeypatch.setattr(services, "create_schedule", real_schedule)
-    response = client.post(reverse("randomize", args=[trial.slug, participant.study_id]),
+    response = client.post(reverse("randomise", args=[trial.slug, participant.study_id]),
                            {"stratum_grade": "G2", "stratum_l1_response": "stable_disease"})
     assert response.status_code == 302
     assert Allocation.objects.get().participant == participant
@@ -144,7 +144,7 @@ def test_with_redis_unreachable_every_page_of_every_role_still_works(demo, redis
 @pytest.mark.django_db
 def test_with_redis_unreachable_an_unblinding_succeeds_and_its_mail_still_leaves(
         reminet_ready, redis_down, make_user, client, client_for):
-    from randomization.models import EmergencyUnblinding
+    from randomisation.models import EmergencyUnblinding
     from tests.conftest import PASSWORD
 
     trial, coordinator = reminet_ready

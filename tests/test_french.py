@@ -13,7 +13,7 @@ from django.utils import translation
 
 from accounts.middleware import database_unavailable
 from reports.enrolment_pdf import build_enrolment_report
-from randomization import services
+from randomisation import services
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.outcomes.test_outcomes_pages import event, pdf_text
@@ -38,7 +38,7 @@ def test_randomise_page_says_in_french_why_a_participant_cannot_be_randomised(
     participant = factories.participant(trial, by=coordinator)  # no consent recorded
     client_for(french(coordinator))
 
-    text = page_text(client.get(reverse("randomize", args=[trial.slug, participant.study_id])))
+    text = page_text(client.get(reverse("randomise", args=[trial.slug, participant.study_id])))
 
     assert f"Aucun consentement éclairé n'est enregistré pour {participant.study_id}." in text
     assert f"Ce participant ne peut pas être randomisé{NBSP}:" in text
@@ -83,7 +83,7 @@ def test_unblinding_mail_is_written_in_each_recipients_language(
     investigator = make_user("investigator", trial, trial.sites.order_by("code").first())
     sponsor = make_user("sponsor", trial)  # no profile: the site's default language, English
     french(statistician)
-    allocation = services.randomize(factories.eligible_participant(trial, by=coordinator),
+    allocation = services.randomise(factories.eligible_participant(trial, by=coordinator),
                                     by=coordinator)
     study_id = allocation.participant.study_id
 
@@ -107,19 +107,19 @@ def test_unblinding_mail_is_written_in_each_recipients_language(
 def test_list_exhaustion_alert_in_the_statisticians_language(
         reminet, statistician, coordinator_factory, django_capture_on_commit_callbacks,
         language, expected):
-    from randomization.models import Stratum
+    from randomisation.models import Stratum
 
     coordinator = coordinator_factory(reminet)
     Profile.objects.update_or_create(user=statistician, defaults={"language": language})
     alist = factories.sealed_list(reminet, by=statistician, slots_per_stratum=2)
     key = "grade=G1;l1_response=objective_response"  # the default eligibility answers' stratum
     for _ in range(Stratum.objects.get(allocation_list=alist, key=key).size):
-        services.randomize(factories.eligible_participant(reminet, by=coordinator), by=coordinator)
+        services.randomise(factories.eligible_participant(reminet, by=coordinator), by=coordinator)
     extra = factories.eligible_participant(reminet, by=coordinator)
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True), \
             pytest.raises(services.RandomisationError, match="no slot left"):
-        services.randomize(extra, by=coordinator)  # the coordinator's language: English
+        services.randomise(extra, by=coordinator)  # the coordinator's language: English
     [message] = mail.outbox
     assert message.to == [statistician.email]
     assert message.subject == f"[{reminet.short_title}] " + expected.format(nbsp=NBSP)

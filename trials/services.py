@@ -121,7 +121,7 @@ def unblind_trial(trial: Trial, *, by, reason: str, password: str, request=None)
 
     Only the unblinded statistician (``Perm.MANAGE_ALLOCATION``) or a superuser, with a reason
     and the password typed again; once only; audited. Not a per-participant emergency
-    unblinding (``randomization.services.emergency_unblind``).
+    unblinding (``randomisation.services.emergency_unblind``).
     """
     from django.core.exceptions import PermissionDenied, ValidationError
     from django.utils import timezone

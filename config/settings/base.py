@@ -33,7 +33,7 @@ INSTALLED_APPS = [
     "patients",
     "crfs",
     "scheduling",
-    "randomization",
+    "randomisation",
     "outcomes",
     "reports",
     "pages",

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.urls import reverse
 
 from tests import factories
-from tests.randomization.test_blinding import assert_no_arm
+from tests.randomisation.test_blinding import assert_no_arm
 
 
 def test_a_blinded_coordinator_randomises_and_gets_the_kit_never_the_arm(places, make_user,

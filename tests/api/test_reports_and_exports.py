@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from reports.models import ReportRequest
 from tests.api import world
-from tests.randomization.test_blinding import assert_no_arm
+from tests.randomisation.test_blinding import assert_no_arm
 from core.models import AuditEvent
 
 

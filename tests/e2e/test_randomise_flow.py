@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from randomization.models import Allocation
+from randomisation.models import Allocation
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import login, screenshot

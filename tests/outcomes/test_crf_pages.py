@@ -14,7 +14,7 @@ from patients.models import Visit
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.outcomes.conftest import crf_url, demographics, record_url
-from tests.randomization.test_blinding import assert_no_arm
+from tests.randomisation.test_blinding import assert_no_arm
 from demo.data import crf_answers
 from trials.models import crf_of
 

@@ -16,9 +16,9 @@ from django.utils import timezone
 from reports import exports
 from scheduling.services import save_crf_and_replan as save_crf
 from patients.models import Visit
-from randomization import services as randomization
+from randomisation import services as randomisation
 from tests import factories
-from tests.randomization.test_blinding import assert_no_arm
+from tests.randomisation.test_blinding import assert_no_arm
 from demo.data import crf_answers
 from core.models import AuditEvent
 from trials.models import crf_of
@@ -145,11 +145,11 @@ def test_a_blinded_reader_gets_the_kit_code_never_the_arm(reminet_ready, make_us
                                                           client_for):
     trial, coordinator = reminet_ready
     participant = factories.eligible_participant(trial, by=coordinator)
-    allocation = randomization.randomize(participant, by=coordinator)
+    allocation = randomisation.randomise(participant, by=coordinator)
     investigator = make_user("investigator", trial, participant.site)
     # An emergency unblinding shows the arm to that investigator: never in an export.
     from tests.conftest import PASSWORD
-    randomization.emergency_unblind(allocation, by=investigator, reason="Severe reaction",
+    randomisation.emergency_unblind(allocation, by=investigator, reason="Severe reaction",
                                     password=PASSWORD)
     for role in ("sponsor", "data_manager"):
         client = client_for(make_user(role, trial))

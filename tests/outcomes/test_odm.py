@@ -15,9 +15,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from scheduling.services import save_crf_and_replan as save_crf
-from randomization import services as randomization
+from randomisation import services as randomisation
 from tests import factories
-from tests.randomization.test_blinding import assert_no_arm
+from tests.randomisation.test_blinding import assert_no_arm
 
 from .conftest import demographics
 from .test_exports import with_events, sponsor  # noqa: F401  (fixtures)
@@ -191,7 +191,7 @@ def test_audit_records_say_who_where_when_and_why(complete, investigator, sponso
 def test_a_blinded_reader_never_sees_an_arm(reminet_ready, make_user, client_for):
     trial, coordinator = reminet_ready
     participant = factories.eligible_participant(trial, by=coordinator)
-    allocation = randomization.randomize(participant, by=coordinator)
+    allocation = randomisation.randomise(participant, by=coordinator)
     for role in ("sponsor", "data_manager"):
         body = odm_bytes(client_for(make_user(role, trial)), trial)
         validate_with_xsd(body)

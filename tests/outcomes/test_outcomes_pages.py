@@ -18,7 +18,7 @@ from reports.outcomes_report import build_outcomes_report
 from scheduling.services import save_crf_and_replan as save_crf
 from tests import factories
 from tests.conftest import PASSWORD
-from tests.randomization.test_blinding import assert_no_arm
+from tests.randomisation.test_blinding import assert_no_arm
 from demo.data import crf_answers
 from core.models import AuditEvent
 from trials.models import Trial, crf_of

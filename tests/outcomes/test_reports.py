@@ -20,7 +20,7 @@ from reports import services as reports, tasks
 from reports.enrolment import enrolment_figures
 from reports.models import ReportRequest, ReportStatus
 from tests import factories
-from tests.randomization.test_blinding import assert_no_arm
+from tests.randomisation.test_blinding import assert_no_arm
 from core.models import AuditEvent
 
 needs_pdftotext = pytest.mark.usefixtures("pdftotext")

@@ -17,7 +17,7 @@ from reports.models import ReportRequest, ReportStatus
 from tests import factories
 from tests.outcomes.test_reports import needs_pdftotext, pdf_text, pdftotext  # noqa: F401
 from tests.patients.test_celery_worker import worker  # noqa: F401  (the fixture)
-from tests.randomization.test_blinding import assert_no_arm
+from tests.randomisation.test_blinding import assert_no_arm
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -16,7 +16,7 @@ from config.celery import app
 from patients import reminders, tasks
 from patients.models import ReminderDelivery, ReminderKind, Visit, VisitReminder, VisitStatus
 from tests import factories
-from tests.randomization.test_blinding import assert_no_arm
+from tests.randomisation.test_blinding import assert_no_arm
 from trials.models import Membership
 from accounts.models import Profile
 
@@ -289,7 +289,7 @@ def test_redis_down_breaks_no_page(reminet, make_user, client, redis_down,
     is unreachable: the error is logged and the mail goes out from the web process."""
     from django.urls import reverse
 
-    from randomization import services
+    from randomisation import services
     from tests.conftest import PASSWORD
 
     statistician = make_user("statistician", reminet)
@@ -297,7 +297,7 @@ def test_redis_down_breaks_no_page(reminet, make_user, client, redis_down,
     factories.sealed_list(reminet, by=statistician)
     coordinator = make_user("coordinator", reminet, reminet.sites.order_by("code").first())
     p = factories.eligible_participant(reminet, by=coordinator)
-    services.randomize(p, by=coordinator)
+    services.randomise(p, by=coordinator)
     client_for(make_user("investigator", reminet, p.site))
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("emergency_unblind", args=[reminet.slug, p.study_id]),

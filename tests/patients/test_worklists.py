@@ -12,7 +12,7 @@ from scheduling import services as scheduling
 from patients import selectors
 from patients.models import Visit, VisitState, VisitStatus
 from tests import factories
-from tests.randomization.test_blinding import assert_no_arm
+from tests.randomisation.test_blinding import assert_no_arm
 from scheduling.selectors import timeline
 
 TODAY = timezone.localdate

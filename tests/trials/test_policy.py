@@ -124,7 +124,7 @@ def test_demo_setup_builds_a_trial_at_every_stage(db, settings):
     from django.core.management import call_command
 
     from patients.models import Participant, Status
-    from randomization.models import Allocation
+    from randomisation.models import Allocation
 
     settings.DEBUG = True
     call_command("demo_setup", stdout=open("/dev/null", "w"))

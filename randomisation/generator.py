@@ -8,7 +8,7 @@ CPython and have changed between versions (``randrange``, ``shuffle`` and seedin
 have), which would silently change a regenerated list.
 
 What the services do with the results (store slots, hand out kits, seal the list, record who
-randomised whom) lives in ``randomization/services.py``.
+randomised whom) lives in ``randomisation/services.py``.
 
 Contents:
 - ``SeededStream``, ``new_seed``: the deterministic random source and its seeds;
@@ -43,7 +43,8 @@ _KEY_SEPARATORS = ("=", ";")
 UNSTRATIFIED = "all"
 
 # Versioned so that a future change of derivation is a new tag, never a silent change of the
-# lists regenerated from seeds recorded under this one.
+# lists regenerated from seeds recorded under this one. Bytes, not a name: spelt as when the
+# first lists were generated (the package has since taken the other spelling).
 _STREAM_TAG = b"ctms.randomization.SeededStream/v1"
 
 

@@ -5,8 +5,8 @@ import copy
 
 import pytest
 
-from randomization import services
-from randomization.models import Allocation, AllocationSlot
+from randomisation import services
+from randomisation.models import Allocation, AllocationSlot
 from tests import factories
 from core.models import AuditEvent
 from trials.services import store_protocol
@@ -34,7 +34,7 @@ def test_minimisation_allocates_without_slots_and_balances(minimised_trial, make
         grade, response = levels[i % 3]
         p = factories.eligible_participant(minimised_trial, by=coordinator, tumour_grade=grade,
                                            l1_response=response)
-        allocation = services.randomize(p, by=coordinator)
+        allocation = services.randomise(p, by=coordinator)
         assert allocation.slot is None and len(allocation.kit_code) == 6
         assert AuditEvent.objects.filter(action="participant.randomised",
                                          object_id=str(allocation.pk)).count() == 1
@@ -57,7 +57,7 @@ def test_minimisation_is_reproducible_from_the_seed(minimised_trial, make_user):
         for i in range(10):
             p = factories.eligible_participant(minimised_trial, by=coordinator,
                                                tumour_grade=["G1", "G2"][i % 2])
-            arms.append(services.randomize(p, by=coordinator).arm.code)
+            arms.append(services.randomise(p, by=coordinator).arm.code)
         return alist, arms
 
     _, first = run("same")

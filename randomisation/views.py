@@ -45,7 +45,7 @@ def _strata_labels(trial, strata: dict[str, str]) -> list[tuple[str, str]]:
     return out
 
 
-def randomize(request, slug: str, study_id: str):
+def randomise(request, slug: str, study_id: str):
     """Confirm the strata, then randomise. GET shows what will be used; POST commits."""
     trial, participant = _participant(request, slug, study_id, Perm.RANDOMISE)
     if participant.is_randomised:
@@ -54,9 +54,9 @@ def randomize(request, slug: str, study_id: str):
         confirmed = {k[len("stratum_"):]: v for k, v in request.POST.items()
                      if k.startswith("stratum_")}
         try:
-            services.randomize(participant, by=request.user, confirmed_strata=confirmed)
+            services.randomise(participant, by=request.user, confirmed_strata=confirmed)
         except ValidationError as exc:
-            return _randomize_page(request, trial, participant, exc.messages, status=400)
+            return _randomise_page(request, trial, participant, exc.messages, status=400)
         messages.success(request, _("Participant randomised."))
         return redirect("allocation_detail", slug, study_id)
     try:
@@ -66,12 +66,12 @@ def randomize(request, slug: str, study_id: str):
             raise services.RandomisationError(
                 _("No active allocation list: the statistician must seal one."))
     except ValidationError as exc:
-        return _randomize_page(request, trial, participant, exc.messages)
-    return _randomize_page(request, trial, participant, None, strata=strata)
+        return _randomise_page(request, trial, participant, exc.messages)
+    return _randomise_page(request, trial, participant, None, strata=strata)
 
 
-def _randomize_page(request, trial, participant, problem, *, strata=None, status=200):
-    return render(request, "randomization/randomize.html", {
+def _randomise_page(request, trial, participant, problem, *, strata=None, status=200):
+    return render(request, "randomisation/randomise.html", {
         "trial": trial, "participant": participant, "strata": strata,
         "strata_labels": _strata_labels(trial, strata) if strata else [],
         "problem": problem}, status=status)
@@ -81,7 +81,7 @@ def allocation_detail(request, slug: str, study_id: str):
     trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
     allocation = _allocation(participant)
     view = selectors.allocation_view(request.user, allocation)
-    return render(request, "randomization/allocation_detail.html", {
+    return render(request, "randomisation/allocation_detail.html", {
         "trial": trial, "participant": participant, "view": view,
         "strata_labels": _strata_labels(trial, allocation.strata),
         "can_unblind": (trial.is_blinded and not view.arm_visible and policy.has_perm(
@@ -122,7 +122,7 @@ def emergency_unblind(request, slug: str, study_id: str):
             messages.warning(request, _("Participant unblinded. The sponsor and the statistician "
                                         "have been notified."))
             return redirect("allocation_detail", slug, study_id)
-    return render(request, "randomization/unblind.html",
+    return render(request, "randomisation/unblind.html",
                   {"trial": trial, "participant": participant, "form": form},
                   status=400 if form.errors else 200)
 
@@ -232,7 +232,7 @@ def allocation_lists(request, slug: str):
     lists = list(selectors.lists_for(trial))
     for alist in lists:
         alist.strata_rows = list(selectors.strata_of(alist))
-    return render(request, "randomization/lists.html", {
+    return render(request, "randomisation/lists.html", {
         "trial": trial, "lists": lists, "generate_form": generate_form,
         "import_form": import_form, "import_errors": import_errors,
         "method": rnd["method"]}, status=400 if import_errors else 200)
@@ -249,5 +249,5 @@ def balance(request, slug: str):
     trial = get_trial_for(request.user, slug)
     selectors.require_statistician(request.user, trial)
     arms, rows, totals, largest = selectors.balance_report(trial)
-    return render(request, "randomization/balance.html", {
+    return render(request, "randomisation/balance.html", {
         "trial": trial, "arms": arms, "rows": rows, "totals": totals, "largest": largest})

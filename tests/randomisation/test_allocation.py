@@ -6,8 +6,8 @@ from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from patients.models import Participant, Status
-from randomization import services
-from randomization.models import Allocation, AllocationSlot, Stratum
+from randomisation import services
+from randomisation.models import Allocation, AllocationSlot, Stratum
 from tests import factories
 from core.models import AuditEvent
 
@@ -16,7 +16,7 @@ def test_randomising_takes_the_first_slot_of_the_stratum(reminet_ready):
     trial, coordinator = reminet_ready
     p = factories.eligible_participant(trial, by=coordinator, tumour_grade="G2",
                                        l1_response="stable_disease")
-    allocation = services.randomize(p, by=coordinator)
+    allocation = services.randomise(p, by=coordinator)
     assert allocation.stratum_key == "grade=G2;l1_response=stable_disease"
     assert allocation.strata == {"grade": "G2", "l1_response": "stable_disease"}
     assert allocation.slot.sequence == 1
@@ -29,7 +29,7 @@ def test_randomising_takes_the_first_slot_of_the_stratum(reminet_ready):
 def test_stratified_by_site_when_the_protocol_says_so(rectal_ready):
     trial, coordinator = rectal_ready
     p = factories.eligible_participant(trial, by=coordinator, metastatic_extent="multiple_organs")
-    allocation = services.randomize(p, by=coordinator)
+    allocation = services.randomise(p, by=coordinator)
     assert allocation.stratum_key == f"site={p.site.code};metastatic_extent=multiple_organs"
     assert allocation.kit_code == ""  # open label: no kits
 
@@ -38,7 +38,7 @@ def test_strata_come_from_recorded_data_and_must_match_the_confirmation(reminet_
     trial, coordinator = reminet_ready
     p = factories.eligible_participant(trial, by=coordinator, tumour_grade="G1")
     with pytest.raises(services.RandomisationError, match="changed since it was shown"):
-        services.randomize(p, by=coordinator,
+        services.randomise(p, by=coordinator,
                            confirmed_strata={"grade": "G2", "l1_response": "objective_response"})
     assert not Allocation.objects.exists()
 
@@ -53,7 +53,7 @@ def test_participants_who_cannot_be_randomised_get_a_clear_error(reminet_ready, 
     trial, coordinator = reminet_ready
     p = factories.eligible_participant(trial, by=coordinator, **setup)
     with pytest.raises(services.RandomisationError) as info:
-        services.randomize(p, by=coordinator)
+        services.randomise(p, by=coordinator)
     assert info.value.code == code
     assert p.study_id in info.value.messages[0]
     assert not Allocation.objects.exists()
@@ -65,15 +65,15 @@ def test_not_eligible_names_the_failed_criterion(reminet_ready):
     trial, coordinator = reminet_ready
     p = factories.eligible_participant(trial, by=coordinator, INC5=False)
     with pytest.raises(services.RandomisationError, match="INC5"):
-        services.randomize(p, by=coordinator)
+        services.randomise(p, by=coordinator)
 
 
 def test_already_randomised(reminet_ready):
     trial, coordinator = reminet_ready
     p = factories.eligible_participant(trial, by=coordinator)
-    services.randomize(p, by=coordinator)
+    services.randomise(p, by=coordinator)
     with pytest.raises(services.RandomisationError, match="already randomised"):
-        services.randomize(Participant.objects.get(pk=p.pk), by=coordinator)
+        services.randomise(Participant.objects.get(pk=p.pk), by=coordinator)
     assert Allocation.objects.count() == 1
 
 
@@ -81,7 +81,7 @@ def test_no_active_list(reminet, coordinator_factory):
     coordinator = coordinator_factory(reminet)
     p = factories.eligible_participant(reminet, by=coordinator)
     with pytest.raises(services.RandomisationError, match="No active allocation list"):
-        services.randomize(p, by=coordinator)
+        services.randomise(p, by=coordinator)
 
 
 def test_list_exhausted_refuses_and_tells_the_statistician(reminet, statistician,
@@ -92,12 +92,12 @@ def test_list_exhausted_refuses_and_tells_the_statistician(reminet, statistician
     key = "grade=G1;l1_response=objective_response"
     size = Stratum.objects.get(allocation_list=alist, key=key).size
     for _ in range(size):
-        services.randomize(factories.eligible_participant(reminet, by=coordinator), by=coordinator)
+        services.randomise(factories.eligible_participant(reminet, by=coordinator), by=coordinator)
     extra = factories.eligible_participant(reminet, by=coordinator)
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
         with pytest.raises(services.RandomisationError, match="no slot left") as info:
-            services.randomize(extra, by=coordinator)
+            services.randomise(extra, by=coordinator)
     assert info.value.code == "list_exhausted"
     assert not Allocation.objects.filter(participant=extra).exists()
     assert [m.to for m in mail.outbox] == [[statistician.email]]
@@ -113,7 +113,7 @@ def test_low_slots_alert_the_statistician_once(reminet, statistician, coordinato
     threshold = reminet.definition["randomisation"]["low_slot_threshold"]
     with django_capture_on_commit_callbacks(execute=True):
         for _ in range(stratum.size - threshold + 1):
-            services.randomize(factories.eligible_participant(reminet, by=coordinator),
+            services.randomise(factories.eligible_participant(reminet, by=coordinator),
                                by=coordinator)
     low = [m for m in mail.outbox if "running low" in m.subject]
     assert len(low) == 1 and low[0].to == [statistician.email]
@@ -124,13 +124,13 @@ def test_another_sites_coordinator_may_not_randomise(reminet_ready, coordinator_
     other_site = trial.sites.order_by("code").last()
     p = factories.eligible_participant(trial, other_site, by=coordinator_factory(trial, other_site))
     with pytest.raises(PermissionDenied):
-        services.randomize(p, by=coordinator)
+        services.randomise(p, by=coordinator)
 
 
 def test_randomisation_is_audited_without_the_arm(reminet_ready):
     trial, coordinator = reminet_ready
     p = factories.eligible_participant(trial, by=coordinator)
-    allocation = services.randomize(p, by=coordinator)
+    allocation = services.randomise(p, by=coordinator)
     event = AuditEvent.objects.get(action="participant.randomised")
     assert p.study_id in event.message and allocation.kit_code in event.message
     # The entry names the allocation written with it (its key is taken with the slot).
@@ -143,7 +143,7 @@ def test_randomisation_is_audited_without_the_arm(reminet_ready):
 
 def test_allocations_are_immutable(reminet_ready):
     trial, coordinator = reminet_ready
-    allocation = services.randomize(factories.eligible_participant(trial, by=coordinator),
+    allocation = services.randomise(factories.eligible_participant(trial, by=coordinator),
                                     by=coordinator)
     allocation.kit_code = "XXXXXX"
     with pytest.raises(ValidationError):
@@ -157,7 +157,7 @@ def test_allocations_are_immutable(reminet_ready):
 def test_a_wrong_stratum_is_corrected_beside_the_allocation(reminet_ready):
     trial, coordinator = reminet_ready
     p = factories.eligible_participant(trial, by=coordinator, tumour_grade="G1")
-    allocation = services.randomize(p, by=coordinator)
+    allocation = services.randomise(p, by=coordinator)
     arm_before = allocation.arm_id
     correction = services.correct_stratum(allocation, factor="grade", correct_level="G2",
                                           reason="Pathology review: grade 2", by=coordinator)
@@ -176,7 +176,7 @@ def test_a_wrong_stratum_is_corrected_beside_the_allocation(reminet_ready):
 def test_stratum_correction_errors(reminet_ready, factor, level, reason, message):
     trial, coordinator = reminet_ready
     p = factories.eligible_participant(trial, by=coordinator, tumour_grade="G1")
-    allocation = services.randomize(p, by=coordinator)
+    allocation = services.randomise(p, by=coordinator)
     with pytest.raises(ValidationError, match=message):
         services.correct_stratum(allocation, factor=factor, correct_level=level, reason=reason,
                                  by=coordinator)
@@ -191,7 +191,7 @@ def test_emergency_unblinding(reminet_ready, make_user, statistician,
     site = trial.sites.order_by("code").first()
     investigator = make_user("investigator", trial, site)
     sponsor = make_user("sponsor", trial)
-    allocation = services.randomize(factories.eligible_participant(trial, by=coordinator),
+    allocation = services.randomise(factories.eligible_participant(trial, by=coordinator),
                                     by=coordinator)
     assert not policy.can_see_arm(investigator, allocation)
     with pytest.raises(ValidationError, match="password"):
@@ -215,7 +215,7 @@ def test_emergency_unblinding(reminet_ready, make_user, statistician,
 def test_only_an_investigator_of_the_site_may_unblind(reminet_ready, make_user):
     trial, coordinator = reminet_ready
     other = trial.sites.order_by("code").last()
-    allocation = services.randomize(factories.eligible_participant(trial, by=coordinator),
+    allocation = services.randomise(factories.eligible_participant(trial, by=coordinator),
                                     by=coordinator)
     for user in (coordinator, make_user("investigator", trial, other), make_user("sponsor", trial)):
         with pytest.raises(PermissionDenied):
@@ -230,7 +230,7 @@ def test_a_slot_missing_from_a_sealed_list_is_refused_with_nothing_written(remin
     # Damage the stored list as only a hand in the database could (the models refuse it).
     AllocationSlot.objects.filter(stratum=stratum, sequence=1)._raw_delete("default")
     with pytest.raises(services.RandomisationError) as info:
-        services.randomize(p, by=coordinator)
+        services.randomise(p, by=coordinator)
     assert info.value.code == "list_damaged"
     assert "no slot #1" in info.value.messages[0]
     assert not Allocation.objects.exists()
@@ -259,7 +259,7 @@ def test_a_randomisation_runs_a_fixed_number_of_statements(reminet_ready):
         # with its site), before the service is called.
         p = get_participant_for(coordinator, get_trial_for(coordinator, trial.slug), p.study_id)
         with CaptureQueriesContext(connection) as queries:
-            services.randomize(p, by=coordinator)
+            services.randomise(p, by=coordinator)
         counts.append(len(queries))
     assert counts == [13, 13], [q["sql"][:80] for q in queries]
 
@@ -269,7 +269,7 @@ def test_a_randomisation_leaves_history_rows_naming_who_and_why(reminet_ready):
 
     trial, coordinator = reminet_ready
     p = factories.eligible_participant(trial, by=coordinator)
-    services.randomize(p, by=coordinator)
+    services.randomise(p, by=coordinator)
     newest = Participant.history.filter(id=p.pk).latest("history_id")
     assert (newest.history_type, newest.history_user, newest.history_change_reason,
             newest.status) == ("~", coordinator, "randomised", Status.RANDOMISED)

@@ -6,8 +6,8 @@ import threading
 import pytest
 from django.db import connection
 
-from randomization import services
-from randomization.models import Allocation
+from randomisation import services
+from randomisation.models import Allocation
 from tests import factories
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -25,7 +25,7 @@ def randomise_all_at_once(participants, user):
             # the same instant, not threads still opening their connections one by one.
             connection.ensure_connection()
             barrier.wait(timeout=30)
-            services.randomize(participant, by=user)
+            services.randomise(participant, by=user)
         except BaseException as exc:  # reported below, with the others
             errors.append(exc)
         finally:
@@ -93,7 +93,7 @@ def test_two_clicks_for_one_participant_allocate_once(protocols, make_user):
         try:
             connection.ensure_connection()
             barrier.wait(timeout=30)
-            services.randomize(p, by=coordinator)
+            services.randomise(p, by=coordinator)
             outcomes.append("ok")
         except services.RandomisationError as exc:
             outcomes.append(exc.code)

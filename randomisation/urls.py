@@ -4,7 +4,7 @@ from . import views
 
 P = "trials/<slug:slug>/participants/<str:study_id>/"
 urlpatterns = [
-    path(P + "randomise/", views.randomize, name="randomize"),
+    path(P + "randomise/", views.randomise, name="randomise"),
     path(P + "allocation/", views.allocation_detail, name="allocation_detail"),
     path(P + "allocation/certificate.pdf", views.certificate, name="allocation_certificate"),
     path(P + "allocation/unblind/", views.emergency_unblind, name="emergency_unblind"),

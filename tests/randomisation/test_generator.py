@@ -13,7 +13,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from randomization.generator import (
+from randomisation.generator import (
     KIT_ALPHABET,
     PlannedSlot,
     SeededStream,

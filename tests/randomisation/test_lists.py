@@ -6,8 +6,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from randomization import generator, services
-from randomization.models import AllocationList, AllocationSlot, ListStatus
+from randomisation import generator, services
+from randomisation.models import AllocationList, AllocationSlot, ListStatus
 from core.models import AuditEvent
 
 

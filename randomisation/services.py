@@ -1,6 +1,6 @@
 """Allocation lists and randomisation: every state change of this app, in plain sight.
 
-``randomize`` is the one entry point that allocates a participant. In one transaction it
+``randomise`` is the one entry point that allocates a participant. In one transaction it
 checks the participant, derives the stratum from their recorded data, takes the stratum's next
 slot under a row lock, writes the immutable ``Allocation``, moves the participant to
 "randomised", and creates their visit schedule.
@@ -422,7 +422,7 @@ def check_can_randomise(participant: Participant, record=None) -> eligibility.El
     return result
 
 
-def randomize(participant: Participant, *, by, confirmed_strata: dict[str, str] | None = None
+def randomise(participant: Participant, *, by, confirmed_strata: dict[str, str] | None = None
               ) -> Allocation:
     """Allocate ``participant``. Raises ``RandomisationError`` (nothing written) when it cannot.
 
@@ -433,7 +433,7 @@ def randomize(participant: Participant, *, by, confirmed_strata: dict[str, str] 
     _require(by, Perm.RANDOMISE, trial, participant.site)
     try:
         with transaction.atomic():
-            return _randomize(participant, trial, by, confirmed_strata)
+            return _randomise(participant, trial, by, confirmed_strata)
     except IntegrityError:
         # The one-allocation-per-participant constraint: another request won the race.
         raise RandomisationError(_("%(id)s is already randomised.") % {"id": participant.study_id},
@@ -444,7 +444,7 @@ def randomize(participant: Participant, *, by, confirmed_strata: dict[str, str] 
         raise
 
 
-def _randomize(participant: Participant, trial: Trial, by, confirmed_strata) -> Allocation:
+def _randomise(participant: Participant, trial: Trial, by, confirmed_strata) -> Allocation:
     # Lock the participant's row and re-read what decides whether they may be randomised, so
     # two clicks on "randomise" serialise here.
     participant.refresh_from_db(fields=["status", "consent_date"],

@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from patients.models import Participant
-from randomization.models import Allocation, AllocationList, ListStatus
+from randomisation.models import Allocation, AllocationList, ListStatus
 from tests import factories
 
 
@@ -20,7 +20,7 @@ def test_coordinator_screens_consents_checks_eligibility_and_randomises(reminet_
     assert response.url == reverse("participant_detail", args=[trial.slug, participant.study_id])
 
     # Randomising too early says why.
-    page = client.get(reverse("randomize", args=[trial.slug, participant.study_id]))
+    page = client.get(reverse("randomise", args=[trial.slug, participant.study_id]))
     assert "no recorded informed consent" in page.content.decode()
 
     response = client.post(reverse("record_consent", args=[trial.slug, participant.study_id]),
@@ -35,10 +35,10 @@ def test_coordinator_screens_consents_checks_eligibility_and_randomises(reminet_
     response = client.post(url, post)
     assert response.status_code == 302, response.content.decode()[:3000]
 
-    page = client.get(reverse("randomize", args=[trial.slug, participant.study_id]))
+    page = client.get(reverse("randomise", args=[trial.slug, participant.study_id]))
     html = page.content.decode()
     assert "Grade 2" in html and "Stable disease" in html
-    response = client.post(reverse("randomize", args=[trial.slug, participant.study_id]),
+    response = client.post(reverse("randomise", args=[trial.slug, participant.study_id]),
                            {"stratum_grade": "G2", "stratum_l1_response": "stable_disease"})
     assert response.status_code == 302
     allocation = Allocation.objects.get(participant=participant)
@@ -50,7 +50,7 @@ def test_randomise_page_for_an_ineligible_participant_explains(reminet_ready, cl
     trial, coordinator = reminet_ready
     p = factories.eligible_participant(trial, by=coordinator, EXC1=True)
     client_for(coordinator)
-    response = client.post(reverse("randomize", args=[trial.slug, p.study_id]), {})
+    response = client.post(reverse("randomise", args=[trial.slug, p.study_id]), {})
     assert response.status_code == 200 or response.status_code == 400
     assert "is not eligible" in response.content.decode()
     assert not Allocation.objects.exists()
@@ -61,7 +61,7 @@ def test_randomising_another_sites_participant_is_404(reminet_ready, coordinator
     other = trial.sites.order_by("code").last()
     p = factories.eligible_participant(trial, other, by=coordinator_factory(trial, other))
     client_for(coordinator)
-    assert client.post(reverse("randomize", args=[trial.slug, p.study_id])).status_code == 404
+    assert client.post(reverse("randomise", args=[trial.slug, p.study_id])).status_code == 404
     assert not Allocation.objects.exists()
 
 
@@ -138,8 +138,8 @@ def test_seal_with_an_unknown_list_is_404(reminet, statistician, client, client_
 def test_balance_report_counts_arms_per_stratum(reminet_ready, statistician, client, client_for):
     trial, coordinator = reminet_ready
     for _ in range(4):
-        from randomization.services import randomize
-        randomize(factories.eligible_participant(trial, by=coordinator, tumour_grade="G1",
+        from randomisation.services import randomise
+        randomise(factories.eligible_participant(trial, by=coordinator, tumour_grade="G1",
                                                  l1_response="stable_disease"), by=coordinator)
     client_for(statistician)
     response = client.get(reverse("allocation_balance", args=[trial.slug]))

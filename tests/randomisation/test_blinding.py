@@ -8,7 +8,7 @@ from django.core import mail
 from django.urls import reverse
 
 from crfs import services as outcomes
-from randomization import services
+from randomisation import services
 from tests import factories
 from tests.routes import url_patterns
 from tests.api import world
@@ -44,7 +44,7 @@ def every_route(kwargs: dict[str, str]):
 def randomised(reminet_ready, make_user):
     trial, coordinator = reminet_ready
     participant = factories.eligible_participant(trial, by=coordinator)
-    services.randomize(participant, by=coordinator)
+    services.randomise(participant, by=coordinator)
     return trial, participant
 
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from randomization import services
-from randomization.models import AllocationList
+from randomisation import services
+from randomisation.models import AllocationList
 
 
 class Command(BaseCommand):
