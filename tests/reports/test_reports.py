@@ -176,7 +176,7 @@ def test_broker_down_leaves_the_request_queued_until_the_periodic_job(
 def test_a_failing_builder_marks_the_request_failed_with_the_error(
         trial, sponsor, monkeypatch, django_capture_on_commit_callbacks):
     monkeypatch.setitem(reports.KINDS, "broken", reports.ReportKind(
-        "Broken", reports.Perm.VIEW_REPORTS, "tests.outcomes.test_reports.broken_builder",
+        "Broken", reports.Perm.VIEW_REPORTS, "tests.reports.test_reports.broken_builder",
         "broken.pdf"))
     report = built(trial, sponsor, django_capture_on_commit_callbacks, kind="broken")
     assert report.status == ReportStatus.FAILED
@@ -192,7 +192,7 @@ def broken_builder(trial, *, viewer, stream, progress):
 def test_a_new_kind_is_one_registry_entry(trial, sponsor, monkeypatch,
                                           django_capture_on_commit_callbacks):
     monkeypatch.setitem(reports.KINDS, "outcomes", reports.ReportKind(
-        "Outcomes", reports.Perm.VIEW_REPORTS, "tests.outcomes.test_reports.tiny_builder",
+        "Outcomes", reports.Perm.VIEW_REPORTS, "tests.reports.test_reports.tiny_builder",
         "outcomes-{slug}-{date}.pdf"))
     report = built(trial, sponsor, django_capture_on_commit_callbacks, kind="outcomes")
     assert report.status == ReportStatus.DONE and bytes(report.content) == b"%PDF-tiny"

@@ -17,7 +17,7 @@ from scheduling.services import save_crf_and_replan as save_crf
 from patients.models import Visit
 from tests import factories
 from tests.conftest import PASSWORD
-from tests.outcomes.conftest import crf_url, demographics, query_url, record_url
+from tests.crf_world import crf_url, demographics, query_url, record_url
 
 
 def raise_on(record, by, path="weight_kg", text="71.5 kg differs from the source (75 kg)."):

@@ -16,7 +16,7 @@ from crfs import selectors, services
 from crfs.models import CRFRecord, CRFSignature, CRFStatus, SignatureMeaning
 from scheduling.services import save_crf_and_replan as save_crf
 from tests.conftest import PASSWORD
-from tests.outcomes.conftest import crf_url, demographics, record_url
+from tests.crf_world import crf_url, demographics, record_url
 from core.models import AuditEvent
 
 

@@ -13,7 +13,7 @@ from scheduling.services import save_crf_and_replan as save_crf
 from patients.models import Visit
 from tests import factories
 from tests.conftest import PASSWORD
-from tests.outcomes.conftest import crf_url, demographics, record_url
+from tests.crf_world import crf_url, demographics, record_url
 from tests.randomisation.test_blinding import assert_no_arm
 from demo.data import crf_answers
 from trials.models import crf_of

@@ -13,7 +13,7 @@ from crfs.models import CRFRecord, CRFSignature, DataQuery, QueryMessage
 from scheduling.services import save_crf_and_replan as save_crf
 from crfs.trail import differences, flatten
 from tests.conftest import PASSWORD
-from tests.outcomes.conftest import demographics, record_url
+from tests.crf_world import demographics, record_url
 from core.models import AuditEvent
 
 

@@ -15,7 +15,7 @@ from config.celery import app
 from reports import services as reports, tasks
 from reports.models import ReportRequest, ReportStatus
 from tests import factories
-from tests.outcomes.test_reports import needs_pdftotext, pdf_text, pdftotext  # noqa: F401
+from tests.reports.test_reports import needs_pdftotext, pdf_text, pdftotext  # noqa: F401
 from tests.patients.test_celery_worker import worker  # noqa: F401  (the fixture)
 from tests.randomisation.test_blinding import assert_no_arm
 
