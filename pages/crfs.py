@@ -1,8 +1,9 @@
 """CRF pages: enter and read a CRF, sign, lock and unlock it, raise and answer its queries, read
 its history and print it. Thin: permissions come from ``trials.policy``, reads from
-``crfs.selectors``, every change from ``crfs.services``.
+``crfs.selectors``, every change from ``crfs.services`` (a save or a correction through
+``scheduling.services``, which re-plans the visits after it).
 
-Every participant is fetched through ``trials.selectors.get_trial_and_participant_for`` (the
+Every participant is fetched through ``patients.selectors.get_trial_and_participant_for`` (the
 site check of ``patients.selectors``), so a CRF or query of another site answers 404 whatever
 the URL. A failed action re-renders the CRF page with its form bound and the error next to the
 field, status 400.

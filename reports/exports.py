@@ -1,6 +1,6 @@
 """CSV exports of captured CRFs, streamed: one file per CRF definition, in a long or a wide form.
 
-Who and what (the README's "Exports" says it for people):
+Who and what (docs/reports-and-exports.md says it for people):
 - Only users with ``Perm.EXPORT_DATA`` (data manager, sponsor, statistician), and only the rows
   of the sites where they hold it (``trials.policy.site_filter``).
 - Pseudonymised: participants appear by study ID and site code only; no user names. A protocol

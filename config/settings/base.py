@@ -230,7 +230,7 @@ CELERY_BEAT_SCHEDULE["report-redispatch"] = {
     "schedule": 60.0,
 }
 
-# Accounts and security (README "Accounts and security", SECURITY.md).
+# Accounts and security (docs/accounts-and-security.md, SECURITY.md).
 # Argon2id first; older hashes are upgraded at the next login.
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
