@@ -14,10 +14,12 @@ What it does, on this machine only (127.0.0.1):
    language on the profile: one authenticated write), then ``--requests`` randomisations
    (the confirmation form's POST, which checks eligibility, derives the strata, locks the
    stratum, takes the slot and writes the allocation, status and audit entry);
-4. prints throughput and p50/p95/p99 latency for both, and the ratio randomise/trivial of the
-   throughputs; writes them to ``bench/results/randomise_http.json``.
+4. prints throughput and p50/p95/p99 latency for both (the trivial write shows how fast the
+   machine is at the time: a reference, not a target), then the targets, met or not; writes
+   them to ``bench/results/randomise_http.json``.
 
-Targets (issue): ratio ≥ 0.5 at 16 clients, randomisation p95 < 100 ms on a 2-core machine.
+Targets (bench/README.md): randomisation p95 under 150 ms at 4 clients, and at 16 clients every
+request answered (no error, no lock time-out).
 """
 from __future__ import annotations
 
@@ -234,14 +236,12 @@ def main() -> int:
                     randomise_work.append(jobs)
                 run_phase(clients[:n], randomise_work, server.pid, phases["randomise"])
             trivial, randomise = summary(phases["trivial"]), summary(phases["randomise"])
-            ratio = round(randomise["throughput_per_s"] / trivial["throughput_per_s"], 2)
-            results.append({"clients": n, "trivial": trivial, "randomise": randomise,
-                            "ratio": ratio})
+            results.append({"clients": n, "trivial": trivial, "randomise": randomise})
             print(f"N={n:>2}  trivial {trivial['throughput_per_s']:>6}/s "
                   f"p50 {trivial['p50_ms']:>6} p95 {trivial['p95_ms']:>6} p99 {trivial['p99_ms']:>6} ms"
                   f" | randomise {randomise['throughput_per_s']:>6}/s p50 {randomise['p50_ms']:>6} "
                   f"p95 {randomise['p95_ms']:>6} p99 {randomise['p99_ms']:>6} ms"
-                  f" | ratio {ratio}  failures {trivial['failures'] + randomise['failures']}",
+                  f" | failures {trivial['failures'] + randomise['failures']}",
                   flush=True)
             for name, phase in (("trivial", trivial), ("randomise", randomise)):
                 cpu = phase["cpu_ms_per_request"]
@@ -271,6 +271,15 @@ def main() -> int:
     print(f"Allocations made: {check[1]}; every stratum's slots consecutive: {check[0]}")
     print(f"Written to {results_file.relative_to(ROOT)}")
     failures = sum(r["trivial"]["failures"] + r["randomise"]["failures"] for r in results)
+    at = {r["clients"]: r["randomise"] for r in results}
+    if 4 in at:
+        p95 = at[4]["p95_ms"]
+        print(f"Target: randomisation p95 < 150 ms at 4 clients: {p95} ms, "
+              f"{'met' if p95 < 150 else 'NOT met'}")
+    if 16 in at:
+        failed = at[16]["failures"]
+        print(f"Target: every randomisation answered at 16 clients: {failed} failed, "
+              f"{'met' if not failed else 'NOT met'}")
     return 1 if failures or check[0] != "True" else 0
 
 

@@ -251,8 +251,8 @@ def _due(today: dt.date, *, path: str = "") -> Q:
 
 @contextmanager
 def _analytic_session():
-    """On PostgreSQL, no JIT for these few large aggregates: compiling them costs more (about
-    0.35 s each at 100,000 participants) than it saves; and enough memory to aggregate without
+    """On PostgreSQL, no JIT for these few large aggregates: compiling them costs more than it
+    saves (bench/README.md, "Enrolment report PDF"); and enough memory to aggregate without
     spilling to disk. Session settings, reset after, so that each progress update the caller
     writes between queries is committed and seen by the page at once."""
     if connection.vendor != "postgresql":
