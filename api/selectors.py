@@ -12,7 +12,7 @@ import datetime as dt
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from crfs.models import CRFRecord, DataQuery, QueryMessage, UNRESOLVED
+from crfs.models import UNRESOLVED, CRFRecord, DataQuery, QueryMessage
 from patients.models import Participant, Visit, VisitState, VisitStatus
 from patients.selectors import participants_for
 from trials import policy

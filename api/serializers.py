@@ -15,9 +15,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from crfs.models import CRFRecord, DataQuery, QueryMessage
+from patients.models import Participant, Visit, VisitState
 from reports.models import ReportRequest, ReportStatus
 from reports.services import KINDS as REPORT_KINDS
-from patients.models import Participant, Visit, VisitState
 from trials import policy
 from trials.models import Arm, Site, Trial
 
@@ -242,7 +242,6 @@ class RaiseQuerySerializer(serializers.Serializer):
 
 class QueryTextSerializer(serializers.Serializer):
     text = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
-
 
 
 # --------------------------------------------------------------------------- reports and exports

@@ -25,16 +25,16 @@ from rest_framework import generics, serializers as drf, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
-from reports import downloads, services as reports
 from crfs import services as crfs
-from crfs.models import CRFRecord, QueryStatus
-from reports.models import ReportRequest
 from crfs import eligibility
-from scheduling import services as scheduling
+from crfs.models import CRFRecord, QueryStatus
 from patients import services as participants
 from patients.models import Status, Visit, VisitState
 from patients.selectors import get_participant_for
 from randomisation import selectors as allocations, services as randomisation
+from reports import downloads, services as reports
+from reports.models import ReportRequest
+from scheduling import services as scheduling
 from trials import policy
 from trials.models import Trial, crf_of
 from trials.policy import Perm

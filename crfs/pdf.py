@@ -20,7 +20,8 @@ from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from crfs import selectors, trail
+from . import selectors, trail
+
 
 STATES = {"valid": gettext_lazy("valid"), "voided": gettext_lazy("VOIDED"),
           "invalid": gettext_lazy("NOT VALID: the data changed after signing")}

@@ -18,10 +18,11 @@ from trials import policy
 from trials.models import Site, Trial, crf_of
 from trials.protocol import crf_deriving, crf_scored_as
 
-from crfs import trail
-from crfs.derivations import qlq_c30_scores, worst_ctcae_grade
-from crfs.forms import visible
-from crfs.models import CRFRecord, CRFSignature, DataQuery, QueryMessage, QueryStatus, UNRESOLVED
+from . import trail
+from .derivations import qlq_c30_scores, worst_ctcae_grade
+from .forms import visible
+from .models import UNRESOLVED, CRFRecord, CRFSignature, DataQuery, QueryMessage, QueryStatus
+
 
 QUERY_LIST_LIMIT = 100  # rows of the worklist's query list; the counts cover the rest
 

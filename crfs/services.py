@@ -24,18 +24,19 @@ from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from core import audit
 from core.reauth import password_confirmed
 from patients.models import Deviation, DeviationRule, Participant, Visit, VisitStatus
-from core import audit
 from trials import policy
 from trials.models import crf_of
 from trials.policy import Perm
 
-from crfs import checks, trail
-from crfs.facts import read_facts
-from crfs.derivations import DERIVED
-from crfs.forms import missing_required
-from crfs.models import (UNRESOLVED, CRFRecord, CRFSignature, CRFStatus, DataQuery, MessageKind, QueryMessage, QueryStatus, SignatureMeaning)
+from . import checks, trail
+from .derivations import DERIVED
+from .facts import read_facts
+from .forms import missing_required
+from .models import (UNRESOLVED, CRFRecord, CRFSignature, CRFStatus, DataQuery, MessageKind,
+                     QueryMessage, QueryStatus, SignatureMeaning)
 
 
 @transaction.atomic

@@ -236,7 +236,6 @@ def crf_showcase(trial: Trial, *, investigator, data_manager, password: str) -> 
     import datetime as dt
 
 
-
     site = trial.sites.filter(active=True).order_by("code").first()
     if site is None or CRFSignature.objects.filter(record__participant__site=site).exists():
         return []

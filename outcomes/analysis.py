@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crfs.derivations import CLAVIEN_DINDO_ORDER, NO_COMPLICATION, worst_ctcae_grade
+from crfs.models import CRFRecord
 from randomisation.models import Allocation
 from trials import policy
 from trials.models import Trial
 
-from outcomes import endpoints as endpoint_values
-from crfs.derivations import CLAVIEN_DINDO_ORDER, NO_COMPLICATION, worst_ctcae_grade
-from crfs.models import CRFRecord
-from outcomes.survival import EndpointAnalysis, GroupResult, LandmarkRate, analyse, methods_text
+from . import endpoints as endpoint_values
+from .survival import EndpointAnalysis, GroupResult, LandmarkRate, analyse, methods_text
 
 
 # --------------------------------------------------------------------------- formatting

@@ -30,12 +30,11 @@ from typing import Iterable
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
+from crfs.models import CRFRecord, CRFStatus
 from patients.models import Visit, VisitStatus
 from patients.windows import as_date
 from randomisation.models import Allocation
 from trials.models import Site, Trial
-
-from crfs.models import CRFRecord, CRFStatus
 
 DAYS_PER_MONTH = 365.25 / 12
 VISITS_DONE = "visits_done"

@@ -10,7 +10,8 @@ from xml.sax.saxutils import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
-from outcomes.survival import EndpointAnalysis, GroupResult
+from .survival import EndpointAnalysis, GroupResult
+
 
 # Two arms in colours that stay distinct in grey print and for red-green colour blindness;
 # pooled curves in near-black.

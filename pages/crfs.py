@@ -17,16 +17,15 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
-from patients.models import Visit
-from trials import policy
 from core.forms import attach_errors
-from trials.policy import Perm
-from patients.selectors import get_trial_and_participant_for
-
 from crfs import pdf, selectors, services, trail
 from crfs.forms import build_crf_form, form_to_data
 from crfs.models import CRFRecord, CRFStatus, DataQuery, QueryStatus, SignatureMeaning
+from patients.models import Visit
+from patients.selectors import get_trial_and_participant_for
 from scheduling import services as scheduling
+from trials import policy
+from trials.policy import Perm
 
 
 def _field_name(path: str) -> str:

@@ -1,3 +1,7 @@
+"""Participant pages: the list, screening, the participant's page, consent, the visit worklist
+and a participant's visit timeline with the coordinator's visit actions. Thin: reads from the
+selectors of ``patients``, ``crfs``, ``scheduling`` and ``randomisation``, changes through their
+services, permissions from ``trials.policy``."""
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
@@ -7,22 +11,20 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from randomisation.selectors import allocation_of, allocation_view
-from trials import policy
 from core.forms import attach_errors
-from trials.policy import Perm
-from patients.selectors import get_trial_and_participant_for
-from trials.selectors import get_trial_for
-
 from crfs import selectors as crf_selectors
-from crfs.models import CRFRecord, CRFStatus, UNRESOLVED
-
 from crfs import eligibility
-from scheduling import services as scheduling
+from crfs.models import UNRESOLVED, CRFRecord, CRFStatus
 from patients import selectors, services
 from patients.forms import ConsentForm, ScreeningForm, UnscheduledVisitForm, VisitActionForm
 from patients.models import Visit, VisitState
+from patients.selectors import get_trial_and_participant_for
+from randomisation.selectors import allocation_of, allocation_view
+from scheduling import services as scheduling
 from scheduling import selectors as schedule
+from trials import policy
+from trials.policy import Perm
+from trials.selectors import get_trial_for
 
 
 def participant_list(request, slug: str):

@@ -9,7 +9,6 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from core.history import HistoricalRecords
-
 from trials.models import ProtocolVersion, Site, Trial, definition_of
 
 

@@ -12,8 +12,8 @@ from django.http import Http404
 from django.utils import timezone
 
 from trials import policy
-from trials.selectors import get_trial_for
 from trials.models import Site, Trial
+from trials.selectors import get_trial_for
 
 from .models import Deviation, Participant, Visit, VisitStatus
 

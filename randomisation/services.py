@@ -23,28 +23,20 @@ from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _, ngettext
 
+from core import audit, notify
 from core.reauth import password_confirmed
 from crfs import eligibility
+from crfs.facts import fact_records
 from patients import status as participant_status
 from patients.models import Participant, Status
-from core import audit, notify
-from crfs.facts import fact_records
 from scheduling.services import create_schedule
 from trials import policy
 from trials.models import Membership, Role, Trial
 from trials.policy import Perm
 
 from . import generator
-from .models import (
-    Allocation,
-    AllocationList,
-    AllocationSlot,
-    EmergencyUnblinding,
-    ListStatus,
-    Method,
-    Stratum,
-    StratumCorrection,
-)
+from .models import (Allocation, AllocationList, AllocationSlot, EmergencyUnblinding, ListStatus,
+                     Method, Stratum, StratumCorrection)
 
 
 class RandomisationError(ValidationError):

@@ -8,10 +8,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _, gettext_lazy, pgettext
 from django.views.decorators.http import require_POST
 
-from trials import policy
 from core.forms import attach_errors
-from trials.policy import Perm
 from patients.selectors import get_trial_and_participant_for
+from trials import policy
+from trials.policy import Perm
 from trials.selectors import get_trial_for
 
 from . import pdf, selectors, services
@@ -157,8 +157,6 @@ def correct_stratum(request, slug: str, study_id: str):
                 "field": form.fields[k].label if k in form.fields else k, "errors": ", ".join(v)}
             for k, v in form.errors.items()))
     return redirect("allocation_detail", slug, study_id)
-
-
 
 
 # ---------------------------------------------------------------- statistician only

@@ -16,7 +16,7 @@ from trials import policy
 from trials.models import Trial
 from trials.policy import Perm
 
-from reports import exports, odm
+from . import exports, odm
 
 
 def streamed(user, trial: Trial, chunks: Iterable, *, content_type: str, filename: str,

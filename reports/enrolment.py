@@ -29,13 +29,11 @@ from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from patients.models import (RANDOMISED_STATUSES, Deviation, Participant, Status, Visit,
-                             VisitStatus)
+from crfs.models import UNRESOLVED, CRFRecord, CRFStatus, DataQuery
+from patients.models import RANDOMISED_STATUSES, Deviation, Participant, Status, Visit, VisitStatus
 from randomisation.models import Allocation
 from trials import policy
 from trials.models import Arm, Trial
-
-from crfs.models import CRFRecord, CRFStatus, DataQuery, UNRESOLVED
 
 RECENT_DAYS = 182          # about six months
 DAYS_PER_MONTH = 30.44

@@ -26,7 +26,8 @@ from reportlab.lib.units import mm
 from reportlab.platypus import (KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer,
                                 Table, TableStyle)
 
-from reports.enrolment import EnrolmentFigures, enrolment_figures
+from .enrolment import EnrolmentFigures, enrolment_figures
+
 
 Progress = Callable[[int, str], None]
 

@@ -42,11 +42,10 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils.translation import gettext as _
 
+from crfs.models import CRFRecord
 from trials import policy
 from trials.models import ProtocolVersion, Trial, definition_of
 from trials.policy import Perm
-
-from crfs.models import CRFRecord
 
 CHUNK_SIZE = 2000          # rows per fetch from the database cursor
 FLUSH_AT = 64 * 1024       # characters buffered before a chunk goes to the client
@@ -320,7 +319,6 @@ def export_csv(user, trial: Trial, crf_code: str, form: str) -> Iterator[str]:
     layout = layout_for(trial, crf_code)
     rows = long_rows(user, trial, layout) if form == "long" else wide_rows(user, trial, layout)
     return csv_chunks(rows)
-
 
 
 class _Sink(io.RawIOBase):

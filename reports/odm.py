@@ -39,13 +39,13 @@ from xml.sax.saxutils import escape, quoteattr
 from django.db.models import F
 from django.utils import timezone
 
+from crfs import trail
+from crfs.models import CRFRecord
 from trials import policy
 from trials.models import ProtocolVersion, Trial, definition_of
 from trials.policy import Perm
 
-from crfs import trail
-from reports.exports import (CHUNK_SIZE, FLUSH_AT, CRFLayout, scoped_records, trial_layouts, value_text)
-from crfs.models import CRFRecord
+from .exports import CHUNK_SIZE, FLUSH_AT, CRFLayout, scoped_records, trial_layouts, value_text
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
 SE_NO_VISIT = "SE.NOVISIT"

@@ -23,10 +23,9 @@ from reportlab.lib.units import mm
 from reportlab.platypus import (KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table,
                                 TableStyle)
 
+from outcomes import analysis, plots
 from trials import policy
 from trials.models import Trial
-
-from outcomes import analysis, plots
 
 Progress = Callable[[int, str], None]
 

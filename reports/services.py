@@ -43,7 +43,8 @@ from trials import policy
 from trials.models import Trial
 from trials.policy import Perm
 
-from reports.models import ReportRequest, ReportStatus
+from .models import ReportRequest, ReportStatus
+
 
 logger = logging.getLogger("ctms.reports")
 

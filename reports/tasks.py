@@ -11,7 +11,7 @@ import uuid
 
 from celery import shared_task
 
-from reports import services as reports
+from . import services as reports
 
 
 @shared_task(bind=True, name="outcomes.build_report", acks_late=True,

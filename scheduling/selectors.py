@@ -8,9 +8,8 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from patients.models import Deviation, Participant, Visit
-
 from crfs.facts import randomisation_date, read_facts
+from patients.models import Deviation, Participant, Visit
 
 from .services import pending_anchors
 

@@ -62,12 +62,10 @@ from crfs import services as crfs
 from crfs.facts import RANDOMISATION, FactRecord, Facts, randomisation_date, read_facts
 from crfs.models import CRFRecord, DataQuery
 from patients import status as participant_status
+from patients.models import Deviation, DeviationRule, Participant, Visit, VisitStatus
 from patients.windows import Window, add_months, as_date, visit_window
 from trials import policy
 from trials.policy import Perm
-
-from patients.models import (Deviation, DeviationRule, Participant, Visit,
-                     VisitStatus)
 
 UNSCHEDULED = "unscheduled"
 CLOSED_BY_SCHEDULE = "schedule"  # ``Visit.closed_by`` when no event, but the plan, closed it

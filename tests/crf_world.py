@@ -8,10 +8,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from scheduling.services import save_crf_and_replan as save_crf
-from patients.models import Visit
-from tests import factories
 from demo.data import crf_answers
+from patients.models import Visit
+from scheduling.services import save_crf_and_replan as save_crf
+from tests import factories
 from trials.models import crf_of
 
 

@@ -12,13 +12,13 @@ from django.urls import reverse
 from django.utils import translation
 
 from accounts.middleware import database_unavailable
-from reports.enrolment_pdf import build_enrolment_report
+from accounts.models import Profile
+from core.models import AuditEvent
 from randomisation import services
+from reports.enrolment_pdf import build_enrolment_report
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.outcomes.test_outcomes_pages import event, pdf_text
-from core.models import AuditEvent
-from accounts.models import Profile
 
 NBSP = "\u00a0"
 

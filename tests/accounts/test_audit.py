@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from tests.conftest import PASSWORD
 from core.models import AuditEvent
+from tests.conftest import PASSWORD
 from trials.models import Membership
 
 pytestmark = pytest.mark.django_db

@@ -5,8 +5,8 @@ from axes.models import AccessAttempt
 from django.conf import settings
 from django.urls import reverse
 
-from tests.conftest import PASSWORD
 from core.models import AuditEvent
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 

@@ -6,9 +6,9 @@ from django.urls import reverse
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from core.models import AuditEvent
 from tests import factories
 from tests.conftest import PASSWORD
-from core.models import AuditEvent
 from trials.models import Membership, Role
 from trials.policy import ROLE_PERMISSIONS, TWO_FACTOR_PERMS, requires_two_factor
 

@@ -12,10 +12,10 @@ from xml.etree import ElementTree
 import pytest
 from django.urls import reverse
 
+from core.models import AuditEvent
 from reports.models import ReportRequest
 from tests.api import world
 from tests.randomisation.test_blinding import assert_no_arm
-from core.models import AuditEvent
 
 
 def body(response) -> bytes:

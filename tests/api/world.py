@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reports import services as reports
 from crfs import services as crfs
 from crfs.models import CRFRecord, DataQuery
-from reports.models import ReportRequest
 from patients.models import Participant, Visit
+from reports import services as reports
+from reports.models import ReportRequest
 from tests import factories
 from trials.models import Membership, Site, Trial
 

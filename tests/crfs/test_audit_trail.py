@@ -8,13 +8,13 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
+from core.models import AuditEvent
 from crfs import selectors, services
 from crfs.models import CRFRecord, CRFSignature, DataQuery, QueryMessage
-from scheduling.services import save_crf_and_replan as save_crf
 from crfs.trail import differences, flatten
+from scheduling.services import save_crf_and_replan as save_crf
 from tests.conftest import PASSWORD
 from tests.crf_world import demographics, record_url
-from core.models import AuditEvent
 
 
 def test_answers_are_compared_field_by_field_and_row_by_row():

@@ -9,7 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from crfs.derivations import (DERIVED, clavien_dindo_worst_grade, qlq_c30_scores, recist_overall_response, recist_response, recist_sum_of_diameters, recist_target_response, worst_ctcae_grade, worst_grade_by_term)
+from crfs.derivations import (DERIVED, clavien_dindo_worst_grade, qlq_c30_scores,
+                              recist_overall_response, recist_response, recist_sum_of_diameters,
+                              recist_target_response, worst_ctcae_grade, worst_grade_by_term)
 from trials.protocol import read_protocol_file
 from trials.services import shipped_protocol_files
 

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from crfs import services
 from crfs.models import CRFRecord, DataQuery, MessageKind, QueryMessage, QueryStatus
-from scheduling.services import save_crf_and_replan as save_crf
 from patients.models import Visit
+from scheduling.services import save_crf_and_replan as save_crf
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.crf_world import crf_url, demographics, query_url, record_url

@@ -12,12 +12,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
+from core.models import AuditEvent
 from crfs import selectors, services
 from crfs.models import CRFRecord, CRFSignature, CRFStatus, SignatureMeaning
 from scheduling.services import save_crf_and_replan as save_crf
 from tests.conftest import PASSWORD
 from tests.crf_world import crf_url, demographics, record_url
-from core.models import AuditEvent
 
 
 def pdf_string(text: str) -> str:

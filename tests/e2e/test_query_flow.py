@@ -6,12 +6,12 @@ import pytest
 from django.utils import timezone
 
 from crfs.models import DataQuery
-from scheduling.services import save_crf_and_replan as save_crf
+from demo.data import crf_answers
 from patients.models import Visit
+from scheduling.services import save_crf_and_replan as save_crf
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import login, screenshot
-from demo.data import crf_answers
 from trials.models import crf_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

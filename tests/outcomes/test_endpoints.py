@@ -8,12 +8,12 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from outcomes.endpoints import DAYS_PER_MONTH, derive_endpoints
-from scheduling.services import save_crf_and_replan as save_crf
-from scheduling import services as scheduling
-from patients.models import Visit
-from tests import factories
 from demo.data import crf_answers
+from outcomes.endpoints import DAYS_PER_MONTH, derive_endpoints
+from patients.models import Visit
+from scheduling import services as scheduling
+from scheduling.services import save_crf_and_replan as save_crf
+from tests import factories
 from trials.models import crf_of
 
 TODAY = timezone.localdate()

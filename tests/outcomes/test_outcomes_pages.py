@@ -14,13 +14,13 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from core.models import AuditEvent
+from demo.data import crf_answers
 from reports.outcomes_report import build_outcomes_report
 from scheduling.services import save_crf_and_replan as save_crf
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.randomisation.test_blinding import assert_no_arm
-from demo.data import crf_answers
-from core.models import AuditEvent
 from trials.models import Trial, crf_of
 from trials.services import unblind_trial
 

@@ -9,13 +9,13 @@ from django.utils import timezone
 
 from crfs import services
 from crfs.models import CRFRecord
-from scheduling.services import save_crf_and_replan as save_crf
+from demo.data import crf_answers
 from patients.models import Visit
+from scheduling.services import save_crf_and_replan as save_crf
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.crf_world import crf_url, demographics, record_url
 from tests.randomisation.test_blinding import assert_no_arm
-from demo.data import crf_answers
 from trials.models import crf_of
 
 # Accounts and security, on every request of a two-factor user: their OTP device. (The

@@ -12,13 +12,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import formats, timezone, translation
 
+from accounts.models import Profile
 from config.celery import app
 from patients import reminders, tasks
 from patients.models import ReminderDelivery, ReminderKind, Visit, VisitReminder, VisitStatus
 from tests import factories
 from tests.randomisation.test_blinding import assert_no_arm
 from trials.models import Membership
-from accounts.models import Profile
 
 TODAY = timezone.localdate
 

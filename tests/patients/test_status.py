@@ -8,10 +8,10 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from scheduling.services import save_crf_and_replan as save_crf
-from patients.models import Participant, Status
-from tests import factories
 from core.models import AuditEvent
+from patients.models import Participant, Status
+from scheduling.services import save_crf_and_replan as save_crf
+from tests import factories
 from trials.protocol import validate_definition
 
 TODAY = timezone.localdate

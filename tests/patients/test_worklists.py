@@ -8,12 +8,12 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from scheduling import services as scheduling
 from patients import selectors
 from patients.models import Visit, VisitState, VisitStatus
+from scheduling import services as scheduling
+from scheduling.selectors import timeline
 from tests import factories
 from tests.randomisation.test_blinding import assert_no_arm
-from scheduling.selectors import timeline
 
 TODAY = timezone.localdate
 

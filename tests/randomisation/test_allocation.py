@@ -5,11 +5,11 @@ import pytest
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from core.models import AuditEvent
 from patients.models import Participant, Status
 from randomisation import services
 from randomisation.models import Allocation, AllocationSlot, Stratum
 from tests import factories
-from core.models import AuditEvent
 
 
 def test_randomising_takes_the_first_slot_of_the_stratum(reminet_ready):

@@ -10,8 +10,8 @@ from django.urls import reverse
 from crfs import services as outcomes
 from randomisation import services
 from tests import factories
-from tests.routes import url_patterns
 from tests.api import world
+from tests.routes import url_patterns
 
 BLINDED_ROLES = ["investigator", "coordinator", "data_manager", "sponsor"]
 

@@ -13,20 +13,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from randomisation.generator import (
-    KIT_ALPHABET,
-    PlannedSlot,
-    SeededStream,
-    canonical_text,
-    generate_list,
-    kit_codes,
-    list_digest,
-    minimise,
-    new_seed,
-    permuted_blocks,
-    stratum_key,
-    strata_keys,
-)
+from randomisation.generator import (KIT_ALPHABET, PlannedSlot, SeededStream, canonical_text,
+                                     generate_list, kit_codes, list_digest, minimise, new_seed,
+                                     permuted_blocks, strata_keys, stratum_key)
 
 PROPERTY = settings(max_examples=150, deadline=None)
 ONE_TO_ONE = [("A", 1), ("B", 1)]

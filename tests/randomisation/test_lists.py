@@ -6,9 +6,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from core.models import AuditEvent
 from randomisation import generator, services
 from randomisation.models import AllocationList, AllocationSlot, ListStatus
-from core.models import AuditEvent
 
 
 def slots_of(alist):

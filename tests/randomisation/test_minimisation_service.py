@@ -5,10 +5,10 @@ import copy
 
 import pytest
 
+from core.models import AuditEvent
 from randomisation import services
 from randomisation.models import Allocation, AllocationSlot
 from tests import factories
-from core.models import AuditEvent
 from trials.services import store_protocol
 
 

@@ -13,14 +13,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from reports import exports
-from scheduling.services import save_crf_and_replan as save_crf
+from core.models import AuditEvent
+from demo.data import crf_answers
 from patients.models import Visit
 from randomisation import services as randomisation
+from reports import exports
+from scheduling.services import save_crf_and_replan as save_crf
 from tests import factories
 from tests.randomisation.test_blinding import assert_no_arm
-from demo.data import crf_answers
-from core.models import AuditEvent
 from trials.models import crf_of
 
 from .conftest import demographics

@@ -14,8 +14,8 @@ from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from scheduling.services import save_crf_and_replan as save_crf
 from randomisation import services as randomisation
+from scheduling.services import save_crf_and_replan as save_crf
 from tests import factories
 from tests.randomisation.test_blinding import assert_no_arm
 

@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
+from core.models import AuditEvent
 from crfs.models import CRFRecord, CRFStatus
 from patients.models import Status, Visit, VisitStatus
 from reports import services as reports, tasks
@@ -21,7 +22,6 @@ from reports.enrolment import enrolment_figures
 from reports.models import ReportRequest, ReportStatus
 from tests import factories
 from tests.randomisation.test_blinding import assert_no_arm
-from core.models import AuditEvent
 
 needs_pdftotext = pytest.mark.usefixtures("pdftotext")
 

@@ -8,14 +8,14 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from crfs.models import CRFRecord
-from scheduling.services import save_crf_and_replan as save_crf
-from scheduling import services as scheduling
-from patients.models import Deviation, Visit, VisitState, VisitStatus
-from tests import factories
 from core.models import AuditEvent
-from patients.windows import add_months
 from crfs.facts import read_facts
+from crfs.models import CRFRecord
+from patients.models import Deviation, Visit, VisitState, VisitStatus
+from patients.windows import add_months
+from scheduling import services as scheduling
+from scheduling.services import save_crf_and_replan as save_crf
+from tests import factories
 
 TODAY = timezone.localdate
 

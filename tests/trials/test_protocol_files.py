@@ -10,8 +10,8 @@ import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from tests import factories
 from core.models import AuditEvent
+from tests import factories
 from trials.models import ProtocolVersion, Trial
 from trials.protocol import ProtocolError, definition_digest, parse_protocol, read_protocol_file
 from trials.services import load_protocol, shipped_protocol_files

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import create_demo_device
 from demo.data import (crf_showcase, outcome_showcase, populate, report_showcase,
-                         tumour_assessments_at_done_visits)
+                       tumour_assessments_at_done_visits)
 from trials.models import Membership, Role, Trial
 from trials.policy import requires_two_factor
 
