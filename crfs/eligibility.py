@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from patients.models import Participant
 
+from .models import CRFRecord, CRFStatus
+
 ELIGIBILITY_CRF = "eligibility"
 
 
@@ -28,15 +30,11 @@ class Eligibility:
 def eligibility_record(participant: Participant):
     """The participant's eligibility CRF record, or None: one at most, as for every form not
     tied to a visit (``CRFRecord``'s ``one_crf_outside_visits``)."""
-    from crfs.models import CRFRecord
-
     return (CRFRecord.objects.filter(participant=participant, crf_code=ELIGIBILITY_CRF)
             .order_by("pk").first())
 
 
 def evaluate(participant: Participant, record=None) -> Eligibility:
-    from crfs.models import CRFStatus
-
     record = record if record is not None else eligibility_record(participant)
     criteria = participant.definition["eligibility"]
     data = record.data if record is not None else {}

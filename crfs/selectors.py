@@ -20,6 +20,7 @@ from trials.protocol import crf_deriving, crf_scored_as
 
 from . import trail
 from .derivations import qlq_c30_scores, worst_ctcae_grade
+from .eligibility import ELIGIBILITY_CRF
 from .forms import visible
 from .models import UNRESOLVED, CRFRecord, CRFSignature, DataQuery, QueryMessage, QueryStatus
 
@@ -256,7 +257,7 @@ def participant_forms(participant: Participant) -> ParticipantForms:
     outside = {r.crf_code: r for r in records if r.visit_id is None}
     event_forms = [EventForm(c["code"], c["label"], outside.get(c["code"]))
                    for c in definition.get("crfs", [])
-                   if c["code"] not in in_visits and c["code"] != "eligibility"]
+                   if c["code"] not in in_visits and c["code"] != ELIGIBILITY_CRF]
     queries = list(
         DataQuery.objects.filter(record__participant=participant, status__in=UNRESOLVED)
         .annotate(question=_question()).order_by("raised_at", "pk"))

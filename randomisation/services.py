@@ -27,6 +27,7 @@ from core import audit, notify
 from core.reauth import password_confirmed
 from crfs import eligibility
 from crfs.facts import fact_records
+from crfs.models import CRFRecord
 from patients import status as participant_status
 from patients.models import Participant, Status
 from scheduling.services import create_schedule
@@ -91,8 +92,6 @@ def participant_strata(participant: Participant, record=None) -> dict[str, str]:
 
 
 def _crf_data(participant: Participant, crf_code: str) -> dict:
-    from crfs.models import CRFRecord
-
     record = (CRFRecord.objects.filter(participant=participant, crf_code=crf_code)
               .order_by("-created_at").first())
     return record.data if record else {}

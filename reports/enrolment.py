@@ -29,6 +29,7 @@ from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crfs.eligibility import ELIGIBILITY_CRF
 from crfs.models import UNRESOLVED, CRFRecord, CRFStatus, DataQuery
 from patients.models import RANDOMISED_STATUSES, Deviation, Participant, Status, Visit, VisitStatus
 from randomisation.models import Allocation
@@ -164,7 +165,7 @@ def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, S
     # Eligible but not randomised: screened with a completed eligibility form (few rows).
     assessed = (CRFRecord.objects
                 .filter(participant__in=participants.filter(status=Status.SCREENED),
-                        crf_code="eligibility",
+                        crf_code=ELIGIBILITY_CRF,
                         status__in=[CRFStatus.COMPLETE, CRFStatus.SIGNED, CRFStatus.LOCKED])
                 .values(site_id=F("participant__site_id"))
                 .annotate(n=Count("participant_id", distinct=True)).order_by())

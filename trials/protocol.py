@@ -644,6 +644,20 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
                                         "a blinded trial needs kit codes: give their length"))
 
     crfs = {c["code"]: c for c in data["crfs"]}
+    # Eligibility is read from the CRF coded "eligibility": a yes/no question per criterion,
+    # coded as the criterion (crfs/eligibility.py).
+    eligibility_crf = crfs.get("eligibility")
+    if eligibility_crf is None:
+        problems.append(ProtocolProblem(
+            "crfs", "no CRF coded 'eligibility': the criteria are answered on it"))
+    else:
+        questions = {f["code"]: f for f in eligibility_crf["fields"]}
+        for i, criterion in enumerate(data["eligibility"]):
+            field = questions.get(criterion["code"])
+            if field is None or field["type"] != "yesno":
+                problems.append(ProtocolProblem(
+                    f"eligibility[{i}].code",
+                    f"the 'eligibility' CRF has no yes/no question {criterion['code']!r}"))
     anchor_codes = set(BUILTIN_ANCHORS) | {a["code"] for a in data.get("anchors", [])}
     for i, crf in enumerate(data["crfs"]):
         problems += _field_problems(crf["fields"], f"crfs[{i}].fields")

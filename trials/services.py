@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core import audit
 from core.reauth import password_confirmed
@@ -123,10 +126,6 @@ def unblind_trial(trial: Trial, *, by, reason: str, password: str, request=None)
     and the password typed again; once only; audited. Not a per-participant emergency
     unblinding (``randomisation.services.emergency_unblind``).
     """
-    from django.core.exceptions import PermissionDenied, ValidationError
-    from django.utils import timezone
-    from django.utils.translation import gettext as _
-
     trial = Trial.objects.select_for_update().get(pk=trial.pk)
     if not policy.has_perm(by, policy.Perm.MANAGE_ALLOCATION, trial):
         raise PermissionDenied(_("Only the trial's statistician may unblind the trial."))

@@ -30,6 +30,8 @@ MINIMAL = {
                 "offset": {"days": 0}, "window": {"start": 0, "end": 7}, "crfs": ["form"]}],
     "crfs": [{"code": "form", "label": "Form", "fields": [
         {"code": "weight", "label": "Weight", "type": "decimal", "unit": "kg", "min": 20, "max": 300},
+    ]}, {"code": "eligibility", "label": "Eligibility", "fields": [
+        {"code": "INC1", "label": "Adult", "type": "yesno", "required": True},
     ]}],
 }
 
@@ -118,6 +120,16 @@ def test_window_ending_before_it_starts_is_refused(db, tmp_path):
     data["visits"][0]["window"] = {"start": 5, "end": -3}
     assert problems(refused(tmp_path, data)) == {
         "visits[0].window": "window ends (day -3) before it starts (day 5)"}
+
+
+def test_a_criterion_without_its_question_on_the_eligibility_crf_is_refused(db, tmp_path):
+    data = copy.deepcopy(MINIMAL)
+    data["eligibility"].append({"code": "EXC1", "kind": "exclusion", "text": "Pregnant"})
+    assert problems(refused(tmp_path, data)) == {
+        "eligibility[1].code": "the 'eligibility' CRF has no yes/no question 'EXC1'"}
+    data["crfs"].pop()
+    assert problems(refused(tmp_path, data)) == {
+        "crfs": "no CRF coded 'eligibility': the criteria are answered on it"}
 
 
 def test_ratio_disagreeing_with_arms_is_refused(db, tmp_path):
