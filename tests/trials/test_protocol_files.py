@@ -88,6 +88,13 @@ def test_rectal_facts_from_the_registry(rectal):
     assert rectal.definition["trial"]["follow_up_months"] == 24
 
 
+def test_the_rectal_target_is_not_stated_in_the_registry_record(rectal):
+    # l.10-11 "Enrollment" / "5" is the actual enrolment of a closed record, not a plan.
+    assert rectal.target_enrolment is None
+    assert rectal.definition["trial"]["target_enrolment"] is None
+    assert '"Enrollment" / "5" (l.10-11)' in rectal.definition["trial"]["target_enrolment_note"]
+
+
 @pytest.mark.parametrize("form", ["null", "absent"])
 def test_a_target_enrolment_not_stated_loads_as_none(db, tmp_path, form):
     data = copy.deepcopy(MINIMAL)
