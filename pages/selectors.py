@@ -54,7 +54,7 @@ class TrialOverview:
     sites: list[SiteRow]
     arms: list[Arm] | None  # None when the user is blinded to arms
     randomised: int
-    target: int
+    target: int | None  # None when the protocol does not state the planned enrolment
 
 
 def trial_overview(user, trial: Trial) -> TrialOverview:

@@ -13,6 +13,8 @@ Definitions (printed in the report):
   rest of the screened.
 - *recent rate*: randomisations in the last ``RECENT_DAYS`` days (or since the first
   randomisation, when later), per month of 30.44 days; the projection assumes that rate goes on.
+  A trial whose protocol does not state its planned enrolment has no target: accrual and rate
+  only, no projection and no day the target was reached.
 - *expected CRFs*: the forms the schedule lists at visits that should have happened (done, or
   overdue: window closed and not done); *entered*: records at those visits; *complete*: entered
   and no longer a draft.
@@ -78,7 +80,7 @@ class EnrolmentFigures:
     trial: Trial
     as_of: dt.date
     with_arms: bool
-    target: int
+    target: int | None                                # None: not stated in the protocol
     sites: list[SiteFigures]
     accrual: list[tuple[dt.date, int, int]]          # (month, randomised, cumulative)
     recent_days: int
@@ -190,11 +192,12 @@ def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, S
     for month in sorted(months):
         cumulative += months[month]
         accrual.append((month, months[month], cumulative))
+    target = trial.target_enrolment
     target_reached_on = None
-    if cumulative >= trial.target_enrolment > 0:
+    if target and cumulative >= target:
         # The day the target was reached: the target-th randomisation.
         instant = (allocations.order_by("randomised_at", "pk")
-                   .values_list("randomised_at", flat=True)[trial.target_enrolment - 1])
+                   .values_list("randomised_at", flat=True)[target - 1])
         target_reached_on = _local_date(instant)
 
     first = min((r.first_randomised for r in rows.values() if r.first_randomised), default=None)
@@ -204,8 +207,8 @@ def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, S
     since = timezone.now() - dt.timedelta(days=recent_days)
     recent = allocations.filter(randomised_at__gte=since).count()
     rate = recent / (recent_days / DAYS_PER_MONTH)
-    remaining = trial.target_enrolment - cumulative
     projected = None
+    remaining = target - cumulative if target else 0
     if remaining > 0 and rate > 0:
         projected = today + dt.timedelta(days=round(remaining / rate * DAYS_PER_MONTH))
 
@@ -213,7 +216,7 @@ def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, S
     _completeness(rows, trial, site_ids, today)
 
     return EnrolmentFigures(
-        trial=trial, as_of=today, with_arms=with_arms, target=trial.target_enrolment,
+        trial=trial, as_of=today, with_arms=with_arms, target=target,
         # A site an amendment dropped is shown only if it had participants.
         sites=[row for pk, row in rows.items() if pk not in inactive or row.screened],
         accrual=accrual, recent_days=recent_days,

@@ -1,5 +1,5 @@
-"""The enrolment report as a PDF (reportlab): accrual against target with its projection,
-the CONSORT-style flow, arms (for readers who may see them), sites and data completeness.
+"""The enrolment report as a PDF (reportlab): accrual against target with its projection
+(accrual and rate alone when the protocol states no target), the CONSORT-style flow, arms (for readers who may see them), sites and data completeness.
 
 Charts are drawn with ``reportlab.graphics``. Figures come from ``reports.enrolment``, which
 already applies the reader's rights (sites, blinding): this module only lays them out, and never
@@ -52,7 +52,7 @@ def _pct(part: int, whole: int) -> str:
 
 def accrual_chart(f: EnrolmentFigures) -> Drawing:
     """Cumulative randomisations by month (solid), the target (dashed red) and the projection
-    at the recent rate (dashed grey), on a time axis."""
+    at the recent rate (dashed grey), on a time axis; without a target, the accrual alone."""
     width, height = WIDTH, 75 * mm
     drawing = Drawing(width, height)
     if not f.accrual:
@@ -74,7 +74,9 @@ def accrual_chart(f: EnrolmentFigures) -> Drawing:
                       (stop.toordinal(), f.randomised + share * (f.target - f.randomised))]
         end = stop
     x0, x1 = start.toordinal(), max(end.toordinal(), start.toordinal() + 31)
-    series = [points, [(x0, f.target), (x1, f.target)]]
+    series = [points]
+    if f.target:
+        series.append([(x0, f.target), (x1, f.target)])
     if projection:
         series.append(projection)
 
@@ -82,7 +84,8 @@ def accrual_chart(f: EnrolmentFigures) -> Drawing:
     plot.x, plot.y, plot.width, plot.height = 14 * mm, 12 * mm, width - 20 * mm, height - 18 * mm
     plot.data = series
     plot.lines[0].strokeColor, plot.lines[0].strokeWidth = BLUE, 1.8
-    plot.lines[1].strokeColor, plot.lines[1].strokeDashArray = RED, [4, 3]
+    if f.target:
+        plot.lines[1].strokeColor, plot.lines[1].strokeDashArray = RED, [4, 3]
     if projection:
         plot.lines[2].strokeColor, plot.lines[2].strokeDashArray = GREY, [2, 2]
         plot.lines[2].strokeWidth = 1.4
@@ -95,7 +98,7 @@ def accrual_chart(f: EnrolmentFigures) -> Drawing:
     plot.xValueAxis.labels.fontSize = 7
     plot.xValueAxis.labels.fontName = plot.yValueAxis.labels.fontName = "Helvetica"
     plot.yValueAxis.valueMin = 0
-    plot.yValueAxis.valueMax = max(f.target, f.randomised) * 1.08 or 1
+    plot.yValueAxis.valueMax = max(f.target or 0, f.randomised) * 1.08 or 1
     plot.yValueAxis.labels.fontSize = 7
     plot.yValueAxis.visibleGrid, plot.yValueAxis.gridStrokeColor = True, LIGHT
     drawing.add(plot)
@@ -104,8 +107,9 @@ def accrual_chart(f: EnrolmentFigures) -> Drawing:
     legend.x, legend.y = 16 * mm, height - 2 * mm
     legend.fontSize, legend.columnMaximum, legend.dx, legend.dy = 7, 1, 10, 4
     legend.alignment, legend.fontName = "right", "Helvetica"
-    legend.colorNamePairs = [(BLUE, _("randomised (cumulative)")),
-                             (RED, _("target: %(n)d") % {"n": f.target})]
+    legend.colorNamePairs = [(BLUE, _("randomised (cumulative)"))]
+    if f.target:
+        legend.colorNamePairs.append((RED, _("target: %(n)d") % {"n": f.target}))
     if projection:
         legend.colorNamePairs.append((GREY, _("projection at the recent rate")))
     drawing.add(legend)
@@ -341,15 +345,19 @@ def build_enrolment_report(trial, *, viewer, stream: BinaryIO,
     story.append(Spacer(1, 4 * mm))
 
     # Key figures and accrual.
-    if f.target_reached_on:
+    if not f.target:
+        projection = _("none: no target enrolment to project to")
+    elif f.target_reached_on:
         projection = _("target reached on %(day)s") % {"day": f.target_reached_on.isoformat()}
     elif f.projected_completion:
         projection = f.projected_completion.isoformat()
     else:
         projection = _("cannot be projected: no randomisation in the recent period")
-    key = [[_("Target enrolment"), str(f.target)],
+    key = [[_("Target enrolment"),
+            str(f.target) if f.target else _("not stated in the protocol")],
            [pgettext("count column", "Randomised"),
-            f"{f.randomised} ({_pct(f.randomised, f.target)})"],
+            f"{f.randomised} ({_pct(f.randomised, f.target)})" if f.target
+            else str(f.randomised)],
            [_("Recent rate"), _("%(rate).1f per month (%(n)d randomised in the last %(days)d "
                                 "days)") % {"rate": f.rate_per_month, "n": f.recent_randomised,
                                             "days": f.recent_days}],
@@ -359,11 +367,16 @@ def build_enrolment_report(trial, *, viewer, stream: BinaryIO,
                                    ("FONT", (0, 0), (0, -1), "Helvetica-Bold", 9),
                                    ("BOTTOMPADDING", (0, 0), (-1, -1), 2)]))
     story += [Paragraph(escape(_("Accrual")), h2), key_table, Spacer(1, 3 * mm),
-              accrual_chart(f),
-              Paragraph(escape(_(
-                  "The projection assumes the accrual rate of the last %(days)d days goes on "
-                  "(randomisations in that period divided by its length in months of 30.44 "
-                  "days).") % {"days": f.recent_days}), small)]
+              accrual_chart(f)]
+    if f.target:
+        story.append(Paragraph(escape(_(
+            "The projection assumes the accrual rate of the last %(days)d days goes on "
+            "(randomisations in that period divided by its length in months of 30.44 "
+            "days).") % {"days": f.recent_days}), small))
+    else:
+        story.append(Paragraph(escape(_(
+            "The protocol does not state the planned enrolment: accrual and rate are shown "
+            "without a target or a projection.")), small))
     story += [KeepTogether([
         Paragraph(escape(_("Participant flow")), h2), consort_chart(f),
         Paragraph(escape(_("Eligible: randomised, or screened with a completed eligibility "

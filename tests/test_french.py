@@ -73,8 +73,21 @@ def test_the_trial_page_headings_are_french(reminet_ready, client, client_for):
     # The count columns (context "count column"), not the participant statuses.
     assert "<th>Pré-inclus</th><th>Randomisés</th>" in text
     assert "<h2>Centres</h2>" in text and "<h2>Bras</h2>" in text
-    assert f"1 randomisé sur {trial.target_enrolment} prévus" in text
+    assert "1 randomisé sur 118 prévus" in text
     assert ">Français</option>" in text and ">English</option>" in text  # each in its own name
+
+
+def test_a_trial_without_a_target_reads_in_french(rectal_ready, client, client_for):
+    trial, coordinator = rectal_ready
+    factories.randomised(trial, by=coordinator)
+    client_for(french(coordinator))
+
+    home = page_text(client.get(reverse("home")))
+    overview = " ".join(page_text(client.get(reverse("trial_detail", args=[trial.slug]))).split())
+
+    assert "<p>1 randomisé</p>" in home
+    assert "1 randomisé <span" in overview
+    assert "objectif d'inclusions non précisé dans le protocole" in overview
 
 
 def test_unblinding_mail_is_written_in_each_recipients_language(

@@ -53,7 +53,8 @@ class Trial(models.Model):
     registry_id = models.CharField(max_length=40, blank=True)
     phase = models.CharField(max_length=8)
     masking = models.CharField(max_length=16, choices=Masking.choices)
-    target_enrolment = models.PositiveIntegerField()
+    # Null when the protocol does not state the planned enrolment: no target, no projection.
+    target_enrolment = models.PositiveIntegerField(null=True, blank=True)
     current_version = models.ForeignKey(
         "ProtocolVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

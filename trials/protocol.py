@@ -195,8 +195,7 @@ SCHEMA: dict[str, Any] = {
         "trial": {
             "type": "object",
             "additionalProperties": False,
-            "required": ["slug", "title", "short_title", "phase", "design", "masking",
-                         "target_enrolment"],
+            "required": ["slug", "title", "short_title", "phase", "design", "masking"],
             "properties": {
                 "slug": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9-]*$", "maxLength": 50},
                 "title": _text,
@@ -206,7 +205,9 @@ SCHEMA: dict[str, Any] = {
                 "phase": {"enum": ["I", "I/II", "II", "II/III", "III", "IV"]},
                 "design": _text,
                 "masking": {"enum": ["open", "single-blind", "double-blind"]},
-                "target_enrolment": {"type": "integer", "minimum": 1},
+                # The planned number of participants; null (or absent) when the source does
+                # not state it: then no target and no projection are shown, never a guess.
+                "target_enrolment": {"type": ["integer", "null"], "minimum": 1},
                 "target_enrolment_note": {"type": "string"},
                 "follow_up_months": {"type": "integer", "minimum": 1},
                 "source": {"type": "string"},
@@ -513,7 +514,18 @@ def validate_definition(data: dict[str, Any]) -> list[ProtocolProblem]:
     return _semantic_problems(data)
 
 
+# What a value must be, added to a schema error at that path where the bare message (e.g.
+# "0 is less than the minimum of 1") would not say what the key means.
+_EXPECTED = {
+    "trial.target_enrolment": "the planned number of participants, a whole number of at least "
+                              "1, or null when the protocol does not state it",
+}
+
+
 def _schema_message(err: jsonschema.ValidationError) -> str:
+    expected = _EXPECTED.get(_json_path(err.absolute_path))
+    if expected and err.validator in ("type", "minimum"):
+        return f"{err.instance!r}: must be {expected}"
     if err.validator == "additionalProperties":
         extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
         return f"unknown key(s): {', '.join(extra)}"

@@ -63,7 +63,7 @@ def store_protocol(definition: dict, *, source_file: str, by=None) -> LoadResult
         registry_id=info.get("registry_id") or "",
         phase=info["phase"],
         masking=info["masking"],
-        target_enrolment=info["target_enrolment"],
+        target_enrolment=info.get("target_enrolment"),  # None: not stated in the protocol
     )
     if trial is None:
         trial = Trial.objects.create(slug=info["slug"], **fields)

@@ -43,6 +43,11 @@ def test_every_operation_documents_its_errors(schema):
             assert {"400", "401", "403", "404"} <= set(operation["responses"]), (method, path)
 
 
+def test_an_unstated_target_enrolment_is_documented_as_null(schema):
+    field = schema["components"]["schemas"]["Trial"]["properties"]["target_enrolment"]
+    assert field["type"] == "integer" and field.get("nullable") is True
+
+
 def test_generation_has_no_warning_nor_error(tmp_path, db):
     # The same command CI can run: it exits non-zero on any drf-spectacular warning.
     call_command("spectacular", "--validate", "--fail-on-warn", "--file",

@@ -62,14 +62,35 @@ def test_trial_of_another_trial_is_404(rectal, reminet, make_user, client_for):
     assert client_for(user).get(reverse("trial_detail", args=[reminet.slug])).status_code == 404
 
 
-def test_trial_page_shows_arms_target_and_enrolment(rectal, make_user, client_for):
-    user = make_user("sponsor", rectal)
-    page = client_for(user).get(reverse("trial_detail", args=[rectal.slug])).content.decode()
-    for arm in rectal.arms.all():
+def test_trial_page_shows_arms_target_and_enrolment(reminet, make_user, client_for):
+    user = make_user("statistician", reminet)
+    page = client_for(user).get(reverse("trial_detail", args=[reminet.slug])).content.decode()
+    for arm in reminet.arms.all():
         assert arm.label in page
-    assert f"0 randomised of {rectal.target_enrolment} planned" in page
-    for site in rectal.sites.all():
+    assert "0 randomised of 118 planned" in page and "<progress" in page
+    for site in reminet.sites.all():
         assert escape(site.name) in page
+
+
+def test_a_trial_without_a_target_shows_its_enrolment_alone(rectal_ready, client_for):
+    """The rectal registry record states no planned enrolment: no "of", no progress bar."""
+    rectal, coordinator = rectal_ready
+    factories.randomised(rectal, by=coordinator)
+    client = client_for(coordinator)
+    home = " ".join(client.get(reverse("home")).content.decode().split())
+    overview = " ".join(
+        client.get(reverse("trial_detail", args=[rectal.slug])).content.decode().split())
+    assert "<p>1 randomised</p>" in home
+    assert "1 randomised <span" in overview and "target enrolment not stated" in overview
+    assert "randomised of" not in overview and "<progress" not in overview
+    assert "of None" not in home + overview
+
+
+def test_home_shows_the_target_when_the_protocol_states_it(reminet_ready, client_for):
+    reminet, coordinator = reminet_ready
+    factories.randomised(reminet, by=coordinator)
+    home = client_for(coordinator).get(reverse("home")).content.decode()
+    assert "1 of 118 randomised" in home
 
 
 @pytest.mark.parametrize("role", ["investigator", "coordinator", "data_manager", "sponsor"])

@@ -241,11 +241,52 @@ def test_the_report_counts_sites_flow_and_completeness(trial, sponsor, tmp_path,
     assert "not eligible (screen failure): 1" in text
     assert "eligibility not yet assessed: 1" in text
     assert "withdrawn: 1" in text
-    assert f"Target enrolment {trial.target_enrolment}" in " ".join(lines)
+    assert "Target enrolment 118" in " ".join(lines)  # REMINET's: "the 118 planned patients"
     # Recent rate: 4 randomised in the last 182 days (the 200-day-old one is older).
     assert "4 randomised in the last 182 days" in " ".join(lines)
     assert "Projected completion" in text and "Data completeness" in text
     assert "Overdue" in text
+
+
+@pytest.fixture
+def untargeted(rectal_ready):
+    """The rectal trial, whose protocol states no planned enrolment, with three participants
+    randomised 100, 30 and 5 days ago."""
+    rectal, coordinator = rectal_ready
+    for days_ago in (100, 30, 5):
+        factories.randomised(rectal, by=coordinator, days_ago=days_ago)
+    return rectal
+
+
+def test_a_trial_without_a_target_has_accrual_and_rate_but_no_projection(untargeted,
+                                                                        make_user):
+    figures = enrolment_figures(untargeted, viewer=make_user("sponsor", untargeted))
+    assert figures.target is None
+    assert figures.randomised == 3 and figures.accrual[-1][2] == 3
+    assert figures.recent_randomised == 3 and figures.rate_per_month > 0
+    assert figures.projected_completion is None and figures.target_reached_on is None
+
+
+def test_a_trial_with_a_target_is_projected(trial, sponsor):
+    figures = enrolment_figures(trial, viewer=sponsor)
+    assert figures.target == 118
+    assert figures.projected_completion > timezone.localdate()
+    assert figures.target_reached_on is None
+
+
+@needs_pdftotext
+def test_the_report_of_a_trial_without_a_target_says_it_is_not_stated(
+        untargeted, make_user, tmp_path, django_capture_on_commit_callbacks):
+    report = built(untargeted, make_user("sponsor", untargeted),
+                   django_capture_on_commit_callbacks)
+    assert report.status == ReportStatus.DONE, report.error
+    text = " ".join(pdf_text(bytes(report.content), tmp_path).split())
+    assert "Target enrolment not stated in the protocol" in text
+    assert "Randomised 3 Recent rate" in text  # the count alone, no share of a target
+    assert "Projected completion none: no target enrolment to project to" in text
+    assert "target:" not in text and "projection at the recent rate" not in text
+    assert "The projection assumes" not in text
+    assert "accrual and rate are shown without a target or a projection" in text
 
 
 def test_figures_take_a_fixed_number_of_queries(trial, sponsor, django_assert_max_num_queries):

@@ -90,6 +90,43 @@ def test_rectal_facts_from_the_registry(rectal):
     assert rectal.definition["trial"]["follow_up_months"] == 24
 
 
+def test_the_rectal_target_is_not_stated_in_the_registry_record(rectal):
+    # l.10-11 "Enrollment" / "5" is the actual enrolment of a closed record, not a plan.
+    assert rectal.target_enrolment is None
+    assert rectal.definition["trial"]["target_enrolment"] is None
+    assert '"Enrollment" / "5" (l.10-11)' in rectal.definition["trial"]["target_enrolment_note"]
+
+
+@pytest.mark.parametrize("form", ["null", "absent"])
+def test_a_target_enrolment_not_stated_loads_as_none(db, tmp_path, form):
+    data = copy.deepcopy(MINIMAL)
+    if form == "null":
+        data["trial"]["target_enrolment"] = None
+    else:
+        del data["trial"]["target_enrolment"]
+    data["trial"]["target_enrolment_note"] = "Not stated in the source."
+    assert load_protocol(write(tmp_path, data)).trial.target_enrolment is None
+
+
+@pytest.mark.parametrize("value", [0, -5, "many", 2.5])
+def test_a_target_enrolment_that_is_not_a_number_of_participants_is_refused(db, tmp_path, value):
+    data = copy.deepcopy(MINIMAL)
+    data["trial"]["target_enrolment"] = value
+    assert problems(refused(tmp_path, data)) == {
+        "trial.target_enrolment": f"{value!r}: must be the planned number of participants, a "
+                                  "whole number of at least 1, or null when the protocol does "
+                                  "not state it"}
+
+
+def test_an_amendment_that_drops_the_target_clears_it(db, tmp_path):
+    assert load_protocol(write(tmp_path, MINIMAL)).trial.target_enrolment == 10
+    amended = copy.deepcopy(MINIMAL)
+    amended["trial"]["target_enrolment"] = None
+    result = load_protocol(write(tmp_path, amended))
+    assert result.created and result.version.number == 2
+    assert Trial.objects.get(slug="mini").target_enrolment is None
+
+
 def test_valid_minimal_protocol_loads(db, tmp_path):
     result = load_protocol(write(tmp_path, MINIMAL))
     assert result.created and result.trial.sites.count() == 2
