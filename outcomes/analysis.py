@@ -123,7 +123,8 @@ def _section(analysis: EndpointAnalysis) -> EndpointSection:
         if analysis.strata:
             logrank += " " + _("(stratified by %(by)s)") % {"by": ", ".join(analysis.strata)}
     elif not analysis.pooled and len(analysis.groups) > 1:
-        logrank = _("Log-rank test: not computed (no event, or an arm without participants).")
+        logrank = _("Log-rank test: not computable (no event while the arms were both at risk "
+                    "in the same stratum).")
     ratios = [fmt_hazard_ratio(r) for r in analysis.hazard_ratios]
     return EndpointSection(analysis, titles, rows, logrank, ratios, analysis.methods)
 

@@ -346,10 +346,9 @@ def cox_hazard_ratios(groups: Sequence[tuple[str, Sequence[float], Sequence[bool
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)
             fitter.fit(frame, duration_col="time", event_col="event")
-    except (ConvergenceError, ConvergenceWarning, ValueError, ZeroDivisionError,
-            ArithmeticError) as exc:
-        return [none(code, str(_("the Cox model did not converge (%(why)s)")
-                               % {"why": type(exc).__name__}))
+    except (ConvergenceError, ConvergenceWarning, ValueError, ArithmeticError):
+        # e.g. every event of one arm before any of the other: the likelihood has no maximum
+        return [none(code, str(_("the Cox model did not converge")))
                 for code, _t, _e in groups[1:]]
     summary = fitter.summary
     lower_col = next(c for c in summary.columns if c.startswith("exp(coef) lower"))
@@ -359,8 +358,7 @@ def cox_hazard_ratios(groups: Sequence[tuple[str, Sequence[float], Sequence[bool
         row = summary.loc[name]
         values = [_finite(row["exp(coef)"]), _finite(row[lower_col]), _finite(row[upper_col])]
         if any(v is None for v in values):
-            ratios.append(none(code, str(_("the Cox model did not converge (%(why)s)")
-                                         % {"why": "infinite estimate"})))
+            ratios.append(none(code, str(_("the Cox model gives no finite estimate"))))
         else:
             ratios.append(HazardRatio(code, reference, *values, float(row["p"])))
     return ratios
@@ -428,10 +426,10 @@ def comparison_methods(strata: Sequence[str]) -> list[str]:
                   "the arm as only covariate, stratified by %(by)s (lifelines' CoxPHFitter, "
                   "Efron's method for ties).") % {"by": by})]
     return [
-        str(_("Log-rank test, unstratified: the randomisation has no strata to stratify by.")),
+        str(_("Log-rank test, unstratified (the protocol names no strata).")),
         str(_("Hazard ratio of each arm against the first arm of the protocol, with its 95 %% "
               "Wald confidence interval, from a Cox proportional-hazards model with the arm as "
-              "only covariate (lifelines' CoxPHFitter, Efron's method for ties)."))]
+              "only covariate (lifelines' CoxPHFitter, Efron's method for ties).") % {})]
 
 
 METHODS = _(
