@@ -134,7 +134,7 @@ def _finite(value) -> float | None:
 #   which R prints as ``std.err`` (the standard error of the cumulative hazard);
 #   conf.type = "log" (R's default): S exp(+-z sigma), capped at 1;
 #   conf.type = "log-log" (SAS's default, lifelines' "exponential Greenwood"):
-#   S^exp(-+z sigma / log S);
+#   from S^exp(-z sigma / log S) to S^exp(z sigma / log S);
 # - the median is where a horizontal line at 0.5 meets the curve: the first time S(t) <= 0.5,
 #   except where the curve is exactly 0.5 over an interval, then that interval's midpoint
 #   ("the midpoint of the horizontal segment is returned. This mirrors the standard behavior of
@@ -255,7 +255,7 @@ def kaplan_meier(times: Sequence[float], events: Sequence[bool], *, key: str, la
 # --------------------------------------------------------------------------- comparing arms
 #
 # The stratified log-rank test (e.g. Collett, Modelling Survival Data in Medical Research,
-# 3rd ed., §2.8; R's survdiff(... + strata(...))): within each stratum h and at each event time
+# chapter 2, stratified tests; R's survdiff(... + strata(...))): within each stratum h and at each event time
 # j, with n_hj at risk of whom n_hkj in arm k, and d_hj events of which d_hkj in arm k,
 #     U_k = sum_h sum_j (d_hkj - d_hj n_hkj / n_hj)
 #     V_kl = sum_h sum_j d_hj (n_hj - d_hj) / (n_hj - 1) * (n_hkj / n_hj) (delta_kl - n_hlj / n_hj)
