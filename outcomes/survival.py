@@ -151,8 +151,8 @@ _TOLERANCE = math.sqrt(2.220446049250313e-16)   # R: sqrt(.Machine$double.eps)
 def greenwood_band(surv: Sequence[float], at_risk: Sequence[int], deaths: Sequence[int], *,
                    level: float, transform: str) -> list[tuple[float | None, float | None]]:
     """The pointwise interval of a Kaplan-Meier curve at each of its times (``surv`` after the
-    ``deaths`` among ``at_risk`` there), as R's ``survfit(conf.type=transform)``; (None, None)
-    where R gives NA (S = 0; and S = 1 in no case: the band is (1, 1) there)."""
+    ``deaths`` among ``at_risk`` there), as R's ``survfit(conf.type=transform)``: (1, 1) before
+    the first death, (None, None) where R gives NA (the curve has reached 0)."""
     from scipy.stats import norm
 
     if transform not in CI_TRANSFORMS:
@@ -216,14 +216,17 @@ def median_with_interval(times: Sequence[float], events: Sequence[bool], *,
     if not len(times):
         return Interval(None, None, None)
     _kmf, rows, surv = _kaplan_meier_table(times, events)
+    return _median(rows, surv, last=max(float(t) for t in times), level=level,
+                   transform=transform)
+
+
+def _median(rows, surv, *, last: float, level: float, transform: str) -> Interval:
     band = greenwood_band(surv, [n for _t, n, _d in rows], [d for _t, _n, d in rows],
                           level=level, transform=transform)
     at = [0.0] + [t for t, _n, _d in rows]
-    last = max(float(t) for t in times)
-    median = survival_quantile(at, [1.0] + surv, last=last)
-    lower = survival_quantile(at, [1.0] + [b[0] for b in band], last=last)
-    upper = survival_quantile(at, [1.0] + [b[1] for b in band], last=last)
-    return Interval(median, lower, upper)
+    return Interval(survival_quantile(at, [1.0] + surv, last=last),
+                    survival_quantile(at, [1.0] + [b[0] for b in band], last=last),
+                    survival_quantile(at, [1.0] + [b[1] for b in band], last=last))
 
 
 def kaplan_meier(times: Sequence[float], events: Sequence[bool], *, key: str, label: str,
@@ -235,9 +238,10 @@ def kaplan_meier(times: Sequence[float], events: Sequence[bool], *, key: str, la
                            [landmark_rate([], [], lm["months"], lm["level"],
                                           primary=lm.get("primary", False))
                             for lm in landmarks], [(0.0, 1.0)], [], [0 for _ in at_risk_times])
-    kmf, _rows, _surv = _kaplan_meier_table(times, events)
+    kmf, rows, surv = _kaplan_meier_table(times, events)
     curve = kmf.survival_function_["km"]
-    median = median_with_interval(times, events, transform=ci_transform)
+    median = _median(rows, surv, last=max(float(t) for t in times), level=MEDIAN_LEVEL,
+                     transform=ci_transform)
     steps = [(0.0, 1.0)]
     for t, s in curve.items():
         if float(s) != steps[-1][1]:
