@@ -2,7 +2,8 @@
 Kaplan-Meier analysis, adverse events by worst CTCAE grade and the Clavien-Dindo distribution.
 
 Blinding is settled here, once: a reader blinded to the arm (``policy.is_blinded_for``) gets
-pooled figures only - one group, no log-rank test, no arm code or label anywhere in the result.
+pooled figures only - one group, no log-rank test, no hazard ratio, no arm code or label
+anywhere in the result.
 Arm-level results go to the unblinded statistician, and to every member once the trial is
 open-label or unblinded at its end. Participants are those of the sites where the reader holds
 ``Perm.VIEW_REPORTS``. Numbers are formatted here so that templates and the PDF only print.
@@ -22,7 +23,8 @@ from trials import policy
 from trials.models import Trial
 
 from . import endpoints as endpoint_values
-from .survival import EndpointAnalysis, GroupResult, LandmarkRate, analyse, methods_text
+from .survival import (EndpointAnalysis, GroupResult, HazardRatio, LandmarkRate, analyse,
+                       methods_text)
 
 
 # --------------------------------------------------------------------------- formatting
@@ -50,6 +52,17 @@ def fmt_p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def fmt_hazard_ratio(ratio: HazardRatio) -> str:
+    names = {"arm": ratio.arm, "reference": ratio.reference}   # arm codes
+    if ratio.estimate is None:
+        return _("Hazard ratio, %(arm)s vs %(reference)s: not estimable (%(reason)s)") % {
+            **names, "reason": ratio.reason}
+    return _("Hazard ratio, %(arm)s vs %(reference)s: %(hr)s (95 %% CI %(lower)s; %(upper)s), "
+             "Wald p %(p)s") % {**names, "hr": f"{ratio.estimate:.2f}",
+                                "lower": f"{ratio.lower:.2f}", "upper": f"{ratio.upper:.2f}",
+                                "p": fmt_p(ratio.p)}
+
+
 @dataclass(frozen=True)
 class EndpointRow:
     label: str          # the group
@@ -65,6 +78,8 @@ class EndpointSection:
     landmark_titles: list[str]
     rows: list[EndpointRow]
     logrank: str | None
+    hazard_ratios: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
     svg: str = ""       # the Kaplan-Meier plot, filled by the page
 
     @property
@@ -101,10 +116,17 @@ def _section(analysis: EndpointAnalysis) -> EndpointSection:
                          for r in g.landmarks])
             for g in analysis.groups]
     test = analysis.logrank
-    logrank = None if test is None else _(
-        "Log-rank test: chi-square %(chi2)s on %(df)s degree(s) of freedom, p %(p)s") % {
-        "chi2": f"{test.chi2:.2f}", "df": test.df, "p": fmt_p(test.p)}
-    return EndpointSection(analysis, titles, rows, logrank)
+    logrank = None
+    if test is not None:
+        logrank = _("Log-rank test: chi-square %(chi2)s on %(df)s degree(s) of freedom, "
+                    "p %(p)s") % {"chi2": f"{test.chi2:.2f}", "df": test.df, "p": fmt_p(test.p)}
+        if analysis.strata:
+            logrank += " " + _("(stratified by %(by)s)") % {"by": ", ".join(analysis.strata)}
+    elif not analysis.pooled and len(analysis.groups) > 1:
+        logrank = _("Log-rank test: not computable (no event while the arms were both at risk "
+                    "in the same stratum).")
+    ratios = [fmt_hazard_ratio(r) for r in analysis.hazard_ratios]
+    return EndpointSection(analysis, titles, rows, logrank, ratios, analysis.methods)
 
 
 # --------------------------------------------------------------------------- the read
@@ -121,7 +143,7 @@ def outcomes_for(user, trial: Trial) -> OutcomesView:
     for endpoint in endpoint_values.endpoint_definitions(trial):
         analysis = analyse(endpoint, derived[endpoint["code"]],
                            horizon=endpoint_values.horizon_of(trial, endpoint),
-                           arms=arms)
+                           arms=arms, strata=endpoint_values.strata_of(trial, endpoint))
         sections.append(_section(analysis))
     arm_of = dict(Allocation.objects.filter(trial=trial, participant__site__in=sites)
                   .values_list("participant_id", "arm__code"))

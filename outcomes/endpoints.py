@@ -24,7 +24,7 @@ visit done), asserted in the tests.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from django.db.models import Max, QuerySet
@@ -57,6 +57,7 @@ class EndpointValue:
     event: bool
     date: dt.date   # the event date, or the censoring date
     reason: str     # the event's label, or why and where it was censored
+    strata: dict = field(default_factory=dict)   # factor -> level, as recorded at randomisation
 
 
 def endpoint_definitions(trial: Trial) -> list[dict]:
@@ -65,6 +66,17 @@ def endpoint_definitions(trial: Trial) -> list[dict]:
 
 def horizon_of(trial: Trial, endpoint: dict) -> int:
     return endpoint.get("horizon_months") or trial.definition["trial"]["follow_up_months"]
+
+
+def strata_of(trial: Trial, endpoint: dict) -> list[str]:
+    """The factors an endpoint's log-rank test and Cox model are stratified by: the endpoint's
+    ``strata`` when the protocol names them, else the randomisation's own (site first when
+    stratified by site, then the stratification factors), as ``Allocation.strata`` records them."""
+    if "strata" in endpoint:
+        return list(endpoint["strata"])
+    definition = trial.definition
+    factors = ["site"] if definition["randomisation"].get("stratify_by_site") else []
+    return factors + [f["code"] for f in definition.get("stratification_factors", [])]
 
 
 def _matches(condition: dict | None, data: dict) -> bool:
@@ -99,7 +111,7 @@ def derive_endpoints(trial: Trial, *, sites: QuerySet[Site] | None = None,
         records = records.filter(participant__site__in=sites)
         visits = visits.filter(participant__site__in=sites)
     subjects = list(allocations.order_by("participant__study_id").values_list(
-        "participant_id", "participant__study_id", "arm__code", "randomised_at"))
+        "participant_id", "participant__study_id", "arm__code", "randomised_at", "strata"))
     if not endpoints or not subjects:
         return {e["code"]: [] for e in endpoints}
 
@@ -125,26 +137,27 @@ def derive_endpoints(trial: Trial, *, sites: QuerySet[Site] | None = None,
     for endpoint in endpoints:
         horizon = horizon_of(trial, endpoint)
         values = []
-        for participant_id, study_id, arm_code, randomised_at in subjects:
+        for participant_id, study_id, arm_code, randomised_at, strata in subjects:
             randomised_on = timezone.localdate(randomised_at)
             values.append(_value(endpoint, horizon, participant_id, study_id, arm_code,
-                                 randomised_on, data_of, last_visit.get(participant_id)))
+                                 randomised_on, data_of, last_visit.get(participant_id),
+                                 strata or {}))
         result[endpoint["code"]] = values
     return result
 
 
 def _value(endpoint: dict, horizon: int, participant_id: int, study_id: str, arm_code: str,
            randomised_on: dt.date, data_of: dict[tuple[int, str], list[dict]],
-           last_visit: dt.date | None) -> EndpointValue:
+           last_visit: dt.date | None, strata: dict) -> EndpointValue:
     def make(day: dt.date, event: bool, reason: str) -> EndpointValue:
         months = max(0.0, months_between(randomised_on, day))
         if months > horizon:
             day = randomised_on + dt.timedelta(days=round(horizon * DAYS_PER_MONTH))
             return EndpointValue(participant_id, study_id, arm_code, randomised_on,
                                  float(horizon), False, day,
-                                 f"censored at the end of follow-up ({horizon} months)")
+                                 f"censored at the end of follow-up ({horizon} months)", strata)
         return EndpointValue(participant_id, study_id, arm_code, randomised_on, months, event,
-                             max(day, randomised_on), reason)
+                             max(day, randomised_on), reason, strata)
 
     events: list[tuple[dt.date, str]] = []
     for source in endpoint["events"]:

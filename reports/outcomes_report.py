@@ -1,6 +1,7 @@
 """The outcomes report for the statistician: Kaplan-Meier plots with numbers at risk, the endpoint
-table (medians, landmark rates with their exact interval, log-rank), adverse events by worst
-CTCAE grade, the Clavien-Dindo distribution, and the methods.
+table (medians, landmark rates with their exact interval), the stratified log-rank test and the
+Cox hazard ratio with each endpoint's method sentences, adverse events by worst CTCAE grade, the
+Clavien-Dindo distribution, and the methods.
 
 A plain function writing a PDF to a stream, so that a page (synchronously) or a report queue
 (Celery, with ``progress``) can call it. It shows exactly what ``outcomes.analysis`` gives the
@@ -98,6 +99,8 @@ def build_outcomes_report(trial: Trial, *, viewer, stream: BinaryIO,
                  at_risk_table, Spacer(1, 3 * mm), table]
         if section.logrank:
             block += [Spacer(1, 1 * mm), p(section.logrank, body)]
+        block += [p(ratio, body) for ratio in section.hazard_ratios]
+        block += [p(sentence, cell) for sentence in section.methods]
         story.append(KeepTogether(block))
         tell(50 + 30 * (index + 1) // max(1, len(view.sections)), _("Endpoint tables"))
 

@@ -143,11 +143,13 @@ def test_list_exhaustion_alert_in_the_statisticians_language(
 
 @pytest.fixture
 def reminet_analysed(reminet, statistician, coordinator_factory):
-    """REMINET with four participants randomised a year ago (arms alternate), one progressed."""
+    """REMINET with four participants randomised a year ago (arms alternate), one progressed while
+    one of the other arm was still followed (so the log-rank test has something to compare)."""
     factories.scripted_list(reminet, by=statistician, arms=["LAN", "PBO"])
     coordinator = coordinator_factory(reminet)
     people = [factories.randomised(reminet, by=coordinator, days_ago=365) for _ in range(4)]
     event(people[0], "progression", coordinator, 90)
+    event(people[1], "tumour_assessment", coordinator, 180)
     return reminet
 
 
@@ -163,8 +165,9 @@ def test_the_outcomes_page_speaks_french_to_the_statistician(reminet_analysed, s
     assert f"à 6 mois, IC exact à 90{NBSP}%" in text
     assert f"Test du log-rank{NBSP}: khi-deux" in text
     assert "<h2>Méthodes</h2>" in text and "intervalle de confiance exact (Clopper–Pearson)" in text
+    assert "Rapport de risques, PBO contre LAN" in text and "Médiane" in text
     for english in ("Outcomes and survival analysis", "Number at risk", "Log-rank test",
-                    "Methods", "Time runs from randomisation"):
+                    "Methods", "Time runs from randomisation", "Hazard ratio", "Median:"):
         assert english not in text, english
 
 

@@ -108,6 +108,14 @@ _endpoint = {
             },
         },
         "horizon_months": {"type": "integer", "minimum": 1},
+        # The scale of the Kaplan-Meier band the median's interval is read from: "log" (R's
+        # survfit default, when absent) or "log-log" (SAS's default).
+        "ci_transform": {"enum": ["log", "log-log"]},
+        # The factors the log-rank test and the Cox model are stratified by ("site" when the
+        # randomisation is stratified by site, or a stratification factor's code); absent: the
+        # randomisation's own strata; []: unstratified.
+        "strata": {"type": "array", "items": _code, "uniqueItems": True},
+        "analysis_note": {"type": "string"},    # why this analysis, in the protocol's words
         "landmarks": {"type": "array", "items": {
             "type": "object",
             "additionalProperties": False,
@@ -803,6 +811,14 @@ def _endpoint_problems(data: dict[str, Any], crfs: dict[str, dict],
         for j, source in enumerate(endpoint["censoring"]["last_evidence"]):
             if isinstance(source, dict):
                 date_source(source, f"{here}.censoring.last_evidence[{j}]")
+        known_strata = ({"site"} if data["randomisation"].get("stratify_by_site") else set()) | {
+            f["code"] for f in data.get("stratification_factors", [])}
+        for j, factor in enumerate(endpoint.get("strata", [])):
+            if factor not in known_strata:
+                problems.append(ProtocolProblem(
+                    f"{here}.strata[{j}]",
+                    f"{factor!r} is not a stratum of the randomisation "
+                    f"({', '.join(sorted(known_strata)) or 'none'})"))
         horizon = endpoint.get("horizon_months", data["trial"].get("follow_up_months"))
         if horizon is None:
             problems.append(ProtocolProblem(

@@ -61,6 +61,9 @@ def test_the_statistician_sees_each_arm_with_the_log_rank_test(reminet_with_outc
     assert "Log-rank test" in text and text.count("<svg") == 2
     assert "Progression-free survival at 6 months, exact 90 % CI" in text
     assert "Number at risk" in text and "Clopper-Pearson" in text
+    assert "Hazard ratio, PBO vs LAN: " in text and "Wald p" in text
+    assert "(stratified by grade, l1_response)" in text
+    assert "the convention of R&#x27;s survfit" in text and "log(-log) scale" in text
 
 
 @pytest.mark.parametrize("role", ["sponsor", "data_manager"])
@@ -71,11 +74,13 @@ def test_a_blinded_reader_gets_pooled_figures_only(reminet_with_outcomes, make_u
     client = client_for(reader)
     page = client.get(reverse("trial_outcomes", args=["reminet"])).content.decode()
     assert "All participants" in page and "Pooled figures only" in page
-    assert "Log-rank" not in page
+    assert "Log-rank" not in page and "Hazard ratio" not in page and "stratified" not in page
+    assert "the convention of R&#x27;s survfit" in page, "the median's method is stated"
     assert_no_arm(trial, page, "outcomes page")
     pdf = client.get(reverse("trial_outcomes_pdf", args=["reminet"]))
     text = pdf_text(pdf.content)
     assert "All participants" in text and "pooled (blinded)" in text
+    assert "Hazard ratio" not in text and "Log-rank" not in text
     assert_no_arm(trial, text, "outcomes report")
 
 
@@ -99,7 +104,8 @@ def test_the_report_parses_and_states_what_it_should(reminet_with_outcomes, stat
     for expected in ("Outcomes report", "Progression-free survival", "primary endpoint",
                      "Overall survival", "Number at risk", "Lanreotide autogel 120 mg",
                      "Log-rank test", "Adverse events", "Methods", "Clopper-Pearson",
-                     "No direct identifiers"):
+                     "No direct identifiers", "Hazard ratio, PBO vs LAN", "Wald p",
+                     "stratified by grade, l1_response", "Cox proportional-hazards"):
         assert expected in text, expected
     assert "REMINET-01-0001" not in text, "no study IDs"
     assert steps[0] < steps[-1] == 100 and steps == sorted(steps)
@@ -117,6 +123,11 @@ def test_the_rectal_report_has_the_clavien_dindo_table(rectal, statistician, coo
     assert "worst Clavien-Dindo grade" in text
     assert "<td>Grade 0 (no complication)</td><td>1 (100 %)</td>" in text
     assert "Time to progression" in text and "Overall survival at 24 months" in text
+    # The primary analysis of overall survival: stratified by the randomisation strata, with
+    # the hazard ratio (not estimable here, and saying why), the median on R's log scale.
+    assert "Log-rank test stratified by the randomisation strata (site, metastatic_extent)" in text
+    assert "Hazard ratio, B vs A: not estimable (no participant in arm B)" in text
+    assert "log scale (R&#x27;s conf.type &quot;log&quot;, its default)" in text
     pdf = client_for(statistician).get(reverse("trial_outcomes_pdf", args=[rectal.slug]))
     assert "Post-operative morbidity" in pdf_text(pdf.content)
 

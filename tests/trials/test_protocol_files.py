@@ -351,7 +351,7 @@ def test_shipped_endpoints_trace_to_the_sources(rectal, reminet):
     rectal_endpoints = {e["code"]: e for e in rectal.definition["endpoints"]}
     assert set(rectal_endpoints) == {"os", "pfs", "ttp"}
     landmark = rectal_endpoints["os"]["landmarks"][0]
-    assert (landmark["months"], landmark["level"], landmark["primary"]) == (24, 0.95, True)
+    assert (landmark["months"], landmark["level"]) == (24, 0.95)
     ttp = rectal_endpoints["ttp"]["events"]
     assert [(e.get("when", {}).get("in"), e.get("arms")) for e in ttp] == [
         (["metastatic"], None), (["primary_tumour"], ["B"])]
@@ -396,6 +396,26 @@ def test_a_landmark_past_the_horizon_and_an_unknown_origin_are_refused(db, tmp_p
     data = _with_endpoint()
     del data["trial"]["follow_up_months"]
     assert "endpoints[0].horizon_months" in problems(refused(tmp_path, data))
+
+
+def test_an_endpoint_may_choose_its_interval_and_its_strata(db, tmp_path):
+    assert load_protocol(write(tmp_path, _with_endpoint(ci_transform="log-log", strata=[]))).created
+
+
+def test_an_endpoints_analysis_options_are_checked(db, tmp_path):
+    assert "endpoints[0].ci_transform" in problems(
+        refused(tmp_path, _with_endpoint(ci_transform="plain")))
+    found = problems(refused(tmp_path, _with_endpoint(strata=["stage"])))
+    assert found["endpoints[0].strata[0]"].startswith("'stage' is not a stratum of the randomisation")
+
+
+def test_the_rectal_primary_analysis_is_stratified_by_the_randomisation_strata(rectal, reminet):
+    os_ = next(e for e in rectal.definition["endpoints"] if e["code"] == "os")
+    assert os_["primary"] and os_["strata"] == ["site", "metastatic_extent"]
+    assert os_.get("ci_transform", "log") == "log"
+    assert os_["landmarks"][0].get("primary") is not True, "the 24-month rate is secondary"
+    for endpoint in reminet.definition["endpoints"]:
+        assert endpoint["ci_transform"] == "log-log", "REMINET's figures stay as they were"
 
 
 def test_safety_tables_must_name_known_crfs_and_fields(db, tmp_path):
