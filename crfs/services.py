@@ -1,9 +1,11 @@
 """Writing CRF data and everything that bears on it, one plain function per action.
 
 - ``save_crf``: validation, status, history, derived values, deviations, automatic queries; a
-  change to a signed CRF voids its signature. It does not touch the visit schedule, which is
-  planned from CRFs one layer up: pages, API and demo save through
-  ``scheduling.services.save_crf_and_replan``, which calls this and then the planner.
+  change to a signed CRF voids its signature. It then re-derives the values of the
+  participant's other records that read this one (``rederive``: RECIST responses read the
+  baseline and earlier assessments), each with the cause in its history. It does not touch
+  the visit schedule, which is planned from CRFs one layer up: pages, API and demo save
+  through ``scheduling.services.save_crf_and_replan``, which calls this and then the planner.
 - ``sign_crf`` (investigator, password typed again), ``lock_crf`` / ``unlock_crf`` (data
   manager): the status flow draft → complete → signed → locked.
 - ``raise_query``, ``answer_query``, ``close_query``, ``reopen_query``: data queries.

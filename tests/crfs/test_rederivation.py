@@ -11,13 +11,14 @@ import datetime as dt
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.utils import timezone
+from django.utils import timezone, translation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.models import AuditEvent
 from crfs import services
 from crfs.derivations import NOTES_KEY
+from crfs.forms import build_crf_form
 from crfs.models import CRFRecord, CRFSignature, CRFStatus, SignatureMeaning
 from demo.data import crf_answers
 from patients.models import Visit
@@ -132,6 +133,11 @@ def test_a_change_that_would_re_derive_a_locked_record_is_refused_naming_it(
                  reason="Read again")
     assert f"tumour_assessment of {month_3.target_date.isoformat()}" in caught.value.messages[0]
     assert "locked" in caught.value.messages[0]
+    with translation.override("fr"), pytest.raises(ValidationError) as in_french:
+        save_crf(p, "tumour_assessment", tumour(p, base_visit.target_date, "50"),
+                 by=investigator, complete=True, record=base, visit=base_visit,
+                 reason="Read again")
+    assert "verrouillé" in in_french.value.messages[0]
     base.refresh_from_db()
     assert base.data["target_lesions"][0]["diameter_mm"] == "100"  # nothing written
     assert derived(scan)[1] == "pr"
@@ -185,6 +191,11 @@ def test_an_undated_draft_is_not_evaluable_and_says_why(long_followed, investiga
                      by=investigator, complete=False, visit=month_3)
     assert derived(draft) == ("60.0", "ne", {
         "overall_response": "no assessment date: it cannot be placed after the baseline"})
+    # The form shows the reason beside the value.
+    form = build_crf_form(draft.definition, initial=CRFRecord.objects.get(pk=draft.pk).data)
+    (cell,) = [c for c in form.layout if c.definition["code"] == "overall_response"]
+    assert cell.display == ("Not evaluable (no assessment date: it cannot be placed after the "
+                            "baseline)")
 
 
 def test_an_unreadable_diameter_is_not_evaluable_instead_of_failing_the_save(
