@@ -83,6 +83,25 @@ def test_a_scan_entered_before_its_baseline_gets_its_response_when_the_baseline_
     assert rows.last().history_user == data_manager
 
 
+def test_a_query_answered_by_correcting_the_baseline_re_derives_the_later_response(
+        long_followed, investigator, data_manager):
+    p = long_followed
+    base_visit, month_3 = assessment_visits(p)[:2]
+    base = save_crf(p, "tumour_assessment", tumour(p, base_visit.target_date, "100"),
+                    by=investigator, complete=True, visit=base_visit)
+    scan = save_crf(p, "tumour_assessment", tumour(p, month_3.target_date, "60"),
+                    by=investigator, complete=True, visit=month_3)
+    query = services.raise_query(base, by=data_manager, field_path="target_lesions[0].diameter_mm",
+                                 text="The report says 50 mm.")
+    services.answer_query(query, by=investigator, text="Corrected from the report",
+                          correction=tumour(p, base_visit.target_date, "50"))
+    assert derived(scan)[1] == "pd"  # 60 vs nadir 50: +20 %, +10 mm
+    last = scan.history.order_by("-history_id").first()
+    assert (last.history_change_reason, last.history_user) == (
+        f"re-derived after tumour_assessment of {base_visit.target_date.isoformat()} changed",
+        investigator)
+
+
 def test_a_save_that_changes_no_derived_value_writes_no_history_row_elsewhere(
         long_followed, investigator):
     p = long_followed
