@@ -95,7 +95,8 @@ def save_crf(
     record.save()
     if was_completed:
         _void_signatures(record, by=by, reason=reason.strip())
-    rederive(participant, crf_code, by=by, cause=f"re-derived after {_named(record)} changed")
+    if any(f.get("derived") in ACROSS_RECORDS for f in definition["fields"]):
+        rederive(participant, crf_code, by=by, cause=f"re-derived after {_named(record)} changed")
     record.warnings = [r for r in results if not r.blocks]
     _record_deviations(record, record.warnings, by=by)
     _automatic_queries(record, definition, record.warnings)

@@ -15,6 +15,7 @@ from django.utils import timezone, translation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.crf_input import to_post
 from core.models import AuditEvent
 from crfs import services
 from crfs.derivations import NOTES_KEY
@@ -215,6 +216,16 @@ def test_an_undated_draft_is_not_evaluable_and_says_why(long_followed, investiga
     (cell,) = [c for c in form.layout if c.definition["code"] == "overall_response"]
     assert cell.display == ("Not evaluable (no assessment date: it cannot be placed after the "
                             "baseline)")
+
+
+def test_the_api_accepts_a_record_sent_back_with_its_reasons(long_followed, investigator):
+    p = long_followed
+    base_visit, month_3 = assessment_visits(p)[:2]
+    draft = save_crf(p, "tumour_assessment", tumour(p, month_3.target_date, "60", "40")
+                     | {"assessment_date": None}, by=investigator, complete=False, visit=month_3)
+    stored = CRFRecord.objects.get(pk=draft.pk).data
+    assert NOTES_KEY in stored
+    assert to_post(draft.definition, stored)[1] == {}
 
 
 def test_an_unreadable_diameter_is_not_evaluable_instead_of_failing_the_save(
