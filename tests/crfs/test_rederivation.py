@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from api.crf_input import to_post
 from core.models import AuditEvent
-from crfs import services
+from crfs import services, trail
 from crfs.derivations import NOTES_KEY
 from crfs.forms import build_crf_form
 from crfs.models import CRFRecord, CRFSignature, CRFStatus, SignatureMeaning
@@ -45,8 +45,12 @@ def assessment_visits(participant) -> list[Visit]:
             if "tumour_assessment" in (v.crfs or [])]
 
 
+def stored_data(record: CRFRecord) -> dict:
+    return CRFRecord.objects.get(pk=record.pk).data
+
+
 def derived(record: CRFRecord) -> tuple:
-    data = CRFRecord.objects.get(pk=record.pk).data
+    data = stored_data(record)
     return data["sum_of_diameters"], data["overall_response"], data.get(NOTES_KEY)
 
 
@@ -69,6 +73,12 @@ def test_a_scan_entered_before_its_baseline_gets_its_response_when_the_baseline_
     base = save_crf(p, "tumour_assessment", tumour(p, base_visit.target_date, "100"),
                     by=investigator, complete=True, visit=base_visit)
     assert derived(scan)[:2] == ("60.0", "pr")
+    # The history shows what changed, the reason that went away included.
+    assert {(d.path, d.old, d.new) for d in trail.differences(
+        scan.history.order_by("history_id")[0].data, stored_data(scan))} == {
+        ("overall_response", None, "pr"),
+        ("derivation_notes.overall_response",
+         "baseline assessment: the reference of later responses", None)}
     row = CRFRecord.objects.get(pk=scan.pk).history.order_by("-history_id").first()
     assert row.history_change_reason == (f"re-derived after tumour_assessment of "
                                          f"{base_visit.target_date.isoformat()} changed")
