@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
 
+from crfs.derivations import NOTES_KEY
 from crfs.forms import build_crf_form, form_to_data
 
 SCALARS = (str, int, float)
@@ -47,7 +48,9 @@ def to_post(definition: dict, data: dict) -> tuple[MultiValueDict, dict[str, lis
     fields = {f["code"]: f for f in definition["fields"]}
     for code, value in data.items():
         fdef = fields.get(code)
-        if fdef is None:
+        if code == NOTES_KEY:
+            continue  # why derived values are not evaluable: computed on save, like them
+        elif fdef is None:
             errors[str(code)] = [_("This CRF has no such field.")]
         elif fdef.get("derived"):
             continue  # computed on save, never read from input (a client may send it back)

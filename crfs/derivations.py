@@ -419,6 +419,8 @@ def _derived_sum_of_diameters(current: dict, context: dict) -> str | None:
 
 
 def _derived_overall_response(current: dict, context: dict) -> str | None:
+    if context.get("undated"):  # cannot be placed after a baseline, nor be one
+        return STORED_OVERALL_RESPONSE[NE]
     baseline = context.get("baseline")
     if baseline is None:  # the baseline assessment is the reference: it has no response
         return None
@@ -430,6 +432,36 @@ def _derived_clavien_dindo(current: dict, context: dict) -> str | None:
     return clavien_dindo_worst_grade(current)
 
 
+def _why_no_recist_value(current: dict, context: dict) -> str:
+    """Why a RECIST sum is empty or a response not evaluable (or empty: the baseline)."""
+    baseline = context.get("baseline")
+    if context.get("undated"):
+        return "no assessment date: it cannot be placed after the baseline"
+    if baseline is None:
+        rows = _target_rows(current)
+        if not rows:
+            return "no target lesion at baseline (RECIST 1.1 Table 2: non-target disease only)"
+        if recist_sum_of_diameters(current) is None:
+            return "a target lesion has no diameter"
+        return "baseline assessment: the reference of later responses"
+    baseline_rows = _target_rows(baseline)
+    if not baseline_rows:
+        return "no target lesion at baseline (RECIST 1.1 Table 2: non-target disease only)"
+    if recist_sum_of_diameters(baseline) is None:
+        return "the baseline sum is unknown: a baseline target lesion has no diameter"
+    if _assessed_sum(current, baseline_rows) is None:
+        return "a baseline target lesion is not measured at this assessment (RECIST 1.1 4.4.2)"
+    if current.get("new_lesions") is None:
+        return "new lesions not answered"
+    return "non-target lesions not evaluated"
+
+
+def _why_no_clavien_dindo(current: dict, context: dict) -> str:
+    if (current or {}).get("any_complication") is None:
+        return "whether there was a complication is not answered"
+    return "a complication is reported but none is graded yet"
+
+
 DerivedFunction = Callable[[dict, dict], Any]
 
 # name in the protocol's ``derived:`` -> f(current_data, context) -> value as stored in the CRF.
@@ -437,7 +469,9 @@ DerivedFunction = Callable[[dict, dict], Any]
 #   "baseline": dict | None - the participant's baseline tumour_assessment data; None when the
 #               CRF being derived *is* the baseline (its sum is then computed, its response None);
 #   "previous": list[dict]  - the participant's tumour_assessment data dated after the baseline
-#               and before the current one (for the nadir); order does not matter.
+#               and before the current one (for the nadir); order does not matter;
+#   "undated":  bool        - the current record has no date yet: it cannot be placed, so its
+#               response is not evaluable.
 # Functions that need neither ignore the context. A name a protocol uses but this registry
 # lacks is a protocol error the caller should report, not skip.
 DERIVED: dict[str, DerivedFunction] = {
@@ -445,3 +479,45 @@ DERIVED: dict[str, DerivedFunction] = {
     "recist_overall_response": _derived_overall_response,
     "clavien_dindo_worst_grade": _derived_clavien_dindo,
 }
+
+# Derivations that read the context, i.e. the participant's other records of the same CRF: a
+# change to any of those records (its data or its date) can change their value, so saving one
+# re-derives them all (``crfs.services.rederive``). The others read their own record only.
+ACROSS_RECORDS = frozenset({"recist_sum_of_diameters", "recist_overall_response"})
+
+# What a derivation stores when it cannot be computed. A response has its "not evaluable" code;
+# a sum (a decimal) or a grade has none, so it stays empty. Either way the reason is stored
+# beside it, under NOTES_KEY: never a silent blank.
+NOT_EVALUABLE: dict[str, Any] = {"recist_overall_response": STORED_OVERALL_RESPONSE[NE]}
+NOTES_KEY = "derivation_notes"  # {field code: why its derived value is empty or not evaluable}
+
+_WHY_NOT: dict[str, DerivedFunction] = {
+    "recist_sum_of_diameters": _why_no_recist_value,
+    "recist_overall_response": _why_no_recist_value,
+    "clavien_dindo_worst_grade": _why_no_clavien_dindo,
+}
+
+
+def derive_fields(fields: list[dict], current: dict, context: dict) -> tuple[dict, dict]:
+    """The values of the derived ``fields`` of one record, and why for each that is empty or
+    not evaluable: ``({code: value}, {code: reason})``. Unreadable data (a diameter that is not
+    a number, a code the protocol does not offer) give the not-evaluable value and say which,
+    instead of failing the save."""
+    values: dict[str, Any] = {}
+    notes: dict[str, str] = {}
+    for f in fields:
+        name = f["derived"]
+        compute = DERIVED.get(name)
+        if compute is None:
+            continue
+        try:
+            value = compute(current, context)
+            if value is None or value == NOT_EVALUABLE.get(name):
+                why = _WHY_NOT.get(name)
+                notes[f["code"]] = (why(current, context) if why
+                                    else "cannot be computed from these answers")
+        except ValueError as error:
+            value = NOT_EVALUABLE.get(name)
+            notes[f["code"]] = f"unreadable data: {error}"
+        values[f["code"]] = value
+    return values, notes

@@ -30,6 +30,8 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _, ngettext_lazy
 
+from .derivations import NOTES_KEY
+
 REQUIRED_MESSAGE = _("This field is required to complete the form.")
 DATE_FORMATS = ["%Y-%m-%d", "%d/%m/%Y"]  # ISO, and the French/European way of writing dates
 SPARE_ROWS = 2  # blank rows offered when JavaScript is off; crf.js removes them
@@ -462,7 +464,7 @@ class CRFForm(forms.Form):
               stored: dict) -> Cell:
         cell = Cell(fdef)
         if fdef.get("derived"):
-            cell.display = _display(fdef, stored.get(fdef["code"]))
+            cell.display = _display_derived(fdef, stored)
         else:
             cell.bound = self[name] if name in self.fields else \
                 self._template_fields[name].get_bound_field(self, name)
@@ -501,6 +503,18 @@ class CRFForm(forms.Form):
             self._cell(s, f"{code}-__prefix__-{s['code']}", group["fields"],
                        f"{code}-__prefix__-", {}) for s in group["fields"]], is_template=True)
         return item
+
+
+def _display_derived(fdef: dict, stored: dict) -> str:
+    """A derived value in words, with the reason it is empty or not evaluable when there is one
+    ("Not evaluable (no assessment date: …)"). The reason is stored in English, as history
+    reasons are."""
+    text = _display(fdef, stored.get(fdef["code"]))
+    notes = stored.get(NOTES_KEY)
+    note = notes.get(fdef["code"]) if isinstance(notes, dict) else None
+    if not note:
+        return text
+    return f"{text} ({note})" if text else str(note)
 
 
 def _display(fdef: dict, value: Any) -> str:

@@ -1,9 +1,11 @@
 """Writing CRF data and everything that bears on it, one plain function per action.
 
 - ``save_crf``: validation, status, history, derived values, deviations, automatic queries; a
-  change to a signed CRF voids its signature. It does not touch the visit schedule, which is
-  planned from CRFs one layer up: pages, API and demo save through
-  ``scheduling.services.save_crf_and_replan``, which calls this and then the planner.
+  change to a signed CRF voids its signature. It then re-derives the values of the
+  participant's other records that read this one (``rederive``: RECIST responses read the
+  baseline and earlier assessments), each with the cause in its history. It does not touch
+  the visit schedule, which is planned from CRFs one layer up: pages, API and demo save
+  through ``scheduling.services.save_crf_and_replan``, which calls this and then the planner.
 - ``sign_crf`` (investigator, password typed again), ``lock_crf`` / ``unlock_crf`` (data
   manager): the status flow draft → complete → signed → locked.
 - ``raise_query``, ``answer_query``, ``close_query``, ``reopen_query``: data queries.
@@ -32,7 +34,7 @@ from trials.models import crf_of
 from trials.policy import Perm
 
 from . import checks, trail
-from .derivations import DERIVED
+from .derivations import ACROSS_RECORDS, NOTES_KEY, derive_fields
 from .facts import read_facts
 from .forms import missing_required
 from .models import (UNRESOLVED, CRFRecord, CRFSignature, CRFStatus, DataQuery, MessageKind,
@@ -93,6 +95,8 @@ def save_crf(
     record.save()
     if was_completed:
         _void_signatures(record, by=by, reason=reason.strip())
+    if any(f.get("derived") in ACROSS_RECORDS for f in definition["fields"]):
+        rederive(participant, crf_code, by=by, cause=f"re-derived after {_named(record)} changed")
     record.warnings = [r for r in results if not r.blocks]
     _record_deviations(record, record.warnings, by=by)
     _automatic_queries(record, definition, record.warnings)
@@ -141,28 +145,100 @@ def derive(definition: dict, data: dict, *, participant: Participant, record: CR
     """Fill the CRF's ``derived`` fields from the answers: they are computed, never typed.
 
     RECIST needs the participant's other assessments of the same CRF: the earliest by date is
-    the baseline, those dated between it and this one give the nadir.
+    the baseline, those dated between it and this one give the nadir. A value that cannot be
+    computed is stored as not evaluable (or empty, for a sum) with its reason under
+    ``derivation_notes``.
     """
+    if not any(f.get("derived") for f in definition["fields"]):
+        return data
+    others = [r.data for r in CRFRecord.objects.filter(participant=participant,
+                                                       crf_code=record.crf_code)
+              .exclude(pk=record.pk).only("data")]
+    return _derived(definition, data, others)
+
+
+def _derived(definition: dict, data: dict, others: list[dict]) -> dict:
+    """``data`` with its derived fields computed against ``others``, the data of the
+    participant's other records of the same CRF."""
     derived = [f for f in definition["fields"] if f.get("derived")]
     if not derived:
         return data
     data = dict(data)
-    context = {"baseline": None, "previous": []}
-    date_field = next((f["code"] for f in definition["fields"] if f["type"] == "date"), None)
-    if date_field and data.get(date_field):
-        others = [r.data for r in CRFRecord.objects.filter(participant=participant,
-                                                           crf_code=record.crf_code)
-                  .exclude(pk=record.pk).only("data")
-                  if r.data.get(date_field)]
-        earlier = sorted((d for d in others if d[date_field] < data[date_field]),
+    context: dict = {"baseline": None, "previous": []}
+    date_field = _date_field(definition)
+    if date_field and not data.get(date_field):
+        context["undated"] = True
+    elif date_field:
+        earlier = sorted((d for d in others
+                          if d.get(date_field) and d[date_field] < data[date_field]),
                          key=lambda d: d[date_field])
         if earlier:
             context = {"baseline": earlier[0], "previous": earlier[1:]}
-    for f in derived:
-        compute = DERIVED.get(f["derived"])
-        if compute is not None:
-            data[f["code"]] = compute(data, context)
+    values, notes = derive_fields(derived, data, context)
+    data.update(values)
+    data.pop(NOTES_KEY, None)
+    if notes:
+        data[NOTES_KEY] = notes
     return data
+
+
+def _date_field(definition: dict) -> str | None:
+    return next((f["code"] for f in definition["fields"] if f["type"] == "date"), None)
+
+
+def _named(record: CRFRecord) -> str:
+    """``tumour_assessment of 2026-03-02``: a record as a history reason names it."""
+    date_field = _date_field(record.definition) if record.definition else None
+    day = (record.data or {}).get(date_field) if date_field else None
+    return f"{record.crf_code} of {day}" if day else f"{record.crf_code} #{record.pk}"
+
+
+def _why(text: str) -> str:
+    # Kept within the 100 characters django-simple-history gives a change reason by default
+    # (this project's CRF history keeps more, but the cause reads best short).
+    return text if len(text) <= 100 else text[:99] + "…"
+
+
+def rederive(participant: Participant, crf_code: str, *, by, cause: str,
+             skip_locked: bool = False) -> list[CRFRecord]:
+    """Derived values are a function of the data, always: re-derive every record of
+    ``participant``'s ``crf_code`` whose derived values read the others (RECIST: a response
+    reads the baseline and every earlier assessment), after one of them changed.
+
+    Called inside the transaction of the change. Each record whose derived values change is
+    saved with ``cause`` as its history reason, by ``by``; a signed one loses its signature, as
+    after any change, and is complete again. A locked record that would change refuses the
+    whole change, naming it (a lock says the data are final: the data manager unlocks it
+    first) — unless ``skip_locked``, for the unlock of another record. Records whose derived
+    values stay the same are not saved again. Returns the records re-derived.
+    """
+    records = list(CRFRecord.objects.select_for_update(of=("self",))
+                   .filter(participant=participant, crf_code=crf_code).order_by("pk"))
+    across = [r for r in records if any(f.get("derived") in ACROSS_RECORDS
+                                        for f in r.definition.get("fields", []))]
+    changed = []
+    cause = _why(cause)
+    for record in across:
+        others = [r.data for r in records if r.pk != record.pk]
+        data = _derived(record.definition, record.data, others)
+        if data == record.data:
+            continue
+        if record.status == CRFStatus.LOCKED:
+            if skip_locked:
+                continue
+            raise ValidationError(_(
+                "This change would change the derived values of %(crf)s, which is locked: ask "
+                "the data manager to unlock it first.") % {"crf": _named(record)})
+        record.data = data
+        if record.status == CRFStatus.SIGNED:
+            record.status = CRFStatus.COMPLETE
+        record.updated_by = by
+        record._change_reason = cause
+        record._history_user = by
+        record.save()
+        _void_signatures(record, by=by, reason=cause)
+        changed.append(record)
+    return changed
 
 
 def _record_deviations(record: CRFRecord, warnings: list[checks.CheckResult], *, by) -> None:
@@ -337,6 +413,11 @@ def unlock_crf(record: CRFRecord, *, by, reason: str) -> CRFRecord:
     record._history_user = by
     record._change_reason = f"Unlocked: {reason.strip()}"
     record.save(update_fields=["status", "locked_at", "locked_by", "updated_at"])
+    # Values the lock kept from being re-derived (or derived by older code) are brought up to
+    # date now; other records still locked wait for their own unlock.
+    rederive(participant, record.crf_code, by=by, skip_locked=True,
+             cause=f"re-derived after {_named(record)} was unlocked")
+    record.refresh_from_db()
     audit.record("crf.unlocked", f"{participant.study_id} {record.crf_code} unlocked by "
                  f"{by.get_username()}. Reason: {reason.strip()}",
                  actor=by, trial=participant.trial, obj=record)

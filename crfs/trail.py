@@ -54,6 +54,9 @@ def flatten(data: dict | None, prefix: str = "") -> dict[str, Any]:
             for i, row in enumerate(value):
                 for sub, sub_value in row.items():
                     flat[f"{prefix}{code}[{i}].{sub}"] = sub_value
+        elif isinstance(value, dict):  # derivation_notes: {field: why not evaluable}
+            for sub, sub_value in value.items():
+                flat[f"{prefix}{code}.{sub}"] = sub_value
         else:
             flat[f"{prefix}{code}"] = value
     return flat
