@@ -70,7 +70,17 @@ def _decimal(value: Any, what: str) -> Decimal | None:
 
 
 def _target_rows(data: dict | None) -> list[dict]:
-    return [row for row in ((data or {}).get("target_lesions") or []) if row]
+    """The target lesions still in the body: a row marked ``surgically_removed`` is left out."""
+    return [row for row in ((data or {}).get("target_lesions") or [])
+            if row and row.get("surgically_removed") is not True]
+
+
+def _removed_rows(data: dict | None) -> list[dict]:
+    # RECIST 1.1 has no rule for a target lesion removed by surgery. Choice (stated in the
+    # protocol files): it is accounted for, not "missing" (4.4.2), so it does not make the
+    # assessment not evaluable, and it is no longer part of any sum.
+    return [row for row in ((data or {}).get("target_lesions") or [])
+            if row and row.get("surgically_removed") is True]
 
 
 def recist_sum_of_diameters(data: dict | None) -> Decimal | None:
@@ -219,12 +229,17 @@ def _assessed_sum(data: dict | None, baseline_rows: list[dict]) -> Decimal | Non
     """The sum of one follow-up assessment, None when a baseline target lesion is missing from it.
 
     RECIST 1.1, 4.4.2 (missing assessments): a baseline target lesion with no row at follow-up
-    was not measured; a lesion that has gone is recorded as 0 mm, not left out. Rows are matched
+    was not measured; a lesion that has gone is recorded as 0 mm, not left out; one marked
+    ``surgically_removed`` is accounted for and adds nothing. Rows are matched
     on ``lesion_number`` ("Keep the same number for the same lesion at every assessment").
     """
     rows = _target_rows(data)
-    if len(rows) < len(baseline_rows) or _lesion_numbers(baseline_rows) - _lesion_numbers(rows):
+    accounted = _lesion_numbers(rows) | _lesion_numbers(_removed_rows(data))
+    if len(rows) + len(_removed_rows(data)) < len(baseline_rows) or (
+            _lesion_numbers(baseline_rows) - accounted):
         return None
+    if not rows:  # every baseline target lesion has been removed
+        return Decimal(0)
     return recist_sum_of_diameters(data)
 
 

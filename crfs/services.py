@@ -3,7 +3,8 @@
 - ``save_crf``: validation, status, history, derived values, deviations, automatic queries; a
   change to a signed CRF voids its signature. It then re-derives the values of the
   participant's other records that read this one (``rederive``: RECIST responses read the
-  baseline and earlier assessments), each with the cause in its history. It does not touch
+  baseline and earlier assessments), each with the cause in its history, and those whose
+  protocol ``rebaseline`` anchor it dates (the surgery moves the baseline). It does not touch
   the visit schedule, which is planned from CRFs one layer up: pages, API and demo save
   through ``scheduling.services.save_crf_and_replan``, which calls this and then the planner.
 - ``sign_crf`` (investigator, password typed again), ``lock_crf`` / ``unlock_crf`` (data
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone, translation
@@ -97,6 +98,9 @@ def save_crf(
         _void_signatures(record, by=by, reason=reason.strip())
     if any(f.get("derived") in ACROSS_RECORDS for f in definition["fields"]):
         rederive(participant, crf_code, by=by, cause=f"re-derived after {_named(record)} changed")
+    for rebaselined in rebaselined_by(participant.definition, crf_code):
+        rederive(participant, rebaselined, by=by,
+                 cause=f"re-derived after {_named(record)} changed (new baseline from its date)")
     record.warnings = [r for r in results if not r.blocks]
     _record_deviations(record, record.warnings, by=by)
     _automatic_queries(record, definition, record.warnings)
@@ -145,8 +149,9 @@ def derive(definition: dict, data: dict, *, participant: Participant, record: CR
     """Fill the CRF's ``derived`` fields from the answers: they are computed, never typed.
 
     RECIST needs the participant's other assessments of the same CRF: the earliest by date is
-    the baseline, those dated between it and this one give the nadir. A value that cannot be
-    computed is stored as not evaluable (or empty, for a sum) with its reason under
+    the baseline, those dated between it and this one give the nadir; a protocol's
+    ``rebaseline`` rule starts a new baseline at an anchor (``rebaseline_date``). A value that
+    cannot be computed is stored as not evaluable (or empty, for a sum) with its reason under
     ``derivation_notes``.
     """
     if not any(f.get("derived") for f in definition["fields"]):
@@ -154,12 +159,45 @@ def derive(definition: dict, data: dict, *, participant: Participant, record: CR
     others = [r.data for r in CRFRecord.objects.filter(participant=participant,
                                                        crf_code=record.crf_code)
               .exclude(pk=record.pk).only("data")]
-    return _derived(definition, data, others)
+    return _derived(definition, data, others,
+                    rebaseline_from=rebaseline_date(definition, participant))
 
 
-def _derived(definition: dict, data: dict, others: list[dict]) -> dict:
+def rebaseline_date(definition: dict, participant: Participant) -> dt.date | None:
+    """From which date the CRF's assessments have a new baseline for ``participant``, if any.
+
+    The protocol's ``rebaseline`` rule on the CRF (``arms``, ``after_anchor``): for a
+    participant of one of those arms whose anchor date is known, the first assessment dated on
+    or after it is the baseline of the later ones; earlier ones keep the first baseline. None
+    otherwise: no rule, not randomised (no arm), another arm, or the anchor not yet dated. The
+    arm is read through the relation ``randomisation`` declares (the layer above), as the
+    visit planner does.
+    """
+    rule = definition.get("rebaseline")
+    if not rule or not participant.is_randomised:
+        return None
+    try:
+        allocation = participant.allocation
+    except ObjectDoesNotExist:
+        return None
+    if allocation.arm.code not in rule["arms"]:
+        return None
+    return read_facts(participant, allocation).anchors.get(rule["after_anchor"])
+
+
+def rebaselined_by(definition: dict, crf_code: str) -> list[str]:
+    """The CRFs whose ``rebaseline`` anchor is dated by ``crf_code``: changing that date moves
+    their baseline, so their derived values are computed again."""
+    sources = {a["code"]: a["source"]["crf"] for a in definition.get("anchors", [])}
+    return [c["code"] for c in definition.get("crfs", [])
+            if c.get("rebaseline") and sources.get(c["rebaseline"]["after_anchor"]) == crf_code]
+
+
+def _derived(definition: dict, data: dict, others: list[dict], *,
+             rebaseline_from: dt.date | None = None) -> dict:
     """``data`` with its derived fields computed against ``others``, the data of the
-    participant's other records of the same CRF."""
+    participant's other records of the same CRF; from ``rebaseline_from`` on, only the
+    assessments dated on or after it count (``rebaseline_date``)."""
     derived = [f for f in definition["fields"] if f.get("derived")]
     if not derived:
         return data
@@ -169,6 +207,12 @@ def _derived(definition: dict, data: dict, others: list[dict]) -> dict:
     if date_field and not data.get(date_field):
         context["undated"] = True
     elif date_field:
+        if rebaseline_from is not None:
+            # Stored dates are ISO strings: they compare as the dates do.
+            cut = rebaseline_from.isoformat()
+            after = data[date_field] >= cut
+            others = [d for d in others
+                      if d.get(date_field) and (d[date_field] >= cut) == after]
         earlier = sorted((d for d in others
                           if d.get(date_field) and d[date_field] < data[date_field]),
                          key=lambda d: d[date_field])
@@ -220,7 +264,8 @@ def rederive(participant: Participant, crf_code: str, *, by, cause: str,
     cause = _why(cause)
     for record in across:
         others = [r.data for r in records if r.pk != record.pk]
-        data = _derived(record.definition, record.data, others)
+        data = _derived(record.definition, record.data, others,
+                        rebaseline_from=rebaseline_date(record.definition, participant))
         if data == record.data:
             continue
         if record.status == CRFStatus.LOCKED:

@@ -426,6 +426,17 @@ SCHEMA: dict[str, Any] = {
                     # The published scoring its items follow: the participant page shows the
                     # scores of the latest form so scored.
                     "scoring": {"enum": ["eortc_qlq_c30"]},
+                    # RECIST re-baselining: for participants of ``arms``, the first assessment
+                    # dated on or after ``after_anchor`` is the baseline of the later ones
+                    # (crfs/services.py, ``rebaseline_date``).
+                    "rebaseline": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["arms", "after_anchor"],
+                        "properties": {"arms": {"type": "array", "minItems": 1, "items": _code},
+                                       "after_anchor": _code,
+                                       "source": {"type": "string"}},
+                    },
                     "fields": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/field"}},
                     "checks": {"type": "array", "items": {
                         "type": "object",
@@ -682,6 +693,19 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
     for i, crf in enumerate(data["crfs"]):
         problems += _field_problems(crf["fields"], f"crfs[{i}].fields")
         problems += _check_problems(crf, f"crfs[{i}].checks", anchor_codes)
+        rule = crf.get("rebaseline")
+        if rule:
+            for j, arm in enumerate(rule["arms"]):
+                if arm not in arm_codes:
+                    problems.append(ProtocolProblem(f"crfs[{i}].rebaseline.arms[{j}]",
+                                                    f"unknown arm {arm!r}"))
+            if rule["after_anchor"] not in anchor_codes:
+                problems.append(ProtocolProblem(f"crfs[{i}].rebaseline.after_anchor",
+                                                f"unknown anchor {rule['after_anchor']!r}"))
+            if not any(f.get("derived") in ("recist_sum_of_diameters", "recist_overall_response")
+                       for f in crf["fields"]):
+                problems.append(ProtocolProblem(f"crfs[{i}].rebaseline",
+                                                "only a CRF with RECIST derivations re-baselines"))
 
     def check_source(source: dict, path: str) -> None:
         crf = crfs.get(source["crf"])

@@ -437,3 +437,29 @@ def test_the_derived_overall_response_uses_the_nadir_from_the_context():
     earlier = assessment(lesion(1, "35"), lesion(2, "25"))  # 60 mm
     assert DERIVED["recist_overall_response"](current, {"baseline": BASELINE,
                                                         "previous": [earlier]}) == "pd"
+
+
+def test_a_surgically_removed_target_lesion_is_accounted_for_not_missing():
+    """Choice (protocol files, ``surgically_removed``): RECIST 1.1 has no rule for a resected
+    target lesion. Read as missing (4.4.2) it would make the assessment not evaluable; it is
+    accounted for and adds nothing to the sum, in a baseline as at a follow-up."""
+    def lesion(n, mm, removed=None):
+        row = {"lesion_number": n, "organ": "x", "diameter_mm": mm, "lymph_node": False}
+        if removed is not None:
+            row["surgically_removed"] = removed
+        return row
+    baseline = {"target_lesions": [lesion(1, "40"), lesion(2, "30")]}
+    after = {"target_lesions": [lesion(1, "0", True), lesion(2, "30")],
+             "non_target_status": "present", "new_lesions": False}
+    assert recist_sum_of_diameters(after) == Decimal(30)
+    result = recist_response(baseline, [], after)
+    assert (result["sum_of_diameters"], result["overall_response"]) == (Decimal(30), "PR")
+    # Left out instead, lesion 1 is missing: not evaluable.
+    missing = dict(after, target_lesions=[lesion(2, "30")])
+    assert recist_response(baseline, [], missing)["overall_response"] == "NE"
+    # As a baseline, the removed row is no part of the reference (30, not 70): 25 mm is SD
+    # (-17 %), 20 mm PR (-33 %).
+    later = dict(after, target_lesions=[lesion(2, "25")])
+    assert recist_response(after, [], later)["overall_response"] == "SD"
+    assert recist_response(after, [], dict(later, target_lesions=[lesion(2, "20")]))[
+        "overall_response"] == "PR"

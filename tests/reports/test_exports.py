@@ -304,7 +304,9 @@ def test_derived_values_are_exported_as_stored(participant, baseline, investigat
                                                client_for):
     crf = crf_of(participant.protocol_version_id, "tumour_assessment")
     lesions = [{"lesion_number": 1, "organ": "Liver", "diameter_mm": "32", "lymph_node": False},
-               {"lesion_number": 2, "organ": "Lung", "diameter_mm": "18", "lymph_node": False}]
+               {"lesion_number": 2, "organ": "Lung", "diameter_mm": "18", "lymph_node": False},
+               {"lesion_number": 3, "organ": "Rectum", "diameter_mm": "0", "lymph_node": False,
+                "surgically_removed": True}]
     record = save_crf(participant, "tumour_assessment",
                       crf_answers(crf, on=baseline.target_date, target_lesions=lesions),
                       by=investigator, complete=True, visit=baseline)
@@ -314,3 +316,7 @@ def test_derived_values_are_exported_as_stored(participant, baseline, investigat
     assert row["sum_of_diameters"] == str(record.data["sum_of_diameters"])
     assert row["overall_response"] == exports.value_text({}, record.data["overall_response"])
     assert row["target_lesions_diameter_mm_2"] == "18"
+    # A surgically removed lesion is exported as marked, and adds nothing to the sum (50 mm).
+    assert row["target_lesions_surgically_removed_1"] == ""
+    assert row["target_lesions_surgically_removed_3"] == "1"
+    assert record.data["sum_of_diameters"] == "50.0"

@@ -433,3 +433,12 @@ def test_a_changed_endpoint_is_an_amendment(db, tmp_path):
                                                                       "level": 0.9}])))
     assert second.created and second.version.number == 2
     assert first.version.definition["endpoints"][0]["landmarks"][0]["months"] == 24
+
+
+def test_a_rebaseline_rule_with_an_unknown_arm_or_anchor_is_refused(db, tmp_path):
+    data = copy.deepcopy(MINIMAL)
+    data["crfs"][0]["rebaseline"] = {"arms": ["A", "C"], "after_anchor": "surgery"}
+    assert problems(refused(tmp_path, data)) == {
+        "crfs[0].rebaseline.arms[1]": "unknown arm 'C'",
+        "crfs[0].rebaseline.after_anchor": "unknown anchor 'surgery'",
+        "crfs[0].rebaseline": "only a CRF with RECIST derivations re-baselines"}
