@@ -398,6 +398,26 @@ def test_survival_follow_up_waits_for_progression_or_end_of_treatment(
         ("progression", "Disease progression or End of study treatment")]
 
 
+def test_rectal_survival_follow_up_continues_after_the_24_month_visits_until_death(
+        rectal, rectal_coordinator):
+    # DESIGN.md: survival is followed until death or the end of the study; the rectal trial's
+    # 3-monthly visits end at month 24 (progression ends none of them), the contacts follow.
+    p = factories.randomised(rectal, by=rectal_coordinator, days_ago=900)
+    r = randomised_on(p)
+    scheduling.extend_schedules(add_months(TODAY(), 60))
+    follow_up = visits(p, "survival_follow_up")
+    assert [v.target_date for v in follow_up] == [add_months(r, m) for m in range(27, 61, 3)]
+    assert all(v.crfs == ["last_news"] and v.status == VisitStatus.PLANNED for v in follow_up)
+    assert max(v.target_date for v in visits(p, "follow_up")) == add_months(r, 24)
+
+    died = r + days(880)
+    save_crf(p, "death", {"death_date": died.isoformat(), "cause": "disease_progression"},
+             by=rectal_coordinator, complete=True)
+    statuses = [(v.target_date <= died, v.status) for v in visits(p, "survival_follow_up")]
+    assert statuses[0] == (True, VisitStatus.PLANNED)
+    assert all(s == VisitStatus.NOT_APPLICABLE for before, s in statuses if not before)
+
+
 def test_death_ends_every_later_visit_and_cannot_precede_a_done_visit(
         reminet, reminet_coordinator):
     p, r = _reminet_on_injections(reminet, reminet_coordinator)

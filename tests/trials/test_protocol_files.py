@@ -94,6 +94,12 @@ def test_rectal_facts_from_the_registry(rectal):
     assert rectal.sites.count() == 3
     assert {a.code for a in rectal.arms.all()} == {"A", "B"}
     assert rectal.definition["trial"]["follow_up_months"] == 24
+    survival = next(v for v in rectal.definition["visits"] if v["code"] == "survival_follow_up")
+    assert (survival["offset"], survival["repeat"]["until_event"]) == (
+        {"months": 27}, ["death", "withdrawal"])
+    os_ = next(e for e in rectal.definition["endpoints"] if e["code"] == "os")
+    assert {"crf": "last_news", "field": "contact_date",
+            "when": {"field": "vital_status", "equals": "alive"}} in os_["censoring"]["last_evidence"]
 
 
 def test_the_rectal_target_is_not_stated_in_the_registry_record(rectal):
