@@ -176,3 +176,16 @@ def test_reminet_follows_os_to_60_months(reminet, reminet_coordinator):
     record(p, "death", reminet_coordinator, on_day=1280)
     os_ = by_id(derive_endpoints(reminet, codes=["os"])["os"])[p.study_id]
     assert os_.event and os_.months == pytest.approx(months(1280))
+
+
+def test_os_counts_every_dated_record_as_evidence_of_life(reminet, reminet_coordinator):
+    # "the latest date the participant was known alive from any record": an adverse event that
+    # ended after the last visit counts.
+    p = factories.randomised(reminet, by=reminet_coordinator, days_ago=400)
+    record(p, "progression", reminet_coordinator, on_day=100, site=["metastatic"])
+    record(p, "adverse_events", reminet_coordinator, on_day=150, any_event=True, events=[{
+        "term": "Fatigue", "grade": 1, "serious": False, "attribution": "possible",
+        "start_date": _day(p, 140), "end_date": _day(p, 300), "ongoing": False}])
+    os_ = by_id(derive_endpoints(reminet, codes=["os"])["os"])[p.study_id]
+    assert not os_.event and os_.months == pytest.approx(months(300))
+    assert os_.reason == "censored at the last evidence (adverse_events.events.end_date)"
