@@ -305,7 +305,7 @@ def outcome_showcase(trial: Trial, *, coordinator, per_site: int) -> list[str]:
     """Demo only: a follow-up cohort with outcomes, so that the Outcomes page has curves at once.
 
     ``per_site`` more participants per site, randomised from 7 months ago to a little beyond the
-    end of follow-up (rectal: 30 months, REMINET: 42), each with a drawn
+    end of follow-up (rectal: 30 months, REMINET: 66), each with a drawn
     time to progression and to death (medians by arm, ``DEMO_MEDIAN_*``): progressions (site of
     progression mostly the first choice), deaths, end of treatment where the protocol has it,
     end of study at the end of follow-up; their visits done up to the event on their target
@@ -391,7 +391,8 @@ def outcome_showcase(trial: Trial, *, coordinator, per_site: int) -> list[str]:
 def _visits_until(p, *, by, until, rng, crfs: dict, assess_until) -> None:
     """Demo only: visits of ``p`` up to ``until`` done on their target date, with the CRFs that
     carry anchors (surgery, first injection), tumour assessments up to ``assess_until``,
-    adverse events now and then and the Clavien-Dindo assessment."""
+    adverse events now and then, the Clavien-Dindo assessment and the last-news form of the
+    survival follow-up after progression."""
     import datetime as dt
 
 
@@ -432,6 +433,9 @@ def _visits_until(p, *, by, until, rng, crfs: dict, assess_until) -> None:
                     "grade": grade, "serious": grade >= 3, "attribution": "possible",
                     "start_date": (on - dt.timedelta(days=10)).isoformat(), "end_date": None,
                     "ongoing": True}])
+            elif code == "last_news":  # survival follow-up after progression (DESIGN.md)
+                answers = crf_answers(crf, on=on, vital_status="alive",
+                                      information_source="phone_call")
             elif code == morbidity_crf:
                 grade = rng.choices([None, "I", "II", "IIIa", "IIIb"], weights=[55, 20, 15, 6, 4])[0]
                 answers = crf_answers(crf, on=on, any_complication=grade is not None,

@@ -10,12 +10,14 @@ For each randomised participant and endpoint: the time in months from the origin
   a multiple choice's values, e.g. progression site = metastatic) and, when it names ``arms``,
   only in those arms (rectal TTP: primary-tumour progression counts in arm B only).
 - **Censoring**: a participant without the event is censored at the latest date of the
-  endpoint's ``censoring.last_evidence`` (visits done, dated CRF fields): the last date they
-  were known alive (OS) or free of progression (PFS, TTP). Evidence dated before randomisation
+  endpoint's ``censoring.last_evidence`` (visits done, dated CRF fields, each counted only
+  when its ``when`` holds, like an event's): the last date they were known alive (OS) or free
+  of progression (PFS, TTP). OS reads the last-news form's contact date only when it says
+  "alive", so a form reporting a death is never evidence of life. Evidence dated before randomisation
   (the baseline scan) counts as day 0; no evidence at all censors at day 0.
 - **Horizon**: the protocol's follow-up (``horizon_months``, else ``trial.follow_up_months``).
   An event after it, or evidence past it, is censored at the horizon (administrative
-  censoring): rectal 24 months, REMINET 36.
+  censoring): rectal 24 months, REMINET 60.
 - Only CRFs completed, signed or locked count: a draft is not data yet.
 
 Set-wise: three queries for a whole trial, whatever its size (allocations, CRF records, last
@@ -178,8 +180,9 @@ def _value(endpoint: dict, horizon: int, participant_id: int, study_id: str, arm
                 evidence.append((last_visit, "last visit done"))
             continue
         for data in data_of.get((participant_id, source["crf"]), []):
-            evidence += [(d, f"{source['crf']}.{source['field']}")
-                         for d in _dates(data, source["field"])]
+            if _matches(source.get("when"), data):
+                evidence += [(d, f"{source['crf']}.{source['field']}")
+                             for d in _dates(data, source["field"])]
     if not evidence:
         return make(randomised_on, False, "censored at randomisation: no follow-up recorded")
     day, where = max(evidence)

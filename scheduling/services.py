@@ -20,7 +20,7 @@ How a schedule is computed, in three steps that each do one thing:
    planned: they appear when the date is entered (the timeline lists them as waiting).
    A repetition runs to its ``until`` (counted from its anchor) or, without one, to the end of
    follow-up (``trial.follow_up_months`` after randomisation): REMINET's 28-day injections are
-   planned to month 36 and ended by events, never left open-ended.
+   planned to month 60 and ended by events, never left open-ended.
 3. ``_reconcile``: brings the stored visits in line with the plan. Planned visits get their
    new dates; visits done, missed, or closed by a person are never touched; visits the plan no
    longer wants become "not applicable" (``closed_by`` names the event or ``schedule``), and
@@ -103,7 +103,7 @@ def plan_schedule(definition: dict, arm_code: str, facts: Facts) -> list[Planned
     for template in definition["visits"]:
         if template.get("arms") and arm_code not in template["arms"]:
             continue
-        anchor_date = facts.anchors.get(template["anchor"])
+        anchor_code, anchor_date = anchor_of(template, facts)
         if anchor_date is None:
             continue  # scheduled once the anchor's date is recorded
         repeat = template.get("repeat")
@@ -120,9 +120,26 @@ def plan_schedule(definition: dict, arm_code: str, facts: Facts) -> list[Planned
                 break
             stopped_by = stop[1] if stop is not None and window.target > stop[0] else None
             planned.append(PlannedVisit(template["code"], template["label"], n,
-                                        template["anchor"], anchor_date, window,
+                                        anchor_code, anchor_date, window,
                                         tuple(template["crfs"]), stopped_by))
     return planned
+
+
+def anchor_of(template: dict, facts: Facts) -> tuple[str, dt.date | None]:
+    """The code and date a visit template hangs on, (first code, None) while none is known.
+
+    ``anchor`` names an anchor (randomisation, surgery, first injection) or an event
+    (progression...), or a list of them: the visit then hangs on whichever is dated first
+    (survival follow-up "after progression or end of treatment", DESIGN.md). An event gives a
+    date once its CRF is completed, like the events that end visits.
+    """
+    codes = template["anchor"] if isinstance(template["anchor"], list) else [template["anchor"]]
+    known = [(day, code) for code in codes
+             for day in (facts.anchors.get(code), facts.events.get(code)) if day is not None]
+    if not known:
+        return codes[0], None
+    day, code = min(known)
+    return code, day
 
 
 def _shift(day: dt.date, duration: Mapping[str, int]) -> dt.date:
@@ -131,17 +148,27 @@ def _shift(day: dt.date, duration: Mapping[str, int]) -> dt.date:
 
 
 def pending_anchors(participant: Participant, arm_code: str, facts: Facts) -> list[dict]:
-    """Anchors with visits waiting for their date: [{code, label, visits: [labels]}]."""
+    """Anchors with visits waiting for their date: [{code, label, visits: [labels]}]. A visit
+    hanging on the first of several anchors or events waits under the first one's code."""
     definition = participant.definition
-    labels = {a["code"]: a["label"] for a in definition.get("anchors", [])}
-    waiting: dict[str, list[str]] = {}
+    labels = {a["code"]: a["label"]
+              for a in definition.get("anchors", []) + definition.get("events", [])}
+    waiting: dict[tuple[str, ...], list[str]] = {}
     for template in definition["visits"]:
         if template.get("arms") and arm_code not in template["arms"]:
             continue
-        if template["anchor"] not in facts.anchors:
-            waiting.setdefault(template["anchor"], []).append(template["label"])
-    return [{"code": code, "label": labels.get(code, code), "visits": visits}
-            for code, visits in waiting.items()]
+        if anchor_of(template, facts)[1] is None:
+            codes = template["anchor"]
+            codes = tuple(codes) if isinstance(codes, list) else (codes,)
+            waiting.setdefault(codes, []).append(template["label"])
+    result = []
+    for codes, visits in waiting.items():
+        label = labels.get(codes[0], codes[0])
+        for code in codes[1:]:  # a visit that hangs on whichever event comes first
+            label = _("%(first)s or %(other)s") % {"first": label,
+                                                   "other": labels.get(code, code)}
+        result.append({"code": codes[0], "label": label, "visits": visits})
+    return result
 
 
 # --------------------------------------------------------------------------- reconcile

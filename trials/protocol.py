@@ -86,6 +86,15 @@ _event_source = {
         "label": _text,                         # the reason shown for such an event
     },
 }
+# A date that shows the participant was followed (alive, free of progression), counted only when
+# its ``when`` holds on the same CRF (the last-news form's contact date if the vital status is
+# alive).
+_evidence_source = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["crf", "field"],
+    "properties": {"crf": _code, "field": _code, "when": _condition},
+}
 _endpoint = {
     "type": "object",
     "additionalProperties": False,
@@ -103,7 +112,7 @@ _endpoint = {
                 # The latest of these dates is the censoring date of a participant without
                 # the event: "visits_done" (any visit recorded as done) or a date field.
                 "last_evidence": {"type": "array", "minItems": 1, "items": {
-                    "oneOf": [{"const": "visits_done"}, _crf_field]}},
+                    "oneOf": [{"const": "visits_done"}, _evidence_source]}},
                 "note": {"type": "string"},
             },
         },
@@ -116,6 +125,16 @@ _endpoint = {
         # randomisation's own strata; []: unstratified.
         "strata": {"type": "array", "items": _code, "uniqueItems": True},
         "analysis_note": {"type": "string"},    # why this analysis, in the protocol's words
+        # Figures the protocol's sources publish for this endpoint, in months (a median, a
+        # follow-up): a horizon shorter than one of them could not show it, so loading warns
+        # (``protocol_warnings``).
+        "published": {"type": "array", "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["months", "what", "source"],
+            "properties": {"months": {"type": "number", "exclusiveMinimum": 0},
+                           "what": _text, "source": {"type": "string", "minLength": 1}},
+        }},
         "landmarks": {"type": "array", "items": {
             "type": "object",
             "additionalProperties": False,
@@ -383,7 +402,9 @@ SCHEMA: dict[str, Any] = {
                 "properties": {
                     "code": _code,
                     "label": _text,
-                    "anchor": _code,
+                    # an anchor or an event, or several: the first one dated
+                    "anchor": {"oneOf": [_code, {"type": "array", "minItems": 1,
+                                                 "items": _code}]},
                     "offset": _duration,
                     "window": {
                         "type": "object",
@@ -758,7 +779,12 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
                 f"{here}.window",
                 f"window ends (day {visit['window']['end']}) before it starts "
                 f"(day {visit['window']['start']})"))
-        if visit["anchor"] not in anchor_codes:
+        if isinstance(visit["anchor"], list):
+            for j, code in enumerate(visit["anchor"]):
+                if code not in anchor_codes | event_codes:
+                    problems.append(ProtocolProblem(f"{here}.anchor[{j}]",
+                                                    f"unknown anchor or event {code!r}"))
+        elif visit["anchor"] not in anchor_codes | event_codes:
             problems.append(ProtocolProblem(f"{here}.anchor",
                                             f"unknown anchor {visit['anchor']!r}"))
         if visit["code"] in RESERVED_VISIT_CODES:
@@ -809,6 +835,24 @@ def _endpoint_problems(data: dict[str, Any], crfs: dict[str, dict],
                 f"{source['field']!r} is not a date field of CRF {source['crf']!r}"))
         return crf
 
+    def check_when(source: dict, crf: dict | None, where: str) -> None:
+        cond = source.get("when")
+        if crf is None or cond is None:
+            return
+        field = next((f for f in crf["fields"] if f["code"] == cond["field"]), None)
+        if field is None:
+            problems.append(ProtocolProblem(
+                f"{where}.when.field",
+                f"unknown field {cond['field']!r} in CRF {source['crf']!r}"))
+        elif field.get("choices"):
+            known = {c["code"] for c in field["choices"]}
+            wanted = cond["in"] if "in" in cond else [cond["equals"]]
+            for value in wanted:
+                if value not in known:
+                    problems.append(ProtocolProblem(
+                        f"{where}.when", f"{value!r} is not a choice of field "
+                                         f"{cond['field']!r} in CRF {source['crf']!r}"))
+
     for i, endpoint in enumerate(endpoints):
         here = f"endpoints[{i}]"
         for j, event in enumerate(endpoint["events"]):
@@ -817,24 +861,11 @@ def _endpoint_problems(data: dict[str, Any], crfs: dict[str, dict],
             for k, arm in enumerate(event.get("arms", [])):
                 if arm not in arm_codes:
                     problems.append(ProtocolProblem(f"{where}.arms[{k}]", f"unknown arm {arm!r}"))
-            cond = event.get("when")
-            if crf is not None and cond is not None:
-                field = next((f for f in crf["fields"] if f["code"] == cond["field"]), None)
-                if field is None:
-                    problems.append(ProtocolProblem(
-                        f"{where}.when.field",
-                        f"unknown field {cond['field']!r} in CRF {event['crf']!r}"))
-                elif field.get("choices"):
-                    known = {c["code"] for c in field["choices"]}
-                    wanted = cond["in"] if "in" in cond else [cond["equals"]]
-                    for value in wanted:
-                        if value not in known:
-                            problems.append(ProtocolProblem(
-                                f"{where}.when", f"{value!r} is not a choice of field "
-                                                 f"{cond['field']!r} in CRF {event['crf']!r}"))
+            check_when(event, crf, where)
         for j, source in enumerate(endpoint["censoring"]["last_evidence"]):
             if isinstance(source, dict):
-                date_source(source, f"{here}.censoring.last_evidence[{j}]")
+                where = f"{here}.censoring.last_evidence[{j}]"
+                check_when(source, date_source(source, where), where)
         known_strata = ({"site"} if data["randomisation"].get("stratify_by_site") else set()) | {
             f["code"] for f in data.get("stratification_factors", [])}
         for j, factor in enumerate(endpoint.get("strata", [])):
@@ -882,6 +913,24 @@ def _endpoint_problems(data: dict[str, Any], crfs: dict[str, dict],
                 "safety.surgical_morbidity.field",
                 f"unknown field {morbidity['field']!r} in CRF {morbidity['crf']!r}"))
     return problems
+
+
+def protocol_warnings(data: dict[str, Any]) -> list[ProtocolProblem]:
+    """What a valid protocol may still get wrong, reported at load without refusing it: an
+    endpoint followed up to a horizon shorter than a figure its own sources publish (REMINET's
+    median OS of 41.9 months with a 36-month horizon: no curve built here could show it)."""
+    warnings = []
+    follow_up = data["trial"].get("follow_up_months")
+    for i, endpoint in enumerate(data.get("endpoints", [])):
+        horizon = endpoint.get("horizon_months", follow_up)
+        for j, figure in enumerate(endpoint.get("published", [])):
+            if horizon is not None and figure["months"] > horizon:
+                warnings.append(ProtocolProblem(
+                    f"endpoints[{i}].published[{j}].months",
+                    f"{endpoint['code']}: the follow-up horizon ({horizon} months) is shorter "
+                    f"than the published {figure['what']} ({figure['months']} months, "
+                    f"{figure['source']})"))
+    return warnings
 
 
 def _is_date_field(crfs: dict[str, dict], source: dict) -> bool:

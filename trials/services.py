@@ -19,7 +19,7 @@ from core.reauth import password_confirmed
 
 from . import policy
 from .models import Arm, ProtocolVersion, Site, Trial
-from .protocol import definition_digest, read_protocol_file
+from .protocol import ProtocolProblem, definition_digest, protocol_warnings, read_protocol_file
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 
@@ -29,6 +29,7 @@ class LoadResult:
     trial: Trial
     version: ProtocolVersion
     created: bool  # False when this exact content was already loaded
+    warnings: tuple[ProtocolProblem, ...] = ()  # loaded all the same (``protocol_warnings``)
 
     def __str__(self) -> str:
         state = "loaded as" if self.created else "unchanged, already"
@@ -46,8 +47,10 @@ def load_protocol(path: str | Path, *, by=None) -> LoadResult:
 
 @transaction.atomic
 def store_protocol(definition: dict, *, source_file: str, by=None) -> LoadResult:
-    """Store a definition already validated by ``trials.protocol``."""
+    """Store a definition already validated by ``trials.protocol``; its ``protocol_warnings``
+    come back with the result (the definition is stored all the same)."""
     digest = definition_digest(definition)
+    warnings = tuple(protocol_warnings(definition))
     info = definition["trial"]
 
     trial = Trial.objects.select_for_update().filter(slug=info["slug"]).first()
@@ -55,7 +58,7 @@ def store_protocol(definition: dict, *, source_file: str, by=None) -> LoadResult
         existing = trial.versions.filter(digest=digest).first()
         if existing is not None:
             # Loading an old file again does not roll the trial back: only new content counts.
-            return LoadResult(trial, existing, created=False)
+            return LoadResult(trial, existing, created=False, warnings=warnings)
 
     fields = dict(
         title=info["title"],
@@ -92,7 +95,7 @@ def store_protocol(definition: dict, *, source_file: str, by=None) -> LoadResult
         f"from {version.source_file} (sha256 {digest[:16]}…)",
         actor=by, trial=trial, obj=version, detail={"digest": digest},
     )
-    return LoadResult(trial, version, created=True)
+    return LoadResult(trial, version, created=True, warnings=warnings)
 
 
 def _sync_sites(trial: Trial, sites: list[dict]) -> None:

@@ -129,3 +129,63 @@ def test_a_whole_trial_in_three_queries(rectal, randomise, coordinator,
     with django_assert_num_queries(3):
         found = derive_endpoints(rectal)
     assert [len(v) for v in found.values()] == [4, 4, 4]
+
+
+# --------------------------------------------------------------------------- survival follow-up
+
+
+@pytest.fixture
+def reminet_coordinator(reminet, statistician, make_user):
+    factories.scripted_list(reminet, by=statistician, arms=["LAN", "PBO"])
+    return make_user("coordinator", reminet, reminet.sites.order_by("code").first())
+
+
+def _day(participant, on_day: int) -> str:
+    randomised_on = timezone.localdate(participant.allocation.randomised_at)
+    return (randomised_on + dt.timedelta(days=on_day)).isoformat()
+
+
+def test_os_is_censored_at_the_last_news_alive_not_at_progression(
+        reminet, reminet_coordinator):
+    # DESIGN.md: survival is followed after progression; OS is censored at the latest date the
+    # participant was known alive from any record (here a last-news contact at month 40).
+    p = factories.randomised(reminet, by=reminet_coordinator, days_ago=1300)
+    record(p, "progression", reminet_coordinator, on_day=243, site=["metastatic"])
+    record(p, "last_news", reminet_coordinator, on_day=1218, vital_status="alive",
+           date_last_known_alive=_day(p, 1200))
+    os_ = by_id(derive_endpoints(reminet, codes=["os"])["os"])[p.study_id]
+    assert not os_.event and os_.months == pytest.approx(months(1218))
+    assert os_.reason == "censored at the last evidence (last_news.contact_date)"
+
+
+def test_a_last_news_that_is_not_alive_counts_only_its_date_last_known_alive(
+        reminet, reminet_coordinator):
+    p = factories.randomised(reminet, by=reminet_coordinator, days_ago=1300)
+    record(p, "progression", reminet_coordinator, on_day=243, site=["metastatic"])
+    record(p, "last_news", reminet_coordinator, on_day=1218, vital_status="lost_to_follow_up",
+           date_last_known_alive=_day(p, 900))
+    os_ = by_id(derive_endpoints(reminet, codes=["os"])["os"])[p.study_id]
+    assert not os_.event and os_.months == pytest.approx(months(900))
+    assert os_.reason == "censored at the last evidence (last_news.date_last_known_alive)"
+
+
+def test_reminet_follows_os_to_60_months(reminet, reminet_coordinator):
+    # choice (reminet.yaml): 60 months, so the placebo arm's median OS of 41.9 months (seed l.7)
+    # can be shown; an event at month 42 is an event, not censored at 36.
+    p = factories.randomised(reminet, by=reminet_coordinator, days_ago=1300)
+    record(p, "death", reminet_coordinator, on_day=1280)
+    os_ = by_id(derive_endpoints(reminet, codes=["os"])["os"])[p.study_id]
+    assert os_.event and os_.months == pytest.approx(months(1280))
+
+
+def test_os_counts_every_dated_record_as_evidence_of_life(reminet, reminet_coordinator):
+    # "the latest date the participant was known alive from any record": an adverse event that
+    # ended after the last visit counts.
+    p = factories.randomised(reminet, by=reminet_coordinator, days_ago=400)
+    record(p, "progression", reminet_coordinator, on_day=100, site=["metastatic"])
+    record(p, "adverse_events", reminet_coordinator, on_day=150, any_event=True, events=[{
+        "term": "Fatigue", "grade": 1, "serious": False, "attribution": "possible",
+        "start_date": _day(p, 140), "end_date": _day(p, 300), "ongoing": False}])
+    os_ = by_id(derive_endpoints(reminet, codes=["os"])["os"])[p.study_id]
+    assert not os_.event and os_.months == pytest.approx(months(300))
+    assert os_.reason == "censored at the last evidence (adverse_events.events.end_date)"

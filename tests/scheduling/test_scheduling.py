@@ -86,9 +86,9 @@ def test_reminet_schedule_at_randomisation(reminet, reminet_coordinator):
     p = factories.randomised(reminet, by=reminet_coordinator)
     assert codes(p) == {"baseline", "first_injection", "tumour_assessment"}
     assert len(visits(p, "tumour_assessment")) == 2  # months 3 and 6: the planning horizon
-    scheduling.extend_schedules(add_months(TODAY(), 36))
+    scheduling.extend_schedules(add_months(TODAY(), 60))
     assessments = visits(p, "tumour_assessment")
-    assert len(assessments) == 12  # every 3 months to month 36
+    assert len(assessments) == 20  # every 3 months to month 60, the end of follow-up
     assert all(v.crfs == ["tumour_assessment"] for v in assessments)
 
 
@@ -209,14 +209,14 @@ def _reminet_on_injections(reminet, coordinator, *, days_ago=200):
 def test_first_injection_schedules_28_day_injections_to_the_end_of_follow_up(
         reminet, reminet_coordinator):
     p, r = _reminet_on_injections(reminet, reminet_coordinator)
-    scheduling.extend_schedules(add_months(TODAY(), 36))
+    scheduling.extend_schedules(add_months(TODAY(), 60))
     injections = visits(p, "injection")
     first = r + days(5)
     assert injections[0].target_date == first + days(28)
     assert [v.target_date - first for v in injections[:3]] == [days(28), days(56), days(84)]
     assert all((v.window_opens, v.window_closes) == (v.target_date - days(3),
                                                      v.target_date + days(3)) for v in injections)
-    horizon = add_months(r, 36)  # trial.follow_up_months
+    horizon = add_months(r, 60)  # trial.follow_up_months
     assert injections[-1].target_date <= horizon < injections[-1].target_date + days(28)
 
 
@@ -253,7 +253,7 @@ def test_visits_are_created_six_months_ahead_and_the_daily_job_adds_the_next(
 def test_extending_month_by_month_gives_the_whole_plan(reminet, reminet_coordinator):
     p, r = _reminet_on_injections(reminet, reminet_coordinator, days_ago=5)
     day = TODAY()
-    while day < add_months(r, 40):
+    while day < add_months(r, 64):
         day += days(30)
         scheduling.extend_schedules(day)
     facts = read_facts(p, p.allocation)
@@ -268,10 +268,10 @@ def test_no_visit_is_created_past_an_ending_event(reminet, reminet_coordinator):
     p, r = _reminet_on_injections(reminet, reminet_coordinator, days_ago=5)
     save_crf(p, "progression", {"progression_date": TODAY().isoformat(), "type": "clinical",
                                 "site": ["metastatic"]}, by=reminet_coordinator, complete=True)
-    scheduling.extend_schedules(add_months(TODAY(), 40))
+    scheduling.extend_schedules(add_months(TODAY(), 60))
     assert all(v.status == VisitStatus.NOT_APPLICABLE for v in visits(p, "injection"))
     assert not Visit.objects.filter(participant=p, target_date__gt=add_months(
-        TODAY(), 6), status=VisitStatus.PLANNED).exists()
+        TODAY(), 6), status=VisitStatus.PLANNED).exclude(code="survival_follow_up").exists()
     p.refresh_from_db()
     assert p.schedule_planned_through is None
 
@@ -337,6 +337,85 @@ def test_progression_stops_injections_and_tumour_assessments(reminet, reminet_co
     for code in ("injection", "tumour_assessment"):
         later = [v for v in visits(p, code) if v.target_date > day]
         assert later and all(v.closed_by == "progression" for v in later), code
+
+
+def test_after_progression_survival_follow_up_every_3_months_until_death(
+        reminet, reminet_coordinator):
+    # DESIGN.md: survival is followed after progression until death or the end of the study.
+    p = factories.randomised(reminet, by=reminet_coordinator, days_ago=500)
+    r = randomised_on(p)
+    save_crf(p, "injection", {"injection_date": r.isoformat(), "kit_code": "KIT1",
+                              "dose_given": True}, by=reminet_coordinator, complete=True)
+    assert not visits(p, "survival_follow_up"), "none while on treatment"
+    progressed = add_months(r, 8)
+    save_crf(p, "progression", {"progression_date": progressed.isoformat(),
+                                "type": "radiological", "site": ["metastatic"]},
+             by=reminet_coordinator, complete=True)
+    scheduling.extend_schedules(add_months(TODAY(), 60))
+    for code in ("injection", "tumour_assessment"):
+        assert not [v for v in visits(p, code) if v.target_date > progressed
+                    and v.status != VisitStatus.NOT_APPLICABLE], code
+    follow_up = visits(p, "survival_follow_up")
+    assert [(v.anchor_code, v.anchor_date) for v in follow_up[:1]] == [
+        ("progression", progressed)]
+    assert [v.target_date for v in follow_up] == [
+        add_months(progressed, 3 * n) for n in range(1, len(follow_up) + 1)]
+    assert follow_up[-1].target_date <= add_months(r, 60) < add_months(
+        follow_up[-1].target_date, 3), "to the end of follow-up"
+    assert all(v.status == VisitStatus.PLANNED and v.crfs == ["last_news"] for v in follow_up)
+    assert all((v.window_opens, v.window_closes) == (v.target_date - days(14),
+                                                     v.target_date + days(14))
+               for v in follow_up)
+
+    died = add_months(progressed, 7)
+    save_crf(p, "death", {"death_date": died.isoformat(), "cause": "disease_progression"},
+             by=reminet_coordinator, complete=True)
+    follow_up = visits(p, "survival_follow_up")
+    assert [v.status for v in follow_up if v.target_date <= died] == [VisitStatus.PLANNED] * 2
+    later = [v for v in follow_up if v.target_date > died]
+    assert later and all(v.closed_by == "death" for v in later)
+
+
+def test_survival_follow_up_starts_at_the_end_of_treatment_when_it_comes_first(
+        reminet, reminet_coordinator):
+    p, r = _reminet_on_injections(reminet, reminet_coordinator)
+    end = r + days(120)
+    save_crf(p, "end_of_treatment", {"end_date": end.isoformat(), "reason": "toxicity"},
+             by=reminet_coordinator, complete=True)
+    save_crf(p, "progression", {"progression_date": (end + days(60)).isoformat(),
+                                "type": "clinical", "site": ["metastatic"]},
+             by=reminet_coordinator, complete=True)
+    [first, *_] = visits(p, "survival_follow_up")
+    assert (first.anchor_code, first.anchor_date, first.target_date) == (
+        "end_of_treatment", end, add_months(end, 3))
+
+
+def test_survival_follow_up_waits_for_progression_or_end_of_treatment(
+        reminet, reminet_coordinator):
+    p, r = _reminet_on_injections(reminet, reminet_coordinator)
+    waiting = scheduling.pending_anchors(p, p.allocation.arm.code, read_facts(p, p.allocation))
+    assert [(w["code"], w["label"]) for w in waiting] == [
+        ("progression", "Disease progression or End of study treatment")]
+
+
+def test_rectal_survival_follow_up_continues_after_the_24_month_visits_until_death(
+        rectal, rectal_coordinator):
+    # DESIGN.md: survival is followed until death or the end of the study; the rectal trial's
+    # 3-monthly visits end at month 24 (progression ends none of them), the contacts follow.
+    p = factories.randomised(rectal, by=rectal_coordinator, days_ago=900)
+    r = randomised_on(p)
+    scheduling.extend_schedules(add_months(TODAY(), 60))
+    follow_up = visits(p, "survival_follow_up")
+    assert [v.target_date for v in follow_up] == [add_months(r, m) for m in range(27, 61, 3)]
+    assert all(v.crfs == ["last_news"] and v.status == VisitStatus.PLANNED for v in follow_up)
+    assert max(v.target_date for v in visits(p, "follow_up")) == add_months(r, 24)
+
+    died = r + days(880)
+    save_crf(p, "death", {"death_date": died.isoformat(), "cause": "disease_progression"},
+             by=rectal_coordinator, complete=True)
+    statuses = [(v.target_date <= died, v.status) for v in visits(p, "survival_follow_up")]
+    assert statuses[0] == (True, VisitStatus.PLANNED)
+    assert all(s == VisitStatus.NOT_APPLICABLE for before, s in statuses if not before)
 
 
 def test_death_ends_every_later_visit_and_cannot_precede_a_done_visit(

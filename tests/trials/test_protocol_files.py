@@ -80,6 +80,12 @@ def test_reminet_facts_from_the_abstract(reminet):
     assert d["allocation_ratio"] == "1:1"
     injection = next(v for v in d["visits"] if v.get("repeat", {}).get("every") == {"days": 28})
     assert "progression" in injection["repeat"]["until_event"]
+    # choice: 60 months, past the placebo arm's median OS of 41.9 months (l.7).
+    assert d["trial"]["follow_up_months"] == 60
+    survival = next(v for v in d["visits"] if v["code"] == "survival_follow_up")
+    assert survival["anchor"] == ["progression", "end_of_treatment"]
+    assert survival["repeat"] == {"every": {"months": 3}, "until_event": ["death", "withdrawal"]}
+    assert survival["crfs"] == ["last_news"]
 
 
 def test_rectal_facts_from_the_registry(rectal):
@@ -88,6 +94,12 @@ def test_rectal_facts_from_the_registry(rectal):
     assert rectal.sites.count() == 3
     assert {a.code for a in rectal.arms.all()} == {"A", "B"}
     assert rectal.definition["trial"]["follow_up_months"] == 24
+    survival = next(v for v in rectal.definition["visits"] if v["code"] == "survival_follow_up")
+    assert (survival["offset"], survival["repeat"]["until_event"]) == (
+        {"months": 27}, ["death", "withdrawal"])
+    os_ = next(e for e in rectal.definition["endpoints"] if e["code"] == "os")
+    assert {"crf": "last_news", "field": "contact_date",
+            "when": {"field": "vital_status", "equals": "alive"}} in os_["censoring"]["last_evidence"]
 
 
 def test_the_rectal_target_is_not_stated_in_the_registry_record(rectal):
@@ -315,6 +327,18 @@ def test_an_event_or_anchor_must_be_read_from_a_date_field(db, tmp_path):
         "events[0].source.field": "an event is dated: its source must be a date field"}
 
 
+def test_a_visit_may_hang_on_events_which_must_be_declared(db, tmp_path):
+    data = _with_repeat({"every": {"months": 3}, "until": {"months": 12}})
+    data["visits"].append({**data["visits"][0], "code": "v2", "anchor": ["stopped", "relapse"]})
+    data["visits"].append({**data["visits"][0], "code": "v3", "anchor": "relapse"})
+    assert problems(refused(tmp_path, data)) == {
+        "visits[1].anchor[1]": "unknown anchor or event 'relapse'",
+        "visits[2].anchor": "unknown anchor 'relapse'"}
+    data["visits"][1]["anchor"] = ["stopped"]
+    data["visits"][2]["anchor"] = "stopped"
+    assert load_protocol(write(tmp_path, data)).created
+
+
 def test_a_repetition_without_an_end_needs_the_follow_up_duration(db, tmp_path):
     data = _with_repeat({"every": {"days": 28}, "until_event": ["stopped"]})
     assert "visits[0].repeat" in problems(refused(tmp_path, data))
@@ -384,6 +408,57 @@ def test_endpoint_references_to_unknown_crfs_fields_and_arms_are_refused(db, tmp
             "'weight' is not a date field of CRF 'form'",
     }
     assert "mini.yaml" in str(error)
+
+
+def test_censoring_evidence_may_count_only_when_a_choice_holds(db, tmp_path):
+    data = _with_endpoint(censoring={"last_evidence": [
+        {"crf": "death", "field": "death_date", "when": {"field": "cause", "equals": "alive"}},
+        {"crf": "death", "field": "death_date", "when": {"field": "status", "equals": "x"}},
+        {"crf": "death", "field": "death_date", "if": {"field": "cause", "equals": "other"}},
+    ]})
+    found = problems(refused(tmp_path, data))
+    assert found == {"endpoints[0].censoring.last_evidence[2]": found[
+        "endpoints[0].censoring.last_evidence[2]"]}, "the schema is checked first"
+    del data["endpoints"][0]["censoring"]["last_evidence"][2]
+    assert problems(refused(tmp_path, data)) == {
+        "endpoints[0].censoring.last_evidence[0].when":
+            "'alive' is not a choice of field 'cause' in CRF 'death'",
+        "endpoints[0].censoring.last_evidence[1].when.field":
+            "unknown field 'status' in CRF 'death'"}
+    data["endpoints"][0]["censoring"]["last_evidence"] = [
+        {"crf": "death", "field": "death_date", "when": {"field": "cause", "in": ["other"]}}]
+    assert load_protocol(write(tmp_path, data)).created
+
+
+def test_a_horizon_shorter_than_a_published_figure_loads_with_a_warning(db, tmp_path, capsys):
+    # Issue 16: REMINET's median OS of 41.9 months (seed l.7) with a 36-month horizon.
+    data = _with_endpoint(published=[
+        {"months": 41.9, "what": "median OS, PBO", "source": "l.7"},
+        {"months": 12.5, "what": "median PFS", "source": "l.7"}])
+    data["trial"]["follow_up_months"] = 36
+    result = load_protocol(write(tmp_path, data))
+    assert result.created, "a warning does not refuse the file"
+    assert [(w.path, w.message) for w in result.warnings] == [(
+        "endpoints[0].published[0].months",
+        "os: the follow-up horizon (36 months) is shorter than the published median OS, PBO "
+        "(41.9 months, l.7)")]
+    call_command("load_protocol", str(write(tmp_path, data)))
+    out = capsys.readouterr().out
+    assert "unchanged" in out and "warning:" in out and "endpoints[0].published[0].months" in out
+    data["endpoints"][0]["horizon_months"] = 48
+    assert not load_protocol(write(tmp_path, data)).warnings
+
+
+def test_a_published_figure_needs_its_months_and_source(db, tmp_path):
+    data = _with_endpoint(published=[{"months": 0, "what": "median OS", "source": "l.7"},
+                                     {"months": 12, "what": "median OS"}])
+    found = problems(refused(tmp_path, data))
+    assert set(found) == {"endpoints[0].published[0].months", "endpoints[0].published[1]"}
+
+
+def test_the_shipped_protocols_load_without_warnings(db):
+    for path in shipped_protocol_files():
+        assert load_protocol(path).warnings == ()
 
 
 def test_a_landmark_past_the_horizon_and_an_unknown_origin_are_refused(db, tmp_path):

@@ -23,3 +23,5 @@ class Command(BaseCommand):
             except ProtocolError as exc:
                 raise CommandError(str(exc)) from None
             self.stdout.write(str(result))
+            for warning in result.warnings:  # loaded all the same: the file's author decides
+                self.stdout.write(self.style.WARNING(f"  warning: {path}: {warning}"))
