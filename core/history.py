@@ -27,3 +27,10 @@ class HistoryManager(manager.HistoryManager):
 def HistoricalRecords(**options) -> models.HistoricalRecords:  # noqa: N802 (reads as the class)
     """``simple_history.models.HistoricalRecords`` with the manager above."""
     return models.HistoricalRecords(history_manager=HistoryManager, **options)
+
+
+def change_reason(text: str) -> str:
+    """``text`` as a history row's change reason: django-simple-history keeps 100 characters by
+    default (PostgreSQL would refuse a longer one), so a longer text is cut with "…"; callers
+    keep the whole text where it matters (the audit log, a visit's ``status_reason``)."""
+    return text if len(text) <= 100 else text[:99] + "…"

@@ -28,6 +28,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from core import audit
+from core.history import change_reason
 from core.reauth import password_confirmed
 from patients.models import Deviation, DeviationRule, Participant, Visit, VisitStatus
 from trials import policy
@@ -237,12 +238,6 @@ def _named(record: CRFRecord) -> str:
     return f"{record.crf_code} of {day}" if day else f"{record.crf_code} #{record.pk}"
 
 
-def _why(text: str) -> str:
-    # Kept within the 100 characters django-simple-history gives a change reason by default
-    # (this project's CRF history keeps more, but the cause reads best short).
-    return text if len(text) <= 100 else text[:99] + "…"
-
-
 def rederive(participant: Participant, crf_code: str, *, by, cause: str,
              skip_locked: bool = False) -> list[CRFRecord]:
     """Derived values are a function of the data, always: re-derive every record of
@@ -261,11 +256,17 @@ def rederive(participant: Participant, crf_code: str, *, by, cause: str,
     across = [r for r in records if any(f.get("derived") in ACROSS_RECORDS
                                         for f in r.definition.get("fields", []))]
     changed = []
-    cause = _why(cause)
+    cause = change_reason(cause)
+    # The new baseline's date depends on the participant and the CRF's definition only: read
+    # once per protocol version the records were created under, not once per record.
+    rebaseline_from: dict[int, dt.date | None] = {}
     for record in across:
+        if record.protocol_version_id not in rebaseline_from:
+            rebaseline_from[record.protocol_version_id] = rebaseline_date(record.definition,
+                                                                          participant)
         others = [r.data for r in records if r.pk != record.pk]
         data = _derived(record.definition, record.data, others,
-                        rebaseline_from=rebaseline_date(record.definition, participant))
+                        rebaseline_from=rebaseline_from[record.protocol_version_id])
         if data == record.data:
             continue
         if record.status == CRFStatus.LOCKED:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from core import audit
+from core.history import change_reason
 from trials.protocol import PARTICIPANT_STATUSES
 
 from .models import RANDOMISED_STATUSES, Participant, Status
@@ -46,9 +47,7 @@ def apply_derived(participant: Participant, derived: str | None, *, by, why: str
         return
     old = participant.status
     participant.status = new
-    reason = f"status from the CRFs: {why}"
-    # django-simple-history keeps change reasons in 100 characters; the audit log has it whole.
-    participant._change_reason = reason if len(reason) <= 100 else reason[:99] + "…"
+    participant._change_reason = change_reason(f"status from the CRFs: {why}")
     participant._history_user = by if getattr(by, "is_authenticated", False) else None
     participant.save(update_fields=["status"])
     # Audit-log text: English, like every stored text.

@@ -58,6 +58,7 @@ from django.utils.translation import gettext as _, ngettext
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from core import audit
+from core.history import change_reason
 from crfs import services as crfs
 from crfs.facts import RANDOMISATION, FactRecord, Facts, randomisation_date, read_facts
 from crfs.models import CRFRecord, DataQuery
@@ -197,12 +198,6 @@ class ScheduleChange:
         return ", ".join(parts) or "no change"
 
 
-def _why(text: str) -> str:
-    # django-simple-history keeps change reasons in 100 characters; the full text is kept in
-    # ``status_reason`` and the audit log.
-    return text if len(text) <= 100 else text[:99] + "…"
-
-
 def _set_dates(visit: Visit, p: PlannedVisit) -> bool:
     new = (p.anchor_date, p.window.target, p.window.opens, p.window.closes)
     old = (visit.anchor_date, visit.target_date, visit.window_opens, visit.window_closes)
@@ -292,12 +287,12 @@ def _reconcile(participant: Participant, arm_code: str, facts: Facts, *, by,
         to_update.append(visit)
     if change.created:
         bulk_create_with_history(change.created, Visit, default_user=_user(by),
-                                 default_change_reason=_why(reason))
+                                 default_change_reason=change_reason(reason))
     if to_update:
         bulk_update_with_history(
             to_update, Visit, ["anchor_date", "target_date", "window_opens", "window_closes",
                                "status", "closed_by", "status_reason", "updated_at"],
-            default_user=_user(by), default_change_reason=_why(reason))
+            default_user=_user(by), default_change_reason=change_reason(reason))
     planned_through = through if deferred else None
     if participant.schedule_planned_through != planned_through:
         # Bookkeeping, not clinical data: no history row (the visits created have theirs).
@@ -557,7 +552,7 @@ def _locked_visit(visit: Visit) -> Visit:
 
 def _save(visit: Visit, by, reason: str, fields: Iterable[str]) -> None:
     visit._history_user = _user(by)
-    visit._change_reason = _why(reason) if reason else None
+    visit._change_reason = change_reason(reason) if reason else None
     visit.save(update_fields=[*fields, "updated_at"])
 
 
@@ -736,6 +731,6 @@ def add_unscheduled_visit(participant: Participant, *, on: dt.date, reason: str,
                   window_opens=on, window_closes=on, crfs=list(crfs), unscheduled=True,
                   status_reason=reason)
     visit._history_user = _user(by)
-    visit._change_reason = _why(reason)
+    visit._change_reason = change_reason(reason)
     visit.save()
     return visit
