@@ -1,6 +1,7 @@
 """Writing CRF data and everything that bears on it, one plain function per action.
 
-- ``save_crf``: validation, status, history, derived values, deviations, automatic queries; a
+- ``save_crf``: validation, status, history, derived values, deviations, automatic queries
+  (a soft edit check that fails; records that disagree on an event, ``crfs.agreement``); a
   change to a signed CRF voids its signature. It then re-derives the values of the
   participant's other records that read this one (``rederive``: RECIST responses read the
   baseline and earlier assessments), each with the cause in its history, and those whose
@@ -35,7 +36,8 @@ from trials import policy
 from trials.models import crf_of
 from trials.policy import Perm
 
-from . import checks, trail
+from . import agreement, checks, trail
+from .agreement import event_crfs
 from .derivations import ACROSS_RECORDS, NOTES_KEY, derive_fields
 from .facts import read_facts
 from .forms import missing_required
@@ -99,12 +101,15 @@ def save_crf(
         _void_signatures(record, by=by, reason=reason.strip())
     if any(f.get("derived") in ACROSS_RECORDS for f in definition["fields"]):
         rederive(participant, crf_code, by=by, cause=f"re-derived after {_named(record)} changed")
-    for rebaselined in rebaselined_by(participant.definition, crf_code):
-        rederive(participant, rebaselined, by=by,
+    rebaselined = rebaselined_by(participant.definition, crf_code)
+    for code in rebaselined:
+        rederive(participant, code, by=by,
                  cause=f"re-derived after {_named(record)} changed (new baseline from its date)")
     record.warnings = [r for r in results if not r.blocks]
     _record_deviations(record, record.warnings, by=by)
     _automatic_queries(record, definition, record.warnings)
+    if event_crfs(participant.definition) & {crf_code, *rebaselined}:
+        agreement.reconcile(participant)
     return record
 
 
@@ -320,8 +325,9 @@ def _automatic_queries(record: CRFRecord, definition: dict,
     the data manager closes it."""
     if not any(c.get("severity") == "soft" for c in definition.get("checks", [])):
         return
+    soft = [c["code"] for c in definition.get("checks", []) if c.get("severity") == "soft"]
     existing = {(q.field_path, q.check_code): q for q in
-                DataQuery.objects.filter(record=record, raised_by=None).exclude(check_code="")
+                DataQuery.objects.filter(record=record, raised_by=None, check_code__in=soft)
                 .order_by("raised_at", "pk")}
     now = timezone.now()
     failing = {(w.path, w.code): w for w in warnings}
@@ -463,6 +469,8 @@ def unlock_crf(record: CRFRecord, *, by, reason: str) -> CRFRecord:
     # date now; other records still locked wait for their own unlock.
     rederive(participant, record.crf_code, by=by, skip_locked=True,
              cause=f"re-derived after {_named(record)} was unlocked")
+    if record.crf_code in event_crfs(participant.definition):
+        agreement.reconcile(participant)
     record.refresh_from_db()
     audit.record("crf.unlocked", f"{participant.study_id} {record.crf_code} unlocked by "
                  f"{by.get_username()}. Reason: {reason.strip()}",

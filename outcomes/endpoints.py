@@ -5,10 +5,15 @@ For each randomised participant and endpoint: the time in months from the origin
 (randomisation), whether the event was observed, the event or censoring date and why. Rules:
 
 - **Month** = days / (365.25 / 12) = 30.4375 days: the calendar month on average.
-- **Event**: the earliest date among the endpoint's ``events`` sources (a date field of a CRF),
-  counting a source only when its ``when`` condition holds on the same CRF (a choice, or any of
-  a multiple choice's values, e.g. progression site = metastatic) and, when it names ``arms``,
-  only in those arms (rectal TTP: primary-tumour progression counts in arm B only).
+- **Event**: the earliest date among the endpoint's ``events`` sources (``crfs.sources``): a
+  protocol event (``{event: progression}``) stands for every record that shows it - the
+  progression form, a tumour assessment whose derived response is PD, and so on as the
+  protocol's ``events[].shown_by`` lists them - so a progression seen on a scan is progression
+  for PFS whether or not its form is entered yet (``crfs.agreement`` raises the query that asks
+  for it). A CRF source counts only when its ``when`` condition holds on the same CRF (a
+  choice, or any of a multiple choice's values, e.g. progression site = metastatic) and, when
+  it names ``arms``, only in those arms (rectal TTP: primary-tumour progression counts in arm B
+  only).
 - **Censoring**: a participant without the event is censored at the latest date of the
   endpoint's ``censoring.last_evidence`` (visits done, dated CRF fields, each counted only
   when its ``when`` holds, like an event's): the last date they were known alive (OS) or free
@@ -27,12 +32,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Iterable
-
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from crfs.models import CRFRecord, CRFStatus
+from crfs.sources import dates, endpoint_event_sources
 from patients.models import Visit, VisitStatus
 from patients.windows import as_date
 from randomisation.models import Allocation
@@ -81,25 +85,6 @@ def strata_of(trial: Trial, endpoint: dict) -> list[str]:
     return factors + [f["code"] for f in definition.get("stratification_factors", [])]
 
 
-def _matches(condition: dict | None, data: dict) -> bool:
-    if condition is None:
-        return True
-    value = data.get(condition["field"])
-    wanted = condition["in"] if "in" in condition else [condition["equals"]]
-    values = value if isinstance(value, list) else [value]
-    return any(v in wanted for v in values)
-
-
-def _dates(data: dict, path: str) -> Iterable[dt.date]:
-    """The dates at ``path`` in one CRF's answers: a field, or ``group.field`` in every row."""
-    if "." in path:
-        group, name = path.split(".", 1)
-        values = [(row or {}).get(name) for row in data.get(group) or []]
-    else:
-        values = [data.get(path)]
-    return (d for d in map(as_date, values) if d is not None)
-
-
 def derive_endpoints(trial: Trial, *, sites: QuerySet[Site] | None = None,
                      codes: list[str] | None = None) -> dict[str, list[EndpointValue]]:
     """Every randomised participant's value of each endpoint (``codes``: only those), in study
@@ -117,10 +102,11 @@ def derive_endpoints(trial: Trial, *, sites: QuerySet[Site] | None = None,
     if not endpoints or not subjects:
         return {e["code"]: [] for e in endpoints}
 
+    sources_of = {e["code"]: endpoint_event_sources(trial.definition, e) for e in endpoints}
     crf_codes = set()
     uses_visits = False
     for endpoint in endpoints:
-        crf_codes |= {source["crf"] for source in endpoint["events"]}
+        crf_codes |= {source["crf"] for source in sources_of[endpoint["code"]]}
         for source in endpoint["censoring"]["last_evidence"]:
             if source == VISITS_DONE:
                 uses_visits = True
@@ -141,14 +127,14 @@ def derive_endpoints(trial: Trial, *, sites: QuerySet[Site] | None = None,
         values = []
         for participant_id, study_id, arm_code, randomised_at, strata in subjects:
             randomised_on = timezone.localdate(randomised_at)
-            values.append(_value(endpoint, horizon, participant_id, study_id, arm_code,
+            values.append(_value(endpoint, sources_of[endpoint["code"]], horizon, participant_id, study_id, arm_code,
                                  randomised_on, data_of, last_visit.get(participant_id),
                                  strata or {}))
         result[endpoint["code"]] = values
     return result
 
 
-def _value(endpoint: dict, horizon: int, participant_id: int, study_id: str, arm_code: str,
+def _value(endpoint: dict, sources: list[dict], horizon: int, participant_id: int, study_id: str, arm_code: str,
            randomised_on: dt.date, data_of: dict[tuple[int, str], list[dict]],
            last_visit: dt.date | None, strata: dict) -> EndpointValue:
     def make(day: dt.date, event: bool, reason: str) -> EndpointValue:
@@ -162,13 +148,11 @@ def _value(endpoint: dict, horizon: int, participant_id: int, study_id: str, arm
                              max(day, randomised_on), reason, strata)
 
     events: list[tuple[dt.date, str]] = []
-    for source in endpoint["events"]:
+    for source in sources:
         if source.get("arms") and arm_code not in source["arms"]:
             continue
         for data in data_of.get((participant_id, source["crf"]), []):
-            if _matches(source.get("when"), data):
-                events += [(d, source.get("label") or source["crf"])
-                           for d in _dates(data, source["field"])]
+            events += [(d, source.get("label") or source["crf"]) for d in dates(source, data)]
     if events:
         day, label = min(events)
         return make(day, True, label)
@@ -180,9 +164,7 @@ def _value(endpoint: dict, horizon: int, participant_id: int, study_id: str, arm
                 evidence.append((last_visit, "last visit done"))
             continue
         for data in data_of.get((participant_id, source["crf"]), []):
-            if _matches(source.get("when"), data):
-                evidence += [(d, f"{source['crf']}.{source['field']}")
-                             for d in _dates(data, source["field"])]
+            evidence += [(d, f"{source['crf']}.{source['field']}") for d in dates(source, data)]
     if not evidence:
         return make(randomised_on, False, "censored at randomisation: no follow-up recorded")
     day, where = max(evidence)

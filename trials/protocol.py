@@ -86,6 +86,36 @@ _event_source = {
         "label": _text,                         # the reason shown for such an event
     },
 }
+# A protocol event as an endpoint's event: every record that shows it (its ``source`` and its
+# ``shown_by``, crfs/sources.py), so an endpoint cannot miss one of them.
+_event_reference = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["event"],
+    "properties": {
+        "event": _code,
+        "arms": {"type": "array", "minItems": 1, "items": _code},
+    },
+}
+# Another record that shows a protocol event (crfs/agreement.py): a date field of a CRF, read
+# when ``when`` holds (row by row for a group's field). ``expected``: the event's own record is
+# not enough without this one (a death needs its end-of-study form); ``expected_when``: only when
+# the condition holds on the event's own record (a radiological progression needs its scan).
+_shown_by = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["crf", "field", "label"],
+    "properties": {
+        "crf": _code,
+        "field": _code,
+        "when": _condition,
+        "label": _text,
+        "expected": {"type": "boolean"},
+        "expected_when": _condition,
+        "note": {"type": "string"},
+    },
+    "not": {"required": ["expected", "expected_when"]},
+}
 # A date that shows the participant was followed (alive, free of progression), counted only when
 # its ``when`` holds on the same CRF (the last-news form's contact date if the vital status is
 # alive).
@@ -103,7 +133,8 @@ _endpoint = {
         "code": _code,
         "label": _text,
         "origin": {"enum": ENDPOINT_ORIGINS},
-        "events": {"type": "array", "minItems": 1, "items": _event_source},
+        "events": {"type": "array", "minItems": 1,
+                   "items": {"oneOf": [_event_source, _event_reference]}},
         "censoring": {
             "type": "object",
             "additionalProperties": False,
@@ -371,6 +402,9 @@ SCHEMA: dict[str, Any] = {
                     "code": _code,
                     "label": _text,
                     "source": _crf_field,
+                    # Other records that show the event: the endpoints take the earliest
+                    # date among all, and a disagreement raises a query (crfs/agreement.py).
+                    "shown_by": {"type": "array", "items": _shown_by},
                     "ends_all_visits": {"type": "boolean"},
                     # The participant's status once the event's CRF is completed: a status, or
                     # one read from a choice field of that CRF (end of study: completed,
@@ -749,6 +783,7 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
                                             "an anchor is a date: its source must be a date field"))
     for i, event in enumerate(events):
         check_source(event["source"], f"events[{i}].source")
+        problems += _shown_by_problems(event, crfs, f"events[{i}]")
         if not _is_date_field(crfs, event["source"]):
             problems.append(ProtocolProblem(f"events[{i}].source.field",
                                             "an event is dated: its source must be a date field"))
@@ -836,32 +871,24 @@ def _endpoint_problems(data: dict[str, Any], crfs: dict[str, dict],
         return crf
 
     def check_when(source: dict, crf: dict | None, where: str) -> None:
-        cond = source.get("when")
-        if crf is None or cond is None:
-            return
-        field = next((f for f in crf["fields"] if f["code"] == cond["field"]), None)
-        if field is None:
-            problems.append(ProtocolProblem(
-                f"{where}.when.field",
-                f"unknown field {cond['field']!r} in CRF {source['crf']!r}"))
-        elif field.get("choices"):
-            known = {c["code"] for c in field["choices"]}
-            wanted = cond["in"] if "in" in cond else [cond["equals"]]
-            for value in wanted:
-                if value not in known:
-                    problems.append(ProtocolProblem(
-                        f"{where}.when", f"{value!r} is not a choice of field "
-                                         f"{cond['field']!r} in CRF {source['crf']!r}"))
+        if crf is not None and source.get("when") is not None:
+            problems.extend(_condition_problems(source["when"], crf, f"{where}.when"))
 
+    event_codes = {e["code"] for e in data.get("events", [])}
     for i, endpoint in enumerate(endpoints):
         here = f"endpoints[{i}]"
         for j, event in enumerate(endpoint["events"]):
             where = f"{here}.events[{j}]"
-            crf = date_source(event, where)
             for k, arm in enumerate(event.get("arms", [])):
                 if arm not in arm_codes:
                     problems.append(ProtocolProblem(f"{where}.arms[{k}]", f"unknown arm {arm!r}"))
-            check_when(event, crf, where)
+            if "event" in event:
+                if event["event"] not in event_codes:
+                    problems.append(ProtocolProblem(
+                        f"{where}.event",
+                        f"unknown event {event['event']!r} (declare it under 'events')"))
+                continue
+            check_when(event, date_source(event, where), where)
         for j, source in enumerate(endpoint["censoring"]["last_evidence"]):
             if isinstance(source, dict):
                 where = f"{here}.censoring.last_evidence[{j}]"
@@ -931,6 +958,62 @@ def protocol_warnings(data: dict[str, Any]) -> list[ProtocolProblem]:
                     f"than the published {figure['what']} ({figure['months']} months, "
                     f"{figure['source']})"))
     return warnings
+
+
+def _field_at(crf: dict, path: str) -> dict | None:
+    """The field ``path`` (``field`` or ``group.field``) of ``crf``, or None."""
+    fields = crf["fields"]
+    if "." in path:
+        group, path = path.split(".", 1)
+        fields = next((f.get("fields", []) for f in fields if f["code"] == group), [])
+    return next((f for f in fields if f["code"] == path), None)
+
+
+def _condition_problems(cond: dict, crf: dict, where: str) -> list[ProtocolProblem]:
+    """A ``when`` condition names a field of ``crf`` (``group.field`` for a group's) and, for a
+    choice, values among its choices."""
+    field = _field_at(crf, cond["field"])
+    if field is None:
+        return [ProtocolProblem(f"{where}.field",
+                                f"unknown field {cond['field']!r} in CRF {crf['code']!r}")]
+    known = {str(c["code"]) for c in field.get("choices", [])}
+    wanted = cond["in"] if "in" in cond else [cond["equals"]]
+    return [ProtocolProblem(where, f"{value!r} is not a choice of field {cond['field']!r} in "
+                                   f"CRF {crf['code']!r}")
+            for value in wanted if known and str(value) not in known]
+
+
+def _shown_by_problems(event: dict, crfs: dict[str, dict], here: str) -> list[ProtocolProblem]:
+    """Each record said to show an event names a date field of a known CRF, conditions on
+    fields that exist, and ``expected_when`` on a field of the event's own CRF."""
+    problems = []
+    own = crfs.get(event["source"]["crf"])
+    for j, source in enumerate(event.get("shown_by", [])):
+        where = f"{here}.shown_by[{j}]"
+        crf = crfs.get(source["crf"])
+        if crf is None:
+            problems.append(ProtocolProblem(f"{where}.crf", f"unknown CRF {source['crf']!r}"))
+            continue
+        if _date_field(crf, source["field"]) is None:
+            problems.append(ProtocolProblem(
+                f"{where}.field",
+                f"{source['field']!r} is not a date field of CRF {source['crf']!r}"))
+        if "when" in source:
+            cond = source["when"]
+            problems += _condition_problems(cond, crf, f"{where}.when")
+            group = source["field"].split(".", 1)[0] if "." in source["field"] else None
+            if "." in cond["field"] and cond["field"].split(".", 1)[0] != group:
+                problems.append(ProtocolProblem(
+                    f"{where}.when.field",
+                    f"{cond['field']!r} is in a group: the date must be a field of the same "
+                    f"group, read row by row"))
+        if "expected_when" in source and own is not None:
+            problems += _condition_problems(source["expected_when"], own,
+                                            f"{where}.expected_when")
+        if source["crf"] == event["source"]["crf"] and "when" not in source:
+            problems.append(ProtocolProblem(
+                where, "the event's own CRF shows it again only under a condition ('when')"))
+    return problems
 
 
 def _is_date_field(crfs: dict[str, dict], source: dict) -> bool:

@@ -83,7 +83,7 @@ def test_progression_then_death(rectal, randomise, coordinator):
     record(p, "death", coordinator, on_day=250)
     found = derive_endpoints(rectal)
     assert by_id(found["pfs"])[p.study_id].months == pytest.approx(months(100))
-    assert by_id(found["pfs"])[p.study_id].reason == "Progression"
+    assert by_id(found["pfs"])[p.study_id].reason == "Disease progression"
     assert by_id(found["ttp"])[p.study_id].event
     assert by_id(found["os"])[p.study_id].months == pytest.approx(months(250))
     assert by_id(found["os"])[p.study_id].event

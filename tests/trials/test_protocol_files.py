@@ -517,3 +517,66 @@ def test_a_rebaseline_rule_with_an_unknown_arm_or_anchor_is_refused(db, tmp_path
         "crfs[0].rebaseline.arms[1]": "unknown arm 'C'",
         "crfs[0].rebaseline.after_anchor": "unknown anchor 'surgery'",
         "crfs[0].rebaseline": "only a CRF with RECIST derivations re-baselines"}
+
+
+def _with_death_event(shown_by: list[dict], **endpoint) -> dict:
+    """``_with_endpoint`` with a death event shown also by ``shown_by`` (issue 16, one truth
+    for each event) and an adverse-event CRF whose rows may show it."""
+    data = _with_endpoint(**endpoint)
+    data["crfs"].append({"code": "adverse_events", "label": "AEs", "fields": [
+        {"code": "events", "label": "Events", "type": "group", "fields": [
+            {"code": "grade", "label": "Grade", "type": "choice",
+             "choices": [{"code": g, "label": str(g)} for g in range(1, 6)]},
+            {"code": "end_date", "label": "End", "type": "date"}]},
+        {"code": "report_date", "label": "Reported", "type": "date"},
+        {"code": "status", "label": "Status", "type": "choice",
+         "choices": [{"code": "final", "label": "Final"}]}]})
+    data["events"] = [{"code": "death", "label": "Death",
+                       "source": {"crf": "death", "field": "death_date"}, "shown_by": shown_by}]
+    return data
+
+
+def test_an_event_shown_by_other_records_loads_and_endpoints_name_it(db, tmp_path):
+    data = _with_death_event([
+        {"crf": "adverse_events", "field": "events.end_date", "label": "AE of grade 5",
+         "when": {"field": "events.grade", "equals": 5}},
+        {"crf": "adverse_events", "field": "report_date", "label": "Final AE report",
+         "when": {"field": "status", "equals": "final"}, "expected": True}],
+        events=[{"event": "death"}])
+    assert load_protocol(write(tmp_path, data)).created
+
+
+def test_records_said_to_show_an_event_are_checked_with_their_path(db, tmp_path):
+    data = _with_death_event([
+        {"crf": "autopsy", "field": "date", "label": "Autopsy"},
+        {"crf": "adverse_events", "field": "events.grade", "label": "Not a date",
+         "when": {"field": "events.grade", "equals": 6}},
+        {"crf": "adverse_events", "field": "report_date", "label": "Row condition on a record",
+         "when": {"field": "events.grade", "equals": 5}},
+        {"crf": "death", "field": "death_date", "label": "Itself, unconditionally"},
+        {"crf": "adverse_events", "field": "report_date", "label": "Expected on what?",
+         "expected_when": {"field": "place", "equals": "home"}},
+    ], events=[{"event": "death"}, {"event": "progression", "arms": ["C"]}])
+    assert problems(refused(tmp_path, data)) == {
+        "events[0].shown_by[0].crf": "unknown CRF 'autopsy'",
+        "events[0].shown_by[1].field": "'events.grade' is not a date field of CRF 'adverse_events'",
+        "events[0].shown_by[1].when": "6 is not a choice of field 'events.grade' in CRF "
+                                      "'adverse_events'",
+        "events[0].shown_by[2].when.field": "'events.grade' is in a group: the date must be a "
+                                            "field of the same group, read row by row",
+        "events[0].shown_by[3]": "the event's own CRF shows it again only under a condition "
+                                 "('when')",
+        "events[0].shown_by[4].expected_when.field": "unknown field 'place' in CRF 'death'",
+        "endpoints[0].events[1].arms[0]": "unknown arm 'C'",
+        "endpoints[0].events[1].event": "unknown event 'progression' (declare it under 'events')",
+    }
+
+
+def test_an_event_shown_by_another_record_needs_a_label_and_one_kind_of_expectation(
+        db, tmp_path):
+    data = _with_death_event([{"crf": "adverse_events", "field": "report_date"}])
+    assert "events[0].shown_by[0]" in problems(refused(tmp_path, data))
+    data = _with_death_event([{"crf": "adverse_events", "field": "report_date", "label": "x",
+                               "expected": True,
+                               "expected_when": {"field": "cause", "equals": "other"}}])
+    assert "events[0].shown_by[0]" in problems(refused(tmp_path, data))
