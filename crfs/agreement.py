@@ -115,13 +115,19 @@ def disagreements(definition: dict, records: list[CRFRecord]) -> list[Disagreeme
     return result
 
 
-def reconcile(participant: Participant) -> None:
+class Reconciled(NamedTuple):
+    raised: int = 0
+    closed: int = 0
+    reopened: int = 0
+
+
+def reconcile(participant: Participant) -> Reconciled:
     """Raise, close or re-open the participant's event-agreement queries so that they match
     ``disagreements`` on the records as they are now (two queries when nothing changes)."""
     definition = participant.definition
     crfs = event_crfs(definition)
     if not crfs:
-        return
+        return Reconciled()
     records = list(CRFRecord.objects.filter(participant=participant, crf_code__in=crfs,
                                             status__in=COUNTED).order_by("pk"))
     wanted = {(d.record_id, d.field_path, d.check_code): d
@@ -132,6 +138,7 @@ def reconcile(participant: Participant) -> None:
                   .order_by("raised_at", "pk")):
         existing[(query.record_id, query.field_path, query.check_code)] = query
     now = timezone.now()
+    raised = closed = reopened = 0
     for key, found in wanted.items():
         query = existing.get(key)
         if query is None:
@@ -140,14 +147,18 @@ def reconcile(participant: Participant) -> None:
                                              check_code=found.check_code, raised_at=now)
             QueryMessage.objects.create(query=query, kind=MessageKind.RAISED, at=now,
                                         text=f"Automatic query: {found.text}")
+            raised += 1
         elif query.status == QueryStatus.CLOSED and query.closed_by_id is None:
             query.status, query.closed_at = QueryStatus.OPEN, None
             query.save(update_fields=["status", "closed_at"])
             QueryMessage.objects.create(query=query, kind=MessageKind.REOPENED, at=now,
                                         text=f"The records disagree again: {found.text}")
+            reopened += 1
     for key, query in existing.items():
         if key not in wanted and query.status != QueryStatus.CLOSED:
             query.status, query.closed_at, query.closed_by = QueryStatus.CLOSED, now, None
             query.save(update_fields=["status", "closed_at", "closed_by"])
             QueryMessage.objects.create(query=query, kind=MessageKind.CLOSED, at=now,
                                         text="Closed automatically: the records agree now.")
+            closed += 1
+    return Reconciled(raised, closed, reopened)

@@ -329,6 +329,7 @@ def outcome_showcase(trial: Trial, *, coordinator, per_site: int) -> list[str]:
     events = {e["code"]: e for e in definition.get("events", [])}
     today = timezone.localdate()
     done = []
+    missing_form_shown = False
     for site in trial.sites.filter(active=True).order_by("code"):
         for i in range(per_site):
             months_ago = 7 + (follow_up - 1) * (i + 0.5) / per_site + rng.uniform(-1, 1)
@@ -357,10 +358,17 @@ def outcome_showcase(trial: Trial, *, coordinator, per_site: int) -> list[str]:
             if progression_day and death_day and death_day <= progression_day:
                 progression_day = None
             until = death_day or min(last, horizon_day)
-            if progression_day and "progression" in crfs:
+            # Most progressions are seen on a scan (a tumour assessment with a new lesion, on
+            # the progression day), the others are clinical. The first participant of the trial
+            # whose scan shows progression has no progression form yet: the automatic query
+            # that asks for it is on their scan (crfs.agreement).
+            radiological = progression_day is not None and rng.random() < 0.8
+            awaiting_form = radiological and not missing_form_shown
+            missing_form_shown = missing_form_shown or awaiting_form
+            if progression_day and "progression" in crfs and not awaiting_form:
                 site_field = next((f for f in crfs["progression"]["fields"]
                                    if f["type"] == "multichoice"), None)
-                extra = {}
+                extra = {"type": "radiological" if radiological else "clinical"}
                 if site_field is not None:
                     choices = [c["code"] for c in site_field["choices"]]
                     extra[site_field["code"]] = ([choices[0]] if rng.random() < 0.8
@@ -378,12 +386,25 @@ def outcome_showcase(trial: Trial, *, coordinator, per_site: int) -> list[str]:
                 save_crf(p, "death", crf_answers(crfs["death"], on=death_day,
                                                  cause="disease_progression"),
                          by=coordinator, complete=True)
+                if "end_of_study" in crfs:  # the record the protocol expects beside a death
+                    save_crf(p, "end_of_study", crf_answers(crfs["end_of_study"], on=death_day,
+                                                            reason="death"),
+                             by=coordinator, complete=True)
             elif until == horizon_day and "end_of_study" in crfs:
                 save_crf(p, "end_of_study", crf_answers(crfs["end_of_study"], on=horizon_day,
                                                         reason="completed_follow_up"),
                          by=coordinator, complete=True)
             _visits_until(p, by=coordinator, until=min(until, last), rng=rng, crfs=crfs,
-                          assess_until=progression_day or until)
+                          assess_until=(progression_day - dt.timedelta(days=1)
+                                        if progression_day else until))
+            if radiological and "tumour_assessment" in crfs:
+                # The scan that shows the progression (RECIST 1.1: a new lesion is PD), outside
+                # the 3-monthly visits, once the baseline and earlier scans are in.
+                save_crf(p, "tumour_assessment", crf_answers(
+                    crfs["tumour_assessment"], on=progression_day, method="ct",
+                    new_lesions=True, non_target_status="present",
+                    target_lesions=[{"lesion_number": 1, "organ": "Liver", "diameter_mm": "30.0",
+                                     "lymph_node": False}]), by=coordinator, complete=True)
         done.append(f"{trial.slug} {site.code}: {per_site} participants with outcomes")
     return done
 

@@ -5,6 +5,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 
 from trials import policy
+from trials.protocol import protocol_warnings
 from trials.selectors import get_trial_for
 
 from . import selectors
@@ -17,12 +18,18 @@ def home(request):
 def trial_detail(request, slug: str):
     trial = get_trial_for(request.user, slug)
     overview = selectors.trial_overview(request.user, trial)
+    can_manage_allocation = policy.has_perm(request.user, policy.Perm.MANAGE_ALLOCATION, trial)
+    can_view_reports = policy.has_perm(request.user, policy.Perm.VIEW_REPORTS, trial)
     return render(request, "trials/trial_detail.html", {
         "trial": trial, "overview": overview,
         "version": trial.versions.only("label", "number").get(pk=trial.current_version_id),
-        "can_manage_allocation": policy.has_perm(request.user, policy.Perm.MANAGE_ALLOCATION, trial),
-        "can_view_reports": policy.has_perm(request.user, policy.Perm.VIEW_REPORTS, trial),
+        "can_manage_allocation": can_manage_allocation,
+        "can_view_reports": can_view_reports,
         "can_export": policy.has_perm(request.user, policy.Perm.EXPORT_DATA, trial),
+        # What loading the protocol warned about (a horizon shorter than a published figure):
+        # shown to those who read the analyses or run the trial, as long as it stands.
+        "protocol_warnings": (protocol_warnings(trial.definition)
+                              if can_view_reports or can_manage_allocation else []),
     })
 
 

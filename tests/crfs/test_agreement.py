@@ -10,12 +10,14 @@ death related to the event; not expected, since not every death is an adverse ev
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from crfs import services
-from crfs.models import DataQuery, MessageKind, QueryStatus
+from crfs.models import CRFRecord, CRFStatus, DataQuery, MessageKind, QueryStatus
 from demo.data import crf_answers
 from outcomes.endpoints import derive_endpoints
 from scheduling.services import save_crf_and_replan as save_crf
@@ -207,3 +209,25 @@ def test_drafts_are_not_data_yet(p, investigator):
     save_crf(p, "death", crf_answers(crf, on=day0(p) + dt.timedelta(days=50)),
              by=investigator, complete=False)
     assert agreement_queries(p) == []
+
+
+def test_the_command_checks_data_entered_before_the_protocol_named_the_records(
+        p, investigator, coordinator):
+    # A death form stored as it was before ``shown_by`` existed: no query was raised then.
+    crf = crf_of(p.protocol_version_id, "death")
+    CRFRecord.objects.create(participant=p, crf_code="death",
+                             protocol_version_id=p.protocol_version_id,
+                             data=crf_answers(crf, on=day0(p) + dt.timedelta(days=90)),
+                             status=CRFStatus.COMPLETE, ever_completed=True,
+                             created_by=investigator, updated_by=investigator)
+    assert agreement_queries(p) == []
+    out = io.StringIO()
+    call_command("reconcile_events", "--trial", p.trial.slug, stdout=out)
+    assert "1 queries raised, 0 closed, 0 re-opened" in out.getvalue()
+    assert [q.check_code for q in agreement_queries(p, QueryStatus.OPEN)] == [
+        "agree.death.end_of_study"]
+    out = io.StringIO()
+    call_command("reconcile_events", stdout=out)
+    assert "0 queries raised, 0 closed, 0 re-opened" in out.getvalue()
+    with pytest.raises(CommandError, match="No trial 'nope'"):
+        call_command("reconcile_events", "--trial", "nope")

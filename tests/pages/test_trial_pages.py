@@ -224,3 +224,37 @@ def test_language_redirect_stays_on_this_site(make_user, client, client_for):
     response = client.post(reverse("set_profile_language"),
                            {"language": "en", "next": "https://evil.example.org/"})
     assert response.url == reverse("home")
+
+
+def test_protocol_load_warnings_stay_on_the_trial_page_for_those_who_read_the_analyses(
+        reminet, make_user, client_for, tmp_path):
+    # Issue 16: an amendment that shortens REMINET's follow-up to 36 months loads with a
+    # warning (its median OS of 41.9 months could not be shown); the trial page keeps saying so.
+    import yaml
+
+    from trials.protocol import read_protocol_file
+    from trials.services import load_protocol, shipped_protocol_files
+
+    path = next(p for p in shipped_protocol_files() if p.name == "reminet.yaml")
+    data = read_protocol_file(path)
+    data["trial"]["follow_up_months"] = 36
+    data["version"] = "1.1"
+    amended = tmp_path / "reminet.yaml"
+    amended.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    assert load_protocol(amended).warnings
+
+    page = client_for(make_user("sponsor", reminet)).get(
+        reverse("trial_detail", args=[reminet.slug])).content.decode()
+    assert "Protocol warnings" in page and "endpoints[1].published[0].months" in page
+    assert escape("the follow-up horizon (36 months) is shorter than the published median OS") \
+        in page
+    site = reminet.sites.order_by("code").first()
+    page = client_for(make_user("coordinator", reminet, site)).get(
+        reverse("trial_detail", args=[reminet.slug])).content.decode()
+    assert "Protocol warnings" not in page
+
+
+def test_the_shipped_protocols_give_no_warning_on_the_trial_page(reminet, make_user, client_for):
+    page = client_for(make_user("sponsor", reminet)).get(
+        reverse("trial_detail", args=[reminet.slug])).content.decode()
+    assert "Protocol warnings" not in page
