@@ -18,6 +18,7 @@ from crfs.forms import visible
 from crfs.models import CRFRecord, CRFSignature
 from patients.models import RANDOMISED_STATUSES, Participant, Visit, VisitStatus
 from patients.services import record_consent, register_participant
+from patients.windows import as_date
 from randomisation import services as randomisation
 from randomisation.models import Allocation
 from reports.models import ReportRequest
@@ -330,6 +331,7 @@ def outcome_showcase(trial: Trial, *, coordinator, per_site: int) -> list[str]:
     today = timezone.localdate()
     done = []
     missing_form_shown = False
+    first_site = trial.sites.filter(active=True).order_by("code").first()
     for site in trial.sites.filter(active=True).order_by("code"):
         for i in range(per_site):
             months_ago = 7 + (follow_up - 1) * (i + 0.5) / per_site + rng.uniform(-1, 1)
@@ -363,7 +365,7 @@ def outcome_showcase(trial: Trial, *, coordinator, per_site: int) -> list[str]:
             # whose scan shows progression has no progression form yet: the automatic query
             # that asks for it is on their scan (crfs.agreement).
             radiological = progression_day is not None and rng.random() < 0.8
-            awaiting_form = radiological and not missing_form_shown
+            awaiting_form = radiological and not missing_form_shown and site == first_site
             missing_form_shown = missing_form_shown or awaiting_form
             if progression_day and "progression" in crfs and not awaiting_form:
                 site_field = next((f for f in crfs["progression"]["fields"]
@@ -411,7 +413,8 @@ def outcome_showcase(trial: Trial, *, coordinator, per_site: int) -> list[str]:
 
 def _visits_until(p, *, by, until, rng, crfs: dict, assess_until) -> None:
     """Demo only: visits of ``p`` up to ``until`` done on their target date, with the CRFs that
-    carry anchors (surgery, first injection), tumour assessments up to ``assess_until``,
+    carry anchors (surgery, first injection), tumour assessments (shrinking up to
+    ``assess_until``, stable after),
     adverse events now and then, the Clavien-Dindo assessment and the last-news form of the
     survival follow-up after progression."""
     import datetime as dt
@@ -438,8 +441,11 @@ def _visits_until(p, *, by, until, rng, crfs: dict, assess_until) -> None:
             answers = None
             if code in anchor_crfs:
                 answers = crf_answers(crf, on=on)
-            elif code == "tumour_assessment" and on <= assess_until:
-                size = max(5.0, size * rng.uniform(0.85, 1.05))
+            elif code == "tumour_assessment":
+                # Shrinking or stable up to ``assess_until``, stable after it (the scans that
+                # follow a progression show no further progression of their own).
+                if on <= assess_until:
+                    size = max(5.0, size * rng.uniform(0.85, 1.05))
                 answers = crf_answers(crf, on=on, method="ct", new_lesions=False,
                                       non_target_status="present",
                                       target_lesions=[{"lesion_number": 1, "organ": "Liver",
@@ -467,6 +473,57 @@ def _visits_until(p, *, by, until, rng, crfs: dict, assess_until) -> None:
                                       if grade else [])
             if answers is not None:
                 save_crf(p, code, answers, by=by, complete=True, visit=visit)
+
+
+def rebaseline_showcase(trial: Trial, *, investigator) -> list[str]:
+    """Demo only: where the protocol re-baselines tumour assessments after an anchor (the rectal
+    trial's arm A after surgery), the first such participant at the first site whose surgery
+    and post-operative scan are past gets the worked case of docs/crfs.md: a pre-operative CT
+    with the primary tumour (40 mm) and a liver metastasis (30 mm), a post-operative CT with the
+    primary marked surgically removed (the new baseline, 30 mm) and, at the later assessments
+    already due, the liver at 20 mm (PR from 30). Every scan of theirs due by today is entered
+    here, before the done visits get their routine scans (``tumour_assessments_at_done_visits``)."""
+    crf = crf_of(trial.current_version_id, "tumour_assessment")
+    rule = (crf or {}).get("rebaseline")
+    site = trial.sites.filter(active=True).order_by("code").first()
+    if rule is None or site is None:
+        return []
+    anchor = next(a for a in trial.definition.get("anchors", []) if a["code"] == rule["after_anchor"])
+    today = timezone.localdate()
+    for record in (CRFRecord.objects.filter(participant__site=site,
+                                            crf_code=anchor["source"]["crf"],
+                                            participant__allocation__arm__code__in=rule["arms"])
+                   .select_related("participant").order_by("participant__study_id")):
+        p = record.participant
+        visits = sorted((v for v in Visit.objects.filter(participant=p)
+                         if "tumour_assessment" in (v.crfs or [])
+                         and (v.done_on or v.target_date) <= today),
+                        key=lambda v: (v.done_on or v.target_date, v.pk))
+        operated = as_date(record.data.get(anchor["source"]["field"]))
+        before = [v for v in visits if operated and (v.done_on or v.target_date) < operated]
+        after = [v for v in visits if operated and (v.done_on or v.target_date) >= operated]
+        if not before or not after or CRFRecord.objects.filter(
+                participant=p, crf_code="tumour_assessment").exists():
+            continue
+
+        def scan(visit, primary, liver):
+            rows = [{"lesion_number": 1, "organ": "Rectum", "lymph_node": False,
+                     **({"diameter_mm": primary} if primary else
+                        {"diameter_mm": "0", "surgically_removed": True})},
+                    {"lesion_number": 2, "organ": "Liver", "diameter_mm": liver,
+                     "lymph_node": False}]
+            on = visit.done_on or visit.target_date
+            return save_crf(p, "tumour_assessment", crf_answers(
+                crf, on=on, method="ct", target_lesions=rows, new_lesions=False,
+                non_target_status="present"), by=investigator, complete=True, visit=visit)
+
+        for visit in before:
+            scan(visit, "40", "30")
+        scan(after[0], None, "30")
+        for visit in after[1:]:
+            scan(visit, None, "20")
+        return [f"{p.study_id}: re-baselined after surgery (post-operative CT the new baseline)"]
+    return []
 
 
 def tumour_assessments_at_done_visits(trial: Trial, *, by) -> int:

@@ -1,6 +1,8 @@
 """`make demo` meets the visit schedule at once: every state, a deviation, arm A surgery,
 injections stopped by the end of treatment; and CRFs complete, signed, locked and questioned
-(by the data manager and by an edit check); survival curves per arm for the statistician.
+(by the data manager, by an edit check, and on a scan showing progression without its form); a
+REMINET participant followed after progression and an arm-A participant re-baselined; survival
+curves per arm for the statistician.
 (One test: building the demo takes a while.)"""
 from __future__ import annotations
 
@@ -50,8 +52,47 @@ def crfs_at_every_step_for_the_demo_investigator(investigator, data_manager):
     assert signed.signer == investigator and signed.printed_name == "Irène Investigator"
     queries = crf_selectors.query_worklist(investigator, rectal).queries
     assert {(q.raised_by, q.field_path) for q in queries} == {
-        (data_manager, "weight_kg"), (None, "surgery_date")}
+        (data_manager, "weight_kg"), (None, "surgery_date"), (None, "assessment_date")}
     assert DataQuery.objects.filter(raised_by=None, check_code="surgery_within_21_days").exists()
+
+
+def one_truth_for_each_event(investigator):
+    """Issue 16: at each trial's first site, one participant whose scan shows progression has no
+    progression form yet: the automatic query on the scan asks for it, and PFS counts the scan.
+    Every other progression and death agrees with its records (their queries closed)."""
+    from outcomes.endpoints import derive_endpoints
+
+    for trial in Trial.objects.all():
+        first_site = investigator.memberships.get(trial=trial).site
+        open_ = DataQuery.objects.filter(record__participant__trial=trial, raised_by=None,
+                                         check_code__startswith="agree.", status="open")
+        [query] = open_
+        assert query.check_code == "agree.progression.tumour_assessment", trial
+        assert query.record.participant.site == first_site and query.record.data[
+            "overall_response"] == "pd"
+        pfs = next(v for v in derive_endpoints(trial)["pfs"]
+                   if v.participant_id == query.record.participant_id)
+        assert pfs.event and pfs.date.isoformat() == query.record.data["assessment_date"]
+
+
+def followed_after_progression_and_re_baselined():
+    """Issue 16: a REMINET participant followed after progression (last-news forms after the
+    progression date); the rectal worked case of an arm-A participant re-baselined after surgery
+    (the post-operative CT, the primary marked surgically removed, is the new baseline)."""
+    followed = [r for r in CRFRecord.objects.filter(participant__trial__slug="reminet",
+                                                    crf_code="last_news")
+                if CRFRecord.objects.filter(
+                    participant=r.participant, crf_code="progression",
+                    data__progression_date__lt=r.data["contact_date"]).exists()]
+    assert followed and all(r.data["vital_status"] == "alive" for r in followed)
+    scans = sorted(CRFRecord.objects.filter(participant__study_id="CAP-DOR-0001",
+                                            crf_code="tumour_assessment"),
+                   key=lambda r: r.data["assessment_date"])
+    assert scans[0].data["sum_of_diameters"] == "70.0"
+    post_op = scans[1].data
+    assert post_op["sum_of_diameters"] == "30.0" and post_op["overall_response"] is None
+    assert any(row.get("surgically_removed") for row in post_op["target_lesions"])
+    assert all(s.data["overall_response"] == "pr" for s in scans[2:]) and scans[2:]
 
 
 def survival_curves_for_the_demo_statistician(statistician, sponsor):
@@ -83,6 +124,8 @@ def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_mod
     crfs_at_every_step_for_the_demo_investigator(
         django_user_model.objects.get(username="investigator"),
         django_user_model.objects.get(username="datamanager"))
+    one_truth_for_each_event(django_user_model.objects.get(username="investigator"))
+    followed_after_progression_and_re_baselined()
     survival_curves_for_the_demo_statistician(
         django_user_model.objects.get(username="statistician"),
         django_user_model.objects.get(username="sponsor"))

@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import create_demo_device
-from demo.data import (crf_showcase, outcome_showcase, populate, report_showcase,
-                       tumour_assessments_at_done_visits)
+from demo.data import (crf_showcase, outcome_showcase, populate, rebaseline_showcase,
+                       report_showcase, tumour_assessments_at_done_visits)
 from trials.models import Membership, Role, Trial
 from trials.policy import requires_two_factor
 
@@ -92,6 +92,11 @@ class Command(BaseCommand):
             # outcome_showcase), so the statistician's Outcomes page has curves at once.
             for line in outcome_showcase(trial, coordinator=system,
                                          per_site=OUTCOME_COHORT.get(trial.slug, 4)):
+                self.stdout.write(line)
+            # An arm-A participant of the rectal trial re-baselined after surgery (the worked
+            # case of docs/crfs.md), before the routine scans of the visits done.
+            for line in rebaseline_showcase(trial,
+                                            investigator=User.objects.get(username="investigator")):
                 self.stdout.write(line)
             count = tumour_assessments_at_done_visits(trial, by=system)
             if count:
