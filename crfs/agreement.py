@@ -121,10 +121,17 @@ class Reconciled(NamedTuple):
     reopened: int = 0
 
 
+def rules_for(participant: Participant) -> dict:
+    """The protocol whose ``events`` the records are checked against: the trial's current
+    version, as for the endpoints they feed (``outcomes.endpoints``), whichever version the
+    participant's own forms follow; so the queries ask for what the analysis reads."""
+    return participant.trial.definition
+
+
 def reconcile(participant: Participant) -> Reconciled:
     """Raise, close or re-open the participant's event-agreement queries so that they match
     ``disagreements`` on the records as they are now (two queries when nothing changes)."""
-    definition = participant.definition
+    definition = rules_for(participant)
     crfs = event_crfs(definition)
     if not crfs:
         return Reconciled()

@@ -108,7 +108,7 @@ def save_crf(
     record.warnings = [r for r in results if not r.blocks]
     _record_deviations(record, record.warnings, by=by)
     _automatic_queries(record, definition, record.warnings)
-    if event_crfs(participant.definition) & {crf_code, *rebaselined}:
+    if event_crfs(agreement.rules_for(participant)) & {crf_code, *rebaselined}:
         agreement.reconcile(participant)
     return record
 
@@ -469,7 +469,7 @@ def unlock_crf(record: CRFRecord, *, by, reason: str) -> CRFRecord:
     # date now; other records still locked wait for their own unlock.
     rederive(participant, record.crf_code, by=by, skip_locked=True,
              cause=f"re-derived after {_named(record)} was unlocked")
-    if record.crf_code in event_crfs(participant.definition):
+    if record.crf_code in event_crfs(agreement.rules_for(participant)):
         agreement.reconcile(participant)
     record.refresh_from_db()
     audit.record("crf.unlocked", f"{participant.study_id} {record.crf_code} unlocked by "

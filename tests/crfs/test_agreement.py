@@ -231,3 +231,28 @@ def test_the_command_checks_data_entered_before_the_protocol_named_the_records(
     assert "0 queries raised, 0 closed, 0 re-opened" in out.getvalue()
     with pytest.raises(CommandError, match="No trial 'nope'"):
         call_command("reconcile_events", "--trial", "nope")
+
+
+def test_records_are_checked_against_the_trials_current_protocol_as_the_endpoints_are(
+        rectal, p, investigator, tmp_path):
+    # An amendment (1.1) that no longer expects an end of study beside a death: the participant,
+    # still on 1.0, is checked as the endpoints read the trial, by 1.1.
+    import yaml
+
+    from trials.protocol import read_protocol_file
+    from trials.services import load_protocol, shipped_protocol_files
+
+    data = read_protocol_file(next(f for f in shipped_protocol_files()
+                                   if f.name == "rectal-resection.yaml"))
+    death = next(e for e in data["events"] if e["code"] == "death")
+    death["shown_by"] = [s for s in death["shown_by"] if s["crf"] != "end_of_study"]
+    data["version"] = "1.1"
+    amended = tmp_path / "rectal-resection.yaml"
+    amended.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    assert load_protocol(amended).created
+    p.refresh_from_db()
+    p.trial.refresh_from_db()
+    assert p.protocol_version_id != p.trial.current_version_id
+
+    form(p, "death", investigator, on=day0(p) + dt.timedelta(days=80))
+    assert agreement_queries(p) == []
