@@ -187,3 +187,18 @@ class EmergencyUnblinding(Immutable):
                              related_name="+")
     reason = models.TextField()
     at = models.DateTimeField(auto_now_add=True)
+
+
+class SafetyUnblinding(Immutable):
+    """One participant's arm revealed to one safety officer, for one SUSAR (pharmacovigilance:
+    EU Reg. 536/2014 art. 42, ICH E2A III.C). Kept apart from ``EmergencyUnblinding``: the
+    study team is not told, and the participant is not marked unblinded in their reports."""
+
+    allocation = models.ForeignKey(Allocation, on_delete=models.PROTECT,
+                                   related_name="safety_unblindings")
+    report = models.ForeignKey("safety.SAEReport", on_delete=models.PROTECT,
+                               related_name="unblindings")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                             related_name="+")
+    reason = models.TextField()
+    at = models.DateTimeField(auto_now_add=True)

@@ -65,6 +65,7 @@ from crfs.models import CRFRecord, DataQuery
 from patients import status as participant_status
 from patients.models import Deviation, DeviationRule, Participant, Visit, VisitStatus
 from patients.windows import Window, add_months, as_date, visit_window
+from safety import services as safety
 from trials import policy
 from trials.policy import Perm
 
@@ -523,6 +524,8 @@ def save_crf_and_replan(participant: Participant, crf_code: str, data: dict, *, 
     record = crfs.save_crf(participant, crf_code, data, by=by, complete=complete, reason=reason,
                            record=record, visit=visit)
     apply_crf(record, by=by, reason=reason.strip())
+    # A serious event, a death: its SAE report opens now, the 24-hour clock with it.
+    safety.open_from_record(record, by=by)
     return record
 
 
@@ -534,6 +537,7 @@ def answer_query_and_replan(query: DataQuery, *, by, text: str, correction: dict
     query = crfs.answer_query(query, by=by, text=text, correction=correction, complete=complete)
     if correction is not None:
         apply_crf(query.record, by=by, reason=f"Query #{query.pk}: {text.strip()}")
+        safety.open_from_record(query.record, by=by)
     return query
 
 

@@ -156,6 +156,7 @@ class Role(models.TextChoices):
     DATA_MANAGER = "data_manager", _("Data manager")
     SPONSOR = "sponsor", _("Sponsor / monitor")
     STATISTICIAN = "statistician", _("Statistician (unblinded)")
+    SAFETY_OFFICER = "safety_officer", _("Safety officer (pharmacovigilance)")
 
 
 class Membership(models.Model):

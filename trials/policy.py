@@ -36,6 +36,9 @@ class Perm(str, Enum):
     VIEW_ARMS = "view_arms"                  # in a blinded trial; open trials show arms to all
     VIEW_AUDIT = "view_audit"
     VISIT_REMINDERS = "visit_reminders"      # receives the daily digest of the site's visits
+    VIEW_SAFETY = "view_safety"              # SAE reports (blinded, as every page)
+    ASSESS_SAFETY = "assess_safety"          # the sponsor's assessment; the safety desk's alerts
+    SAFETY_UNBLIND = "safety_unblind"        # one SUSAR's arm, for pharmacovigilance only
 
     def __str__(self) -> str:
         return self.value
@@ -44,22 +47,30 @@ class Perm(str, Enum):
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.INVESTIGATOR: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.ENTER_CRF, Perm.SIGN_CRF,
-        Perm.ANSWER_QUERY, Perm.EMERGENCY_UNBLIND, Perm.VISIT_REMINDERS,
+        Perm.ANSWER_QUERY, Perm.EMERGENCY_UNBLIND, Perm.VISIT_REMINDERS, Perm.VIEW_SAFETY,
     }),
     Role.COORDINATOR: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.SCREEN, Perm.RANDOMISE,
         Perm.SCHEDULE_VISITS, Perm.ENTER_CRF, Perm.ANSWER_QUERY, Perm.VISIT_REMINDERS,
+        Perm.VIEW_SAFETY,
     }),
     Role.DATA_MANAGER: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.RAISE_QUERY, Perm.LOCK_CRF,
-        Perm.VIEW_REPORTS, Perm.EXPORT_DATA, Perm.VIEW_AUDIT,
+        Perm.VIEW_REPORTS, Perm.EXPORT_DATA, Perm.VIEW_AUDIT, Perm.VIEW_SAFETY,
     }),
     Role.SPONSOR: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.VIEW_REPORTS, Perm.EXPORT_DATA,
+        Perm.VIEW_SAFETY,
     }),
     Role.STATISTICIAN: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.VIEW_REPORTS, Perm.EXPORT_DATA,
         Perm.MANAGE_ALLOCATION, Perm.VIEW_ARMS, Perm.VIEW_AUDIT,
+    }),
+    # The sponsor's pharmacovigilance (the safety desk): blinded like the study team, except
+    # for the one participant of a SUSAR it unblinds (``can_see_arm``). Not a study-team role:
+    # it enters no data and sees no enrolment report.
+    Role.SAFETY_OFFICER: frozenset({
+        Perm.VIEW_TRIAL, Perm.VIEW_SAFETY, Perm.ASSESS_SAFETY, Perm.SAFETY_UNBLIND,
     }),
 }
 
@@ -126,12 +137,14 @@ def is_blinded_for(user, trial: Trial) -> bool:
 
 def can_see_arm(user, allocation) -> bool:
     """May ``user`` see the arm of this one allocation? Unblinded roles may; in a blinded trial an
-    investigator may after an emergency unblinding of that participant by themselves."""
+    investigator may after an emergency unblinding of that participant by themselves, a safety
+    officer after unblinding that participant's SUSAR (pharmacovigilance) by themselves."""
     if not is_blinded_for(user, allocation.trial):
         return True
     if not getattr(user, "is_authenticated", False):
         return False
-    return allocation.unblindings.filter(user=user).exists()
+    return (allocation.unblindings.filter(user=user).exists()
+            or allocation.safety_unblindings.filter(user=user).exists())
 
 
 def trials_for(user) -> QuerySet[Trial]:
@@ -170,7 +183,8 @@ def site_filter(user, trial: Trial, perm: Perm = Perm.VIEW_PARTICIPANTS, *,
 
 # Permissions whose misuse would break the trial (a forged signature, an arm revealed, a list
 # replaced): a user holding any of them, in any trial, must log in with a second factor.
-TWO_FACTOR_PERMS = frozenset({Perm.SIGN_CRF, Perm.EMERGENCY_UNBLIND, Perm.MANAGE_ALLOCATION})
+TWO_FACTOR_PERMS = frozenset({Perm.SIGN_CRF, Perm.EMERGENCY_UNBLIND, Perm.MANAGE_ALLOCATION,
+                              Perm.SAFETY_UNBLIND})
 
 
 def requires_two_factor(user) -> bool:

@@ -205,6 +205,42 @@ _safety = {
             "required": ["crf", "field"],
             "properties": {"crf": _code, "field": _code, "source": {"type": "string"}},
         },
+        # Serious adverse event reporting (safety app, docs/safety.md): the study products the
+        # investigator and the sponsor assess causality for, each with its reference safety
+        # information (RSI: the SmPC or investigator's brochure, and its version) ...
+        "products": {
+            "type": "array", "minItems": 1,
+            "items": {
+                "type": "object", "additionalProperties": False,
+                "required": ["code", "label", "reference_safety_information"],
+                "properties": {
+                    "code": _code, "label": _text, "blinded": {"type": "boolean"},
+                    "reference_safety_information": {
+                        "type": "object", "additionalProperties": False,
+                        "required": ["document", "version"],
+                        "properties": {"document": _text, "version": _text,
+                                       "source": {"type": "string"}}},
+                    "source": {"type": "string"},
+                },
+            },
+        },
+        # ... and the records that open an SAE report: a field of a CRF (``group.field`` for a
+        # row of a group) equal to ``equals`` or, without it, filled in.
+        "sae_triggers": {
+            "type": "array",
+            "items": {
+                "type": "object", "additionalProperties": False,
+                "required": ["crf", "field"],
+                "properties": {
+                    "crf": _code, "field": _code, "equals": {},
+                    "criterion": {"enum": ["death", "life_threatening", "hospitalisation",
+                                           "disability", "congenital_anomaly",
+                                           "medically_important"]},
+                    "term_field": _code, "term": _text, "onset_field": _code,
+                    "source": {"type": "string"},
+                },
+            },
+        },
     },
 }
 _field: dict[str, Any] = {
@@ -939,6 +975,43 @@ def _endpoint_problems(data: dict[str, Any], crfs: dict[str, dict],
             problems.append(ProtocolProblem(
                 "safety.surgical_morbidity.field",
                 f"unknown field {morbidity['field']!r} in CRF {morbidity['crf']!r}"))
+    problems += _sae_trigger_problems(safety, crfs)
+    return problems
+
+
+def _sae_trigger_problems(safety: dict[str, Any], crfs: dict[str, Any]) -> list[ProtocolProblem]:
+    """Each SAE trigger names a known CRF and fields of it (``group.field`` inside a group; the
+    term and onset fields in the same group as the trigger's field)."""
+    problems = []
+    codes = [p["code"] for p in safety.get("products", [])]
+    if len(codes) != len(set(codes)):
+        problems.append(ProtocolProblem("safety.products", "product codes must be unique"))
+    if safety.get("sae_triggers") and not codes:
+        problems.append(ProtocolProblem("safety.products",
+                                        "SAE triggers need the study products to assess"))
+    for i, trigger in enumerate(safety.get("sae_triggers", [])):
+        here = f"safety.sae_triggers[{i}]"
+        crf = crfs.get(trigger["crf"])
+        if crf is None:
+            problems.append(ProtocolProblem(f"{here}.crf", f"unknown CRF {trigger['crf']!r}"))
+            continue
+        group = trigger["field"].split(".")[0] if "." in trigger["field"] else None
+        for key in ("field", "term_field", "onset_field"):
+            path = trigger.get(key)
+            if path is None:
+                continue
+            parts = path.split(".")
+            fields = crf["fields"]
+            if len(parts) == 2:
+                found = next((f for f in fields if f["code"] == parts[0]
+                              and f["type"] == "group"), None)
+                fields = found["fields"] if found else []
+            if len(parts) > 2 or all(f["code"] != parts[-1] for f in fields):
+                problems.append(ProtocolProblem(f"{here}.{key}",
+                                                f"unknown field {path!r} in CRF {trigger['crf']!r}"))
+            elif key != "field" and len(parts) == 2 and parts[0] != group:
+                problems.append(ProtocolProblem(
+                    f"{here}.{key}", f"{path!r} is not in the trigger's group {group!r}"))
     return problems
 
 

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "trials",
     "patients",
     "crfs",
+    "safety",
     "scheduling",
     "randomisation",
     "outcomes",
@@ -222,6 +223,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+# The SAE clock (safety.tasks): reminders before the site's 24-hour deadline and the
+# escalation after it, checked every 15 minutes (each sent once: safety.reminders).
+CELERY_BEAT_SCHEDULE["sae-clock"] = {
+    "task": "safety.check_sae_clock",
+    "schedule": crontab(minute="*/15"),
 }
 # Reports (reports.tasks): hand the broker again, every minute, the report requests it never
 # got while Redis was down, and the builds whose worker died.
