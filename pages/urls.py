@@ -1,10 +1,11 @@
 from django.urls import path
 
-from . import crfs, home, participants
+from . import crfs, home, participants, safety
 
 PARTICIPANT = "trials/<slug:slug>/participants/<str:study_id>/"
 RECORD = PARTICIPANT + "crfs/<int:record_id>/"
 QUERY = PARTICIPANT + "queries/<int:query_id>/"
+SAE = "trials/<slug:slug>/safety/<int:report_id>/"
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -36,4 +37,13 @@ urlpatterns = [
     path(QUERY + "answer/", crfs.query_action, {"action": "answer"}, name="query_answer"),
     path(QUERY + "close/", crfs.query_action, {"action": "close"}, name="query_close"),
     path(QUERY + "reopen/", crfs.query_action, {"action": "reopen"}, name="query_reopen"),
+    path("trials/<slug:slug>/safety/", safety.sae_list, name="sae_list"),
+    path("trials/<slug:slug>/safety/listing.csv", safety.sae_listing, name="sae_listing"),
+    path(SAE, safety.sae_detail, name="sae_detail"),
+    path(SAE + "draft/", safety.sae_save_draft, name="sae_save_draft"),
+    path(SAE + "sign/", safety.sae_sign, name="sae_sign"),
+    path(SAE + "follow-up/", safety.sae_follow_up, name="sae_follow_up"),
+    path(SAE + "assess/", safety.sae_assess, name="sae_assess"),
+    path(SAE + "unblind/", safety.sae_unblind, name="sae_unblind"),
+    path(SAE + "versions/<int:number>/pdf/", safety.sae_pdf, name="sae_pdf"),
 ]
