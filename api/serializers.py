@@ -18,6 +18,7 @@ from crfs.models import CRFRecord, DataQuery, QueryMessage
 from patients.models import Participant, Visit, VisitState
 from reports.models import ReportRequest, ReportStatus
 from reports.services import KINDS as REPORT_KINDS
+from safety.models import SAEReport, SAEVersion, SponsorAssessment
 from trials import policy
 from trials.models import Arm, Site, Trial
 
@@ -288,3 +289,56 @@ class ExportFormSerializer(serializers.Serializer):
         help_text="long: one row per answered value (a group's rows numbered by `repeat`); "
                   "wide: one row per CRF record, one column per field.",
         error_messages={"invalid_choice": _('No export form "{input}": choose long or wide.')})
+
+
+# --------------------------------------------------------------------------- safety (SAE reports)
+
+
+class SAEVersionSerializer(serializers.ModelSerializer):
+    signed_by = serializers.CharField(source="printed_name", read_only=True)
+
+    class Meta:
+        model = SAEVersion
+        fields = ["number", "status", "criteria", "onset_date", "aware_at", "outcome",
+                  "death_date", "causality", "narrative", "signed_at", "signed_by", "digest"]
+        read_only_fields = fields
+
+
+class SponsorAssessmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SponsorAssessment
+        fields = ["causality", "expectedness", "reference", "susar", "susar_due",
+                  "assessed_at", "comment"]
+        read_only_fields = fields
+
+
+class SAEReportSerializer(serializers.ModelSerializer):
+    """An SAE report as the reader may see it: never an arm (the safety officer sees a SUSAR's
+    arm on its page only, after unblinding)."""
+
+    number = serializers.CharField(read_only=True)
+    study_id = serializers.CharField(source="participant.study_id", read_only=True)
+    site = serializers.CharField(source="participant.site.code", read_only=True)
+    due_at = serializers.DateTimeField(read_only=True)
+    hours_late = serializers.SerializerMethodField(
+        help_text="How late the initial report is or was (hours), null when on time.")
+    versions = SAEVersionSerializer(many=True, read_only=True)
+    assessment = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SAEReport
+        fields = ["id", "number", "study_id", "site", "term", "aware_at", "due_at",
+                  "reported_at", "hours_late", "versions", "assessment"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_hours_late(self, report: SAEReport) -> float | None:
+        late = report.late_by()
+        return round(late.total_seconds() / 3600, 1) if late else None
+
+    @extend_schema_field(SponsorAssessmentSerializer(allow_null=True))
+    def get_assessment(self, report: SAEReport):
+        try:
+            return SponsorAssessmentSerializer(report.assessment).data
+        except SponsorAssessment.DoesNotExist:
+            return None

@@ -42,6 +42,9 @@ v1 = [
     path(TRIAL + "exports/csv/<slug:crf_code>/", views.ExportCRF.as_view(),
          name="api_export_csv"),
     path(TRIAL + "exports/odm/", views.ExportODM.as_view(), name="api_export_odm"),
+    path(TRIAL + "sae-reports/", views.SAEReportList.as_view(), name="api_sae_reports"),
+    path(TRIAL + "sae-reports/<int:sae_id>/", views.SAEReportDetail.as_view(),
+         name="api_sae_report"),
 ]
 
 

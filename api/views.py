@@ -34,6 +34,7 @@ from patients.selectors import get_participant_for
 from randomisation import selectors as allocations, services as randomisation
 from reports import downloads, services as reports
 from reports.models import ReportRequest
+from safety import selectors as safety_selectors
 from scheduling import services as scheduling
 from trials import policy
 from trials.models import Trial, crf_of
@@ -589,6 +590,30 @@ class ReportDownload(ReportView):
     @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
     def get(self, request, *args, **kwargs):
         return reports.download(request.user, self.trial, self.kwargs["report_id"])
+
+
+# --------------------------------------------------------------------------- safety
+
+
+class SAEView(TrialView):
+    perms = {"GET": Perm.VIEW_SAFETY}
+    serializer_class = s.SAEReportSerializer
+
+
+class SAEReportList(SAEView, generics.ListAPIView):
+    """The trial's SAE reports at your sites, newest awareness first: the 24-hour clock
+    (``due_at``, ``hours_late``), the signed versions and the sponsor's assessment. No arm."""
+
+    def get_queryset(self):
+        return safety_selectors.reports_for(self.request.user, self.trial).prefetch_related(
+            "versions")
+
+
+class SAEReportDetail(SAEView, generics.RetrieveAPIView):
+    """One SAE report (404 for a report of a site you may not see)."""
+
+    def get_object(self):
+        return safety_selectors.report_for(self.request.user, self.trial, self.kwargs["sae_id"])
 
 
 # --------------------------------------------------------------------------- exports

@@ -5,7 +5,7 @@ the line listing. Thin: reads from ``safety.selectors``, writes through ``safety
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -23,10 +23,11 @@ from trials.policy import Perm
 from trials.selectors import get_trial_for
 
 
-def _trial(request, slug: str):
+def _trial(request, slug: str, perm: Perm = Perm.VIEW_SAFETY):
+    """The trial (404 for a non-member); a member whose role lacks ``perm`` gets 403."""
     trial = get_trial_for(request.user, slug)
-    if not policy.has_perm(request.user, Perm.VIEW_SAFETY, trial):
-        raise Http404("No such page.")
+    if not policy.has_perm(request.user, perm, trial):
+        raise PermissionDenied
     return trial
 
 
@@ -77,16 +78,16 @@ def _page(request, trial, report, *, draft_form=None, sign_form=None, assess_for
     }, status=status)
 
 
-def sae_detail(request, slug: str, report_id: int):
+def sae_detail(request, slug: str, sae_id: int):
     trial = _trial(request, slug)
-    report = selectors.report_for(request.user, trial, report_id)
+    report = selectors.report_for(request.user, trial, sae_id)
     return _page(request, trial, report)
 
 
 @require_POST
-def sae_save_draft(request, slug: str, report_id: int):
+def sae_save_draft(request, slug: str, sae_id: int):
     trial = _trial(request, slug)
-    report = selectors.report_for(request.user, trial, report_id)
+    report = selectors.report_for(request.user, trial, sae_id)
     form = VersionForm(request.POST, products=services.products(trial))
     if form.is_valid():
         try:
@@ -100,13 +101,16 @@ def sae_save_draft(request, slug: str, report_id: int):
 
 
 @require_POST
-def sae_sign(request, slug: str, report_id: int):
+def sae_sign(request, slug: str, sae_id: int):
     trial = _trial(request, slug)
-    report = selectors.report_for(request.user, trial, report_id)
+    report = selectors.report_for(request.user, trial, sae_id)
+    if not policy.has_perm(request.user, Perm.SIGN_CRF, trial, report.participant.site):
+        raise PermissionDenied
     draft = services.draft_of(report)
     form = PasswordForm(request.POST)
     if draft is None:
-        raise Http404("No draft to sign.")
+        messages.error(request, _("Every version of this report is signed already."))
+        return redirect("sae_detail", slug, report.pk)
     if form.is_valid():
         try:
             services.sign_version(draft, by=request.user, request=request,
@@ -120,9 +124,9 @@ def sae_sign(request, slug: str, report_id: int):
 
 
 @require_POST
-def sae_follow_up(request, slug: str, report_id: int):
+def sae_follow_up(request, slug: str, sae_id: int):
     trial = _trial(request, slug)
-    report = selectors.report_for(request.user, trial, report_id)
+    report = selectors.report_for(request.user, trial, sae_id)
     try:
         services.begin_follow_up(report, by=request.user)
     except ValidationError as exc:
@@ -130,11 +134,9 @@ def sae_follow_up(request, slug: str, report_id: int):
     return redirect("sae_detail", slug, report.pk)
 
 
-def sae_assess(request, slug: str, report_id: int):
-    trial = _trial(request, slug)
-    if not policy.has_perm(request.user, Perm.ASSESS_SAFETY, trial):
-        raise Http404("No such page.")
-    report = selectors.report_for(request.user, trial, report_id)
+def sae_assess(request, slug: str, sae_id: int):
+    trial = _trial(request, slug, Perm.ASSESS_SAFETY)
+    report = selectors.report_for(request.user, trial, sae_id)
     if request.method != "POST":
         return redirect("sae_detail", slug, report.pk)
     form = AssessmentForm(request.POST, products=services.products(trial))
@@ -150,11 +152,9 @@ def sae_assess(request, slug: str, report_id: int):
     return _page(request, trial, report, assess_form=form, status=400)
 
 
-def sae_unblind(request, slug: str, report_id: int):
-    trial = _trial(request, slug)
-    if not policy.has_perm(request.user, Perm.SAFETY_UNBLIND, trial):
-        raise Http404("No such page.")
-    report = selectors.report_for(request.user, trial, report_id)
+def sae_unblind(request, slug: str, sae_id: int):
+    trial = _trial(request, slug, Perm.SAFETY_UNBLIND)
+    report = selectors.report_for(request.user, trial, sae_id)
     form = UnblindForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -172,9 +172,9 @@ def sae_unblind(request, slug: str, report_id: int):
                   status=400 if form.errors else 200)
 
 
-def sae_pdf(request, slug: str, report_id: int, number: int):
+def sae_pdf(request, slug: str, sae_id: int, number: int):
     trial = _trial(request, slug)
-    report = selectors.report_for(request.user, trial, report_id)
+    report = selectors.report_for(request.user, trial, sae_id)
     version = report.versions.filter(number=number, status=VersionStatus.SIGNED).first()
     if version is None:
         raise Http404("No such signed version.")

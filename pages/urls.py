@@ -5,7 +5,7 @@ from . import crfs, home, participants, safety
 PARTICIPANT = "trials/<slug:slug>/participants/<str:study_id>/"
 RECORD = PARTICIPANT + "crfs/<int:record_id>/"
 QUERY = PARTICIPANT + "queries/<int:query_id>/"
-SAE = "trials/<slug:slug>/safety/<int:report_id>/"
+SAE = "trials/<slug:slug>/safety/<int:sae_id>/"
 
 urlpatterns = [
     path("", home.home, name="home"),

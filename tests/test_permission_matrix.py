@@ -31,6 +31,7 @@ from django.test import Client
 from django.urls import reverse
 
 from tests import factories
+from tests.conftest import PASSWORD
 from tests.api import world
 from tests.routes import url_patterns
 
@@ -136,6 +137,25 @@ MATRIX: dict[tuple[str, str], str] = {
     ("two_factor_setup", "POST"): "302 200 200 200 302 302 302",
     ("two_factor_verify", "GET"): "302 302 302 302 302 302 302",
     ("two_factor_verify", "POST"): "302 302 302 302 302 302 302",
+    # SAE reporting (pages/safety.py). Perm.VIEW_SAFETY: investigator, coordinator (their
+    # site), data manager, sponsor; drafts and follow-ups: Perm.ENTER_CRF; signatures:
+    # Perm.SIGN_CRF; the assessment and the pharmacovigilance unblinding: the safety officer
+    # only (not a column here: tests/safety/test_safety_pages.py walks its routes). The place's
+    # report is signed: saving a draft is refused (400), a follow-up begins (302).
+    ("sae_list", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 403/403/404 200 302",
+    ("sae_listing", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 403/403/404 200 302",
+    ("sae_detail", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 403/403/404 200 302",
+    ("sae_pdf", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 403/403/404 200 302",
+    ("sae_save_draft", "GET"): "405 405 405 405 405 405 302",
+    ("sae_save_draft", "POST"): "400/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400 302",
+    ("sae_sign", "GET"): "405 405 405 405 405 405 302",
+    ("sae_sign", "POST"): "302/404/404 403/404/404 403/403/404 403/403/404 403/403/404 302 302",
+    ("sae_follow_up", "GET"): "405 405 405 405 405 405 302",
+    ("sae_follow_up", "POST"): "302/404/404 302/404/404 403/403/404 403/403/404 403/403/404 302 302",
+    ("sae_assess", "GET"): "403/403/404 403/403/404 403/403/404 403/403/404 403/403/404 302 302",
+    ("sae_assess", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 403/403/404 400 302",
+    ("sae_unblind", "GET"): "403/403/404 403/403/404 403/403/404 403/403/404 403/403/404 200 302",
+    ("sae_unblind", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 403/403/404 200 302",
     # The REST API (api/urls.py).
     ("api_allocation", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 401",
     ("api_consent", "GET"): "405/404/404 405/404/404 405/405/404 405/405/404 405/405/404 405 401",
@@ -181,6 +201,9 @@ MATRIX: dict[tuple[str, str], str] = {
     ("api_export_csv", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 401",
     ("api_export_zip", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 401",
     ("api_export_odm", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 401",
+    # SAE reports (Perm.VIEW_SAFETY), read-only.
+    ("api_sae_reports", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 403/403/404 200 401",
+    ("api_sae_report", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 403/403/404 200 401",
 }
 
 
@@ -225,6 +248,10 @@ def setting(reminet, rectal, statistician, make_user):
     # ``Perm.VIEW_REPORTS`` in the trial may download it.
     places["own"].report = places["other"].report = world.built_report(reminet, by=data_manager)
     places["another"].report = world.built_report(rectal, by=other_dm)
+    # One signed SAE report per place (its investigator: a member of that trial and site).
+    for place in places.values():
+        world.signed_sae(place, investigator=make_user("investigator", place.trial, place.site),
+                         password=PASSWORD)
     users = {role: make_user(role, reminet, own_site if role in SITE_ROLES else None)
              for role in ROLES[:5]}
     users["superuser"] = make_user(is_superuser=True, is_staff=True)

@@ -7,7 +7,10 @@ screened.
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+
+from django.utils import timezone
 
 from crfs import services as crfs
 from crfs.models import CRFRecord, DataQuery
@@ -30,6 +33,7 @@ class Place:
     record: CRFRecord
     query: DataQuery
     report: ReportRequest | None = None  # see ``built_report``
+    sae: object | None = None            # see ``signed_sae``: a safety.SAEReport
 
     def kwargs(self) -> dict[str, object]:
         """Values for every URL parameter; ``crf_code`` is one the visit expects."""
@@ -37,6 +41,7 @@ class Place:
                 "visit_id": self.visit.pk, "record_id": self.record.pk,
                 "query_id": self.query.pk, "crf_code": (self.visit.crfs or ["eligibility"])[0],
                 "form": "long", "report_id": self.report.pk if self.report else 0,
+                "sae_id": self.sae.pk if self.sae else 0, "number": 0,
                 "uidb64": "x", "token": "x"}
 
 
@@ -68,3 +73,26 @@ def built_report(trial: Trial, *, by, kind: str = "enrolment") -> ReportRequest:
 
 def add_role(user, role: str, trial: Trial, site: Site | None) -> None:
     Membership.objects.create(user=user, trial=trial, site=site, role=role)
+
+
+def signed_sae(place: Place, *, investigator, password: str):
+    """A serious adverse event of the place's participant, its initial report signed."""
+    from safety import services as safety
+    from safety.models import SAEReport
+    from scheduling.services import save_crf_and_replan
+
+    day = (timezone.localdate() - dt.timedelta(days=2)).isoformat()
+    record = save_crf_and_replan(place.participant, "adverse_events", {
+        "any_event": True, "events": [{"term": "Pneumonia", "grade": 3, "serious": True,
+                                       "attribution": "possible", "ongoing": True,
+                                       "start_date": day}]},
+        by=investigator, complete=False)
+    report = SAEReport.objects.get(source_record=record)
+    safety.save_draft(report, {
+        "criteria": ["hospitalisation"], "onset_date": report.versions.get().onset_date,
+        "aware_at": report.aware_at, "outcome": "recovering", "death_date": None,
+        "causality": {p["code"]: "not_related" for p in safety.products(place.trial)},
+        "narrative": "Admitted for pneumonia."}, by=investigator)
+    safety.sign_version(report.versions.get(), by=investigator, password=password)
+    place.sae = report
+    return report
