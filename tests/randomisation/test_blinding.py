@@ -48,6 +48,29 @@ def randomised(reminet_ready, make_user):
     return trial, participant
 
 
+def susar_unblinded(trial, participant, make_user):
+    """``participant``'s SAE signed by an investigator, assessed a SUSAR and unblinded by the
+    safety officer, who then sees the arm on its page."""
+    from safety import services as safety
+    from tests.conftest import PASSWORD
+
+    place = world.Place(trial, participant.site, participant, participant, None, None, None)
+    investigator = make_user("investigator", trial, participant.site)
+    sae = world.signed_sae(place, investigator=investigator, password=PASSWORD)
+    officer = make_user("safety_officer", trial)
+    safety.assess(sae, by=officer, causality={"study_product": "related"},
+                  expectedness={"study_product": "unexpected"})
+    sae.refresh_from_db()
+    services.safety_unblind(sae, by=officer, reason="SUSAR expedited report", password=PASSWORD)
+    from django.test import Client
+    officer_client = Client()
+    officer_client.force_login(officer)
+    factories.verify_session(officer_client, factories.totp_device(officer))
+    page = officer_client.get(reverse("sae_detail", args=[trial.slug, sae.pk])).content.decode()
+    assert participant.allocation.arm.label in page  # the officer sees it: the walk is real
+    return sae
+
+
 @pytest.mark.parametrize("role", BLINDED_ROLES)
 def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, client, role, client_for):
     trial, participant = randomised
@@ -59,9 +82,13 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
                                  field_path="screening_date", text="Check it")
     # A report built with arms (the statistician's): listed, polled, its download refused.
     report = world.built_report(trial, by=make_user("statistician", trial))
+    # The safety officer's pages as a leak source: this participant's SUSAR, unblinded for
+    # pharmacovigilance (the officer now sees the arm), must show the study team nothing.
+    sae = susar_unblinded(trial, participant, make_user)
     kwargs = {"slug": trial.slug, "study_id": participant.study_id, "crf_code": "eligibility",
               "visit_id": participant.visits.first().pk, "record_id": record.pk,
-              "query_id": query.pk, "form": "long", "report_id": report.pk}
+              "query_id": query.pk, "form": "long", "report_id": report.pk,
+              "sae_id": sae.pk, "number": 0}
     seen, api_seen, walked = 0, 0, set()
     for name, values in every_route(kwargs):
         walked.add(name)
@@ -75,7 +102,11 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     assert seen >= 10
     assert api_seen >= 15  # the REST API's answers too (api/urls.py)
     assert {"api_reports", "api_report", "api_report_download", "api_export_csv",
-            "api_export_zip", "api_export_odm", "export_crf_csv", "report_download"} <= walked
+            "api_export_zip", "api_export_odm", "export_crf_csv", "report_download",
+            "sae_list", "sae_detail", "sae_pdf", "sae_listing", "api_sae_reports",
+            "api_sae_report"} <= walked
+    for message in mail.outbox:  # nor any e-mail sent on the way (clock reminders included)
+        assert_no_arm(trial, message.subject + message.body, f"e-mail to {message.to}")
     # And the kit code is what they see instead.
     page = client.get(reverse("allocation_detail", args=[trial.slug, participant.study_id]))
     assert participant.allocation.kit_code in page.content.decode()
