@@ -7,6 +7,7 @@ from django.db.models import Count, Q
 
 from patients.models import RANDOMISED_STATUSES, Participant
 from patients.selectors import VisitCounts, visit_counts
+from safety.selectors import counts as sae_counts
 from trials import policy
 from trials.models import Arm, Site, Trial
 
@@ -17,6 +18,7 @@ class TrialCard:
     roles: list[str]
     randomised: int
     visits: VisitCounts  # the user's worklist counts in this trial (their sites only)
+    sae: dict | None = None  # SAE reports waiting / overdue / to assess (safety.selectors.counts)
 
 
 def trial_cards(user) -> list[TrialCard]:
@@ -35,7 +37,7 @@ def trial_cards(user) -> list[TrialCard]:
     counts = visit_counts(user, trials)
     return [
         TrialCard(t, sorted(str(labels[r]) for r in roles.get(t.pk, ())), t.randomised,
-                  counts.get(t.pk, VisitCounts()))
+                  counts.get(t.pk, VisitCounts()), sae_counts(user, t))
         for t in trials
     ]
 

@@ -1,0 +1,132 @@
+"""The SAE pages: the home page and the worklist show the clock; an investigator completes and
+signs; the safety officer assesses and unblinds; the officer's routes answer as the policy says.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+
+import pytest
+import time_machine
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from safety.models import SAEReport
+from tests import factories
+from tests.safety.conftest import PASSWORD
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    if factories.needs_second_factor(user):
+        factories.verify_session(client, factories.totp_device(user))
+    return client
+
+
+def form_data(report, **over):
+    onset = report.versions.get(number=0).onset_date
+    data = {"criteria": ["hospitalisation"], "onset_date": onset.isoformat(),
+            "aware_at": f"{timezone.localtime(report.aware_at):%Y-%m-%dT%H:%M}",
+            "outcome": "recovering", "death_date": "", "causality_study_product": "related",
+            "narrative": "Febrile neutropenia, admitted, antibiotics."}
+    data.update(over)
+    return data
+
+
+def test_the_clock_on_the_home_page_and_the_worklist(world, sae):
+    investigator = logged_in(world["investigator"])
+    home = investigator.get(reverse("home")).content.decode()
+    assert "1 due within 24 hours" in home and reverse("sae_list", args=["reminet"]) in home
+    with time_machine.travel(sae.aware_at + dt.timedelta(hours=27), tick=False):
+        home = logged_in(world["officer"]).get(reverse("home")).content.decode()
+        assert "1 report overdue" in home
+        page = logged_in(world["officer"]).get(reverse("sae_list", args=["reminet"]))
+        text = page.content.decode()
+        assert sae.number in text and "3.0 h" in text
+
+
+def test_an_investigator_completes_and_signs_then_the_officer_assesses_and_unblinds(world, sae):
+    trial, participant = world["trial"], world["participant"]
+    url = reverse("sae_detail", args=[trial.slug, sae.pk])
+    investigator = logged_in(world["investigator"])
+    bad = investigator.post(reverse("sae_save_draft", args=[trial.slug, sae.pk]),
+                            form_data(sae, aware_at=f"{timezone.localtime() + dt.timedelta(days=1):%Y-%m-%dT%H:%M}"))
+    assert bad.status_code == 400
+    assert "The site cannot have become aware in the future." in bad.content.decode()
+    assert investigator.post(reverse("sae_save_draft", args=[trial.slug, sae.pk]),
+                             form_data(sae)).status_code == 302
+    wrong = investigator.post(reverse("sae_sign", args=[trial.slug, sae.pk]),
+                              {"password": "nope"})
+    assert wrong.status_code == 400 and "The password is not correct." in wrong.content.decode()
+    assert investigator.post(reverse("sae_sign", args=[trial.slug, sae.pk]),
+                             {"password": PASSWORD}).status_code == 302
+    page = investigator.get(url).content.decode()
+    assert "CIOMS-I PDF" in page
+    pdf = investigator.get(reverse("sae_pdf", args=[trial.slug, sae.pk, 0]))
+    assert pdf["Content-Type"] == "application/pdf"
+
+    officer = logged_in(world["officer"])
+    assert officer.post(reverse("sae_assess", args=[trial.slug, sae.pk]), {
+        "causality_study_product": "related",
+        "expectedness_study_product": "unexpected"}).status_code == 302
+    page = officer.get(url).content.decode()
+    assert "SUSAR" in page and reverse("sae_unblind", args=[trial.slug, sae.pk]) in page
+    arm = participant.allocation.arm.label
+    assert arm not in page
+    refused = officer.post(reverse("sae_unblind", args=[trial.slug, sae.pk]),
+                           {"reason": "", "password": PASSWORD})
+    assert refused.status_code == 400
+    assert officer.post(reverse("sae_unblind", args=[trial.slug, sae.pk]),
+                        {"reason": "Expedited SUSAR report", "password": PASSWORD}
+                        ).status_code == 302
+    assert arm in officer.get(url).content.decode()
+    for member in ("investigator", "coordinator", "sponsor"):
+        assert arm not in logged_in(world[member]).get(url).content.decode()
+
+
+def test_the_safety_officer_sees_no_other_participant_and_enters_no_data(world, sae, make_user):
+    officer = logged_in(world["officer"])
+    trial = world["trial"]
+    assert officer.get(reverse("participant_list", args=[trial.slug])).status_code == 200
+    detail = officer.get(reverse("participant_detail",
+                                 args=[trial.slug, world["participant"].study_id]))
+    assert detail.status_code == 404
+    assert officer.post(reverse("sae_save_draft", args=[trial.slug, sae.pk]),
+                        form_data(sae)).status_code == 403
+    assert officer.post(reverse("sae_sign", args=[trial.slug, sae.pk]),
+                        {"password": PASSWORD}).status_code == 403
+    assert officer.get(reverse("sae_list", args=[trial.slug])).status_code == 200
+    assert officer.get(reverse("api_sae_reports", args=[trial.slug])).status_code == 200
+    assert officer.get(reverse("report_list", args=[trial.slug])).status_code == 403
+    assert officer.get(reverse("export_list", args=[trial.slug])).status_code == 403
+
+
+def test_a_signed_version_prints_as_a_cioms_form(world, sae):
+    from safety import pdf, services
+    from tests.safety.conftest import complete_values
+
+    services.save_draft(sae, complete_values(sae), by=world["investigator"])
+    version = services.sign_version(sae.versions.get(), by=world["investigator"],
+                                    password=PASSWORD)
+    try:
+        text = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf.cioms_pdf(version),
+                              capture_output=True, check=True).stdout.decode()
+    except FileNotFoundError:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    assert "CIOMS I" in text and sae.number in text and "Initial" in text
+    assert world["participant"].study_id in text and "Febrile neutropenia" in text
+    assert version.digest in text.replace("\n", "").replace(" ", "") or version.digest[:20] in text
+    assert "Requires or prolongs hospitalisation" in text
+    assert world["participant"].allocation.arm.label not in text
+
+
+def test_the_line_listing_lists_each_report_without_an_arm(world, sae):
+    csv = logged_in(world["sponsor"]).get(reverse("sae_listing", args=["reminet"]))
+    text = csv.content.decode()
+    header, row, *_ = text.splitlines()
+    assert header.startswith("report,study_id,site,term")
+    assert row.startswith(f"{sae.number},{world['participant'].study_id}")
+    assert world["participant"].allocation.arm.label not in text
+    assert SAEReport.objects.count() == 1
