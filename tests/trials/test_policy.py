@@ -9,14 +9,16 @@ from trials.policy import Perm
 P = Perm
 EXPECTED = {
     "investigator": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.ENTER_CRF, P.SIGN_CRF, P.ANSWER_QUERY,
-                     P.EMERGENCY_UNBLIND, P.VISIT_REMINDERS},
+                     P.EMERGENCY_UNBLIND, P.VISIT_REMINDERS, P.VIEW_SAFETY},
     "coordinator": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.SCREEN, P.RANDOMISE, P.SCHEDULE_VISITS,
-                    P.ENTER_CRF, P.ANSWER_QUERY, P.VISIT_REMINDERS},
+                    P.ENTER_CRF, P.ANSWER_QUERY, P.VISIT_REMINDERS, P.VIEW_SAFETY},
     "data_manager": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.RAISE_QUERY, P.LOCK_CRF,
-                     P.VIEW_REPORTS, P.EXPORT_DATA, P.VIEW_AUDIT},
-    "sponsor": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.VIEW_REPORTS, P.EXPORT_DATA},
+                     P.VIEW_REPORTS, P.EXPORT_DATA, P.VIEW_AUDIT, P.VIEW_SAFETY},
+    "sponsor": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.VIEW_REPORTS, P.EXPORT_DATA, P.VIEW_SAFETY},
     "statistician": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.VIEW_REPORTS, P.EXPORT_DATA,
                      P.MANAGE_ALLOCATION, P.VIEW_ARMS, P.VIEW_AUDIT},
+    # Pharmacovigilance: blinded (VIEW_ARMS absent) but for the SUSARs it unblinds itself.
+    "safety_officer": {P.VIEW_TRIAL, P.VIEW_SAFETY, P.ASSESS_SAFETY, P.SAFETY_UNBLIND},
 }
 
 
@@ -34,7 +36,8 @@ def test_every_member_sees_arms_in_an_open_trial(rectal, make_user, role):
     assert not policy.is_blinded_for(user, rectal)
 
 
-@pytest.mark.parametrize("role", ["investigator", "coordinator", "data_manager", "sponsor"])
+@pytest.mark.parametrize("role", ["investigator", "coordinator", "data_manager", "sponsor",
+                                  "safety_officer"])
 def test_blinded_roles_are_blinded_in_reminet(reminet, make_user, role):
     assert policy.is_blinded_for(make_user(role, reminet), reminet)
 

@@ -580,3 +580,28 @@ def test_an_event_shown_by_another_record_needs_a_label_and_one_kind_of_expectat
                                "expected": True,
                                "expected_when": {"field": "cause", "equals": "other"}}])
     assert "events[0].shown_by[0]" in problems(refused(tmp_path, data))
+
+
+def test_sae_triggers_name_known_crfs_and_fields_and_need_products(db, tmp_path):
+    data = _with_endpoint()
+    data["safety"] = {"sae_triggers": [
+        {"crf": "death", "field": "death_date", "criterion": "death", "onset_field": "when"},
+        {"crf": "hospital", "field": "admitted"}]}
+    assert problems(refused(tmp_path, data)) == {
+        "safety.products": "SAE triggers need the study products to assess",
+        "safety.sae_triggers[0].onset_field": "unknown field 'when' in CRF 'death'",
+        "safety.sae_triggers[1].crf": "unknown CRF 'hospital'"}
+    rsi = {"document": "SmPC", "version": "1"}
+    data["safety"]["products"] = [{"code": "x", "label": "X", "reference_safety_information": rsi},
+                                  {"code": "x", "label": "Y", "reference_safety_information": rsi}]
+    assert problems(refused(tmp_path, data))["safety.products"] == "product codes must be unique"
+
+
+def test_both_trials_name_their_study_products_and_what_opens_an_sae(rectal, reminet):
+    for trial in (rectal, reminet):
+        safety = trial.definition["safety"]
+        assert safety["products"] and all(
+            p["reference_safety_information"]["version"] for p in safety["products"])
+        assert {t["crf"] for t in safety["sae_triggers"]} == {"adverse_events", "death"}
+    [product] = reminet.definition["safety"]["products"]
+    assert product["blinded"], "lanreotide and placebo are one blinded study product"
