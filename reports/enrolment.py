@@ -35,6 +35,7 @@ from crfs.eligibility import ELIGIBILITY_CRF
 from crfs.models import UNRESOLVED, CRFRecord, CRFStatus, DataQuery
 from patients.models import RANDOMISED_STATUSES, Deviation, Participant, Status, Visit, VisitStatus
 from randomisation.models import Allocation
+from safety.models import SAEReport, SAEVersion, VersionStatus
 from trials import policy
 from trials.models import Arm, Trial
 
@@ -76,6 +77,23 @@ class ArmFigures:
 
 
 @dataclass
+class SafetyFigures:
+    """Serious adverse events of one arm (or of all arms pooled, ``code`` empty): reports,
+    those not yet signed, by ICH E2A seriousness criterion and by causality (the latest signed
+    version: related if the investigator or the sponsor found any study product related),
+    SUSARs (the sponsor's assessment)."""
+
+    code: str
+    label: str
+    reports: int = 0
+    unsigned: int = 0
+    criteria: dict[str, int] = field(default_factory=dict)
+    related: int = 0
+    not_related: int = 0
+    susars: int = 0
+
+
+@dataclass
 class EnrolmentFigures:
     trial: Trial
     as_of: dt.date
@@ -89,6 +107,7 @@ class EnrolmentFigures:
     projected_completion: dt.date | None
     target_reached_on: dt.date | None
     arms: list[ArmFigures]                            # one pooled row when blinded
+    safety: list[SafetyFigures] = field(default_factory=list)  # one pooled row when blinded
     totals: SiteFigures = field(init=False)
 
     def __post_init__(self):
@@ -221,7 +240,43 @@ def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, S
         sites=[row for pk, row in rows.items() if pk not in inactive or row.screened],
         accrual=accrual, recent_days=recent_days,
         recent_randomised=recent, rate_per_month=rate, projected_completion=projected,
-        target_reached_on=target_reached_on, arms=list(arms.values()))
+        target_reached_on=target_reached_on, arms=list(arms.values()),
+        safety=_safety(trial, site_ids, with_arms))
+
+
+def _safety(trial: Trial, site_ids: list[int], with_arms: bool) -> list[SafetyFigures]:
+    """SAE counts per arm for a reader who may see arms, else pooled: two reads (the reports
+    with their assessment and arm, their signed versions), as many rows as SAE reports."""
+    reports = SAEReport.objects.filter(trial=trial, participant__site_id__in=site_ids)
+    fields = ["pk", "reported_at", "assessment__susar", "assessment__causality"]
+    if with_arms:
+        fields.append("participant__allocation__arm_id")
+        rows = {a.pk: SafetyFigures(code=a.code, label=a.label)
+                for a in Arm.objects.filter(trial=trial).order_by("position", "code")}
+        rows[None] = SafetyFigures(code="-", label=_("Not randomised"))
+    else:
+        rows = {None: SafetyFigures(code="", label="")}
+    latest: dict[int, tuple[int, list, dict]] = {}
+    for report_id, number, criteria, causality in (
+            SAEVersion.objects.filter(report__in=reports, status=VersionStatus.SIGNED)
+            .values_list("report_id", "number", "criteria", "causality").order_by()):
+        if report_id not in latest or number > latest[report_id][0]:
+            latest[report_id] = (number, criteria, causality)
+    for values in reports.values_list(*fields).order_by():
+        pk, reported_at, susar, sponsor = values[:4]
+        row = rows[values[4] if with_arms else None]
+        row.reports += 1
+        if pk not in latest:
+            row.unsigned += 1
+            continue
+        criteria, causality = latest[pk][1:]
+        for criterion in criteria:
+            row.criteria[criterion] = row.criteria.get(criterion, 0) + 1
+        related = "related" in (causality or {}).values() or "related" in (sponsor or {}).values()
+        row.related += related
+        row.not_related += not related
+        row.susars += bool(susar)
+    return [row for key, row in rows.items() if key is not None or row.reports or not with_arms]
 
 
 STATUS_FIELD = {Status.RANDOMISED: "on_treatment", Status.ON_TREATMENT: "on_treatment",

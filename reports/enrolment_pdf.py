@@ -26,6 +26,8 @@ from reportlab.lib.units import mm
 from reportlab.platypus import (KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer,
                                 Table, TableStyle)
 
+from safety.models import Criterion
+
 from .enrolment import EnrolmentFigures, enrolment_figures
 
 
@@ -306,6 +308,20 @@ def arm_table(f: EnrolmentFigures) -> Table:
     return _table(rows, [70 * mm] + [w / 6] * 6)
 
 
+def safety_table(f: EnrolmentFigures) -> Table:
+    """SAE counts by seriousness and causality: per arm only for a reader who may see arms."""
+    criteria = [c for c in Criterion.values if any(r.criteria.get(c) for r in f.safety)]
+    labels = dict(Criterion.choices)
+    head = ([_("Arm")] if f.with_arms else [""]) + [
+        _("SAE reports"), _("not yet signed")] + [str(labels[c]) for c in criteria] + [
+        _("Related"), _("Not related"), "SUSAR"]
+    rows = [head] + [[(f"{r.code}: {r.label}"[:40] if f.with_arms else _("All arms")),
+                      r.reports, r.unsigned, *[r.criteria.get(c, 0) for c in criteria],
+                      r.related, r.not_related, r.susars] for r in f.safety]
+    w = WIDTH - 50 * mm
+    return _table(rows, [50 * mm] + [w / (len(head) - 1)] * (len(head) - 1))
+
+
 # --------------------------------------------------------------------------- the document
 
 
@@ -384,6 +400,12 @@ def build_enrolment_report(trial, *, viewer, stream: BinaryIO,
     step(75, _("Laying out the tables"))
     if f.with_arms:
         story += [KeepTogether([Paragraph(escape(_("By arm")), h2), arm_table(f)])]
+    story += [KeepTogether([
+        Paragraph(escape(_("Serious adverse events")), h2), safety_table(f),
+        Paragraph(escape(_("By the latest signed version of each report (ICH E2A criteria); "
+                           "related: the investigator or the sponsor found a study product "
+                           "related; SUSAR: related and unexpected (the sponsor's "
+                           "assessment).")), small)])]
     story += [PageBreak(), Paragraph(escape(_("By site")), h2), site_chart(f), Spacer(1, 2 * mm),
               site_table(f),
               Paragraph(escape(_("Data completeness")), h2),

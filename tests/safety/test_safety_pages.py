@@ -130,3 +130,37 @@ def test_the_line_listing_lists_each_report_without_an_arm(world, sae):
     assert row.startswith(f"{sae.number},{world['participant'].study_id}")
     assert world["participant"].allocation.arm.label not in text
     assert SAEReport.objects.count() == 1
+
+
+def test_the_enrolment_report_counts_saes_per_arm_only_for_who_may_see_arms(world, sae,
+                                                                            statistician):
+    from reports.enrolment import enrolment_figures
+    from safety import services
+    from tests.safety.conftest import complete_values
+
+    services.save_draft(sae, complete_values(sae), by=world["investigator"])
+    services.sign_version(sae.versions.get(), by=world["investigator"], password=PASSWORD)
+    blinded = enrolment_figures(world["trial"], viewer=world["sponsor"])
+    [pooled] = blinded.safety
+    assert (pooled.code, pooled.reports, pooled.related, pooled.susars) == ("", 1, 1, 0)
+    assert pooled.criteria == {"hospitalisation": 1}
+    unblinded = enrolment_figures(world["trial"], viewer=statistician)
+    by_arm = {row.code: row.reports for row in unblinded.safety}
+    assert by_arm[world["participant"].allocation.arm.code] == 1
+    assert sum(by_arm.values()) == 1 and len(by_arm) == 2
+
+
+def test_the_enrolment_pdf_has_the_sae_table(world, sae):
+    import io
+
+    from reports.enrolment_pdf import build_enrolment_report
+
+    stream = io.BytesIO()
+    build_enrolment_report(world["trial"], viewer=world["sponsor"], stream=stream)
+    try:
+        text = subprocess.run(["pdftotext", "-layout", "-", "-"], input=stream.getvalue(),
+                              capture_output=True, check=True).stdout.decode()
+    except FileNotFoundError:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    assert "Serious adverse events" in text and "SUSAR" in text
+    assert world["participant"].allocation.arm.label not in text
