@@ -457,7 +457,8 @@ def _visits_until(p, *, by, until, rng, crfs: dict, assess_until) -> None:
                 answers = crf_answers(crf, on=on, any_event=True, events=[{
                     "term": rng.choice(["Fatigue", "Diarrhoea", "Nausea", "Neutropenia",
                                         "Peripheral sensory neuropathy", "Abdominal pain"]),
-                    "grade": grade, "serious": grade >= 3, "attribution": "possible",
+                    # Not serious: the SAEs of the demo are safety_showcase's, one at each step.
+                    "grade": grade, "serious": False, "attribution": "possible",
                     "start_date": (on - dt.timedelta(days=10)).isoformat(), "end_date": None,
                     "ongoing": True}])
             elif code == "last_news":  # survival follow-up after progression (DESIGN.md)
@@ -562,4 +563,57 @@ def report_showcase(trial: Trial, *, sponsor, statistician) -> list[str]:
         report = ReportRequest.objects.get(pk=request_report(trial, "enrolment", by=reader).pk)
         done.append(f"{trial.slug}: enrolment report #{report.pk} for {reader.username} "
                     f"({report.status})")
+    return done
+
+
+def safety_showcase(trial: Trial, *, investigator, officer, password: str) -> list[str]:
+    """Demo only: SAE reports at every step at the trial's first site, through the real
+    services (the CRF save opens each report). One reported on time and assessed by the safety
+    officer as a SUSAR (related, unexpected; in REMINET still blinded, for the ``safety`` user
+    to unblind), one overdue (the site became aware 30 hours ago and has not signed), one
+    signed 40 hours after awareness (listed late), and, given a fourth participant, one more
+    on time. Safe to run again: does nothing
+    once the trial has an SAE report."""
+    from safety import services as safety
+    from safety.models import SAEReport
+
+    if SAEReport.objects.filter(trial=trial).exists():
+        return []
+    site = trial.sites.filter(active=True).order_by("code").first()
+    ae_crf = trial.definition.get("safety", {}).get("adverse_events", {}).get("crf")
+    if not ae_crf or not safety.products(trial):
+        return []
+    candidates = (Participant.objects.filter(trial=trial, site=site,
+                                             status__in=RANDOMISED_STATUSES)
+                  .exclude(crf_records__crf_code=ae_crf, crf_records__visit__isnull=True)
+                  .order_by("study_id"))[:4]
+    cases = [("SUSAR, reported on time", "Acute pancreatitis", 0, True),
+             ("overdue", "Pneumonia", 30, False), ("late", "Pulmonary embolism", 40, True),
+             ("on time", "Febrile neutropenia", 0, True)]
+    now = timezone.now()
+    done = []
+    for participant, (case, term, hours_ago, sign) in zip(candidates, cases):
+        aware = now - dt.timedelta(hours=hours_ago)
+        onset = timezone.localtime(aware).date() - dt.timedelta(days=1)
+        record = save_crf(participant, ae_crf, {"any_event": True, "events": [{
+            "term": term, "grade": 3, "serious": True, "attribution": "possible",
+            "start_date": onset.isoformat(), "end_date": None, "ongoing": True}]},
+            by=investigator, complete=True)
+        report = SAEReport.objects.get(source_record=record)
+        related = "related" if case.startswith("SUSAR") else "not_related"
+        safety.save_draft(report, {
+            "criteria": ["hospitalisation"], "onset_date": onset, "aware_at": aware,
+            "outcome": "recovering", "death_date": None,
+            "causality": {p["code"]: related for p in safety.products(trial)},
+            "narrative": f"{term} on {onset:%Y-%m-%d}, admitted to hospital; treated."},
+            by=investigator)
+        report.refresh_from_db()
+        if sign:  # now: for the "late" case, 40 hours after the site became aware
+            safety.sign_version(report.versions.get(), by=investigator, password=password)
+        if case.startswith("SUSAR"):
+            report.refresh_from_db()
+            safety.assess(report, by=officer,
+                          causality={p["code"]: "related" for p in safety.products(trial)},
+                          expectedness={p["code"]: "unexpected" for p in safety.products(trial)})
+        done.append(f"{trial.slug}: {report.number} ({case}) for {participant.study_id}")
     return done

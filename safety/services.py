@@ -87,6 +87,9 @@ def open_from_record(record: CRFRecord, *, by) -> list[SAEReport]:
         parts = trigger["field"].split(".")
         rows = range(len(data.get(parts[0]) or [])) if len(parts) == 2 else [None]
         for row in rows:
+            unless = trigger.get("unless")
+            if unless and _fires(unless, _value(data, unless["field"], row)):
+                continue
             if _fires(trigger, _value(data, trigger["field"], row)):
                 path = f"{parts[0]}[{row}]" if row is not None else ""
                 found.setdefault(path, (trigger, row))

@@ -237,6 +237,10 @@ _safety = {
                                            "disability", "congenital_anomaly",
                                            "medically_important"]},
                     "term_field": _code, "term": _text, "onset_field": _code,
+                    # Not when this other field of the record (same group) has this value.
+                    "unless": {"type": "object", "additionalProperties": False,
+                               "required": ["field", "equals"],
+                               "properties": {"field": _code, "equals": {}}},
                     "source": {"type": "string"},
                 },
             },
@@ -996,8 +1000,10 @@ def _sae_trigger_problems(safety: dict[str, Any], crfs: dict[str, Any]) -> list[
             problems.append(ProtocolProblem(f"{here}.crf", f"unknown CRF {trigger['crf']!r}"))
             continue
         group = trigger["field"].split(".")[0] if "." in trigger["field"] else None
-        for key in ("field", "term_field", "onset_field"):
+        for key in ("field", "term_field", "onset_field", "unless"):
             path = trigger.get(key)
+            if key == "unless" and path is not None:
+                key, path = "unless.field", path["field"]
             if path is None:
                 continue
             parts = path.split(".")

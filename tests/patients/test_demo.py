@@ -114,6 +114,24 @@ def survival_curves_for_the_demo_statistician(statistician, sponsor):
     assert int(assessed[0]) >= 3, "arm A's Clavien-Dindo assessments"
 
 
+def saes_on_time_overdue_late_and_a_susar(investigator, officer):
+    """Issue 18: at each trial's first site, SAE reports at every step of the clock."""
+    from safety import selectors as safety
+
+    for trial in Trial.objects.all():
+        worklist = safety.worklist(investigator, trial)
+        assert len(worklist.overdue) == 1 and 5 < worklist.overdue[0].hours_late < 7, trial
+        assert len(worklist.late) == 1 and worklist.late[0].hours_late >= 15, trial
+        assert any(r.reported_at and r.late_by() is None for r in safety.reports_for(
+            investigator, trial)), "one on time"
+        [susar] = safety.worklist(officer, trial).susars
+        assert susar.assessment.susar_due is not None
+    # Ticking "serious" is the investigator's: the demo no longer derives it from the grade.
+    assert not CRFRecord.objects.filter(crf_code="adverse_events", data__events__0__grade=4,
+                                        sae_reports__isnull=True,
+                                        data__events__0__serious=True).exists()
+
+
 def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_model):
     settings.DEBUG = True
     call_command("demo_setup", stdout=open("/dev/null", "w"))
@@ -129,6 +147,9 @@ def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_mod
     survival_curves_for_the_demo_statistician(
         django_user_model.objects.get(username="statistician"),
         django_user_model.objects.get(username="sponsor"))
+    saes_on_time_overdue_late_and_a_susar(
+        django_user_model.objects.get(username="investigator"),
+        django_user_model.objects.get(username="safety"))
     count, queries = Visit.objects.count(), DataQuery.objects.count()
     call_command("demo_setup", stdout=open("/dev/null", "w"))
     assert Visit.objects.count() == count, "a second run adds no visits"

@@ -121,3 +121,12 @@ def test_an_earlier_awareness_moves_the_clock(world, sae):
     services.save_draft(sae, complete_values(sae, aware_at=earlier), by=world["investigator"])
     sae.refresh_from_db()
     assert sae.aware_at == earlier and sae.due_at == earlier + dt.timedelta(hours=24)
+
+
+def test_a_death_from_disease_progression_opens_no_report(world):
+    """The protocol's ``unless``: such a death is the efficacy endpoint, not an SAE."""
+    from scheduling.services import save_crf_and_replan
+    save_crf_and_replan(world["participant"], "death", {
+        "death_date": timezone.localdate().isoformat(), "cause": "disease_progression"},
+        by=world["investigator"], complete=True)
+    assert not SAEReport.objects.exists()

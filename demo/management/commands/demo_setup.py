@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import create_demo_device
 from demo.data import (crf_showcase, outcome_showcase, populate, rebaseline_showcase,
-                       report_showcase, tumour_assessments_at_done_visits)
+                       report_showcase, safety_showcase, tumour_assessments_at_done_visits)
 from trials.models import Membership, Role, Trial
 from trials.policy import requires_two_factor
 
@@ -29,6 +29,7 @@ DEMO_USERS = [
     ("datamanager", Role.DATA_MANAGER, None, "Damien Data-Manager"),
     ("sponsor", Role.SPONSOR, None, "Sophie Sponsor"),
     ("statistician", Role.STATISTICIAN, None, "Stéphane Statistician"),
+    ("safety", Role.SAFETY_OFFICER, None, "Sacha Safety-Officer"),
 ]
 
 
@@ -98,6 +99,12 @@ class Command(BaseCommand):
             for line in rebaseline_showcase(trial,
                                             investigator=User.objects.get(username="investigator")):
                 self.stdout.write(line)
+            # SAE reports on time, overdue, late and a SUSAR (see safety_showcase).
+            for line in safety_showcase(trial,
+                                        investigator=User.objects.get(username="investigator"),
+                                        officer=User.objects.get(username="safety"),
+                                        password=DEMO_PASSWORD):
+                self.stdout.write(line)
             count = tumour_assessments_at_done_visits(trial, by=system)
             if count:
                 self.stdout.write(f"{trial.slug}: {count} tumour assessments entered")
@@ -111,7 +118,8 @@ class Command(BaseCommand):
             if requires_two_factor(user):
                 create_demo_device(user, b32decode(DEMO_TOTP_SECRET).hex())
         self.stdout.write(
-            f"Two-factor code for admin, investigator, investigator2 and statistician: secret "
+            f"Two-factor code for admin, investigator, investigator2, statistician and safety: "
+            f"secret "
             f"{DEMO_TOTP_SECRET} (any authenticator app, `oathtool --totp -b "
             f"{DEMO_TOTP_SECRET}`, or `manage.py demo_totp_code USERNAME`)")
         self.stdout.write(self.style.SUCCESS(
