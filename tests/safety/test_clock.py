@@ -91,3 +91,13 @@ def test_a_failed_send_releases_the_claim_for_a_retry(world, sae, settings, monk
         assert reminder.sent_at is None and reminder.claimed_by == "" and reminder.attempts == 1
         monkeypatch.undo()
         assert reminders.send(reminder.pk, token="t2") == 1
+
+
+def test_the_command_runs_the_clock_in_process(world, sae):
+    from django.core.management import call_command
+
+    with time_machine.travel(sae.aware_at + dt.timedelta(hours=25), tick=False):
+        call_command("check_sae_clock", stdout=open("/dev/null", "w"))
+        call_command("check_sae_clock", stdout=open("/dev/null", "w"))
+    assert [m.subject for m in mail.outbox if "Overdue" in m.subject] != []
+    assert len(mail.outbox) == 1
