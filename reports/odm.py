@@ -41,16 +41,20 @@ from django.utils import timezone
 
 from crfs import trail
 from crfs.models import CRFRecord
+from safety import services as safety_services
+from safety.models import SAEReport
 from trials import policy
 from trials.models import ProtocolVersion, Trial, definition_of
 from trials.policy import Perm
 
+from . import safety_listing
 from .exports import CHUNK_SIZE, FLUSH_AT, CRFLayout, scoped_records, trial_layouts, value_text
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
 SE_NO_VISIT = "SE.NOVISIT"
 SE_UNSCHEDULED = "SE.UNSCHEDULED"
 F_ALLOCATION = "F.ALLOCATION"
+F_SAE = "F.SAE"
 SYSTEM_USER = "USR.SYSTEM"
 DATA_TYPES = {"integer": "integer", "decimal": "float", "date": "date", "choice": "text",
               "multichoice": "text", "yesno": "boolean", "text": "text"}
@@ -143,6 +147,43 @@ class _Allocation:
         return out
 
 
+class _SAE:
+    """The synthetic SAE form (the line listing, ``reports.safety_listing``): one repeat of
+    ``IG.SAE`` per SAE report of the participant, outside visits; never an arm. Read once (SAE
+    reports are few), the reader's sites only."""
+
+    def __init__(self, user, trial: Trial):
+        self.columns = [c for c in safety_listing.header(trial) if c not in ("study_id", "site")]
+        self.by_participant: dict[int, list[list[str]]] = {}
+        codes = [p["code"] for p in safety_services.products(trial)]
+        reports = (SAEReport.objects.filter(trial=trial)
+                   .filter(policy.site_filter(user, trial, Perm.EXPORT_DATA,
+                                              field="participant__site"))
+                   .select_related("participant__site", "source_record", "assessment")
+                   .prefetch_related("versions").order_by("pk"))
+        for report in reports:
+            cells = safety_listing.row(report, codes)
+            self.by_participant.setdefault(report.participant_id, []).append(
+                [c for c, name in zip(cells, safety_listing.header(trial))
+                 if name not in ("study_id", "site")])
+
+    def oid(self, column: str) -> str:
+        return f"IT.SAE.{column.upper()}"
+
+    def form(self, participant_id: int) -> str:
+        rows = self.by_participant.get(participant_id)
+        if not rows:
+            return ""
+        out = [f'<FormData FormOID="{F_SAE}">']
+        for n, cells in enumerate(rows, start=1):
+            out.append(f'<ItemGroupData ItemGroupOID="IG.SAE" ItemGroupRepeatKey="{n}">')
+            out += [_el("ItemData", ItemOID=self.oid(c), Value=v)
+                    for c, v in zip(self.columns, cells) if v]
+            out.append("</ItemGroupData>")
+        out.append("</FormData>")
+        return "".join(out)
+
+
 def _item_def(crf: str, field: dict, group: dict | None, units: dict[str, str]) -> str:
     code, group_code = field["code"], (group["code"] if group else None)
     attrs = {"OID": item_oid(crf, code, group_code), "Name": code, "DataType": data_type(field)}
@@ -172,7 +213,7 @@ def _code_list(oid: str, name: str, kind: str, choices: list[tuple[str, str]]) -
 
 
 def metadata(trial: Trial, version: ProtocolVersion, layouts: dict[str, CRFLayout],
-             allocation: _Allocation, visits: list[dict]) -> str:
+             allocation: _Allocation, visits: list[dict], sae: _SAE | None = None) -> str:
     units: dict[str, str] = {}
     for layout in layouts.values():
         for item in layout.items():
@@ -190,7 +231,7 @@ def metadata(trial: Trial, version: ProtocolVersion, layouts: dict[str, CRFLayou
                for v in visits]
               + [(SE_UNSCHEDULED, "Unscheduled visit", True, "Unscheduled", list(layouts)),
                  (SE_NO_VISIT, "Forms outside visits", False, "Common",
-                  [F_ALLOCATION] + list(layouts))])
+                  [F_ALLOCATION] + ([F_SAE] if sae else []) + list(layouts))])
     out.append("<Protocol>")
     out += [_el("StudyEventRef", StudyEventOID=oid, OrderNumber=n, Mandatory="No")
             for n, (oid, *_rest) in enumerate(events, start=1)]
@@ -198,12 +239,15 @@ def metadata(trial: Trial, version: ProtocolVersion, layouts: dict[str, CRFLayou
     for oid, label, repeating, kind, crfs in events:
         out.append(_open("StudyEventDef", OID=oid, Name=label,
                          Repeating="Yes" if repeating else "No", Type=kind))
-        out += [_el("FormRef", FormOID=c if c == F_ALLOCATION else form_oid(c), OrderNumber=n,
-                    Mandatory="No")
-                for n, c in enumerate(crfs, start=1) if c == F_ALLOCATION or c in layouts]
+        out += [_el("FormRef", FormOID=c if c in (F_ALLOCATION, F_SAE) else form_oid(c),
+                    OrderNumber=n, Mandatory="No")
+                for n, c in enumerate(crfs, start=1) if c in (F_ALLOCATION, F_SAE) or c in layouts]
         out.append("</StudyEventDef>")
     out.append(f'<FormDef OID="{F_ALLOCATION}" Name="Allocation" Repeating="No">'
                f'<ItemGroupRef ItemGroupOID="IG.ALLOCATION" Mandatory="Yes"/></FormDef>')
+    if sae:
+        out.append(f'<FormDef OID="{F_SAE}" Name="Serious adverse events" Repeating="No">'
+                   f'<ItemGroupRef ItemGroupOID="IG.SAE" Mandatory="Yes"/></FormDef>')
     for layout in layouts.values():
         out.append(_open("FormDef", OID=form_oid(layout.code), Name=layout.label,
                          Repeating="No"))
@@ -217,6 +261,11 @@ def metadata(trial: Trial, version: ProtocolVersion, layouts: dict[str, CRFLayou
     out += [_el("ItemRef", ItemOID=oid, OrderNumber=n, Mandatory="No")
             for n, (oid, *_rest) in enumerate(allocation.items(), start=1)]
     out.append("</ItemGroupDef>")
+    if sae:
+        out.append('<ItemGroupDef OID="IG.SAE" Name="SAE report" Repeating="Yes">')
+        out += [_el("ItemRef", ItemOID=sae.oid(c), OrderNumber=n, Mandatory="No")
+                for n, c in enumerate(sae.columns, start=1)]
+        out.append("</ItemGroupDef>")
     for layout in layouts.values():
         plain = [f for f in layout.fields if f["type"] != "group"]
         out.append(_open("ItemGroupDef", OID=group_oid(layout.code), Name=layout.code,
@@ -236,6 +285,9 @@ def metadata(trial: Trial, version: ProtocolVersion, layouts: dict[str, CRFLayou
         out.append(f"<ItemDef{_attrs(OID=oid, Name=name, DataType=kind)}>"
                    + (_el("CodeListRef", CodeListOID=code_list) if code_list else "")
                    + "</ItemDef>")
+    if sae:
+        out += [f"<ItemDef{_attrs(OID=sae.oid(c), Name=c, DataType='text')}></ItemDef>"
+                for c in sae.columns]
     for layout in layouts.values():
         out += [_item_def(layout.code, item.field, item.group, units) for item in layout.items()]
     if allocation.show_arm:
@@ -345,11 +397,12 @@ def export_odm(user, trial: Trial) -> Iterator[str]:
     """The chunks of the trial's ODM file, as ``user`` may see it."""
     blinded = policy.is_blinded_for(user, trial)
     layouts = trial_layouts(trial)
-    return _document(user, trial, layouts, _Allocation(trial, blinded=blinded))
+    sae = _SAE(user, trial) if safety_services.products(trial) else None
+    return _document(user, trial, layouts, _Allocation(trial, blinded=blinded), sae)
 
 
 def _document(user, trial: Trial, layouts: dict[str, CRFLayout],
-              allocation: _Allocation) -> Iterator[str]:
+              allocation: _Allocation, sae: _SAE | None = None) -> Iterator[str]:
     version = trial.current_version
     records = scoped_records(user, trial)
     history = (CRFRecord.history.model.objects.filter(participant__trial=trial)
@@ -362,7 +415,7 @@ def _document(user, trial: Trial, layouts: dict[str, CRFLayout],
         Granularity="All", SourceSystem="CTMS")
     visits = _visits(trial)
     repeating = {event_oid(v["code"]): bool(v.get("repeat")) for v in visits}
-    yield metadata(trial, version, layouts, allocation, visits)
+    yield metadata(trial, version, layouts, allocation, visits, sae)
     yield admin_data(user, trial, version, history)
     yield _open("ClinicalData", StudyOID=f"ST.{trial.slug}",
                 MetaDataVersionOID=f"MDV.{version.number}")
@@ -405,11 +458,13 @@ def _document(user, trial: Trial, layouts: dict[str, CRFLayout],
             subject, event = participant_id, None
             buffer.write(f"<SubjectData{_attrs(SubjectKey=study_id)}>"
                          + _el("SiteRef", LocationOID=f"LOC.{site}"))
-            if randomised_at is not None:
+            saes = sae.form(participant_id) if sae else ""
+            if randomised_at is not None or saes:
                 event = (SE_NO_VISIT, None)
                 buffer.write(f'<StudyEventData StudyEventOID="{SE_NO_VISIT}">'
-                             + _allocation_form(allocation, randomised_at,
-                                                arm[0] if arm else None, kit))
+                             + (_allocation_form(allocation, randomised_at,
+                                                 arm[0] if arm else None, kit)
+                                if randomised_at is not None else "") + saes)
         oid = event_oid(visit_code if visit_id else None, bool(unscheduled))
         this_event = (oid, visit_id)
         if event != this_event:

@@ -164,3 +164,22 @@ def test_the_enrolment_pdf_has_the_sae_table(world, sae):
         pytest.skip("pdftotext (poppler-utils) is not installed")
     assert "Serious adverse events" in text and "SUSAR" in text
     assert world["participant"].allocation.arm.label not in text
+
+
+def test_the_odm_export_carries_the_sae_line_listing(world, sae, make_user):
+    from tests.reports.test_odm import check_structure, item_data, odm_bytes, validate_with_xsd
+
+    from safety import services
+    from tests.safety.conftest import complete_values
+
+    services.save_draft(sae, complete_values(sae), by=world["investigator"])
+    services.sign_version(sae.versions.get(), by=world["investigator"], password=PASSWORD)
+    body = odm_bytes(logged_in(world["sponsor"]), world["trial"])
+    validate_with_xsd(body)
+    root = check_structure(body)
+    study_id = world["participant"].study_id
+    (number,) = item_data(root, study_id, "IT.SAE.REPORT")
+    assert number.get("Value") == sae.number
+    (criteria,) = item_data(root, study_id, "IT.SAE.CRITERIA")
+    assert criteria.get("Value") == "hospitalisation"
+    assert world["participant"].allocation.arm.label not in body.decode()
