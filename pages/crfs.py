@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -23,6 +24,7 @@ from crfs.forms import build_crf_form, form_to_data
 from crfs.models import CRFRecord, CRFStatus, DataQuery, QueryStatus, SignatureMeaning
 from patients.models import Visit
 from patients.selectors import get_trial_and_participant_for
+from safety import selectors as safety_selectors
 from scheduling import services as scheduling
 from trials import policy
 from trials.policy import Perm
@@ -136,6 +138,12 @@ def crf_edit(request, slug: str, study_id: str, crf_code: str, visit_id: int | N
                 messages.warning(request, warning.message)
             messages.success(request, _("%(crf)s saved (%(status)s).") % {
                 "crf": page.definition["label"], "status": record.get_status_display()})
+            for sae in safety_selectors.unreported_of(record):
+                messages.warning(request, _(
+                    "SAE report %(number)s (%(term)s) is open: sign it by %(due)s, 24 hours "
+                    "after the site became aware.") % {
+                    "number": sae.number, "term": sae.term,
+                    "due": f"{timezone.localtime(sae.due_at):%Y-%m-%d %H:%M}"})
             if query is not None:
                 return redirect(record_url(record, study_id, slug) + f"#query-{query.pk}")
             return redirect("participant_detail", slug, study_id)

@@ -100,3 +100,10 @@ def counts(user, trial: Trial) -> dict[str, int] | None:
 
 def signed_versions(report: SAEReport):
     return report.versions.filter(status=VersionStatus.SIGNED).order_by("number")
+
+
+def unreported_of(record) -> list[SAEReport]:
+    """The reports ``record`` opened whose initial version is not signed yet (the CRF page says
+    so after a save)."""
+    return list(SAEReport.objects.filter(source_record=record, reported_at__isnull=True)
+                .order_by("pk"))

@@ -62,6 +62,7 @@ def test_an_sae_from_serious_to_susar_unblinded_for_pharmacovigilance_only(proto
     page.click("button:has-text('Save as complete')")
     page.wait_for_selector("text=saved (Complete)")
     report = SAEReport.objects.get()
+    assert page.is_visible(f"text=SAE report {report.number} (Acute pancreatitis) is open")
 
     # The clock shows on the home page; the report is completed and signed.
     page.goto("/")
