@@ -248,7 +248,7 @@ def _safety(trial: Trial, site_ids: list[int], with_arms: bool) -> list[SafetyFi
     """SAE counts per arm for a reader who may see arms, else pooled: two reads (the reports
     with their assessment and arm, their signed versions), as many rows as SAE reports."""
     reports = SAEReport.objects.filter(trial=trial, participant__site_id__in=site_ids)
-    fields = ["pk", "reported_at", "assessment__susar", "assessment__causality"]
+    fields = ["pk", "assessment__susar", "assessment__causality"]
     if with_arms:
         fields.append("participant__allocation__arm_id")
         rows = {a.pk: SafetyFigures(code=a.code, label=a.label)
@@ -263,8 +263,8 @@ def _safety(trial: Trial, site_ids: list[int], with_arms: bool) -> list[SafetyFi
         if report_id not in latest or number > latest[report_id][0]:
             latest[report_id] = (number, criteria, causality)
     for values in reports.values_list(*fields).order_by():
-        pk, reported_at, susar, sponsor = values[:4]
-        row = rows[values[4] if with_arms else None]
+        pk, susar, sponsor = values[:3]
+        row = rows[values[3] if with_arms else None]
         row.reports += 1
         if pk not in latest:
             row.unsigned += 1

@@ -35,8 +35,13 @@ from trials import policy
 from trials.models import Membership
 from trials.policy import Perm
 
-from .models import (SITE_DEADLINE, SITE_REMINDER_BEFORE, SAEReminder, SAEReminderKind,
-                     SAEReport)
+from .models import (
+    SITE_DEADLINE,
+    SITE_REMINDER_BEFORE,
+    SAEReminder,
+    SAEReminderKind,
+    SAEReport,
+)
 
 logger = logging.getLogger("ctms.safety")
 

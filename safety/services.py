@@ -24,8 +24,18 @@ from trials import policy
 from trials.models import Trial
 from trials.policy import Perm
 
-from .models import (SUSAR_DAYS_FATAL, SUSAR_DAYS_OTHER, Causality, Criterion, Expectedness,
-                     Outcome, SAEReport, SAEVersion, SponsorAssessment, VersionStatus)
+from .models import (
+    SUSAR_DAYS_FATAL,
+    SUSAR_DAYS_OTHER,
+    Causality,
+    Criterion,
+    Expectedness,
+    Outcome,
+    SAEReport,
+    SAEVersion,
+    SponsorAssessment,
+    VersionStatus,
+)
 
 # Fields of a version the investigator writes (and the signature's digest covers).
 VERSION_FIELDS = ["criteria", "onset_date", "aware_at", "outcome", "death_date", "causality",
@@ -221,12 +231,12 @@ def begin_follow_up(report: SAEReport, *, by) -> SAEVersion:
     signed initial report (nothing to follow up) or while a draft is open."""
     report = _locked(report)
     _require(by, Perm.ENTER_CRF, report)
-    if draft_of(report) is not None:
-        raise ValidationError(_("A version of this report is still a draft: complete and sign "
-                                "it first."))
     last = report.versions.filter(status=VersionStatus.SIGNED).order_by("-number").first()
     if last is None:
         raise ValidationError(_("A follow-up needs a signed initial report first."))
+    if draft_of(report) is not None:
+        raise ValidationError(_("A version of this report is still a draft: complete and sign "
+                                "it first."))
     version = SAEVersion(report=report, number=last.number + 1, created_by=by,
                          **{f: getattr(last, f) for f in VERSION_FIELDS})
     version._history_user = by

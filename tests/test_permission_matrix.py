@@ -31,8 +31,8 @@ from django.test import Client
 from django.urls import reverse
 
 from tests import factories
-from tests.conftest import PASSWORD
 from tests.api import world
+from tests.conftest import PASSWORD
 from tests.routes import url_patterns
 
 ROLES = ["investigator", "coordinator", "data_manager", "sponsor", "statistician",

@@ -3,6 +3,7 @@ escalation after, each sent exactly once. Time travels (time-machine); nothing s
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
 import time_machine
@@ -97,7 +98,7 @@ def test_the_command_runs_the_clock_in_process(world, sae):
     from django.core.management import call_command
 
     with time_machine.travel(sae.aware_at + dt.timedelta(hours=25), tick=False):
-        call_command("check_sae_clock", stdout=open("/dev/null", "w"))
-        call_command("check_sae_clock", stdout=open("/dev/null", "w"))
+        call_command("check_sae_clock", stdout=io.StringIO())
+        call_command("check_sae_clock", stdout=io.StringIO())
     assert [m.subject for m in mail.outbox if "Overdue" in m.subject] != []
     assert len(mail.outbox) == 1

@@ -78,8 +78,8 @@ def test_only_an_investigator_signs(world, sae):
 
 @pytest.mark.parametrize("change, field, message", [
     ({"aware_at": "future"}, "aware_at", "The site cannot have become aware in the future."),
-    ({"aware_at": "before_onset"}, "aware_at", "The site cannot have become aware of the event "
-                                               "before its onset"),
+    ({"aware_at": "before_onset"}, "aware_at",
+     ("The site cannot have become aware of the event before its onset")),
     ({"criteria": ["death"], "outcome": "fatal", "death_date": None}, "death_date",
      "A death needs its date."),
 ])
@@ -101,9 +101,16 @@ def test_bad_dates_are_refused_and_nothing_is_written(world, sae, change, field,
 def test_a_follow_up_without_a_signed_initial_report_is_refused(world, sae):
     with pytest.raises(ValidationError) as caught:
         services.begin_follow_up(sae, by=world["investigator"])
-    assert caught.value.messages == ["A version of this report is still a draft: complete and "
-                                     "sign it first."]
+    assert caught.value.messages == ["A follow-up needs a signed initial report first."]
     assert sae.versions.count() == 1
+    services.save_draft(sae, complete_values(sae), by=world["investigator"])
+    services.sign_version(sae.versions.get(), by=world["investigator"], password=PASSWORD)
+    services.begin_follow_up(sae, by=world["investigator"])
+    with pytest.raises(ValidationError) as caught:  # one draft at a time
+        services.begin_follow_up(sae, by=world["investigator"])
+    assert caught.value.messages == [("A version of this report is still a draft: complete "
+                                      "and sign it first.")]
+    assert sae.versions.count() == 2
 
 
 def test_causality_missing_on_signature_is_refused(world, sae):

@@ -167,9 +167,13 @@ def test_the_enrolment_pdf_has_the_sae_table(world, sae):
 
 
 def test_the_odm_export_carries_the_sae_line_listing(world, sae, make_user):
-    from tests.reports.test_odm import check_structure, item_data, odm_bytes, validate_with_xsd
-
     from safety import services
+    from tests.reports.test_odm import (
+        check_structure,
+        item_data,
+        odm_bytes,
+        validate_with_xsd,
+    )
     from tests.safety.conftest import complete_values
 
     services.save_draft(sae, complete_values(sae), by=world["investigator"])
