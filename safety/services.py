@@ -93,6 +93,7 @@ def open_from_record(record: CRFRecord, *, by) -> list[SAEReport]:
         return []
     data = record.data or {}
     found: dict[str, tuple[dict, int | None]] = {}
+    criteria: dict[str, list[str]] = {}  # every criterion of the triggers a row meets
     for trigger in triggers:
         parts = trigger["field"].split(".")
         rows = range(len(data.get(parts[0]) or [])) if len(parts) == 2 else [None]
@@ -103,6 +104,8 @@ def open_from_record(record: CRFRecord, *, by) -> list[SAEReport]:
             if _fires(trigger, _value(data, trigger["field"], row)):
                 path = f"{parts[0]}[{row}]" if row is not None else ""
                 found.setdefault(path, (trigger, row))
+                if trigger.get("criterion") and trigger["criterion"] not in criteria.get(path, []):
+                    criteria.setdefault(path, []).append(trigger["criterion"])
     if not found:
         return []
     existing = set(SAEReport.objects.filter(source_record=record, source_path__in=list(found))
@@ -120,10 +123,9 @@ def open_from_record(record: CRFRecord, *, by) -> list[SAEReport]:
             aware_at=now)
         onset = _as_date(_value(data, trigger["onset_field"], row)) \
             if trigger.get("onset_field") else None
-        criteria = [trigger["criterion"]] if trigger.get("criterion") else []
-        version = SAEVersion(report=report, number=0, created_by=by, criteria=criteria,
-                             onset_date=onset, aware_at=now)
-        if trigger.get("criterion") == Criterion.DEATH:
+        version = SAEVersion(report=report, number=0, created_by=by,
+                             criteria=criteria.get(path, []), onset_date=onset, aware_at=now)
+        if Criterion.DEATH in criteria.get(path, []):
             version.death_date = onset
             version.outcome = Outcome.FATAL
         version._history_user = by

@@ -137,3 +137,22 @@ def test_a_death_from_disease_progression_opens_no_report(world):
         "death_date": timezone.localdate().isoformat(), "cause": "disease_progression"},
         by=world["investigator"], complete=True)
     assert not SAEReport.objects.exists()
+
+
+def test_a_hospitalisation_opens_a_report_with_its_criterion(world):
+    rows = ae_rows(serious=False, grade=2)
+    rows[0]["hospitalisation"] = True
+    save_ae(world["participant"], world["investigator"], rows)
+    report = SAEReport.objects.get()
+    assert report.versions.get().criteria == ["hospitalisation"]
+    # Serious and hospitalised and grade 5: one report, every criterion the row meets.
+    rows = ae_rows(grade=5, term="Sepsis")
+    rows[0]["hospitalisation"] = True
+    save_ae(world["participant"], world["investigator"], rows, record=report.source_record,
+            reason="Worsened")
+    assert SAEReport.objects.count() == 1  # the same row: its report stays the one
+    save_ae(world["participant"], world["investigator"], rows + rows,
+            record=report.source_record, reason="A second event")
+    second = SAEReport.objects.get(source_path="events[1]")
+    assert second.versions.get().criteria == ["hospitalisation", "death"]
+    assert second.versions.get().outcome == "fatal"
