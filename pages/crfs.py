@@ -44,7 +44,8 @@ def record_url(record: CRFRecord, study_id: str, slug: str) -> str:
 
 
 class SignForm(forms.Form):
-    meaning = forms.ChoiceField(choices=SignatureMeaning.choices, widget=forms.RadioSelect,
+    meaning = forms.ChoiceField(choices=[(m.value, m.label) for m in services.SIGN_MEANINGS],
+                                widget=forms.RadioSelect,
                                 label=_("Meaning of your signature"))
     password = forms.CharField(label=_("Your password, again"), strip=False,
                                widget=forms.PasswordInput(attrs={"autocomplete":
