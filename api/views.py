@@ -182,15 +182,27 @@ class Consent(ParticipantView):
 
 
 class Eligibility(ParticipantView):
-    """Eligibility as read from the participant's eligibility CRF."""
+    """Eligibility as read from the participant's eligibility CRF, and the investigator's
+    confirmation where the protocol asks for it. The confirmation itself is given on the
+    participant's page (password typed again in a two-factor session), as CRF signatures are:
+    the API has no signing endpoint."""
 
     serializer_class = s.EligibilitySerializer
 
     def get(self, request, *args, **kwargs):
-        result = eligibility.evaluate(self.participant)
+        record = eligibility.eligibility_record(self.participant)
+        if record is not None:
+            record.participant = self.participant
+        result = eligibility.evaluate(self.participant, record)
+        confirmation = eligibility.confirmation(record)
         return Response(s.EligibilitySerializer({
             "complete": result.complete, "met": result.met, "eligible": result.eligible,
-            "unanswered": result.unanswered, "failed": result.failed}).data)
+            "unanswered": result.unanswered, "failed": result.failed,
+            "confirmation_required": eligibility.confirmation_required(self.participant),
+            "confirmed": confirmation is not None,
+            "confirmed_by": confirmation.printed_name if confirmation else None,
+            "confirmed_at": confirmation.signed_at if confirmation else None,
+            "state": eligibility.ready_state(self.participant, record)}).data)
 
 
 # --------------------------------------------------------------------------- randomisation

@@ -204,7 +204,8 @@ def test_no_crf_page_reveals_the_arm_in_a_blinded_trial(reminet, statistician, m
             reverse("participant_detail", args=[reminet.slug, p.study_id]),
             reverse("visit_worklist", args=[reminet.slug])]
     if role == "investigator":
-        urls.append(record_url("crf_sign", record))
+        urls += [record_url("crf_sign", record),
+                 reverse("confirm_eligibility", args=[reminet.slug, p.study_id])]
     for url in urls:
         response = client.get(url)
         assert response.status_code == 200, url
