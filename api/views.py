@@ -36,7 +36,7 @@ from reports import downloads, services as reports
 from reports.models import ReportRequest
 from scheduling import services as scheduling
 from trials import policy
-from trials.models import Trial, crf_of
+from trials.models import Trial, crf_of, definition_of
 from trials.policy import Perm
 from trials.selectors import get_trial_for
 
@@ -338,9 +338,11 @@ def _save(participant, crf_code: str, given: dict, *, by, record=None, visit=Non
     definition = (record.definition if record is not None
                   else crf_of(participant.protocol_version_id, crf_code))
     try:
-        answers = crf_input.clean_answers(definition, given["data"],
-                                          complete=given["complete"],
-                                          stored=record.data if record else None)
+        version_id = record.protocol_version_id if record else participant.protocol_version_id
+        answers = crf_input.clean_answers(
+            definition, given["data"], complete=given["complete"],
+            stored=record.data if record else None,
+            derivable=eligibility.derivable(definition_of(version_id), crf_code))
         return scheduling.save_crf_and_replan(participant, crf_code, answers, by=by,
                                               complete=given["complete"],
                                               reason=given.get("reason", ""), record=record,

@@ -124,6 +124,14 @@ def criterion_from_source(rule: dict, data: dict, fields: dict[str, dict]
         "source": label, "value": f"{value} {unit}".strip()}
 
 
+def derivable(definition: dict, crf_code: str) -> frozenset[str]:
+    """The criteria of ``definition`` (a protocol version's) that saving the CRF ``crf_code``
+    derives when left blank: the form does not require them."""
+    if crf_code != ELIGIBILITY_CRF:
+        return frozenset()
+    return frozenset(c["code"] for c in definition.get("eligibility", []) if c.get("derive"))
+
+
 def derive_criteria(criteria: list[dict], crf: dict, data: dict) -> tuple[dict, dict[str, str]]:
     """``data`` with each blank criterion the protocol can derive filled from its source, and
     the errors of answers that contradict their source (criterion code → message naming the

@@ -113,8 +113,8 @@ def test_an_answer_contradicting_its_source_is_refused_naming_both(reminet_ready
     with pytest.raises(ValidationError) as refused:
         save_crf(p, "eligibility", answers, by=coordinator, complete=True)
     assert refused.value.message_dict == {"INC7": [
-        f"INC7 answered yes but the year of birth {today.year - 14} gives age 13-14 on the "
-        f"screening date {today.isoformat()}."]}
+        (f"INC7 answered yes but the year of birth {today.year - 14} gives age 13-14 on the "
+         f"screening date {today.isoformat()}.")]}
     assert not CRFRecord.objects.filter(participant=p).exists(), "nothing written"
 
     answers = factories.eligibility_answers(trial, INC5=True, l1_duration_months="1.5")
@@ -148,8 +148,8 @@ def test_age_from_a_date_of_birth_counts_completed_years():
     _, errors = eligibility.derive_criteria(
         [{"code": "INC1", "derive": rule}], crf,
         {"birth": "2012-05-01", "screening": "2026-05-01", "INC1": True})
-    assert errors == {"INC1": "INC1 answered yes but the date of birth 2012-05-01 gives age 14 "
-                              "on the screening date 2026-05-01."}
+    assert errors == {"INC1": ("INC1 answered yes but the date of birth 2012-05-01 gives age "
+                               "14 on the screening date 2026-05-01.")}
 
 
 # --------------------------------------------------------------------------- confirmation
@@ -206,7 +206,7 @@ def test_a_confirmation_never_stands_on_changed_data_however_changed(world):
 
 
 def test_only_an_investigator_of_the_site_may_confirm(world):
-    trial, coordinator, investigator, other_site = world
+    trial, coordinator, _, other_site = world
     p = awaiting(trial, coordinator)
     for user in (coordinator, other_site):
         with pytest.raises(PermissionDenied):
@@ -276,7 +276,7 @@ def test_a_protocol_without_the_requirement_randomises_without_confirmation(worl
 
 def test_the_worklist_says_who_awaits_the_investigator(world, client_for,
                                                        django_assert_max_num_queries):
-    trial, coordinator, investigator, _ = world
+    trial, coordinator, _, _ = world
     waiting = awaiting(trial, coordinator)
     ready = factories.eligible_participant(trial, by=coordinator)
     incomplete = factories.participant(trial, by=coordinator)
@@ -343,10 +343,32 @@ def test_the_randomise_page_says_the_confirmation_is_awaited(world, client_for):
 
 def test_a_source_that_cannot_be_read_derives_nothing(reminet_ready):
     """No screening date: the age cannot be taken, the answer stays the site's."""
-    trial, coordinator = reminet_ready
+    trial, _ = reminet_ready
     data = factories.eligibility_answers(trial, INC7=None, year_of_birth=1950)
     data.pop("screening_date")
     crf = {"fields": [{"code": "year_of_birth", "label": "Year of birth"},
                       {"code": "screening_date", "label": "Screening date"}]}
     out, errors = eligibility.derive_criteria(trial.definition["eligibility"], crf, data)
     assert out["INC7"] is None and errors == {}
+
+
+def test_the_eligibility_page_derives_a_blank_answer_and_refuses_a_contradiction(
+        reminet_ready, client_for):
+    trial, coordinator = reminet_ready
+    p = factories.participant(trial, by=coordinator)
+    client = client_for(coordinator)
+    url = reverse("crf_edit", args=[trial.slug, p.study_id, "eligibility"])
+    answers = factories.eligibility_answers(trial, INC5=None, INC7=None, year_of_birth=1960,
+                                            l1_duration_months="4.5")
+    post = {k: ("true" if v is True else "false" if v is False else v)
+            for k, v in answers.items() if v is not None}
+    refused = client.post(url, {**post, "INC5": "true", "l1_duration_months": "1.5",
+                                "action": "complete"})
+    assert refused.status_code == 400
+    assert ("INC5 answered yes but the duration of first-line treatment is 1.5 months."
+            in refused.content.decode())
+    assert not CRFRecord.objects.filter(participant=p).exists()
+    saved = client.post(url, {**post, "action": "complete"})
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    data = record_of(p).data
+    assert data["INC5"] is True and data["INC7"] is True
