@@ -190,9 +190,7 @@ class Eligibility(ParticipantView):
     serializer_class = s.EligibilitySerializer
 
     def get(self, request, *args, **kwargs):
-        record = eligibility.eligibility_record(self.participant)
-        if record is not None:
-            record.participant = self.participant
+        record = eligibility.record_with_signatures(self.participant)
         result = eligibility.evaluate(self.participant, record)
         confirmation = eligibility.confirmation(record)
         return Response(s.EligibilitySerializer({

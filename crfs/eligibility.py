@@ -180,12 +180,19 @@ def confirmation(record: CRFRecord | None) -> CRFSignature | None:
     return None
 
 
-def confirmation_of(participant: Participant) -> CRFSignature | None:
-    """The confirmation standing on the participant's eligibility record now (two queries)."""
-    record = eligibility_record(participant)
+def record_with_signatures(participant: Participant) -> CRFRecord | None:
+    """The eligibility record with its signatures (two queries; one when there is none), for
+    ``confirmation`` and ``evaluate`` alike."""
+    record = (CRFRecord.objects.filter(participant=participant, crf_code=ELIGIBILITY_CRF)
+              .prefetch_related("signatures").order_by("pk").first())
     if record is not None:
         record.participant = participant
-    return confirmation(record)
+    return record
+
+
+def confirmation_of(participant: Participant) -> CRFSignature | None:
+    """The confirmation standing on the participant's eligibility record now (two queries)."""
+    return confirmation(record_with_signatures(participant))
 
 
 class ReadyState:

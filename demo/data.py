@@ -15,7 +15,7 @@ from django.utils import timezone
 from crfs import services as crfs
 from crfs.facts import RANDOMISATION
 from crfs.forms import visible
-from crfs.models import CRFRecord, CRFSignature
+from crfs.models import CRFRecord, CRFSignature, SignatureMeaning
 from patients.models import RANDOMISED_STATUSES, Participant, Visit, VisitStatus
 from patients.services import record_consent, register_participant
 from randomisation import services as randomisation
@@ -255,7 +255,10 @@ def crf_showcase(trial: Trial, *, investigator, data_manager, password: str) -> 
 
 
     site = trial.sites.filter(active=True).order_by("code").first()
-    if site is None or CRFSignature.objects.filter(record__participant__site=site).exists():
+    # Signatures other than the investigators' confirmations of eligibility (``populate``).
+    signed = (CRFSignature.objects.filter(record__participant__site=site)
+              .exclude(meaning=SignatureMeaning.ELIGIBILITY))
+    if site is None or signed.exists():
         return []
     participants = list(Participant.objects.filter(site=site, status__in=RANDOMISED_STATUSES)
                         .select_related("site", "trial").order_by("study_id"))

@@ -41,7 +41,7 @@ def participant_detail(request, slug: str, study_id: str):
     trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
     user, site = request.user, participant.site
     allocation = allocation_of(participant)
-    record = eligibility.eligibility_record(participant)
+    record = eligibility.record_with_signatures(participant)
     return render(request, "patients/participant_detail.html", {
         "trial": trial, "participant": participant,
         "timeline": schedule.timeline(participant) if allocation else None,
