@@ -9,6 +9,10 @@
   through ``scheduling.services.save_crf_and_replan``, which calls this and then the planner.
 - ``sign_crf`` (investigator, password typed again), ``lock_crf`` / ``unlock_crf`` (data
   manager): the status flow draft → complete → signed → locked.
+- ``confirm_eligibility``: the investigator's confirmation of eligibility before
+  randomisation, a signature of the eligibility CRF with its own meaning (``crfs.eligibility``);
+  saving the eligibility CRF also derives the criteria the protocol derives from a source value
+  and refuses an answer that contradicts it.
 - ``raise_query``, ``answer_query``, ``close_query``, ``reopen_query``: data queries.
 
 Each refuses bad input with a ``ValidationError`` naming the field it is about, and writes

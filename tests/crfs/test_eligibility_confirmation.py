@@ -372,3 +372,17 @@ def test_the_eligibility_page_derives_a_blank_answer_and_refuses_a_contradiction
     assert saved.status_code == 302, saved.content.decode()[:2000]
     data = record_of(p).data
     assert data["INC5"] is True and data["INC7"] is True
+
+
+def test_a_french_coordinator_reads_why_randomisation_waits(world, client_for):
+    from accounts.models import Profile
+
+    trial, coordinator, _, _ = world
+    p = awaiting(trial, coordinator)
+    Profile.objects.update_or_create(user=coordinator, defaults={"language": "fr"})
+    client = client_for(coordinator)
+    text = client.get(reverse("randomise", args=[trial.slug, p.study_id])).content.decode()
+    assert f"L&#x27;éligibilité de {p.study_id} attend la confirmation d&#x27;un investigateur" \
+        in text
+    page = client.get(reverse("visit_worklist", args=[trial.slug])).content.decode()
+    assert "en attente de la confirmation de l&#x27;investigateur" in page
