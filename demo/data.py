@@ -43,6 +43,9 @@ def eligibility_answers(trial: Trial, **overrides) -> dict:
             data[code] = field["choices"][0]["code"]
         elif kind == "date":
             data[code] = timezone.localdate().isoformat()
+        elif kind == "integer" and 1900 <= field.get("min", 0) and field.get("max", 0) <= 2100:
+            # A year (of birth): an adult's, so that a criterion derived from it holds.
+            data[code] = timezone.localdate().year - 60
         elif kind in ("integer", "decimal"):
             value = field.get("min", 0) if field.get("min", 0) > 0 else 1
             value = max(value, 2) if field.get("max", 10) >= 2 else value
