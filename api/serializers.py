@@ -91,6 +91,17 @@ class EligibilitySerializer(serializers.Serializer):
     eligible = serializers.BooleanField()
     unanswered = serializers.ListField(child=serializers.CharField())
     failed = CriterionSerializer(many=True)
+    confirmation_required = serializers.BooleanField(
+        help_text="Whether the protocol asks an investigator to confirm eligibility before "
+                  "randomisation.")
+    confirmed = serializers.BooleanField(
+        help_text="An investigator's confirmation stands on the eligibility form as it is now.")
+    confirmed_by = serializers.CharField(allow_null=True,
+                                         help_text="The investigator's printed name.")
+    confirmed_at = serializers.DateTimeField(allow_null=True)
+    state = serializers.ChoiceField(
+        choices=["incomplete", "not_eligible", "awaiting_confirmation", "ready"],
+        help_text="Where the participant stands before randomisation.")
 
 
 # --------------------------------------------------------------------------- randomisation

@@ -36,7 +36,7 @@ from reports import downloads, services as reports
 from reports.models import ReportRequest
 from scheduling import services as scheduling
 from trials import policy
-from trials.models import Trial, crf_of
+from trials.models import Trial, crf_of, definition_of
 from trials.policy import Perm
 from trials.selectors import get_trial_for
 
@@ -182,15 +182,25 @@ class Consent(ParticipantView):
 
 
 class Eligibility(ParticipantView):
-    """Eligibility as read from the participant's eligibility CRF."""
+    """Eligibility as read from the participant's eligibility CRF, and the investigator's
+    confirmation where the protocol asks for it. The confirmation itself is given on the
+    participant's page (password typed again in a two-factor session), as CRF signatures are:
+    the API has no signing endpoint."""
 
     serializer_class = s.EligibilitySerializer
 
     def get(self, request, *args, **kwargs):
-        result = eligibility.evaluate(self.participant)
+        record = eligibility.record_with_signatures(self.participant)
+        result = eligibility.evaluate(self.participant, record)
+        confirmation = eligibility.confirmation(record)
         return Response(s.EligibilitySerializer({
             "complete": result.complete, "met": result.met, "eligible": result.eligible,
-            "unanswered": result.unanswered, "failed": result.failed}).data)
+            "unanswered": result.unanswered, "failed": result.failed,
+            "confirmation_required": eligibility.confirmation_required(self.participant),
+            "confirmed": confirmation is not None,
+            "confirmed_by": confirmation.printed_name if confirmation else None,
+            "confirmed_at": confirmation.signed_at if confirmation else None,
+            "state": eligibility.ready_state(self.participant, record)}).data)
 
 
 # --------------------------------------------------------------------------- randomisation
@@ -326,9 +336,11 @@ def _save(participant, crf_code: str, given: dict, *, by, record=None, visit=Non
     definition = (record.definition if record is not None
                   else crf_of(participant.protocol_version_id, crf_code))
     try:
-        answers = crf_input.clean_answers(definition, given["data"],
-                                          complete=given["complete"],
-                                          stored=record.data if record else None)
+        version_id = record.protocol_version_id if record else participant.protocol_version_id
+        answers = crf_input.clean_answers(
+            definition, given["data"], complete=given["complete"],
+            stored=record.data if record else None,
+            derivable=eligibility.derivable(definition_of(version_id), crf_code))
         return scheduling.save_crf_and_replan(participant, crf_code, answers, by=by,
                                               complete=given["complete"],
                                               reason=given.get("reason", ""), record=record,

@@ -15,7 +15,7 @@ from django.utils import timezone
 from crfs import services as crfs
 from crfs.facts import RANDOMISATION
 from crfs.forms import visible
-from crfs.models import CRFRecord, CRFSignature
+from crfs.models import CRFRecord, CRFSignature, SignatureMeaning
 from patients.models import RANDOMISED_STATUSES, Participant, Visit, VisitStatus
 from patients.services import record_consent, register_participant
 from patients.windows import as_date
@@ -44,6 +44,9 @@ def eligibility_answers(trial: Trial, **overrides) -> dict:
             data[code] = field["choices"][0]["code"]
         elif kind == "date":
             data[code] = timezone.localdate().isoformat()
+        elif kind == "integer" and 1900 <= field.get("min", 0) and field.get("max", 0) <= 2100:
+            # A year (of birth): an adult's, so that a criterion derived from it holds.
+            data[code] = timezone.localdate().year - 60
         elif kind in ("integer", "decimal"):
             value = field.get("min", 0) if field.get("min", 0) > 0 else 1
             value = max(value, 2) if field.get("max", 10) >= 2 else value
@@ -64,10 +67,26 @@ DEMO_DAYS_AGO = [100, 45, 200, 12, 300]
 STOPS_TREATMENT = 2  # the third randomised participant of each site stops treatment early
 
 
-def populate(trial: Trial, *, coordinator, statistician, per_site: dict[str, int]) -> list[str]:
+def confirm_eligibility(participant, investigators: dict[int, tuple]) -> None:
+    """The investigator of the participant's site (``investigators``: site id → (user,
+    password)) confirms eligibility through the service, as in the product, when the protocol
+    asks for it."""
+    from crfs import eligibility
+
+    if not eligibility.confirmation_required(participant):
+        return
+    user, password = investigators[participant.site_id]
+    crfs.confirm_eligibility(participant, by=user, password=password)
+
+
+def populate(trial: Trial, *, coordinator, statistician, per_site: dict[str, int],
+             investigators: dict[int, tuple]) -> list[str]:
     """Give ``trial`` a sealed allocation list and participants at every stage at each site:
     ``per_site["randomised"]`` randomised, ``["ready"]`` consented and eligible (waiting for a
-    coordinator to randomise), ``["screened"]`` only screened. Safe to run again: it only tops up.
+    coordinator to randomise), ``["screened"]`` only screened. Eligibility is confirmed by the
+    site's investigator (``investigators``: site id → (user, password)) before randomisation;
+    the first site's ready participants are left awaiting that confirmation, the other sites'
+    are confirmed. Safe to run again: it only tops up.
     """
     import datetime as dt
 
@@ -100,6 +119,8 @@ def populate(trial: Trial, *, coordinator, statistician, per_site: dict[str, int
                 overrides[source] = level["values"][0]
             save_crf(p, "eligibility", eligibility_answers(trial, **overrides), by=coordinator,
                      complete=True)
+            if randomised or site_index > 0:
+                confirm_eligibility(p, investigators)
             if randomised:
                 randomisation.randomise(p, by=coordinator)
                 visit_history(p, by=coordinator, days_ago=days_ago,
@@ -238,7 +259,10 @@ def crf_showcase(trial: Trial, *, investigator, data_manager, password: str) -> 
 
 
     site = trial.sites.filter(active=True).order_by("code").first()
-    if site is None or CRFSignature.objects.filter(record__participant__site=site).exists():
+    # Signatures other than the investigators' confirmations of eligibility (``populate``).
+    signed = (CRFSignature.objects.filter(record__participant__site=site)
+              .exclude(meaning=SignatureMeaning.ELIGIBILITY))
+    if site is None or signed.exists():
         return []
     participants = list(Participant.objects.filter(site=site, status__in=RANDOMISED_STATUSES)
                         .select_related("site", "trial").order_by("study_id"))
@@ -302,7 +326,8 @@ DEMO_MEDIAN_OS_MONTHS = [30.0, 20.0]
 DAYS_PER_MONTH = 365.25 / 12
 
 
-def outcome_showcase(trial: Trial, *, coordinator, per_site: int) -> list[str]:
+def outcome_showcase(trial: Trial, *, coordinator, per_site: int,
+                     investigators: dict[int, tuple]) -> list[str]:
     """Demo only: a follow-up cohort with outcomes, so that the Outcomes page has curves at once.
 
     ``per_site`` more participants per site, randomised from 7 months ago to a little beyond the
@@ -340,6 +365,7 @@ def outcome_showcase(trial: Trial, *, coordinator, per_site: int) -> list[str]:
                                      screened_on=today - dt.timedelta(days=days_ago + 10))
             p = record_consent(p, consent_date=p.screened_on, version="1.0", by=coordinator)
             save_crf(p, "eligibility", eligibility_answers(trial), by=coordinator, complete=True)
+            confirm_eligibility(p, investigators)
             randomisation.randomise(p, by=coordinator)
             backdate_randomisation(p, days_ago, by=coordinator)
             p.refresh_from_db()

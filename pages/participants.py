@@ -2,6 +2,7 @@
 and a participant's visit timeline with the coordinator's visit actions. Thin: reads from the
 selectors of ``patients``, ``crfs``, ``scheduling`` and ``randomisation``, changes through their
 services, permissions from ``trials.policy``."""
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
@@ -14,12 +15,13 @@ from django.views.decorators.http import require_POST
 from core.forms import attach_errors
 from crfs import selectors as crf_selectors
 from crfs import eligibility
+from crfs import services as crf_services
 from crfs.models import UNRESOLVED, CRFRecord, CRFStatus
 from patients import selectors, services
 from patients.forms import ConsentForm, ScreeningForm, UnscheduledVisitForm, VisitActionForm
 from patients.models import Visit, VisitState
 from patients.selectors import get_trial_and_participant_for
-from randomisation.selectors import allocation_of, allocation_view
+from randomisation.selectors import allocation_of, allocation_view, to_randomise
 from scheduling import services as scheduling
 from scheduling import selectors as schedule
 from trials import policy
@@ -39,11 +41,16 @@ def participant_detail(request, slug: str, study_id: str):
     trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
     user, site = request.user, participant.site
     allocation = allocation_of(participant)
+    record = eligibility.record_with_signatures(participant)
     return render(request, "patients/participant_detail.html", {
         "trial": trial, "participant": participant,
         "timeline": schedule.timeline(participant) if allocation else None,
         "forms": crf_selectors.participant_forms(participant),
-        "eligibility": eligibility.evaluate(participant),
+        "eligibility": eligibility.evaluate(participant, record),
+        "confirmation_required": eligibility.confirmation_required(participant),
+        "confirmation": eligibility.confirmation(record),
+        "ready_state": eligibility.ready_state(participant, record),
+        "can_confirm": policy.has_perm(user, Perm.CONFIRM_ELIGIBILITY, trial, site),
         "allocation": allocation_view(user, allocation) if allocation else None,
         "can_screen": policy.has_perm(user, Perm.SCREEN, trial, site),
         "can_enter": policy.has_perm(user, Perm.ENTER_CRF, trial, site),
@@ -91,6 +98,45 @@ def record_consent(request, slug: str, study_id: str):
                   status=400 if form.errors else 200)
 
 
+class ConfirmEligibilityForm(forms.Form):
+    password = forms.CharField(label=_("Your password, again"), strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete":
+                                                                 "current-password"}))
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+def confirm_eligibility(request, slug: str, study_id: str):
+    """The investigator reads the eligibility form as it will be confirmed and types their
+    password again: the e-signature that lets the coordinator randomise
+    (``crfs.services.confirm_eligibility``)."""
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
+    if not policy.has_perm(request.user, Perm.CONFIRM_ELIGIBILITY, trial, participant.site):
+        raise PermissionDenied
+    page = crf_selectors.crf_page(participant, eligibility.ELIGIBILITY_CRF, None)
+    record = page.record
+    form = ConfirmEligibilityForm(request.POST if request.method == "POST" else None,
+                                  initial={"version": page.version})
+    if request.method == "POST" and form.is_valid():
+        try:
+            crf_services.confirm_eligibility(
+                participant, by=request.user, request=request,
+                password=form.cleaned_data["password"], version=form.cleaned_data["version"])
+        except ValidationError as exc:
+            attach_errors(form, exc)
+        else:
+            messages.success(request, _("Eligibility of %(id)s confirmed.") % {
+                "id": participant.study_id})
+            return redirect("participant_detail", slug, study_id)
+    return render(request, "patients/confirm_eligibility.html", {
+        "trial": trial, "participant": participant, "record": record, "form": form,
+        "definition": page.definition,
+        "answers": crf_selectors.answers(page.definition, record.data if record else None),
+        "eligibility": eligibility.evaluate(participant, record),
+        "confirmation": eligibility.confirmation(record),
+        "printed_name": request.user.get_full_name() or request.user.get_username(),
+    }, status=400 if form.errors else 200)
+
+
 # --------------------------------------------------------------------------- visits
 
 
@@ -110,6 +156,10 @@ def visit_worklist(request, slug: str):
             key: _page_number(request.GET.get(f"{key}_page"))
             for key in ("overdue", "open", "upcoming")}),
         "queries": crf_selectors.query_worklist(user, trial, site=site),
+        # Screened, not yet randomised: for those who randomise or confirm eligibility.
+        "to_randomise": (to_randomise(user, trial, site=site)
+                         if policy.has_perm(user, Perm.RANDOMISE, trial)
+                         or policy.has_perm(user, Perm.CONFIRM_ELIGIBILITY, trial) else None),
         "list_queries": (policy.has_perm(user, Perm.RAISE_QUERY, trial)
                          or policy.has_perm(user, Perm.ANSWER_QUERY, trial))})
 

@@ -17,6 +17,8 @@ urlpatterns = [
          name="participant_detail"),
     path("trials/<slug:slug>/participants/<str:study_id>/consent/", participants.record_consent,
          name="record_consent"),
+    path(PARTICIPANT + "eligibility/confirm/", participants.confirm_eligibility,
+         name="confirm_eligibility"),
     path("trials/<slug:slug>/visits/", participants.visit_worklist, name="visit_worklist"),
     path("trials/<slug:slug>/participants/<str:study_id>/visits/", participants.visit_timeline,
          name="visit_timeline"),

@@ -410,6 +410,15 @@ def check_can_randomise(participant: Participant, record=None) -> eligibility.El
         failed = "; ".join(f"{c['code']} {c['text']}" for c in result.failed)
         raise RandomisationError(_("%(id)s is not eligible: %(criteria)s.") % {
             **who, "criteria": failed}, code="not_eligible")
+    # The confirmation is read here, not from ``record`` (the randomisation passes the answers
+    # only): the signatures and the content they must still match.
+    if (eligibility.confirmation_required(participant)
+            and eligibility.confirmation_of(participant) is None):
+        raise RandomisationError(
+            _("Eligibility of %(id)s is awaiting an investigator's confirmation: an "
+              "investigator of the site must confirm it (e-signature) before "
+              "randomisation; a change of the eligibility form since voids an earlier "
+              "confirmation.") % who, code="eligibility_unconfirmed")
     return result
 
 

@@ -26,6 +26,7 @@ class Perm(str, Enum):
     SCHEDULE_VISITS = "schedule_visits"
     ENTER_CRF = "enter_crf"
     SIGN_CRF = "sign_crf"
+    CONFIRM_ELIGIBILITY = "confirm_eligibility"  # e-signature before randomisation
     ANSWER_QUERY = "answer_query"
     RAISE_QUERY = "raise_query"              # also closes queries
     LOCK_CRF = "lock_crf"
@@ -44,7 +45,8 @@ class Perm(str, Enum):
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.INVESTIGATOR: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.ENTER_CRF, Perm.SIGN_CRF,
-        Perm.ANSWER_QUERY, Perm.EMERGENCY_UNBLIND, Perm.VISIT_REMINDERS,
+        Perm.CONFIRM_ELIGIBILITY, Perm.ANSWER_QUERY, Perm.EMERGENCY_UNBLIND,
+        Perm.VISIT_REMINDERS,
     }),
     Role.COORDINATOR: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.SCREEN, Perm.RANDOMISE,

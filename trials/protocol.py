@@ -34,6 +34,13 @@ FIELD_TYPES = ["integer", "decimal", "date", "choice", "multichoice", "yesno", "
 # order: a participant takes the highest their recorded anchors and events give.
 PARTICIPANT_STATUSES = ("on_treatment", "follow_up", "completed", "withdrawn", "dead")
 BUILTIN_ANCHORS = ["randomisation"]
+# How an eligibility criterion may follow from a source field (``eligibility[].derive``), and
+# the field types each rule reads (crfs/eligibility.py applies them).
+CRITERION_RULES = {
+    "age_at_least": ("date", "integer"),   # date of birth, or year of birth
+    "at_least": ("integer", "decimal"),
+    "at_most": ("integer", "decimal"),
+}
 RESERVED_VISIT_CODES = ["unscheduled"]  # scheduling.services.UNSCHEDULED
 
 _code = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "maxLength": 64}
@@ -371,7 +378,36 @@ SCHEMA: dict[str, Any] = {
                     "kind": {"enum": ["inclusion", "exclusion"]},
                     "text": _text,
                     "source": {"type": "string"},
+                    # How the answer follows from a source value of the eligibility CRF
+                    # (crfs/eligibility.py): a blank answer is derived, a contradicting one
+                    # refused. age_at_least: ``from`` a date of birth (date) or a year of
+                    # birth (integer), ``at`` the date field the age is taken at, ``value``
+                    # the years; at_least / at_most: ``from`` a number field, ``value`` the
+                    # limit, inclusive.
+                    "derive": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["rule", "from", "value"],
+                        "properties": {
+                            "rule": {"enum": list(CRITERION_RULES)},
+                            "from": _code,
+                            "at": _code,
+                            "value": {"type": "number"},
+                            "note": {"type": "string"},
+                        },
+                    },
                 },
+            },
+        },
+        # An investigator of the participant's site confirms eligibility with an e-signature
+        # before randomisation (crfs.services.confirm_eligibility).
+        "eligibility_confirmation": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["required"],
+            "properties": {
+                "required": {"type": "boolean"},
+                "source": {"type": "string"},
             },
         },
         "anchors": {
@@ -682,6 +718,35 @@ def _check_problems(crf: dict, path: str, anchors: set[str]) -> list[ProtocolPro
     return problems
 
 
+def _derive_problems(criterion: dict, fields: dict[str, dict], path: str
+                     ) -> list[ProtocolProblem]:
+    """A criterion's ``derive`` names fields of the eligibility CRF of the types its rule reads."""
+    rule = criterion["derive"]
+    problems = []
+    source = fields.get(rule["from"])
+    if source is None:
+        problems.append(ProtocolProblem(f"{path}.from", f"unknown field {rule['from']!r} of the "
+                                        "'eligibility' CRF"))
+    elif rule["from"] == criterion["code"]:
+        problems.append(ProtocolProblem(f"{path}.from", "a criterion cannot derive from itself"))
+    elif source["type"] not in CRITERION_RULES[rule["rule"]]:
+        wanted = " or ".join(CRITERION_RULES[rule["rule"]])
+        problems.append(ProtocolProblem(
+            f"{path}.from", f"{rule['from']!r} is a {source['type']} field; {rule['rule']} "
+                            f"reads a {wanted} field"))
+    if rule["rule"] == "age_at_least":
+        at = fields.get(rule.get("at", ""))
+        if "at" not in rule:
+            problems.append(ProtocolProblem(f"{path}.at", "age_at_least needs the date field "
+                                            "the age is taken at (e.g. screening_date)"))
+        elif at is None or at["type"] != "date":
+            problems.append(ProtocolProblem(f"{path}.at", f"{rule['at']!r} is not a date field "
+                                            "of the 'eligibility' CRF"))
+    elif "at" in rule:
+        problems.append(ProtocolProblem(f"{path}.at", f"{rule['rule']} takes no date"))
+    return problems
+
+
 def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
     problems: list[ProtocolProblem] = []
     for key in ("sites", "arms", "eligibility", "visits", "crfs"):
@@ -744,6 +809,8 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
                 problems.append(ProtocolProblem(
                     f"eligibility[{i}].code",
                     f"the 'eligibility' CRF has no yes/no question {criterion['code']!r}"))
+            if "derive" in criterion:
+                problems += _derive_problems(criterion, questions, f"eligibility[{i}].derive")
     anchor_codes = set(BUILTIN_ANCHORS) | {a["code"] for a in data.get("anchors", [])}
     for i, crf in enumerate(data["crfs"]):
         problems += _field_problems(crf["fields"], f"crfs[{i}].fields")

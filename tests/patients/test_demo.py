@@ -48,7 +48,8 @@ def crfs_at_every_step_for_the_demo_investigator(investigator, data_manager):
     first_site = investigator.memberships.get(trial=rectal).site
     here = CRFRecord.objects.filter(participant__site=first_site)
     assert {"complete", "signed", "locked"} <= set(here.values_list("status", flat=True))
-    signed = CRFSignature.objects.get(record__status="signed", record__participant__site=first_site)
+    signed = (CRFSignature.objects.exclude(meaning="eligibility")
+              .get(record__status="signed", record__participant__site=first_site))
     assert signed.signer == investigator and signed.printed_name == "Irène Investigator"
     queries = crf_selectors.query_worklist(investigator, rectal).queries
     assert {(q.raised_by, q.field_path) for q in queries} == {
@@ -95,6 +96,27 @@ def followed_after_progression_and_re_baselined():
     assert all(s.data["overall_response"] == "pr" for s in scans[2:]) and scans[2:]
 
 
+def eligibility_confirmed_by_each_sites_investigator_but_one_awaiting(coordinator,
+                                                                      investigator):
+    """Every randomised demo participant's eligibility was confirmed by an investigator of
+    their site; at the coordinator's site one participant awaits the confirmation."""
+    from randomisation.selectors import to_randomise
+
+    for trial in Trial.objects.all():
+        confirmations = CRFSignature.objects.filter(meaning="eligibility",
+                                                    record__participant__trial=trial)
+        assert confirmations.count() >= trial.participants.filter(
+            allocation__isnull=False).count()
+        for c in confirmations.select_related("record__participant"):
+            assert c.signer.memberships.filter(trial=trial, role="investigator",
+                                               site=c.record.participant.site).exists()
+        states = {c.state for c in to_randomise(coordinator, trial)}
+        assert "awaiting_confirmation" in states, trial
+        first_site = investigator.memberships.get(trial=trial).site
+        assert confirmations.filter(record__participant__site=first_site,
+                                    signer=investigator).exists()
+
+
 def survival_curves_for_the_demo_statistician(statistician, sponsor):
     from outcomes.analysis import outcomes_for
 
@@ -126,6 +148,8 @@ def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_mod
         django_user_model.objects.get(username="datamanager"))
     one_truth_for_each_event(django_user_model.objects.get(username="investigator"))
     followed_after_progression_and_re_baselined()
+    eligibility_confirmed_by_each_sites_investigator_but_one_awaiting(
+        coordinator, django_user_model.objects.get(username="investigator"))
     survival_curves_for_the_demo_statistician(
         django_user_model.objects.get(username="statistician"),
         django_user_model.objects.get(username="sponsor"))

@@ -63,7 +63,8 @@ def test_participants_who_cannot_be_randomised_get_a_clear_error(reminet_ready, 
 
 def test_not_eligible_names_the_failed_criterion(reminet_ready):
     trial, coordinator = reminet_ready
-    p = factories.eligible_participant(trial, by=coordinator, INC5=False)
+    p = factories.eligible_participant(trial, by=coordinator, INC5=False,
+                                       l1_duration_months="1.5")
     with pytest.raises(services.RandomisationError, match="INC5"):
         services.randomise(p, by=coordinator)
 
@@ -240,10 +241,11 @@ def test_a_slot_missing_from_a_sealed_list_is_refused_with_nothing_written(remin
 
 
 def test_a_randomisation_runs_a_fixed_number_of_statements(reminet_ready):
-    """Whatever the participant, on either database: the participant locked, its CRFs, the
-    stratum locked, its slot, the stratum's counter, the allocation, the visits and their
-    history rows (one statement each), the participant's status and its history row, the audit
-    entry: eleven statements, and the two that begin and end its transaction."""
+    """Whatever the participant, on either database: the participant locked, its CRFs, its
+    eligibility record and signatures (the investigator's confirmation), the stratum locked,
+    its slot, the stratum's counter, the allocation, the visits and their history rows (one
+    statement each), the participant's status and its history row, the audit entry: thirteen
+    statements, and the two that begin and end its transaction."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -261,7 +263,7 @@ def test_a_randomisation_runs_a_fixed_number_of_statements(reminet_ready):
         with CaptureQueriesContext(connection) as queries:
             services.randomise(p, by=coordinator)
         counts.append(len(queries))
-    assert counts == [13, 13], [q["sql"][:80] for q in queries]
+    assert counts == [15, 15], [q["sql"][:80] for q in queries]
 
 
 def test_a_randomisation_leaves_history_rows_naming_who_and_why(reminet_ready):

@@ -75,7 +75,8 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     assert seen >= 10
     assert api_seen >= 15  # the REST API's answers too (api/urls.py)
     assert {"api_reports", "api_report", "api_report_download", "api_export_csv",
-            "api_export_zip", "api_export_odm", "export_crf_csv", "report_download"} <= walked
+            "api_export_zip", "api_export_odm", "export_crf_csv", "report_download",
+            "confirm_eligibility", "visit_worklist"} <= walked
     # And the kit code is what they see instead.
     page = client.get(reverse("allocation_detail", args=[trial.slug, participant.study_id]))
     assert participant.allocation.kit_code in page.content.decode()

@@ -35,6 +35,11 @@ def test_coordinator_screens_consents_checks_eligibility_and_randomises(reminet_
     response = client.post(url, post)
     assert response.status_code == 302, response.content.decode()[:3000]
 
+    # The coordinator alone cannot randomise: an investigator of the site confirms first.
+    page = client.get(reverse("randomise", args=[trial.slug, participant.study_id]))
+    assert "awaiting an investigator&#x27;s confirmation" in page.content.decode()
+    factories.confirm_eligibility(participant)
+
     page = client.get(reverse("randomise", args=[trial.slug, participant.study_id]))
     html = page.content.decode()
     assert "Grade 2" in html and "Stable disease" in html

@@ -25,6 +25,9 @@ DEMO_TOTP_SECRET = "CTMSDEMOTWOFACTORSECRETKEYS2345X"
 DEMO_USERS = [
     ("investigator", Role.INVESTIGATOR, 0, "Irène Investigator"),
     ("investigator2", Role.INVESTIGATOR, 1, "Ines Investigator (second site)"),
+    # The rectal trial has three sites; every site has an investigator who confirms its
+    # participants' eligibility (REMINET's two sites: the third is its first again).
+    ("investigator3", Role.INVESTIGATOR, 2, "Iris Investigator (third site)"),
     ("coordinator", Role.COORDINATOR, 0, "Camille Coordinator"),
     ("datamanager", Role.DATA_MANAGER, None, "Damien Data-Manager"),
     ("sponsor", Role.SPONSOR, None, "Sophie Sponsor"),
@@ -75,12 +78,19 @@ class Command(BaseCommand):
         # participant whose surgery date schedules the post-operative visits).
         plans = {"rectal-resection": {"randomised": 3, "ready": 1, "screened": 1},
                  "reminet": {"randomised": 5, "ready": 1, "screened": 1}}
+        investigator_names = [u for u, role, *_ in DEMO_USERS if role == Role.INVESTIGATOR]
         for trial in trials:
             Membership.objects.get_or_create(user=system, trial=trial, role=Role.COORDINATOR,
                                              site=None)
+            # Who confirms eligibility at each site: its demo investigator (the first listed).
+            investigators = {}
+            for m in (Membership.objects.filter(trial=trial, role=Role.INVESTIGATOR,
+                                                user__username__in=investigator_names)
+                      .select_related("user").order_by("user__username")):
+                investigators.setdefault(m.site_id, (m.user, DEMO_PASSWORD))
             plan = plans.get(trial.slug, {"randomised": 2, "ready": 1, "screened": 1})
             for line in populate(trial, coordinator=system, statistician=statistician,
-                                 per_site=plan):
+                                 per_site=plan, investigators=investigators):
                 self.stdout.write(line)
             # CRFs complete, signed, locked and questioned at the first site (see crf_showcase).
             for line in crf_showcase(trial, investigator=User.objects.get(username="investigator"),
@@ -91,7 +101,8 @@ class Command(BaseCommand):
             # Clavien-Dindo grades, and tumour assessments at every visit done (see
             # outcome_showcase), so the statistician's Outcomes page has curves at once.
             for line in outcome_showcase(trial, coordinator=system,
-                                         per_site=OUTCOME_COHORT.get(trial.slug, 4)):
+                                         per_site=OUTCOME_COHORT.get(trial.slug, 4),
+                                         investigators=investigators):
                 self.stdout.write(line)
             # An arm-A participant of the rectal trial re-baselined after surgery (the worked
             # case of docs/crfs.md), before the routine scans of the visits done.
@@ -111,7 +122,7 @@ class Command(BaseCommand):
             if requires_two_factor(user):
                 create_demo_device(user, b32decode(DEMO_TOTP_SECRET).hex())
         self.stdout.write(
-            f"Two-factor code for admin, investigator, investigator2 and statistician: secret "
+            f"Two-factor code for admin, investigators and statistician: secret "
             f"{DEMO_TOTP_SECRET} (any authenticator app, `oathtool --totp -b "
             f"{DEMO_TOTP_SECRET}`, or `manage.py demo_totp_code USERNAME`)")
         self.stdout.write(self.style.SUCCESS(
