@@ -204,7 +204,11 @@ def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, S
     recent_days = RECENT_DAYS
     if first is not None:
         recent_days = max(30, min(RECENT_DAYS, (today - first).days + 1))
-    since = timezone.now() - dt.timedelta(days=recent_days)
+    # The window is whole days of the trials' time zone, the first randomisation's day
+    # included: counted from an instant instead, a participant randomised late in the evening
+    # of a summer day (already the next day there) fell out of the window that day opened.
+    since = timezone.make_aware(dt.datetime.combine(today - dt.timedelta(days=recent_days - 1),
+                                                    dt.time.min))
     recent = allocations.filter(randomised_at__gte=since).count()
     rate = recent / (recent_days / DAYS_PER_MONTH)
     projected = None
