@@ -38,7 +38,7 @@ REV = "6d37aa7a09232f28037ced18d277626dc2263cf9"
 RENAMED_TABLES: dict[str, str] = {}
 # Tables only the new code has that may hold rows right after migrating (filled from old
 # tables). Any other table only the new code has must be empty.
-NEW_TABLES: set[str] = set()
+NEW_TABLES: set[str] = {"patients_consentrecord"}  # from Participant.consent_date (issue 17)
 # ============================================================================================
 
 ROOT = Path(__file__).resolve().parent.parent
