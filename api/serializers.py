@@ -89,7 +89,7 @@ class ConsentSerializer(serializers.Serializer):
 
 class ConsentRecordSerializer(serializers.ModelSerializer):
     protocol_version = serializers.CharField(source="protocol_label", read_only=True)
-    corrects = serializers.PrimaryKeyRelatedField(read_only=True)
+    corrects = serializers.IntegerField(source="corrects_id", read_only=True, allow_null=True)
 
     class Meta:
         model = ConsentRecord

@@ -203,6 +203,7 @@ class Withdrawals(ParticipantView):
     perms = {"GET": Perm.VIEW_PARTICIPANTS, "POST": Perm.SCREEN}
     serializer_class = s.WithdrawalSerializer
 
+    @extend_schema(responses={200: s.WithdrawalSerializer(many=True)})
     def get(self, request, *args, **kwargs):
         return Response(s.WithdrawalSerializer(
             self.participant.withdrawals.order_by("withdrawn_on", "pk"), many=True).data)

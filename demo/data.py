@@ -530,8 +530,9 @@ def demo_amendment(definition: dict) -> dict:
 
 
 def consent_showcase(trial: Trial, *, coordinator) -> list[str]:
-    """Demo only: at the trial's first site, a withdrawal at each level (three randomised
-    participants still followed, from today); then, for REMINET, the demo amendment
+    """Demo only: at the trial's first site, a withdrawal at each level (the three randomised
+    participants still followed registered last, from today: the first ones show the visit
+    states); then, for REMINET, the demo amendment
     (``demo_amendment``) loaded and one participant re-consented to its form, so the others
     wait on the re-consent worklist. Safe to run again: does nothing once a withdrawal exists."""
     from patients.models import Withdrawal, WithdrawalLevel
@@ -544,7 +545,7 @@ def consent_showcase(trial: Trial, *, coordinator) -> list[str]:
     today = timezone.localdate()
     site = trial.sites.filter(active=True).order_by("code").first()
     followed = list(Participant.objects.filter(
-        site=site, status__in=["randomised", "on_treatment", "follow_up"]).order_by("study_id"))
+        site=site, status__in=["randomised", "on_treatment", "follow_up"]).order_by("-study_id"))
     for participant, level in zip(followed, WithdrawalLevel.values):
         scheduling.record_withdrawal_and_replan(
             participant, by=coordinator, level=level, withdrawn_on=today,
