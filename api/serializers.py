@@ -123,7 +123,7 @@ class WithdrawalInputSerializer(serializers.Serializer):
 
 class ReconsentSerializer(serializers.ModelSerializer):
     site = serializers.CharField(source="site.code", read_only=True)
-    protocol_version = serializers.CharField(source="protocol_version.label", read_only=True)
+    protocol_version = serializers.CharField(source="protocol_label", read_only=True)
 
     class Meta:
         model = Participant

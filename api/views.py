@@ -202,6 +202,7 @@ class Withdrawals(ParticipantView):
 
     perms = {"GET": Perm.VIEW_PARTICIPANTS, "POST": Perm.SCREEN}
     serializer_class = s.WithdrawalSerializer
+    pagination_class = None  # three levels at most
 
     @extend_schema(responses={200: s.WithdrawalSerializer(many=True)})
     def get(self, request, *args, **kwargs):

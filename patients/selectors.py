@@ -260,7 +260,8 @@ def reconsent_worklist(user, trial: Trial) -> QuerySet[Participant]:
     return (participants_for(user, trial).filter(consent_version__in=versions)
             .exclude(status__in=ENDED_STATUSES)
             .exclude(withdrawals__level=WithdrawalLevel.CONSENT)
-            .select_related("protocol_version").order_by("site__code", "study_id"))
+            .annotate(protocol_label=F("protocol_version__label"))
+            .select_related("site").order_by("site__code", "study_id"))
 
 
 def withdrawal_counts(participants: QuerySet[Participant]) -> dict[str, int]:

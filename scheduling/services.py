@@ -558,7 +558,20 @@ def save_crf_and_replan(participant: Participant, crf_code: str, data: dict, *, 
     status in line with it (``apply_crf``), in one transaction: a CRF carrying an anchor date
     (surgery, first injection) or a completed event (progression, end of treatment, death)
     reschedules or ends visits, and a date the schedule refuses (before randomisation…) refuses
-    the save too. What the CRF page, the API and the demo call."""
+    the save too. What the CRF page, the API and the demo call.
+
+    After a withdrawal of consent to further data collection, no new form is collected at a
+    visit due after it (the visit is not applicable; data collected before it is kept)."""
+    if record is None and visit is not None:
+        withdrawn = (Withdrawal.objects.filter(participant=participant,
+                                               level=WithdrawalLevel.CONSENT,
+                                               withdrawn_on__lt=visit.target_date)
+                     .values_list("withdrawn_on", flat=True).first())
+        if withdrawn is not None:
+            raise ValidationError(_(
+                "%(id)s withdrew consent to further data collection on %(date)s: no form is "
+                "collected at a visit due after it.") % {"id": participant.study_id,
+                                                         "date": f"{withdrawn:%Y-%m-%d}"})
     record = crfs.save_crf(participant, crf_code, data, by=by, complete=complete, reason=reason,
                            record=record, visit=visit)
     apply_crf(record, by=by, reason=reason.strip())

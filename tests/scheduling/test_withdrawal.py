@@ -79,8 +79,13 @@ def test_withdrawing_consent_ends_every_visit_and_no_reminder_is_raised(reminet_
     reminders.raise_reminders(timezone.localdate())
     assert not VisitReminder.objects.filter(visit__participant=p,
                                             visit__target_date__gt=withdrawn_on).exists()
-    # Data collected before it is kept.
+    # Data collected before it is kept; no form is collected at a visit after it.
     assert CRFRecord.objects.filter(participant=p, crf_code="injection").exists()
+    later = Visit.objects.filter(participant=p, target_date__gt=withdrawn_on).exclude(
+        code="unscheduled").order_by("target_date").first()
+    with pytest.raises(ValidationError, match="withdrew consent"):
+        save_crf_and_replan(p, later.crfs[0], {}, by=coordinator, complete=False, visit=later)
+    assert not CRFRecord.objects.filter(visit=later).exists()
 
 
 def test_a_rectal_participant_who_stops_visits_keeps_the_survival_contacts(rectal_ready):
