@@ -84,7 +84,8 @@ def read_facts(participant: Participant, allocation,
     has already read them. ``withdrawals``: (level, date) pairs, read when not given (one
     query); a withdrawal from study treatment (or further) counts as the protocol's
     ``withdrawal.treatment_event`` (REMINET: end of study treatment, so survival follow-up
-    starts from it), and a withdrawal of consent makes the participant withdrawn.
+    starts from it); a withdrawal from study treatment or visits puts the participant in
+    follow-up, a withdrawal of consent makes them withdrawn.
     """
     definition = participant.definition
     randomised_on = randomisation_date(allocation)
@@ -130,6 +131,8 @@ def read_facts(participant: Participant, allocation,
                            == happened[event["code"]]), None)
             rule = rule["values"].get(answer, rule["otherwise"])
         statuses.append(rule)
+    if WithdrawalLevel.TREATMENT in withdrawn:
+        statuses.append("follow_up")  # off study treatment, still followed
     if WithdrawalLevel.CONSENT in withdrawn:
         statuses.append("withdrawn")
     return Facts(randomised_on, known, happened, derived_status(statuses), withdrawn)

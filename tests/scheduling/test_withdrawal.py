@@ -94,6 +94,7 @@ def test_a_rectal_participant_who_stops_visits_keeps_the_survival_contacts(recta
     record_withdrawal_and_replan(p, by=coordinator, level="visits",
                                  withdrawn_on=timezone.localdate(), reason="moved away")
     assert states(p, "follow_up") == {(VisitStatus.NOT_APPLICABLE, "withdrawal:visits")}
+    assert Participant.objects.get(pk=p.pk).status == Status.FOLLOW_UP
     assert not Visit.objects.filter(participant=p, status=VisitStatus.PLANNED).exclude(
         code="survival_follow_up").filter(target_date__gt=timezone.localdate()).exists()
 
