@@ -72,14 +72,14 @@ def screen_participant(request, slug: str):
 
 
 def _consent_form(participant, overview, data=None) -> ConsentForm:
-    """The consent form: the protocol's versions (the newest first), the records in effect
-    that a correction may replace."""
+    """The consent form: the protocol's versions (the newest first), and the record in effect,
+    which a correction may replace."""
     versions = consent_versions(participant.trial.definition)
     in_force = consent_in_force(participant.trial.definition)
     return ConsentForm(data, versions=list(reversed(versions)), initial={
         "consent_version": overview.reconsent_to or in_force or ""},
         corrects=[(r.pk, f"{r.version} — {r.consent_date:%Y-%m-%d} ({r.get_kind_display()})")
-                  for r in overview.records if not r.corrected])
+                  for r in [overview.in_effect] if r is not None])
 
 
 def record_consent(request, slug: str, study_id: str):

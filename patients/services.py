@@ -89,9 +89,12 @@ def record_consent(participant: Participant, *, consent_date: dt.date, version: 
     reason = (reason or "").strip()
     history = consent_in_effect(participant)
     if corrects is not None:
-        if corrects.participant_id != participant.pk or corrects not in history:
+        # The latest only: an earlier record corrected under a later re-consent would leave
+        # the history out of order.
+        if corrects.participant_id != participant.pk or not history \
+                or history[-1].pk != corrects.pk:
             raise ValidationError({"corrects": _(
-                "Only a consent record of this participant still in effect can be corrected.")})
+                "Only the latest consent record of this participant can be corrected.")})
         if not reason:
             raise ValidationError({"reason": _("Give the reason for the correction.")})
         history = [c for c in history if c.pk != corrects.pk]

@@ -185,3 +185,16 @@ def test_the_consent_page_records_a_reconsent_with_its_optional_items(reminet_re
     assert response.status_code == 302
     record = p.consents.order_by("pk").last()
     assert record.answers == {"biological_samples": False, "qol_contact": True}
+
+
+def test_only_the_latest_consent_record_can_be_corrected(reminet_ready):
+    trial, coordinator = reminet_ready
+    p = factories.randomised(trial, by=coordinator, days_ago=10)
+    first = p.consents.get()
+    amend(trial)
+    p = record_consent(p, consent_date=timezone.localdate(), version="2.0", by=coordinator)
+    with pytest.raises(ValidationError) as exc:
+        record_consent(p, consent_date=first.consent_date, version="1.0", by=coordinator,
+                       corrects=first, reason="typo")
+    assert "latest" in exc.value.message_dict["corrects"][0]
+    nothing_written(p, 2)
