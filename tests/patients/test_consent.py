@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db.models import ProtectedError
 from django.urls import reverse
 from django.utils import timezone
 
@@ -92,7 +93,7 @@ def test_the_first_consent_keeps_each_optional_answer_and_who_took_it(reminet_re
         ConsentKind.FIRST, "1.0", "Dr Martin", {"biological_samples": True, "data_reuse": False},
         trial.current_version_id)
     assert (p.consent_date, p.consent_version) == (p.screened_on, "1.0")
-    with pytest.raises(Exception):
+    with pytest.raises(ProtectedError):
         record.save()  # never edited in place
 
 

@@ -11,10 +11,20 @@ from django.utils import timezone
 from crfs.models import CRFRecord
 from demo.data import crf_answers
 from patients import reminders, selectors
-from patients.models import (Participant, Status, Visit, VisitReminder, VisitStatus, Withdrawal,
-                             WithdrawalLevel)
-from scheduling.services import (record_visit_done, record_withdrawal_and_replan,
-                                 save_crf_and_replan)
+from patients.models import (
+    Participant,
+    Status,
+    Visit,
+    VisitReminder,
+    VisitStatus,
+    Withdrawal,
+    WithdrawalLevel,
+)
+from scheduling.services import (
+    record_visit_done,
+    record_withdrawal_and_replan,
+    save_crf_and_replan,
+)
 from tests import factories
 from trials.models import crf_of
 
@@ -111,10 +121,10 @@ def test_a_withdrawal_before_consent_is_refused_and_nothing_is_written(reminet_r
 
 
 @pytest.mark.parametrize("kwargs, field, text", [
-    (dict(level="consent", reason=""), "reason", "reason"),
-    (dict(level="everything", reason="x"), "level", "level"),
-    (dict(level="consent", reason="x", days=5), "withdrawn_on", "future"),
-    (dict(level="consent", reason="x", days=-30), "withdrawn_on", "before"),
+    ({"level": "consent", "reason": ""}, "reason", "reason"),
+    ({"level": "everything", "reason": "x"}, "level", "level"),
+    ({"level": "consent", "reason": "x", "days": 5}, "withdrawn_on", "future"),
+    ({"level": "consent", "reason": "x", "days": -30}, "withdrawn_on", "before"),
 ])
 def test_bad_withdrawals_are_refused_naming_the_field(reminet_ready, kwargs, field, text):
     trial, coordinator = reminet_ready
