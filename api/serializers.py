@@ -15,7 +15,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from crfs.models import CRFRecord, DataQuery, QueryMessage
-from patients.models import Participant, Visit, VisitState
+from patients.models import (ConsentRecord, Participant, Visit, VisitState, Withdrawal,
+                             WithdrawalLevel)
 from reports.models import ReportRequest, ReportStatus
 from reports.services import KINDS as REPORT_KINDS
 from trials import policy
@@ -77,6 +78,58 @@ class ScreeningSerializer(serializers.Serializer):
 class ConsentSerializer(serializers.Serializer):
     consent_date = serializers.DateField()
     consent_version = serializers.CharField(max_length=32, allow_blank=True)
+    taken_by = serializers.CharField(max_length=120, required=False, allow_blank=True,
+                                     help_text="Who took the consent; you when omitted.")
+    answers = serializers.DictField(child=serializers.BooleanField(), required=False,
+                                    help_text="Each optional item's answer, by its code.")
+    corrects = serializers.IntegerField(required=False, help_text=(
+        "The id of the consent record this one corrects (with ``reason``)."))
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
+class ConsentRecordSerializer(serializers.ModelSerializer):
+    protocol_version = serializers.CharField(source="protocol_label", read_only=True)
+    corrects = serializers.IntegerField(source="corrects_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ConsentRecord
+        fields = ["id", "kind", "version", "consent_date", "taken_by", "answers",
+                  "protocol_version", "corrects", "reason", "recorded_at"]
+        read_only_fields = fields
+
+
+class ConsentHistorySerializer(serializers.Serializer):
+    protocol_version = serializers.CharField(source="protocol_label")
+    current_protocol_version = serializers.CharField(source="current_label")
+    reconsent_to = serializers.CharField(allow_null=True, help_text=(
+        "The consent form version the participant must re-consent to; null when none."))
+    records = ConsentRecordSerializer(many=True)
+
+
+class WithdrawalSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Withdrawal
+        fields = ["level", "withdrawn_on", "reason", "recorded_at"]
+        read_only_fields = fields
+
+
+class WithdrawalInputSerializer(serializers.Serializer):
+    level = serializers.ChoiceField(choices=WithdrawalLevel.choices, help_text=(
+        "treatment: stops study treatment only; visits: stops visits, vital-status follow-up "
+        "allowed; consent: withdraws consent to further data collection."))
+    withdrawn_on = serializers.DateField()
+    reason = serializers.CharField(max_length=1000, allow_blank=True)
+
+
+class ReconsentSerializer(serializers.ModelSerializer):
+    site = serializers.CharField(source="site.code", read_only=True)
+    protocol_version = serializers.CharField(source="protocol_label", read_only=True)
+
+    class Meta:
+        model = Participant
+        fields = ["study_id", "site", "status", "consent_date", "consent_version",
+                  "protocol_version"]
+        read_only_fields = fields
 
 
 class CriterionSerializer(serializers.Serializer):

@@ -30,6 +30,7 @@ from crfs import eligibility
 from crfs.models import CRFRecord, QueryStatus
 from patients import services as participants
 from patients.models import Status, Visit, VisitState
+from patients import selectors as participant_selectors
 from patients.selectors import get_participant_for
 from randomisation import selectors as allocations, services as randomisation
 from reports import downloads, services as reports
@@ -166,19 +167,65 @@ class ParticipantDetail(ParticipantView, generics.RetrieveAPIView):
 
 
 class Consent(ParticipantView):
-    """Record the signed informed consent (coordinator)."""
+    """The participant's consent history (GET); POST records a first consent, a re-consent to
+    a newer form version (moving the participant to the current protocol version when it is
+    the form in force), or, with ``corrects`` and ``reason``, a correction (coordinator)."""
 
-    perms = {"POST": Perm.SCREEN}
-    serializer_class = s.ConsentSerializer
+    perms = {"GET": Perm.VIEW_PARTICIPANTS, "POST": Perm.SCREEN}
+    serializer_class = s.ConsentHistorySerializer
+
+    def get(self, request, *args, **kwargs):
+        return Response(s.ConsentHistorySerializer(
+            participant_selectors.consent_overview(self.participant)).data)
 
     @extend_schema(request=s.ConsentSerializer, responses={200: s.ParticipantSerializer})
     def post(self, request, *args, **kwargs):
         given = s.ConsentSerializer(data=request.data)
         given.is_valid(raise_exception=True)
-        participant = participants.record_consent(
-            self.participant, by=request.user, consent_date=given.validated_data["consent_date"],
-            version=given.validated_data["consent_version"])
+        data = given.validated_data
+        corrects = None
+        if data.get("corrects") is not None:
+            corrects = self.participant.consents.filter(pk=data["corrects"]).first()
+            if corrects is None:
+                raise drf.ValidationError({"corrects": [_("No such consent record of this "
+                                                          "participant.")]})
+        participant = scheduling.record_consent_and_replan(
+            self.participant, by=request.user, consent_date=data["consent_date"],
+            version=data["consent_version"], taken_by=data.get("taken_by", ""),
+            answers=data.get("answers"), corrects=corrects, reason=data.get("reason", ""))
         return Response(s.ParticipantSerializer(participant).data)
+
+
+class Withdrawals(ParticipantView):
+    """The participant's withdrawals (GET); POST records one at a level (coordinator): its
+    visits end as the level says."""
+
+    perms = {"GET": Perm.VIEW_PARTICIPANTS, "POST": Perm.SCREEN}
+    serializer_class = s.WithdrawalSerializer
+    pagination_class = None  # three levels at most
+
+    @extend_schema(responses={200: s.WithdrawalSerializer(many=True)})
+    def get(self, request, *args, **kwargs):
+        return Response(s.WithdrawalSerializer(
+            self.participant.withdrawals.order_by("withdrawn_on", "pk"), many=True).data)
+
+    @extend_schema(request=s.WithdrawalInputSerializer, responses={201: s.WithdrawalSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.WithdrawalInputSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        withdrawal = scheduling.record_withdrawal_and_replan(self.participant, by=request.user,
+                                                             **given.validated_data)
+        return Response(s.WithdrawalSerializer(withdrawal).data, status=status.HTTP_201_CREATED)
+
+
+class ReconsentWorklist(TrialView, generics.ListAPIView):
+    """Participants of your sites who must re-consent to the current amendment's form."""
+
+    perms = {"GET": Perm.VIEW_PARTICIPANTS}
+    serializer_class = s.ReconsentSerializer
+
+    def get_queryset(self):
+        return participant_selectors.reconsent_worklist(self.request.user, self.trial)
 
 
 class Eligibility(ParticipantView):

@@ -589,3 +589,90 @@ def report_showcase(trial: Trial, *, sponsor, statistician) -> list[str]:
         done.append(f"{trial.slug}: enrolment report #{report.pk} for {reader.username} "
                     f"({report.status})")
     return done
+
+
+# --------------------------------------------------------------------------- consent, withdrawal
+
+
+def demo_amendment(definition: dict) -> dict:
+    """Demo and tests only: an amendment of ``definition`` that the source documents do not
+    contain, to show consent over the years a trial runs. Protocol version "<version>-A1"
+    introduces consent form 2.0 (its optional items, plus contact for a quality-of-life
+    questionnaire), asks participants who signed 1.0 to re-consent, and schedules the
+    QLQ-C30 every 3 months when the protocol ships the form unscheduled (REMINET)."""
+    import copy
+
+    amended = copy.deepcopy(definition)
+    label = f"{definition['version']}-A1"
+    amended["version"] = label
+    amended["amendment_note"] = ("Demo amendment, not in the source documents: consent form 2.0, "
+                                 "re-consent of participants who signed 1.0.")
+    versions = amended.setdefault("consent", {"versions": []})["versions"]
+    previous = [v["code"] for v in versions]
+    versions.append({
+        "code": "2.0", "date": "2025-06-01",
+        "label": "Patient information and consent form, version 2.0 (demo amendment)",
+        "source": "demo: not in the source documents",
+        "optional_items": [*(versions[-1].get("optional_items", []) if versions else []),
+                           {"code": "qol_contact",
+                            "label": "Contact for a quality-of-life questionnaire"}]})
+    amended["amendments"] = [*amended.get("amendments", []), {
+        "protocol_version": label, "date": "2025-06-01", "consent_version": "2.0",
+        "reconsent": previous, "note": "Demo: quality of life every 3 months; re-consent "
+                                       "of participants who signed an earlier form."}]
+    scheduled = {c for v in amended["visits"] for c in v["crfs"]}
+    if "qlq_c30" in {c["code"] for c in amended["crfs"]} and "qlq_c30" not in scheduled:
+        amended["visits"].append({
+            "code": "quality_of_life", "label": "Quality of life every 3 months",
+            "anchor": "randomisation", "offset": {"months": 3},
+            "window": {"start": -14, "end": 14},
+            "repeat": {"every": {"months": 3},
+                       "until_event": [e["code"] for e in amended.get("events", [])
+                                       if e.get("ends_all_visits")] or ["death"]},
+            "crfs": ["qlq_c30"], "source": "demo amendment, not in the source documents"})
+    return amended
+
+
+def consent_showcase(trial: Trial, *, coordinator) -> list[str]:
+    """Demo only: at the trial's first site, a withdrawal at each level (the three randomised
+    participants still followed registered last, from today: the first ones show the visit
+    states); then, for REMINET, the demo amendment
+    (``demo_amendment``) loaded and one participant re-consented to its form, so the others
+    wait on the re-consent worklist. Safe to run again: does nothing once a withdrawal exists."""
+    from patients.models import Withdrawal, WithdrawalLevel
+    from trials.protocol import validate_definition
+    from trials.services import store_protocol
+
+    if Withdrawal.objects.filter(participant__trial=trial).exists():
+        return []
+    done = []
+    today = timezone.localdate()
+    site = trial.sites.filter(active=True).order_by("code").first()
+    followed = list(Participant.objects.filter(
+        site=site, status__in=["randomised", "on_treatment", "follow_up"]).order_by("-study_id"))
+    for participant, level in zip(followed, WithdrawalLevel.values):
+        scheduling.record_withdrawal_and_replan(
+            participant, by=coordinator, level=level, withdrawn_on=today,
+            reason={"treatment": "Grade 3 toxicity: stops study treatment, stays in follow-up",
+                    "visits": "Moved away: no more visits, agrees to vital-status follow-up",
+                    "consent": "Withdraws consent to further data collection"}[level])
+        done.append(f"{trial.slug}: {participant.study_id} withdrawn ({level})")
+    if trial.slug == "reminet":
+        amended = demo_amendment(trial.definition)
+        problems = validate_definition(amended)
+        if problems:
+            raise ValidationError("; ".join(map(str, problems)))
+        store_protocol(amended, source_file="demo amendment")
+        done.append(f"{trial.slug}: demo amendment {amended['version']} loaded")
+        pending = [p for p in Participant.objects.filter(site=site, consent_version="1.0")
+                   .exclude(withdrawals__level="consent").order_by("study_id")
+                   if p.status not in ("dead", "completed")]
+        if pending:
+            p = pending[0]
+            scheduling.record_consent_and_replan(
+                p, by=coordinator, consent_date=today, version="2.0",
+                answers={"biological_samples": True, "data_reuse": True,
+                         "registry_vital_status": True, "qol_contact": True})
+            done.append(f"{trial.slug}: {p.study_id} re-consented to form 2.0; "
+                        f"{len(pending) - 1} pending")
+    return done

@@ -18,7 +18,10 @@ from crfs import eligibility
 from crfs import services as crf_services
 from crfs.models import UNRESOLVED, CRFRecord, CRFStatus
 from patients import selectors, services
-from patients.forms import ConsentForm, ScreeningForm, UnscheduledVisitForm, VisitActionForm
+from patients.consent import (consent_in_force, consent_versions, current_amendment,
+                              reconsent_from, withdrawal_rules)
+from patients.forms import (ConsentForm, ScreeningForm, UnscheduledVisitForm, VisitActionForm,
+                            WithdrawalForm)
 from patients.models import Visit, VisitState
 from patients.selectors import get_trial_and_participant_for
 from randomisation.selectors import allocation_of, allocation_view, to_randomise
@@ -55,9 +58,7 @@ def participant_detail(request, slug: str, study_id: str):
         "can_screen": policy.has_perm(user, Perm.SCREEN, trial, site),
         "can_enter": policy.has_perm(user, Perm.ENTER_CRF, trial, site),
         "can_randomise": policy.has_perm(user, Perm.RANDOMISE, trial, site),
-        "consent_form": ConsentForm(initial={
-            "consent_date": participant.consent_date,
-            "consent_version": participant.consent_version}),
+        "consent": selectors.consent_overview(participant),
     })
 
 
@@ -77,16 +78,33 @@ def screen_participant(request, slug: str):
                   status=400 if form.errors else 200)
 
 
+def _consent_form(participant, overview, data=None) -> ConsentForm:
+    """The consent form: the protocol's versions (the newest first), and the record in effect,
+    which a correction may replace."""
+    versions = consent_versions(participant.trial.definition)
+    in_force = consent_in_force(participant.trial.definition)
+    return ConsentForm(data, versions=list(reversed(versions)), initial={
+        "consent_version": overview.reconsent_to or in_force or ""},
+        corrects=[(r.pk, f"{r.version} — {r.consent_date:%Y-%m-%d} ({r.get_kind_display()})")
+                  for r in [overview.in_effect] if r is not None])
+
+
 def record_consent(request, slug: str, study_id: str):
+    """Record a first consent, a re-consent to an amendment's form, or a correction."""
     trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
     if not policy.has_perm(request.user, Perm.SCREEN, trial, participant.site):
         raise PermissionDenied
-    form = ConsentForm(request.POST or None)
+    overview = selectors.consent_overview(participant)
+    form = _consent_form(participant, overview, request.POST or None)
     if request.method == "POST" and form.is_valid():
+        corrects = form.cleaned_data.get("corrects")
         try:
-            services.record_consent(participant, by=request.user, **{
-                "consent_date": form.cleaned_data["consent_date"],
-                "version": form.cleaned_data["consent_version"]})
+            scheduling.record_consent_and_replan(
+                participant, by=request.user, consent_date=form.cleaned_data["consent_date"],
+                version=form.cleaned_data["consent_version"],
+                taken_by=form.cleaned_data["taken_by"], answers=form.answers(),
+                corrects=next((r for r in overview.records if r.pk == corrects), None)
+                if corrects else None, reason=form.cleaned_data.get("reason", ""))
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)
@@ -94,7 +112,8 @@ def record_consent(request, slug: str, study_id: str):
             messages.success(request, _("Consent recorded."))
             return redirect("participant_detail", slug, study_id)
     return render(request, "patients/consent.html",
-                  {"trial": trial, "participant": participant, "form": form},
+                  {"trial": trial, "participant": participant, "form": form,
+                   "consent": overview},
                   status=400 if form.errors else 200)
 
 
@@ -135,6 +154,38 @@ def confirm_eligibility(request, slug: str, study_id: str):
         "confirmation": eligibility.confirmation(record),
         "printed_name": request.user.get_full_name() or request.user.get_username(),
     }, status=400 if form.errors else 200)
+
+
+def record_withdrawal(request, slug: str, study_id: str):
+    """Record a withdrawal at one of its levels (coordinator)."""
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
+    if not policy.has_perm(request.user, Perm.SCREEN, trial, participant.site):
+        raise PermissionDenied
+    form = WithdrawalForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            scheduling.record_withdrawal_and_replan(participant, by=request.user,
+                                                    **form.cleaned_data)
+        except ValidationError as exc:
+            attach_errors(form, exc)
+        else:
+            messages.success(request, _("Withdrawal recorded."))
+            return redirect("participant_detail", slug, study_id)
+    return render(request, "patients/withdrawal.html",
+                  {"trial": trial, "participant": participant, "form": form,
+                   "consent": selectors.consent_overview(participant),
+                   "rules": withdrawal_rules(participant.definition)},
+                  status=400 if form.errors else 200)
+
+
+def reconsent_worklist(request, slug: str):
+    """The participants of the user's sites who must re-consent to the current amendment."""
+    trial = get_trial_for(request.user, slug)
+    definition = trial.definition
+    return render(request, "patients/reconsent_worklist.html", {
+        "trial": trial, "participants": selectors.reconsent_worklist(request.user, trial),
+        "amendment": current_amendment(definition), "reconsent_from": reconsent_from(definition),
+        "can_screen": policy.sites_for(request.user, trial, Perm.SCREEN).exists()})
 
 
 # --------------------------------------------------------------------------- visits

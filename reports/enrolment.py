@@ -33,7 +33,8 @@ from django.utils.translation import gettext as _
 
 from crfs.eligibility import ELIGIBILITY_CRF
 from crfs.models import UNRESOLVED, CRFRecord, CRFStatus, DataQuery
-from patients.models import RANDOMISED_STATUSES, Deviation, Participant, Status, Visit, VisitStatus
+from patients.models import (RANDOMISED_STATUSES, WITHDRAWAL_ORDER, Deviation, Participant,
+                             Status, Visit, VisitStatus, Withdrawal)
 from randomisation.models import Allocation
 from trials import policy
 from trials.models import Arm, Trial
@@ -73,6 +74,9 @@ class ArmFigures:
     withdrawn: int = 0
     dead: int = 0
     completed: int = 0
+    # Randomised participants by the furthest withdrawal level they reached (issue 17): the
+    # levels of ``patients.models.WithdrawalLevel``, each present (0 when none).
+    withdrawals: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -124,7 +128,7 @@ def _local_date(instant) -> dt.date | None:
 
 def enrolment_figures(trial: Trial, *, viewer, today: dt.date | None = None,
                       progress=None) -> EnrolmentFigures:
-    """Every figure of the enrolment report, as ``viewer`` may see them: seven aggregate
+    """Every figure of the enrolment report, as ``viewer`` may see them: eight aggregate
     queries (and two of the policy), each one scan of its table."""
     step = progress or (lambda percent, text: None)
     today = today or timezone.localdate()
@@ -164,6 +168,7 @@ def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, S
             arm.randomised += n
             name = STATUS_FIELD[status]
             setattr(arm, name, getattr(arm, name) + n)
+    _withdrawal_levels(participants, arms, with_arms)
     # Eligible but not randomised: screened with a completed eligibility form (few rows).
     assessed = (CRFRecord.objects
                 .filter(participant__in=participants.filter(status=Status.SCREENED),
@@ -226,6 +231,22 @@ def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, S
         accrual=accrual, recent_days=recent_days,
         recent_randomised=recent, rate_per_month=rate, projected_completion=projected,
         target_reached_on=target_reached_on, arms=list(arms.values()))
+
+
+def _withdrawal_levels(participants, arms: dict, with_arms: bool) -> None:
+    """Each arm's (or the pooled row's) participants by the furthest withdrawal level they
+    reached, as ``patients.selectors.withdrawal_counts`` counts them: one query."""
+    furthest: dict[int, tuple[int, object]] = {}
+    for pk, level, arm_id in (Withdrawal.objects.filter(participant__in=participants)
+                              .values_list("participant_id", "level",
+                                           "participant__allocation__arm_id")):
+        rank = WITHDRAWAL_ORDER.index(level)
+        if pk not in furthest or rank > furthest[pk][0]:
+            furthest[pk] = (rank, arm_id if with_arms else None)
+    for arm in arms.values():
+        arm.withdrawals = {str(level): 0 for level in WITHDRAWAL_ORDER}
+    for rank, arm_id in furthest.values():
+        arms[arm_id].withdrawals[str(WITHDRAWAL_ORDER[rank])] += 1
 
 
 STATUS_FIELD = {Status.RANDOMISED: "on_treatment", Status.ON_TREATMENT: "on_treatment",

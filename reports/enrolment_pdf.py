@@ -207,7 +207,7 @@ def consort_chart(f: EnrolmentFigures) -> Drawing:
     total_w = n * col_w + (n - 1) * 4 * mm
     left = (width - total_w) / 2
     arm_y = levels[2] - box_h - 14 * mm
-    outcome_h = 30 * mm
+    outcome_h = 30 * mm  # nine lines of 9 points
     bar_y = levels[2] - 7 * mm
     centres = [left + i * (col_w + 4 * mm) + col_w / 2 for i in range(n)]
     d.add(Line(cx, levels[2], cx, bar_y, strokeColor=colors.black, strokeWidth=0.8))
@@ -229,6 +229,11 @@ def consort_chart(f: EnrolmentFigures) -> Drawing:
             _("completed: %(n)d") % {"n": arm.completed},
             _("withdrawn: %(n)d") % {"n": arm.withdrawn},
             _("died: %(n)d") % {"n": arm.dead},
+            _("stopped study treatment only: %(n)d") % {"n": arm.withdrawals.get("treatment", 0)},
+            _("stopped visits, vital status followed: %(n)d") % {
+                "n": arm.withdrawals.get("visits", 0)},
+            _("withdrew consent to data collection: %(n)d") % {
+                "n": arm.withdrawals.get("consent", 0)},
         ])
     return d
 

@@ -246,6 +246,69 @@ _field: dict[str, Any] = {
     ],
 }
 
+_consent = {
+    # The consent form versions, oldest first, each with its optional items (answered yes or
+    # no by the participant: biological samples, re-use of data…). patients/services.py
+    # (``record_consent``) refuses a version or an item not declared here.
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["versions"],
+    "properties": {
+        "versions": {"type": "array", "minItems": 1, "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["code", "date", "label"],
+            "properties": {
+                "code": _code,
+                "date": {"type": "string",
+                         "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+                "label": _text,
+                "optional_items": {"type": "array", "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["code", "label"],
+                    "properties": {"code": _code, "label": _text,
+                                   "source": {"type": "string"}},
+                }},
+                "source": {"type": "string"},
+            },
+        }},
+        "note": {"type": "string"},
+    },
+}
+_amendment = {
+    # An amendment: the protocol version it introduces, the consent form version that goes
+    # with it, and the earlier consent versions whose participants must re-consent
+    # (patients/selectors.py, ``reconsent_worklist``).
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["protocol_version", "consent_version"],
+    "properties": {
+        "protocol_version": {"type": "string", "minLength": 1, "maxLength": 32},
+        "date": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+        "consent_version": _code,
+        "reconsent": {"type": "array", "items": _code},
+        "note": {"type": "string"},
+    },
+}
+_withdrawal = {
+    # How the withdrawal levels (patients/models.py, ``WithdrawalLevel``) act on the schedule:
+    # ``treatment_event``, the event a withdrawal from study treatment (or more) counts as;
+    # ``treatment_visits``, the visits of study treatment that end with it;
+    # ``vital_status_visits``, the visits that go on when the participant stops visits but
+    # allows vital-status follow-up; ``data_after_consent_withdrawal``: data collected before a
+    # withdrawal of consent is kept ("kept", the regulations' default) unless it says otherwise.
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "treatment_event": _code,
+        "treatment_visits": {"type": "array", "items": _code},
+        "vital_status_visits": {"type": "array", "items": _code},
+        "data_collected_before_withdrawal": {"enum": ["kept", "not_used"]},
+        "note": {"type": "string"},
+    },
+}
+
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$defs": {"field": _field},
@@ -257,6 +320,9 @@ SCHEMA: dict[str, Any] = {
         "format": {"const": FORMAT_VERSION},
         "version": {"type": "string", "minLength": 1, "maxLength": 32},
         "amendment_note": {"type": "string"},
+        "consent": _consent,
+        "amendments": {"type": "array", "items": _amendment},
+        "withdrawal": _withdrawal,
         "trial": {
             "type": "object",
             "additionalProperties": False,
@@ -918,6 +984,58 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
                 "a repetition without 'until' runs to the end of follow-up: give "
                 "trial.follow_up_months"))
     problems += _endpoint_problems(data, crfs, arm_codes)
+    problems += _consent_problems(data)
+    return problems
+
+
+def _consent_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
+    """Consent versions in date order, amendments naming declared versions, re-consent only
+    from earlier ones, withdrawal keys naming declared events and visits."""
+    problems: list[ProtocolProblem] = []
+    versions = data.get("consent", {}).get("versions", [])
+    problems += _duplicates(versions, "consent.versions")
+    for i, version in enumerate(versions):
+        problems += _duplicates(version.get("optional_items", []),
+                                f"consent.versions[{i}].optional_items")
+        if i and version["date"] < versions[i - 1]["date"]:
+            problems.append(ProtocolProblem(
+                f"consent.versions[{i}].date",
+                f"{version['date']} is before the previous version's date "
+                f"({versions[i - 1]['date']}): list versions oldest first"))
+    order = {v["code"]: i for i, v in enumerate(versions)}
+    seen_protocol: set[str] = set()
+    for i, amendment in enumerate(data.get("amendments", [])):
+        here = f"amendments[{i}]"
+        if amendment["protocol_version"] in seen_protocol:
+            problems.append(ProtocolProblem(f"{here}.protocol_version",
+                                            f"duplicate protocol_version "
+                                            f"{amendment['protocol_version']!r}"))
+        seen_protocol.add(amendment["protocol_version"])
+        code = amendment["consent_version"]
+        if code not in order:
+            problems.append(ProtocolProblem(f"{here}.consent_version",
+                                            f"unknown consent version {code!r} (declare it "
+                                            f"under 'consent.versions')"))
+            continue
+        for j, old in enumerate(amendment.get("reconsent", [])):
+            if old not in order:
+                problems.append(ProtocolProblem(f"{here}.reconsent[{j}]",
+                                                f"unknown consent version {old!r}"))
+            elif order[old] >= order[code]:
+                problems.append(ProtocolProblem(
+                    f"{here}.reconsent[{j}]",
+                    f"{old!r} is not earlier than the amendment's consent version {code!r}"))
+    withdrawal = data.get("withdrawal", {})
+    events = {e["code"] for e in data.get("events", [])}
+    if "treatment_event" in withdrawal and withdrawal["treatment_event"] not in events:
+        problems.append(ProtocolProblem("withdrawal.treatment_event",
+                                        f"unknown event {withdrawal['treatment_event']!r}"))
+    visits = {v["code"] for v in data["visits"]}
+    for key in ("treatment_visits", "vital_status_visits"):
+        for j, code in enumerate(withdrawal.get(key, [])):
+            if code not in visits:
+                problems.append(ProtocolProblem(f"withdrawal.{key}[{j}]",
+                                                f"unknown visit {code!r}"))
     return problems
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from randomisation.models import Allocation
 from tests import factories
@@ -30,8 +31,9 @@ def test_coordinator_screens_and_randomises_a_participant(page, protocols, make_
     study_id = page.inner_text("h1").split()[0]
 
     page.click("text=record consent")
-    page.fill("#id_consent_date", "2026-11-20")
-    page.fill("#id_consent_version", "2.1")
+    # Consent on the screening day (not before it), to a version the protocol declares.
+    page.fill("#id_consent_date", timezone.localdate().isoformat())
+    page.select_option("#id_consent_version", "1.0")
     page.click("button:has-text('Record consent')")
     page.wait_for_selector("text=Consent recorded.")
 

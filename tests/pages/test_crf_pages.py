@@ -27,10 +27,11 @@ SECURITY_QUERIES = 1
 # query to read messages of).
 CRF_PAGE_QUERIES = 10 + SECURITY_QUERIES
 # Session, the user with their profile (one query), trial, the user's memberships in it,
-# participant (with its site), allocation, timeline (visits, deviations, allocation),
-# eligibility and its signatures (the investigator's confirmation), anchors, forms (records,
-# open queries), unblinding.
-PARTICIPANT_PAGE_QUERIES = 15 + SECURITY_QUERIES
+# participant (with its site), allocation, timeline (visits, deviations, allocation,
+# withdrawals), eligibility and its signatures (the investigator's confirmation), anchors, forms
+# (records, open queries), unblinding, consent history (records, withdrawals, protocol version
+# labels).
+PARTICIPANT_PAGE_QUERIES = 19 + SECURITY_QUERIES
 
 
 def buttons(html: str) -> set[str]:

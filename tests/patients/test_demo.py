@@ -136,6 +136,23 @@ def survival_curves_for_the_demo_statistician(statistician, sponsor):
     assert int(assessed[0]) >= 3, "arm A's Clavien-Dindo assessments"
 
 
+def consent_history_for_the_demo_coordinator(coordinator):
+    """Issue 17: each withdrawal level at the coordinator's site, and REMINET amended with
+    re-consents pending there."""
+    from patients.models import Withdrawal
+
+    for trial in Trial.objects.all():
+        site = coordinator.memberships.get(trial=trial).site
+        assert set(Withdrawal.objects.filter(participant__site=site)
+                   .values_list("level", flat=True)) == {"treatment", "visits", "consent"}
+    reminet = Trial.objects.get(slug="reminet")
+    pending = selectors.reconsent_worklist(coordinator, reminet)
+    assert pending.exists()
+    assert all(p.protocol_version_id != reminet.current_version_id for p in pending)
+    assert reminet.participants.filter(consent_version="2.0",
+                                       protocol_version=reminet.current_version).exists()
+
+
 def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_model):
     settings.DEBUG = True
     call_command("demo_setup", stdout=open("/dev/null", "w"))
@@ -143,6 +160,7 @@ def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_mod
     every_state_for_the_demo_coordinator(coordinator)
     an_arm_a_participant_with_a_surgery_date_at_the_first_site(coordinator)
     injections_stopped_while_assessments_go_on()
+    consent_history_for_the_demo_coordinator(coordinator)
     crfs_at_every_step_for_the_demo_investigator(
         django_user_model.objects.get(username="investigator"),
         django_user_model.objects.get(username="datamanager"))

@@ -6,9 +6,11 @@ import re
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 
 from crfs import services as outcomes
 from randomisation import services
+from scheduling.services import record_withdrawal_and_replan
 from tests import factories
 from tests.api import world
 from tests.routes import url_patterns
@@ -57,6 +59,10 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     record = participant.crf_records.get(crf_code="eligibility")
     query = outcomes.raise_query(record, by=make_user("data_manager", trial),
                                  field_path="screening_date", text="Check it")
+    # A withdrawal (issue 17): the participant page, its consent history and the API show it.
+    record_withdrawal_and_replan(participant, by=make_user("coordinator", trial, participant.site),
+                                 level="treatment", withdrawn_on=timezone.localdate(),
+                                 reason="toxicity")
     # A report built with arms (the statistician's): listed, polled, its download refused.
     report = world.built_report(trial, by=make_user("statistician", trial))
     kwargs = {"slug": trial.slug, "study_id": participant.study_id, "crf_code": "eligibility",
@@ -76,7 +82,9 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     assert api_seen >= 15  # the REST API's answers too (api/urls.py)
     assert {"api_reports", "api_report", "api_report_download", "api_export_csv",
             "api_export_zip", "api_export_odm", "export_crf_csv", "report_download",
-            "confirm_eligibility", "visit_worklist"} <= walked
+            "confirm_eligibility", "visit_worklist",
+            "record_consent", "record_withdrawal", "reconsent_worklist", "api_consent",
+            "api_withdrawals", "api_reconsent"} <= walked
     # And the kit code is what they see instead.
     page = client.get(reverse("allocation_detail", args=[trial.slug, participant.study_id]))
     assert participant.allocation.kit_code in page.content.decode()

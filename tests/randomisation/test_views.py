@@ -24,7 +24,7 @@ def test_coordinator_screens_consents_checks_eligibility_and_randomises(reminet_
     assert "no recorded informed consent" in page.content.decode()
 
     response = client.post(reverse("record_consent", args=[trial.slug, participant.study_id]),
-                           {"consent_date": "2026-11-20", "consent_version": "2.1"})
+                           {"consent_date": "2026-11-20", "consent_version": "1.0"})
     assert response.status_code == 302
 
     answers = factories.eligibility_answers(trial, tumour_grade="G2", l1_response="stable_disease")
@@ -75,7 +75,7 @@ def test_consent_in_the_future_is_refused_on_the_form(reminet_ready, client, cli
     p = factories.participant(trial, by=coordinator)
     client_for(coordinator)
     response = client.post(reverse("record_consent", args=[trial.slug, p.study_id]),
-                           {"consent_date": "2999-01-01", "consent_version": "1"})
+                           {"consent_date": "2999-01-01", "consent_version": "1.0"})
     assert response.status_code == 400
     assert "cannot be in the future" in response.content.decode()
 

@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import create_demo_device
-from demo.data import (crf_showcase, outcome_showcase, populate, rebaseline_showcase,
-                       report_showcase, tumour_assessments_at_done_visits)
+from demo.data import (consent_showcase, crf_showcase, outcome_showcase, populate,
+                       rebaseline_showcase, report_showcase, tumour_assessments_at_done_visits)
 from trials.models import Membership, Role, Trial
 from trials.policy import requires_two_factor
 
@@ -112,6 +112,9 @@ class Command(BaseCommand):
             count = tumour_assessments_at_done_visits(trial, by=system)
             if count:
                 self.stdout.write(f"{trial.slug}: {count} tumour assessments entered")
+            # A withdrawal at each level; REMINET amended, with re-consents pending.
+            for line in consent_showcase(trial, coordinator=system):
+                self.stdout.write(line)
         # Reports last, so that they count everything above (see report_showcase).
         for trial in trials:
             for line in report_showcase(trial, sponsor=User.objects.get(username="sponsor"),
