@@ -28,8 +28,8 @@ SECURITY_QUERIES = 1
 CRF_PAGE_QUERIES = 10 + SECURITY_QUERIES
 # Session, the user with their profile (one query), trial, the user's memberships in it,
 # participant (with its site), allocation, timeline (visits, deviations, allocation),
-# eligibility, anchors, forms (records, open queries), unblinding.
-PARTICIPANT_PAGE_QUERIES = 14 + SECURITY_QUERIES
+# eligibility, anchors, forms (records, open queries), unblinding, closed screening episodes.
+PARTICIPANT_PAGE_QUERIES = 15 + SECURITY_QUERIES
 
 
 def buttons(html: str) -> set[str]:
