@@ -19,6 +19,7 @@ v1 = [
     path(TRIAL, views.TrialDetail.as_view(), name="api_trial"),
     path(TRIAL + "sites/", views.SiteList.as_view(), name="api_sites"),
     path(TRIAL + "participants/", views.ParticipantList.as_view(), name="api_participants"),
+    path(TRIAL + "screening-log/", views.ScreeningLog.as_view(), name="api_screening_log"),
     path(PARTICIPANT, views.ParticipantDetail.as_view(), name="api_participant"),
     path(PARTICIPANT + "consent/", views.Consent.as_view(), name="api_consent"),
     path(PARTICIPANT + "eligibility/", views.Eligibility.as_view(), name="api_eligibility"),

@@ -28,7 +28,7 @@ from rest_framework.response import Response
 from crfs import services as crfs
 from crfs import eligibility
 from crfs.models import CRFRecord, QueryStatus
-from patients import services as participants
+from patients import screening as screening_log, services as participants
 from patients.models import Status, Visit, VisitState
 from patients.selectors import get_participant_for
 from randomisation import selectors as allocations, services as randomisation
@@ -191,6 +191,33 @@ class Eligibility(ParticipantView):
         return Response(s.EligibilitySerializer({
             "complete": result.complete, "met": result.met, "eligible": result.eligible,
             "unanswered": result.unanswered, "failed": result.failed}).data)
+
+
+class ScreeningLog(TrialView, generics.ListCreateAPIView):
+    """The screening log: people assessed and not registered (no identifiers). Site staff
+    keep their site's (POST: ``Perm.SCREEN``); the sponsor and the data manager read all."""
+
+    perms = {"GET": Perm.VIEW_SCREENING_LOG, "POST": Perm.SCREEN}
+    serializer_class = s.ScreeningLogEntrySerializer
+
+    def get_queryset(self):
+        return screening_log.screening_log_for(self.request.user, self.trial)
+
+    @extend_schema(request=s.ScreeningLogEntrySerializer,
+                   responses={201: s.ScreeningLogEntrySerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.ScreeningLogEntrySerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        site = self.trial.sites.filter(code=given.validated_data["site"]["code"]).first()
+        if site is None:
+            raise drf.ValidationError({"site": [_("No site %(code)s in this trial.") % {
+                "code": given.validated_data["site"]["code"]}]})
+        entry = screening_log.record_screening_log_entry(
+            self.trial, site=site, by=request.user,
+            screened_on=given.validated_data["screened_on"],
+            reason=given.validated_data["reason"], note=given.validated_data.get("note", ""))
+        return Response(s.ScreeningLogEntrySerializer(entry).data,
+                        status=status.HTTP_201_CREATED)
 
 
 # --------------------------------------------------------------------------- randomisation

@@ -11,6 +11,7 @@ from crfs import services as outcomes
 from randomisation import services
 from tests import factories
 from tests.api import world
+from patients.screening import record_screening_log_entry
 from tests.routes import url_patterns
 
 BLINDED_ROLES = ["investigator", "coordinator", "data_manager", "sponsor"]
@@ -57,6 +58,11 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     record = participant.crf_records.get(crf_code="eligibility")
     query = outcomes.raise_query(record, by=make_user("data_manager", trial),
                                  field_path="screening_date", text="Check it")
+    # Issue 17: the participant flagged as randomised in error, a screening log entry.
+    services.record_randomised_in_error(participant.allocation, reason="Registered twice",
+                                        by=make_user("data_manager", trial))
+    record_screening_log_entry(trial, site=participant.site, screened_on=participant.screened_on,
+                               reason="declined", by=make_user("coordinator", trial))
     # A report built with arms (the statistician's): listed, polled, its download refused.
     report = world.built_report(trial, by=make_user("statistician", trial))
     kwargs = {"slug": trial.slug, "study_id": participant.study_id, "crf_code": "eligibility",
@@ -75,7 +81,8 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     assert seen >= 10
     assert api_seen >= 15  # the REST API's answers too (api/urls.py)
     assert {"api_reports", "api_report", "api_report_download", "api_export_csv",
-            "api_export_zip", "api_export_odm", "export_crf_csv", "report_download"} <= walked
+            "api_export_zip", "api_export_odm", "export_crf_csv", "report_download",
+            "screening_log", "api_screening_log"} <= walked
     # And the kit code is what they see instead.
     page = client.get(reverse("allocation_detail", args=[trial.slug, participant.study_id]))
     assert participant.allocation.kit_code in page.content.decode()
