@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import create_demo_device
 from demo.data import (crf_showcase, outcome_showcase, populate, report_showcase,
+                       screening_showcase,
                        tumour_assessments_at_done_visits)
 from trials.models import Membership, Role, Trial
 from trials.policy import requires_two_factor
@@ -96,6 +97,11 @@ class Command(BaseCommand):
             count = tumour_assessments_at_done_visits(trial, by=system)
             if count:
                 self.stdout.write(f"{trial.slug}: {count} tumour assessments entered")
+            # Screening log, screen failures, a re-screening, a randomised in error (issue 17).
+            for line in screening_showcase(
+                    trial, coordinator=system,
+                    data_manager=User.objects.get(username="datamanager")):
+                self.stdout.write(line)
         # Reports last, so that they count everything above (see report_showcase).
         for trial in trials:
             for line in report_showcase(trial, sponsor=User.objects.get(username="sponsor"),
