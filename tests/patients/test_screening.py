@@ -303,3 +303,21 @@ def test_exports_flag_the_randomised_in_error(reminet_ready, make_user):
     odm = "".join(export_odm(sponsor, trial))
     assert odm.count('ItemOID="IT.ALLOCATION.RANDOMISED_IN_ERROR" Value="yes"') == 1
     assert 'OID="IT.ALLOCATION.RANDOMISED_IN_ERROR"' in odm  # declared in the metadata
+
+
+def test_a_french_coordinator_reads_the_screening_in_french(reminet_ready, client, client_for):
+    from accounts.models import Profile
+
+    trial, coordinator = reminet_ready
+    Profile.objects.update_or_create(user=coordinator, defaults={"language": "fr"})
+    p = factories.eligible_participant(trial, by=coordinator, INC5=False)
+    client_for(coordinator)
+    html = client.get(reverse("participant_detail", args=[trial.slug, p.study_id])).content.decode()
+    assert "échec de pré-inclusion" in html and "critères non remplis" in html
+    response = client.post(reverse("screening_log", args=[trial.slug]), {
+        "site": p.site.pk, "screened_on": TODAY().isoformat(), "reason": "declined",
+        "note": "né en 1950"})
+    text = response.content.decode()
+    assert response.status_code == 400
+    assert "le registre de pré-inclusion ne doit identifier personne" in text
+    assert "une date de naissance" in text
