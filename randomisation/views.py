@@ -166,7 +166,7 @@ def correct_stratum(request, slug: str, study_id: str):
 def record_randomised_in_error(request, slug: str, study_id: str):
     """The data manager or the site's coordinator records that this randomisation was in
     error; the allocation stands (intention to treat)."""
-    trial, participant = _participant(request, slug, study_id, Perm.RECORD_RANDOMISED_IN_ERROR)
+    _trial, participant = _participant(request, slug, study_id, Perm.RECORD_RANDOMISED_IN_ERROR)
     allocation = _allocation(participant)
     try:
         services.record_randomised_in_error(allocation, by=request.user,

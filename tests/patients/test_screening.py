@@ -111,15 +111,15 @@ def test_bad_screening_log_entries_are_refused_and_nothing_written(reminet, rect
                                                                    site_coordinator):
     own, other = reminet.sites.order_by("code")[:2]
     cases = [
-        (dict(site=own, screened_on=TODAY() + dt.timedelta(days=1), reason="declined"),
+        ({"site": own, "screened_on": TODAY() + dt.timedelta(days=1), "reason": "declined"},
          "screened_on", "future"),
-        (dict(site=own, screened_on=dt.date(2013, 12, 31), reason="declined"),
+        ({"site": own, "screened_on": dt.date(2013, 12, 31), "reason": "declined"},
          "screened_on", "before the trial opened to screening (2014-01-01)"),
-        (dict(site=rectal.sites.first(), screened_on=TODAY(), reason="declined"),
+        ({"site": rectal.sites.first(), "screened_on": TODAY(), "reason": "declined"},
          "site", "not a site of this trial"),
-        (dict(site=other, screened_on=TODAY(), reason="declined"),
+        ({"site": other, "screened_on": TODAY(), "reason": "declined"},
          "site", "do not keep the screening log"),
-        (dict(site=own, screened_on=TODAY(), reason="too_old"),
+        ({"site": own, "screened_on": TODAY(), "reason": "too_old"},
          "reason", "'too_old' is not a reason the protocol declares"),
     ]
     for kwargs, field, words in cases:

@@ -43,7 +43,7 @@ def worked(reminet, statistician, make_user):
 
 
 def test_the_flow_counts_match_the_hand_counts(worked, make_user):
-    trial, in_error = worked
+    trial, _in_error = worked
     f = enrolment_figures(trial, viewer=make_user("sponsor", trial))
     assert (f.assessed, f.totals.logged, f.totals.screened) == (10, 4, 6)
     assert f.excluded == 6 and f.totals.not_eligible == 2
