@@ -110,6 +110,16 @@ class EligibilitySerializer(serializers.Serializer):
 # --------------------------------------------------------------------------- randomisation
 
 
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, allow_blank=True)
+
+
+class RandomisedInErrorSerializer(serializers.Serializer):
+    study_id = serializers.CharField(source="allocation.participant.study_id", read_only=True)
+    reason = serializers.CharField(read_only=True)
+    recorded_at = serializers.DateTimeField(read_only=True)
+
+
 class RandomiseSerializer(serializers.Serializer):
     strata = serializers.DictField(
         child=serializers.CharField(max_length=255), required=False,

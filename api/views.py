@@ -27,6 +27,7 @@ from rest_framework.response import Response
 
 from crfs import services as crfs
 from crfs import eligibility
+from crfs import screening as crf_screening
 from crfs.models import CRFRecord, QueryStatus
 from patients import screening as screening_log, services as participants
 from patients.models import Status, Visit, VisitState
@@ -220,7 +221,45 @@ class ScreeningLog(TrialView, generics.ListCreateAPIView):
                         status=status.HTTP_201_CREATED)
 
 
+class Rescreen(ParticipantView):
+    """Screen a screen failure again, where the protocol allows it (coordinator): the closed
+    screening episode is kept, the eligibility form opens again."""
+
+    perms = {"POST": Perm.SCREEN}
+    serializer_class = s.ReasonSerializer
+
+    @extend_schema(request=s.ReasonSerializer, responses={200: s.ParticipantSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.ReasonSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        crf_screening.rescreen(self.participant, by=request.user,
+                               reason=given.validated_data["reason"])
+        self.participant.refresh_from_db()
+        return Response(s.ParticipantSerializer(self.participant).data)
+
+
 # --------------------------------------------------------------------------- randomisation
+
+
+class RandomisedInError(ParticipantView):
+    """Record that the participant was randomised in error (data manager, the site's
+    coordinator). The allocation stands: intention to treat."""
+
+    perms = {"POST": Perm.RECORD_RANDOMISED_IN_ERROR}
+    serializer_class = s.ReasonSerializer
+
+    @extend_schema(request=s.ReasonSerializer, responses={201: s.RandomisedInErrorSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.ReasonSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        allocation = allocations.allocation_of(self.participant)
+        if allocation is None:
+            raise drf.ValidationError({"study_id": [_("%(id)s is not randomised.") % {
+                "id": self.participant.study_id}]})
+        flag = randomisation.record_randomised_in_error(
+            allocation, by=request.user, reason=given.validated_data["reason"])
+        return Response(s.RandomisedInErrorSerializer(flag).data,
+                        status=status.HTTP_201_CREATED)
 
 
 class Randomise(ParticipantView):

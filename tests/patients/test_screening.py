@@ -321,3 +321,25 @@ def test_a_french_coordinator_reads_the_screening_in_french(reminet_ready, clien
     assert response.status_code == 400
     assert "le registre de pré-inclusion ne doit identifier personne" in text
     assert "une date de naissance" in text
+
+
+def test_the_api_rescreens_and_records_randomised_in_error(reminet_ready, make_user, client,
+                                                           client_for):
+    trial, coordinator = reminet_ready
+    failed = factories.eligible_participant(trial, by=coordinator, INC5=False)
+    randomised = factories.randomised(trial, by=coordinator)
+    client_for(coordinator)
+    url = reverse("api_rescreen", args=[trial.slug, failed.study_id])
+    refused = client.post(url, {"reason": ""}, content_type="application/json")
+    assert refused.status_code == 400 and "reason" in refused.json()
+    done = client.post(url, {"reason": "L1 now 3 months"}, content_type="application/json")
+    assert done.status_code == 200 and done.json()["status"] == Status.SCREENED
+    assert ScreeningEpisode.objects.filter(participant=failed).count() == 1
+    url = reverse("api_randomised_in_error", args=[trial.slug, randomised.study_id])
+    flagged = client.post(url, {"reason": "Registered twice"}, content_type="application/json")
+    assert flagged.status_code == 201 and flagged.json()["study_id"] == randomised.study_id
+    again = client.post(url, {"reason": "again"}, content_type="application/json")
+    assert again.status_code == 400 and "already recorded" in str(again.json())
+    not_randomised = reverse("api_randomised_in_error", args=[trial.slug, failed.study_id])
+    assert client.post(not_randomised, {"reason": "x"},
+                       content_type="application/json").status_code == 400
