@@ -343,3 +343,24 @@ def test_the_api_rescreens_and_records_randomised_in_error(reminet_ready, make_u
     not_randomised = reverse("api_randomised_in_error", args=[trial.slug, failed.study_id])
     assert client.post(not_randomised, {"reason": "x"},
                        content_type="application/json").status_code == 400
+
+
+def test_the_upgrade_command_brings_older_participants_in_line(reminet_ready):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    trial, coordinator = reminet_ready
+    p = factories.eligible_participant(trial, by=coordinator, INC3=False)
+    ok = factories.eligible_participant(trial, by=coordinator)
+    # As before the upgrade: the failed participant left "screened".
+    Participant.objects.filter(pk=p.pk).update(status=Status.SCREENED)
+    out = StringIO()
+    call_command("apply_screen_failures", stdout=out)
+    assert "2 participant(s)" in out.getvalue() and "1 status(es) changed" in out.getvalue()
+    assert Participant.objects.get(pk=p.pk).status == Status.SCREEN_FAILED
+    assert Participant.objects.get(pk=ok.pk).status == Status.SCREENED
+    assert Participant.objects.get(pk=p.pk).history.first().history_change_reason.startswith(
+        "screening: status brought in line")
+    call_command("apply_screen_failures", stdout=out)
+    assert "0 status(es) changed" in out.getvalue()
