@@ -100,6 +100,9 @@ def rescreen(participant: Participant, *, by, reason: str) -> ScreeningEpisode:
     if not reason.strip():
         raise ValidationError({"reason": _("Give the reason for screening again.")})
     record = eligibility_record(participant)
+    if record is None:  # a screen failure always has one; a status set by hand might not
+        raise ValidationError(_("%(id)s has no eligibility form to close.") % {
+            "id": participant.study_id})
     if record.status == CRFStatus.LOCKED:
         raise ValidationError(_("The eligibility form is locked by the data manager; ask them "
                                 "to unlock it first."))
