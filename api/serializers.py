@@ -15,8 +15,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from crfs.models import CRFRecord, DataQuery, QueryMessage
-from patients.models import (ConsentRecord, Participant, Visit, VisitState, Withdrawal,
-                             WithdrawalLevel)
+from patients.models import (ConsentRecord, Participant, ScreeningLogEntry, Visit, VisitState,
+                             Withdrawal, WithdrawalLevel)
 from reports.models import ReportRequest, ReportStatus
 from reports.services import KINDS as REPORT_KINDS
 from trials import policy
@@ -73,6 +73,20 @@ class ScreeningSerializer(serializers.Serializer):
     site = serializers.CharField(max_length=64, help_text="The code of one of your sites.")
     screened_on = serializers.DateField(required=False,
                                         help_text="The screening date; today when omitted.")
+
+
+class ScreeningLogEntrySerializer(serializers.ModelSerializer):
+    site = serializers.CharField(source="site.code", max_length=64,
+                                 help_text="The code of one of your sites.")
+    reason = serializers.CharField(max_length=64,
+                                   help_text="A code of the protocol's reasons for non-inclusion.")
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500,
+                                 help_text="Free text without any identifier.")
+
+    class Meta:
+        model = ScreeningLogEntry
+        fields = ["id", "site", "screened_on", "reason", "note", "created_at"]
+        read_only_fields = ["id", "created_at"]
 
 
 class ConsentSerializer(serializers.Serializer):
@@ -158,6 +172,16 @@ class EligibilitySerializer(serializers.Serializer):
 
 
 # --------------------------------------------------------------------------- randomisation
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, allow_blank=True)
+
+
+class RandomisedInErrorSerializer(serializers.Serializer):
+    study_id = serializers.CharField(source="allocation.participant.study_id", read_only=True)
+    reason = serializers.CharField(read_only=True)
+    recorded_at = serializers.DateTimeField(read_only=True)
 
 
 class RandomiseSerializer(serializers.Serializer):

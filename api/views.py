@@ -27,8 +27,9 @@ from rest_framework.response import Response
 
 from crfs import services as crfs
 from crfs import eligibility
+from crfs import screening as crf_screening
 from crfs.models import CRFRecord, QueryStatus
-from patients import services as participants
+from patients import screening as screening_log, services as participants
 from patients.models import Status, Visit, VisitState
 from patients import selectors as participant_selectors
 from patients.selectors import get_participant_for
@@ -250,7 +251,72 @@ class Eligibility(ParticipantView):
             "state": eligibility.ready_state(self.participant, record)}).data)
 
 
+class ScreeningLog(TrialView, generics.ListCreateAPIView):
+    """The screening log: people assessed and not registered (no identifiers). Site staff
+    keep their site's (POST: ``Perm.SCREEN``); the sponsor and the data manager read all."""
+
+    perms = {"GET": Perm.VIEW_SCREENING_LOG, "POST": Perm.SCREEN}
+    serializer_class = s.ScreeningLogEntrySerializer
+
+    def get_queryset(self):
+        return screening_log.screening_log_for(self.request.user, self.trial)
+
+    @extend_schema(request=s.ScreeningLogEntrySerializer,
+                   responses={201: s.ScreeningLogEntrySerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.ScreeningLogEntrySerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        site = self.trial.sites.filter(code=given.validated_data["site"]["code"]).first()
+        if site is None:
+            raise drf.ValidationError({"site": [_("No site %(code)s in this trial.") % {
+                "code": given.validated_data["site"]["code"]}]})
+        entry = screening_log.record_screening_log_entry(
+            self.trial, site=site, by=request.user,
+            screened_on=given.validated_data["screened_on"],
+            reason=given.validated_data["reason"], note=given.validated_data.get("note", ""))
+        return Response(s.ScreeningLogEntrySerializer(entry).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class Rescreen(ParticipantView):
+    """Screen a screen failure again, where the protocol allows it (coordinator): the closed
+    screening episode is kept, the eligibility form opens again."""
+
+    perms = {"POST": Perm.SCREEN}
+    serializer_class = s.ReasonSerializer
+
+    @extend_schema(request=s.ReasonSerializer, responses={200: s.ParticipantSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.ReasonSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        crf_screening.rescreen(self.participant, by=request.user,
+                               reason=given.validated_data["reason"])
+        self.participant.refresh_from_db()
+        return Response(s.ParticipantSerializer(self.participant).data)
+
+
 # --------------------------------------------------------------------------- randomisation
+
+
+class RandomisedInError(ParticipantView):
+    """Record that the participant was randomised in error (data manager, the site's
+    coordinator). The allocation stands: intention to treat."""
+
+    perms = {"POST": Perm.RECORD_RANDOMISED_IN_ERROR}
+    serializer_class = s.ReasonSerializer
+
+    @extend_schema(request=s.ReasonSerializer, responses={201: s.RandomisedInErrorSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.ReasonSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        allocation = allocations.allocation_of(self.participant)
+        if allocation is None:
+            raise drf.ValidationError({"study_id": [_("%(id)s is not randomised.") % {
+                "id": self.participant.study_id}]})
+        flag = randomisation.record_randomised_in_error(
+            allocation, by=request.user, reason=given.validated_data["reason"])
+        return Response(s.RandomisedInErrorSerializer(flag).data,
+                        status=status.HTTP_201_CREATED)
 
 
 class Randomise(ParticipantView):

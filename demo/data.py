@@ -12,11 +12,13 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from crfs import services as crfs
+from crfs import screening as crf_screening, services as crfs
 from crfs.facts import RANDOMISATION
 from crfs.forms import visible
 from crfs.models import CRFRecord, CRFSignature, SignatureMeaning
-from patients.models import RANDOMISED_STATUSES, Participant, Visit, VisitStatus
+from patients.models import (RANDOMISED_STATUSES, Participant, ScreeningLogEntry, Visit,
+                             VisitStatus)
+from patients.screening import non_inclusion_reasons, record_screening_log_entry
 from patients.services import record_consent, register_participant
 from patients.windows import as_date
 from randomisation import services as randomisation
@@ -126,6 +128,49 @@ def populate(trial: Trial, *, coordinator, statistician, per_site: dict[str, int
                 visit_history(p, by=coordinator, days_ago=days_ago,
                               stop_treatment=(i == STOPS_TREATMENT))
         done.append(f"{trial.slug} {site.code}: {wanted} participants")
+    return done
+
+
+def screening_showcase(trial: Trial, *, coordinator, data_manager) -> list[str]:
+    """The screening the flow diagram starts from: at every recruiting site, screening log
+    entries (one per reason of the protocol, spread over the last months) and a screen
+    failure (a completed eligibility form with two criteria not met); where the protocol
+    allows re-screening, a screen failure of the first site screened again (episode 1 kept,
+    episode 2 open). And one participant recorded as randomised in error at the last site.
+    Runs once per trial (skipped when the trial has a screening log)."""
+    if ScreeningLogEntry.objects.filter(trial=trial).exists():
+        return []
+    done = []
+    today = timezone.localdate()
+    reasons = non_inclusion_reasons(trial)
+    criteria = trial.definition["eligibility"]
+    inclusion = next(c["code"] for c in criteria if c["kind"] == "inclusion")
+    exclusion = next((c["code"] for c in criteria if c["kind"] == "exclusion"), None)
+    sites = list(trial.sites.filter(active=True).order_by("code"))
+    for site_index, site in enumerate(sites):
+        for i, reason in enumerate(reasons[site_index::2] or reasons[:1]):
+            record_screening_log_entry(trial, site=site, reason=reason["code"], by=coordinator,
+                                       screened_on=today - dt.timedelta(days=10 + 17 * i))
+        failed = {inclusion: False, **({exclusion: True} if exclusion else {})}
+        p = register_participant(trial, site, by=coordinator,
+                                 screened_on=today - dt.timedelta(days=5))
+        p = record_consent(p, consent_date=p.screened_on, version="1.0", by=coordinator)
+        save_crf(p, "eligibility", eligibility_answers(trial, **failed), by=coordinator,
+                 complete=True)
+        done.append(f"{trial.slug} {site.code}: screening log, screen failure {p.study_id}")
+        if site_index == 0 and crf_screening.rescreening_allowed(p):
+            p.refresh_from_db()
+            crf_screening.rescreen(p, by=coordinator,
+                                   reason="Demo: the criterion may be met after more treatment.")
+            done.append(f"{trial.slug}: {p.study_id} screened again (episode 1 kept)")
+    flagged = (Participant.objects.filter(site=sites[-1], status__in=RANDOMISED_STATUSES)
+               .order_by("study_id").first())
+    if flagged is not None:
+        randomisation.record_randomised_in_error(
+            flagged.allocation, by=data_manager,
+            reason=f"Found at monitoring: {exclusion or inclusion} applied at randomisation "
+                   "(demo).")
+        done.append(f"{trial.slug}: {flagged.study_id} randomised in error")
     return done
 
 

@@ -14,15 +14,16 @@ from django.views.decorators.http import require_POST
 
 from core.forms import attach_errors
 from crfs import selectors as crf_selectors
-from crfs import eligibility
+from crfs import eligibility, screening
 from crfs import services as crf_services
 from crfs.models import UNRESOLVED, CRFRecord, CRFStatus
+from patients import screening as screening_log
 from patients import selectors, services
 from patients.consent import (consent_in_force, consent_versions, current_amendment,
                               reconsent_from, withdrawal_rules)
-from patients.forms import (ConsentForm, ScreeningForm, UnscheduledVisitForm, VisitActionForm,
-                            WithdrawalForm)
-from patients.models import Visit, VisitState
+from patients.forms import (ConsentForm, RescreenForm, ScreeningForm, ScreeningLogForm,
+                            UnscheduledVisitForm, VisitActionForm, WithdrawalForm)
+from patients.models import Status, Visit, VisitState
 from patients.selectors import get_trial_and_participant_for
 from randomisation.selectors import allocation_of, allocation_view, to_randomise
 from scheduling import services as scheduling
@@ -45,6 +46,7 @@ def participant_detail(request, slug: str, study_id: str):
     user, site = request.user, participant.site
     allocation = allocation_of(participant)
     record = eligibility.record_with_signatures(participant)
+    can_screen = policy.has_perm(user, Perm.SCREEN, trial, site)
     return render(request, "patients/participant_detail.html", {
         "trial": trial, "participant": participant,
         "timeline": schedule.timeline(participant) if allocation else None,
@@ -54,8 +56,14 @@ def participant_detail(request, slug: str, study_id: str):
         "confirmation": eligibility.confirmation(record),
         "ready_state": eligibility.ready_state(participant, record),
         "can_confirm": policy.has_perm(user, Perm.CONFIRM_ELIGIBILITY, trial, site),
+        "screen_failed": participant.status == Status.SCREEN_FAILED,
+        "episodes": screening.episodes(participant),
+        "can_rescreen": (can_screen and participant.status == Status.SCREEN_FAILED
+                         and screening.rescreening_allowed(participant)),
+        "rescreen_form": RescreenForm(),
+        "in_error": getattr(allocation, "in_error", None) if allocation else None,
         "allocation": allocation_view(user, allocation) if allocation else None,
-        "can_screen": policy.has_perm(user, Perm.SCREEN, trial, site),
+        "can_screen": can_screen,
         "can_enter": policy.has_perm(user, Perm.ENTER_CRF, trial, site),
         "can_randomise": policy.has_perm(user, Perm.RANDOMISE, trial, site),
         "consent": selectors.consent_overview(participant),
@@ -186,6 +194,56 @@ def reconsent_worklist(request, slug: str):
         "trial": trial, "participants": selectors.reconsent_worklist(request.user, trial),
         "amendment": current_amendment(definition), "reconsent_from": reconsent_from(definition),
         "can_screen": policy.sites_for(request.user, trial, Perm.SCREEN).exists()})
+
+
+@require_POST
+def rescreen(request, slug: str, study_id: str):
+    """Screen a screen failure again (a new screening episode), where the protocol allows."""
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
+    if not policy.has_perm(request.user, Perm.SCREEN, trial, participant.site):
+        raise PermissionDenied
+    form = RescreenForm(request.POST)
+    if form.is_valid():
+        try:
+            episode = screening.rescreen(participant, by=request.user,
+                                         reason=form.cleaned_data["reason"])
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, _("Screening episode %(n)s closed and kept; the "
+                                        "eligibility form is open again for episode %(next)s.")
+                             % {"n": episode.number, "next": episode.number + 1})
+    else:
+        messages.error(request, " ".join(" ".join(v) for v in form.errors.values()))
+    return redirect("participant_detail", slug, study_id)
+
+
+def screening_log_page(request, slug: str):
+    """The screening log: site staff of a site enter and list its entries; the sponsor and
+    the data manager read every site's."""
+    trial = get_trial_for(request.user, slug, Perm.VIEW_SCREENING_LOG)
+    sites = policy.sites_for(request.user, trial, Perm.SCREEN).filter(active=True)
+    reasons = screening_log.non_inclusion_reasons(trial)
+    form = None
+    if sites.exists():
+        form = ScreeningLogForm(request.POST or None, sites=sites, reasons=reasons)
+        if request.method == "POST" and form.is_valid():
+            try:
+                screening_log.record_screening_log_entry(trial, by=request.user,
+                                                         **form.cleaned_data)
+            except ValidationError as exc:
+                attach_errors(form, exc)
+            else:
+                messages.success(request, _("Screening log entry recorded."))
+                return redirect("screening_log", slug)
+    elif request.method == "POST":
+        raise PermissionDenied
+    labels = {r["code"]: r["label"] for r in reasons}
+    entries = [(e, labels.get(e.reason, e.reason))
+               for e in screening_log.screening_log_for(request.user, trial)[:500]]
+    return render(request, "patients/screening_log.html", {
+        "trial": trial, "form": form, "entries": entries, "reasons": reasons},
+        status=400 if form is not None and form.errors else 200)
 
 
 # --------------------------------------------------------------------------- visits

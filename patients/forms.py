@@ -22,6 +22,30 @@ class ScreeningForm(forms.Form):
         return value
 
 
+class ScreeningLogForm(forms.Form):
+    """One person assessed and not included: no identifier. The service judges the date, the
+    site, the reason and the note (``patients.screening``)."""
+
+    site = forms.ModelChoiceField(queryset=None, label=_("Site"), empty_label=None)
+    screened_on = forms.DateField(label=_("Screening date"),
+                                  widget=forms.DateInput(attrs={"type": "date"}))
+    reason = forms.ChoiceField(label=_("Reason for non-inclusion"))
+    note = forms.CharField(required=False, max_length=500, label=_("Note (no name, no date, "
+                                                                   "no number)"),
+                           widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, sites, reasons, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].queryset = sites
+        self.fields["screened_on"].initial = timezone.localdate()
+        self.fields["reason"].choices = [(r["code"], r["label"]) for r in reasons]
+
+
+class RescreenForm(forms.Form):
+    reason = forms.CharField(max_length=1000, label=_("Why screen again"),
+                             widget=forms.Textarea(attrs={"rows": 2}))
+
+
 class ConsentForm(forms.Form):
     """A signed consent form: first, re-consent, or correction. The version is a choice among
     the protocol's declared versions (free text when it declares none); each optional item of

@@ -401,3 +401,73 @@ class Withdrawal(models.Model):
 
     def delete(self, *args, **kwargs):
         raise models.ProtectedError("Withdrawals are never deleted.", {self})
+
+
+# --------------------------------------------------------------------------- screening
+
+
+class ScreeningLogEntry(models.Model):
+    """One person assessed at a site and not registered: no identifier of any kind, only the
+    day, the site and the protocol's reason for non-inclusion (``screening.
+    non_inclusion_reasons``). With the registered participants, the first box of the flow
+    diagram (CONSORT 2010, "assessed for eligibility"). Never deleted."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="screening_log")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="screening_log")
+    screened_on = models.DateField()
+    reason = models.CharField(max_length=64,
+                              help_text=_("A code of the protocol's reasons for non-inclusion."))
+    note = models.TextField(blank=True, help_text=_("Free text without any identifier."))
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                   related_name="+")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["trial", "-screened_on", "-pk"]
+        indexes = [models.Index(fields=["trial", "site", "reason"])]
+        verbose_name_plural = "screening log entries"
+
+    def __str__(self) -> str:
+        return f"{self.site.code} {self.screened_on:%Y-%m-%d} {self.reason}"
+
+    def delete(self, *args, **kwargs):
+        raise models.ProtectedError("Screening log entries are never deleted.", {self})
+
+
+class ScreeningEpisode(models.Model):
+    """A closed screening episode of a participant screened again: the eligibility form as it
+    stood when the episode closed (answers, status, date) and its outcome, kept as it was.
+
+    The participant's current episode is the eligibility CRF record itself (one per
+    participant, ``one_crf_outside_visits``); re-screening copies it here, then opens the
+    record again for the new episode (``crfs.screening.rescreen``). Episode ``number`` n is
+    the n-th; the current one is ``closed episodes + 1``."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT,
+                                    related_name="screening_episodes")
+    number = models.PositiveIntegerField()
+    assessed_on = models.DateField(help_text=_("The screening date the eligibility form gave."))
+    outcome = models.CharField(max_length=20, choices=Status.choices,
+                               help_text=_("The participant's status when the episode closed."))
+    failed_criteria = models.JSONField(default=list, blank=True,
+                                       help_text=_("Codes of the criteria not met."))
+    eligibility_data = models.JSONField(default=dict,
+                                        help_text=_("The eligibility form's answers."))
+    eligibility_status = models.CharField(max_length=10)
+    closed_at = models.DateTimeField(auto_now_add=True)
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                  related_name="+")
+    reason = models.TextField(help_text=_("Why the participant is screened again."))
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["participant", "number"]
+        constraints = [models.UniqueConstraint(fields=["participant", "number"],
+                                               name="screening_episode_number")]
+
+    def __str__(self) -> str:
+        return f"{self.participant.study_id} screening #{self.number}"
+
+    def delete(self, *args, **kwargs):
+        raise models.ProtectedError("Screening episodes are never deleted.", {self})

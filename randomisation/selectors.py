@@ -47,7 +47,8 @@ def allocation_view(user, allocation: Allocation) -> AllocationView:
 
 def allocation_of(participant) -> Allocation | None:
     try:
-        return Allocation.objects.select_related("arm", "trial", "randomised_by").get(
+        # ``in_error``: the randomised-in-error flag, if any, in the same query.
+        return Allocation.objects.select_related("arm", "trial", "randomised_by", "in_error").get(
             participant=participant)
     except Allocation.DoesNotExist:
         return None

@@ -37,7 +37,7 @@ from trials.policy import Perm
 
 from . import generator
 from .models import (Allocation, AllocationList, AllocationSlot, EmergencyUnblinding, ListStatus,
-                     Method, Stratum, StratumCorrection)
+                     Method, RandomisedInError, Stratum, StratumCorrection)
 
 
 class RandomisationError(ValidationError):
@@ -392,7 +392,12 @@ def check_can_randomise(participant: Participant, record=None) -> eligibility.El
         raise RandomisationError(_("%(id)s is already randomised.") % who,
                                  code="already_randomised")
     if participant.status == Status.SCREEN_FAILED:
-        raise RandomisationError(_("%(id)s failed screening.") % who, code="not_eligible")
+        # The criteria's codes and texts are the protocol's own words.
+        failed = "; ".join(f"{c['code']} {c['text']}"
+                           for c in eligibility.evaluate(participant, record).failed)
+        raise RandomisationError(_("%(id)s is a screen failure (criteria not met: "
+                                   "%(criteria)s).") % {**who, "criteria": failed},
+                                 code="not_eligible")
     if participant.consent_date is None:
         raise RandomisationError(_("%(id)s has no recorded informed consent.") % who,
                                  code="not_consented")
@@ -623,6 +628,30 @@ def correct_stratum(allocation: Allocation, *, factor: str, correct_level: str, 
                  f"Allocation unchanged. Reason: {reason.strip()}",
                  actor=by, trial=trial, obj=correction)
     return correction
+
+
+@transaction.atomic
+def record_randomised_in_error(allocation: Allocation, *, reason: str, by) -> RandomisedInError:
+    """Record that a participant was randomised in error (found not eligible, consent not
+    valid, registered twice…). Nothing else changes: the allocation stands and the participant
+    stays in the intention-to-treat population with their arm; exports and the flow diagram
+    flag them. Once only."""
+    trial = allocation.trial
+    participant = allocation.participant
+    _require(by, Perm.RECORD_RANDOMISED_IN_ERROR, trial, participant.site)
+    if not reason.strip():
+        raise ValidationError({"reason": _("Give the reason the randomisation was in error.")})
+    if RandomisedInError.objects.filter(allocation=allocation).exists():
+        raise ValidationError({"reason": _("%(id)s is already recorded as randomised in "
+                                           "error.") % {"id": participant.study_id}})
+    flag = RandomisedInError.objects.create(allocation=allocation, reason=reason.strip(),
+                                            recorded_by=by)
+    # Audit-log text: English on purpose (see the module docstring); no arm in it.
+    audit.record("allocation.randomised_in_error",
+                 f"{participant.study_id} recorded as randomised in error. The allocation "
+                 f"stands (intention to treat). Reason: {reason.strip()}",
+                 actor=by, trial=trial, obj=flag)
+    return flag
 
 
 @transaction.atomic

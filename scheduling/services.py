@@ -59,7 +59,7 @@ from simple_history.utils import bulk_create_with_history, bulk_update_with_hist
 
 from core import audit
 from core.history import change_reason
-from crfs import services as crfs
+from crfs import screening, services as crfs
 from crfs.facts import RANDOMISATION, FactRecord, Facts, randomisation_date, read_facts
 from crfs.models import CRFRecord, DataQuery
 from patients import status as participant_status
@@ -558,7 +558,8 @@ def save_crf_and_replan(participant: Participant, crf_code: str, data: dict, *, 
     status in line with it (``apply_crf``), in one transaction: a CRF carrying an anchor date
     (surgery, first injection) or a completed event (progression, end of treatment, death)
     reschedules or ends visits, and a date the schedule refuses (before randomisation…) refuses
-    the save too. What the CRF page, the API and the demo call.
+    the save too; the eligibility form makes a participant a screen failure or not. What the
+    CRF page, the API and the demo call.
 
     After a withdrawal of consent to further data collection, no new form is collected at a
     visit due after it (the visit is not applicable; data collected before it is kept)."""
@@ -575,6 +576,8 @@ def save_crf_and_replan(participant: Participant, crf_code: str, data: dict, *, 
     record = crfs.save_crf(participant, crf_code, data, by=by, complete=complete, reason=reason,
                            record=record, visit=visit)
     apply_crf(record, by=by, reason=reason.strip())
+    # The eligibility form decides screen failure (``crfs.screening``).
+    screening.apply_eligibility(record, by=by)
     return record
 
 
@@ -586,6 +589,7 @@ def answer_query_and_replan(query: DataQuery, *, by, text: str, correction: dict
     query = crfs.answer_query(query, by=by, text=text, correction=correction, complete=complete)
     if correction is not None:
         apply_crf(query.record, by=by, reason=f"Query #{query.pk}: {text.strip()}")
+        screening.apply_eligibility(query.record, by=by, why=f"query #{query.pk} answered")
     return query
 
 

@@ -98,6 +98,17 @@ MATRIX: dict[tuple[str, str], str] = {
     ("record_withdrawal", "GET"): "403/404/404 200/404/404 403/403/404 403/403/404 403/403/404 200 302",
     ("record_withdrawal", "POST"): "403/404/404 200/404/404 403/403/404 403/403/404 403/403/404 200 302",
     ("reconsent_worklist", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 302",
+    # Issue 17. Re-screening a screen failure: Perm.SCREEN, own site (the coordinator). The
+    # screening log: read by every role of the trial (Perm.VIEW_SCREENING_LOG, a site-scoped
+    # reader sees their site's entries), kept by those with Perm.SCREEN (an empty POST is
+    # read as a GET). Randomised in error: Perm.RECORD_RANDOMISED_IN_ERROR, the coordinator
+    # (own site) and the data manager (every site).
+    ("rescreen", "GET"): "405 405 405 405 405 405 302",
+    ("rescreen", "POST"): "403/404/404 302/404/404 403/403/404 403/403/404 403/403/404 302 302",
+    ("screening_log", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 302",
+    ("screening_log", "POST"): "403/403/404 200/200/404 403/403/404 403/403/404 403/403/404 200 302",
+    ("record_randomised_in_error", "GET"): "405 405 405 405 405 405 302",
+    ("record_randomised_in_error", "POST"): "403/404/404 302/404/404 302/302/404 403/403/404 403/403/404 302 302",
     ("screen_participant", "GET"): "404 200/200/404 404 404 404 200 302",
     ("screen_participant", "POST"): "404 200/200/404 404 404 404 200 302",
     ("set_language", "GET"): "302 302 302 302 302 302 302",
@@ -169,6 +180,12 @@ MATRIX: dict[tuple[str, str], str] = {
     ("api_randomise", "POST"): "403/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400 401",
     ("api_record_queries", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 401",
     ("api_record_queries", "POST"): "403/404/404 403/404/404 400/400/404 403/403/404 403/403/404 400 401",
+    ("api_randomised_in_error", "GET"): "405/404/404 405/404/404 405/405/404 405/405/404 405/405/404 405 401",
+    ("api_randomised_in_error", "POST"): "403/404/404 400/404/404 400/400/404 403/403/404 403/403/404 400 401",
+    ("api_rescreen", "GET"): "405/404/404 405/404/404 405/405/404 405/405/404 405/405/404 405 401",
+    ("api_rescreen", "POST"): "403/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400 401",
+    ("api_screening_log", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_screening_log", "POST"): "403/403/404 400/400/404 403/403/404 403/403/404 403/403/404 400 401",
     ("api_schema", "GET"): "200 200 200 200 200 200 401",
     ("api_sites", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 401",
     ("api_token", "GET"): "200 200 200 200 200 200 302",

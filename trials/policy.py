@@ -37,6 +37,8 @@ class Perm(str, Enum):
     VIEW_ARMS = "view_arms"                  # in a blinded trial; open trials show arms to all
     VIEW_AUDIT = "view_audit"
     VISIT_REMINDERS = "visit_reminders"      # receives the daily digest of the site's visits
+    VIEW_SCREENING_LOG = "view_screening_log"  # people assessed but not registered (no identifiers)
+    RECORD_RANDOMISED_IN_ERROR = "record_randomised_in_error"
 
     def __str__(self) -> str:
         return self.value
@@ -46,22 +48,27 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.INVESTIGATOR: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.ENTER_CRF, Perm.SIGN_CRF,
         Perm.CONFIRM_ELIGIBILITY, Perm.ANSWER_QUERY, Perm.EMERGENCY_UNBLIND,
-        Perm.VISIT_REMINDERS,
+        Perm.VISIT_REMINDERS, Perm.VIEW_SCREENING_LOG,
     }),
+    # The coordinator keeps the screening log (``Perm.SCREEN``) and, like the data manager,
+    # may record that a participant of their site was randomised in error.
     Role.COORDINATOR: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.SCREEN, Perm.RANDOMISE,
         Perm.SCHEDULE_VISITS, Perm.ENTER_CRF, Perm.ANSWER_QUERY, Perm.VISIT_REMINDERS,
+        Perm.VIEW_SCREENING_LOG, Perm.RECORD_RANDOMISED_IN_ERROR,
     }),
     Role.DATA_MANAGER: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.RAISE_QUERY, Perm.LOCK_CRF,
-        Perm.VIEW_REPORTS, Perm.EXPORT_DATA, Perm.VIEW_AUDIT,
+        Perm.VIEW_REPORTS, Perm.EXPORT_DATA, Perm.VIEW_AUDIT, Perm.VIEW_SCREENING_LOG,
+        Perm.RECORD_RANDOMISED_IN_ERROR,
     }),
     Role.SPONSOR: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.VIEW_REPORTS, Perm.EXPORT_DATA,
+        Perm.VIEW_SCREENING_LOG,
     }),
     Role.STATISTICIAN: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.VIEW_REPORTS, Perm.EXPORT_DATA,
-        Perm.MANAGE_ALLOCATION, Perm.VIEW_ARMS, Perm.VIEW_AUDIT,
+        Perm.MANAGE_ALLOCATION, Perm.VIEW_ARMS, Perm.VIEW_AUDIT, Perm.VIEW_SCREENING_LOG,
     }),
 }
 

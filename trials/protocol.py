@@ -17,6 +17,7 @@ Two layers of checks:
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections import Counter
@@ -476,6 +477,30 @@ SCHEMA: dict[str, Any] = {
                 "source": {"type": "string"},
             },
         },
+        # The screening log's reasons for non-inclusion, the day screening opened, and
+        # whether a screen failure may be screened again (patients/screening.py).
+        "screening": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["opened_on", "opened_on_source", "rescreening_allowed",
+                         "rescreening_source", "non_inclusion_reasons"],
+            "properties": {
+                "opened_on": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+                "opened_on_source": _text,
+                "rescreening_allowed": {"type": "boolean"},
+                "rescreening_source": _text,
+                "non_inclusion_reasons": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["code", "label", "source"],
+                        "properties": {"code": _code, "label": _text, "source": _text},
+                    },
+                },
+            },
+        },
         "anchors": {
             "type": "array",
             "items": {
@@ -813,6 +838,19 @@ def _derive_problems(criterion: dict, fields: dict[str, dict], path: str
     return problems
 
 
+def _screening_problems(screening: dict | None) -> list[ProtocolProblem]:
+    """The screening block: a real opening date, reasons coded once each."""
+    if screening is None:
+        return []
+    problems = _duplicates(screening["non_inclusion_reasons"], "screening.non_inclusion_reasons")
+    try:
+        dt.date.fromisoformat(screening["opened_on"])
+    except ValueError:
+        problems.append(ProtocolProblem("screening.opened_on",
+                                        f"{screening['opened_on']!r} is not a date"))
+    return problems
+
+
 def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
     problems: list[ProtocolProblem] = []
     for key in ("sites", "arms", "eligibility", "visits", "crfs"):
@@ -877,6 +915,7 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
                     f"the 'eligibility' CRF has no yes/no question {criterion['code']!r}"))
             if "derive" in criterion:
                 problems += _derive_problems(criterion, questions, f"eligibility[{i}].derive")
+    problems += _screening_problems(data.get("screening"))
     anchor_codes = set(BUILTIN_ANCHORS) | {a["code"] for a in data.get("anchors", [])}
     for i, crf in enumerate(data["crfs"]):
         problems += _field_problems(crf["fields"], f"crfs[{i}].fields")

@@ -289,9 +289,10 @@ def test_the_worklist_says_who_awaits_the_investigator(world, client_for,
         waiting.study_id: ("awaiting_confirmation", "awaiting investigator's confirmation"),
         ready.study_id: ("ready", "ready to randomise"),
         incomplete.study_id: ("incomplete", "consent or eligibility form to complete"),
-        failed.study_id: ("not_eligible", "criteria not met"),
     }
-    assert randomised.study_id not in states
+    # A completed form with a criterion not met makes a screen failure, no longer one to
+    # randomise (issue 17, item 2): it is shown as such on the participant's page.
+    assert failed.study_id not in states and randomised.study_id not in states
     html = client_for(coordinator).get(reverse("visit_worklist", args=[trial.slug])).content.decode()
     row = html.split(waiting.study_id, 2)[2].split("</tr>")[0]
     assert "awaiting investigator&#x27;s confirmation" in row

@@ -30,8 +30,8 @@ CRF_PAGE_QUERIES = 10 + SECURITY_QUERIES
 # participant (with its site), allocation, timeline (visits, deviations, allocation,
 # withdrawals), eligibility and its signatures (the investigator's confirmation), anchors, forms
 # (records, open queries), unblinding, consent history (records, withdrawals, protocol version
-# labels).
-PARTICIPANT_PAGE_QUERIES = 19 + SECURITY_QUERIES
+# labels), closed screening episodes.
+PARTICIPANT_PAGE_QUERIES = 20 + SECURITY_QUERIES
 
 
 def buttons(html: str) -> set[str]:

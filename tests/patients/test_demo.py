@@ -153,6 +153,23 @@ def consent_history_for_the_demo_coordinator(coordinator):
                                        protocol_version=reminet.current_version).exists()
 
 
+def screening_in_the_flow_diagram_of_every_trial(coordinator):
+    """Issue 17: screening log entries, screen failures with their criteria, a re-screening
+    where the protocol allows it, one randomised in error; the coordinator's own site has its
+    log entries and a screen failure."""
+    from patients.models import ScreeningEpisode, ScreeningLogEntry, Status
+    from randomisation.models import RandomisedInError
+
+    for trial in Trial.objects.all():
+        assert ScreeningLogEntry.objects.filter(trial=trial).count() >= 2 * trial.sites.count()
+        assert trial.participants.filter(status=Status.SCREEN_FAILED).exists(), trial
+        assert RandomisedInError.objects.filter(allocation__trial=trial).count() == 1, trial
+        site = coordinator.memberships.get(trial=trial).site
+        assert ScreeningLogEntry.objects.filter(site=site).exists()
+    assert ScreeningEpisode.objects.filter(participant__trial__slug="reminet").count() == 1
+    assert not ScreeningEpisode.objects.filter(participant__trial__slug="rectal-resection")
+
+
 def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_model):
     settings.DEBUG = True
     call_command("demo_setup", stdout=open("/dev/null", "w"))
@@ -171,7 +188,9 @@ def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_mod
     survival_curves_for_the_demo_statistician(
         django_user_model.objects.get(username="statistician"),
         django_user_model.objects.get(username="sponsor"))
+    screening_in_the_flow_diagram_of_every_trial(coordinator)
     count, queries = Visit.objects.count(), DataQuery.objects.count()
     call_command("demo_setup", stdout=open("/dev/null", "w"))
     assert Visit.objects.count() == count, "a second run adds no visits"
     assert DataQuery.objects.count() == queries, "nor queries"
+    screening_in_the_flow_diagram_of_every_trial(coordinator)  # nor a second showcase

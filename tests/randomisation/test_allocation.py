@@ -58,7 +58,13 @@ def test_participants_who_cannot_be_randomised_get_a_clear_error(reminet_ready, 
     assert p.study_id in info.value.messages[0]
     assert not Allocation.objects.exists()
     assert Stratum.objects.filter(next_sequence__gt=1).count() == 0
-    assert Participant.objects.get(pk=p.pk).status == Status.SCREENED
+    # A completed eligibility form with a criterion not met makes a screen failure (issue 17),
+    # and the refusal names the criterion.
+    failed = [k for k in setup if k[:3] in ("INC", "EXC")]
+    assert Participant.objects.get(pk=p.pk).status == (
+        Status.SCREEN_FAILED if failed else Status.SCREENED)
+    for criterion in failed:
+        assert criterion in info.value.messages[0]
 
 
 def test_not_eligible_names_the_failed_criterion(reminet_ready):

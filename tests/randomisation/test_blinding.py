@@ -13,6 +13,7 @@ from randomisation import services
 from scheduling.services import record_withdrawal_and_replan
 from tests import factories
 from tests.api import world
+from patients.screening import record_screening_log_entry
 from tests.routes import url_patterns
 
 BLINDED_ROLES = ["investigator", "coordinator", "data_manager", "sponsor"]
@@ -63,6 +64,11 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     record_withdrawal_and_replan(participant, by=make_user("coordinator", trial, participant.site),
                                  level="treatment", withdrawn_on=timezone.localdate(),
                                  reason="toxicity")
+    # Issue 17: the participant flagged as randomised in error, a screening log entry.
+    services.record_randomised_in_error(participant.allocation, reason="Registered twice",
+                                        by=make_user("data_manager", trial))
+    record_screening_log_entry(trial, site=participant.site, screened_on=participant.screened_on,
+                               reason="declined", by=make_user("coordinator", trial))
     # A report built with arms (the statistician's): listed, polled, its download refused.
     report = world.built_report(trial, by=make_user("statistician", trial))
     kwargs = {"slug": trial.slug, "study_id": participant.study_id, "crf_code": "eligibility",
@@ -84,7 +90,8 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
             "api_export_zip", "api_export_odm", "export_crf_csv", "report_download",
             "confirm_eligibility", "visit_worklist",
             "record_consent", "record_withdrawal", "reconsent_worklist", "api_consent",
-            "api_withdrawals", "api_reconsent"} <= walked
+            "api_withdrawals", "api_reconsent",
+            "screening_log", "api_screening_log"} <= walked
     # And the kit code is what they see instead.
     page = client.get(reverse("allocation_detail", args=[trial.slug, participant.study_id]))
     assert participant.allocation.kit_code in page.content.decode()

@@ -57,7 +57,8 @@ def test_randomise_page_for_an_ineligible_participant_explains(reminet_ready, cl
     client_for(coordinator)
     response = client.post(reverse("randomise", args=[trial.slug, p.study_id]), {})
     assert response.status_code == 200 or response.status_code == 400
-    assert "is not eligible" in response.content.decode()
+    html = response.content.decode()
+    assert "is a screen failure" in html and "EXC1" in html  # the failed criterion, named
     assert not Allocation.objects.exists()
 
 

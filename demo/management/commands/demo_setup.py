@@ -12,7 +12,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import create_demo_device
 from demo.data import (consent_showcase, crf_showcase, outcome_showcase, populate,
-                       rebaseline_showcase, report_showcase, tumour_assessments_at_done_visits)
+                       rebaseline_showcase, report_showcase, screening_showcase,
+                       tumour_assessments_at_done_visits)
 from trials.models import Membership, Role, Trial
 from trials.policy import requires_two_factor
 
@@ -114,6 +115,11 @@ class Command(BaseCommand):
                 self.stdout.write(f"{trial.slug}: {count} tumour assessments entered")
             # A withdrawal at each level; REMINET amended, with re-consents pending.
             for line in consent_showcase(trial, coordinator=system):
+                self.stdout.write(line)
+            # Screening log, screen failures, a re-screening, a randomised in error (issue 17).
+            for line in screening_showcase(
+                    trial, coordinator=system,
+                    data_manager=User.objects.get(username="datamanager")):
                 self.stdout.write(line)
         # Reports last, so that they count everything above (see report_showcase).
         for trial in trials:
