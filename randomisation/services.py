@@ -28,6 +28,7 @@ from core.reauth import password_confirmed
 from crfs import eligibility
 from crfs.facts import fact_records
 from crfs.models import CRFRecord
+from patients.consent import consent_in_force, reconsent_from
 from patients import status as participant_status
 from patients.models import Participant, Status
 from scheduling.services import create_schedule
@@ -401,6 +402,15 @@ def check_can_randomise(participant: Participant, record=None) -> eligibility.El
     if participant.consent_date is None:
         raise RandomisationError(_("%(id)s has no recorded informed consent.") % who,
                                  code="not_consented")
+    if participant.consent_version in reconsent_from(participant.trial.definition):
+        # An amendment asks those who signed this form to sign the new one (issue 17): nobody
+        # is randomised on a consent the protocol has withdrawn.
+        raise RandomisationError(_(
+            "%(id)s signed consent form %(version)s, which the current amendment asks to "
+            "re-consent: record their consent to form %(new)s first.") % {
+                **who, "version": participant.consent_version,
+                "new": consent_in_force(participant.trial.definition)},
+            code="reconsent_pending")
     result = eligibility.evaluate(participant, record)
     if not result.complete:
         if result.unanswered:

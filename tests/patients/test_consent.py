@@ -199,3 +199,19 @@ def test_only_the_latest_consent_record_can_be_corrected(reminet_ready):
                        corrects=first, reason="typo")
     assert "latest" in exc.value.message_dict["corrects"][0]
     nothing_written(p, 2)
+
+
+def test_a_participant_awaiting_reconsent_is_not_randomised_until_they_reconsent(reminet_ready):
+    from randomisation.services import RandomisationError, randomise
+
+    trial, coordinator = reminet_ready
+    p = factories.eligible_participant(trial, by=coordinator)
+    amend(trial)
+    with pytest.raises(RandomisationError, match="signed consent form 1.0, which the current "
+                                                 "amendment asks to re-consent") as info:
+        randomise(Participant.objects.get(pk=p.pk), by=coordinator)
+    assert info.value.code == "reconsent_pending"
+    assert Participant.objects.get(pk=p.pk).status == "screened"  # nothing written
+    record_consent_and_replan(p, by=coordinator, consent_date=timezone.localdate(),
+                              version="2.0", answers={"qol_contact": True})
+    assert randomise(Participant.objects.get(pk=p.pk), by=coordinator).pk
