@@ -8,6 +8,7 @@ path (``weight_kg``, ``events[0].grade``) — the paths data queries and the aud
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -91,13 +92,15 @@ def _path(form_name: str) -> str:
     return form_name
 
 
-def clean_answers(definition: dict, data: dict, *, complete: bool, stored: dict | None) -> dict:
-    """The answers in their stored form, or ``ValidationError({path: [messages]})``."""
+def clean_answers(definition: dict, data: dict, *, complete: bool, stored: dict | None,
+                  derivable: Iterable[str] = ()) -> dict:
+    """The answers in their stored form, or ``ValidationError({path: [messages]})``;
+    ``derivable``: answers the save derives when left blank."""
     post, errors = to_post(definition, data)
     if errors:
         raise ValidationError(errors)
     form = build_crf_form(definition, mode="complete" if complete else "draft", data=post,
-                          initial=stored or {})
+                          initial=stored or {}, derivable=derivable)
     if not form.is_valid():
         raise ValidationError({
             (_path(name) if name != "__all__" else "__all__"): [str(m) for m in messages]

@@ -15,7 +15,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from crfs.models import CRFRecord, DataQuery, QueryMessage
-from patients.models import Participant, Visit, VisitState
+from patients.models import (ConsentRecord, Participant, ScreeningLogEntry, Visit, VisitState,
+                             Withdrawal, WithdrawalLevel)
 from reports.models import ReportRequest, ReportStatus
 from reports.services import KINDS as REPORT_KINDS
 from safety.models import SAEReport, SAEVersion, SponsorAssessment
@@ -75,9 +76,75 @@ class ScreeningSerializer(serializers.Serializer):
                                         help_text="The screening date; today when omitted.")
 
 
+class ScreeningLogEntrySerializer(serializers.ModelSerializer):
+    site = serializers.CharField(source="site.code", max_length=64,
+                                 help_text="The code of one of your sites.")
+    reason = serializers.CharField(max_length=64,
+                                   help_text="A code of the protocol's reasons for non-inclusion.")
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500,
+                                 help_text="Free text without any identifier.")
+
+    class Meta:
+        model = ScreeningLogEntry
+        fields = ["id", "site", "screened_on", "reason", "note", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
 class ConsentSerializer(serializers.Serializer):
     consent_date = serializers.DateField()
     consent_version = serializers.CharField(max_length=32, allow_blank=True)
+    taken_by = serializers.CharField(max_length=120, required=False, allow_blank=True,
+                                     help_text="Who took the consent; you when omitted.")
+    answers = serializers.DictField(child=serializers.BooleanField(), required=False,
+                                    help_text="Each optional item's answer, by its code.")
+    corrects = serializers.IntegerField(required=False, help_text=(
+        "The id of the consent record this one corrects (with ``reason``)."))
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
+class ConsentRecordSerializer(serializers.ModelSerializer):
+    protocol_version = serializers.CharField(source="protocol_label", read_only=True)
+    corrects = serializers.IntegerField(source="corrects_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ConsentRecord
+        fields = ["id", "kind", "version", "consent_date", "taken_by", "answers",
+                  "protocol_version", "corrects", "reason", "recorded_at"]
+        read_only_fields = fields
+
+
+class ConsentHistorySerializer(serializers.Serializer):
+    protocol_version = serializers.CharField(source="protocol_label")
+    current_protocol_version = serializers.CharField(source="current_label")
+    reconsent_to = serializers.CharField(allow_null=True, help_text=(
+        "The consent form version the participant must re-consent to; null when none."))
+    records = ConsentRecordSerializer(many=True)
+
+
+class WithdrawalSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Withdrawal
+        fields = ["level", "withdrawn_on", "reason", "recorded_at"]
+        read_only_fields = fields
+
+
+class WithdrawalInputSerializer(serializers.Serializer):
+    level = serializers.ChoiceField(choices=WithdrawalLevel.choices, help_text=(
+        "treatment: stops study treatment only; visits: stops visits, vital-status follow-up "
+        "allowed; consent: withdraws consent to further data collection."))
+    withdrawn_on = serializers.DateField()
+    reason = serializers.CharField(max_length=1000, allow_blank=True)
+
+
+class ReconsentSerializer(serializers.ModelSerializer):
+    site = serializers.CharField(source="site.code", read_only=True)
+    protocol_version = serializers.CharField(source="protocol_label", read_only=True)
+
+    class Meta:
+        model = Participant
+        fields = ["study_id", "site", "status", "consent_date", "consent_version",
+                  "protocol_version"]
+        read_only_fields = fields
 
 
 class CriterionSerializer(serializers.Serializer):
@@ -92,9 +159,30 @@ class EligibilitySerializer(serializers.Serializer):
     eligible = serializers.BooleanField()
     unanswered = serializers.ListField(child=serializers.CharField())
     failed = CriterionSerializer(many=True)
+    confirmation_required = serializers.BooleanField(
+        help_text="Whether the protocol asks an investigator to confirm eligibility before "
+                  "randomisation.")
+    confirmed = serializers.BooleanField(
+        help_text="An investigator's confirmation stands on the eligibility form as it is now.")
+    confirmed_by = serializers.CharField(allow_null=True,
+                                         help_text="The investigator's printed name.")
+    confirmed_at = serializers.DateTimeField(allow_null=True)
+    state = serializers.ChoiceField(
+        choices=["incomplete", "not_eligible", "awaiting_confirmation", "ready"],
+        help_text="Where the participant stands before randomisation.")
 
 
 # --------------------------------------------------------------------------- randomisation
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, allow_blank=True)
+
+
+class RandomisedInErrorSerializer(serializers.Serializer):
+    study_id = serializers.CharField(source="allocation.participant.study_id", read_only=True)
+    reason = serializers.CharField(read_only=True)
+    recorded_at = serializers.DateTimeField(read_only=True)
 
 
 class RandomiseSerializer(serializers.Serializer):

@@ -27,9 +27,11 @@ from rest_framework.response import Response
 
 from crfs import services as crfs
 from crfs import eligibility
+from crfs import screening as crf_screening
 from crfs.models import CRFRecord, QueryStatus
-from patients import services as participants
+from patients import screening as screening_log, services as participants
 from patients.models import Status, Visit, VisitState
+from patients import selectors as participant_selectors
 from patients.selectors import get_participant_for
 from randomisation import selectors as allocations, services as randomisation
 from reports import downloads, services as reports
@@ -37,7 +39,7 @@ from reports.models import ReportRequest
 from safety import selectors as safety_selectors
 from scheduling import services as scheduling
 from trials import policy
-from trials.models import Trial, crf_of
+from trials.models import Trial, crf_of, definition_of
 from trials.policy import Perm
 from trials.selectors import get_trial_for
 
@@ -167,34 +169,155 @@ class ParticipantDetail(ParticipantView, generics.RetrieveAPIView):
 
 
 class Consent(ParticipantView):
-    """Record the signed informed consent (coordinator)."""
+    """The participant's consent history (GET); POST records a first consent, a re-consent to
+    a newer form version (moving the participant to the current protocol version when it is
+    the form in force), or, with ``corrects`` and ``reason``, a correction (coordinator)."""
 
-    perms = {"POST": Perm.SCREEN}
-    serializer_class = s.ConsentSerializer
+    perms = {"GET": Perm.VIEW_PARTICIPANTS, "POST": Perm.SCREEN}
+    serializer_class = s.ConsentHistorySerializer
+
+    def get(self, request, *args, **kwargs):
+        return Response(s.ConsentHistorySerializer(
+            participant_selectors.consent_overview(self.participant)).data)
 
     @extend_schema(request=s.ConsentSerializer, responses={200: s.ParticipantSerializer})
     def post(self, request, *args, **kwargs):
         given = s.ConsentSerializer(data=request.data)
         given.is_valid(raise_exception=True)
-        participant = participants.record_consent(
-            self.participant, by=request.user, consent_date=given.validated_data["consent_date"],
-            version=given.validated_data["consent_version"])
+        data = given.validated_data
+        corrects = None
+        if data.get("corrects") is not None:
+            corrects = self.participant.consents.filter(pk=data["corrects"]).first()
+            if corrects is None:
+                raise drf.ValidationError({"corrects": [_("No such consent record of this "
+                                                          "participant.")]})
+        participant = scheduling.record_consent_and_replan(
+            self.participant, by=request.user, consent_date=data["consent_date"],
+            version=data["consent_version"], taken_by=data.get("taken_by", ""),
+            answers=data.get("answers"), corrects=corrects, reason=data.get("reason", ""))
         return Response(s.ParticipantSerializer(participant).data)
 
 
+class Withdrawals(ParticipantView):
+    """The participant's withdrawals (GET); POST records one at a level (coordinator): its
+    visits end as the level says."""
+
+    perms = {"GET": Perm.VIEW_PARTICIPANTS, "POST": Perm.SCREEN}
+    serializer_class = s.WithdrawalSerializer
+    pagination_class = None  # three levels at most
+
+    @extend_schema(responses={200: s.WithdrawalSerializer(many=True)})
+    def get(self, request, *args, **kwargs):
+        return Response(s.WithdrawalSerializer(
+            self.participant.withdrawals.order_by("withdrawn_on", "pk"), many=True).data)
+
+    @extend_schema(request=s.WithdrawalInputSerializer, responses={201: s.WithdrawalSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.WithdrawalInputSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        withdrawal = scheduling.record_withdrawal_and_replan(self.participant, by=request.user,
+                                                             **given.validated_data)
+        return Response(s.WithdrawalSerializer(withdrawal).data, status=status.HTTP_201_CREATED)
+
+
+class ReconsentWorklist(TrialView, generics.ListAPIView):
+    """Participants of your sites who must re-consent to the current amendment's form."""
+
+    perms = {"GET": Perm.VIEW_PARTICIPANTS}
+    serializer_class = s.ReconsentSerializer
+
+    def get_queryset(self):
+        return participant_selectors.reconsent_worklist(self.request.user, self.trial)
+
+
 class Eligibility(ParticipantView):
-    """Eligibility as read from the participant's eligibility CRF."""
+    """Eligibility as read from the participant's eligibility CRF, and the investigator's
+    confirmation where the protocol asks for it. The confirmation itself is given on the
+    participant's page (password typed again in a two-factor session), as CRF signatures are:
+    the API has no signing endpoint."""
 
     serializer_class = s.EligibilitySerializer
 
     def get(self, request, *args, **kwargs):
-        result = eligibility.evaluate(self.participant)
+        record = eligibility.record_with_signatures(self.participant)
+        result = eligibility.evaluate(self.participant, record)
+        confirmation = eligibility.confirmation(record)
         return Response(s.EligibilitySerializer({
             "complete": result.complete, "met": result.met, "eligible": result.eligible,
-            "unanswered": result.unanswered, "failed": result.failed}).data)
+            "unanswered": result.unanswered, "failed": result.failed,
+            "confirmation_required": eligibility.confirmation_required(self.participant),
+            "confirmed": confirmation is not None,
+            "confirmed_by": confirmation.printed_name if confirmation else None,
+            "confirmed_at": confirmation.signed_at if confirmation else None,
+            "state": eligibility.ready_state(self.participant, record)}).data)
+
+
+class ScreeningLog(TrialView, generics.ListCreateAPIView):
+    """The screening log: people assessed and not registered (no identifiers). Site staff
+    keep their site's (POST: ``Perm.SCREEN``); the sponsor and the data manager read all."""
+
+    perms = {"GET": Perm.VIEW_SCREENING_LOG, "POST": Perm.SCREEN}
+    serializer_class = s.ScreeningLogEntrySerializer
+
+    def get_queryset(self):
+        return screening_log.screening_log_for(self.request.user, self.trial)
+
+    @extend_schema(request=s.ScreeningLogEntrySerializer,
+                   responses={201: s.ScreeningLogEntrySerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.ScreeningLogEntrySerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        site = self.trial.sites.filter(code=given.validated_data["site"]["code"]).first()
+        if site is None:
+            raise drf.ValidationError({"site": [_("No site %(code)s in this trial.") % {
+                "code": given.validated_data["site"]["code"]}]})
+        entry = screening_log.record_screening_log_entry(
+            self.trial, site=site, by=request.user,
+            screened_on=given.validated_data["screened_on"],
+            reason=given.validated_data["reason"], note=given.validated_data.get("note", ""))
+        return Response(s.ScreeningLogEntrySerializer(entry).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class Rescreen(ParticipantView):
+    """Screen a screen failure again, where the protocol allows it (coordinator): the closed
+    screening episode is kept, the eligibility form opens again."""
+
+    perms = {"POST": Perm.SCREEN}
+    serializer_class = s.ReasonSerializer
+
+    @extend_schema(request=s.ReasonSerializer, responses={200: s.ParticipantSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.ReasonSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        crf_screening.rescreen(self.participant, by=request.user,
+                               reason=given.validated_data["reason"])
+        self.participant.refresh_from_db()
+        return Response(s.ParticipantSerializer(self.participant).data)
 
 
 # --------------------------------------------------------------------------- randomisation
+
+
+class RandomisedInError(ParticipantView):
+    """Record that the participant was randomised in error (data manager, the site's
+    coordinator). The allocation stands: intention to treat."""
+
+    perms = {"POST": Perm.RECORD_RANDOMISED_IN_ERROR}
+    serializer_class = s.ReasonSerializer
+
+    @extend_schema(request=s.ReasonSerializer, responses={201: s.RandomisedInErrorSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.ReasonSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        allocation = allocations.allocation_of(self.participant)
+        if allocation is None:
+            raise drf.ValidationError({"study_id": [_("%(id)s is not randomised.") % {
+                "id": self.participant.study_id}]})
+        flag = randomisation.record_randomised_in_error(
+            allocation, by=request.user, reason=given.validated_data["reason"])
+        return Response(s.RandomisedInErrorSerializer(flag).data,
+                        status=status.HTTP_201_CREATED)
 
 
 class Randomise(ParticipantView):
@@ -327,9 +450,11 @@ def _save(participant, crf_code: str, given: dict, *, by, record=None, visit=Non
     definition = (record.definition if record is not None
                   else crf_of(participant.protocol_version_id, crf_code))
     try:
-        answers = crf_input.clean_answers(definition, given["data"],
-                                          complete=given["complete"],
-                                          stored=record.data if record else None)
+        version_id = record.protocol_version_id if record else participant.protocol_version_id
+        answers = crf_input.clean_answers(
+            definition, given["data"], complete=given["complete"],
+            stored=record.data if record else None,
+            derivable=eligibility.derivable(definition_of(version_id), crf_code))
         return scheduling.save_crf_and_replan(participant, crf_code, answers, by=by,
                                               complete=given["complete"],
                                               reason=given.get("reason", ""), record=record,

@@ -8,12 +8,13 @@ once its CRF is completed.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Iterable, NamedTuple
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, NamedTuple
 
 from django.utils import timezone
 
-from patients.models import Participant
+from patients.consent import withdrawal_rules
+from patients.models import WITHDRAWAL_ORDER, Participant, Withdrawal, WithdrawalLevel
 from patients.status import derived_status
 from patients.windows import as_date
 
@@ -33,6 +34,20 @@ class Facts:
     anchors: dict[str, dt.date]   # every known anchor date, randomisation included
     events: dict[str, dt.date]    # events whose CRF is completed, with their dates
     status: str | None = None     # the status these facts give (``participant_status``)
+    # Withdrawal level → the date it takes effect; a level includes those below it, so a
+    # withdrawal of consent also stops visits and treatment from its date (``withdrawn_from``).
+    withdrawals: Mapping[str, dt.date] = field(default_factory=dict)
+
+
+def withdrawn_from(recorded: Iterable[tuple[str, dt.date]]) -> dict[str, dt.date]:
+    """Each level's date of effect: the earliest withdrawal at that level or a further one."""
+    recorded = list(recorded)
+    out = {}
+    for i, level in enumerate(WITHDRAWAL_ORDER):
+        days = [day for lvl, day in recorded if WITHDRAWAL_ORDER.index(lvl) >= i]
+        if days:
+            out[str(level)] = min(days)
+    return out
 
 
 def fact_crfs(definition: dict) -> set[str]:
@@ -59,13 +74,18 @@ def fact_records(participant: Participant, *, also: Iterable[str] = ()) -> list[
 
 
 def read_facts(participant: Participant, allocation,
-               records: list[FactRecord] | None = None) -> Facts:
+               records: list[FactRecord] | None = None, *,
+               withdrawals: Iterable[tuple[str, dt.date]] | None = None) -> Facts:
     """The dates the schedule hangs on, read from the CRFs the protocol names (one query).
 
     An anchor counts as soon as its date is saved, draft or not: the coordinator wants the
     post-operative visits as soon as the surgery date is known. An event counts only once its
     CRF is completed, because it ends visits. ``records``: ``fact_records``, when the caller
-    has already read them.
+    has already read them. ``withdrawals``: (level, date) pairs, read when not given (one
+    query); a withdrawal from study treatment (or further) counts as the protocol's
+    ``withdrawal.treatment_event`` (REMINET: end of study treatment, so survival follow-up
+    starts from it); a withdrawal from study treatment or visits puts the participant in
+    follow-up, a withdrawal of consent makes them withdrawn.
     """
     definition = participant.definition
     randomised_on = randomisation_date(allocation)
@@ -90,6 +110,14 @@ def read_facts(participant: Participant, allocation,
         day = earliest(event["source"], completed_only=True)
         if day is not None:
             happened[event["code"]] = day
+    if withdrawals is None:
+        withdrawals = Withdrawal.objects.filter(participant_id=participant.pk).values_list(
+            "level", "withdrawn_on")
+    withdrawn = withdrawn_from(withdrawals)
+    treatment_event = withdrawal_rules(definition).get("treatment_event")
+    if treatment_event and WithdrawalLevel.TREATMENT in withdrawn:
+        day = withdrawn[WithdrawalLevel.TREATMENT]
+        happened[treatment_event] = min(day, happened.get(treatment_event, day))
     statuses = [a["participant_status"] for a in anchors
                 if a["code"] in known and a.get("participant_status")]
     for event in events:
@@ -103,4 +131,8 @@ def read_facts(participant: Participant, allocation,
                            == happened[event["code"]]), None)
             rule = rule["values"].get(answer, rule["otherwise"])
         statuses.append(rule)
-    return Facts(randomised_on, known, happened, derived_status(statuses))
+    if WithdrawalLevel.TREATMENT in withdrawn:
+        statuses.append("follow_up")  # off study treatment, still followed
+    if WithdrawalLevel.CONSENT in withdrawn:
+        statuses.append("withdrawn")
+    return Facts(randomised_on, known, happened, derived_status(statuses), withdrawn)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field as dc_field
 from decimal import Decimal
 from typing import Any
@@ -343,10 +344,14 @@ class CRFForm(forms.Form):
 
     def __init__(self, definition: dict, *, mode: str = "draft", data=None,
                  initial: dict | None = None, prefix: str | None = None,
-                 today: datetime.date | None = None):
+                 today: datetime.date | None = None, derivable: Iterable[str] = ()):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.definition, self.mode, self.stored_initial = definition, mode, initial or {}
+        # Answers the save may derive from a source value when left blank (eligibility
+        # criteria, ``crfs.eligibility.derivable``): not required here, ``save_crf`` says if
+        # one is still missing after deriving.
+        self.derivable = frozenset(derivable)
         self.today = today or timezone.localdate()
         super().__init__(data=data, initial=data_to_initial(definition, self.stored_initial),
                          prefix=prefix)
@@ -407,7 +412,8 @@ class CRFForm(forms.Form):
                 if stored[f["code"]] is None:
                     self._forget_errors(f["code"])
             elif self.mode == "complete" and stored[f["code"]] is None \
-                    and f.get("required") and not f.get("derived") and visible(f, stored):
+                    and f.get("required") and not f.get("derived") and visible(f, stored) \
+                    and f["code"] not in self.derivable:
                 self._require(f["code"])
         self.stored = stored
         return cleaned
@@ -532,9 +538,11 @@ def _display(fdef: dict, value: Any) -> str:
 
 def build_crf_form(definition: dict, *, mode: str = "draft", data=None,
                    initial: dict | None = None, prefix: str | None = None,
-                   today: datetime.date | None = None) -> CRFForm:
-    """The form for one CRF definition; ``initial`` is stored data, ``data`` is request.POST."""
-    return CRFForm(definition, mode=mode, data=data, initial=initial, prefix=prefix, today=today)
+                   today: datetime.date | None = None, derivable: Iterable[str] = ()) -> CRFForm:
+    """The form for one CRF definition; ``initial`` is stored data, ``data`` is request.POST;
+    ``derivable``: answers the save derives when left blank."""
+    return CRFForm(definition, mode=mode, data=data, initial=initial, prefix=prefix, today=today,
+                   derivable=derivable)
 
 
 def form_to_data(form: CRFForm) -> dict:

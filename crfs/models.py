@@ -92,6 +92,9 @@ class SignatureMeaning(models.TextChoices):
 
     ACCURATE = "accurate", _("I confirm these data are accurate and complete")
     REVIEWED = "reviewed", _("Reviewed and approved")
+    # The investigator's confirmation of eligibility before randomisation (crfs.eligibility):
+    # offered on the eligibility CRF only, by ``confirm_eligibility``, never by ``sign_crf``.
+    ELIGIBILITY = "eligibility", _("I confirm this participant is eligible")
 
 
 class CRFSignature(models.Model):

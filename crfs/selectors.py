@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import F, Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from patients.models import Participant, Visit
 from trials import policy
@@ -246,7 +246,8 @@ def participant_forms(participant: Participant) -> ParticipantForms:
     tied to visits, and the open queries. Two queries, whatever their numbers."""
     records = list(
         CRFRecord.objects.filter(participant=participant).select_related("visit")
-        .annotate(unresolved=Count("queries", filter=Q(queries__status__in=UNRESOLVED)))
+        .annotate(unresolved=Count("queries", filter=Q(queries__status__in=UNRESOLVED)),
+                  protocol_label=F("protocol_version__label"))
         .order_by("visit__target_date", "visit__occurrence", "crf_code", "pk"))
     definition = participant.definition
     for record in records:

@@ -10,6 +10,10 @@
   through ``scheduling.services.save_crf_and_replan``, which calls this and then the planner.
 - ``sign_crf`` (investigator, password typed again), ``lock_crf`` / ``unlock_crf`` (data
   manager): the status flow draft → complete → signed → locked.
+- ``confirm_eligibility``: the investigator's confirmation of eligibility before
+  randomisation, a signature of the eligibility CRF with its own meaning (``crfs.eligibility``);
+  saving the eligibility CRF also derives the criteria the protocol derives from a source value
+  and refuses an answer that contradicts it.
 - ``raise_query``, ``answer_query``, ``close_query``, ``reopen_query``: data queries.
 
 Each refuses bad input with a ``ValidationError`` naming the field it is about, and writes
@@ -33,10 +37,10 @@ from core.history import change_reason
 from core.reauth import password_confirmed
 from patients.models import Deviation, DeviationRule, Participant, Visit, VisitStatus
 from trials import policy
-from trials.models import crf_of
+from trials.models import crf_of, definition_of
 from trials.policy import Perm
 
-from . import agreement, checks, trail
+from . import agreement, checks, eligibility, trail
 from .agreement import event_crfs
 from .derivations import ACROSS_RECORDS, NOTES_KEY, derive_fields
 from .facts import read_facts
@@ -76,6 +80,13 @@ def save_crf(
                                     "it."))
         if record.ever_completed and not reason.strip():
             raise ValidationError({"reason": _("Give the reason for changing a completed CRF.")})
+    if crf_code == eligibility.ELIGIBILITY_CRF:
+        # Criteria the protocol derives from a source value: a blank answer is filled, one
+        # that contradicts its source refused (crfs/eligibility.py).
+        data, contradictions = eligibility.derive_criteria(
+            definition_of(version_id)["eligibility"], definition, data)
+        if contradictions:
+            raise ValidationError(contradictions)
     if complete:
         missing = missing_required(definition, data)
         if missing:
@@ -379,6 +390,10 @@ def signature_is_valid(signature: CRFSignature, record: CRFRecord) -> bool:
     return signature.voided_at is None and signature.digest == trail.content_digest(record)
 
 
+# What ``sign_crf`` signs for; the confirmation of eligibility has its own action.
+SIGN_MEANINGS = [SignatureMeaning.ACCURATE, SignatureMeaning.REVIEWED]
+
+
 @transaction.atomic
 def sign_crf(record: CRFRecord, *, by, password: str, meaning: str,
              version: int | None = None, request=None) -> CRFSignature:
@@ -392,7 +407,7 @@ def sign_crf(record: CRFRecord, *, by, password: str, meaning: str,
     record = _locked(record)
     participant = record.participant
     _require(by, Perm.SIGN_CRF, participant)
-    if meaning not in SignatureMeaning.values:
+    if meaning not in SIGN_MEANINGS:
         raise ValidationError({"meaning": _("Choose what your signature means.")})
     if record.status == CRFStatus.DRAFT:
         raise ValidationError(_("Only a complete CRF can be signed: save it as complete first."))
@@ -420,6 +435,67 @@ def sign_crf(record: CRFRecord, *, by, password: str, meaning: str,
     audit.record("crf.signed", f"{participant.study_id} {record.crf_code} signed by {name} "
                  f"({by.get_username()}): {_english(SignatureMeaning(meaning).label)}. "
                  f"SHA-256 {signature.digest}",
+                 actor=by, trial=participant.trial, obj=signature)
+    return signature
+
+
+@transaction.atomic
+def confirm_eligibility(participant: Participant, *, by, password: str,
+                        version: int | None = None, request=None) -> CRFSignature:
+    """An investigator of the participant's site confirms eligibility before randomisation:
+    an e-signature of the eligibility CRF as it is now, meaning "I confirm this participant is
+    eligible" (``SignatureMeaning.ELIGIBILITY``), with the password typed again in the
+    session's two-factor login, as ``sign_crf``. It is bound to the record's content by its
+    digest: any later change of the form voids it (``save_crf``), and ``randomise`` refuses
+    until an investigator confirms again. The record is marked signed, as by ``sign_crf``.
+
+    ``version`` is the history row the investigator was shown: if the form changed since,
+    nothing is confirmed and they are asked to read it again.
+    """
+    record = eligibility.eligibility_record(participant)
+    if record is None:
+        raise ValidationError(_("The eligibility form of %(id)s is not entered yet.") % {
+            "id": participant.study_id})
+    record = _locked(record)
+    participant = record.participant
+    if not policy.has_perm(by, Perm.CONFIRM_ELIGIBILITY, participant.trial, participant.site):
+        raise PermissionDenied(_("Only an investigator of %(site)s may confirm eligibility.")
+                               % {"site": participant.site.code})
+    if participant.is_randomised:
+        raise ValidationError(_("%(id)s is already randomised.") % {"id": participant.study_id})
+    if record.status == CRFStatus.LOCKED:
+        raise ValidationError(_("This CRF is locked by the data manager."))
+    result = eligibility.evaluate(participant, record)
+    if not result.complete:
+        raise ValidationError(_("The eligibility form is not complete: complete it before "
+                                "confirming."))
+    if not result.met:
+        raise ValidationError(_("%(id)s does not meet the criteria (%(failed)s): eligibility "
+                                "cannot be confirmed.") % {
+            "id": participant.study_id, "failed": ", ".join(c["code"] for c in result.failed)})
+    if eligibility.confirmation(record) is not None:
+        raise ValidationError(_("Eligibility is already confirmed; the confirmation stands "
+                                "until the form changes."))
+    current = latest_version(record)
+    if version is not None and current is not None and version != current.history_id:
+        raise ValidationError(_("The eligibility form changed since you opened it. Read it "
+                                "again, then confirm."))
+    if not password_confirmed(request, by, password):
+        raise ValidationError({"password": _("The password is not correct.")})
+    now = timezone.now()
+    name = by.get_full_name() or by.get_username()
+    meaning = SignatureMeaning.ELIGIBILITY
+    signature = CRFSignature.objects.create(
+        record=record, signer=by, signed_at=now, meaning=meaning, printed_name=name,
+        digest=trail.content_digest(record), signed_version=current)
+    record.status = CRFStatus.SIGNED
+    record._history_user = by
+    record._history_date = now
+    record._change_reason = f"Eligibility confirmed by {name}: {_english(meaning.label)}"
+    record.save(update_fields=["status", "updated_at"])
+    audit.record("eligibility.confirmed",
+                 f"{participant.study_id}: eligibility confirmed by {name} "
+                 f"({by.get_username()}). SHA-256 {signature.digest}",
                  actor=by, trial=participant.trial, obj=signature)
     return signature
 

@@ -12,11 +12,13 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from crfs import services as crfs
+from crfs import screening as crf_screening, services as crfs
 from crfs.facts import RANDOMISATION
 from crfs.forms import visible
-from crfs.models import CRFRecord, CRFSignature
-from patients.models import RANDOMISED_STATUSES, Participant, Visit, VisitStatus
+from crfs.models import CRFRecord, CRFSignature, SignatureMeaning
+from patients.models import (RANDOMISED_STATUSES, Participant, ScreeningLogEntry, Visit,
+                             VisitStatus)
+from patients.screening import non_inclusion_reasons, record_screening_log_entry
 from patients.services import record_consent, register_participant
 from patients.windows import as_date
 from randomisation import services as randomisation
@@ -44,6 +46,9 @@ def eligibility_answers(trial: Trial, **overrides) -> dict:
             data[code] = field["choices"][0]["code"]
         elif kind == "date":
             data[code] = timezone.localdate().isoformat()
+        elif kind == "integer" and 1900 <= field.get("min", 0) and field.get("max", 0) <= 2100:
+            # A year (of birth): an adult's, so that a criterion derived from it holds.
+            data[code] = timezone.localdate().year - 60
         elif kind in ("integer", "decimal"):
             value = field.get("min", 0) if field.get("min", 0) > 0 else 1
             value = max(value, 2) if field.get("max", 10) >= 2 else value
@@ -64,10 +69,26 @@ DEMO_DAYS_AGO = [100, 45, 200, 12, 300]
 STOPS_TREATMENT = 2  # the third randomised participant of each site stops treatment early
 
 
-def populate(trial: Trial, *, coordinator, statistician, per_site: dict[str, int]) -> list[str]:
+def confirm_eligibility(participant, investigators: dict[int, tuple]) -> None:
+    """The investigator of the participant's site (``investigators``: site id → (user,
+    password)) confirms eligibility through the service, as in the product, when the protocol
+    asks for it."""
+    from crfs import eligibility
+
+    if not eligibility.confirmation_required(participant):
+        return
+    user, password = investigators[participant.site_id]
+    crfs.confirm_eligibility(participant, by=user, password=password)
+
+
+def populate(trial: Trial, *, coordinator, statistician, per_site: dict[str, int],
+             investigators: dict[int, tuple]) -> list[str]:
     """Give ``trial`` a sealed allocation list and participants at every stage at each site:
     ``per_site["randomised"]`` randomised, ``["ready"]`` consented and eligible (waiting for a
-    coordinator to randomise), ``["screened"]`` only screened. Safe to run again: it only tops up.
+    coordinator to randomise), ``["screened"]`` only screened. Eligibility is confirmed by the
+    site's investigator (``investigators``: site id → (user, password)) before randomisation;
+    the first site's ready participants are left awaiting that confirmation, the other sites'
+    are confirmed. Safe to run again: it only tops up.
     """
     import datetime as dt
 
@@ -100,11 +121,56 @@ def populate(trial: Trial, *, coordinator, statistician, per_site: dict[str, int
                 overrides[source] = level["values"][0]
             save_crf(p, "eligibility", eligibility_answers(trial, **overrides), by=coordinator,
                      complete=True)
+            if randomised or site_index > 0:
+                confirm_eligibility(p, investigators)
             if randomised:
                 randomisation.randomise(p, by=coordinator)
                 visit_history(p, by=coordinator, days_ago=days_ago,
                               stop_treatment=(i == STOPS_TREATMENT))
         done.append(f"{trial.slug} {site.code}: {wanted} participants")
+    return done
+
+
+def screening_showcase(trial: Trial, *, coordinator, data_manager) -> list[str]:
+    """The screening the flow diagram starts from: at every recruiting site, screening log
+    entries (one per reason of the protocol, spread over the last months) and a screen
+    failure (a completed eligibility form with two criteria not met); where the protocol
+    allows re-screening, a screen failure of the first site screened again (episode 1 kept,
+    episode 2 open). And one participant recorded as randomised in error at the last site.
+    Runs once per trial (skipped when the trial has a screening log)."""
+    if ScreeningLogEntry.objects.filter(trial=trial).exists():
+        return []
+    done = []
+    today = timezone.localdate()
+    reasons = non_inclusion_reasons(trial)
+    criteria = trial.definition["eligibility"]
+    inclusion = next(c["code"] for c in criteria if c["kind"] == "inclusion")
+    exclusion = next((c["code"] for c in criteria if c["kind"] == "exclusion"), None)
+    sites = list(trial.sites.filter(active=True).order_by("code"))
+    for site_index, site in enumerate(sites):
+        for i, reason in enumerate(reasons[site_index::2] or reasons[:1]):
+            record_screening_log_entry(trial, site=site, reason=reason["code"], by=coordinator,
+                                       screened_on=today - dt.timedelta(days=10 + 17 * i))
+        failed = {inclusion: False, **({exclusion: True} if exclusion else {})}
+        p = register_participant(trial, site, by=coordinator,
+                                 screened_on=today - dt.timedelta(days=5))
+        p = record_consent(p, consent_date=p.screened_on, version="1.0", by=coordinator)
+        save_crf(p, "eligibility", eligibility_answers(trial, **failed), by=coordinator,
+                 complete=True)
+        done.append(f"{trial.slug} {site.code}: screening log, screen failure {p.study_id}")
+        if site_index == 0 and crf_screening.rescreening_allowed(p):
+            p.refresh_from_db()
+            crf_screening.rescreen(p, by=coordinator,
+                                   reason="Demo: the criterion may be met after more treatment.")
+            done.append(f"{trial.slug}: {p.study_id} screened again (episode 1 kept)")
+    flagged = (Participant.objects.filter(site=sites[-1], status__in=RANDOMISED_STATUSES)
+               .order_by("study_id").first())
+    if flagged is not None:
+        randomisation.record_randomised_in_error(
+            flagged.allocation, by=data_manager,
+            reason=f"Found at monitoring: {exclusion or inclusion} applied at randomisation "
+                   "(demo).")
+        done.append(f"{trial.slug}: {flagged.study_id} randomised in error")
     return done
 
 
@@ -238,7 +304,10 @@ def crf_showcase(trial: Trial, *, investigator, data_manager, password: str) -> 
 
 
     site = trial.sites.filter(active=True).order_by("code").first()
-    if site is None or CRFSignature.objects.filter(record__participant__site=site).exists():
+    # Signatures other than the investigators' confirmations of eligibility (``populate``).
+    signed = (CRFSignature.objects.filter(record__participant__site=site)
+              .exclude(meaning=SignatureMeaning.ELIGIBILITY))
+    if site is None or signed.exists():
         return []
     participants = list(Participant.objects.filter(site=site, status__in=RANDOMISED_STATUSES)
                         .select_related("site", "trial").order_by("study_id"))
@@ -302,7 +371,8 @@ DEMO_MEDIAN_OS_MONTHS = [30.0, 20.0]
 DAYS_PER_MONTH = 365.25 / 12
 
 
-def outcome_showcase(trial: Trial, *, coordinator, per_site: int) -> list[str]:
+def outcome_showcase(trial: Trial, *, coordinator, per_site: int,
+                     investigators: dict[int, tuple]) -> list[str]:
     """Demo only: a follow-up cohort with outcomes, so that the Outcomes page has curves at once.
 
     ``per_site`` more participants per site, randomised from 7 months ago to a little beyond the
@@ -340,6 +410,7 @@ def outcome_showcase(trial: Trial, *, coordinator, per_site: int) -> list[str]:
                                      screened_on=today - dt.timedelta(days=days_ago + 10))
             p = record_consent(p, consent_date=p.screened_on, version="1.0", by=coordinator)
             save_crf(p, "eligibility", eligibility_answers(trial), by=coordinator, complete=True)
+            confirm_eligibility(p, investigators)
             randomisation.randomise(p, by=coordinator)
             backdate_randomisation(p, days_ago, by=coordinator)
             p.refresh_from_db()
@@ -616,4 +687,91 @@ def safety_showcase(trial: Trial, *, investigator, officer, password: str) -> li
                           causality={p["code"]: "related" for p in safety.products(trial)},
                           expectedness={p["code"]: "unexpected" for p in safety.products(trial)})
         done.append(f"{trial.slug}: {report.number} ({case}) for {participant.study_id}")
+    return done
+
+
+# --------------------------------------------------------------------------- consent, withdrawal
+
+
+def demo_amendment(definition: dict) -> dict:
+    """Demo and tests only: an amendment of ``definition`` that the source documents do not
+    contain, to show consent over the years a trial runs. Protocol version "<version>-A1"
+    introduces consent form 2.0 (its optional items, plus contact for a quality-of-life
+    questionnaire), asks participants who signed 1.0 to re-consent, and schedules the
+    QLQ-C30 every 3 months when the protocol ships the form unscheduled (REMINET)."""
+    import copy
+
+    amended = copy.deepcopy(definition)
+    label = f"{definition['version']}-A1"
+    amended["version"] = label
+    amended["amendment_note"] = ("Demo amendment, not in the source documents: consent form 2.0, "
+                                 "re-consent of participants who signed 1.0.")
+    versions = amended.setdefault("consent", {"versions": []})["versions"]
+    previous = [v["code"] for v in versions]
+    versions.append({
+        "code": "2.0", "date": "2025-06-01",
+        "label": "Patient information and consent form, version 2.0 (demo amendment)",
+        "source": "demo: not in the source documents",
+        "optional_items": [*(versions[-1].get("optional_items", []) if versions else []),
+                           {"code": "qol_contact",
+                            "label": "Contact for a quality-of-life questionnaire"}]})
+    amended["amendments"] = [*amended.get("amendments", []), {
+        "protocol_version": label, "date": "2025-06-01", "consent_version": "2.0",
+        "reconsent": previous, "note": "Demo: quality of life every 3 months; re-consent "
+                                       "of participants who signed an earlier form."}]
+    scheduled = {c for v in amended["visits"] for c in v["crfs"]}
+    if "qlq_c30" in {c["code"] for c in amended["crfs"]} and "qlq_c30" not in scheduled:
+        amended["visits"].append({
+            "code": "quality_of_life", "label": "Quality of life every 3 months",
+            "anchor": "randomisation", "offset": {"months": 3},
+            "window": {"start": -14, "end": 14},
+            "repeat": {"every": {"months": 3},
+                       "until_event": [e["code"] for e in amended.get("events", [])
+                                       if e.get("ends_all_visits")] or ["death"]},
+            "crfs": ["qlq_c30"], "source": "demo amendment, not in the source documents"})
+    return amended
+
+
+def consent_showcase(trial: Trial, *, coordinator) -> list[str]:
+    """Demo only: at the trial's first site, a withdrawal at each level (the three randomised
+    participants still followed registered last, from today: the first ones show the visit
+    states); then, for REMINET, the demo amendment
+    (``demo_amendment``) loaded and one participant re-consented to its form, so the others
+    wait on the re-consent worklist. Safe to run again: does nothing once a withdrawal exists."""
+    from patients.models import Withdrawal, WithdrawalLevel
+    from trials.protocol import validate_definition
+    from trials.services import store_protocol
+
+    if Withdrawal.objects.filter(participant__trial=trial).exists():
+        return []
+    done = []
+    today = timezone.localdate()
+    site = trial.sites.filter(active=True).order_by("code").first()
+    followed = list(Participant.objects.filter(
+        site=site, status__in=["randomised", "on_treatment", "follow_up"]).order_by("-study_id"))
+    for participant, level in zip(followed, WithdrawalLevel.values):
+        scheduling.record_withdrawal_and_replan(
+            participant, by=coordinator, level=level, withdrawn_on=today,
+            reason={"treatment": "Grade 3 toxicity: stops study treatment, stays in follow-up",
+                    "visits": "Moved away: no more visits, agrees to vital-status follow-up",
+                    "consent": "Withdraws consent to further data collection"}[level])
+        done.append(f"{trial.slug}: {participant.study_id} withdrawn ({level})")
+    if trial.slug == "reminet":
+        amended = demo_amendment(trial.definition)
+        problems = validate_definition(amended)
+        if problems:
+            raise ValidationError("; ".join(map(str, problems)))
+        store_protocol(amended, source_file="demo amendment")
+        done.append(f"{trial.slug}: demo amendment {amended['version']} loaded")
+        pending = [p for p in Participant.objects.filter(site=site, consent_version="1.0")
+                   .exclude(withdrawals__level="consent").order_by("study_id")
+                   if p.status not in ("dead", "completed")]
+        if pending:
+            p = pending[0]
+            scheduling.record_consent_and_replan(
+                p, by=coordinator, consent_date=today, version="2.0",
+                answers={"biological_samples": True, "data_reuse": True,
+                         "registry_vital_status": True, "qol_contact": True})
+            done.append(f"{trial.slug}: {p.study_id} re-consented to form 2.0; "
+                        f"{len(pending) - 1} pending")
     return done

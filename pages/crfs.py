@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from core.forms import attach_errors
-from crfs import pdf, selectors, services, trail
+from crfs import eligibility, pdf, selectors, services, trail
 from crfs.forms import build_crf_form, form_to_data
 from crfs.models import CRFRecord, CRFStatus, DataQuery, QueryStatus, SignatureMeaning
 from patients.models import Visit
@@ -27,6 +27,7 @@ from patients.selectors import get_trial_and_participant_for
 from safety import selectors as safety_selectors
 from scheduling import services as scheduling
 from trials import policy
+from trials.models import definition_of
 from trials.policy import Perm
 
 
@@ -46,7 +47,8 @@ def record_url(record: CRFRecord, study_id: str, slug: str) -> str:
 
 
 class SignForm(forms.Form):
-    meaning = forms.ChoiceField(choices=SignatureMeaning.choices, widget=forms.RadioSelect,
+    meaning = forms.ChoiceField(choices=[(m.value, m.label) for m in services.SIGN_MEANINGS],
+                                widget=forms.RadioSelect,
                                 label=_("Meaning of your signature"))
     password = forms.CharField(label=_("Your password, again"), strip=False,
                                widget=forms.PasswordInput(attrs={"autocomplete":
@@ -103,8 +105,10 @@ def crf_edit(request, slug: str, study_id: str, crf_code: str, visit_id: int | N
         raise PermissionDenied
     record = page.record
     complete = request.POST.get("action") == "complete"
+    version_id = record.protocol_version_id if record else participant.protocol_version_id
     form = build_crf_form(page.definition, mode="complete" if complete else "draft",
-                          data=request.POST, initial=record.data if record else {})
+                          data=request.POST, initial=record.data if record else {},
+                          derivable=eligibility.derivable(definition_of(version_id), crf_code))
     reason = request.POST.get("reason", "")
     query_id = request.POST.get("answers_query", "")
     query = next((q for q in page.unresolved if str(q.pk) == query_id), None)

@@ -2,6 +2,7 @@
 and a participant's visit timeline with the coordinator's visit actions. Thin: reads from the
 selectors of ``patients``, ``crfs``, ``scheduling`` and ``randomisation``, changes through their
 services, permissions from ``trials.policy``."""
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
@@ -13,13 +14,18 @@ from django.views.decorators.http import require_POST
 
 from core.forms import attach_errors
 from crfs import selectors as crf_selectors
-from crfs import eligibility
+from crfs import eligibility, screening
+from crfs import services as crf_services
 from crfs.models import UNRESOLVED, CRFRecord, CRFStatus
+from patients import screening as screening_log
 from patients import selectors, services
-from patients.forms import ConsentForm, ScreeningForm, UnscheduledVisitForm, VisitActionForm
-from patients.models import Visit, VisitState
+from patients.consent import (consent_in_force, consent_versions, current_amendment,
+                              reconsent_from, withdrawal_rules)
+from patients.forms import (ConsentForm, RescreenForm, ScreeningForm, ScreeningLogForm,
+                            UnscheduledVisitForm, VisitActionForm, WithdrawalForm)
+from patients.models import Status, Visit, VisitState
 from patients.selectors import get_trial_and_participant_for
-from randomisation.selectors import allocation_of, allocation_view
+from randomisation.selectors import allocation_of, allocation_view, to_randomise
 from scheduling import services as scheduling
 from scheduling import selectors as schedule
 from trials import policy
@@ -39,18 +45,28 @@ def participant_detail(request, slug: str, study_id: str):
     trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
     user, site = request.user, participant.site
     allocation = allocation_of(participant)
+    record = eligibility.record_with_signatures(participant)
+    can_screen = policy.has_perm(user, Perm.SCREEN, trial, site)
     return render(request, "patients/participant_detail.html", {
         "trial": trial, "participant": participant,
         "timeline": schedule.timeline(participant) if allocation else None,
         "forms": crf_selectors.participant_forms(participant),
-        "eligibility": eligibility.evaluate(participant),
+        "eligibility": eligibility.evaluate(participant, record),
+        "confirmation_required": eligibility.confirmation_required(participant),
+        "confirmation": eligibility.confirmation(record),
+        "ready_state": eligibility.ready_state(participant, record),
+        "can_confirm": policy.has_perm(user, Perm.CONFIRM_ELIGIBILITY, trial, site),
+        "screen_failed": participant.status == Status.SCREEN_FAILED,
+        "episodes": screening.episodes(participant),
+        "can_rescreen": (can_screen and participant.status == Status.SCREEN_FAILED
+                         and screening.rescreening_allowed(participant)),
+        "rescreen_form": RescreenForm(),
+        "in_error": getattr(allocation, "in_error", None) if allocation else None,
         "allocation": allocation_view(user, allocation) if allocation else None,
-        "can_screen": policy.has_perm(user, Perm.SCREEN, trial, site),
+        "can_screen": can_screen,
         "can_enter": policy.has_perm(user, Perm.ENTER_CRF, trial, site),
         "can_randomise": policy.has_perm(user, Perm.RANDOMISE, trial, site),
-        "consent_form": ConsentForm(initial={
-            "consent_date": participant.consent_date,
-            "consent_version": participant.consent_version}),
+        "consent": selectors.consent_overview(participant),
     })
 
 
@@ -70,16 +86,33 @@ def screen_participant(request, slug: str):
                   status=400 if form.errors else 200)
 
 
+def _consent_form(participant, overview, data=None) -> ConsentForm:
+    """The consent form: the protocol's versions (the newest first), and the record in effect,
+    which a correction may replace."""
+    versions = consent_versions(participant.trial.definition)
+    in_force = consent_in_force(participant.trial.definition)
+    return ConsentForm(data, versions=list(reversed(versions)), initial={
+        "consent_version": overview.reconsent_to or in_force or ""},
+        corrects=[(r.pk, f"{r.version} — {r.consent_date:%Y-%m-%d} ({r.get_kind_display()})")
+                  for r in [overview.in_effect] if r is not None])
+
+
 def record_consent(request, slug: str, study_id: str):
+    """Record a first consent, a re-consent to an amendment's form, or a correction."""
     trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
     if not policy.has_perm(request.user, Perm.SCREEN, trial, participant.site):
         raise PermissionDenied
-    form = ConsentForm(request.POST or None)
+    overview = selectors.consent_overview(participant)
+    form = _consent_form(participant, overview, request.POST or None)
     if request.method == "POST" and form.is_valid():
+        corrects = form.cleaned_data.get("corrects")
         try:
-            services.record_consent(participant, by=request.user, **{
-                "consent_date": form.cleaned_data["consent_date"],
-                "version": form.cleaned_data["consent_version"]})
+            scheduling.record_consent_and_replan(
+                participant, by=request.user, consent_date=form.cleaned_data["consent_date"],
+                version=form.cleaned_data["consent_version"],
+                taken_by=form.cleaned_data["taken_by"], answers=form.answers(),
+                corrects=next((r for r in overview.records if r.pk == corrects), None)
+                if corrects else None, reason=form.cleaned_data.get("reason", ""))
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)
@@ -87,8 +120,130 @@ def record_consent(request, slug: str, study_id: str):
             messages.success(request, _("Consent recorded."))
             return redirect("participant_detail", slug, study_id)
     return render(request, "patients/consent.html",
-                  {"trial": trial, "participant": participant, "form": form},
+                  {"trial": trial, "participant": participant, "form": form,
+                   "consent": overview},
                   status=400 if form.errors else 200)
+
+
+class ConfirmEligibilityForm(forms.Form):
+    password = forms.CharField(label=_("Your password, again"), strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete":
+                                                                 "current-password"}))
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+def confirm_eligibility(request, slug: str, study_id: str):
+    """The investigator reads the eligibility form as it will be confirmed and types their
+    password again: the e-signature that lets the coordinator randomise
+    (``crfs.services.confirm_eligibility``)."""
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
+    if not policy.has_perm(request.user, Perm.CONFIRM_ELIGIBILITY, trial, participant.site):
+        raise PermissionDenied
+    page = crf_selectors.crf_page(participant, eligibility.ELIGIBILITY_CRF, None)
+    record = page.record
+    form = ConfirmEligibilityForm(request.POST if request.method == "POST" else None,
+                                  initial={"version": page.version})
+    if request.method == "POST" and form.is_valid():
+        try:
+            crf_services.confirm_eligibility(
+                participant, by=request.user, request=request,
+                password=form.cleaned_data["password"], version=form.cleaned_data["version"])
+        except ValidationError as exc:
+            attach_errors(form, exc)
+        else:
+            messages.success(request, _("Eligibility of %(id)s confirmed.") % {
+                "id": participant.study_id})
+            return redirect("participant_detail", slug, study_id)
+    return render(request, "patients/confirm_eligibility.html", {
+        "trial": trial, "participant": participant, "record": record, "form": form,
+        "definition": page.definition,
+        "answers": crf_selectors.answers(page.definition, record.data if record else None),
+        "eligibility": eligibility.evaluate(participant, record),
+        "confirmation": eligibility.confirmation(record),
+        "printed_name": request.user.get_full_name() or request.user.get_username(),
+    }, status=400 if form.errors else 200)
+
+
+def record_withdrawal(request, slug: str, study_id: str):
+    """Record a withdrawal at one of its levels (coordinator)."""
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
+    if not policy.has_perm(request.user, Perm.SCREEN, trial, participant.site):
+        raise PermissionDenied
+    form = WithdrawalForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            scheduling.record_withdrawal_and_replan(participant, by=request.user,
+                                                    **form.cleaned_data)
+        except ValidationError as exc:
+            attach_errors(form, exc)
+        else:
+            messages.success(request, _("Withdrawal recorded."))
+            return redirect("participant_detail", slug, study_id)
+    return render(request, "patients/withdrawal.html",
+                  {"trial": trial, "participant": participant, "form": form,
+                   "consent": selectors.consent_overview(participant),
+                   "rules": withdrawal_rules(participant.definition)},
+                  status=400 if form.errors else 200)
+
+
+def reconsent_worklist(request, slug: str):
+    """The participants of the user's sites who must re-consent to the current amendment."""
+    trial = get_trial_for(request.user, slug)
+    definition = trial.definition
+    return render(request, "patients/reconsent_worklist.html", {
+        "trial": trial, "participants": selectors.reconsent_worklist(request.user, trial),
+        "amendment": current_amendment(definition), "reconsent_from": reconsent_from(definition),
+        "can_screen": policy.sites_for(request.user, trial, Perm.SCREEN).exists()})
+
+
+@require_POST
+def rescreen(request, slug: str, study_id: str):
+    """Screen a screen failure again (a new screening episode), where the protocol allows."""
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
+    if not policy.has_perm(request.user, Perm.SCREEN, trial, participant.site):
+        raise PermissionDenied
+    form = RescreenForm(request.POST)
+    if form.is_valid():
+        try:
+            episode = screening.rescreen(participant, by=request.user,
+                                         reason=form.cleaned_data["reason"])
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, _("Screening episode %(n)s closed and kept; the "
+                                        "eligibility form is open again for episode %(next)s.")
+                             % {"n": episode.number, "next": episode.number + 1})
+    else:
+        messages.error(request, " ".join(" ".join(v) for v in form.errors.values()))
+    return redirect("participant_detail", slug, study_id)
+
+
+def screening_log_page(request, slug: str):
+    """The screening log: site staff of a site enter and list its entries; the sponsor and
+    the data manager read every site's."""
+    trial = get_trial_for(request.user, slug, Perm.VIEW_SCREENING_LOG)
+    sites = policy.sites_for(request.user, trial, Perm.SCREEN).filter(active=True)
+    reasons = screening_log.non_inclusion_reasons(trial)
+    form = None
+    if sites.exists():
+        form = ScreeningLogForm(request.POST or None, sites=sites, reasons=reasons)
+        if request.method == "POST" and form.is_valid():
+            try:
+                screening_log.record_screening_log_entry(trial, by=request.user,
+                                                         **form.cleaned_data)
+            except ValidationError as exc:
+                attach_errors(form, exc)
+            else:
+                messages.success(request, _("Screening log entry recorded."))
+                return redirect("screening_log", slug)
+    elif request.method == "POST":
+        raise PermissionDenied
+    labels = {r["code"]: r["label"] for r in reasons}
+    entries = [(e, labels.get(e.reason, e.reason))
+               for e in screening_log.screening_log_for(request.user, trial)[:500]]
+    return render(request, "patients/screening_log.html", {
+        "trial": trial, "form": form, "entries": entries, "reasons": reasons},
+        status=400 if form is not None and form.errors else 200)
 
 
 # --------------------------------------------------------------------------- visits
@@ -110,6 +265,10 @@ def visit_worklist(request, slug: str):
             key: _page_number(request.GET.get(f"{key}_page"))
             for key in ("overdue", "open", "upcoming")}),
         "queries": crf_selectors.query_worklist(user, trial, site=site),
+        # Screened, not yet randomised: for those who randomise or confirm eligibility.
+        "to_randomise": (to_randomise(user, trial, site=site)
+                         if policy.has_perm(user, Perm.RANDOMISE, trial)
+                         or policy.has_perm(user, Perm.CONFIRM_ELIGIBILITY, trial) else None),
         "list_queries": (policy.has_perm(user, Perm.RAISE_QUERY, trial)
                          or policy.has_perm(user, Perm.ANSWER_QUERY, trial))})
 

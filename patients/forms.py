@@ -2,6 +2,8 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .models import WithdrawalLevel
+
 
 class ScreeningForm(forms.Form):
     site = forms.ModelChoiceField(queryset=None, label=_("Site"), empty_label=None)
@@ -20,10 +22,80 @@ class ScreeningForm(forms.Form):
         return value
 
 
+class ScreeningLogForm(forms.Form):
+    """One person assessed and not included: no identifier. The service judges the date, the
+    site, the reason and the note (``patients.screening``)."""
+
+    site = forms.ModelChoiceField(queryset=None, label=_("Site"), empty_label=None)
+    screened_on = forms.DateField(label=_("Screening date"),
+                                  widget=forms.DateInput(attrs={"type": "date"}))
+    reason = forms.ChoiceField(label=_("Reason for non-inclusion"))
+    note = forms.CharField(required=False, max_length=500, label=_("Note (no name, no date, "
+                                                                   "no number)"),
+                           widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, sites, reasons, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].queryset = sites
+        self.fields["screened_on"].initial = timezone.localdate()
+        self.fields["reason"].choices = [(r["code"], r["label"]) for r in reasons]
+
+
+class RescreenForm(forms.Form):
+    reason = forms.CharField(max_length=1000, label=_("Why screen again"),
+                             widget=forms.Textarea(attrs={"rows": 2}))
+
+
 class ConsentForm(forms.Form):
+    """A signed consent form: first, re-consent, or correction. The version is a choice among
+    the protocol's declared versions (free text when it declares none); each optional item of
+    any declared version is a yes / no / not asked select, and the service refuses an answer to
+    an item the chosen version does not have."""
+
     consent_date = forms.DateField(label=_("Date informed consent was signed"),
                                    widget=forms.DateInput(attrs={"type": "date"}))
     consent_version = forms.CharField(max_length=32, label=_("Consent form version"))
+    taken_by = forms.CharField(max_length=120, required=False, label=_("Consent taken by"),
+                               help_text=_("As written on the form; empty: yourself."))
+    corrects = forms.TypedChoiceField(required=False, coerce=int, empty_value=None,
+                                      label=_("Corrects the record"))
+    reason = forms.CharField(max_length=500, required=False,
+                             label=_("Reason for the correction"))
+
+    ANSWERS = [("", _("not asked")), ("yes", _("yes")), ("no", _("no"))]
+
+    def __init__(self, *args, versions: list[dict], corrects: list[tuple[int, str]] = (),
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        if versions:
+            self.fields["consent_version"] = forms.ChoiceField(
+                label=_("Consent form version"),
+                choices=[(v["code"], f"{v['code']} — {v['label']} ({v['date']})")
+                         for v in versions])
+        self.fields["corrects"].choices = [("", _("none: a new consent"))] + list(corrects)
+        if not corrects:
+            del self.fields["corrects"], self.fields["reason"]
+        self.items = {}
+        for version in versions:
+            for item in version.get("optional_items", []):
+                name = f"item_{item['code']}"
+                if name not in self.fields:
+                    self.fields[name] = forms.ChoiceField(
+                        choices=self.ANSWERS, required=False, label=item["label"])
+                    self.items[name] = item["code"]
+
+    def answers(self) -> dict[str, bool]:
+        return {code: self.cleaned_data[name] == "yes" for name, code in self.items.items()
+                if self.cleaned_data.get(name)}
+
+
+class WithdrawalForm(forms.Form):
+    level = forms.ChoiceField(label=_("Level"), choices=WithdrawalLevel.choices,
+                              widget=forms.RadioSelect)
+    withdrawn_on = forms.DateField(label=_("Date of withdrawal"),
+                                   widget=forms.DateInput(attrs={"type": "date"}))
+    reason = forms.CharField(max_length=1000, label=_("Reason"), widget=forms.Textarea(
+        attrs={"rows": 3}))
 
 
 DATE_INPUT_FORMATS = ["%Y-%m-%d", "%d/%m/%Y"]  # ISO (the date picker), and the French way

@@ -300,3 +300,174 @@ class ReminderDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"reminder {self.reminder_id} to user {self.recipient_id}"
+
+
+# --------------------------------------------------------------------------- consent
+
+
+class ConsentKind(models.TextChoices):
+    FIRST = "first", _("First consent")
+    RECONSENT = "reconsent", _("Re-consent to an amendment")
+    CORRECTION = "correction", _("Correction of an earlier record")
+
+
+class ConsentRecord(models.Model):
+    """One signed consent form: which version, when, who took it, each optional item's answer.
+
+    A participant's consent history is their records in order; the latest that is not
+    corrected by a later one says which version they are on. Records are never edited in place
+    nor deleted: a mistake is corrected by a new record (``corrects``, with the reason), so the
+    history shows both. ``protocol_version``: the version the participant was on once this
+    consent was recorded (a re-consent to an amendment's form moves them to it).
+    """
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT,
+                                    related_name="consents")
+    kind = models.CharField(max_length=16, choices=ConsentKind.choices)
+    version = models.CharField(max_length=32, help_text=_("The consent form version signed."))
+    consent_date = models.DateField()
+    taken_by = models.CharField(max_length=120, blank=True,
+                                help_text=_("Who took the consent, as on the form."))
+    answers = models.JSONField(default=dict, blank=True,
+                               help_text=_("Each optional item's answer: code → true/false."))
+    protocol_version = models.ForeignKey(ProtocolVersion, on_delete=models.PROTECT,
+                                         related_name="+")
+    corrects = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="corrected_by")
+    reason = models.TextField(blank=True, help_text=_("Why a correction was recorded."))
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                    related_name="+")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["participant", "consent_date", "recorded_at", "pk"]
+        indexes = [models.Index(fields=["participant", "consent_date"])]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}: consent v{self.version} on {self.consent_date}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise models.ProtectedError("Consent records are never changed; record a correction.",
+                                        {self})
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise models.ProtectedError("Consent records are never deleted; record a correction.",
+                                    {self})
+
+
+# --------------------------------------------------------------------------- withdrawal
+
+
+class WithdrawalLevel(models.TextChoices):
+    """How far a participant withdraws, least first; each level includes the ones before it."""
+
+    TREATMENT = "treatment", _("Stops study treatment only")
+    VISITS = "visits", _("Stops visits, vital-status follow-up allowed")
+    CONSENT = "consent", _("Withdraws consent to further data collection")
+
+
+WITHDRAWAL_ORDER = [WithdrawalLevel.TREATMENT, WithdrawalLevel.VISITS, WithdrawalLevel.CONSENT]
+
+
+class Withdrawal(models.Model):
+    """A participant's withdrawal at one level, from a date, with the reason.
+
+    Read by the visit planner (``crfs.facts.read_facts`` → ``scheduling``): from study
+    treatment, the protocol's treatment visits end (``withdrawal.treatment_visits``); from
+    visits, every visit but the vital-status follow-up ends; consent withdrawn, every visit
+    ends. A participant may go further later (a new record at a higher level); never deleted.
+    """
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT,
+                                    related_name="withdrawals")
+    level = models.CharField(max_length=16, choices=WithdrawalLevel.choices)
+    withdrawn_on = models.DateField()
+    reason = models.TextField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                    related_name="+")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["participant", "withdrawn_on", "pk"]
+        constraints = [models.UniqueConstraint(fields=["participant", "level"],
+                                               name="withdrawal_once_per_level")]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}: {self.level} from {self.withdrawn_on}"
+
+    def delete(self, *args, **kwargs):
+        raise models.ProtectedError("Withdrawals are never deleted.", {self})
+
+
+# --------------------------------------------------------------------------- screening
+
+
+class ScreeningLogEntry(models.Model):
+    """One person assessed at a site and not registered: no identifier of any kind, only the
+    day, the site and the protocol's reason for non-inclusion (``screening.
+    non_inclusion_reasons``). With the registered participants, the first box of the flow
+    diagram (CONSORT 2010, "assessed for eligibility"). Never deleted."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="screening_log")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="screening_log")
+    screened_on = models.DateField()
+    reason = models.CharField(max_length=64,
+                              help_text=_("A code of the protocol's reasons for non-inclusion."))
+    note = models.TextField(blank=True, help_text=_("Free text without any identifier."))
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                   related_name="+")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["trial", "-screened_on", "-pk"]
+        indexes = [models.Index(fields=["trial", "site", "reason"])]
+        verbose_name_plural = "screening log entries"
+
+    def __str__(self) -> str:
+        return f"{self.site.code} {self.screened_on:%Y-%m-%d} {self.reason}"
+
+    def delete(self, *args, **kwargs):
+        raise models.ProtectedError("Screening log entries are never deleted.", {self})
+
+
+class ScreeningEpisode(models.Model):
+    """A closed screening episode of a participant screened again: the eligibility form as it
+    stood when the episode closed (answers, status, date) and its outcome, kept as it was.
+
+    The participant's current episode is the eligibility CRF record itself (one per
+    participant, ``one_crf_outside_visits``); re-screening copies it here, then opens the
+    record again for the new episode (``crfs.screening.rescreen``). Episode ``number`` n is
+    the n-th; the current one is ``closed episodes + 1``."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT,
+                                    related_name="screening_episodes")
+    number = models.PositiveIntegerField()
+    assessed_on = models.DateField(help_text=_("The screening date the eligibility form gave."))
+    outcome = models.CharField(max_length=20, choices=Status.choices,
+                               help_text=_("The participant's status when the episode closed."))
+    failed_criteria = models.JSONField(default=list, blank=True,
+                                       help_text=_("Codes of the criteria not met."))
+    eligibility_data = models.JSONField(default=dict,
+                                        help_text=_("The eligibility form's answers."))
+    eligibility_status = models.CharField(max_length=10)
+    closed_at = models.DateTimeField(auto_now_add=True)
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                  related_name="+")
+    reason = models.TextField(help_text=_("Why the participant is screened again."))
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["participant", "number"]
+        constraints = [models.UniqueConstraint(fields=["participant", "number"],
+                                               name="screening_episode_number")]
+
+    def __str__(self) -> str:
+        return f"{self.participant.study_id} screening #{self.number}"
+
+    def delete(self, *args, **kwargs):
+        raise models.ProtectedError("Screening episodes are never deleted.", {self})

@@ -7,15 +7,26 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from trials import policy
-from trials.models import Site, Trial
+from trials.models import ProtocolVersion, Site, Trial
 from trials.selectors import get_trial_for
 
-from .models import Deviation, Participant, Visit, VisitStatus
+from .consent import consent_in_force, consent_versions, reconsent_from
+from .models import (
+    WITHDRAWAL_ORDER,
+    ConsentRecord,
+    Deviation,
+    Participant,
+    Status,
+    Visit,
+    VisitStatus,
+    Withdrawal,
+    WithdrawalLevel,
+)
 
 UPCOMING_DAYS = 14  # the worklist's "upcoming" horizon
 
@@ -189,3 +200,80 @@ def visit_counts(user, trials: list[Trial], *, today: dt.date | None = None
             .order_by())
     return {row["participant__trial"]: VisitCounts(row["overdue"], row["open_now"],
                                                    row["upcoming"]) for row in rows}
+
+
+# --------------------------------------------------------------------------- consent, withdrawal
+
+
+@dataclass(frozen=True)
+class ConsentOverview:
+    """A participant's consent history and withdrawals, for their page and the API."""
+
+    records: list[ConsentRecord]        # every record, oldest first; ``corrected`` set on each
+    in_effect: ConsentRecord | None     # the latest record no later one corrects
+    item_labels: dict[str, str]         # optional item code → label, every declared version
+    protocol_label: str                 # the protocol version the participant is on
+    current_label: str                  # the trial's current protocol version
+    reconsent_to: str | None            # the consent version they must re-consent to, if any
+    withdrawals: list[Withdrawal]
+
+    @property
+    def reconsent_pending(self) -> bool:
+        return self.reconsent_to is not None
+
+
+def consent_overview(participant: Participant) -> ConsentOverview:
+    """Three queries: the consent records, the withdrawals, the protocol version labels."""
+    definition = participant.trial.definition
+    records = list(participant.consents.annotate(protocol_label=F("protocol_version__label"))
+                   .order_by("consent_date", "recorded_at", "pk"))
+    corrected = {r.corrects_id for r in records}
+    for record in records:
+        record.corrected = record.pk in corrected
+    in_effect = [r for r in records if not r.corrected]
+    latest = max(in_effect, key=lambda r: (r.consent_date, r.recorded_at, r.pk), default=None)
+    withdrawals = list(participant.withdrawals.order_by("withdrawn_on", "pk"))
+    labels = dict(ProtocolVersion.objects.filter(
+        pk__in={participant.protocol_version_id, participant.trial.current_version_id})
+        .values_list("pk", "label"))
+    pending = (latest is not None and latest.version in reconsent_from(definition)
+               and participant.status not in ENDED_STATUSES
+               and not any(w.level == WithdrawalLevel.CONSENT for w in withdrawals))
+    return ConsentOverview(
+        records=records, in_effect=latest,
+        item_labels={i["code"]: i["label"] for v in consent_versions(definition)
+                     for i in v.get("optional_items", [])},
+        protocol_label=labels.get(participant.protocol_version_id, ""),
+        current_label=labels.get(participant.trial.current_version_id, ""),
+        reconsent_to=consent_in_force(definition) if pending else None,
+        withdrawals=withdrawals)
+
+
+ENDED_STATUSES = [Status.DEAD, Status.COMPLETED, Status.SCREEN_FAILED]
+
+
+def reconsent_worklist(user, trial: Trial) -> QuerySet[Participant]:
+    """The participants of the user's sites whose consent in effect is a version the current
+    amendment asks to re-consent (``amendments[].reconsent``), alive and still in the study
+    (not dead, completed, failed at screening, nor withdrawn of consent)."""
+    versions = reconsent_from(trial.definition)
+    return (participants_for(user, trial).filter(consent_version__in=versions)
+            .exclude(status__in=ENDED_STATUSES)
+            .exclude(withdrawals__level=WithdrawalLevel.CONSENT)
+            .annotate(protocol_label=F("protocol_version__label"))
+            .select_related("site").order_by("site__code", "study_id"))
+
+
+def withdrawal_counts(participants: QuerySet[Participant]) -> dict[str, int]:
+    """How many of ``participants`` withdrew, by the furthest level each reached (every level
+    present, 0 when none): what the flow diagram shows."""
+    furthest: dict[int, str] = {}
+    for pk, level in (Withdrawal.objects.filter(participant__in=participants)
+                      .values_list("participant_id", "level")):
+        if pk not in furthest or WITHDRAWAL_ORDER.index(level) > WITHDRAWAL_ORDER.index(
+                furthest[pk]):
+            furthest[pk] = level
+    counts = {str(level): 0 for level in WITHDRAWAL_ORDER}
+    for level in furthest.values():
+        counts[level] += 1
+    return counts

@@ -10,7 +10,11 @@
   ``crfs.facts.read_facts`` applies). After every CRF save the planner
   (``scheduling.services.apply_crf``) calls ``apply_derived``, so a corrected CRF corrects the
   status; with no such date the status is back to ``randomised``;
-- ``screen_failed``: refuses randomisation.
+- ``screen_failed``: a completed eligibility form with a criterion not met (``apply_screening``,
+  which ``scheduling.services.save_crf_and_replan`` calls after every save of that form, with
+  the criteria ``crfs.eligibility`` finds failed); correcting the form so that every criterion
+  is met, or re-opening it for a new screening episode, brings the participant back to
+  ``screened``. It refuses randomisation.
 
 Each change is in the participant's history (who, why) and, after randomisation, in the audit
 log.
@@ -55,3 +59,26 @@ def apply_derived(participant: Participant, derived: str | None, *, by, why: str
                  f"{participant.study_id}: status {old} → {new} ({why}).",
                  actor=by, trial=participant.trial, obj=participant,
                  detail={"from": old, "to": new})
+
+
+def apply_screening(participant: Participant, failed: list[str] | None, *, by, why: str) -> None:
+    """Set a participant not yet randomised to ``screen_failed`` when their completed
+    eligibility form has criteria not met (``failed``: their codes), back to ``screened``
+    otherwise (``failed`` empty or None: the form not completed, or every criterion met).
+    Randomised participants are left as they are: a randomisation is never undone (see
+    ``randomisation.services.record_randomised_in_error``)."""
+    if participant.status not in (Status.SCREENED, Status.SCREEN_FAILED):
+        return
+    new = Status.SCREEN_FAILED if failed else Status.SCREENED
+    if participant.status == new:
+        return
+    old = participant.status
+    participant.status = new
+    participant._change_reason = change_reason(f"screening: {why}")
+    participant._history_user = by if getattr(by, "is_authenticated", False) else None
+    participant.save(update_fields=["status"])
+    detail = {"from": old, "to": new, "failed_criteria": list(failed or [])}
+    audit.record("participant.status_changed",
+                 f"{participant.study_id}: status {old} → {new} ({why}"
+                 + (f"; criteria not met: {', '.join(failed)}" if failed else "") + ").",
+                 actor=by, trial=participant.trial, obj=participant, detail=detail)

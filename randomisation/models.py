@@ -202,3 +202,20 @@ class SafetyUnblinding(Immutable):
                              related_name="+")
     reason = models.TextField()
     at = models.DateTimeField(auto_now_add=True)
+
+
+class RandomisedInError(Immutable):
+    """A participant randomised who should not have been (not eligible, no valid consent, a
+    duplicate…), found after the fact. The allocation stands and the participant stays in the
+    intention-to-treat population (ICH E9 §5.2.1: a randomised participant is analysed in the
+    arm allocated); exports and the flow diagram flag them. Written once."""
+
+    allocation = models.OneToOneField(Allocation, on_delete=models.PROTECT,
+                                      related_name="in_error")
+    reason = models.TextField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                    related_name="+")
+
+    def __str__(self) -> str:
+        return f"{self.allocation.participant.study_id} randomised in error"

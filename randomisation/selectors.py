@@ -7,6 +7,9 @@ from django.db.models import Count
 from django.http import Http404
 from django.utils.translation import gettext as _
 
+from crfs.eligibility import ELIGIBILITY_CRF, ReadyState, ready_state
+from crfs.models import CRFRecord
+from patients.models import Participant, Status
 from trials import policy
 from trials.models import Trial
 from trials.policy import Perm
@@ -44,7 +47,8 @@ def allocation_view(user, allocation: Allocation) -> AllocationView:
 
 def allocation_of(participant) -> Allocation | None:
     try:
-        return Allocation.objects.select_related("arm", "trial", "randomised_by").get(
+        # ``in_error``: the randomised-in-error flag, if any, in the same query.
+        return Allocation.objects.select_related("arm", "trial", "randomised_by", "in_error").get(
             participant=participant)
     except Allocation.DoesNotExist:
         return None
@@ -93,3 +97,48 @@ def balance_report(trial: Trial) -> tuple[list[str], list[BalanceRow], dict[str,
         out.append(BalanceRow(key, counts, round(max(scaled) - min(scaled))))
     largest = max((r.imbalance for r in out), default=0)
     return [a.code for a in arms], out, totals, largest
+
+
+# --------------------------------------------------------------------------- to randomise
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A screened participant not yet randomised, and where they stand
+    (``crfs.eligibility.ReadyState``): the coordinator's "to randomise" list."""
+
+    participant: Participant
+    state: str
+
+    @property
+    def label(self) -> str:
+        return {
+            ReadyState.INCOMPLETE: _("consent or eligibility form to complete"),
+            ReadyState.NOT_ELIGIBLE: _("criteria not met"),
+            ReadyState.AWAITING_CONFIRMATION: _("awaiting investigator's confirmation"),
+            ReadyState.READY: _("ready to randomise"),
+        }[self.state]
+
+
+def to_randomise(user, trial: Trial, *, site=None) -> list[Candidate]:
+    """Participants screened and not yet randomised at the sites ``user`` may see, each with
+    their state: consent or eligibility to complete, criteria not met, awaiting an
+    investigator's confirmation (where the protocol asks for it), or ready to randomise.
+    Three queries whatever their number: participants, eligibility records, signatures."""
+    participants = (Participant.objects.filter(trial=trial, status=Status.SCREENED)
+                    .filter(policy.site_filter(user, trial)).select_related("site")
+                    .order_by("screened_on", "study_id"))
+    if site is not None:
+        participants = participants.filter(site=site)
+    participants = list(participants)
+    records = {r.participant_id: r for r in CRFRecord.objects.filter(
+        participant__in=participants, crf_code=ELIGIBILITY_CRF, visit=None)
+        .prefetch_related("signatures")}
+    rows = []
+    for p in participants:
+        p.trial = trial
+        record = records.get(p.pk)
+        if record is not None:
+            record.participant = p
+        rows.append(Candidate(p, ready_state(p, record)))
+    return rows

@@ -28,6 +28,7 @@ from core.reauth import password_confirmed
 from crfs import eligibility
 from crfs.facts import fact_records
 from crfs.models import CRFRecord
+from patients.consent import consent_in_force, reconsent_from
 from patients import status as participant_status
 from patients.models import Participant, Status
 from safety import selectors as safety_selectors
@@ -38,7 +39,8 @@ from trials.policy import Perm
 
 from . import generator
 from .models import (Allocation, AllocationList, AllocationSlot, EmergencyUnblinding, ListStatus,
-                     Method, SafetyUnblinding, Stratum, StratumCorrection)
+                     Method, RandomisedInError, SafetyUnblinding, Stratum,
+                     StratumCorrection)
 
 
 class RandomisationError(ValidationError):
@@ -393,10 +395,24 @@ def check_can_randomise(participant: Participant, record=None) -> eligibility.El
         raise RandomisationError(_("%(id)s is already randomised.") % who,
                                  code="already_randomised")
     if participant.status == Status.SCREEN_FAILED:
-        raise RandomisationError(_("%(id)s failed screening.") % who, code="not_eligible")
+        # The criteria's codes and texts are the protocol's own words.
+        failed = "; ".join(f"{c['code']} {c['text']}"
+                           for c in eligibility.evaluate(participant, record).failed)
+        raise RandomisationError(_("%(id)s is a screen failure (criteria not met: "
+                                   "%(criteria)s).") % {**who, "criteria": failed},
+                                 code="not_eligible")
     if participant.consent_date is None:
         raise RandomisationError(_("%(id)s has no recorded informed consent.") % who,
                                  code="not_consented")
+    if participant.consent_version in reconsent_from(participant.trial.definition):
+        # An amendment asks those who signed this form to sign the new one (issue 17): nobody
+        # is randomised on a consent the protocol has withdrawn.
+        raise RandomisationError(_(
+            "%(id)s signed consent form %(version)s, which the current amendment asks to "
+            "re-consent: record their consent to form %(new)s first.") % {
+                **who, "version": participant.consent_version,
+                "new": consent_in_force(participant.trial.definition)},
+            code="reconsent_pending")
     result = eligibility.evaluate(participant, record)
     if not result.complete:
         if result.unanswered:
@@ -411,6 +427,15 @@ def check_can_randomise(participant: Participant, record=None) -> eligibility.El
         failed = "; ".join(f"{c['code']} {c['text']}" for c in result.failed)
         raise RandomisationError(_("%(id)s is not eligible: %(criteria)s.") % {
             **who, "criteria": failed}, code="not_eligible")
+    # The confirmation is read here, not from ``record`` (the randomisation passes the answers
+    # only): the signatures and the content they must still match.
+    if (eligibility.confirmation_required(participant)
+            and eligibility.confirmation_of(participant) is None):
+        raise RandomisationError(
+            _("Eligibility of %(id)s is awaiting an investigator's confirmation: an "
+              "investigator of the site must confirm it (e-signature) before "
+              "randomisation; a change of the eligibility form since voids an earlier "
+              "confirmation.") % who, code="eligibility_unconfirmed")
     return result
 
 
@@ -615,6 +640,30 @@ def correct_stratum(allocation: Allocation, *, factor: str, correct_level: str, 
                  f"Allocation unchanged. Reason: {reason.strip()}",
                  actor=by, trial=trial, obj=correction)
     return correction
+
+
+@transaction.atomic
+def record_randomised_in_error(allocation: Allocation, *, reason: str, by) -> RandomisedInError:
+    """Record that a participant was randomised in error (found not eligible, consent not
+    valid, registered twice…). Nothing else changes: the allocation stands and the participant
+    stays in the intention-to-treat population with their arm; exports and the flow diagram
+    flag them. Once only."""
+    trial = allocation.trial
+    participant = allocation.participant
+    _require(by, Perm.RECORD_RANDOMISED_IN_ERROR, trial, participant.site)
+    if not reason.strip():
+        raise ValidationError({"reason": _("Give the reason the randomisation was in error.")})
+    if RandomisedInError.objects.filter(allocation=allocation).exists():
+        raise ValidationError({"reason": _("%(id)s is already recorded as randomised in "
+                                           "error.") % {"id": participant.study_id}})
+    flag = RandomisedInError.objects.create(allocation=allocation, reason=reason.strip(),
+                                            recorded_by=by)
+    # Audit-log text: English on purpose (see the module docstring); no arm in it.
+    audit.record("allocation.randomised_in_error",
+                 f"{participant.study_id} recorded as randomised in error. The allocation "
+                 f"stands (intention to treat). Reason: {reason.strip()}",
+                 actor=by, trial=trial, obj=flag)
+    return flag
 
 
 @transaction.atomic

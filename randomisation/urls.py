@@ -9,6 +9,8 @@ urlpatterns = [
     path(P + "allocation/certificate.pdf", views.certificate, name="allocation_certificate"),
     path(P + "allocation/unblind/", views.emergency_unblind, name="emergency_unblind"),
     path(P + "allocation/correct-stratum/", views.correct_stratum, name="correct_stratum"),
+    path(P + "allocation/randomised-in-error/", views.record_randomised_in_error,
+         name="record_randomised_in_error"),
     path("trials/<slug:slug>/allocation-lists/", views.allocation_lists, name="allocation_lists"),
     path("trials/<slug:slug>/allocation-lists/balance/", views.balance, name="allocation_balance"),
 ]

@@ -88,6 +88,9 @@ def allocation_detail(request, slug: str, study_id: str):
             request.user, Perm.EMERGENCY_UNBLIND, trial, participant.site)),
         "can_correct": policy.has_perm(request.user, Perm.RANDOMISE, trial, participant.site),
         "corrections": allocation.corrections.select_related("corrected_by"),
+        "in_error": getattr(allocation, "in_error", None),
+        "can_record_error": policy.has_perm(request.user, Perm.RECORD_RANDOMISED_IN_ERROR, trial,
+                                            participant.site),
     })
 
 
@@ -156,6 +159,23 @@ def correct_stratum(request, slug: str, study_id: str):
             _("%(field)s: %(errors)s") % {
                 "field": form.fields[k].label if k in form.fields else k, "errors": ", ".join(v)}
             for k, v in form.errors.items()))
+    return redirect("allocation_detail", slug, study_id)
+
+
+@require_POST
+def record_randomised_in_error(request, slug: str, study_id: str):
+    """The data manager or the site's coordinator records that this randomisation was in
+    error; the allocation stands (intention to treat)."""
+    _trial, participant = _participant(request, slug, study_id, Perm.RECORD_RANDOMISED_IN_ERROR)
+    allocation = _allocation(participant)
+    try:
+        services.record_randomised_in_error(allocation, by=request.user,
+                                            reason=request.POST.get("reason", ""))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("allocation_detail", slug, study_id)
+    messages.success(request, _("Recorded as randomised in error; the allocation stands and "
+                                "the participant stays in the intention-to-treat population."))
     return redirect("allocation_detail", slug, study_id)
 
 

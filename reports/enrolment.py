@@ -8,9 +8,15 @@ over arms. Counts only: no study ID, no date of birth, no date of a single parti
 (first and last randomisation are per site).
 
 Definitions (printed in the report):
+- *assessed* (CONSORT 2010's "assessed for eligibility"): the screening log's entries (people
+  assessed and not registered, ``patients.screening``) and every participant registered;
+  *excluded*: the log's entries by the protocol's reason for non-inclusion, and the screen
+  failures, also counted by criterion not met (one participant may fail several criteria);
 - *screened*: every participant registered; *not eligible*: screen failures; *eligible*:
   randomised, or screened with a completed eligibility form and not failed; *awaiting*: the
   rest of the screened.
+- *randomised in error*: randomised participants recorded so; they stay in their arm and in
+  every count (intention to treat), flagged.
 - *recent rate*: randomisations in the last ``RECENT_DAYS`` days (or since the first
   randomisation, when later), per month of 30.44 days; the projection assumes that rate goes on.
   A trial whose protocol does not state its planned enrolment has no target: accrual and rate
@@ -33,8 +39,9 @@ from django.utils.translation import gettext as _
 
 from crfs.eligibility import ELIGIBILITY_CRF
 from crfs.models import UNRESOLVED, CRFRecord, CRFStatus, DataQuery
-from patients.models import RANDOMISED_STATUSES, Deviation, Participant, Status, Visit, VisitStatus
-from randomisation.models import Allocation
+from patients.models import (RANDOMISED_STATUSES, WITHDRAWAL_ORDER, Deviation, Participant,
+                             ScreeningLogEntry, Status, Visit, VisitStatus, Withdrawal)
+from randomisation.models import Allocation, RandomisedInError
 from safety.models import SAEReport, SAEVersion, VersionStatus
 from trials import policy
 from trials.models import Arm, Trial
@@ -47,6 +54,7 @@ DAYS_PER_MONTH = 30.44
 class SiteFigures:
     code: str
     name: str
+    logged: int = 0            # screening log entries: assessed, never registered
     screened: int = 0
     not_eligible: int = 0
     eligible: int = 0
@@ -74,6 +82,20 @@ class ArmFigures:
     withdrawn: int = 0
     dead: int = 0
     completed: int = 0
+    # Randomised participants by the furthest withdrawal level they reached (issue 17): the
+    # levels of ``patients.models.WithdrawalLevel``, each present (0 when none).
+    withdrawals: dict[str, int] = field(default_factory=dict)
+    in_error: int = 0          # randomised in error: counted above too (intention to treat)
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """One line of the flow diagram's "excluded" box: a reason of the screening log, or a
+    criterion screen failures did not meet."""
+
+    code: str
+    label: str
+    n: int
 
 
 @dataclass
@@ -107,13 +129,15 @@ class EnrolmentFigures:
     projected_completion: dt.date | None
     target_reached_on: dt.date | None
     arms: list[ArmFigures]                            # one pooled row when blinded
+    log_reasons: list[Exclusion] = field(default_factory=list)       # the protocol's order
+    failed_criteria: list[Exclusion] = field(default_factory=list)   # the protocol's order
     safety: list[SafetyFigures] = field(default_factory=list)  # one pooled row when blinded
     totals: SiteFigures = field(init=False)
 
     def __post_init__(self):
         total = SiteFigures(code="", name="")
         for row in self.sites:
-            for name in ("screened", "not_eligible", "eligible", "randomised", "withdrawn",
+            for name in ("logged", "screened", "not_eligible", "eligible", "randomised", "withdrawn",
                          "expected_crfs", "entered_crfs", "complete_crfs", "overdue_visits",
                          "open_queries", "deviations"):
                 setattr(total, name, getattr(total, name) + getattr(row, name))
@@ -126,6 +150,20 @@ class EnrolmentFigures:
     @property
     def randomised(self) -> int:
         return self.totals.randomised
+
+    @property
+    def assessed(self) -> int:
+        """Assessed for eligibility: screening log entries and registered participants."""
+        return self.totals.logged + self.totals.screened
+
+    @property
+    def excluded(self) -> int:
+        """Excluded: screening log entries and screen failures."""
+        return self.totals.logged + self.totals.not_eligible
+
+    @property
+    def in_error(self) -> int:
+        return sum(a.in_error for a in self.arms)
 
     @property
     def awaiting(self) -> int:
@@ -143,7 +181,7 @@ def _local_date(instant) -> dt.date | None:
 
 def enrolment_figures(trial: Trial, *, viewer, today: dt.date | None = None,
                       progress=None) -> EnrolmentFigures:
-    """Every figure of the enrolment report, as ``viewer`` may see them: seven aggregate
+    """Every figure of the enrolment report, as ``viewer`` may see them: eleven aggregate
     queries (and two of the policy), each one scan of its table."""
     step = progress or (lambda percent, text: None)
     today = today or timezone.localdate()
@@ -183,6 +221,7 @@ def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, S
             arm.randomised += n
             name = STATUS_FIELD[status]
             setattr(arm, name, getattr(arm, name) + n)
+    _withdrawal_levels(participants, arms, with_arms)
     # Eligible but not randomised: screened with a completed eligibility form (few rows).
     assessed = (CRFRecord.objects
                 .filter(participant__in=participants.filter(status=Status.SCREENED),
@@ -192,6 +231,15 @@ def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, S
                 .annotate(n=Count("participant_id", distinct=True)).order_by())
     for r in assessed:
         rows[r["site_id"]].eligible += r["n"]
+    log_reasons, failed_criteria = _exclusions(trial, rows, participants, site_ids)
+    # Randomised in error, by arm for a reader who may see arms (few rows).
+    in_error = RandomisedInError.objects.filter(
+        allocation__trial=trial, allocation__participant__site_id__in=site_ids)
+    if with_arms:
+        for r in in_error.values("allocation__arm_id").annotate(n=Count("pk")).order_by():
+            arms[r["allocation__arm_id"]].in_error += r["n"]
+    else:
+        arms[None].in_error = in_error.count()
 
     step(20, _("Accrual by month"))
     allocations = Allocation.objects.filter(trial=trial, participant__site_id__in=site_ids)
@@ -223,7 +271,11 @@ def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, S
     recent_days = RECENT_DAYS
     if first is not None:
         recent_days = max(30, min(RECENT_DAYS, (today - first).days + 1))
-    since = timezone.now() - dt.timedelta(days=recent_days)
+    # The window is whole days of the trials' time zone, the first randomisation's day
+    # included: counted from an instant instead, a participant randomised late in the evening
+    # of a summer day (already the next day there) fell out of the window that day opened.
+    since = timezone.make_aware(dt.datetime.combine(today - dt.timedelta(days=recent_days - 1),
+                                                    dt.time.min))
     recent = allocations.filter(randomised_at__gte=since).count()
     rate = recent / (recent_days / DAYS_PER_MONTH)
     projected = None
@@ -241,6 +293,7 @@ def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, S
         accrual=accrual, recent_days=recent_days,
         recent_randomised=recent, rate_per_month=rate, projected_completion=projected,
         target_reached_on=target_reached_on, arms=list(arms.values()),
+        log_reasons=log_reasons, failed_criteria=failed_criteria,
         safety=_safety(trial, site_ids, with_arms))
 
 
@@ -277,6 +330,50 @@ def _safety(trial: Trial, site_ids: list[int], with_arms: bool) -> list[SafetyFi
         row.not_related += not related
         row.susars += bool(susar)
     return [row for key, row in rows.items() if key is not None or row.reports or not with_arms]
+
+
+def _exclusions(trial: Trial, rows: dict[int, SiteFigures], participants,
+                site_ids: list[int]) -> tuple[list[Exclusion], list[Exclusion]]:
+    """The screening log by site and reason (one GROUP BY), and the screen failures' criteria
+    not met (one aggregate over their eligibility forms: a criterion fails when answered
+    "no" for an inclusion, "yes" for an exclusion). Reasons and criteria with no one are
+    left out; in the protocol's order."""
+    screening = trial.definition.get("screening", {})
+    labels = {r["code"]: r["label"] for r in screening.get("non_inclusion_reasons", [])}
+    by_reason: dict[str, int] = {}
+    for r in (ScreeningLogEntry.objects.filter(trial=trial, site_id__in=site_ids)
+              .values("site_id", "reason").annotate(n=Count("pk")).order_by()):
+        rows[r["site_id"]].logged += r["n"]
+        by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + r["n"]
+    order = list(labels) + sorted(set(by_reason) - set(labels))
+    log_reasons = [Exclusion(code, labels.get(code, code), by_reason[code])
+                   for code in order if code in by_reason]
+    criteria = trial.definition["eligibility"]
+    counts = (CRFRecord.objects
+              .filter(participant__in=participants.filter(status=Status.SCREEN_FAILED),
+                      crf_code=ELIGIBILITY_CRF, visit__isnull=True)
+              .aggregate(**{f"c{i}": Count("pk", filter=Q(**{
+                  f"data__{c['code']}": c["kind"] != "inclusion"}))
+                  for i, c in enumerate(criteria)})) if criteria else {}
+    failed = [Exclusion(c["code"], c["text"], counts[f"c{i}"])
+              for i, c in enumerate(criteria) if counts.get(f"c{i}")]
+    return log_reasons, failed
+
+
+def _withdrawal_levels(participants, arms: dict, with_arms: bool) -> None:
+    """Each arm's (or the pooled row's) participants by the furthest withdrawal level they
+    reached, as ``patients.selectors.withdrawal_counts`` counts them: one query."""
+    furthest: dict[int, tuple[int, object]] = {}
+    for pk, level, arm_id in (Withdrawal.objects.filter(participant__in=participants)
+                              .values_list("participant_id", "level",
+                                           "participant__allocation__arm_id")):
+        rank = WITHDRAWAL_ORDER.index(level)
+        if pk not in furthest or rank > furthest[pk][0]:
+            furthest[pk] = (rank, arm_id if with_arms else None)
+    for arm in arms.values():
+        arm.withdrawals = {str(level): 0 for level in WITHDRAWAL_ORDER}
+    for rank, arm_id in furthest.values():
+        arms[arm_id].withdrawals[str(WITHDRAWAL_ORDER[rank])] += 1
 
 
 STATUS_FIELD = {Status.RANDOMISED: "on_treatment", Status.ON_TREATMENT: "on_treatment",

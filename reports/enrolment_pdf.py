@@ -170,19 +170,41 @@ def _arrow(drawing: Drawing, x1: float, y1: float, x2: float, y2: float) -> None
                             fillColor=colors.black, strokeColor=None))
 
 
+def exclusion_lines(f: EnrolmentFigures) -> list[str]:
+    """The "excluded" box's lines: the screening log by reason, then the screen failures and
+    the criteria they did not meet (a participant may fail several)."""
+    lines = [_("Excluded: n = %(n)d") % {"n": f.excluded}]
+    if f.totals.logged:
+        lines.append(_("screening log, not registered: %(n)d") % {"n": f.totals.logged})
+        lines += [f"   {_cut(e.label, 48)}: {e.n}" for e in f.log_reasons]
+    lines.append(_("screen failures: %(n)d") % {"n": f.totals.not_eligible})
+    lines += [f"   {e.code} {_cut(e.label, 42)}: {e.n}" for e in f.failed_criteria]
+    return lines
+
+
+def _cut(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n - 1] + "..."
+
+
 def consort_chart(f: EnrolmentFigures) -> Drawing:
-    """The CONSORT-style flow: screened, excluded, eligible, randomised, then per arm (pooled
-    for a blinded reader) what became of the randomised participants."""
+    """The CONSORT 2010 flow: assessed for eligibility (screening log and registered
+    participants), excluded with reasons, eligible, randomised, then per arm (pooled for a
+    blinded reader) the randomised in error and what became of the randomised participants."""
     t = f.totals
-    width, height = WIDTH, 118 * mm
+    excluded = exclusion_lines(f)
+    line_h = 3.4 * mm
+    main_w, box_h, side_w = 62 * mm, 12 * mm, 78 * mm
+    excluded_h = max(box_h * 1.5, (len(excluded) + 1) * line_h)
+    width, height = WIDTH, 108 * mm + excluded_h
     d = Drawing(width, height)
-    main_w, box_h, side_w = 62 * mm, 12 * mm, 62 * mm
-    cx = 45 * mm
-    side_x = cx + main_w / 2 + 14 * mm
-    levels = [height - box_h - 2 * mm, height - 2 * box_h - 12 * mm,
-              height - 3 * box_h - 22 * mm]
+    cx = 40 * mm
+    side_x = cx + main_w / 2 + 10 * mm
+    top = height - box_h - 2 * mm
+    levels = [top, top - excluded_h - 10 * mm, top - excluded_h - box_h - 20 * mm]
     _box(d, cx - main_w / 2, levels[0], main_w, box_h,
-         [pgettext("count column", "Screened"), _("n = %(n)d") % {"n": t.screened}])
+         [_("Assessed for eligibility"), _("n = %(n)d (screening log %(logged)d, registered "
+                                           "%(screened)d)") % {
+             "n": f.assessed, "logged": t.logged, "screened": t.screened}])
     _box(d, cx - main_w / 2, levels[1], main_w, box_h,
          [_("Eligible"), _("n = %(n)d") % {"n": t.eligible}])
     _box(d, cx - main_w / 2, levels[2], main_w, box_h,
@@ -192,15 +214,13 @@ def consort_chart(f: EnrolmentFigures) -> Drawing:
         _arrow(d, cx, upper, cx, lower + box_h)
     # Exclusions, to the right of the gaps between the main boxes.
     gap0 = (levels[0] + levels[1] + box_h) / 2
-    _box(d, side_x, gap0 - box_h * 0.75, side_w, box_h * 1.5,
-         [_("Not randomised (yet)"),
-          _("not eligible (screen failure): %(n)d") % {"n": t.not_eligible},
-          _("eligibility not yet assessed: %(n)d") % {"n": f.awaiting}], fill=LIGHT)
+    _box(d, side_x, gap0 - excluded_h / 2, side_w, excluded_h, excluded, fill=LIGHT)
     _arrow(d, cx, gap0, side_x, gap0)
     gap1 = (levels[1] + levels[2] + box_h) / 2
     _box(d, side_x, gap1 - box_h / 2, side_w, box_h,
-         [_("Eligible, awaiting randomisation"), _("n = %(n)d") % {"n": f.eligible_not_randomised}],
-         fill=LIGHT)
+         [_("Not randomised (yet)"),
+          _("eligible, awaiting randomisation: %(n)d") % {"n": f.eligible_not_randomised},
+          _("eligibility not yet assessed: %(n)d") % {"n": f.awaiting}], fill=LIGHT)
     _arrow(d, cx, gap1, side_x, gap1)
 
     # One column per arm (one pooled column for a blinded reader).
@@ -209,7 +229,7 @@ def consort_chart(f: EnrolmentFigures) -> Drawing:
     total_w = n * col_w + (n - 1) * 4 * mm
     left = (width - total_w) / 2
     arm_y = levels[2] - box_h - 14 * mm
-    outcome_h = 30 * mm
+    outcome_h = 30 * mm  # nine lines of 9 points
     bar_y = levels[2] - 7 * mm
     centres = [left + i * (col_w + 4 * mm) + col_w / 2 for i in range(n)]
     d.add(Line(cx, levels[2], cx, bar_y, strokeColor=colors.black, strokeWidth=0.8))
@@ -221,7 +241,10 @@ def consort_chart(f: EnrolmentFigures) -> Drawing:
         title = (f"{arm.code}: {arm.label}" if arm.code else _("All arms (pooled: blinded)"))
         if len(title) > 44:
             title = title[:43] + "..."
-        _box(d, x, arm_y, col_w, box_h, [title, _("allocated: %(n)d") % {"n": arm.randomised}],
+        _box(d, x, arm_y, col_w, box_h, [
+            title, _("allocated: %(n)d") % {"n": arm.randomised},
+            # Kept in the arm and in every count (intention to treat), flagged.
+            _("of whom randomised in error: %(n)d") % {"n": arm.in_error}],
              fill=colors.HexColor("#eef4fa"))
         _arrow(d, centre, arm_y, centre, arm_y - 6 * mm)
         _box(d, x, arm_y - 6 * mm - outcome_h, col_w, outcome_h, [
@@ -231,6 +254,11 @@ def consort_chart(f: EnrolmentFigures) -> Drawing:
             _("completed: %(n)d") % {"n": arm.completed},
             _("withdrawn: %(n)d") % {"n": arm.withdrawn},
             _("died: %(n)d") % {"n": arm.dead},
+            _("stopped study treatment only: %(n)d") % {"n": arm.withdrawals.get("treatment", 0)},
+            _("stopped visits, vital status followed: %(n)d") % {
+                "n": arm.withdrawals.get("visits", 0)},
+            _("withdrew consent to data collection: %(n)d") % {
+                "n": arm.withdrawals.get("consent", 0)},
         ])
     return d
 
@@ -395,8 +423,13 @@ def build_enrolment_report(trial, *, viewer, stream: BinaryIO,
             "without a target or a projection.")), small))
     story += [KeepTogether([
         Paragraph(escape(_("Participant flow")), h2), consort_chart(f),
-        Paragraph(escape(_("Eligible: randomised, or screened with a completed eligibility "
-                           "form. Status as recorded today.")), small)])]
+        Paragraph(escape(_("Assessed: the screening log's entries (people assessed and not "
+                           "registered) and the registered participants. Excluded: the log's "
+                           "reasons for non-inclusion and the screen failures, by criterion not "
+                           "met (a participant may fail several). Eligible: randomised, or "
+                           "screened with a completed eligibility form. Randomised in error: "
+                           "kept in their arm (intention to treat). Status as recorded "
+                           "today.")), small)])]
     step(75, _("Laying out the tables"))
     if f.with_arms:
         story += [KeepTogether([Paragraph(escape(_("By arm")), h2), arm_table(f)])]

@@ -37,7 +37,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from django.db.models import F, Func, IntegerField, Max, QuerySet, Value
+from django.db.models import Case, CharField, F, Func, IntegerField, Max, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils.translation import gettext as _
@@ -207,12 +207,17 @@ def _rows(user, trial: Trial, crf_code: str) -> tuple[list[str], Iterator[tuple]
     arm = _arm_columns(user, trial)
     lookups = (["participant__study_id", "participant__site__code", "visit__code",
                 "visit__occurrence", "visit__done_on"] + [lookup for _, lookup in arm]
-               + ["crf_code", "pk", "status", "protocol_version__label", "updated_at", "data"])
+               + ["randomised_in_error", "crf_code", "pk", "status", "protocol_version__label", "updated_at", "data"])
     qs = (scoped_records(user, trial).filter(crf_code=crf_code)
+          # "yes" for a participant recorded as randomised in error: kept in the arm
+          # allocated (intention to treat), flagged.
+          .annotate(randomised_in_error=Case(
+              When(participant__allocation__in_error__isnull=False, then=Value("yes")),
+              default=Value(""), output_field=CharField()))
           .order_by("participant__study_id", F("visit__target_date").asc(nulls_first=True),
                     "visit__occurrence", "pk")
           .values_list(*lookups))
-    header = META + [name for name, _ in arm] + RECORD_META
+    header = META + [name for name, _ in arm] + ["randomised_in_error"] + RECORD_META
     return header, qs.iterator(chunk_size=CHUNK_SIZE)
 
 

@@ -144,6 +144,9 @@ class _Allocation:
             out.append(("IT.ALLOCATION.ARM", "arm", "text", "CL.ALLOCATION.ARM"))
         if self.show_kit:
             out.append(("IT.ALLOCATION.KIT_CODE", "kit_code", "text", None))
+        # "yes" when the randomisation was recorded as in error: the participant stays in the
+        # arm allocated (intention to treat), flagged.
+        out.append(("IT.ALLOCATION.RANDOMISED_IN_ERROR", "randomised_in_error", "text", None))
         return out
 
 
@@ -376,9 +379,10 @@ def _form(layout: CRFLayout, data: dict, site: str, versions: list[tuple]) -> st
     return "".join(out)
 
 
-def _allocation_form(allocation: _Allocation, randomised_at, arm, kit) -> str:
+def _allocation_form(allocation: _Allocation, randomised_at, arm, kit, in_error=None) -> str:
     values = {"IT.ALLOCATION.RANDOMISED_AT": _instant(randomised_at),
-              "IT.ALLOCATION.ARM": arm, "IT.ALLOCATION.KIT_CODE": kit}
+              "IT.ALLOCATION.ARM": arm, "IT.ALLOCATION.KIT_CODE": kit,
+              "IT.ALLOCATION.RANDOMISED_IN_ERROR": "yes" if in_error else None}
     items = "".join(_el("ItemData", ItemOID=oid, Value=values[oid])
                     for oid, *_rest in allocation.items() if values.get(oid))
     return (f'<FormData FormOID="{F_ALLOCATION}"><ItemGroupData ItemGroupOID="IG.ALLOCATION">'
@@ -423,7 +427,8 @@ def _document(user, trial: Trial, layouts: dict[str, CRFLayout],
     lookups = ["participant_id", "visit_id", "pk", "participant__study_id",
                "participant__site__code", "visit__code", "visit__occurrence",
                "visit__unscheduled", "crf_code", "data", "participant__allocation__randomised_at",
-               "participant__allocation__kit_code"]
+               "participant__allocation__kit_code",
+               "participant__allocation__in_error__recorded_at"]
     if allocation.show_arm:
         lookups.append("participant__allocation__arm__code")
     rows = _ordered(records).values_list(*lookups).iterator(chunk_size=CHUNK_SIZE)
@@ -439,7 +444,7 @@ def _document(user, trial: Trial, layouts: dict[str, CRFLayout],
     subject = event = None
     for row in rows:
         (participant_id, visit_id, record_id, study_id, site, visit_code, occurrence,
-         unscheduled, crf_code, data, randomised_at, kit, *arm) = row
+         unscheduled, crf_code, data, randomised_at, kit, in_error, *arm) = row
         key = _key(participant_id, visit_id, record_id)
         versions = []
         while pending is not None and _key(*pending[:3]) <= key:
@@ -463,7 +468,7 @@ def _document(user, trial: Trial, layouts: dict[str, CRFLayout],
                 event = (SE_NO_VISIT, None)
                 buffer.write(f'<StudyEventData StudyEventOID="{SE_NO_VISIT}">'
                              + (_allocation_form(allocation, randomised_at,
-                                                 arm[0] if arm else None, kit)
+                                                 arm[0] if arm else None, kit, in_error)
                                 if randomised_at is not None else "") + saes)
         oid = event_oid(visit_code if visit_id else None, bool(unscheduled))
         this_event = (oid, visit_id)

@@ -59,11 +59,14 @@ from simple_history.utils import bulk_create_with_history, bulk_update_with_hist
 
 from core import audit
 from core.history import change_reason
-from crfs import services as crfs
+from crfs import screening, services as crfs
 from crfs.facts import RANDOMISATION, FactRecord, Facts, randomisation_date, read_facts
 from crfs.models import CRFRecord, DataQuery
 from patients import status as participant_status
-from patients.models import Deviation, DeviationRule, Participant, Visit, VisitStatus
+from patients import services as participants
+from patients.consent import withdrawal_rules
+from patients.models import (Deviation, DeviationRule, Participant, Visit, VisitStatus,
+                             Withdrawal, WithdrawalLevel)
 from patients.windows import Window, add_months, as_date, visit_window
 from safety import services as safety
 from trials import policy
@@ -88,6 +91,35 @@ class PlannedVisit:
     window: Window
     crfs: tuple[str, ...]
     stopped_by: str | None = None  # the event after which this occurrence would fall
+    stopped_on: dt.date | None = None  # that event's date
+
+
+WITHDRAWAL_PREFIX = "withdrawal:"  # ``stopped_by`` / ``Visit.closed_by`` for a withdrawal level
+
+
+def withdrawal_stops(definition: dict, template_code: str, facts: Facts
+                     ) -> list[tuple[dt.date, str]]:
+    """The withdrawals that end a visit template, as (date, ``withdrawal:<level>``).
+
+    From study treatment: the protocol's ``withdrawal.treatment_visits``. From visits: every
+    visit but its ``withdrawal.vital_status_visits`` (survival follow-up). Consent withdrawn:
+    every visit (no data is collected after it).
+    """
+    rules = withdrawal_rules(definition)
+    ends = {WithdrawalLevel.TREATMENT: template_code in rules.get("treatment_visits", []),
+            WithdrawalLevel.VISITS: template_code not in rules.get("vital_status_visits", []),
+            WithdrawalLevel.CONSENT: True}
+    return [(facts.withdrawals[level], WITHDRAWAL_PREFIX + level)
+            for level, ended in ends.items() if ended and level in facts.withdrawals]
+
+
+def stop_label(definition: dict, code: str) -> str:
+    """What ended a visit, for its stored reason: English (see the module docstring)."""
+    if code.startswith(WITHDRAWAL_PREFIX):
+        return {"treatment": "Withdrawal from study treatment",
+                "visits": "Withdrawal from visits (vital-status follow-up allowed)",
+                "consent": "Withdrawal of consent"}.get(code[len(WITHDRAWAL_PREFIX):], code)
+    return next((e["label"] for e in definition.get("events", []) if e["code"] == code), code)
 
 
 def plan_schedule(definition: dict, arm_code: str, facts: Facts) -> list[PlannedVisit]:
@@ -111,7 +143,10 @@ def plan_schedule(definition: dict, arm_code: str, facts: Facts) -> list[Planned
         repeat = template.get("repeat")
         stops = ends_all + [(facts.events[code], code) for code in
                             (repeat or {}).get("until_event", []) if code in facts.events]
-        stop = min(stops, default=None)
+        stops += withdrawal_stops(definition, template["code"], facts)
+        # On the same day, the withdrawal is named rather than the event it counts as.
+        stop = min(stops, default=None,
+                   key=lambda s: (s[0], not s[1].startswith(WITHDRAWAL_PREFIX)))
         last = None
         if repeat:
             last = _shift(anchor_date, repeat["until"]) if "until" in repeat else horizon
@@ -120,10 +155,12 @@ def plan_schedule(definition: dict, arm_code: str, facts: Facts) -> list[Planned
                                   every=(repeat or {}).get("every"), occurrence=n)
             if last is not None and window.target > last:
                 break
-            stopped_by = stop[1] if stop is not None and window.target > stop[0] else None
+            stopped = stop is not None and window.target > stop[0]
             planned.append(PlannedVisit(template["code"], template["label"], n,
                                         anchor_code, anchor_date, window,
-                                        tuple(template["crfs"]), stopped_by))
+                                        tuple(template["crfs"]),
+                                        stop[1] if stopped else None,
+                                        stop[0] if stopped else None))
     return planned
 
 
@@ -228,7 +265,6 @@ def _reconcile(participant: Participant, arm_code: str, facts: Facts, *, by,
     plan = plan_schedule(definition, arm_code, facts)
     through = planning_horizon(today or timezone.localdate())
     deferred = False
-    event_labels = {e["code"]: e["label"] for e in definition.get("events", [])}
     existing = {} if first else {
         (v.code, v.occurrence): v for v in Visit.objects.filter(participant=participant)}
     change = ScheduleChange()
@@ -240,9 +276,8 @@ def _reconcile(participant: Participant, arm_code: str, facts: Facts, *, by,
         visit = existing.get(key)
         if p.stopped_by:
             if visit is not None and visit.status == VisitStatus.PLANNED:
-                stop_day = facts.events[p.stopped_by]
                 _close(visit, p.stopped_by,
-                       f"{event_labels.get(p.stopped_by, p.stopped_by)} on {stop_day:%Y-%m-%d}")
+                       f"{stop_label(definition, p.stopped_by)} on {p.stopped_on:%Y-%m-%d}")
                 change.closed.append(visit)
                 to_update.append(visit)
             continue
@@ -272,6 +307,9 @@ def _reconcile(participant: Participant, arm_code: str, facts: Facts, *, by,
     ends_all = [(day, code) for code, day in facts.events.items()
                 if any(e["code"] == code and e.get("ends_all_visits")
                        for e in definition.get("events", []))]
+    if WithdrawalLevel.VISITS in facts.withdrawals:  # unscheduled visits end with the visits
+        ends_all.append((facts.withdrawals[WithdrawalLevel.VISITS],
+                         WITHDRAWAL_PREFIX + WithdrawalLevel.VISITS))
     first_end = min(ends_all, default=None)
     for key, visit in existing.items():
         if visit.status != VisitStatus.PLANNED or key in wanted:
@@ -280,7 +318,7 @@ def _reconcile(participant: Participant, arm_code: str, facts: Facts, *, by,
             if first_end is None or visit.target_date <= first_end[0]:
                 continue
             _close(visit, first_end[1],
-                   f"{event_labels.get(first_end[1], first_end[1])} on {first_end[0]:%Y-%m-%d}")
+                   f"{stop_label(definition, first_end[1])} on {first_end[0]:%Y-%m-%d}")
         else:
             # No longer in the plan: its anchor moved so that it falls past the horizon.
             _close(visit, CLOSED_BY_SCHEDULE, "no longer in the schedule: " + reason)
@@ -328,7 +366,8 @@ def create_schedule(allocation, records: list[FactRecord] | None = None) -> list
     ``records``: as for ``read_facts``, when ``randomise`` has read them already.
     """
     participant = allocation.participant
-    facts = read_facts(participant, allocation, records)
+    # No withdrawal exists before randomisation (``patients.services.record_withdrawal``).
+    facts = read_facts(participant, allocation, records, withdrawals=())
     facts = Facts(facts.randomised_on,
                   {k: v for k, v in facts.anchors.items() if v >= facts.randomised_on},
                   facts.events)
@@ -520,12 +559,28 @@ def save_crf_and_replan(participant: Participant, crf_code: str, data: dict, *, 
     status in line with it (``apply_crf``), in one transaction: a CRF carrying an anchor date
     (surgery, first injection) or a completed event (progression, end of treatment, death)
     reschedules or ends visits, and a date the schedule refuses (before randomisation…) refuses
-    the save too. What the CRF page, the API and the demo call."""
+    the save too; the eligibility form makes a participant a screen failure or not. What the
+    CRF page, the API and the demo call.
+
+    After a withdrawal of consent to further data collection, no new form is collected at a
+    visit due after it (the visit is not applicable; data collected before it is kept)."""
+    if record is None and visit is not None:
+        withdrawn = (Withdrawal.objects.filter(participant=participant,
+                                               level=WithdrawalLevel.CONSENT,
+                                               withdrawn_on__lt=visit.target_date)
+                     .values_list("withdrawn_on", flat=True).first())
+        if withdrawn is not None:
+            raise ValidationError(_(
+                "%(id)s withdrew consent to further data collection on %(date)s: no form is "
+                "collected at a visit due after it.") % {"id": participant.study_id,
+                                                         "date": f"{withdrawn:%Y-%m-%d}"})
     record = crfs.save_crf(participant, crf_code, data, by=by, complete=complete, reason=reason,
                            record=record, visit=visit)
     apply_crf(record, by=by, reason=reason.strip())
     # A serious event, a death: its SAE report opens now, the 24-hour clock with it.
     safety.open_from_record(record, by=by)
+    # The eligibility form decides screen failure (``crfs.screening``).
+    screening.apply_eligibility(record, by=by)
     return record
 
 
@@ -538,7 +593,74 @@ def answer_query_and_replan(query: DataQuery, *, by, text: str, correction: dict
     if correction is not None:
         apply_crf(query.record, by=by, reason=f"Query #{query.pk}: {text.strip()}")
         safety.open_from_record(query.record, by=by)
+        screening.apply_eligibility(query.record, by=by, why=f"query #{query.pk} answered")
     return query
+
+
+@transaction.atomic
+def record_consent_and_replan(participant: Participant, *, by, **consent) -> Participant:
+    """Record a consent (``patients.services.record_consent``); a re-consent that moved the
+    participant to the trial's current protocol version re-plans their visits from it: the
+    new version's visits and forms from now on, visits done and CRFs captured under the old
+    version kept as they were (each CRF keeps its protocol version). What the pages, the API
+    and the demo call."""
+    if not policy.has_perm(by, Perm.SCREEN, participant.trial, participant.site):
+        raise PermissionDenied(_("You may not record consent for this participant."))
+    before = participant.protocol_version_id
+    participant = participants.record_consent(participant, by=by, **consent)
+    if participant.protocol_version_id != before:
+        replan(participant, by=by,
+               reason=f"re-consented: protocol version {participant.trial.current_version.label}")
+    return participant
+
+
+@transaction.atomic
+def record_withdrawal_and_replan(participant: Participant, *, by, level: str,
+                                 withdrawn_on: dt.date, reason: str) -> Withdrawal:
+    """Record a withdrawal (``patients.services.record_withdrawal``) and end the visits its
+    level ends: from study treatment, the protocol's treatment visits (and the treatment event
+    it counts as starts survival follow-up); from visits, all but the vital-status follow-up;
+    consent withdrawn, all. Refused, with nothing written, when a visit it would end is
+    already recorded as done after the withdrawal's date. Reminders of the ended visits are
+    not sent (they are not planned any more)."""
+    if not policy.has_perm(by, Perm.SCREEN, participant.trial, participant.site):
+        raise PermissionDenied(_("You may not record a withdrawal for this participant."))
+    withdrawal = participants.record_withdrawal(participant, by=by, level=level,
+                                                withdrawn_on=withdrawn_on, reason=reason)
+    participant = _lock(participant)
+    allocation = _allocation_of(participant)
+    facts = read_facts(participant, allocation)
+    ended = {(p.code, p.occurrence) for p in
+             plan_schedule(participant.definition, allocation.arm.code, facts) if p.stopped_by}
+    done = [v for v in Visit.objects.filter(participant=participant, status=VisitStatus.DONE,
+                                            done_on__gt=withdrawn_on).order_by("done_on")
+            if (v.code, v.occurrence) in ended or (v.unscheduled and level != "treatment")]
+    if done:
+        raise ValidationError({"withdrawn_on": _(
+            "The withdrawal is dated %(date)s, before the visit “%(visit)s” recorded as done "
+            "on %(done_on)s, which it would end.") % {
+            "date": f"{withdrawn_on:%Y-%m-%d}", "visit": done[0].title,
+            "done_on": f"{done[0].done_on:%Y-%m-%d}"}})
+    replan(participant, by=by, reason=f"withdrawal ({level}) from {withdrawn_on:%Y-%m-%d}",
+           facts=facts)
+    return withdrawal
+
+
+def replan(participant: Participant, *, by, reason: str, facts: Facts | None = None
+           ) -> ScheduleChange | None:
+    """Bring a randomised participant's visits and status in line with their protocol version
+    and facts (after a re-consent or a withdrawal). Callers run in a transaction; None before
+    randomisation (there is no schedule yet)."""
+    participant = _lock(participant)
+    allocation = _allocation_of(participant)
+    if allocation is None:
+        return None
+    facts = facts or read_facts(participant, allocation)
+    change = _reconcile(participant, allocation.arm.code, facts, by=by, reason=reason)
+    participant_status.apply_derived(participant, facts.status, by=by, why=reason)
+    if change:
+        _audit_change(participant, change, by=by, reason="", title=reason)
+    return change
 
 
 # --------------------------------------------------------------------------- coordinator actions

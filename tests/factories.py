@@ -16,9 +16,41 @@ def participant(trial: Trial, site: Site | None = None, *, by, screened_on: dt.d
                                 screened_on=screened_on or timezone.localdate())
 
 
+INVESTIGATOR_PASSWORD = "investigator-password-2026"
+
+
+def site_investigator(trial: Trial, site: Site):
+    """An investigator of ``site`` (one per trial and site, made once), who confirms
+    eligibility in the factories; password ``INVESTIGATOR_PASSWORD``."""
+    from django.contrib.auth import get_user_model
+
+    from trials.models import Membership
+
+    User = get_user_model()
+    username = f"site-investigator-{trial.slug}-{site.code}".lower()
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        user = User.objects.create_user(username=username, password=INVESTIGATOR_PASSWORD,
+                                        first_name="Site", last_name=f"Investigator {site.code}")
+        Membership.objects.create(user=user, trial=trial, site=site, role="investigator")
+    return user
+
+
+def confirm_eligibility(p, *, by=None):
+    """The investigator's confirmation of ``p``'s eligibility, through the service (an
+    investigator of ``p``'s site unless ``by`` is given, with the factories' password)."""
+    from crfs.services import confirm_eligibility as confirm
+
+    by = by or site_investigator(p.trial, p.site)
+    return confirm(p, by=by, password=INVESTIGATOR_PASSWORD)
+
+
 def eligible_participant(trial: Trial, site: Site | None = None, *, by, consent=True,
-                         complete=True, **answers):
-    """A participant registered, consented and with a completed eligibility CRF."""
+                         complete=True, confirmed=True, **answers):
+    """A participant registered, consented and with a completed eligibility CRF, confirmed by
+    an investigator of the site (``confirmed``) when complete, eligible and the protocol asks
+    for it."""
+    from crfs import eligibility
     from scheduling.services import save_crf_and_replan as save_crf
     from patients.services import record_consent
 
@@ -26,6 +58,9 @@ def eligible_participant(trial: Trial, site: Site | None = None, *, by, consent=
     if consent:
         p = record_consent(p, consent_date=timezone.localdate(), version="1.0", by=by)
     save_crf(p, "eligibility", eligibility_answers(trial, **answers), by=by, complete=complete)
+    if (confirmed and eligibility.confirmation_required(p)
+            and eligibility.evaluate(p).eligible):
+        confirm_eligibility(p)
     return p
 
 
@@ -68,6 +103,7 @@ def randomised(trial: Trial, site: Site | None = None, *, by, days_ago: int = 0,
                     screened_on=timezone.localdate() - dt.timedelta(days=days_ago + 7))
     p = record_consent(p, consent_date=p.screened_on, version="1.0", by=by)
     save_crf(p, "eligibility", eligibility_answers(trial, **answers), by=by, complete=True)
+    confirm_eligibility(p)
     randomise(p, by=by)
     if days_ago:
         backdate_randomisation(p, days_ago, by=by)

@@ -26,6 +26,7 @@ class Perm(str, Enum):
     SCHEDULE_VISITS = "schedule_visits"
     ENTER_CRF = "enter_crf"
     SIGN_CRF = "sign_crf"
+    CONFIRM_ELIGIBILITY = "confirm_eligibility"  # e-signature before randomisation
     ANSWER_QUERY = "answer_query"
     RAISE_QUERY = "raise_query"              # also closes queries
     LOCK_CRF = "lock_crf"
@@ -36,6 +37,8 @@ class Perm(str, Enum):
     VIEW_ARMS = "view_arms"                  # in a blinded trial; open trials show arms to all
     VIEW_AUDIT = "view_audit"
     VISIT_REMINDERS = "visit_reminders"      # receives the daily digest of the site's visits
+    VIEW_SCREENING_LOG = "view_screening_log"  # people assessed but not registered (no identifiers)
+    RECORD_RANDOMISED_IN_ERROR = "record_randomised_in_error"
     VIEW_SAFETY = "view_safety"              # SAE reports (blinded, as every page)
     ASSESS_SAFETY = "assess_safety"          # the sponsor's assessment; the safety desk's alerts
     SAFETY_UNBLIND = "safety_unblind"        # one SUSAR's arm, for pharmacovigilance only
@@ -47,24 +50,28 @@ class Perm(str, Enum):
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.INVESTIGATOR: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.ENTER_CRF, Perm.SIGN_CRF,
-        Perm.ANSWER_QUERY, Perm.EMERGENCY_UNBLIND, Perm.VISIT_REMINDERS, Perm.VIEW_SAFETY,
+        Perm.CONFIRM_ELIGIBILITY, Perm.ANSWER_QUERY, Perm.EMERGENCY_UNBLIND,
+        Perm.VISIT_REMINDERS, Perm.VIEW_SCREENING_LOG, Perm.VIEW_SAFETY,
     }),
+    # The coordinator keeps the screening log (``Perm.SCREEN``) and, like the data manager,
+    # may record that a participant of their site was randomised in error.
     Role.COORDINATOR: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.SCREEN, Perm.RANDOMISE,
         Perm.SCHEDULE_VISITS, Perm.ENTER_CRF, Perm.ANSWER_QUERY, Perm.VISIT_REMINDERS,
-        Perm.VIEW_SAFETY,
+        Perm.VIEW_SCREENING_LOG, Perm.RECORD_RANDOMISED_IN_ERROR, Perm.VIEW_SAFETY,
     }),
     Role.DATA_MANAGER: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.RAISE_QUERY, Perm.LOCK_CRF,
-        Perm.VIEW_REPORTS, Perm.EXPORT_DATA, Perm.VIEW_AUDIT, Perm.VIEW_SAFETY,
+        Perm.VIEW_REPORTS, Perm.EXPORT_DATA, Perm.VIEW_AUDIT, Perm.VIEW_SCREENING_LOG,
+        Perm.RECORD_RANDOMISED_IN_ERROR, Perm.VIEW_SAFETY,
     }),
     Role.SPONSOR: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.VIEW_REPORTS, Perm.EXPORT_DATA,
-        Perm.VIEW_SAFETY,
+        Perm.VIEW_SCREENING_LOG, Perm.VIEW_SAFETY,
     }),
     Role.STATISTICIAN: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.VIEW_REPORTS, Perm.EXPORT_DATA,
-        Perm.MANAGE_ALLOCATION, Perm.VIEW_ARMS, Perm.VIEW_AUDIT,
+        Perm.MANAGE_ALLOCATION, Perm.VIEW_ARMS, Perm.VIEW_AUDIT, Perm.VIEW_SCREENING_LOG,
     }),
     # The sponsor's pharmacovigilance (the safety desk): blinded like the study team, except
     # for the one participant of a SUSAR it unblinds (``can_see_arm``). Not a study-team role:

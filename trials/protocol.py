@@ -17,6 +17,7 @@ Two layers of checks:
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections import Counter
@@ -34,6 +35,13 @@ FIELD_TYPES = ["integer", "decimal", "date", "choice", "multichoice", "yesno", "
 # order: a participant takes the highest their recorded anchors and events give.
 PARTICIPANT_STATUSES = ("on_treatment", "follow_up", "completed", "withdrawn", "dead")
 BUILTIN_ANCHORS = ["randomisation"]
+# How an eligibility criterion may follow from a source field (``eligibility[].derive``), and
+# the field types each rule reads (crfs/eligibility.py applies them).
+CRITERION_RULES = {
+    "age_at_least": ("date", "integer"),   # date of birth, or year of birth
+    "at_least": ("integer", "decimal"),
+    "at_most": ("integer", "decimal"),
+}
 RESERVED_VISIT_CODES = ["unscheduled"]  # scheduling.services.UNSCHEDULED
 
 _code = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "maxLength": 64}
@@ -279,6 +287,69 @@ _field: dict[str, Any] = {
     ],
 }
 
+_consent = {
+    # The consent form versions, oldest first, each with its optional items (answered yes or
+    # no by the participant: biological samples, re-use of data…). patients/services.py
+    # (``record_consent``) refuses a version or an item not declared here.
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["versions"],
+    "properties": {
+        "versions": {"type": "array", "minItems": 1, "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["code", "date", "label"],
+            "properties": {
+                "code": _code,
+                "date": {"type": "string",
+                         "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+                "label": _text,
+                "optional_items": {"type": "array", "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["code", "label"],
+                    "properties": {"code": _code, "label": _text,
+                                   "source": {"type": "string"}},
+                }},
+                "source": {"type": "string"},
+            },
+        }},
+        "note": {"type": "string"},
+    },
+}
+_amendment = {
+    # An amendment: the protocol version it introduces, the consent form version that goes
+    # with it, and the earlier consent versions whose participants must re-consent
+    # (patients/selectors.py, ``reconsent_worklist``).
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["protocol_version", "consent_version"],
+    "properties": {
+        "protocol_version": {"type": "string", "minLength": 1, "maxLength": 32},
+        "date": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+        "consent_version": _code,
+        "reconsent": {"type": "array", "items": _code},
+        "note": {"type": "string"},
+    },
+}
+_withdrawal = {
+    # How the withdrawal levels (patients/models.py, ``WithdrawalLevel``) act on the schedule:
+    # ``treatment_event``, the event a withdrawal from study treatment (or more) counts as;
+    # ``treatment_visits``, the visits of study treatment that end with it;
+    # ``vital_status_visits``, the visits that go on when the participant stops visits but
+    # allows vital-status follow-up; ``data_after_consent_withdrawal``: data collected before a
+    # withdrawal of consent is kept ("kept", the regulations' default) unless it says otherwise.
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "treatment_event": _code,
+        "treatment_visits": {"type": "array", "items": _code},
+        "vital_status_visits": {"type": "array", "items": _code},
+        "data_collected_before_withdrawal": {"enum": ["kept", "not_used"]},
+        "note": {"type": "string"},
+    },
+}
+
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$defs": {"field": _field},
@@ -290,6 +361,9 @@ SCHEMA: dict[str, Any] = {
         "format": {"const": FORMAT_VERSION},
         "version": {"type": "string", "minLength": 1, "maxLength": 32},
         "amendment_note": {"type": "string"},
+        "consent": _consent,
+        "amendments": {"type": "array", "items": _amendment},
+        "withdrawal": _withdrawal,
         "trial": {
             "type": "object",
             "additionalProperties": False,
@@ -411,6 +485,59 @@ SCHEMA: dict[str, Any] = {
                     "kind": {"enum": ["inclusion", "exclusion"]},
                     "text": _text,
                     "source": {"type": "string"},
+                    # How the answer follows from a source value of the eligibility CRF
+                    # (crfs/eligibility.py): a blank answer is derived, a contradicting one
+                    # refused. age_at_least: ``from`` a date of birth (date) or a year of
+                    # birth (integer), ``at`` the date field the age is taken at, ``value``
+                    # the years; at_least / at_most: ``from`` a number field, ``value`` the
+                    # limit, inclusive.
+                    "derive": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["rule", "from", "value"],
+                        "properties": {
+                            "rule": {"enum": list(CRITERION_RULES)},
+                            "from": _code,
+                            "at": _code,
+                            "value": {"type": "number"},
+                            "note": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+        # An investigator of the participant's site confirms eligibility with an e-signature
+        # before randomisation (crfs.services.confirm_eligibility).
+        "eligibility_confirmation": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["required"],
+            "properties": {
+                "required": {"type": "boolean"},
+                "source": {"type": "string"},
+            },
+        },
+        # The screening log's reasons for non-inclusion, the day screening opened, and
+        # whether a screen failure may be screened again (patients/screening.py).
+        "screening": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["opened_on", "opened_on_source", "rescreening_allowed",
+                         "rescreening_source", "non_inclusion_reasons"],
+            "properties": {
+                "opened_on": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+                "opened_on_source": _text,
+                "rescreening_allowed": {"type": "boolean"},
+                "rescreening_source": _text,
+                "non_inclusion_reasons": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["code", "label", "source"],
+                        "properties": {"code": _code, "label": _text, "source": _text},
+                    },
                 },
             },
         },
@@ -722,6 +849,48 @@ def _check_problems(crf: dict, path: str, anchors: set[str]) -> list[ProtocolPro
     return problems
 
 
+def _derive_problems(criterion: dict, fields: dict[str, dict], path: str
+                     ) -> list[ProtocolProblem]:
+    """A criterion's ``derive`` names fields of the eligibility CRF of the types its rule reads."""
+    rule = criterion["derive"]
+    problems = []
+    source = fields.get(rule["from"])
+    if source is None:
+        problems.append(ProtocolProblem(f"{path}.from", f"unknown field {rule['from']!r} of the "
+                                        "'eligibility' CRF"))
+    elif rule["from"] == criterion["code"]:
+        problems.append(ProtocolProblem(f"{path}.from", "a criterion cannot derive from itself"))
+    elif source["type"] not in CRITERION_RULES[rule["rule"]]:
+        wanted = " or ".join(CRITERION_RULES[rule["rule"]])
+        problems.append(ProtocolProblem(
+            f"{path}.from", f"{rule['from']!r} is a {source['type']} field; {rule['rule']} "
+                            f"reads a {wanted} field"))
+    if rule["rule"] == "age_at_least":
+        at = fields.get(rule.get("at", ""))
+        if "at" not in rule:
+            problems.append(ProtocolProblem(f"{path}.at", "age_at_least needs the date field "
+                                            "the age is taken at (e.g. screening_date)"))
+        elif at is None or at["type"] != "date":
+            problems.append(ProtocolProblem(f"{path}.at", f"{rule['at']!r} is not a date field "
+                                            "of the 'eligibility' CRF"))
+    elif "at" in rule:
+        problems.append(ProtocolProblem(f"{path}.at", f"{rule['rule']} takes no date"))
+    return problems
+
+
+def _screening_problems(screening: dict | None) -> list[ProtocolProblem]:
+    """The screening block: a real opening date, reasons coded once each."""
+    if screening is None:
+        return []
+    problems = _duplicates(screening["non_inclusion_reasons"], "screening.non_inclusion_reasons")
+    try:
+        dt.date.fromisoformat(screening["opened_on"])
+    except ValueError:
+        problems.append(ProtocolProblem("screening.opened_on",
+                                        f"{screening['opened_on']!r} is not a date"))
+    return problems
+
+
 def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
     problems: list[ProtocolProblem] = []
     for key in ("sites", "arms", "eligibility", "visits", "crfs"):
@@ -784,6 +953,9 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
                 problems.append(ProtocolProblem(
                     f"eligibility[{i}].code",
                     f"the 'eligibility' CRF has no yes/no question {criterion['code']!r}"))
+            if "derive" in criterion:
+                problems += _derive_problems(criterion, questions, f"eligibility[{i}].derive")
+    problems += _screening_problems(data.get("screening"))
     anchor_codes = set(BUILTIN_ANCHORS) | {a["code"] for a in data.get("anchors", [])}
     for i, crf in enumerate(data["crfs"]):
         problems += _field_problems(crf["fields"], f"crfs[{i}].fields")
@@ -891,6 +1063,58 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
                 "a repetition without 'until' runs to the end of follow-up: give "
                 "trial.follow_up_months"))
     problems += _endpoint_problems(data, crfs, arm_codes)
+    problems += _consent_problems(data)
+    return problems
+
+
+def _consent_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
+    """Consent versions in date order, amendments naming declared versions, re-consent only
+    from earlier ones, withdrawal keys naming declared events and visits."""
+    problems: list[ProtocolProblem] = []
+    versions = data.get("consent", {}).get("versions", [])
+    problems += _duplicates(versions, "consent.versions")
+    for i, version in enumerate(versions):
+        problems += _duplicates(version.get("optional_items", []),
+                                f"consent.versions[{i}].optional_items")
+        if i and version["date"] < versions[i - 1]["date"]:
+            problems.append(ProtocolProblem(
+                f"consent.versions[{i}].date",
+                f"{version['date']} is before the previous version's date "
+                f"({versions[i - 1]['date']}): list versions oldest first"))
+    order = {v["code"]: i for i, v in enumerate(versions)}
+    seen_protocol: set[str] = set()
+    for i, amendment in enumerate(data.get("amendments", [])):
+        here = f"amendments[{i}]"
+        if amendment["protocol_version"] in seen_protocol:
+            problems.append(ProtocolProblem(f"{here}.protocol_version",
+                                            f"duplicate protocol_version "
+                                            f"{amendment['protocol_version']!r}"))
+        seen_protocol.add(amendment["protocol_version"])
+        code = amendment["consent_version"]
+        if code not in order:
+            problems.append(ProtocolProblem(f"{here}.consent_version",
+                                            f"unknown consent version {code!r} (declare it "
+                                            f"under 'consent.versions')"))
+            continue
+        for j, old in enumerate(amendment.get("reconsent", [])):
+            if old not in order:
+                problems.append(ProtocolProblem(f"{here}.reconsent[{j}]",
+                                                f"unknown consent version {old!r}"))
+            elif order[old] >= order[code]:
+                problems.append(ProtocolProblem(
+                    f"{here}.reconsent[{j}]",
+                    f"{old!r} is not earlier than the amendment's consent version {code!r}"))
+    withdrawal = data.get("withdrawal", {})
+    events = {e["code"] for e in data.get("events", [])}
+    if "treatment_event" in withdrawal and withdrawal["treatment_event"] not in events:
+        problems.append(ProtocolProblem("withdrawal.treatment_event",
+                                        f"unknown event {withdrawal['treatment_event']!r}"))
+    visits = {v["code"] for v in data["visits"]}
+    for key in ("treatment_visits", "vital_status_visits"):
+        for j, code in enumerate(withdrawal.get(key, [])):
+            if code not in visits:
+                problems.append(ProtocolProblem(f"withdrawal.{key}[{j}]",
+                                                f"unknown visit {code!r}"))
     return problems
 
 

@@ -180,7 +180,8 @@ def test_demo_accounts_that_need_two_factors_get_the_published_secret(settings, 
     assert DEMO_TOTP_SECRET in out.getvalue()
     with_device = set(TOTPDevice.objects.filter(confirmed=True)
                       .values_list("user__username", flat=True))
-    assert with_device == {"admin", "investigator", "investigator2", "statistician", "safety"}
+    assert with_device == {"admin", "investigator", "investigator2", "investigator3",
+                           "statistician", "safety"}
     assert {d.key for d in TOTPDevice.objects.all()} == {b32decode(DEMO_TOTP_SECRET).hex()}
 
     code = StringIO()

@@ -60,12 +60,12 @@ def test_the_coordinator_registers_and_records_consent(places, make_user, api):
     assert response.json()["status"] == "screened"
     consent = url("api_consent", slug=places.trial.slug, study_id=study_id)
     future = (timezone.localdate() + dt.timedelta(days=3)).isoformat()
-    response = client.post(consent, {"consent_date": future, "consent_version": "2.0"})
+    response = client.post(consent, {"consent_date": future, "consent_version": "1.0"})
     assert response.status_code == 400
     assert "future" in response.json()["consent_date"][0]
     response = client.post(consent, {"consent_date": timezone.localdate().isoformat(),
-                                     "consent_version": "2.0"})
-    assert response.status_code == 200 and response.json()["consent_version"] == "2.0"
+                                     "consent_version": "1.0"})
+    assert response.status_code == 200 and response.json()["consent_version"] == "1.0"
 
 
 def test_nobody_screens_at_another_site(places, make_user, api):

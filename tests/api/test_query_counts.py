@@ -20,7 +20,8 @@ def _count(client, url) -> int:
 
 @pytest.mark.parametrize("name, needs_participant", [
     ("api_participants", False), ("api_trial_visits", False), ("api_queries", False),
-    ("api_visits", True), ("api_crfs", True), ("api_trials", False), ("api_sites", False)])
+    ("api_visits", True), ("api_crfs", True), ("api_trials", False), ("api_sites", False),
+    ("api_reconsent", False)])
 def test_lists_do_not_grow_with_rows(places, make_user, api, name, needs_participant):
     trial, own = places.trial, places.own
     user = make_user("investigator", trial, own.site)

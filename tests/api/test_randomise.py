@@ -52,3 +52,28 @@ def test_strata_that_changed_since_confirmation_allocate_nothing(places, make_us
     assert response.status_code == 400
     assert api(user).get(reverse("api_allocation", args=[
         trial.slug, participant.study_id])).status_code == 404
+
+
+def test_randomising_waits_for_the_investigators_confirmation(places, make_user, api):
+    """The API refuses as the page does; the confirmation itself is given on the page (the
+    API has no signing endpoint), and the eligibility answer says where it stands."""
+    from crfs.services import confirm_eligibility
+    from tests.conftest import PASSWORD
+
+    trial, site = places.trial, places.own.site
+    coordinator = make_user("coordinator", trial, site)
+    investigator = make_user("investigator", trial, site, first_name="Irène", last_name="Curie")
+    p = factories.eligible_participant(trial, site, by=coordinator, confirmed=False)
+    eligibility_url = reverse("api_eligibility", args=[trial.slug, p.study_id])
+    body = api(coordinator).get(eligibility_url).json()
+    assert body["confirmation_required"] is True and body["confirmed"] is False
+    assert body["state"] == "awaiting_confirmation" and body["confirmed_by"] is None
+    response = api(coordinator).post(reverse("api_randomise", args=[trial.slug, p.study_id]))
+    assert response.status_code == 400
+    assert "awaiting an investigator's confirmation" in response.json()["detail"][0]
+    confirm_eligibility(p, by=investigator, password=PASSWORD)
+    body = api(coordinator).get(eligibility_url).json()
+    assert body["confirmed"] is True and body["confirmed_by"] == "Irène Curie"
+    assert body["state"] == "ready" and body["confirmed_at"]
+    response = api(coordinator).post(reverse("api_randomise", args=[trial.slug, p.study_id]))
+    assert response.status_code == 201, response.json()

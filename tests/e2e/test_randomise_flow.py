@@ -1,7 +1,9 @@
-"""A coordinator screens and randomises a participant, in a real browser."""
+"""A coordinator screens a participant, an investigator of the site confirms their eligibility
+(password typed again), and the coordinator randomises them, in a real browser."""
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from randomisation.models import Allocation
 from tests import factories
@@ -17,6 +19,8 @@ def test_coordinator_screens_and_randomises_a_participant(page, protocols, make_
     factories.sealed_list(trial, by=statistician, slots_per_stratum=8)
     site = trial.sites.order_by("code").first()
     make_user("coordinator", trial, site, username="camille")
+    make_user("investigator", trial, site, username="irene", first_name="Irène",
+              last_name="Curie")
 
     login(page, "camille", PASSWORD)
     page.click(f"text={trial.short_title}")
@@ -27,8 +31,9 @@ def test_coordinator_screens_and_randomises_a_participant(page, protocols, make_
     study_id = page.inner_text("h1").split()[0]
 
     page.click("text=record consent")
-    page.fill("#id_consent_date", "2026-11-20")
-    page.fill("#id_consent_version", "2.1")
+    # Consent on the screening day (not before it), to a version the protocol declares.
+    page.fill("#id_consent_date", timezone.localdate().isoformat())
+    page.select_option("#id_consent_version", "1.0")
     page.click("button:has-text('Record consent')")
     page.wait_for_selector("text=Consent recorded.")
 
@@ -43,6 +48,34 @@ def test_coordinator_screens_and_randomises_a_participant(page, protocols, make_
     page.click("button:has-text('Save as complete')")
     page.wait_for_selector("text=eligible")
 
+    # The coordinator cannot randomise yet: the worklist and the page say who is awaited.
+    assert page.is_visible("[data-testid=awaiting-confirmation]")
+    assert not page.is_visible("text=Randomise…")
+    page.goto(f"/trials/{trial.slug}/visits/")
+    row = page.locator(f"[data-testid=to-randomise] tr:has-text('{study_id}')")
+    assert "awaiting investigator's confirmation" in row.inner_text()
+    page.click("form[action$='/logout/'] button")
+
+    # The investigator of the site confirms, with the password typed again.
+    login(page, "irene", PASSWORD)
+    page.goto(f"/trials/{trial.slug}/participants/{study_id}/")
+    page.click("text=Confirm eligibility…")
+    page.fill("#id_password", "not-my-password")
+    page.click("button:has-text('Confirm eligibility')")
+    page.wait_for_selector("text=The password is not correct.")
+    page.fill("#id_password", PASSWORD)
+    page.click("button:has-text('Confirm eligibility')")
+    page.wait_for_selector(f"text=Eligibility of {study_id} confirmed.")
+    assert "Irène Curie" in page.inner_text("[data-testid=eligibility-confirmation]")
+    screenshot(page, f"eligibility-confirmed-{request.node.callspec.id}")
+    page.click("form[action$='/logout/'] button")
+
+    # Now the coordinator randomises.
+    login(page, "camille", PASSWORD)
+    page.goto(f"/trials/{trial.slug}/visits/")
+    row = page.locator(f"[data-testid=to-randomise] tr:has-text('{study_id}')")
+    assert "ready to randomise" in row.inner_text()
+    page.goto(f"/trials/{trial.slug}/participants/{study_id}/")
     page.click("text=Randomise…")
     assert page.is_visible("text=Grade 2") and page.is_visible("text=Stable disease")
     page.click("button:has-text('Confirm and randomise')")

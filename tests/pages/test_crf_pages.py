@@ -27,9 +27,11 @@ SECURITY_QUERIES = 1
 # query to read messages of).
 CRF_PAGE_QUERIES = 10 + SECURITY_QUERIES
 # Session, the user with their profile (one query), trial, the user's memberships in it,
-# participant (with its site), allocation, timeline (visits, deviations, allocation),
-# eligibility, anchors, forms (records, open queries), unblinding.
-PARTICIPANT_PAGE_QUERIES = 14 + SECURITY_QUERIES
+# participant (with its site), allocation, timeline (visits, deviations, allocation,
+# withdrawals), eligibility and its signatures (the investigator's confirmation), anchors, forms
+# (records, open queries), unblinding, consent history (records, withdrawals, protocol version
+# labels), closed screening episodes.
+PARTICIPANT_PAGE_QUERIES = 20 + SECURITY_QUERIES
 
 
 def buttons(html: str) -> set[str]:
@@ -204,7 +206,8 @@ def test_no_crf_page_reveals_the_arm_in_a_blinded_trial(reminet, statistician, m
             reverse("participant_detail", args=[reminet.slug, p.study_id]),
             reverse("visit_worklist", args=[reminet.slug])]
     if role == "investigator":
-        urls.append(record_url("crf_sign", record))
+        urls += [record_url("crf_sign", record),
+                 reverse("confirm_eligibility", args=[reminet.slug, p.study_id])]
     for url in urls:
         response = client.get(url)
         assert response.status_code == 200, url

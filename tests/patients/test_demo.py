@@ -48,7 +48,8 @@ def crfs_at_every_step_for_the_demo_investigator(investigator, data_manager):
     first_site = investigator.memberships.get(trial=rectal).site
     here = CRFRecord.objects.filter(participant__site=first_site)
     assert {"complete", "signed", "locked"} <= set(here.values_list("status", flat=True))
-    signed = CRFSignature.objects.get(record__status="signed", record__participant__site=first_site)
+    signed = (CRFSignature.objects.exclude(meaning="eligibility")
+              .get(record__status="signed", record__participant__site=first_site))
     assert signed.signer == investigator and signed.printed_name == "Irène Investigator"
     queries = crf_selectors.query_worklist(investigator, rectal).queries
     assert {(q.raised_by, q.field_path) for q in queries} == {
@@ -95,6 +96,27 @@ def followed_after_progression_and_re_baselined():
     assert all(s.data["overall_response"] == "pr" for s in scans[2:]) and scans[2:]
 
 
+def eligibility_confirmed_by_each_sites_investigator_but_one_awaiting(coordinator,
+                                                                      investigator):
+    """Every randomised demo participant's eligibility was confirmed by an investigator of
+    their site; at the coordinator's site one participant awaits the confirmation."""
+    from randomisation.selectors import to_randomise
+
+    for trial in Trial.objects.all():
+        confirmations = CRFSignature.objects.filter(meaning="eligibility",
+                                                    record__participant__trial=trial)
+        assert confirmations.count() >= trial.participants.filter(
+            allocation__isnull=False).count()
+        for c in confirmations.select_related("record__participant"):
+            assert c.signer.memberships.filter(trial=trial, role="investigator",
+                                               site=c.record.participant.site).exists()
+        states = {c.state for c in to_randomise(coordinator, trial)}
+        assert "awaiting_confirmation" in states, trial
+        first_site = investigator.memberships.get(trial=trial).site
+        assert confirmations.filter(record__participant__site=first_site,
+                                    signer=investigator).exists()
+
+
 def survival_curves_for_the_demo_statistician(statistician, sponsor):
     from outcomes.analysis import outcomes_for
 
@@ -132,6 +154,40 @@ def saes_on_time_overdue_late_and_a_susar(investigator, officer):
                                         data__events__0__serious=True).exists()
 
 
+def consent_history_for_the_demo_coordinator(coordinator):
+    """Issue 17: each withdrawal level at the coordinator's site, and REMINET amended with
+    re-consents pending there."""
+    from patients.models import Withdrawal
+
+    for trial in Trial.objects.all():
+        site = coordinator.memberships.get(trial=trial).site
+        assert set(Withdrawal.objects.filter(participant__site=site)
+                   .values_list("level", flat=True)) == {"treatment", "visits", "consent"}
+    reminet = Trial.objects.get(slug="reminet")
+    pending = selectors.reconsent_worklist(coordinator, reminet)
+    assert pending.exists()
+    assert all(p.protocol_version_id != reminet.current_version_id for p in pending)
+    assert reminet.participants.filter(consent_version="2.0",
+                                       protocol_version=reminet.current_version).exists()
+
+
+def screening_in_the_flow_diagram_of_every_trial(coordinator):
+    """Issue 17: screening log entries, screen failures with their criteria, a re-screening
+    where the protocol allows it, one randomised in error; the coordinator's own site has its
+    log entries and a screen failure."""
+    from patients.models import ScreeningEpisode, ScreeningLogEntry, Status
+    from randomisation.models import RandomisedInError
+
+    for trial in Trial.objects.all():
+        assert ScreeningLogEntry.objects.filter(trial=trial).count() >= 2 * trial.sites.count()
+        assert trial.participants.filter(status=Status.SCREEN_FAILED).exists(), trial
+        assert RandomisedInError.objects.filter(allocation__trial=trial).count() == 1, trial
+        site = coordinator.memberships.get(trial=trial).site
+        assert ScreeningLogEntry.objects.filter(site=site).exists()
+    assert ScreeningEpisode.objects.filter(participant__trial__slug="reminet").count() == 1
+    assert not ScreeningEpisode.objects.filter(participant__trial__slug="rectal-resection")
+
+
 def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_model):
     settings.DEBUG = True
     call_command("demo_setup", stdout=open("/dev/null", "w"))
@@ -139,14 +195,18 @@ def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_mod
     every_state_for_the_demo_coordinator(coordinator)
     an_arm_a_participant_with_a_surgery_date_at_the_first_site(coordinator)
     injections_stopped_while_assessments_go_on()
+    consent_history_for_the_demo_coordinator(coordinator)
     crfs_at_every_step_for_the_demo_investigator(
         django_user_model.objects.get(username="investigator"),
         django_user_model.objects.get(username="datamanager"))
     one_truth_for_each_event(django_user_model.objects.get(username="investigator"))
     followed_after_progression_and_re_baselined()
+    eligibility_confirmed_by_each_sites_investigator_but_one_awaiting(
+        coordinator, django_user_model.objects.get(username="investigator"))
     survival_curves_for_the_demo_statistician(
         django_user_model.objects.get(username="statistician"),
         django_user_model.objects.get(username="sponsor"))
+    screening_in_the_flow_diagram_of_every_trial(coordinator)
     saes_on_time_overdue_late_and_a_susar(
         django_user_model.objects.get(username="investigator"),
         django_user_model.objects.get(username="safety"))
@@ -154,3 +214,4 @@ def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_mod
     call_command("demo_setup", stdout=open("/dev/null", "w"))
     assert Visit.objects.count() == count, "a second run adds no visits"
     assert DataQuery.objects.count() == queries, "nor queries"
+    screening_in_the_flow_diagram_of_every_trial(coordinator)  # nor a second showcase

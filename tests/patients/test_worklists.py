@@ -281,16 +281,16 @@ def test_blinded_visit_pages_never_show_the_arm(reminet, reminet_coordinator, ma
             assert_no_arm(reminet, response.content.decode(), f"{url} for {role}")
 
 
-def test_the_timeline_reads_in_four_queries_whatever_the_number_of_visits(
+def test_the_timeline_reads_in_five_queries_whatever_the_number_of_visits(
         two_sites, rectal_coordinator, django_assert_num_queries):
     from scheduling.services import save_crf_and_replan as save_crf
 
     _, _, here, _ = two_sites
-    with django_assert_num_queries(4):  # visits, their deviations, allocation, anchor CRFs
+    with django_assert_num_queries(5):  # visits, their deviations, allocation, anchor CRFs, withdrawals
         before = timeline(here)
     r = timezone.localdate(here.allocation.randomised_at)
     save_crf(here, "surgery", {"surgery_date": (r + days(10)).isoformat(),
                                "approach": "laparoscopy"}, by=rectal_coordinator, complete=False)
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         after = timeline(here)
     assert len(after.visits) == len(before.visits) + 3 and not after.waiting

@@ -58,12 +58,19 @@ def test_participants_who_cannot_be_randomised_get_a_clear_error(reminet_ready, 
     assert p.study_id in info.value.messages[0]
     assert not Allocation.objects.exists()
     assert Stratum.objects.filter(next_sequence__gt=1).count() == 0
-    assert Participant.objects.get(pk=p.pk).status == Status.SCREENED
+    # A completed eligibility form with a criterion not met makes a screen failure (issue 17),
+    # and the refusal names the criterion.
+    failed = [k for k in setup if k[:3] in ("INC", "EXC")]
+    assert Participant.objects.get(pk=p.pk).status == (
+        Status.SCREEN_FAILED if failed else Status.SCREENED)
+    for criterion in failed:
+        assert criterion in info.value.messages[0]
 
 
 def test_not_eligible_names_the_failed_criterion(reminet_ready):
     trial, coordinator = reminet_ready
-    p = factories.eligible_participant(trial, by=coordinator, INC5=False)
+    p = factories.eligible_participant(trial, by=coordinator, INC5=False,
+                                       l1_duration_months="1.5")
     with pytest.raises(services.RandomisationError, match="INC5"):
         services.randomise(p, by=coordinator)
 
@@ -240,10 +247,11 @@ def test_a_slot_missing_from_a_sealed_list_is_refused_with_nothing_written(remin
 
 
 def test_a_randomisation_runs_a_fixed_number_of_statements(reminet_ready):
-    """Whatever the participant, on either database: the participant locked, its CRFs, the
-    stratum locked, its slot, the stratum's counter, the allocation, the visits and their
-    history rows (one statement each), the participant's status and its history row, the audit
-    entry: eleven statements, and the two that begin and end its transaction."""
+    """Whatever the participant, on either database: the participant locked, its CRFs, its
+    eligibility record and signatures (the investigator's confirmation), the stratum locked,
+    its slot, the stratum's counter, the allocation, the visits and their history rows (one
+    statement each), the participant's status and its history row, the audit entry: thirteen
+    statements, and the two that begin and end its transaction."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -261,7 +269,7 @@ def test_a_randomisation_runs_a_fixed_number_of_statements(reminet_ready):
         with CaptureQueriesContext(connection) as queries:
             services.randomise(p, by=coordinator)
         counts.append(len(queries))
-    assert counts == [13, 13], [q["sql"][:80] for q in queries]
+    assert counts == [15, 15], [q["sql"][:80] for q in queries]
 
 
 def test_a_randomisation_leaves_history_rows_naming_who_and_why(reminet_ready):

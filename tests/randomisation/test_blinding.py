@@ -6,11 +6,14 @@ import re
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 
 from crfs import services as outcomes
 from randomisation import services
+from scheduling.services import record_withdrawal_and_replan
 from tests import factories
 from tests.api import world
+from patients.screening import record_screening_log_entry
 from tests.routes import url_patterns
 
 BLINDED_ROLES = ["investigator", "coordinator", "data_manager", "sponsor"]
@@ -80,6 +83,15 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     record = participant.crf_records.get(crf_code="eligibility")
     query = outcomes.raise_query(record, by=make_user("data_manager", trial),
                                  field_path="screening_date", text="Check it")
+    # A withdrawal (issue 17): the participant page, its consent history and the API show it.
+    record_withdrawal_and_replan(participant, by=make_user("coordinator", trial, participant.site),
+                                 level="treatment", withdrawn_on=timezone.localdate(),
+                                 reason="toxicity")
+    # Issue 17: the participant flagged as randomised in error, a screening log entry.
+    services.record_randomised_in_error(participant.allocation, reason="Registered twice",
+                                        by=make_user("data_manager", trial))
+    record_screening_log_entry(trial, site=participant.site, screened_on=participant.screened_on,
+                               reason="declined", by=make_user("coordinator", trial))
     # A report built with arms (the statistician's): listed, polled, its download refused.
     report = world.built_report(trial, by=make_user("statistician", trial))
     # The safety officer's pages as a leak source: this participant's SUSAR, unblinded for
@@ -103,6 +115,10 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     assert api_seen >= 15  # the REST API's answers too (api/urls.py)
     assert {"api_reports", "api_report", "api_report_download", "api_export_csv",
             "api_export_zip", "api_export_odm", "export_crf_csv", "report_download",
+            "confirm_eligibility", "visit_worklist",
+            "record_consent", "record_withdrawal", "reconsent_worklist", "api_consent",
+            "api_withdrawals", "api_reconsent",
+            "screening_log", "api_screening_log",
             "sae_list", "sae_detail", "sae_pdf", "sae_listing", "api_sae_reports",
             "api_sae_report"} <= walked
     for message in mail.outbox:  # nor any e-mail sent on the way (clock reminders included)

@@ -24,7 +24,7 @@ def test_coordinator_screens_consents_checks_eligibility_and_randomises(reminet_
     assert "no recorded informed consent" in page.content.decode()
 
     response = client.post(reverse("record_consent", args=[trial.slug, participant.study_id]),
-                           {"consent_date": "2026-11-20", "consent_version": "2.1"})
+                           {"consent_date": "2026-11-20", "consent_version": "1.0"})
     assert response.status_code == 302
 
     answers = factories.eligibility_answers(trial, tumour_grade="G2", l1_response="stable_disease")
@@ -34,6 +34,11 @@ def test_coordinator_screens_consents_checks_eligibility_and_randomises(reminet_
     url = reverse("crf_edit", args=[trial.slug, participant.study_id, "eligibility"])
     response = client.post(url, post)
     assert response.status_code == 302, response.content.decode()[:3000]
+
+    # The coordinator alone cannot randomise: an investigator of the site confirms first.
+    page = client.get(reverse("randomise", args=[trial.slug, participant.study_id]))
+    assert "awaiting an investigator&#x27;s confirmation" in page.content.decode()
+    factories.confirm_eligibility(participant)
 
     page = client.get(reverse("randomise", args=[trial.slug, participant.study_id]))
     html = page.content.decode()
@@ -52,7 +57,8 @@ def test_randomise_page_for_an_ineligible_participant_explains(reminet_ready, cl
     client_for(coordinator)
     response = client.post(reverse("randomise", args=[trial.slug, p.study_id]), {})
     assert response.status_code == 200 or response.status_code == 400
-    assert "is not eligible" in response.content.decode()
+    html = response.content.decode()
+    assert "is a screen failure" in html and "EXC1" in html  # the failed criterion, named
     assert not Allocation.objects.exists()
 
 
@@ -70,7 +76,7 @@ def test_consent_in_the_future_is_refused_on_the_form(reminet_ready, client, cli
     p = factories.participant(trial, by=coordinator)
     client_for(coordinator)
     response = client.post(reverse("record_consent", args=[trial.slug, p.study_id]),
-                           {"consent_date": "2999-01-01", "consent_version": "1"})
+                           {"consent_date": "2999-01-01", "consent_version": "1.0"})
     assert response.status_code == 400
     assert "cannot be in the future" in response.content.decode()
 

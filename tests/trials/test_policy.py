@@ -8,15 +8,19 @@ from trials.policy import Perm
 
 P = Perm
 EXPECTED = {
-    "investigator": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.ENTER_CRF, P.SIGN_CRF, P.ANSWER_QUERY,
-                     P.EMERGENCY_UNBLIND, P.VISIT_REMINDERS, P.VIEW_SAFETY},
+    "investigator": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.ENTER_CRF, P.SIGN_CRF,
+                     P.CONFIRM_ELIGIBILITY, P.ANSWER_QUERY, P.EMERGENCY_UNBLIND,
+                     P.VISIT_REMINDERS, P.VIEW_SCREENING_LOG, P.VIEW_SAFETY},
     "coordinator": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.SCREEN, P.RANDOMISE, P.SCHEDULE_VISITS,
-                    P.ENTER_CRF, P.ANSWER_QUERY, P.VISIT_REMINDERS, P.VIEW_SAFETY},
+                    P.ENTER_CRF, P.ANSWER_QUERY, P.VISIT_REMINDERS, P.VIEW_SCREENING_LOG,
+                    P.RECORD_RANDOMISED_IN_ERROR, P.VIEW_SAFETY},
     "data_manager": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.RAISE_QUERY, P.LOCK_CRF,
-                     P.VIEW_REPORTS, P.EXPORT_DATA, P.VIEW_AUDIT, P.VIEW_SAFETY},
-    "sponsor": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.VIEW_REPORTS, P.EXPORT_DATA, P.VIEW_SAFETY},
+                     P.VIEW_REPORTS, P.EXPORT_DATA, P.VIEW_AUDIT, P.VIEW_SCREENING_LOG,
+                     P.RECORD_RANDOMISED_IN_ERROR, P.VIEW_SAFETY},
+    "sponsor": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.VIEW_REPORTS, P.EXPORT_DATA,
+                P.VIEW_SCREENING_LOG, P.VIEW_SAFETY},
     "statistician": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.VIEW_REPORTS, P.EXPORT_DATA,
-                     P.MANAGE_ALLOCATION, P.VIEW_ARMS, P.VIEW_AUDIT},
+                     P.MANAGE_ALLOCATION, P.VIEW_ARMS, P.VIEW_AUDIT, P.VIEW_SCREENING_LOG},
     # Pharmacovigilance: blinded (VIEW_ARMS absent) but for the SUSARs it unblinds itself.
     "safety_officer": {P.VIEW_TRIAL, P.VIEW_SAFETY, P.ASSESS_SAFETY, P.SAFETY_UNBLIND},
 }
@@ -136,7 +140,9 @@ def test_demo_setup_builds_a_trial_at_every_stage(db, settings):
     from demo.management.commands.demo_setup import OUTCOME_COHORT
 
     assert Allocation.objects.filter(trial__slug="reminet").count() == 2 * (5 + OUTCOME_COHORT["reminet"])
-    assert Participant.objects.filter(status=Status.SCREENED, consent_date__isnull=False).count() == 5
+    # One ready per site (five sites in all), and REMINET's re-screened screen failure
+    # (demo.data.screening_showcase), screened again with its consent.
+    assert Participant.objects.filter(status=Status.SCREENED, consent_date__isnull=False).count() == 6
 
 
 def test_the_trial_and_participant_read_together_answer_as_read_apart(

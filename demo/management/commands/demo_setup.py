@@ -11,8 +11,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import create_demo_device
-from demo.data import (crf_showcase, outcome_showcase, populate, rebaseline_showcase,
-                       report_showcase, safety_showcase, tumour_assessments_at_done_visits)
+from demo.data import (consent_showcase, crf_showcase, outcome_showcase, populate,
+                       rebaseline_showcase, report_showcase, safety_showcase,
+                       screening_showcase, tumour_assessments_at_done_visits)
 from trials.models import Membership, Role, Trial
 from trials.policy import requires_two_factor
 
@@ -25,6 +26,9 @@ DEMO_TOTP_SECRET = "CTMSDEMOTWOFACTORSECRETKEYS2345X"
 DEMO_USERS = [
     ("investigator", Role.INVESTIGATOR, 0, "Irène Investigator"),
     ("investigator2", Role.INVESTIGATOR, 1, "Ines Investigator (second site)"),
+    # The rectal trial has three sites; every site has an investigator who confirms its
+    # participants' eligibility (REMINET's two sites: the third is its first again).
+    ("investigator3", Role.INVESTIGATOR, 2, "Iris Investigator (third site)"),
     ("coordinator", Role.COORDINATOR, 0, "Camille Coordinator"),
     ("datamanager", Role.DATA_MANAGER, None, "Damien Data-Manager"),
     ("sponsor", Role.SPONSOR, None, "Sophie Sponsor"),
@@ -76,12 +80,19 @@ class Command(BaseCommand):
         # participant whose surgery date schedules the post-operative visits).
         plans = {"rectal-resection": {"randomised": 3, "ready": 1, "screened": 1},
                  "reminet": {"randomised": 5, "ready": 1, "screened": 1}}
+        investigator_names = [u for u, role, *_ in DEMO_USERS if role == Role.INVESTIGATOR]
         for trial in trials:
             Membership.objects.get_or_create(user=system, trial=trial, role=Role.COORDINATOR,
                                              site=None)
+            # Who confirms eligibility at each site: its demo investigator (the first listed).
+            investigators = {}
+            for m in (Membership.objects.filter(trial=trial, role=Role.INVESTIGATOR,
+                                                user__username__in=investigator_names)
+                      .select_related("user").order_by("user__username")):
+                investigators.setdefault(m.site_id, (m.user, DEMO_PASSWORD))
             plan = plans.get(trial.slug, {"randomised": 2, "ready": 1, "screened": 1})
             for line in populate(trial, coordinator=system, statistician=statistician,
-                                 per_site=plan):
+                                 per_site=plan, investigators=investigators):
                 self.stdout.write(line)
             # CRFs complete, signed, locked and questioned at the first site (see crf_showcase).
             for line in crf_showcase(trial, investigator=User.objects.get(username="investigator"),
@@ -92,7 +103,8 @@ class Command(BaseCommand):
             # Clavien-Dindo grades, and tumour assessments at every visit done (see
             # outcome_showcase), so the statistician's Outcomes page has curves at once.
             for line in outcome_showcase(trial, coordinator=system,
-                                         per_site=OUTCOME_COHORT.get(trial.slug, 4)):
+                                         per_site=OUTCOME_COHORT.get(trial.slug, 4),
+                                         investigators=investigators):
                 self.stdout.write(line)
             # An arm-A participant of the rectal trial re-baselined after surgery (the worked
             # case of docs/crfs.md), before the routine scans of the visits done.
@@ -108,6 +120,14 @@ class Command(BaseCommand):
             count = tumour_assessments_at_done_visits(trial, by=system)
             if count:
                 self.stdout.write(f"{trial.slug}: {count} tumour assessments entered")
+            # A withdrawal at each level; REMINET amended, with re-consents pending.
+            for line in consent_showcase(trial, coordinator=system):
+                self.stdout.write(line)
+            # Screening log, screen failures, a re-screening, a randomised in error (issue 17).
+            for line in screening_showcase(
+                    trial, coordinator=system,
+                    data_manager=User.objects.get(username="datamanager")):
+                self.stdout.write(line)
         # Reports last, so that they count everything above (see report_showcase).
         for trial in trials:
             for line in report_showcase(trial, sponsor=User.objects.get(username="sponsor"),
@@ -118,8 +138,7 @@ class Command(BaseCommand):
             if requires_two_factor(user):
                 create_demo_device(user, b32decode(DEMO_TOTP_SECRET).hex())
         self.stdout.write(
-            f"Two-factor code for admin, investigator, investigator2, statistician and safety: "
-            f"secret "
+            f"Two-factor code for admin, investigators, statistician and safety: secret "
             f"{DEMO_TOTP_SECRET} (any authenticator app, `oathtool --totp -b "
             f"{DEMO_TOTP_SECRET}`, or `manage.py demo_totp_code USERNAME`)")
         self.stdout.write(self.style.SUCCESS(

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('randomization', '0001_initial'),
+        ('randomization', '0002_randomised_in_error'),
         ('safety', '0001_sae_reports'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
