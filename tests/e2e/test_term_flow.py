@@ -56,3 +56,10 @@ def test_investigator_picks_a_ctcae_term_and_a_grade_it_has(page, protocols, mak
     assert record.data["events"][0]["term"] == "Fatigue"
     assert record.data["events"][0]["grade"] == 2
     screenshot(page, f"ae-term-{request.node.callspec.id}")
+    page.goto(reverse("visit_crf_edit", args=[trial.slug, participant.study_id, visit.pk,
+                                              "adverse_events"]))
+    assert page.is_visible("text=MedDRA 10016256 · General disorders and administration site "
+                           "conditions")
+    page.click("summary:has-text('Grade definitions')")
+    assert page.is_visible("text=Fatigue not relieved by rest; limiting instrumental ADL")
+    screenshot(page, f"ae-term-form-{request.node.callspec.id}")
