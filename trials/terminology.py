@@ -2,7 +2,8 @@
 
 A terminology is one CSV file in ``trials/reference/`` (``<code>.csv``, e.g. ``ctcae-4.03.csv``;
 its README says where it comes from). ``read_terminology_file`` checks it and refuses a bad
-file with every problem found, each naming its row (``row 12: grade_3: ...``); nothing here
+file with every problem found, each naming its row (``row 12: soc is empty``; rows are CSV
+records, the header being row 1, as a spreadsheet numbers them); nothing here
 touches the database. ``load_terminology`` stores what it accepts in one transaction: the same
 content (same sha256 digest) loads once; changed content replaces the term list of that code.
 
@@ -75,13 +76,17 @@ def read_terminology_file(path: str | Path, *, code: str | None = None) -> Termi
 
 def parse_terminology(raw: bytes, *, code: str, source: str) -> TerminologyData:
     """The checked content of a terminology file, or ``TerminologyError`` with every problem."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{0,31}", code):
+        raise TerminologyError(source, [f"terminology code {code!r}: lower-case letters, digits, "
+                                        "'.' and '-', at most 32 (the file name without .csv)"])
     meta = SHIPPED.get(code, {"name": code, "source": source})
     data = TerminologyData(code=code, name=meta["name"], source=meta["source"],
                            digest=hashlib.sha256(raw).hexdigest())
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise TerminologyError(source, [f"not UTF-8 text ({exc.reason} at byte {exc.start})"])
+        problem = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+        raise TerminologyError(source, [problem]) from None
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header != COLUMNS:
@@ -97,7 +102,7 @@ def parse_terminology(raw: bytes, *, code: str, source: str) -> TerminologyData:
         if len(row) != len(COLUMNS):
             problems.append(f"row {number}: {len(row)} columns instead of {len(COLUMNS)}")
             continue
-        values = dict(zip(COLUMNS, (cell.strip() for cell in row)))
+        values = dict(zip(COLUMNS, (cell.strip() for cell in row), strict=True))
         here = f"row {number}"
         meddra, label = values["meddra_code"], values["term"]
         if not re.fullmatch(r"[0-9]{8}", meddra):
@@ -115,8 +120,9 @@ def parse_terminology(raw: bytes, *, code: str, source: str) -> TerminologyData:
                             f"{labels[label.casefold()]}")
         else:
             labels[label.casefold()] = number
-        if not values["soc"]:
-            problems.append(f"{here}: soc is empty")
+        if not values["soc"] or len(values["soc"]) > 100:
+            problems.append(f"{here}: soc is empty" if not values["soc"] else
+                            f"{here}: soc is longer than 100 characters")
         grades = {str(g): values[f"grade_{g}"] for g in GRADES
                   if values[f"grade_{g}"] not in UNDEFINED}
         if not grades:
@@ -127,10 +133,6 @@ def parse_terminology(raw: bytes, *, code: str, source: str) -> TerminologyData:
     if problems:
         raise TerminologyError(source, problems)
     return data
-
-
-def grades_in_words(grades) -> str:
-    return ", ".join(str(g) for g in sorted(int(g) for g in grades))
 
 
 @dataclass(frozen=True)

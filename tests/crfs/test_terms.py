@@ -113,6 +113,14 @@ def test_a_bad_file_is_refused_with_its_row_numbers_and_nothing_is_written(tmp_p
     bad.write_text("code,label\n1,x\n", encoding="utf-8")
     with pytest.raises(CommandError, match="row 1: the columns must be meddra_code"):
         call_command("load_ctcae", str(bad), stdout=io.StringIO())
+    bad.write_bytes(SHIPPED.read_bytes().replace(b"Fatigue", "Fatigué".encode("latin-1")))
+    with pytest.raises(CommandError, match="not UTF-8 text"):
+        call_command("load_ctcae", str(bad), stdout=io.StringIO())
+    with pytest.raises(CommandError, match="terminology code 'CTCAE 4'"):
+        call_command("load_ctcae", str(SHIPPED), "--code", "CTCAE 4", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="No such file"):
+        call_command("load_ctcae", str(tmp_path / "missing.csv"), stdout=io.StringIO())
+    assert Terminology.objects.get().digest == before
 
 
 def test_the_protocol_names_a_shipped_terminology_and_a_grade_choice(rectal_definition):
