@@ -33,6 +33,11 @@ SHIPPED = {
         "source": "https://ctep.cancer.gov/protocoldevelopment/electronic_applications/ctc.htm"
                   " (CTCAE_4.03_2010-06-14; MedDRA v12.0 codes)",
     },
+    "ctcae-5.0": {
+        "name": "NCI-CTCAE v5.0",
+        "source": "https://ctep.cancer.gov/protocoldevelopment/electronic_applications/ctc.htm"
+                  " (CTCAE v5.0, 27 November 2017; MedDRA v20.1 codes)",
+    },
 }
 
 

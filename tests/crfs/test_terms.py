@@ -63,6 +63,10 @@ def test_the_shipped_list_is_loaded_with_its_meddra_codes_and_grades():
     arrest = term_list("ctcae-4.03").find("cardiac ARREST")
     assert arrest.grade_numbers == [4, 5] and arrest.meddra_code == "10007515"
     assert term_list("ctcae-4.03").find("10016256").label == "Fatigue"
+    # CTCAE v5.0 is shipped too, for a protocol (or an amendment) that names it.
+    v5 = term_list("ctcae-5.0")
+    assert len(v5.terms) == 837 and v5.name == "NCI-CTCAE v5.0"
+    assert v5.find("Fatigue").grade_numbers == [1, 2, 3]
 
 
 @pytest.mark.django_db
@@ -120,7 +124,7 @@ def test_a_bad_file_is_refused_with_its_row_numbers_and_nothing_is_written(tmp_p
         call_command("load_ctcae", str(SHIPPED), "--code", "CTCAE 4", stdout=io.StringIO())
     with pytest.raises(CommandError, match="No such file"):
         call_command("load_ctcae", str(tmp_path / "missing.csv"), stdout=io.StringIO())
-    assert Terminology.objects.get().digest == before
+    assert Terminology.objects.get(code="ctcae-4.03").digest == before
 
 
 def test_the_protocol_names_a_shipped_terminology_and_a_grade_choice(rectal_definition):
@@ -133,7 +137,7 @@ def test_the_protocol_names_a_shipped_terminology_and_a_grade_choice(rectal_defi
     term["grade_field"] = "start_date"
     problems = {str(p) for p in validate_definition(definition)}
     assert (f"crfs[{i}].fields[1].fields[0].terminology: unknown terminology 'ctcae-9' "
-            "(shipped in trials/reference/: ctcae-4.03)") in problems
+            "(shipped in trials/reference/: ctcae-4.03, ctcae-5.0)") in problems
     assert (f"crfs[{i}].fields[1].fields[0].grade_field: 'start_date' is not a choice field "
             "of the same form or row") in problems
     del term["terminology"]
