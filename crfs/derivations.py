@@ -372,9 +372,10 @@ def worst_ctcae_grade(adverse_event_crfs: list[dict]) -> int | None:
 def worst_grade_by_term(adverse_event_crfs: list[dict]) -> dict[str, int]:
     """The highest CTCAE grade of each adverse-event term over all of a participant's CRFs.
 
-    Terms are free text: they are matched ignoring case and surrounding spaces, and keyed by
-    the spelling first met. Synonyms ("Diarrhea", "Diarrhoea") are not merged: that is coding
-    (MedDRA), not arithmetic.
+    Terms are the CTCAE labels the forms store (docs/crfs.md, "Terms"), or free text stored
+    before the term list: they are matched ignoring case and surrounding spaces, and keyed by
+    the spelling first met. Old free text is not mapped to a term ("Diarrhoea" stays apart from
+    "Diarrhea"): that is coding, done when the form is next saved, not arithmetic.
     """
     worst: dict[str, int] = {}
     spelling: dict[str, str] = {}

@@ -12,8 +12,14 @@ as None: a stale answer nobody can see must not survive into the data.
 Stored data (one JSON dict per CRF) holds every field of the definition, None when unanswered:
 integer -> int; decimal -> str (exact, normalised to ``decimals`` when given); date ->
 'YYYY-MM-DD'; choice -> the protocol's code (int or str); multichoice -> list of codes in
-protocol order; yesno -> bool; text -> stripped str; group -> list of row dicts (blank rows
-dropped; [] when visible and empty). ``derived`` fields are never read from input.
+protocol order; yesno -> bool; text -> stripped str; term -> the term's label as its
+terminology writes it (typed in any case, or as its MedDRA code; ``trials.terminology``);
+group -> list of row dicts (blank rows dropped; [] when visible and empty). ``derived`` fields
+are never read from input.
+
+A term field with a ``grade_field`` refuses a grade the chosen term does not define. Rows saved
+before the field was a term (free text) are kept as they were and shown as such; the form
+refuses their text only when the CRF is saved again, naming it, so the term gets chosen then.
 """
 from __future__ import annotations
 
@@ -30,6 +36,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _, ngettext_lazy
+
+from trials.selectors import TermInfo, TermList, term_list
 
 from .derivations import NOTES_KEY
 
@@ -243,6 +251,54 @@ def _text(fdef: dict, in_row: bool, today: datetime.date) -> forms.Field:
     return field
 
 
+class TermField(forms.CharField):
+    """A term of a terminology, typed or picked from the page's datalist; cleaned to its label."""
+
+    def __init__(self, *, terms: TermList | None, terminology: str, **kwargs):
+        self.terms, self.terminology = terms, terminology
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value in self.empty_values:
+            return None
+        if self.terms is None:
+            raise ValidationError(
+                _("The term list %(terminology)s is not loaded (manage.py load_ctcae)."),
+                code="no_terminology", params={"terminology": self.terminology})
+        term = self.terms.find(value)
+        if term is None:
+            raise ValidationError(
+                _("“%(text)s” is not a term of %(terminology)s: choose one from the list."),
+                code="unknown_term", params={"text": value[:200], "terminology": self.terms.name})
+        return term.label
+
+
+def _term(fdef: dict, in_row: bool, today: datetime.date, terms: TermList | None) -> forms.Field:
+    return TermField(terms=terms, terminology=fdef["terminology"], required=False,
+                     empty_value=None,
+                     widget=forms.TextInput(attrs={"list": datalist_id(fdef["terminology"]),
+                                                   "autocomplete": "off", "maxlength": "200",
+                                                   "data-term-list": fdef["terminology"],
+                                                   "data-grade-field": fdef.get("grade_field", ""),
+                                                   "class": "crf-term"}))
+
+
+def datalist_id(terminology: str) -> str:
+    return f"terms-{terminology}"
+
+
+def grade_refusal(term: TermInfo, grade: Any, terminology: str):
+    """Why ``grade`` is refused for ``term``, or None when the term defines it."""
+    if grade is None or isinstance(grade, bool) or str(grade) in term.grades:
+        return None
+    return ValidationError(
+        _("“%(term)s” has no grade %(grade)s in %(terminology)s: its grades are %(grades)s."),
+        code="grade_not_defined",
+        params={"term": term.label, "grade": grade, "terminology": terminology,
+                "grades": ", ".join(str(g) for g in term.grade_numbers)})
+
+
 BUILDERS = {"integer": _integer, "decimal": _decimal, "date": _date, "choice": _choice,
             "multichoice": _multichoice, "yesno": _yesno, "text": _text}
 
@@ -307,6 +363,9 @@ class Cell:
     show_if: str = ""  # JSON for data-show-if: {"name": controlling input, "values": [...]}
     condition: str = ""  # the same rule in words, for pages without JavaScript
     display: str = ""  # derived fields only
+    term: TermInfo | None = None  # term fields: the term chosen
+    free_text: str = ""  # term fields: a stored answer from before the term list, kept as typed
+    grade_definitions: list[tuple[int, str]] = dc_field(default_factory=list)  # a term's grades
     is_group = False
 
     @property
@@ -353,6 +412,8 @@ class CRFForm(forms.Form):
         # one is still missing after deriving.
         self.derivable = frozenset(derivable)
         self.today = today or timezone.localdate()
+        self.term_lists: dict[str, TermList | None] = {
+            code: term_list(code) for code in _terminologies(definition["fields"])}
         super().__init__(data=data, initial=data_to_initial(definition, self.stored_initial),
                          prefix=prefix)
         self.row_counts: dict[str, int] = {}
@@ -369,7 +430,10 @@ class CRFForm(forms.Form):
         target = self.fields if into is None else into
         if name in self.fields or name in target:
             raise ValueError(f"two answers of this CRF share the form name {name!r}")
-        field = BUILDERS[fdef["type"]](fdef, in_row, self.today)
+        if fdef["type"] == "term":
+            field = _term(fdef, in_row, self.today, self.term_lists[fdef["terminology"]])
+        else:
+            field = BUILDERS[fdef["type"]](fdef, in_row, self.today)
         field.label, field.help_text = fdef["label"], fdef.get("help", "")
         target[name] = field
 
@@ -406,6 +470,7 @@ class CRFForm(forms.Form):
                   for f in fields if f["type"] != "group"}
         for code in _hide_invisible(fields, stored):
             self._forget_errors(code)
+        self._check_grades(fields, stored, "")
         for f in fields:
             if f["type"] == "group":
                 stored[f["code"]] = self._clean_group(f) if visible(f, stored) else None
@@ -430,6 +495,7 @@ class CRFForm(forms.Form):
                    for s in group["fields"]}
             for sub in _hide_invisible(group["fields"], row):
                 self._forget_errors(names[sub])
+            self._check_grades(group["fields"], row, f"{code}-{i}-")
             if self.mode == "complete":
                 for s in group["fields"]:
                     if s.get("required") and s["code"] in names and row[s["code"]] is None \
@@ -446,6 +512,20 @@ class CRFForm(forms.Form):
                 ngettext_lazy("Add at least %(n)d row.", "Add at least %(n)d rows.", "n"),
                 params={"n": n}))
         return rows
+
+    def _check_grades(self, fields: list[dict], values: dict, prefix: str) -> None:
+        """A grade the chosen term does not define is refused, naming the term's grades."""
+        for f in fields:
+            if f["type"] != "term" or not f.get("grade_field"):
+                continue
+            terms = self.term_lists.get(f["terminology"])
+            term = terms.find(values.get(f["code"])) if terms else None
+            name = prefix + f["grade_field"]
+            if term is None or name in self._errors or name not in self.fields:
+                continue
+            refusal = grade_refusal(term, values.get(f["grade_field"]), terms.name)
+            if refusal is not None:
+                self.add_error(name, refusal)
 
     def _require(self, name: str) -> None:
         if name not in self._errors:  # an invalid value already says what is wrong
@@ -474,6 +554,7 @@ class CRFForm(forms.Form):
         else:
             cell.bound = self[name] if name in self.fields else \
                 self._template_fields[name].get_bound_field(self, name)
+            self._describe_term(cell, fdef, siblings, row_prefix)
         cond = fdef.get("show_if")
         if cond:
             controller = next(s for s in siblings if s["code"] == cond["field"])
@@ -487,6 +568,33 @@ class CRFForm(forms.Form):
                 "field": controller["label"],
                 "values": _(" or ").join(str(_display(controller, w)) for w in wanted)}
         return cell
+
+    def _term_of(self, fdef: dict, name: str) -> tuple[TermInfo | None, str]:
+        """The term answered in the form field ``name`` and the text given, as shown."""
+        if name not in self.fields:
+            return None, ""
+        text = str(self[name].value() or "").strip()
+        terms = self.term_lists.get(fdef["terminology"])
+        return (terms.find(text) if terms and text else None), text
+
+    def _describe_term(self, cell: Cell, fdef: dict, siblings: list[dict], prefix: str) -> None:
+        if fdef["type"] == "term":
+            cell.term, text = self._term_of(fdef, prefix + fdef["code"])
+            if cell.term is None and text and not self.is_bound:
+                cell.free_text = text
+            return
+        term_field = next((s for s in siblings if s["type"] == "term"
+                           and s.get("grade_field") == fdef["code"]), None)
+        if term_field is not None:
+            term, _text = self._term_of(term_field, prefix + term_field["code"])
+            if term is not None:
+                cell.grade_definitions = [(int(g), d) for g, d in sorted(term.grades.items())]
+
+    @property
+    def datalists(self) -> list[tuple[str, TermList]]:
+        """The term lists the page offers (one <datalist> each), by their element id."""
+        return [(datalist_id(code), terms) for code, terms in sorted(self.term_lists.items())
+                if terms is not None]
 
     def _group_item(self, group: dict) -> GroupItem:
         code = group["code"]
@@ -509,6 +617,15 @@ class CRFForm(forms.Form):
             self._cell(s, f"{code}-__prefix__-{s['code']}", group["fields"],
                        f"{code}-__prefix__-", {}) for s in group["fields"]], is_template=True)
         return item
+
+
+def _terminologies(fields: list[dict]) -> set[str]:
+    found = set()
+    for f in fields:
+        if f["type"] == "term":
+            found.add(f["terminology"])
+        found |= _terminologies(f.get("fields", []))
+    return found
 
 
 def _display_derived(fdef: dict, stored: dict) -> str:

@@ -420,22 +420,35 @@ def sign_crf(record: CRFRecord, *, by, password: str, meaning: str,
     if version is not None and current is not None and version != current.history_id:
         raise ValidationError(_("This CRF changed since you opened it. Read it again, then "
                                 "sign."))
+    signature = _e_sign(record, by=by, password=password, request=request, meaning=meaning,
+                        version=current, reason="Signed by {name}: {meaning}")
+    name = signature.printed_name
+    audit.record("crf.signed", f"{participant.study_id} {record.crf_code} signed by {name} "
+                 f"({by.get_username()}): {_english(SignatureMeaning(meaning).label)}. "
+                 f"SHA-256 {signature.digest}",
+                 actor=by, trial=participant.trial, obj=signature)
+    return signature
+
+
+def _e_sign(record: CRFRecord, *, by, password: str, request, meaning: str, version,
+            reason: str) -> CRFSignature:
+    """The e-signature both ``sign_crf`` and ``confirm_eligibility`` give, once their own
+    checks pass: the password typed again (in the session's two-factor login), then the
+    signature bound to the record's content by its digest and to the history row read, and the
+    record marked signed with ``reason`` ({name}, {meaning}) in its history."""
     if not password_confirmed(request, by, password):
         raise ValidationError({"password": _("The password is not correct.")})
     now = timezone.now()
     name = by.get_full_name() or by.get_username()
     signature = CRFSignature.objects.create(
         record=record, signer=by, signed_at=now, meaning=meaning, printed_name=name,
-        digest=trail.content_digest(record), signed_version=current)
+        digest=trail.content_digest(record), signed_version=version)
     record.status = CRFStatus.SIGNED
     record._history_user = by
     record._history_date = now
-    record._change_reason = f"Signed by {name}: {_english(SignatureMeaning(meaning).label)}"
+    record._change_reason = reason.format(name=name,
+                                          meaning=_english(SignatureMeaning(meaning).label))
     record.save(update_fields=["status", "updated_at"])
-    audit.record("crf.signed", f"{participant.study_id} {record.crf_code} signed by {name} "
-                 f"({by.get_username()}): {_english(SignatureMeaning(meaning).label)}. "
-                 f"SHA-256 {signature.digest}",
-                 actor=by, trial=participant.trial, obj=signature)
     return signature
 
 
@@ -480,19 +493,10 @@ def confirm_eligibility(participant: Participant, *, by, password: str,
     if version is not None and current is not None and version != current.history_id:
         raise ValidationError(_("The eligibility form changed since you opened it. Read it "
                                 "again, then confirm."))
-    if not password_confirmed(request, by, password):
-        raise ValidationError({"password": _("The password is not correct.")})
-    now = timezone.now()
-    name = by.get_full_name() or by.get_username()
-    meaning = SignatureMeaning.ELIGIBILITY
-    signature = CRFSignature.objects.create(
-        record=record, signer=by, signed_at=now, meaning=meaning, printed_name=name,
-        digest=trail.content_digest(record), signed_version=current)
-    record.status = CRFStatus.SIGNED
-    record._history_user = by
-    record._history_date = now
-    record._change_reason = f"Eligibility confirmed by {name}: {_english(meaning.label)}"
-    record.save(update_fields=["status", "updated_at"])
+    signature = _e_sign(record, by=by, password=password, request=request,
+                        meaning=SignatureMeaning.ELIGIBILITY, version=current,
+                        reason="Eligibility confirmed by {name}: {meaning}")
+    name = signature.printed_name
     audit.record("eligibility.confirmed",
                  f"{participant.study_id}: eligibility confirmed by {name} "
                  f"({by.get_username()}). SHA-256 {signature.digest}",

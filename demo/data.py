@@ -28,6 +28,7 @@ from reports.services import request_report
 from scheduling import services as scheduling
 from scheduling.services import save_crf_and_replan as save_crf
 from trials.models import Trial, crf_of
+from trials.selectors import term_list
 
 
 def eligibility_answers(trial: Trial, **overrides) -> dict:
@@ -189,6 +190,21 @@ def backdate_randomisation(participant, days: int, *, by) -> None:
                                reason=f"demo data: randomised {days} days earlier")
 
 
+# Adverse events of the demo: NCI-CTCAE v4.03 terms (trials/reference/ctcae-4.03.csv), as the
+# protocols' term fields offer them.
+AE_TERMS = ["Fatigue", "Diarrhea", "Nausea", "Neutrophil count decreased",
+            "Peripheral sensory neuropathy", "Abdominal pain"]
+
+
+def term_grades(crf: dict, label: str) -> list[int]:
+    """The grades the term ``label`` defines in the terminology of ``crf``'s term field."""
+    field = next(f for g in crf["fields"] for f in g.get("fields", []) if f["type"] == "term")
+    term = term_list(field["terminology"]).find(label)
+    if term is None:
+        raise ValueError(f"{label!r} is not a term of {field['terminology']}")
+    return term.grade_numbers
+
+
 def crf_answers(crf: dict, *, on, **overrides) -> dict:
     """Complete, valid answers to any CRF for the demo: every date ``on``, yes to yes/no
     questions, the first choice, the smallest number, "Demo" for required text; answers to
@@ -213,6 +229,8 @@ def crf_answers(crf: dict, *, on, **overrides) -> dict:
             value = str(field.get("min", 0))
         elif kind == "text":
             value = "Demo" if field.get("required") else None
+        elif kind == "term":
+            value = None  # a term of the protocol's terminology: the caller names it
         else:  # group
             value = []
         data[code] = value
@@ -525,9 +543,10 @@ def _visits_until(p, *, by, until, rng, crfs: dict, assess_until) -> None:
             elif code == ae_crf and ae_left and rng.random() < 0.4:
                 ae_left -= 1
                 grade = rng.choices([1, 2, 3, 4], weights=[50, 30, 15, 5])[0]
+                term = rng.choice(AE_TERMS)
+                grade = min(grade, max(term_grades(crf, term)))  # only a grade the term has
                 answers = crf_answers(crf, on=on, any_event=True, events=[{
-                    "term": rng.choice(["Fatigue", "Diarrhoea", "Nausea", "Neutropenia",
-                                        "Peripheral sensory neuropathy", "Abdominal pain"]),
+                    "term": term,
                     # Not serious: the SAEs of the demo are safety_showcase's, one at each step.
                     "grade": grade, "serious": False, "attribution": "possible",
                     "start_date": (on - dt.timedelta(days=10)).isoformat(), "end_date": None,
@@ -658,8 +677,8 @@ def safety_showcase(trial: Trial, *, investigator, officer, password: str) -> li
                                              status__in=RANDOMISED_STATUSES)
                   .exclude(crf_records__crf_code=ae_crf, crf_records__visit__isnull=True)
                   .order_by("study_id"))[:4]
-    cases = [("SUSAR, reported on time", "Acute pancreatitis", 0, True),
-             ("overdue", "Pneumonia", 30, False), ("late", "Pulmonary embolism", 40, True),
+    cases = [("SUSAR, reported on time", "Pancreatitis", 0, True),  # NCI-CTCAE v4.03 terms
+             ("overdue", "Lung infection", 30, False), ("late", "Thromboembolic event", 40, True),
              ("on time", "Febrile neutropenia", 0, True)]
     now = timezone.now()
     done = []

@@ -46,6 +46,7 @@ from crfs.models import CRFRecord
 from trials import policy
 from trials.models import ProtocolVersion, Trial, definition_of
 from trials.policy import Perm
+from trials.selectors import term_list
 
 CHUNK_SIZE = 2000          # rows per fetch from the database cursor
 FLUSH_AT = 64 * 1024       # characters buffered before a chunk goes to the client
@@ -116,6 +117,29 @@ def _exportable(fields: list[dict], identifying: set[str], prefix: str = "") -> 
     return out
 
 
+def _with_meddra(fields: list[dict]) -> list[dict]:
+    """Each term field followed by its MedDRA code (``<code>_meddra``), read from the term list
+    its terminology names; a free-text answer from before the term list has none."""
+    out = []
+    for f in fields:
+        if f["type"] == "group":
+            f = {**f, "fields": _with_meddra(f["fields"])}
+        out.append(f)
+        if f["type"] == "term":
+            out.append({"code": f"{f['code']}_meddra", "type": "meddra", "meddra_of": f["code"],
+                        "label": _("%(field)s: MedDRA code") % {"field": f["label"]},
+                        "terms": term_list(f["terminology"])})
+    return out
+
+
+def answer(field: dict, answers: dict) -> Any:
+    """The stored answer of ``field`` in ``answers`` (a record's data or a group row)."""
+    if field["type"] == "meddra":
+        term = field["terms"].find(answers.get(field["meddra_of"])) if field["terms"] else None
+        return term.meddra_code if term else None
+    return answers.get(field["code"])
+
+
 def _merge(into: list[dict], more: list[dict]) -> None:
     """Add to ``into`` the fields (and group fields) only ``more`` has, keeping ``into``'s order:
     data captured under an older protocol version keep their columns."""
@@ -143,7 +167,8 @@ def trial_layouts(trial: Trial) -> dict[str, CRFLayout]:
     layouts: dict[str, CRFLayout] = {}
     for version_id in version_ids:
         for crf in definition_of(version_id).get("crfs", []):
-            fields = [dict(f) for f in _exportable(crf["fields"], identifying[crf["code"]])]
+            fields = [dict(f) for f in _with_meddra(_exportable(crf["fields"],
+                                                                identifying[crf["code"]]))]
             if crf["code"] not in layouts:
                 layouts[crf["code"]] = CRFLayout(crf["code"], crf["label"], fields)
             else:
@@ -239,11 +264,11 @@ def long_rows(user, trial: Trial, layout: CRFLayout) -> Iterator[list[str]]:
             if f["type"] == "group":
                 for i, answers in enumerate(data.get(f["code"]) or [], start=1):
                     for sub in f["fields"]:
-                        text = value_text(sub, (answers or {}).get(sub["code"]))
+                        text = value_text(sub, answer(sub, answers or {}))
                         if text:
                             yield meta + [f"{f['code']}.{sub['code']}", str(i), text]
             else:
-                text = value_text(f, data.get(f["code"]))
+                text = value_text(f, answer(f, data))
                 if text:
                     yield meta + [f["code"], "", text]
 
@@ -295,10 +320,10 @@ def wide_rows(user, trial: Trial, layout: CRFLayout) -> Iterator[list[str]]:
                 answers = data.get(f["code"]) or []
                 for i in range(sizes[f["code"]]):
                     row_answers = (answers[i] or {}) if i < len(answers) else {}
-                    cells += [value_text(sub, row_answers.get(sub["code"]))
+                    cells += [value_text(sub, answer(sub, row_answers))
                               for sub in f["fields"]]
             else:
-                cells.append(value_text(f, data.get(f["code"])))
+                cells.append(value_text(f, answer(f, data)))
         yield meta + cells
 
 

@@ -48,7 +48,8 @@ from trials.models import ProtocolVersion, Trial, definition_of
 from trials.policy import Perm
 
 from . import safety_listing
-from .exports import CHUNK_SIZE, FLUSH_AT, CRFLayout, scoped_records, trial_layouts, value_text
+from .exports import (CHUNK_SIZE, FLUSH_AT, CRFLayout, answer, scoped_records, trial_layouts,
+                      value_text)
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
 SE_NO_VISIT = "SE.NOVISIT"
@@ -57,7 +58,8 @@ F_ALLOCATION = "F.ALLOCATION"
 F_SAE = "F.SAE"
 SYSTEM_USER = "USR.SYSTEM"
 DATA_TYPES = {"integer": "integer", "decimal": "float", "date": "date", "choice": "text",
-              "multichoice": "text", "yesno": "boolean", "text": "text"}
+              "multichoice": "text", "yesno": "boolean", "text": "text",
+              "term": "text", "meddra": "text"}
 
 
 def _attrs(**attrs) -> str:
@@ -192,6 +194,8 @@ def _item_def(crf: str, field: dict, group: dict | None, units: dict[str, str]) 
     attrs = {"OID": item_oid(crf, code, group_code), "Name": code, "DataType": data_type(field)}
     if field["type"] == "text" and field.get("max_length"):
         attrs["Length"] = field["max_length"]
+    if field["type"] == "meddra":
+        attrs["Length"] = 8  # a MedDRA code: 8 digits
     if field["type"] == "decimal" and field.get("decimals") is not None:
         attrs["SignificantDigits"] = field["decimals"]
     parts = [f"<ItemDef{_attrs(**attrs)}>", _translated("Question", field["label"])]
@@ -364,7 +368,7 @@ def _form(layout: CRFLayout, data: dict, site: str, versions: list[tuple]) -> st
                 + "</ItemData>")
 
     out.append(f'<ItemGroupData ItemGroupOID={quoteattr(group_oid(layout.code))}>')
-    out += [item(f["code"], item_oid(layout.code, f["code"]), f, data.get(f["code"]))
+    out += [item(f["code"], item_oid(layout.code, f["code"]), f, answer(f, data))
             for f in layout.fields if f["type"] != "group"]
     out.append("</ItemGroupData>")
     for g in layout.groups:
@@ -373,7 +377,7 @@ def _form(layout: CRFLayout, data: dict, site: str, versions: list[tuple]) -> st
                              ItemGroupRepeatKey=i + 1))
             out += [item(f"{g['code']}[{i}].{f['code']}", item_oid(layout.code, f["code"],
                                                                    g["code"]),
-                         f, (row or {}).get(f["code"])) for f in g["fields"]]
+                         f, answer(f, row or {})) for f in g["fields"]]
             out.append("</ItemGroupData>")
     out.append("</FormData>")
     return "".join(out)

@@ -38,7 +38,10 @@ REV = "6d37aa7a09232f28037ced18d277626dc2263cf9"
 RENAMED_TABLES: dict[str, str] = {}
 # Tables only the new code has that may hold rows right after migrating (filled from old
 # tables). Any other table only the new code has must be empty.
-NEW_TABLES: set[str] = {"patients_consentrecord"}  # from Participant.consent_date (issue 17)
+NEW_TABLES: set[str] = {
+    "patients_consentrecord",  # from Participant.consent_date (issue 17)
+    "trials_terminology", "trials_term",  # the shipped NCI-CTCAE list, loaded by a data migration
+}
 # Models only the new code has, as (app label, model name): each brings one content type and
 # Django's four default permissions, created by ``migrate`` (not moved: see the hint below).
 NEW_MODELS: set[tuple[str, str]] = {
@@ -49,6 +52,8 @@ NEW_MODELS: set[tuple[str, str]] = {
     ("patients", "screeninglogentry"), ("patients", "historicalscreeninglogentry"),
     ("patients", "screeningepisode"), ("patients", "historicalscreeningepisode"),
     ("randomization", "randomisedinerror"),
+    # Issue 18: the NCI-CTCAE term list.
+    ("trials", "terminology"), ("trials", "term"),
     # Issue 18: SAE reports, their versions, the sponsor's assessment, the clock's reminders,
     # the pharmacovigilance unblinding.
     ("safety", "saereport"), ("safety", "historicalsaereport"), ("safety", "saeversion"),

@@ -192,3 +192,44 @@ class Membership(models.Model):
     def clean(self) -> None:
         if self.site_id and self.site.trial_id != self.trial_id:
             raise ValidationError({"site": _("This site belongs to another trial.")})
+
+
+class Terminology(models.Model):
+    """An adverse-event term list (NCI-CTCAE v4.03), loaded from ``trials/reference/`` by
+    ``manage.py load_ctcae`` (``trials.terminology``); ``digest`` is the file's sha256."""
+
+    code = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=100)
+    source = models.CharField(max_length=300)
+    digest = models.CharField(max_length=64)
+    loaded_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "terminologies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Term(models.Model):
+    """One term of a terminology: its MedDRA code, system organ class and the grades it has
+    (``grades``: "1".."5" -> that grade's definition, only the grades the term defines)."""
+
+    terminology = models.ForeignKey(Terminology, on_delete=models.CASCADE, related_name="terms")
+    meddra_code = models.CharField(max_length=8)
+    soc = models.CharField(max_length=100)
+    label = models.CharField(max_length=200)
+    definition = models.TextField(blank=True)
+    grades = models.JSONField()
+    order = models.PositiveIntegerField()  # as the NCI lists them: by SOC, then term
+
+    class Meta:
+        ordering = ["terminology", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["terminology", "meddra_code"],
+                                    name="term_unique_meddra_code"),
+            models.UniqueConstraint(fields=["terminology", "label"], name="term_unique_label"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.meddra_code})"

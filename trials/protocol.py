@@ -30,7 +30,8 @@ import yaml
 
 FORMAT_VERSION = 1
 
-FIELD_TYPES = ["integer", "decimal", "date", "choice", "multichoice", "yesno", "text", "group"]
+FIELD_TYPES = ["integer", "decimal", "date", "choice", "multichoice", "yesno", "text", "term",
+               "group"]
 # Statuses a protocol may give a randomised participant (patients.models.Status), in rank
 # order: a participant takes the highest their recorded anchors and events give.
 PARTICIPANT_STATUSES = ("on_treatment", "follow_up", "completed", "withdrawn", "dead")
@@ -278,8 +279,15 @@ _field: dict[str, Any] = {
         "max_rows": {"type": "integer", "minimum": 1},
         "derived": {"type": "string"},
         "identifying": {"type": "boolean"},
+        # type term: a term chosen from a shipped terminology (trials/terminology.py), e.g.
+        # ctcae-4.03; grade_field: the sibling choice field holding its grade, whose offered
+        # grades follow the term's definitions.
+        "terminology": {"type": "string"},
+        "grade_field": _code,
     },
     "allOf": [
+        {"if": {"properties": {"type": {"const": "term"}}},
+         "then": {"required": ["terminology"]}},
         {"if": {"properties": {"type": {"enum": ["choice", "multichoice"]}}},
          "then": {"required": ["choices"]}},
         {"if": {"properties": {"type": {"const": "group"}}},
@@ -803,6 +811,7 @@ def _field_problems(fields: list[dict], path: str) -> list[ProtocolProblem]:
         if field["type"] not in ("choice", "multichoice") and "choices" in field:
             problems.append(ProtocolProblem(f"{here}.choices",
                                             f"choices given for a field of type {field['type']}"))
+        problems += _term_problems(field, fields, here)
         cond = field.get("show_if")
         if cond and cond["field"] not in codes:
             problems.append(ProtocolProblem(f"{here}.show_if.field",
@@ -814,6 +823,33 @@ def _field_problems(fields: list[dict], path: str) -> list[ProtocolProblem]:
             problems += _field_problems(field["fields"], f"{here}.fields")
             if field.get("min_rows", 0) > field.get("max_rows", 10**6):
                 problems.append(ProtocolProblem(f"{here}.max_rows", "max_rows is below min_rows"))
+    return problems
+
+
+def _term_problems(field: dict, siblings: list[dict], here: str) -> list[ProtocolProblem]:
+    from .terminology import GRADES, shipped_terminology_codes
+    problems = []
+    if field["type"] != "term":
+        for key in ("terminology", "grade_field"):
+            if key in field:
+                problems.append(ProtocolProblem(f"{here}.{key}",
+                                                f"{key} given for a field of type {field['type']}"))
+        return problems
+    known = shipped_terminology_codes()
+    if field["terminology"] not in known:
+        problems.append(ProtocolProblem(
+            f"{here}.terminology", f"unknown terminology {field['terminology']!r} (shipped in "
+            f"trials/reference/: {', '.join(known) or 'none'})"))
+    if "grade_field" in field:
+        grade = next((f for f in siblings if f["code"] == field["grade_field"]), None)
+        if grade is None or grade["type"] != "choice":
+            problems.append(ProtocolProblem(f"{here}.grade_field",
+                                            f"{field['grade_field']!r} is not a choice field of "
+                                            "the same form or row"))
+        elif any(c["code"] not in GRADES for c in grade["choices"]):
+            problems.append(ProtocolProblem(
+                f"{here}.grade_field", f"the choices of {field['grade_field']!r} must be grades "
+                f"{', '.join(map(str, GRADES))} (integers)"))
     return problems
 
 

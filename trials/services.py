@@ -150,3 +150,17 @@ def unblind_trial(trial: Trial, *, by, reason: str, password: str, request=None)
                  f"Reason: {reason.strip()}",
                  actor=by, trial=trial, obj=trial)
     return trial
+
+
+@transaction.atomic
+def load_terminology(path: str | Path, *, code: str | None = None):
+    """Check and store a terminology file (``trials.terminology``); raises
+    ``TerminologyError`` and writes nothing when the file is bad. Idempotent by digest."""
+    from .models import Term, Terminology
+    from .terminology import read_terminology_file, store_terminology
+    result = store_terminology(read_terminology_file(path, code=code),
+                               terminology_model=Terminology, term_model=Term)
+    if result.created:
+        audit.record("terminology.loaded", f"{result}", detail={"digest": result.digest,
+                                                                 "code": result.code})
+    return result

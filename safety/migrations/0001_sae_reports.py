@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('crfs', '0001_initial'),
         ('patients', '0005_schedule_planning_horizon'),
-        ('trials', '0005_safety_officer_role'),
+        ('trials', '0007_safety_officer_role'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

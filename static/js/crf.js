@@ -104,13 +104,44 @@
     renumber();
   }
 
+  /* A term field (type term): the grades its term does not define cannot be picked. The server
+   * refuses them anyway; this only saves a round trip. */
+  function followTerm(scope, input) {
+    var gradeField = input.getAttribute("data-grade-field");
+    var list = input.list || document.getElementById(input.getAttribute("list"));
+    if (!gradeField || !list) return;
+    var termCode = input.name.slice(input.name.lastIndexOf("-") + 1);
+    var gradeName = input.name.slice(0, input.name.length - termCode.length) + gradeField;
+    var wanted = input.value.trim().toLowerCase();
+    var grades = null;
+    Array.prototype.some.call(list.options, function (option) {
+      if (option.value.toLowerCase() !== wanted) return false;
+      grades = option.getAttribute("data-grades").split(",");
+      return true;
+    });
+    scope.querySelectorAll('[name="' + CSS.escape(gradeName) + '"]').forEach(function (grade) {
+      var options = grade.tagName === "SELECT" ? grade.options : [grade];
+      Array.prototype.forEach.call(options, function (option) {
+        if (option.value === "") return;
+        option.disabled = grades !== null && grades.indexOf(option.value) === -1;
+      });
+    });
+  }
+
+  function followTerms(scope) {
+    scope.querySelectorAll("input[data-term-list]").forEach(function (input) {
+      followTerm(scope, input);
+    });
+  }
+
   function setUp(scope) {
     if (scope.hasAttribute("data-crf-ready")) return;
     scope.setAttribute("data-crf-ready", "");
     scope.querySelectorAll("[data-group]").forEach(function (group) { setUpGroup(scope, group); });
-    scope.addEventListener("change", function () { refresh(scope); });
-    scope.addEventListener("input", function () { refresh(scope); });
+    scope.addEventListener("change", function () { refresh(scope); followTerms(scope); });
+    scope.addEventListener("input", function () { refresh(scope); followTerms(scope); });
     refresh(scope);
+    followTerms(scope);
   }
 
   function start() {

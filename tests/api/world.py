@@ -83,7 +83,7 @@ def signed_sae(place: Place, *, investigator, password: str):
 
     day = (timezone.localdate() - dt.timedelta(days=2)).isoformat()
     record = save_crf_and_replan(place.participant, "adverse_events", {
-        "any_event": True, "events": [{"term": "Pneumonia", "grade": 3, "serious": True,
+        "any_event": True, "events": [{"term": "Lung infection", "grade": 3, "serious": True,
                                        "attribution": "possible", "ongoing": True,
                                        "start_date": day}]},
         by=investigator, complete=False)

@@ -450,6 +450,7 @@ def test_a_prefix_keeps_two_forms_apart():
     assert 'data-group="v-lesions"' in html and 'name="v-lesions-__prefix__-organ"' in html
 
 
+@pytest.mark.django_db  # the adverse-event forms offer the CTCAE terms loaded in the database
 @pytest.mark.parametrize("path", shipped_protocol_files(), ids=lambda p: p.stem)
 def test_every_shipped_crf_builds_renders_and_takes_an_empty_draft(path):
     for crf in read_protocol_file(path)["crfs"]:

@@ -24,13 +24,14 @@ def test_ticking_serious_opens_one_report_with_the_term_and_onset(world, sae):
     # Saving the record again opens nothing more; a second serious row opens its own report.
     record = sae.source_record
     save_ae(world["participant"], world["investigator"],
-            ae_rows() + ae_rows(term="Pneumonia"), record=record)
+            ae_rows() + ae_rows(term="Lung infection"), record=record)
     assert SAEReport.objects.filter(participant=world["participant"]).count() == 2
     assert AuditEvent.objects.filter(action="sae.opened").count() == 2
 
 
 def test_a_non_serious_event_opens_nothing_and_a_death_opens_a_fatal_report(world):
-    save_ae(world["participant"], world["investigator"], ae_rows(serious=False, grade=2))
+    save_ae(world["participant"], world["investigator"], ae_rows(serious=False, grade=2,
+                                                                  term="Nausea"))
     assert not SAEReport.objects.exists()
     from scheduling.services import save_crf_and_replan
     died = timezone.localdate() - dt.timedelta(days=1)
@@ -140,7 +141,7 @@ def test_a_death_from_disease_progression_opens_no_report(world):
 
 
 def test_a_hospitalisation_opens_a_report_with_its_criterion(world):
-    rows = ae_rows(serious=False, grade=2)
+    rows = ae_rows(serious=False, grade=2, term="Nausea")
     rows[0]["hospitalisation"] = True
     save_ae(world["participant"], world["investigator"], rows)
     report = SAEReport.objects.get()

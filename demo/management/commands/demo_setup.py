@@ -47,6 +47,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if not settings.DEBUG:
             raise CommandError("demo_setup creates accounts with a public password: DEBUG only.")
+        call_command("load_ctcae", stdout=self.stdout)
         call_command("load_protocol", stdout=self.stdout)
         User = get_user_model()
         admin, created = User.objects.get_or_create(

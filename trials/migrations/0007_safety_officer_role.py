@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trials', '0004_target_enrolment_not_stated'),
+        ('trials', '0006_load_ctcae_terms'),
     ]
 
     operations = [
