@@ -295,8 +295,9 @@ def test_figures_take_a_fixed_number_of_queries(trial, sponsor, django_assert_ma
     from reports.enrolment_pdf import build_enrolment_report
 
     # 16, and three for the flow diagram's start (issue 17): the screening log by reason, the
-    # screen failures' criteria, the randomised in error.
-    with django_assert_max_num_queries(19):
+    # screen failures' criteria, the randomised in error; and two for the SAE counts (issue
+    # 18: the reports with their assessment and arm, their signed versions).
+    with django_assert_max_num_queries(21):
         build_enrolment_report(trial, viewer=sponsor, stream=io.BytesIO())
 
 
