@@ -29,7 +29,7 @@ def test_coordinator_meets_a_screen_failure(page, protocols, make_user):
 
     page.click("text=record consent")
     page.fill("#id_consent_date", today)
-    page.fill("#id_consent_version", "2.1")
+    page.select_option("#id_consent_version", "1.0")
     page.click("button:has-text('Record consent')")
     page.wait_for_selector("text=Consent recorded.")
 
