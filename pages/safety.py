@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -16,7 +17,8 @@ from randomisation.selectors import allocation_of, allocation_view
 from randomisation.services import safety_unblind
 from reports import safety_listing
 from safety import pdf, selectors, services
-from safety.forms import AssessmentForm, PasswordForm, UnblindForm, VersionForm
+from safety.forms import (AssessmentForm, PasswordForm, SusarSubmissionForm, UnblindForm,
+                          VersionForm)
 from safety.models import Causality, Expectedness, VersionStatus
 from trials import policy
 from trials.policy import Perm
@@ -35,11 +37,12 @@ def sae_list(request, slug: str):
     trial = _trial(request, slug)
     return render(request, "safety/sae_list.html", {
         "trial": trial, "worklist": selectors.worklist(request.user, trial),
+        "today": timezone.localdate(),
         "can_assess": policy.has_perm(request.user, Perm.ASSESS_SAFETY, trial)})
 
 
 def _page(request, trial, report, *, draft_form=None, sign_form=None, assess_form=None,
-          status=200):
+          susar_form=None, status=200):
     user, site = request.user, report.participant.site
     draft = services.draft_of(report)
     products = services.products(trial)
@@ -60,6 +63,12 @@ def _page(request, trial, report, *, draft_form=None, sign_form=None, assess_for
             user, Perm.SIGN_CRF, trial, site) else None),
         "can_follow_up": draft is None and can_enter,
         "assessment": assessment,
+        "susar_days_late": (assessment.susar_days_late(timezone.localdate())
+                            if assessment else None),
+        "susar_form": susar_form or (
+            SusarSubmissionForm() if assessment and assessment.susar
+            and assessment.susar_submitted_on is None
+            and policy.has_perm(user, Perm.ASSESS_SAFETY, trial) else None),
         "assessment_rows": [{
             "product": p["label"], "reference": assessment.reference.get(p["code"], ""),
             "causality": dict(Causality.choices).get(assessment.causality.get(p["code"]), ""),
@@ -150,6 +159,24 @@ def sae_assess(request, slug: str, sae_id: int):
                 "due": assessment.susar_due} if assessment.susar else _("Assessed: not a SUSAR."))
             return redirect("sae_detail", slug, report.pk)
     return _page(request, trial, report, assess_form=form, status=400)
+
+
+def sae_susar_submitted(request, slug: str, sae_id: int):
+    """The safety officer records the SUSAR's expedited report to the authorities."""
+    trial = _trial(request, slug, Perm.ASSESS_SAFETY)
+    report = selectors.report_for(request.user, trial, sae_id)
+    if request.method != "POST":
+        return redirect("sae_detail", slug, report.pk)
+    form = SusarSubmissionForm(request.POST)
+    if form.is_valid():
+        try:
+            services.record_susar_submission(report, by=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            attach_errors(form, exc)
+        else:
+            messages.success(request, _("Submission of the SUSAR recorded."))
+            return redirect("sae_detail", slug, report.pk)
+    return _page(request, trial, report, susar_form=form, status=400)
 
 
 def sae_unblind(request, slug: str, sae_id: int):

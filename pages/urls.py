@@ -53,6 +53,7 @@ urlpatterns = [
     path(SAE + "sign/", safety.sae_sign, name="sae_sign"),
     path(SAE + "follow-up/", safety.sae_follow_up, name="sae_follow_up"),
     path(SAE + "assess/", safety.sae_assess, name="sae_assess"),
+    path(SAE + "susar-submitted/", safety.sae_susar_submitted, name="sae_susar_submitted"),
     path(SAE + "unblind/", safety.sae_unblind, name="sae_unblind"),
     path(SAE + "versions/<int:number>/pdf/", safety.sae_pdf, name="sae_pdf"),
 ]

@@ -84,3 +84,11 @@ class AssessmentForm(forms.Form):
 class UnblindForm(PasswordForm):
     reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}))
     field_order = ["reason", "password"]
+
+
+class SusarSubmissionForm(forms.Form):
+    """The expedited report of a SUSAR sent to the authorities: when, and its reference."""
+
+    submitted_on = forms.DateField(label=_("Submitted to the authorities on"),
+                                   widget=forms.DateInput(attrs={"type": "date"}))
+    reference = forms.CharField(label=_("Reference (e.g. EudraVigilance)"), max_length=120)

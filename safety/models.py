@@ -175,6 +175,10 @@ class SponsorAssessment(models.Model):
     comment = models.TextField(blank=True)
     susar = models.BooleanField(default=False)
     susar_due = models.DateField(null=True, blank=True)
+    # The expedited report of a SUSAR to the authorities (EudraVigilance, art. 42): when it was
+    # sent and its reference, recorded once by the safety officer.
+    susar_submitted_on = models.DateField(null=True, blank=True)
+    susar_reference = models.CharField(max_length=120, blank=True)
     assessed_at = models.DateTimeField()
     assessed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
                                     related_name="+")
@@ -182,6 +186,15 @@ class SponsorAssessment(models.Model):
 
     def __str__(self) -> str:
         return f"Assessment of {self.report.number}"
+
+    def susar_days_late(self, today: dt.date) -> int | None:
+        """Days past the SUSAR's deadline: submitted late, or not submitted and overdue today;
+        None when on time (or not a SUSAR)."""
+        if not self.susar or self.susar_due is None:
+            return None
+        day = self.susar_submitted_on or today
+        late = (day - self.susar_due).days
+        return late if late > 0 else None
 
     def delete(self, *args, **kwargs):
         raise models.ProtectedError("Safety reports are never deleted.", {self})

@@ -354,3 +354,44 @@ def assess(report: SAEReport, *, by, causality: dict[str, str], expectedness: di
                  + ("SUSAR, due " + values["susar_due"].isoformat() if susar else "not a SUSAR"),
                  actor=by, trial=report.trial, obj=assessment)
     return assessment
+
+
+@transaction.atomic
+def record_susar_submission(report: SAEReport, *, by, submitted_on: dt.date,
+                            reference: str) -> SponsorAssessment:
+    """The safety officer records that a SUSAR's expedited report went to the authorities
+    (EU Reg. 536/2014 art. 42: EudraVigilance), on which day and under which reference; once.
+    Late when after ``susar_due`` (7 or 15 days); the SAE list shows how late, and which
+    SUSARs are overdue while nothing is recorded."""
+    report = _locked(report)
+    if not policy.has_perm(by, Perm.ASSESS_SAFETY, report.trial):
+        raise PermissionDenied(_("You may not assess safety reports in this trial."))
+    assessment = SponsorAssessment.objects.select_for_update().filter(report=report).first()
+    if assessment is None or not assessment.susar:
+        raise ValidationError(_("Only a SUSAR is reported to the authorities as such."))
+    if assessment.susar_submitted_on is not None:
+        raise ValidationError(_("The submission of this SUSAR is already recorded (%(day)s, "
+                                "%(ref)s).") % {"day": assessment.susar_submitted_on,
+                                                "ref": assessment.susar_reference})
+    errors = {}
+    received = timezone.localtime(report.reported_at).date()
+    if submitted_on > timezone.localdate():
+        errors["submitted_on"] = _("The submission date cannot be in the future.")
+    elif submitted_on < received:
+        errors["submitted_on"] = _("The submission cannot be before the sponsor received the "
+                                   "report (%(day)s).") % {"day": received}
+    if not reference.strip():
+        errors["reference"] = _("Give the reference the authorities' system returned.")
+    if errors:
+        raise ValidationError(errors)
+    assessment.susar_submitted_on = submitted_on
+    assessment.susar_reference = reference.strip()
+    assessment._history_user = by
+    assessment.save(update_fields=["susar_submitted_on", "susar_reference"])
+    late = assessment.susar_days_late(submitted_on)
+    audit.record("sae.susar_submitted",
+                 f"{report.number}: SUSAR submitted to the authorities on {submitted_on} "
+                 f"({assessment.susar_reference}) by {by.get_username()}"
+                 + (f", {late} day(s) after the deadline {assessment.susar_due}" if late else ""),
+                 actor=by, trial=report.trial, obj=assessment)
+    return assessment

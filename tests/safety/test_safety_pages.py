@@ -187,3 +187,57 @@ def test_the_odm_export_carries_the_sae_line_listing(world, sae, make_user):
     (criteria,) = item_data(root, study_id, "IT.SAE.CRITERIA")
     assert criteria.get("Value") == "hospitalisation"
     assert world["participant"].allocation.arm.label not in body.decode()
+
+
+def test_the_officer_records_the_susars_expedited_report_and_the_list_shows_the_late_ones(
+        world, sae):
+    # EU Reg. 536/2014 art. 42: a SUSAR is reported to the authorities within 7 or 15 days of
+    # the sponsor's receipt; the submission is recorded once, and one not made is overdue.
+    trial = world["trial"]
+    url = reverse("sae_detail", args=[trial.slug, sae.pk])
+    investigator = logged_in(world["investigator"])
+    investigator.post(reverse("sae_save_draft", args=[trial.slug, sae.pk]), form_data(sae))
+    assert investigator.post(reverse("sae_sign", args=[trial.slug, sae.pk]),
+                             {"password": PASSWORD}).status_code == 302
+    officer = logged_in(world["officer"])
+    submit = reverse("sae_susar_submitted", args=[trial.slug, sae.pk])
+    assert officer.post(submit, {"submitted_on": timezone.localdate().isoformat(),
+                                 "reference": "EV-1"}).status_code == 400  # not a SUSAR yet
+    officer.post(reverse("sae_assess", args=[trial.slug, sae.pk]), {
+        "causality_study_product": "related", "expectedness_study_product": "unexpected"})
+    assessment = SAEReport.objects.get(pk=sae.pk).assessment
+    assert assessment.susar and "Not yet submitted to the authorities." in officer.get(
+        url).content.decode()
+
+    # Nothing recorded past the deadline: overdue, by how many days.
+    with time_machine.travel(dt.datetime.combine(assessment.susar_due + dt.timedelta(days=3),
+                                                 dt.time(12), tzinfo=dt.timezone.utc),
+                             tick=False):
+        assert assessment.susar_days_late(timezone.localdate()) == 3
+        later = logged_in(world["officer"])  # a session of that day
+        assert "3 days late" in later.get(url).content.decode()
+        assert "overdue" in later.get(reverse("sae_list", args=[trial.slug])).content.decode()
+
+    received = timezone.localtime(SAEReport.objects.get(pk=sae.pk).reported_at).date()
+    for data, field, message in [
+        ({"submitted_on": (received - dt.timedelta(days=1)).isoformat(), "reference": "EV-1"},
+         "submitted_on", "before the sponsor received the report"),
+        ({"submitted_on": (timezone.localdate() + dt.timedelta(days=1)).isoformat(),
+          "reference": "EV-1"}, "submitted_on", "cannot be in the future"),
+        ({"submitted_on": timezone.localdate().isoformat(), "reference": " "},
+         "reference", "This field is required"),
+    ]:
+        refused = officer.post(submit, data)
+        assert refused.status_code == 400 and message in refused.content.decode(), field
+    assert SAEReport.objects.get(pk=sae.pk).assessment.susar_submitted_on is None
+
+    assert officer.post(submit, {"submitted_on": timezone.localdate().isoformat(),
+                                 "reference": "EU-EC-2026-0042"}).status_code == 302
+    page = officer.get(url).content.decode()
+    assert "Submitted to the authorities on" in page and "EU-EC-2026-0042" in page
+    assert "days late" not in page
+    again = officer.post(submit, {"submitted_on": timezone.localdate().isoformat(),
+                                  "reference": "EV-2"})
+    assert again.status_code == 400 and "already recorded" in again.content.decode()
+    for member in ("investigator", "coordinator", "sponsor"):
+        assert logged_in(world[member]).post(submit, {}).status_code in (403, 404)
