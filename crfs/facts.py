@@ -19,6 +19,7 @@ from patients.status import derived_status
 from patients.windows import as_date
 
 from .models import CRFRecord, CRFStatus
+from .sources import dates
 
 RANDOMISATION = "randomisation"  # the anchor every protocol has: day 0
 
@@ -96,9 +97,9 @@ def read_facts(participant: Participant, allocation,
                if r.crf_code in crfs]
 
     def earliest(source: dict, completed_only: bool) -> dt.date | None:
-        dates = [as_date(data.get(source["field"])) for code, status, data in records
-                 if code == source["crf"] and not (completed_only and status == CRFStatus.DRAFT)]
-        return min((d for d in dates if d), default=None)
+        return min((day for code, status, data in records
+                    if code == source["crf"] and not (completed_only and status == CRFStatus.DRAFT)
+                    for day in dates(source, data)), default=None)
 
     known = {RANDOMISATION: randomised_on}
     for anchor in anchors:

@@ -87,7 +87,7 @@ def _windows(today: dt.date) -> dict[str, Q]:
             ReminderKind.OVERDUE: Q(window_closes__gte=overdue_since, window_closes__lt=today)}
 
 
-def _insert_new(rows: list, written_now: QuerySet) -> int:
+def insert_new(rows: list, written_now: QuerySet) -> int:
     """``bulk_create`` the rows, those a unique constraint already holds skipped; return how
     many are new: the rows ``written_now`` finds (stamped with this run's instant, which tells
     one run from another, as in ``fan_out``) after the insert, less those it found before.
@@ -131,7 +131,7 @@ def detect(today: dt.date, *, now: dt.datetime) -> int:
                          .exclude(Exists(VisitReminder.objects.filter(visit=OuterRef("pk"),
                                                                       kind=kind)))
                          .order_by().values_list("pk", flat=True)))
-    return _insert_new([VisitReminder(visit_id=visit_id, kind=kind, created_at=now)
+    return insert_new([VisitReminder(visit_id=visit_id, kind=kind, created_at=now)
                         for visit_id, kind in found],
                        VisitReminder.objects.filter(created_at=now))
 
@@ -156,7 +156,7 @@ def fan_out(now: dt.datetime) -> int:
         for reminder_id, trial_id, site_id in raised
         for user_id in sorted(at_site.get((trial_id, site_id), nobody)
                               | all_sites.get(trial_id, nobody))]
-    return _insert_new(deliveries, ReminderDelivery.objects.filter(reminder__created_at=now))
+    return insert_new(deliveries, ReminderDelivery.objects.filter(reminder__created_at=now))
 
 
 def recipients_waiting() -> list[int]:

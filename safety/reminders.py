@@ -31,6 +31,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from patients.reminders import insert_new
 from trials import policy
 from trials.models import Membership
 from trials.policy import Perm
@@ -70,14 +71,8 @@ def detect(now: dt.datetime) -> int:
                           .exclude(Exists(SAEReminder.objects.filter(report=OuterRef("pk"),
                                                                      kind=kind)))
                           .order_by().values_list("pk", flat=True)))
-    if not found:
-        return 0
-    written = SAEReminder.objects.filter(created_at=now)
-    before = written.count()
-    SAEReminder.objects.bulk_create(
-        [SAEReminder(report_id=r, kind=k, created_at=now) for r, k in found],
-        ignore_conflicts=True)
-    return written.count() - before
+    return insert_new([SAEReminder(report_id=r, kind=k, created_at=now) for r, k in found],
+                      SAEReminder.objects.filter(created_at=now))
 
 
 def waiting() -> list[int]:

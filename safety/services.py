@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from core import audit
 from core.reauth import password_confirmed
 from crfs.models import CRFRecord
+from patients.windows import as_date
 from trials import policy
 from trials.models import Trial
 from trials.policy import Perm
@@ -71,13 +72,6 @@ def _fires(trigger: dict, value: Any) -> bool:
     return value not in (None, "", [], {})
 
 
-def _as_date(value: Any) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(str(value)) if value else None
-    except ValueError:
-        return None
-
-
 def open_from_record(record: CRFRecord, *, by) -> list[SAEReport]:
     """Open an SAE report for each serious event ``record`` shows (the protocol's
     ``safety.sae_triggers``) that has none yet; returns the new ones. Called in the
@@ -121,7 +115,7 @@ def open_from_record(record: CRFRecord, *, by) -> list[SAEReport]:
             trial=trial, participant=participant, source_record=record, source_path=path,
             trigger=trigger["field"], term=term[:255], opened_at=now, opened_by=by,
             aware_at=now)
-        onset = _as_date(_value(data, trigger["onset_field"], row)) \
+        onset = as_date(_value(data, trigger["onset_field"], row)) \
             if trigger.get("onset_field") else None
         version = SAEVersion(report=report, number=0, created_by=by,
                              criteria=criteria.get(path, []), onset_date=onset, aware_at=now)
