@@ -33,6 +33,7 @@ from patients import status as participant_status
 from patients.models import Participant, Status
 from safety import selectors as safety_selectors
 from scheduling.services import create_schedule
+from supply import services as supply
 from trials import policy
 from trials.models import Membership, Role, Trial
 from trials.policy import Perm
@@ -129,9 +130,11 @@ def _next_number(trial: Trial) -> int:
 
 
 def _kit_length(trial: Trial) -> int | None:
+    """The length of the kit codes the allocation list carries, if it carries any: blinded
+    trials without a kit list (``supply``) only; with one, kits are assigned from the stock."""
     if trial.masking == "open":
         return None
-    return trial.definition["randomisation"]["kit_code_length"]
+    return trial.definition["randomisation"].get("kit_code_length")
 
 
 @transaction.atomic
@@ -232,7 +235,6 @@ def import_list(trial: Trial, content: bytes | str, *, by, note: str = "") -> Al
         raise ListImportError([(1, problem)])
     keys = set(generator.strata_keys(stratification(trial)))
     arms = {a.code: a for a in trial.arms.all()}
-    blinded = trial.masking != "open"
     kit_length = _kit_length(trial)
     taken = _taken_kits(trial)
     problems: list[tuple[int, str]] = []
@@ -254,9 +256,12 @@ def import_list(trial: Trial, content: bytes | str, *, by, note: str = "") -> Al
             problems.append((n, _("sequence %(sequence)s is not a positive whole number") % {
                 "sequence": repr(row.get("sequence"))}))
             sequence = None
-        if blinded and not kit:
+        if kit_length and not kit:
             problems.append((n, _("kit_code is missing (this trial is blinded)")))
-        if kit:
+        if kit and not kit_length:
+            problems.append((n, _("kit_code must be empty: kits come from the kit list "
+                                  "(supply), or the trial is open label")))
+        elif kit:
             if set(kit) - set(generator.KIT_ALPHABET) or (kit_length and len(kit) != kit_length):
                 problems.append((n, _("kit code %(kit)s must be %(length)s characters from "
                                       "%(alphabet)s") % {"kit": repr(kit), "length": kit_length,
@@ -459,6 +464,11 @@ def randomise(participant: Participant, *, by, confirmed_strata: dict[str, str] 
         if exc.code == "list_exhausted":
             _alert_exhausted(exc.params["list_id"], exc.params["key"])
         raise
+    except supply.SupplyError as exc:
+        # Rolled back: nobody was randomised, and the supply manager hears of the stock-out.
+        if exc.code == "stock_out":
+            supply.alert_stock_out(exc)
+        raise RandomisationError(exc.messages[0], code=exc.code) from exc
 
 
 def _randomise(participant: Participant, trial: Trial, by, confirmed_strata) -> Allocation:
@@ -476,6 +486,9 @@ def _randomise(participant: Participant, trial: Trial, by, confirmed_strata) -> 
             _("The stratification data changed since it was shown; check it and confirm again."),
             code="strata_changed")
     key = stratum_key_of(strata)
+    kits = supply.settings_of(trial)
+    if kits is not None:
+        _check_stock(participant)
     method = trial.definition["randomisation"]["method"]
     if method == Method.MINIMISATION:
         alist = _active_list_or_error(trial)
@@ -488,7 +501,18 @@ def _randomise(participant: Participant, trial: Trial, by, confirmed_strata) -> 
         participant=participant, trial=trial, allocation_list=alist, slot=slot,
         stratum_key=key, strata=strata, arm=arm, kit_code=kit, randomised_at=timezone.now(),
         randomised_by=by)
-    create_schedule(allocation, records)  # sets ``schedule_planned_through``, saved below
+    visits = create_schedule(allocation, records)  # sets ``schedule_planned_through``
+    if kits is not None:
+        # The kit for the first dispensing visit, from the site's stock of the arm; shown with
+        # the allocation (its kit code, written in this same transaction).
+        first = min((v for v in visits if v.code in kits["dispensing"]["visits"]),
+                    key=lambda v: v.target_date, default=None)
+        if first is not None:
+            kit = supply.assign(participant, first, arm, by=by,
+                                at=allocation.randomised_at).kit.number
+            allocation.kit_code = kit
+            allocation._allow_update = True
+            allocation.save(update_fields=["kit_code"])
     participant_status.mark_randomised(participant, by=by)
     participant.save(update_fields=["status", "schedule_planned_through"])
     # Audit-log text: English on purpose (see the module docstring).
@@ -497,6 +521,54 @@ def _randomise(participant: Participant, trial: Trial, by, confirmed_strata) -> 
                  + (f", kit {kit}" if kit else "") + ".",
                  actor=by, trial=trial, obj=allocation)
     return allocation
+
+
+def _check_stock(participant: Participant) -> None:
+    """Before the arm is drawn: the site holds a usable kit of every arm, so that whichever
+    arm comes out can be supplied, and a refusal says nothing of the participant's arm."""
+    site = participant.site
+    missing = supply.arms_out_of_stock(site, timezone.localdate())
+    if missing:
+        raise supply.SupplyError(
+            _("%(site)s holds no usable kit of every treatment of the trial: %(id)s cannot be "
+              "randomised until it is resupplied. Contact the trial's supply manager: they "
+              "have been alerted.") % {"site": site.code, "id": participant.study_id},
+            code="stock_out", params={"site_id": site.pk, "arm_id": missing[0].pk})
+
+
+def assign_kit(visit, *, by):
+    """The kit to give ``visit``'s participant at this dispensing visit, from the site's
+    stock of their arm (read from the allocation here, never from the page). A stock-out
+    refuses it (nothing written) and alerts the supply manager."""
+    participant = visit.participant
+    if not policy.has_perm(by, Perm.DISPENSE, participant.trial, participant.site):
+        raise PermissionDenied
+    try:
+        with transaction.atomic():
+            allocation = Allocation.objects.select_related("arm").get(participant=participant)
+            return supply.assign(participant, visit, allocation.arm, by=by)
+    except Allocation.DoesNotExist:
+        raise supply.SupplyError(_("%(id)s is not randomised: no kit is dispensed.") % {
+            "id": participant.study_id}, code="not_randomised")
+    except supply.SupplyError as exc:
+        if exc.code == "stock_out":
+            supply.alert_stock_out(exc)
+        raise
+
+
+def replace_kit(assignment, *, kind: str, reason: str, by):
+    """A replacement for the kit of ``assignment`` (damaged or lost), with the reason."""
+    participant = assignment.participant
+    if not policy.has_perm(by, Perm.DISPENSE, participant.trial, participant.site):
+        raise PermissionDenied
+    try:
+        with transaction.atomic():
+            allocation = Allocation.objects.select_related("arm").get(participant=participant)
+            return supply.replace(assignment, allocation.arm, kind=kind, reason=reason, by=by)
+    except supply.SupplyError as exc:
+        if exc.code == "stock_out":
+            supply.alert_stock_out(exc)
+        raise
 
 
 def _active_list_or_error(trial: Trial) -> AllocationList:

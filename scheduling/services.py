@@ -69,6 +69,7 @@ from patients.models import (Deviation, DeviationRule, Participant, Visit, Visit
                              Withdrawal, WithdrawalLevel)
 from patients.windows import Window, add_months, as_date, visit_window
 from safety import services as safety
+from supply import services as supply
 from trials import policy
 from trials.policy import Perm
 
@@ -576,6 +577,8 @@ def save_crf_and_replan(participant: Participant, crf_code: str, data: dict, *, 
                                                          "date": f"{withdrawn:%Y-%m-%d}"})
     record = crfs.save_crf(participant, crf_code, data, by=by, complete=complete, reason=reason,
                            record=record, visit=visit)
+    # The injection form's kit must be the kit assigned at its visit (supply): then dispensed.
+    supply.record_dispensing(record, by=by)
     apply_crf(record, by=by, reason=reason.strip())
     # A serious event, a death: its SAE report opens now, the 24-hour clock with it.
     safety.open_from_record(record, by=by)
@@ -591,6 +594,7 @@ def answer_query_and_replan(query: DataQuery, *, by, text: str, correction: dict
     is a CRF save, so the schedule follows it as after ``save_crf_and_replan``."""
     query = crfs.answer_query(query, by=by, text=text, correction=correction, complete=complete)
     if correction is not None:
+        supply.record_dispensing(query.record, by=by)
         apply_crf(query.record, by=by, reason=f"Query #{query.pk}: {text.strip()}")
         safety.open_from_record(query.record, by=by)
         screening.apply_eligibility(query.record, by=by, why=f"query #{query.pk} answered")

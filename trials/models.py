@@ -157,6 +157,7 @@ class Role(models.TextChoices):
     SPONSOR = "sponsor", _("Sponsor / monitor")
     STATISTICIAN = "statistician", _("Statistician (unblinded)")
     SAFETY_OFFICER = "safety_officer", _("Safety officer (pharmacovigilance)")
+    SUPPLY_MANAGER = "supply_manager", _("Supply manager (unblinded)")
 
 
 class Membership(models.Model):

@@ -42,6 +42,10 @@ class Perm(str, Enum):
     VIEW_SAFETY = "view_safety"              # SAE reports (blinded, as every page)
     ASSESS_SAFETY = "assess_safety"          # the sponsor's assessment; the safety desk's alerts
     SAFETY_UNBLIND = "safety_unblind"        # one SUSAR's arm, for pharmacovigilance only
+    VIEW_SUPPLY = "view_supply"              # stock, shipments, accountability (kit numbers)
+    DISPENSE = "dispense"                    # assign a participant's kit at a visit, replace it
+    RECEIVE_SUPPLY = "receive_supply"        # confirm receipts, report excursions, returns
+    MANAGE_SUPPLY = "manage_supply"          # ship, resupply, quarantine decisions; arms of kits
 
     def __str__(self) -> str:
         return self.value
@@ -51,7 +55,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.INVESTIGATOR: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.ENTER_CRF, Perm.SIGN_CRF,
         Perm.CONFIRM_ELIGIBILITY, Perm.ANSWER_QUERY, Perm.EMERGENCY_UNBLIND,
-        Perm.VISIT_REMINDERS, Perm.VIEW_SCREENING_LOG, Perm.VIEW_SAFETY,
+        Perm.VISIT_REMINDERS, Perm.VIEW_SCREENING_LOG, Perm.VIEW_SAFETY, Perm.VIEW_SUPPLY,
+        Perm.DISPENSE,
     }),
     # The coordinator keeps the screening log (``Perm.SCREEN``) and, like the data manager,
     # may record that a participant of their site was randomised in error.
@@ -59,19 +64,27 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.SCREEN, Perm.RANDOMISE,
         Perm.SCHEDULE_VISITS, Perm.ENTER_CRF, Perm.ANSWER_QUERY, Perm.VISIT_REMINDERS,
         Perm.VIEW_SCREENING_LOG, Perm.RECORD_RANDOMISED_IN_ERROR, Perm.VIEW_SAFETY,
+        Perm.VIEW_SUPPLY, Perm.DISPENSE, Perm.RECEIVE_SUPPLY,
     }),
     Role.DATA_MANAGER: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.RAISE_QUERY, Perm.LOCK_CRF,
         Perm.VIEW_REPORTS, Perm.EXPORT_DATA, Perm.VIEW_AUDIT, Perm.VIEW_SCREENING_LOG,
-        Perm.RECORD_RANDOMISED_IN_ERROR, Perm.VIEW_SAFETY,
+        Perm.RECORD_RANDOMISED_IN_ERROR, Perm.VIEW_SAFETY, Perm.VIEW_SUPPLY,
     }),
+    # The sponsor's study staff and monitors reconcile the sites' kit accountability.
     Role.SPONSOR: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.VIEW_REPORTS, Perm.EXPORT_DATA,
-        Perm.VIEW_SCREENING_LOG, Perm.VIEW_SAFETY,
+        Perm.VIEW_SCREENING_LOG, Perm.VIEW_SAFETY, Perm.VIEW_SUPPLY,
     }),
     Role.STATISTICIAN: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.VIEW_REPORTS, Perm.EXPORT_DATA,
         Perm.MANAGE_ALLOCATION, Perm.VIEW_ARMS, Perm.VIEW_AUDIT, Perm.VIEW_SCREENING_LOG,
+        Perm.VIEW_SUPPLY,
+    }),
+    # Unblinded to kits (which arm each kit number holds), not to participants: no clinical
+    # data, no participant list; the accountability log names participants by study ID only.
+    Role.SUPPLY_MANAGER: frozenset({
+        Perm.VIEW_TRIAL, Perm.VIEW_SUPPLY, Perm.MANAGE_SUPPLY,
     }),
     # The sponsor's pharmacovigilance (the safety desk): blinded like the study team, except
     # for the one participant of a SUSAR it unblinds (``can_see_arm``). Not a study-team role:
@@ -154,6 +167,12 @@ def can_see_arm(user, allocation) -> bool:
             or allocation.safety_unblindings.filter(user=user).exists())
 
 
+def can_see_kit_arms(user, trial: Trial) -> bool:
+    """May ``user`` see which arm each kit holds (stock per arm, resupply quantities)? The
+    unblinded roles: those who see arms, and the supply manager."""
+    return not is_blinded_for(user, trial) or has_perm(user, Perm.MANAGE_SUPPLY, trial)
+
+
 def trials_for(user) -> QuerySet[Trial]:
     if getattr(user, "is_superuser", False):
         return Trial.objects.all()
@@ -191,7 +210,7 @@ def site_filter(user, trial: Trial, perm: Perm = Perm.VIEW_PARTICIPANTS, *,
 # Permissions whose misuse would break the trial (a forged signature, an arm revealed, a list
 # replaced): a user holding any of them, in any trial, must log in with a second factor.
 TWO_FACTOR_PERMS = frozenset({Perm.SIGN_CRF, Perm.EMERGENCY_UNBLIND, Perm.MANAGE_ALLOCATION,
-                              Perm.SAFETY_UNBLIND})
+                              Perm.SAFETY_UNBLIND, Perm.MANAGE_SUPPLY})
 
 
 def requires_two_factor(user) -> bool:

@@ -256,6 +256,49 @@ _safety = {
         },
     },
 }
+_supply = {
+    # Investigational product supply (randomisation/supply, docs/supply.md). ``kits: false``
+    # declares a trial without product kits (open label, standard care). With kits, the kit
+    # list is apart from the allocation list; kits are dispensed at ``dispensing.visits``
+    # and the kit given is recorded in ``dispensing.crf``'s ``field`` (checked against the kit
+    # assigned); ``given_field``, a yes/no field, says whether the product was given at all.
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["kits"],
+    "properties": {
+        "kits": {"type": "boolean"},
+        "kit_number_length": {"type": "integer", "minimum": 4, "maximum": 16},
+        "dispensing": {
+            "type": "object", "additionalProperties": False,
+            "required": ["visits", "crf", "field"],
+            "properties": {"visits": {"type": "array", "minItems": 1, "items": _code},
+                           "crf": _code, "field": _code, "given_field": _code},
+        },
+        # Resupply, counted in visits: a site's usable stock of an arm must cover the arm's
+        # dispensing visits due there within ``lead_time_days`` plus ``trigger_visits`` more;
+        # when it no longer does, a request for ``resupply_visits`` more is raised.
+        "resupply": {
+            "type": "object", "additionalProperties": False,
+            "required": ["lead_time_days", "trigger_visits", "resupply_visits"],
+            "properties": {"lead_time_days": {"type": "integer", "minimum": 0, "maximum": 365},
+                           "trigger_visits": {"type": "integer", "minimum": 1, "maximum": 100},
+                           "resupply_visits": {"type": "integer", "minimum": 1,
+                                               "maximum": 1000}},
+        },
+        "depots": {
+            "type": "array", "minItems": 1,
+            "items": {"type": "object", "additionalProperties": False,
+                      "required": ["code", "name", "email"],
+                      "properties": {"code": _code, "name": _text,
+                                     "email": {"type": "string", "format": "email"},
+                                     "placeholder": {"type": "boolean"}}},
+        },
+        "note": {"type": "string"},
+        "source": {"type": "string"},
+    },
+    "if": {"properties": {"kits": {"const": True}}},
+    "then": {"required": ["kit_number_length", "dispensing", "resupply", "depots"]},
+}
 _field: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -601,6 +644,7 @@ SCHEMA: dict[str, Any] = {
         },
         "endpoints": {"type": "array", "items": _endpoint},
         "safety": _safety,
+        "supply": _supply,
         "visits": {
             "type": "array",
             "minItems": 1,
@@ -970,9 +1014,16 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
                 if name not in known:
                     problems.append(ProtocolProblem(f"randomisation.minimisation.weights.{name}",
                                                     f"unknown factor {name!r}"))
-    if data["trial"]["masking"] != "open" and "kit_code_length" not in rnd:
-        problems.append(ProtocolProblem("randomisation.kit_code_length",
-                                        "a blinded trial needs kit codes: give their length"))
+    supply = data.get("supply", {"kits": False})
+    if supply["kits"] and "kit_code_length" in rnd:
+        problems.append(ProtocolProblem(
+            "randomisation.kit_code_length",
+            "kit numbers come from the kit list (supply.kits): the allocation list has none"))
+    elif data["trial"]["masking"] != "open" and "kit_code_length" not in rnd \
+            and not supply["kits"]:
+        problems.append(ProtocolProblem(
+            "randomisation.kit_code_length",
+            "a blinded trial needs kit numbers: give their length, or a kit list (supply)"))
 
     crfs = {c["code"]: c for c in data["crfs"]}
     # Eligibility is read from the CRF coded "eligibility": a yes/no question per criterion,
@@ -1099,6 +1150,7 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
                 "a repetition without 'until' runs to the end of follow-up: give "
                 "trial.follow_up_months"))
     problems += _endpoint_problems(data, crfs, arm_codes)
+    problems += _supply_problems(data, crfs)
     problems += _consent_problems(data)
     return problems
 
@@ -1240,6 +1292,42 @@ def _endpoint_problems(data: dict[str, Any], crfs: dict[str, dict],
                 "safety.surgical_morbidity.field",
                 f"unknown field {morbidity['field']!r} in CRF {morbidity['crf']!r}"))
     problems += _sae_trigger_problems(safety, crfs)
+    return problems
+
+
+def _supply_problems(data: dict[str, Any], crfs: dict[str, dict]) -> list[ProtocolProblem]:
+    """Kits are dispensed at known visits that collect the dispensing CRF, whose kit field is
+    text and whose ``given_field`` is a yes/no question; depots are not repeated."""
+    supply = data.get("supply")
+    if not supply or not supply["kits"]:
+        return []
+    problems = _duplicates(supply.get("depots", []), "supply.depots")
+    dispensing = supply.get("dispensing")
+    if dispensing is None:
+        return problems
+    crf = crfs.get(dispensing["crf"])
+    if crf is None:
+        return problems + [ProtocolProblem("supply.dispensing.crf",
+                                           f"unknown CRF {dispensing['crf']!r}")]
+    fields = {f["code"]: f for f in crf["fields"]}
+    if fields.get(dispensing["field"], {}).get("type") != "text":
+        problems.append(ProtocolProblem(
+            "supply.dispensing.field",
+            f"CRF {dispensing['crf']!r} has no text field {dispensing['field']!r}"))
+    given = dispensing.get("given_field")
+    if given is not None and fields.get(given, {}).get("type") != "yesno":
+        problems.append(ProtocolProblem(
+            "supply.dispensing.given_field",
+            f"CRF {dispensing['crf']!r} has no yes/no field {given!r}"))
+    visits = {v["code"]: v for v in data["visits"]}
+    for i, code in enumerate(dispensing["visits"]):
+        if code not in visits:
+            problems.append(ProtocolProblem(f"supply.dispensing.visits[{i}]",
+                                            f"unknown visit {code!r}"))
+        elif dispensing["crf"] not in visits[code]["crfs"]:
+            problems.append(ProtocolProblem(
+                f"supply.dispensing.visits[{i}]",
+                f"visit {code!r} does not collect CRF {dispensing['crf']!r}"))
     return problems
 
 

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "patients",
     "crfs",
     "safety",
+    "supply",
     "scheduling",
     "randomisation",
     "outcomes",
@@ -229,6 +230,12 @@ LOGGING = {
 CELERY_BEAT_SCHEDULE["sae-clock"] = {
     "task": "safety.check_sae_clock",
     "schedule": crontab(minute="*/15"),
+}
+# Supply (supply.tasks): every site's stock against its coming visits, daily; a resupply
+# request is raised once and e-mailed once (supply.resupply).
+CELERY_BEAT_SCHEDULE["supply-stock"] = {
+    "task": "supply.check_stock",
+    "schedule": crontab(hour=6, minute=15),
 }
 # Reports (reports.tasks): hand the broker again, every minute, the report requests it never
 # got while Redis was down, and the builds whose worker died.
