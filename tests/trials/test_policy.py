@@ -24,6 +24,9 @@ EXPECTED = {
     "statistician": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.VIEW_REPORTS, P.EXPORT_DATA,
                      P.MANAGE_ALLOCATION, P.VIEW_ARMS, P.VIEW_AUDIT, P.VIEW_SCREENING_LOG,
                      P.VIEW_SUPPLY},
+    # The clinical research associate of their sites: SDV, queries, kit reconciliation.
+    "monitor": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.RAISE_QUERY, P.VERIFY_SOURCE,
+                P.VIEW_REPORTS, P.VIEW_SCREENING_LOG, P.VIEW_SAFETY, P.VIEW_SUPPLY},
     # Unblinded to kits only: no participants, no clinical data.
     "supply_manager": {P.VIEW_TRIAL, P.VIEW_SUPPLY, P.MANAGE_SUPPLY},
     # Pharmacovigilance: blinded (VIEW_ARMS absent) but for the SUSARs it unblinds itself.
@@ -46,7 +49,7 @@ def test_every_member_sees_arms_in_an_open_trial(rectal, make_user, role):
 
 
 @pytest.mark.parametrize("role", ["investigator", "coordinator", "data_manager", "sponsor",
-                                  "safety_officer"])
+                                  "monitor", "safety_officer", "supply_manager"])
 def test_blinded_roles_are_blinded_in_reminet(reminet, make_user, role):
     assert policy.is_blinded_for(make_user(role, reminet), reminet)
 
