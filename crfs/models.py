@@ -259,3 +259,24 @@ class SourceVerification(models.Model):
 
     def delete(self, *args, **kwargs):
         raise models.ProtectedError("Verifications are never deleted; they are voided.", {self})
+
+
+class MonitoringVisit(models.Model):
+    """A monitor's visit to a site, with the findings they report (the monitoring visit report
+    lists them with what was verified and the queries raised: ``crfs.monitoring``)."""
+
+    trial = models.ForeignKey("trials.Trial", on_delete=models.PROTECT, related_name="+")
+    site = models.ForeignKey("trials.Site", on_delete=models.PROTECT,
+                             related_name="monitoring_visits")
+    visited_on = models.DateField()
+    monitor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                related_name="+")
+    findings = models.TextField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["site", "-visited_on", "pk"]
+
+    def __str__(self) -> str:
+        return f"Monitoring visit to {self.site.code} on {self.visited_on:%Y-%m-%d}"

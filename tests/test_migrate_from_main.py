@@ -65,7 +65,7 @@ NEW_MODELS: set[tuple[str, str]] = {
     ("supply", "kitevent"), ("supply", "kitassignment"), ("supply", "kitrelease"),
     ("supply", "resupplyrequest"), ("supply", "excursion"),
     # Issue 20: source data verification.
-    ("crfs", "sourceverification"),
+    ("crfs", "sourceverification"), ("crfs", "monitoringvisit"), ("crfs", "historicalmonitoringvisit"),
 }
 # ============================================================================================
 

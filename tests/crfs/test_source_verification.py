@@ -17,6 +17,13 @@ from trials.protocol import validate_definition
 
 
 @pytest.fixture
+def pdf_text():
+    from tests.outcomes.test_outcomes_pages import pdf_text
+
+    return pdf_text
+
+
+@pytest.fixture
 def monitor(rectal, site, make_user):
     return make_user("monitor", rectal, site, first_name="Monique", last_name="Itor")
 
@@ -97,3 +104,50 @@ def test_a_monitoring_plan_naming_unknown_forms_or_fields_is_refused(rectal):
     assert {"monitoring.key_data[0].crf", "monitoring.key_data[1].fields[0]"} <= paths
     definition["monitoring"] = {"sdv": "sample"}
     assert any(p.path == "monitoring" for p in validate_definition(definition))
+
+
+def test_the_monitoring_visit_report_lists_findings_verifications_and_queries(
+        complete, monitor, investigator, participant, data_manager, site, pdf_text):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from crfs import monitoring
+    from crfs.services import raise_query
+
+    today = timezone.localdate()
+    monitoring.record_visit(site, by=monitor, visited_on=today,
+                            findings="Consent forms filed; one ECOG to check.")
+    verification.verify(complete, by=monitor, paths=["weight_kg", "height_cm"])
+    save_crf(participant, "demographics", demographics(participant, weight_kg="69.0"),
+             by=investigator, complete=True, record=complete, reason="scale error")
+    raise_query(complete, by=monitor, field_path="ecog", text="ECOG 1 in the notes?")
+    data = monitoring.report(site, today - dt.timedelta(days=7), today)
+    assert len(data.visits) == 1 and len(data.verified) == 2 and len(data.removed) == 1
+    assert [q.field_path for q in data.queries] == ["ecog"]
+    text = pdf_text(monitoring.pdf(data))
+    for expected in ("Monitoring visit report", site.code, "one ECOG to check",
+                     participant.study_id, "ECOG 1 in the notes?", "scale error"):
+        assert expected in text, expected
+
+
+def test_bad_monitoring_visits_and_periods_are_refused(site, monitor, investigator):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from crfs import monitoring
+    from crfs.models import MonitoringVisit
+
+    today = timezone.localdate()
+    with pytest.raises(ValidationError) as info:
+        monitoring.record_visit(site, by=monitor, visited_on=today + dt.timedelta(days=1),
+                                findings=" ")
+    assert set(info.value.message_dict) == {"visited_on", "findings"}
+    with pytest.raises(ValidationError, match="limited to 10000"):
+        monitoring.record_visit(site, by=monitor, visited_on=today, findings="x" * 10_001)
+    with pytest.raises(PermissionDenied):
+        monitoring.record_visit(site, by=investigator, visited_on=today, findings="x")
+    with pytest.raises(ValidationError, match="before its start"):
+        monitoring.report(site, today, today - dt.timedelta(days=1))
+    assert not MonitoringVisit.objects.exists()
