@@ -49,6 +49,18 @@ class QueryFigures:
     median_to_close: dt.timedelta | None = None
     raised: int = 0
 
+    @property
+    def days_to_answer(self) -> float | None:
+        return _days(self.median_to_answer)
+
+    @property
+    def days_to_close(self) -> float | None:
+        return _days(self.median_to_close)
+
+
+def _days(duration: dt.timedelta | None) -> float | None:
+    return None if duration is None else duration.total_seconds() / 86400
+
 
 @dataclass(frozen=True)
 class QueryMetrics:
