@@ -359,11 +359,12 @@ def _median_days(figure) -> str:
 def query_table(m: QueryMetrics, rows: list[QueryFigures], first: str) -> Table:
     """Data queries per site or per form: open by age, medians of the days to answer and to
     close (``crfs.metrics``), with the total of all."""
-    head = [first, _("Raised"), _("Open"),
+    head = [first, pgettext("count column", "Raised"), pgettext("count column", "Open"),
             _("Open under %(young)s days") % {"young": YOUNG_DAYS},
             _("Open %(young)s to %(old)s days") % {"young": YOUNG_DAYS, "old": OLD_DAYS},
             _("Open over %(old)s days") % {"old": OLD_DAYS},
-            _("Median days to answer"), _("Closed"), _("Median days to close")]
+            _("Median days to answer"), pgettext("count column", "Closed"),
+            _("Median days to close")]
     table = [head]
     for r in rows + [m.total]:
         label = (_site_label(r.code, r.label) if r.code else _("All"))
