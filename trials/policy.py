@@ -198,6 +198,16 @@ def sites_for(user, trial: Trial, perm: Perm = Perm.VIEW_PARTICIPANTS) -> QueryS
     return sites.filter(pk__in=[m.site_id for m in scopes])
 
 
+def holds_for_every_site(user, trial: Trial, perm: Perm) -> bool:
+    """Does ``user`` hold ``perm`` in ``trial`` for the whole trial (a membership without a
+    site, or a superuser), rather than for some sites only? What is not any one site's (the
+    audit log's trial-wide entries) is shown to such users only."""
+    if getattr(user, "is_superuser", False) and user.is_active:
+        return True
+    return any(m.site_id is None and perm in ROLE_PERMISSIONS[m.role]
+               for m in _memberships(user, trial))
+
+
 def site_filter(user, trial: Trial, perm: Perm = Perm.VIEW_PARTICIPANTS, *,
                 field: str = "site") -> Q:
     """A ``Q`` restricting rows with a ``field`` site FK to the sites where the user has ``perm``.

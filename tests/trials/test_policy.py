@@ -77,6 +77,18 @@ def test_all_sites_membership_covers_every_site(rectal, make_user):
     assert set(policy.sites_for(user, rectal)) == set(rectal.sites.all())
 
 
+def test_holding_a_permission_for_the_whole_trial_needs_an_all_sites_membership(
+        rectal, make_user):
+    """The audit log's trial-wide entries are for readers of the whole trial (issue 20)."""
+    site = rectal.sites.order_by("code").first()
+    assert policy.holds_for_every_site(make_user("data_manager", rectal), rectal, Perm.VIEW_AUDIT)
+    one_site = make_user("data_manager", rectal, site)
+    assert policy.has_perm(one_site, Perm.VIEW_AUDIT, rectal, site)
+    assert not policy.holds_for_every_site(one_site, rectal, Perm.VIEW_AUDIT)
+    assert not policy.holds_for_every_site(make_user("sponsor", rectal), rectal, Perm.VIEW_AUDIT)
+    assert policy.holds_for_every_site(make_user(is_superuser=True), rectal, Perm.VIEW_AUDIT)
+
+
 def test_inactive_membership_grants_nothing(rectal, make_user):
     user = make_user("coordinator", rectal)
     user.memberships.update(active=False)
