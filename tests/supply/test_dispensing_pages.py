@@ -302,3 +302,22 @@ def test_the_pages_run_as_many_queries_with_many_kits_as_with_one(injected, clie
     client.get(reverse("home"))
     after = {url: _queries(client, url) for url in before}
     assert after == before
+
+
+def test_a_french_coordinator_reads_dispensing_in_french(injected, client, client_for):
+    from accounts.models import Profile
+
+    p, coordinator, visit = injected
+    Profile.objects.update_or_create(user=coordinator, defaults={"language": "fr"})
+    client_for(coordinator)
+    html = client.post(assign_url(visit), follow=True).content.decode()
+    kit = supply.visit_kit(visit).kit.number
+    assert "Kit à donner :" in html and f'data-testid="kit-to-give">{kit}<' in html
+    assert "Remplacer le kit…" in html
+    Kit.objects.filter(site=p.site, status=KitStatus.AVAILABLE).update(
+        status=KitStatus.QUARANTINED)
+    response = client.post(replace_url(visit), {"kind": "damaged", "reason": "Flacon fêlé"})
+    assert response.status_code == 400
+    assert "Contactez le gestionnaire des approvisionnements" in response.content.decode()
+    form = client.get(injection_url(visit)).content.decode()
+    assert f"Kit attribué à cette visite : <strong>{kit}</strong>" in form
