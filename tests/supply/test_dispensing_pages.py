@@ -321,3 +321,27 @@ def test_a_french_coordinator_reads_dispensing_in_french(injected, client, clien
     assert "Contactez le gestionnaire des approvisionnements" in response.content.decode()
     form = client.get(injection_url(visit)).content.decode()
     assert f"Kit attribué à cette visite : <strong>{kit}</strong>" in form
+
+
+def test_the_dispensing_pages_keep_the_csrf_and_content_security_rules(injected, statistician,
+                                                                       client, client_for):
+    """Walked from the participant's page (timeline, forms, allocation) as the coordinator with
+    a kit to replace, and from the kit lists as the statistician: every POST form carries its
+    token, no page has inline code, none answers 500."""
+    from tests.crawl import crawl
+
+    p, coordinator, visit = injected
+    client_for(coordinator)
+    client.post(assign_url(visit))
+    for start, user in ((detail_url(p), coordinator),
+                        (reverse("kit_lists", args=[p.trial.slug]), statistician)):
+        client_for(user)
+        statuses = {}
+        pages = crawl(client, start, limit=25, statuses=statuses)
+        assert start in pages
+        assert not {url: code for url, code in statuses.items() if code >= 500}
+        for url, (_response, page) in pages.items():
+            assert not page.inline, f"{url}: {page.inline}"
+            for form in page.forms:
+                assert form["method"] != "post" or form["csrf"], f"{url}: {form['action']}"
+    assert replace_url(visit) in client_for(coordinator).get(timeline_url(p)).content.decode()
