@@ -1,7 +1,8 @@
 """Participant pages: the list, screening, the participant's page, consent, the visit worklist
-and a participant's visit timeline with the coordinator's visit actions. Thin: reads from the
-selectors of ``patients``, ``crfs``, ``scheduling`` and ``randomisation``, changes through their
-services, permissions from ``trials.policy``."""
+and a participant's visit timeline with the coordinator's visit actions and, in a trial with
+product supply, each dispensing visit's kit. Thin: reads from the selectors of ``patients``,
+``crfs``, ``scheduling``, ``supply`` and ``randomisation``, changes through their services,
+permissions from ``trials.policy``."""
 import dataclasses
 
 from django import forms
