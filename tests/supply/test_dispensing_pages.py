@@ -86,6 +86,8 @@ def test_randomisation_shows_the_first_kit_on_the_timeline_and_the_confirmation(
     text = confirmation.content.decode()
     assert f"Kit {kit}" in text and "First kit" in text and 'data-testid="kit-note"' in text
     assert_no_arm(p.trial, text, "the randomisation confirmation")
+    pdf = client.get(reverse("allocation_certificate", args=[p.trial.slug, p.study_id]))
+    assert "First kit" in pdf.content.decode("latin-1") and kit in pdf.content.decode("latin-1")
 
 
 def test_the_coordinator_assigns_the_next_kit_at_the_next_injection_visit(injected, client,
