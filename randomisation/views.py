@@ -257,7 +257,8 @@ def allocation_lists(request, slug: str):
     return render(request, "randomisation/lists.html", {
         "trial": trial, "lists": lists, "generate_form": generate_form,
         "import_form": import_form, "import_errors": import_errors,
-        "method": rnd["method"], "dispenses_kits": settings_of(trial) is not None}, status=400 if import_errors else 200)
+        "method": rnd["method"], "dispenses_kits": settings_of(trial) is not None},
+        status=400 if import_errors else 200)
 
 
 def _int(value) -> int:
