@@ -26,6 +26,8 @@ from patients.models import Visit
 from patients.selectors import get_trial_and_participant_for
 from safety import selectors as safety_selectors
 from scheduling import services as scheduling
+from supply.selectors import visit_kit
+from supply.services import settings_of
 from trials import policy
 from trials.models import definition_of
 from trials.policy import Perm
@@ -167,6 +169,21 @@ def _attach_queries(form, page: selectors.CRFPage) -> None:
                                                [])
 
 
+def _attach_kit(form, trial, page: selectors.CRFPage) -> None:
+    """On the dispensing form of a dispensing visit (protocol ``supply.dispensing``), the kit
+    assigned at the visit next to the kit field (``item.assigned_kit``): what the save checks
+    the number against. One query, on that page only."""
+    settings = settings_of(trial)
+    visit = page.visit
+    if (settings is None or visit is None or page.crf_code != settings["dispensing"]["crf"]
+            or visit.code not in settings["dispensing"]["visits"]):
+        return
+    current = visit_kit(visit)
+    for item in form.layout:
+        if item.definition["code"] == settings["dispensing"]["field"]:
+            item.kit_hint = {"number": current.kit.number if current else None}
+
+
 def _crf_page(request, trial, page: selectors.CRFPage, *, form=None, failed: dict | None = None,
               reason_errors: list[str] | None = None, status: int = 200):
     user, participant, record = request.user, page.participant, page.record
@@ -186,6 +203,7 @@ def _crf_page(request, trial, page: selectors.CRFPage, *, form=None, failed: dic
         for field in form.fields.values():
             field.disabled = True
     _attach_queries(form, page)
+    _attach_kit(form, trial, page)
     failed = failed or {}
     raise_form = failed.get("raise") or (RaiseQueryForm(
         paths=trail.field_paths(page.definition, record.data)) if can["raise"] else None)

@@ -4,6 +4,7 @@ from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.shortcuts import render
 
+from supply.services import settings_of
 from trials import policy
 from trials.protocol import protocol_warnings
 from trials.selectors import get_trial_for
@@ -24,6 +25,7 @@ def trial_detail(request, slug: str):
         "trial": trial, "overview": overview,
         "version": trial.versions.only("label", "number").get(pk=trial.current_version_id),
         "can_manage_allocation": can_manage_allocation,
+        "dispenses_kits": settings_of(trial) is not None,
         "can_view_reports": can_view_reports,
         "can_export": policy.has_perm(request.user, policy.Perm.EXPORT_DATA, trial),
         "can_view_safety": policy.has_perm(request.user, policy.Perm.VIEW_SAFETY, trial),

@@ -1,7 +1,10 @@
 """Participant pages: the list, screening, the participant's page, consent, the visit worklist
-and a participant's visit timeline with the coordinator's visit actions. Thin: reads from the
-selectors of ``patients``, ``crfs``, ``scheduling`` and ``randomisation``, changes through their
-services, permissions from ``trials.policy``."""
+and a participant's visit timeline with the coordinator's visit actions and, in a trial with
+product supply, each dispensing visit's kit. Thin: reads from the selectors of ``patients``,
+``crfs``, ``scheduling``, ``supply`` and ``randomisation``, changes through their services,
+permissions from ``trials.policy``."""
+import dataclasses
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -23,11 +26,15 @@ from patients.consent import (consent_in_force, consent_versions, current_amendm
                               reconsent_from, withdrawal_rules)
 from patients.forms import (ConsentForm, RescreenForm, ScreeningForm, ScreeningLogForm,
                             UnscheduledVisitForm, VisitActionForm, WithdrawalForm)
-from patients.models import Status, Visit, VisitState
+from patients.models import Status, Visit, VisitState, VisitStatus
 from patients.selectors import get_trial_and_participant_for
+from randomisation import services as randomisation
 from randomisation.selectors import allocation_of, allocation_view, to_randomise
 from scheduling import services as scheduling
 from scheduling import selectors as schedule
+from supply import selectors as supply
+from supply.models import KitStatus, ReleaseKind
+from supply.services import settings_of
 from trials import policy
 from trials.policy import Perm
 from trials.selectors import get_trial_for
@@ -67,6 +74,9 @@ def participant_detail(request, slug: str, study_id: str):
         "can_enter": policy.has_perm(user, Perm.ENTER_CRF, trial, site),
         "can_randomise": policy.has_perm(user, Perm.RANDOMISE, trial, site),
         "consent": selectors.consent_overview(participant),
+        # Kit numbers, visits and how each assignment ended: never an arm.
+        "kits": (list(supply.participant_kits(participant))
+                 if allocation and settings_of(trial) is not None else None),
     })
 
 
@@ -286,8 +296,54 @@ def visit_timeline(request, slug: str, study_id: str):
     return _timeline_page(request, trial, participant)
 
 
+class ReplaceKitForm(forms.Form):
+    kind = forms.ChoiceField(label=_("What happened to the kit"), widget=forms.RadioSelect,
+                             choices=[(ReleaseKind.DAMAGED.value, _("Damaged")),
+                                      (ReleaseKind.LOST.value, _("Lost"))],
+                             error_messages={"required": _("Say whether the kit is damaged "
+                                                           "or lost.")})
+    reason = forms.CharField(max_length=500, label=_("Reason"),
+                             widget=forms.Textarea(attrs={"rows": 2}),
+                             error_messages={"required": _("Give the reason.")})
+
+
+@dataclasses.dataclass
+class VisitKit:
+    """The kit part of one dispensing visit's row on the timeline."""
+
+    current: object | None = None   # the current KitAssignment, with its kit
+    assignable: bool = False        # the next dispensing visit without a kit: "Assign kit"
+    errors: list[str] = dataclasses.field(default_factory=list)
+    form: ReplaceKitForm | None = None
+
+    @property
+    def replaceable(self) -> bool:
+        return self.current is not None and self.current.kit.status == KitStatus.ASSIGNED
+
+
+def _visit_kits(participant, visits, settings: dict | None) -> dict[int, VisitKit]:
+    """Visit id -> its kit, for the dispensing visits (one query: the participant's kits).
+    "Assign kit" is offered at the first planned dispensing visit that never had a kit; a
+    kit is assigned one visit at a time, as the stock is counted in coming visits."""
+    if settings is None:
+        return {}
+    dispensing = set(settings["dispensing"]["visits"])
+    ever, current = set(), {}
+    for assignment in supply.participant_kits(participant):
+        ever.add(assignment.visit_id)
+        if not hasattr(assignment, "release"):
+            current[assignment.visit_id] = assignment
+    kits = {v.pk: VisitKit(current=current.get(v.pk)) for v in visits if v.code in dispensing}
+    following = next((v for v in visits if v.code in dispensing and v.pk not in ever
+                      and v.status == VisitStatus.PLANNED), None)
+    if following is not None:
+        kits[following.pk].assignable = True
+    return kits
+
+
 def _timeline_page(request, trial, participant, *,
                    failed: tuple[int, VisitActionForm] | None = None,
+                   kit_failure: tuple[int, list[str], ReplaceKitForm | None] | None = None,
                    unscheduled_form: UnscheduledVisitForm | None = None, status: int = 200):
     can_schedule = policy.has_perm(request.user, Perm.SCHEDULE_VISITS, trial, participant.site)
     timeline = schedule.timeline(participant)
@@ -299,6 +355,12 @@ def _timeline_page(request, trial, participant, *,
                in CRFRecord.objects.filter(participant=participant, visit__isnull=False)
                .annotate(unresolved=Count("queries", filter=Q(queries__status__in=UNRESOLVED)))
                .values_list("visit_id", "crf_code", "status", "unresolved")}
+    settings = settings_of(trial)
+    kits = _visit_kits(participant, timeline.visits, settings)
+    if kit_failure is not None:
+        # Next to the visit's row, even a visit that dispenses no kit (what the refusal says).
+        failed_kit = kits.setdefault(kit_failure[0], VisitKit())
+        failed_kit.errors, failed_kit.form = kit_failure[1], kit_failure[2]
     rows = []
     for visit in timeline.visits:
         state = visit.state(timeline.today)
@@ -306,9 +368,12 @@ def _timeline_page(request, trial, participant, *,
                      "crfs": [(code, crf_labels.get(code, code),
                                *entered.get((visit.pk, code), ("", 0)))
                               for code in visit.crfs],
-                     "form": failed[1] if failed and failed[0] == visit.pk else None})
+                     "form": failed[1] if failed and failed[0] == visit.pk else None,
+                     "kit": kits.get(visit.pk)})
     return render(request, "patients/visit_timeline.html", {
         "trial": trial, "participant": participant, "timeline": timeline, "rows": rows,
+        "dispenses_kits": settings is not None,
+        "can_dispense": policy.has_perm(request.user, Perm.DISPENSE, trial, participant.site),
         "can_schedule": can_schedule and timeline.randomised_on is not None,
         "can_enter": policy.has_perm(request.user, Perm.ENTER_CRF, trial, participant.site),
         "unscheduled_form": unscheduled_form or _unscheduled_form(participant),
@@ -371,3 +436,63 @@ def add_unscheduled_visit(request, slug: str, study_id: str):
             messages.success(request, _("%(visit)s added.") % {"visit": visit.title})
             return redirect(reverse("visit_timeline", args=[slug, study_id]) + f"#visit-{visit.pk}")
     return _timeline_page(request, trial, participant, unscheduled_form=form, status=400)
+
+
+# --------------------------------------------------------------------------- dispensing
+
+
+def _dispensing_visit(request, slug: str, study_id: str, visit_id: int):
+    """The participant and visit of a kit action: 404 for another site's participant, a visit
+    not theirs, or a trial without product supply; 403 without ``Perm.DISPENSE``."""
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
+    visit = get_object_or_404(Visit, pk=visit_id, participant=participant)
+    if settings_of(trial) is None:
+        raise Http404("This trial dispenses no kits.")
+    if not policy.has_perm(request.user, Perm.DISPENSE, trial, participant.site):
+        raise PermissionDenied
+    return trial, participant, visit
+
+
+def _after_kit_action(slug: str, study_id: str, visit) -> str:
+    return reverse("visit_timeline", args=[slug, study_id]) + f"#visit-{visit.pk}"
+
+
+@require_POST
+def assign_kit(request, slug: str, study_id: str, visit_id: int):
+    """Assign the participant's kit for this dispensing visit, from the site's stock of their
+    arm (``randomisation.services.assign_kit``: the arm is read there, never from the page)."""
+    trial, participant, visit = _dispensing_visit(request, slug, study_id, visit_id)
+    try:
+        assignment = randomisation.assign_kit(visit, by=request.user)
+    except ValidationError as exc:
+        return _timeline_page(request, trial, participant,
+                              kit_failure=(visit.pk, exc.messages, None), status=400)
+    messages.success(request, _("Kit to give at %(visit)s: %(kit)s.") % {
+        "visit": visit.title, "kit": assignment.kit.number})
+    return redirect(_after_kit_action(slug, study_id, visit))
+
+
+@require_POST
+def replace_kit(request, slug: str, study_id: str, visit_id: int):
+    """A replacement for the visit's kit, damaged or lost, with the reason."""
+    trial, participant, visit = _dispensing_visit(request, slug, study_id, visit_id)
+    form = ReplaceKitForm(request.POST)
+    if form.is_valid():
+        current = supply.visit_kit(visit)
+        try:
+            if current is None:
+                raise ValidationError(_("No kit is assigned at %(visit)s: there is nothing "
+                                        "to replace.") % {"visit": visit.title})
+            assignment = randomisation.replace_kit(current, by=request.user,
+                                                   **form.cleaned_data)
+        except ValidationError as exc:
+            attach_errors(form, exc)
+        else:
+            messages.success(request, _("Kit %(old)s replaced: give kit %(kit)s at "
+                                        "%(visit)s.") % {"old": current.kit.number,
+                                                         "kit": assignment.kit.number,
+                                                         "visit": visit.title})
+            return redirect(_after_kit_action(slug, study_id, visit))
+    return _timeline_page(request, trial, participant,
+                          kit_failure=(visit.pk, list(form.non_field_errors()), form),
+                          status=400)

@@ -14,6 +14,8 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen import canvas
 
+from supply.services import settings_of
+
 from .selectors import AllocationView
 
 
@@ -42,7 +44,11 @@ def certificate(view: AllocationView) -> bytes:
         (_("Randomised on"),
          timezone.localtime(allocation.randomised_at).strftime("%Y-%m-%d %H:%M %Z")),
         (_("Stratum"), allocation.stratum_key),
-        (_("Allocation") if view.arm_visible else _("Kit code"), view.treatment),
+        (_("Allocation") if view.arm_visible
+         # In a trial with product supply, the kit assigned at randomisation is the first of
+         # several (one per dispensing visit).
+         else _("First kit") if settings_of(trial) is not None else _("Kit code"),
+         view.treatment),
         (_("Randomised by"), f"{by.get_full_name() or by.get_username()} ({by.get_username()})"),
         (_("Allocation list"), _("#%(n)s, sealed SHA-256 %(digest)s…") % {
             "n": alist.number, "digest": alist.digest[:16]}),

@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from crfs.eligibility import ELIGIBILITY_CRF, ReadyState, ready_state
 from crfs.models import CRFRecord
 from patients.models import Participant, Status
+from supply.models import Kit, KitList
 from trials import policy
 from trials.models import Trial
 from trials.policy import Perm
@@ -66,6 +67,22 @@ def lists_for(trial: Trial):
             .select_related("created_by", "sealed_by")
             .annotate(n_allocations=Count("allocations"))
             .order_by("-number"))
+
+
+def kit_lists_for(trial: Trial) -> list[KitList]:
+    """The trial's kit lists, newest first, each with its kit count and ``per_arm`` ((arm code,
+    kits) in the arms' order): unblinded, for the statistician's page only. Three queries."""
+    lists = list(KitList.objects.filter(trial=trial).select_related("created_by", "sealed_by")
+                 .annotate(n_kits=Count("kits")).order_by("-number"))
+    counts: dict[int, dict[str, int]] = {}
+    for list_id, arm, n in (Kit.objects.filter(kit_list__in=lists).order_by()
+                            .values("kit_list_id", "arm__code").annotate(n=Count("pk"))
+                            .values_list("kit_list_id", "arm__code", "n")):
+        counts.setdefault(list_id, {})[arm] = n
+    arms = list(trial.arms.order_by("position").values_list("code", flat=True))
+    for kit_list in lists:
+        kit_list.per_arm = [(arm, counts.get(kit_list.pk, {}).get(arm, 0)) for arm in arms]
+    return lists
 
 
 def strata_of(alist: AllocationList):

@@ -14,7 +14,10 @@ from trials import policy
 from trials.policy import Perm
 from trials.selectors import get_trial_for
 
-from . import pdf, selectors, services
+from supply.models import KitList
+from supply.services import settings_of
+
+from . import kitlist, pdf, selectors, services
 from .models import AllocationList
 
 
@@ -83,6 +86,7 @@ def allocation_detail(request, slug: str, study_id: str):
     view = selectors.allocation_view(request.user, allocation)
     return render(request, "randomisation/allocation_detail.html", {
         "trial": trial, "participant": participant, "view": view,
+        "dispenses_kits": settings_of(trial) is not None,
         "strata_labels": _strata_labels(trial, allocation.strata),
         "can_unblind": (trial.is_blinded and not view.arm_visible and policy.has_perm(
             request.user, Perm.EMERGENCY_UNBLIND, trial, participant.site)),
@@ -253,7 +257,8 @@ def allocation_lists(request, slug: str):
     return render(request, "randomisation/lists.html", {
         "trial": trial, "lists": lists, "generate_form": generate_form,
         "import_form": import_form, "import_errors": import_errors,
-        "method": rnd["method"]}, status=400 if import_errors else 200)
+        "method": rnd["method"], "dispenses_kits": settings_of(trial) is not None},
+        status=400 if import_errors else 200)
 
 
 def _int(value) -> int:
@@ -261,6 +266,97 @@ def _int(value) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise Http404("No such list.")
+
+
+class KitListGenerateForm(forms.Form):
+    kits = forms.IntegerField(min_value=1, max_value=kitlist.MAX_KITS,
+                              label=gettext_lazy("Number of kits"))
+    lot_size = forms.IntegerField(min_value=1, max_value=kitlist.MAX_KITS,
+                                  label=gettext_lazy("Kits per lot"),
+                                  help_text=gettext_lazy("Every lot holds every arm in the "
+                                                         "ratio and has one expiry date."))
+    expires_on = forms.DateField(label=gettext_lazy("Expiry date"),
+                                 widget=forms.DateInput(attrs={"type": "date"}))
+    seed = forms.CharField(required=False, max_length=128, label=gettext_lazy("Seed"),
+                           help_text=gettext_lazy("Leave empty for a fresh random seed; it is "
+                                                  "recorded."))
+
+
+class KitListImportForm(forms.Form):
+    file = forms.FileField(label=gettext_lazy("CSV file (kit_number, arm, lot, expires_on)"))
+
+
+def kit_lists(request, slug: str):
+    """The trial's kit lists: which arm each kit number holds, generated from a recorded seed
+    or imported, sealed and verified like the allocation lists. The unblinded statistician
+    only (404 for everyone else); a trial without product supply says so."""
+    trial = get_trial_for(request.user, slug)
+    selectors.require_statistician(request.user, trial)
+    if settings_of(trial) is None:
+        if request.method == "POST":
+            messages.error(request, _("%(trial)s dispenses no kits (its protocol declares no "
+                                      "product supply).") % {"trial": trial.short_title})
+        return render(request, "randomisation/kit_lists.html",
+                      {"trial": trial, "no_supply": True})
+    generate_form, import_form = KitListGenerateForm(), KitListImportForm()
+    import_errors = None
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "generate":
+                generate_form = KitListGenerateForm(request.POST)
+                if generate_form.is_valid():
+                    made = kitlist.generate(trial, by=request.user, **generate_form.cleaned_data)
+                    messages.success(request, _("Draft kit list #%(n)s generated.") % {
+                        "n": made.number})
+                    return redirect("kit_lists", slug)
+            elif action == "import":
+                import_form = KitListImportForm(request.POST, request.FILES)
+                if import_form.is_valid():
+                    upload = import_form.cleaned_data["file"]
+                    if upload.size > 5 * 1024 * 1024:
+                        raise ValidationError(_("The file is larger than 5 MB."))
+                    try:
+                        text = upload.read().decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise ValidationError(_("The file is not UTF-8 text (save the table "
+                                                "as CSV UTF-8)."))
+                    made = kitlist.import_list(trial, text, by=request.user)
+                    messages.success(request, _("Draft kit list #%(n)s imported.") % {
+                        "n": made.number})
+                    return redirect("kit_lists", slug)
+            elif action in ("seal", "verify"):
+                chosen = get_object_or_404(KitList, trial=trial,
+                                           pk=_int(request.POST.get("list")))
+                if action == "seal":
+                    chosen = kitlist.seal(chosen, by=request.user)
+                    messages.success(request, _("Kit list #%(n)s sealed: SHA-256 %(d)s") % {
+                        "n": chosen.number, "d": chosen.digest})
+                elif not chosen.digest:
+                    messages.error(request, _("Kit list #%(n)s is a draft: it has no seal to "
+                                              "verify against.") % {"n": chosen.number})
+                elif kitlist.verify(chosen):
+                    messages.success(request, _("Kit list #%(n)s matches its seal %(d)s.") % {
+                        "n": chosen.number, "d": chosen.digest})
+                else:
+                    messages.error(request, _("Kit list #%(n)s does NOT match its seal: "
+                                              "stored %(s)s, computed %(c)s.") % {
+                        "n": chosen.number, "s": chosen.digest, "c": kitlist.digest(chosen)})
+                return redirect("kit_lists", slug)
+            else:
+                messages.error(request, _("Unknown action."))
+        except kitlist.KitListImportError as exc:
+            import_errors = exc.rows
+        except ValidationError as exc:
+            if action in ("generate", "import"):
+                attach_errors(generate_form if action == "generate" else import_form, exc)
+            else:
+                messages.error(request, " ".join(exc.messages))
+    return render(request, "randomisation/kit_lists.html", {
+        "trial": trial, "lists": selectors.kit_lists_for(trial),
+        "generate_form": generate_form, "import_form": import_form,
+        "import_errors": import_errors},
+        status=400 if import_errors or generate_form.errors or import_form.errors else 200)
 
 
 def balance(request, slug: str):

@@ -56,7 +56,7 @@ def test_the_certificate_is_printed_in_french(reminet_ready, client, client_for)
 
     assert response["Content-Type"] == "application/pdf"
     content = response.content  # uncompressed: the text is in the bytes
-    for label in (b"Certificat de randomisation", b"(Centre)", b"(Strate)", b"Code du kit",
+    for label in (b"Certificat de randomisation", b"(Centre)", b"(Strate)", b"Premier kit",
                   b"Liste de randomisation", b"Imprim"):
         assert label in content, label
     for label in (b"Randomisation certificate", b"(Site)", b"(Stratum)", b"Printed"):

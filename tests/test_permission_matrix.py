@@ -179,6 +179,16 @@ MATRIX: dict[tuple[str, str], str] = {
     ("sae_susar_submitted", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 403/403/404 400 302",
     ("sae_unblind", "GET"): "403/403/404 403/403/404 403/403/404 403/403/404 403/403/404 200 302",
     ("sae_unblind", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 403/403/404 200 302",
+    # Issue 19. Kit lists: Perm.MANAGE_ALLOCATION, as the allocation lists (the rectal trial,
+    # without product supply, answers with a message). Assigning and replacing a visit's kit:
+    # Perm.DISPENSE (investigator, coordinator: own site); the place's visit (baseline)
+    # dispenses no kit, so an allowed empty POST is refused (400); the rectal trial: 404.
+    ("kit_lists", "GET"): "404 404 404 404 200/200/404 200 302",
+    ("kit_lists", "POST"): "404 404 404 404 200/200/404 200 302",
+    ("assign_kit", "GET"): "405 405 405 405 405 405 302",
+    ("assign_kit", "POST"): "400/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400/400/404 302",
+    ("replace_kit", "GET"): "405 405 405 405 405 405 302",
+    ("replace_kit", "POST"): "400/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400/400/404 302",
     # The REST API (api/urls.py).
     ("api_allocation", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 401",
     ("api_consent", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 401",

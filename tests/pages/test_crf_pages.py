@@ -11,6 +11,7 @@ from crfs import services
 from crfs.models import CRFRecord
 from demo.data import crf_answers
 from patients.models import Visit
+from randomisation.services import assign_kit, replace_kit
 from scheduling.services import save_crf_and_replan as save_crf
 from tests import factories
 from tests.conftest import PASSWORD
@@ -32,6 +33,12 @@ CRF_PAGE_QUERIES = 10 + SECURITY_QUERIES
 # (records, open queries), unblinding, consent history (records, withdrawals, protocol version
 # labels), closed screening episodes.
 PARTICIPANT_PAGE_QUERIES = 20 + SECURITY_QUERIES
+# In a trial that dispenses kits (issue 19): the participant's kits on their page, the visit's
+# kit on the dispensing form of a dispensing visit; nothing in a trial without product supply.
+KIT_QUERIES = 1
+# In a blinded trial, whether this user may see this arm: the emergency and the safety
+# unblindings by them (``policy.can_see_arm``).
+BLINDED_ARM_QUERIES = 2
 
 
 def buttons(html: str) -> set[str]:
@@ -290,3 +297,35 @@ def test_a_bad_stored_grade_does_not_break_the_page(rectal):
                                         data={"events": [{"term": "x", "grade": 9}]})],
                              rectal.definition)
     assert endpoints.worst_ctcae_grade is None
+
+
+def test_a_dispensing_visit_costs_one_query_more_whatever_the_number_of_kits(
+        reminet, statistician, make_user, client, django_assert_num_queries, client_for):
+    factories.sealed_list(reminet, by=statistician)
+    site = reminet.sites.order_by("code").first()
+    coordinator = make_user("coordinator", reminet, site)
+    investigator = make_user("investigator", reminet, site)
+    p = factories.randomised(reminet, by=coordinator)
+    first = Visit.objects.get(participant=p, code="first_injection")
+    save_crf(p, "injection", {"injection_date": timezone.localdate().isoformat(),
+                              "dose_given": True, "kit_code": p.allocation.kit_code},
+             by=coordinator, complete=True, visit=first)
+    client_for(investigator)
+    client.get(reverse("home"))  # the session's first request of the minute saves it
+    crf = reverse("visit_crf_edit", args=[reminet.slug, p.study_id, first.pk, "injection"])
+    detail = reverse("participant_detail", args=[reminet.slug, p.study_id])
+    for _ in range(2):
+        # No data query on the form: no messages to read (CRF_PAGE_QUERIES - 1).
+        with django_assert_num_queries(CRF_PAGE_QUERIES - 1 + KIT_QUERIES):
+            client.get(crf)
+        with django_assert_num_queries(PARTICIPANT_PAGE_QUERIES + BLINDED_ARM_QUERIES
+                                       + KIT_QUERIES):
+            html = client.get(detail).content.decode()
+        assert p.allocation.kit_code in html
+        # More kits: the next injection's, assigned then replaced twice.
+        visit = Visit.objects.filter(participant=p, code="injection").order_by(
+            "target_date").first()
+        assignment = assign_kit(visit, by=coordinator)
+        for n in range(2):
+            assignment = replace_kit(assignment, kind="damaged", reason=f"broken {n}",
+                                     by=coordinator)

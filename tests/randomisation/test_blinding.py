@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from crfs import services as outcomes
 from randomisation import services
-from scheduling.services import record_withdrawal_and_replan
+from scheduling.services import record_withdrawal_and_replan, save_crf_and_replan
 from tests import factories
 from tests.api import world
 from patients.screening import record_screening_log_entry
@@ -83,6 +83,17 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     record = participant.crf_records.get(crf_code="eligibility")
     query = outcomes.raise_query(record, by=make_user("data_manager", trial),
                                  field_path="screening_date", text="Check it")
+    # Issue 19: the first kit given, the next injection's kit assigned then replaced (damaged):
+    # the participant page lists them, the timeline and the injection form show kit numbers.
+    site_coordinator = make_user("coordinator", trial, participant.site)
+    first = participant.visits.get(code="first_injection")
+    save_crf_and_replan(participant, "injection", {
+        "injection_date": timezone.localdate().isoformat(), "dose_given": True,
+        "kit_code": participant.allocation.kit_code}, by=site_coordinator, complete=True,
+        visit=first)
+    next_injection = participant.visits.filter(code="injection").order_by("target_date").first()
+    services.replace_kit(services.assign_kit(next_injection, by=site_coordinator),
+                         kind="damaged", reason="Cracked vial", by=site_coordinator)
     # A withdrawal (issue 17): the participant page, its consent history and the API show it.
     record_withdrawal_and_replan(participant, by=make_user("coordinator", trial, participant.site),
                                  level="treatment", withdrawn_on=timezone.localdate(),
@@ -111,6 +122,16 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
         assert_no_arm(trial, body.decode("latin-1"), f"{name} for {role}")
         seen += 1
         api_seen += name.startswith("api_") and response.status_code == 200
+    # The dispensing actions' answers (a refusal or a kit assigned), as each role meets them.
+    for name in ("assign_kit", "replace_kit"):
+        response = client.post(reverse(name, args=[trial.slug, participant.study_id,
+                                                    next_injection.pk]),
+                               {"kind": "lost", "reason": "Dropped"}, follow=True)
+        assert response.status_code < 500, name
+        assert_no_arm(trial, response.content.decode(), f"{name} (POST) for {role}")
+    # The walk is real: the participant page it read lists the kits and the replacement.
+    page = client.get(reverse("participant_detail", args=[trial.slug, participant.study_id]))
+    assert "Cracked vial" in page.content.decode()
     assert seen >= 10
     assert api_seen >= 15  # the REST API's answers too (api/urls.py)
     assert {"api_reports", "api_report", "api_report_download", "api_export_csv",
@@ -121,7 +142,7 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
             "screening_log", "api_screening_log",
             "sae_list", "sae_detail", "sae_pdf", "sae_listing", "api_sae_reports",
             "api_sae_report", "audit_log", "audit_log_csv", "api_audit_log",
-            "query_metrics"} <= walked
+            "query_metrics", "kit_lists", "assign_kit", "replace_kit"} <= walked
     for message in mail.outbox:  # nor any e-mail sent on the way (clock reminders included)
         assert_no_arm(trial, message.subject + message.body, f"e-mail to {message.to}")
     # And the kit code is what they see instead.
