@@ -424,6 +424,8 @@ def record_dispensing(record, *, by) -> None:
         return
     if not number:
         return  # a draft without the kit yet; completing it requires the number
+    if current is None and _recorded_before(record, field, number, visit):
+        return  # given before the trial dispensed kits through the system, and unchanged
     if current is None:
         raise ValidationError({field: _(
             "No kit is assigned to %(id)s at this visit: assign one first (the visit shows "
@@ -444,6 +446,16 @@ def record_dispensing(record, *, by) -> None:
         _event(kit, KitEventKind.DISPENSED, by=by, at=now, site_id=kit.site_id,
                participant=record.participant, visit=visit,
                reason=f"{record.crf_code} #{record.pk}").save()
+
+
+def _recorded_before(record, field: str, number: str, visit: Visit) -> bool:
+    """Was this kit number already on the record, at a visit that never had a kit assigned?
+    Records from before the trial's kits were dispensed here (the amendment that brought the
+    supply) keep their kit number through later corrections of other answers."""
+    if KitAssignment.objects.filter(visit=visit).exists():
+        return False
+    earlier = record.history.order_by("-history_date", "-history_id")[1:2]
+    return any(normalise_number((h.data or {}).get(field) or "") == number for h in earlier)
 
 
 # --- quarantine, returns, destruction ------------------------------------------------------
