@@ -140,6 +140,11 @@ MATRIX: dict[tuple[str, str], str] = {
     ("trial_outcomes", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 302",
     ("trial_outcomes", "POST"): "405 405 405 405 405 405 302",
     ("trial_outcomes_pdf", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 302",
+    # Issue 20. The audit log page and its CSV: Perm.VIEW_AUDIT (data manager, statistician).
+    # Query metrics: Perm.VIEW_REPORTS (data manager, sponsor, statistician).
+    ("audit_log", "GET"): "403/403/404 403/403/404 200/200/404 403/403/404 200/200/404 200 302",
+    ("audit_log_csv", "GET"): "403/403/404 403/403/404 200/200/404 403/403/404 200/200/404 200 302",
+    ("query_metrics", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 302",
     # Perm.MANAGE_ALLOCATION: the statistician (and superusers). An empty POST is read as a GET.
     ("unblind_trial", "GET"): "403/403/404 403/403/404 403/403/404 403/403/404 200/200/404 200 302",
     ("unblind_trial", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 200/200/404 200 302",
@@ -228,6 +233,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("api_export_csv", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 401",
     ("api_export_zip", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 401",
     ("api_export_odm", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 200 401",
+    # The audit log (Perm.VIEW_AUDIT), read-only.
+    ("api_audit_log", "GET"): "403/403/404 403/403/404 200/200/404 403/403/404 200/200/404 200 401",
     # SAE reports (Perm.VIEW_SAFETY), read-only.
     ("api_sae_reports", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 403/403/404 200 401",
     ("api_sae_report", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 403/403/404 200 401",
