@@ -35,6 +35,7 @@ bench: install
 	$(PY) bench/pages.py
 	$(PY) bench/enrolment_report.py
 	$(PY) bench/export_stream.py
+	$(PY) bench/dispensing.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

@@ -27,6 +27,9 @@ from reports.models import ReportRequest
 from reports.services import request_report
 from scheduling import services as scheduling
 from scheduling.services import save_crf_and_replan as save_crf
+from supply import services as supply
+from supply.models import Kit, KitStatus
+from supply.resupply import levels as supply_levels
 from trials.models import Trial, crf_of
 from trials.selectors import term_list
 
@@ -291,8 +294,9 @@ def visit_history(participant, *, by, days_ago: int, stop_treatment: bool = Fals
         for code in visit.crfs:
             if code in anchor_crfs and code not in recorded:
                 recorded.add(code)
-                save_crf(p, code, crf_answers(crfs[code], on=min(done_on, today)), by=by,
-                         complete=True, visit=visit)
+                save_crf(p, code, with_kit(p, visit, code, crf_answers(
+                    crfs[code], on=min(done_on, today)), by=by), by=by, complete=True,
+                    visit=visit)
 
 
 def _least_stopping_event(definition: dict) -> dict | None:
@@ -529,7 +533,7 @@ def _visits_until(p, *, by, until, rng, crfs: dict, assess_until) -> None:
                 continue
             answers = None
             if code in anchor_crfs:
-                answers = crf_answers(crf, on=on)
+                answers = with_kit(p, visit, code, crf_answers(crf, on=on), by=by)
             elif code == "tumour_assessment":
                 # Shrinking or stable up to ``assess_until``, stable after it (the scans that
                 # follow a progression show no further progression of their own).
@@ -793,4 +797,112 @@ def consent_showcase(trial: Trial, *, coordinator) -> list[str]:
                          "registry_vital_status": True, "qol_contact": True})
             done.append(f"{trial.slug}: {p.study_id} re-consented to form 2.0; "
                         f"{len(pending) - 1} pending")
+    return done
+
+
+# --------------------------------------------------------------------------- product supply
+
+# The demo's kit list (REMINET): a generated, sealed batch, and what each site is first sent.
+DEMO_KITS = 1200
+DEMO_KIT_LOT = 20
+DEMO_KITS_PER_ARM = 150
+DEMO_KIT_EXPIRY_DAYS = 900
+
+
+def with_kit(participant, visit, crf_code: str, answers: dict, *, by) -> dict:
+    """Demo only: where the protocol dispenses kits at ``visit`` through ``crf_code`` (REMINET's
+    injection form), the kit assigned at the visit (assigned now through
+    ``randomisation.services.assign_kit`` if the visit has none) is the kit the form records,
+    as the save requires. Other forms and trials: ``answers`` unchanged."""
+    settings = supply.settings_of(participant.trial)
+    if settings is None:
+        return answers
+    dispensing = settings["dispensing"]
+    if crf_code != dispensing["crf"] or visit is None or visit.code not in dispensing["visits"]:
+        return answers
+    given_field = dispensing.get("given_field")
+    if given_field and answers.get(given_field) is False:
+        return answers
+    assignment = randomisation.assign_kit(visit, by=by)
+    return dict(answers, **{dispensing["field"]: assignment.kit.number})
+
+
+def supply_stock(trial: Trial, *, statistician, manager, receivers: dict[int, object]
+                 ) -> list[str]:
+    """Demo only, before the first randomisation of a trial that dispenses kits (REMINET): a
+    kit list generated and sealed by the statistician, ``DEMO_KITS_PER_ARM`` kits of each arm
+    shipped by the supply manager to every site and received there by ``receivers`` (site id ->
+    user); the first site's shipment arrives with one kit damaged. Safe to run again: does
+    nothing once the trial has a sealed kit list."""
+    from randomisation import kitlist
+    from supply.models import KitList, KitListStatus
+
+    if supply.settings_of(trial) is None or KitList.objects.filter(
+            trial=trial, status=KitListStatus.SEALED).exists():
+        return []
+    kit_list = kitlist.generate(
+        trial, by=statistician, kits=DEMO_KITS, lot_size=DEMO_KIT_LOT, seed=f"demo-kits-{trial.slug}",
+        expires_on=timezone.localdate() + dt.timedelta(days=DEMO_KIT_EXPIRY_DAYS))
+    kit_list = kitlist.seal(kit_list, by=statistician)
+    done = [f"{trial.slug}: kit list #{kit_list.number} of {DEMO_KITS} kits sealed"]
+    arms = list(trial.arms.order_by("position").values_list("code", flat=True))
+    for site_index, site in enumerate(trial.sites.filter(active=True).order_by("code")):
+        shipment = supply.dispatch_shipment(
+            trial, site=site, by=manager, quantities={arm: DEMO_KITS_PER_ARM for arm in arms},
+            note="Initial stock (demo)")
+        outcomes = {}
+        if site_index == 0:  # one pack crushed in transit
+            outcomes[shipment.items.order_by("kit__number").first().kit.number] = "damaged"
+        supply.receive_shipment(shipment, by=receivers[site.pk], outcomes=outcomes)
+        done.append(f"{trial.slug} {site.code}: shipment {shipment.number} received"
+                    + (" (one kit damaged)" if outcomes else ""))
+    return done
+
+
+def supply_showcase(trial: Trial, *, coordinator, investigator) -> list[str]:
+    """Demo only, at the trial's first site once its participants are in (REMINET):
+
+    - a replacement kit: the next injection visit of the first participant on treatment gets its
+      kit, which the investigator finds damaged and replaces, with the reason;
+    - a temperature excursion reported by the coordinator: the fridge's kits quarantined (mixed
+      arms), leaving of each arm exactly what the protocol's resupply level asks for
+      (``supply.resupply.levels``), so the site is short and its resupply request is raised at
+      once, its e-mail sent to the supply manager and the depot (the console, in the demo).
+
+    The excursion is left for the supply manager to decide. Safe to run again: does nothing
+    once the trial has an excursion."""
+    from supply.models import Excursion, KitRelease
+
+    if supply.settings_of(trial) is None or Excursion.objects.filter(trial=trial).exists():
+        return []
+    done = []
+    site = trial.sites.filter(active=True).order_by("code").first()
+    dispensing = supply.settings_of(trial)["dispensing"]["visits"]
+    today = timezone.localdate()
+    if not KitRelease.objects.filter(assignment__participant__trial=trial,
+                                     kind__in=["damaged", "lost"]).exists():
+        visit = (Visit.objects.filter(participant__site=site, participant__status__in=["randomised", "on_treatment"],
+                                      code__in=dispensing, status=VisitStatus.PLANNED,
+                                      target_date__gte=today)
+                 .select_related("participant").order_by("target_date", "pk").first())
+        if visit is not None:
+            first = randomisation.assign_kit(visit, by=investigator)
+            second = randomisation.replace_kit(
+                first, kind="damaged", by=investigator,
+                reason="The pack's seal was broken when it was taken from the fridge.")
+            done.append(f"{visit.participant.study_id}: kit {first.kit.number} damaged, "
+                        f"replaced by {second.kit.number}")
+    keep = {level.arm: level.trigger for level in supply_levels(site)}
+    exposed = []
+    for arm, n in keep.items():
+        kits = list(Kit.objects.filter(site=site, arm__code=arm, status=KitStatus.AVAILABLE)
+                    .order_by("expires_on", "number").values_list("number", flat=True))
+        exposed += kits[n:]  # the ones kept are the next to be given (earliest expiry)
+    if exposed:
+        supply.report_excursion(
+            site, numbers=sorted(exposed), by=coordinator,
+            description="Pharmacy fridge at 11 °C for about 6 hours overnight (alarm at 02:10, "
+                        "door found ajar); the kits of the lower shelves exposed.")
+        done.append(f"{trial.slug} {site.code}: temperature excursion, {len(exposed)} kits "
+                    f"quarantined; resupply requested")
     return done

@@ -188,9 +188,62 @@ def screening_in_the_flow_diagram_of_every_trial(coordinator):
     assert not ScreeningEpisode.objects.filter(participant__trial__slug="rectal-resection")
 
 
-def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_model):
+def reminet_supply_at_the_first_site(django_user_model, outbox):
+    """Issue 19: REMINET's sealed kit list (the statistician's), every site stocked, one receipt
+    with a damaged kit; every injection form records the kit assigned at its visit, dispensed;
+    a damaged kit replaced with its reason; an excursion's kits quarantined and the resupply
+    request it raised, e-mailed once; the supply manager needs two factors; the rectal trial
+    has no kit, no supply manager."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+    from randomisation import kitlist
+    from supply.models import (Excursion, Kit, KitAssignment, KitList, KitRelease,
+                               KitStatus, ResupplyRequest, ShipmentKit)
+    from trials.policy import requires_two_factor
+
+    reminet = Trial.objects.get(slug="reminet")
+    rectal = Trial.objects.get(slug="rectal-resection")
+    [kit_list] = KitList.objects.filter(trial=reminet)
+    assert kit_list.status == "sealed" and kitlist.verify(kit_list)
+    assert kit_list.created_by.username == "statistician"
+    for site in reminet.sites.filter(active=True):
+        assert Kit.objects.filter(site=site).exclude(status=KitStatus.IN_TRANSIT).exists(), site
+    assert ShipmentKit.objects.filter(shipment__trial=reminet, outcome="damaged").count() == 1
+    injections = CRFRecord.objects.filter(participant__trial=reminet, crf_code="injection",
+                                          data__dose_given=True).select_related("visit")
+    assert injections.count() > 20
+    for record in injections:
+        [current] = KitAssignment.objects.filter(visit=record.visit, release__isnull=True)
+        assert current.kit.number == record.data["kit_code"], record.pk
+        assert current.kit.status == KitStatus.DISPENSED
+        assert current.kit.arm_id == record.participant.allocation.arm_id
+    [replaced] = KitRelease.objects.filter(assignment__participant__trial=reminet)
+    assert replaced.kind == "damaged" and replaced.reason
+    assert KitAssignment.objects.filter(visit=replaced.assignment.visit,
+                                        release__isnull=True).exists()
+    [excursion] = Excursion.objects.filter(trial=reminet)
+    assert excursion.decided_at is None and excursion.kits.count() > 10
+    assert {k.status for k in excursion.kits.all()} == {KitStatus.QUARANTINED}
+    assert len({k.arm_id for k in excursion.kits.all()}) == 2, "the fridge held both arms"
+    [request] = ResupplyRequest.objects.filter(trial=reminet)
+    assert request.site == excursion.site and request.notified_at is not None
+    sent = [m for m in outbox if "Resupply request" in m.subject]
+    assert len(sent) == 1 and "supply@demo.invalid" in sent[0].to
+    supply = django_user_model.objects.get(username="supply")
+    assert [(m.trial, m.role, m.site) for m in supply.memberships.all()] == [
+        (reminet, "supply_manager", None)]
+    assert requires_two_factor(supply) and TOTPDevice.objects.filter(user=supply).exists()
+    assert not KitList.objects.filter(trial=rectal).exists()
+    assert not Kit.objects.filter(trial=rectal).exists()
+
+
+def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_model, mailoutbox,
+                                                    django_capture_on_commit_callbacks):
     settings.DEBUG = True
-    call_command("demo_setup", stdout=open("/dev/null", "w"))
+    # What runs after each commit in the demo (the stock checks, the resupply e-mail) runs here
+    # at the end of the command: the test's transaction never commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("demo_setup", stdout=open("/dev/null", "w"))
+    reminet_supply_at_the_first_site(django_user_model, mailoutbox)
     coordinator = django_user_model.objects.get(username="coordinator")
     every_state_for_the_demo_coordinator(coordinator)
     an_arm_a_participant_with_a_surgery_date_at_the_first_site(coordinator)
@@ -211,7 +264,9 @@ def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_mod
         django_user_model.objects.get(username="investigator"),
         django_user_model.objects.get(username="safety"))
     count, queries = Visit.objects.count(), DataQuery.objects.count()
-    call_command("demo_setup", stdout=open("/dev/null", "w"))
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("demo_setup", stdout=open("/dev/null", "w"))
     assert Visit.objects.count() == count, "a second run adds no visits"
     assert DataQuery.objects.count() == queries, "nor queries"
     screening_in_the_flow_diagram_of_every_trial(coordinator)  # nor a second showcase
+    reminet_supply_at_the_first_site(django_user_model, mailoutbox)  # nor more kits or mails

@@ -13,13 +13,15 @@ from django.core.management.base import BaseCommand, CommandError
 from accounts.services import create_demo_device
 from demo.data import (consent_showcase, crf_showcase, outcome_showcase, populate,
                        rebaseline_showcase, report_showcase, safety_showcase,
-                       screening_showcase, tumour_assessments_at_done_visits)
+                       screening_showcase, supply_showcase, supply_stock,
+                       tumour_assessments_at_done_visits)
+from supply.services import settings_of as supply_settings
 from trials.models import Membership, Role, Trial
 from trials.policy import requires_two_factor
 
 DEMO_PASSWORD = "demo-trials-2026"
 # The published second factor of the demo accounts that need one (admin, investigators,
-# statistician): add it to any authenticator app, or `oathtool --totp -b SECRET`.
+# statistician, safety, supply): add it to any authenticator app, or `oathtool --totp -b SECRET`.
 DEMO_TOTP_SECRET = "CTMSDEMOTWOFACTORSECRETKEYS2345X"
 
 # username, role, site index (None = all sites), full name
@@ -34,6 +36,8 @@ DEMO_USERS = [
     ("sponsor", Role.SPONSOR, None, "Sophie Sponsor"),
     ("statistician", Role.STATISTICIAN, None, "Stéphane Statistician"),
     ("safety", Role.SAFETY_OFFICER, None, "Sacha Safety-Officer"),
+    # Only in the trials that dispense kits (REMINET): the rectal trial has no product supply.
+    ("supply", Role.SUPPLY_MANAGER, None, "Sam Supply-Manager"),
 ]
 
 
@@ -66,6 +70,8 @@ class Command(BaseCommand):
                 user.set_password(DEMO_PASSWORD)
                 user.save()
             for trial in trials:
+                if role == Role.SUPPLY_MANAGER and supply_settings(trial) is None:
+                    continue
                 sites = list(trial.sites.filter(active=True).order_by("code"))
                 site = None if site_index is None else sites[site_index % len(sites)]
                 Membership.objects.get_or_create(user=user, trial=trial, role=role, site=site)
@@ -92,6 +98,15 @@ class Command(BaseCommand):
                       .select_related("user").order_by("user__username")):
                 investigators.setdefault(m.site_id, (m.user, DEMO_PASSWORD))
             plan = plans.get(trial.slug, {"randomised": 2, "ready": 1, "screened": 1})
+            # Where the protocol dispenses kits (REMINET): a sealed kit list and every site's
+            # stock before the first randomisation, which assigns the first kit.
+            for line in supply_stock(
+                    trial, statistician=statistician, manager=User.objects.get(username="supply"),
+                    receivers={site.pk: (User.objects.get(username="coordinator")
+                                         if index == 0 else system)
+                               for index, site in enumerate(
+                                   trial.sites.filter(active=True).order_by("code"))}):
+                self.stdout.write(line)
             for line in populate(trial, coordinator=system, statistician=statistician,
                                  per_site=plan, investigators=investigators):
                 self.stdout.write(line)
@@ -129,6 +144,10 @@ class Command(BaseCommand):
                     trial, coordinator=system,
                     data_manager=User.objects.get(username="datamanager")):
                 self.stdout.write(line)
+            # A replacement kit, a temperature excursion and the resupply request it raises.
+            for line in supply_showcase(trial, coordinator=User.objects.get(username="coordinator"),
+                                        investigator=User.objects.get(username="investigator")):
+                self.stdout.write(line)
         # Reports last, so that they count everything above (see report_showcase).
         for trial in trials:
             for line in report_showcase(trial, sponsor=User.objects.get(username="sponsor"),
@@ -139,7 +158,7 @@ class Command(BaseCommand):
             if requires_two_factor(user):
                 create_demo_device(user, b32decode(DEMO_TOTP_SECRET).hex())
         self.stdout.write(
-            f"Two-factor code for admin, investigators, statistician and safety: secret "
+            f"Two-factor code for admin, investigators, statistician, safety and supply: secret "
             f"{DEMO_TOTP_SECRET} (any authenticator app, `oathtool --totp -b "
             f"{DEMO_TOTP_SECRET}`, or `manage.py demo_totp_code USERNAME`)")
         self.stdout.write(self.style.SUCCESS(
