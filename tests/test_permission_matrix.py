@@ -116,6 +116,9 @@ MATRIX: dict[tuple[str, str], str] = {
     ("set_language", "POST"): "302 302 302 302 302 302 302",
     ("set_profile_language", "GET"): "405 405 405 405 405 405 302",
     ("set_profile_language", "POST"): "400 400 400 400 400 400 302",
+    # Issue 20: the subject matrix (Perm.VIEW_PARTICIPANTS; a site-scoped role sees its site's
+    # rows only, tests/pages/test_subject_matrix.py).
+    ("subject_matrix", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 302",
     ("trial_detail", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 302",
     ("update_visit", "GET"): "405 405 405 405 405 405 302",
     ("update_visit", "POST"): "403/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400 302",
