@@ -207,3 +207,12 @@ def test_the_page_costs_the_same_queries_for_one_participant_as_for_many(
                  visit=Visit.objects.get(participant=extra, code="baseline"))
     assert {"all": count(), "missing": count(state="missing")} == before
     assert p is not None
+
+
+def test_the_matrix_reads_in_french(rectal, participant, coordinator, client_for):
+    from accounts.models import Profile
+    Profile.objects.update_or_create(user=coordinator, defaults={"language": "fr"})
+    html = client_for(coordinator).get(_url(rectal)).content.decode()
+    assert "Tableau des participants" in html and "Manquant" in html
+    assert "Non commencé" in html and "Légende" in html
+    assert "1 participant" in html

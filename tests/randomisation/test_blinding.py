@@ -120,7 +120,7 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
             "api_withdrawals", "api_reconsent",
             "screening_log", "api_screening_log",
             "sae_list", "sae_detail", "sae_pdf", "sae_listing", "api_sae_reports",
-            "api_sae_report"} <= walked
+            "api_sae_report", "subject_matrix", "api_subject_matrix"} <= walked
     for message in mail.outbox:  # nor any e-mail sent on the way (clock reminders included)
         assert_no_arm(trial, message.subject + message.body, f"e-mail to {message.to}")
     # And the kit code is what they see instead.
