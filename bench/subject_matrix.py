@@ -211,6 +211,9 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="use the database a previous --keep left (grow it if needed)")
     parser.add_argument("--fill-only", action="store_true", help="make the data, time nothing")
+    parser.add_argument("--no-grow", action="store_true",
+                        help="with --reuse: time the trials as they are, even if a fill was "
+                             "stopped short of a size (the counts printed say what was timed)")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
@@ -219,7 +222,7 @@ def main() -> int:
     parser.add_argument("--fill", type=int, help=argparse.SUPPRESS)  # child: grow to N
     args = parser.parse_args()
     if args.fill is not None:
-        fill_main(args.fill, args.seed)
+        fill_main(args.fill, args.seed, grow_it=not args.no_grow)
         return 0
     args.clients = [int(n) for n in args.clients.split(",")]
     args.sizes = sorted(set(args.sizes))
@@ -239,7 +242,8 @@ def main() -> int:
             print(f"== trial matrix-{size}: {size:,} participants", flush=True)
             start = time.perf_counter()
             out = sh(PY, str(Path(__file__).resolve()), "--fill", str(size), "--seed",
-                     str(args.seed), env=env, stdout=subprocess.PIPE, text=True)
+                     str(args.seed), *(["--no-grow"] if args.no_grow else []), env=env,
+                     stdout=subprocess.PIPE, text=True)
             made = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"  setup {time.perf_counter() - start:.0f} s ({made['timing']}): "
                   f"{made['counts']}", flush=True)
@@ -313,7 +317,7 @@ def report(runs: list[dict], args) -> dict:
 # ============================================================================ the child: data
 
 
-def fill_main(size: int, seed: int) -> None:
+def fill_main(size: int, seed: int, *, grow_it: bool = True) -> None:
     import django
 
     sys.path.insert(0, str(ROOT))
@@ -327,7 +331,8 @@ def fill_main(size: int, seed: int) -> None:
     fixture = make_fixture(size)
     trial = fixture["trial"]
     have = Participant.objects.filter(trial=trial).count()
-    grow(fixture, size - have, random.Random(seed + size + have))
+    if grow_it:
+        grow(fixture, size - have, random.Random(seed + size + have))
     timing["bulk_s"] = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
     if have < size:
