@@ -216,3 +216,15 @@ def test_the_matrix_reads_in_french(rectal, participant, coordinator, client_for
     assert "Tableau des participants" in html and "Manquant" in html
     assert "Non commencé" in html and "Légende" in html
     assert "1 participant" in html
+
+
+def test_the_visit_worklist_leads_to_the_missing_forms(rectal, site, participant, coordinator,
+                                                        client_for):
+    client = client_for(coordinator)
+    html = client.get(reverse("visit_worklist", args=[rectal.slug])
+                      + f"?site={site.code}").content.decode()
+    assert 'data-testid="missing-forms-link"' in html
+    assert (reverse("subject_matrix", args=[rectal.slug])
+            + f"?state=missing&amp;site={site.code}") in html
+    page = client.get(_url(rectal, state="missing", site=site.code)).content.decode()
+    assert participant.study_id in page
