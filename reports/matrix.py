@@ -2,7 +2,7 @@
 event forms) as columns, one cell per expected form with its state (``crfs.form_states``).
 
 Built for a trial of 100,000 participants with fifty visits each (5 million visits): a page
-costs the same seven queries at any size (bench/subject_matrix.py, figures in bench/README.md).
+costs the same five queries at any size (bench/subject_matrix.py, figures in bench/README.md).
 
 1. The page of participants first, by keyset on the study ID (the unique ``(trial, study_id)``
    index gives the order; ``after``/``before`` are the study IDs at the page's edges, so the
