@@ -472,3 +472,63 @@ class AuditEntrySerializer(serializers.Serializer):
     @extend_schema_field({"type": "object", "nullable": True})
     def get_detail(self, entry):
         return self.context["view"].reader.detail(entry)
+
+
+# --------------------------------------------------------------------------- subject matrix
+
+
+class MatrixColumnSerializer(serializers.Serializer):
+    visit = serializers.CharField(source="visit_code",
+                                  help_text="The visit template's code; empty for event forms.")
+    occurrence = serializers.IntegerField(help_text="0 for event forms.")
+    crf = serializers.CharField(source="crf_code")
+    crf_label = serializers.CharField()
+
+
+class MatrixCellSerializer(serializers.Serializer):
+    visit = serializers.CharField(source="column.visit_code")
+    occurrence = serializers.IntegerField(source="column.occurrence")
+    crf = serializers.CharField(source="column.crf_code")
+    state = serializers.ChoiceField(
+        choices=["not_started", "missing", "not_done", "draft", "complete", "signed", "locked"],
+        help_text="missing: expected and overdue (the visit done and the form absent, or the "
+                  "visit's window closed without the visit being recorded).")
+    visit_id = serializers.IntegerField(allow_null=True)
+    record_id = serializers.IntegerField(allow_null=True)
+    open_queries = serializers.IntegerField()
+    url = serializers.CharField(help_text="The form's API address; empty while no record "
+                                          "exists (create it with POST to the "
+                                          "participant's crfs/).")
+
+
+class MatrixRowSerializer(serializers.Serializer):
+    """A participant's row; ``arm`` only for users who may see arms (never in a blinded trial
+    for a blinded role)."""
+
+    study_id = serializers.CharField()
+    site = serializers.CharField(source="site_code")
+    status = serializers.CharField()
+    arm = serializers.CharField(allow_null=True, required=False)
+    cells = serializers.SerializerMethodField()
+
+    @extend_schema_field(MatrixCellSerializer(many=True))
+    def get_cells(self, row) -> list:
+        return MatrixCellSerializer([c for c in row.cells if c.state], many=True).data
+
+    def to_representation(self, row):
+        data = super().to_representation(row)
+        if not self.context.get("show_arms"):
+            data.pop("arm", None)
+        return data
+
+
+class SubjectMatrixSerializer(serializers.Serializer):
+    count = serializers.IntegerField(
+        allow_null=True, help_text="Participants matching; null when a visit or state filter "
+                                   "is given (not counted: see docs/monitoring.md).")
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    visit_page = serializers.IntegerField()
+    visit_pages = serializers.IntegerField()
+    columns = MatrixColumnSerializer(many=True)
+    results = MatrixRowSerializer(many=True)

@@ -31,6 +31,7 @@ v1 = [
          name="api_randomised_in_error"),
     path(PARTICIPANT + "allocation/", views.AllocationDetail.as_view(), name="api_allocation"),
     path(TRIAL + "visits/", views.TrialVisits.as_view(), name="api_trial_visits"),
+    path(TRIAL + "matrix/", views.SubjectMatrix.as_view(), name="api_subject_matrix"),
     path(PARTICIPANT + "visits/", views.ParticipantVisits.as_view(), name="api_visits"),
     path(PARTICIPANT + "visits/<int:visit_id>/", views.VisitDetail.as_view(), name="api_visit"),
     path(PARTICIPANT + "crfs/", views.CRFList.as_view(), name="api_crfs"),

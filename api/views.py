@@ -12,6 +12,8 @@ and its row in ``tests/test_permission_matrix.py`` (the test fails until it has 
 """
 from __future__ import annotations
 
+from urllib.parse import quote, urlencode
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
@@ -25,6 +27,7 @@ from rest_framework import generics, serializers as drf, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
+from crfs import form_states
 from crfs import services as crfs
 from crfs import eligibility
 from crfs import screening as crf_screening
@@ -34,7 +37,7 @@ from patients.models import Status, Visit, VisitState
 from patients import selectors as participant_selectors
 from patients.selectors import get_participant_for
 from randomisation import selectors as allocations, services as randomisation
-from reports import audit_log, downloads, services as reports
+from reports import audit_log, downloads, matrix, services as reports
 from reports.models import ReportRequest
 from safety import selectors as safety_selectors
 from scheduling import services as scheduling
@@ -526,6 +529,76 @@ class QueryFilters(drf.Serializer):
     status = drf.ChoiceField(choices=QueryStatus.choices, required=False)
     site = drf.CharField(required=False, max_length=64, help_text="A site code.")
     study_id = drf.CharField(required=False, max_length=32)
+
+
+class MatrixFilters(drf.Serializer):
+    site = drf.CharField(required=False, max_length=64, help_text="A site code.")
+    status = drf.ChoiceField(choices=Status.choices, required=False,
+                             help_text="The participant's status.")
+    visit = drf.CharField(required=False, max_length=64,
+                          help_text="A visit template's code: its occurrences only.")
+    state = drf.ChoiceField(choices=form_states.FILTER_STATES, required=False,
+                            help_text="Participants with at least one form in this state "
+                                      "('query': with an open or answered query).")
+    study_id = drf.CharField(required=False, max_length=32, help_text="Part of a study ID.")
+    after = drf.CharField(required=False, max_length=32,
+                          help_text="The page after this study ID (``next`` gives it).")
+    before = drf.CharField(required=False, max_length=32,
+                           help_text="The page before this study ID (``previous`` gives it).")
+    page_size = drf.IntegerField(required=False, min_value=1, max_value=matrix.MAX_PAGE_SIZE)
+    visit_page = drf.IntegerField(required=False, min_value=1, max_value=10_000,
+                                  help_text=f"Visits come {matrix.VISITS_PER_PAGE} at a time.")
+
+
+class SubjectMatrix(TrialView):
+    """The subject matrix: participants of your sites, each with the state of every form
+    expected at their visits (and the event forms), a page of participants by study ID."""
+
+    perms = {"GET": Perm.VIEW_PARTICIPANTS}
+    serializer_class = s.SubjectMatrixSerializer
+    pagination_class = None
+
+    @extend_schema(parameters=[MatrixFilters], responses=s.SubjectMatrixSerializer)
+    def get(self, request, *args, **kwargs):
+        given = _filters(MatrixFilters, request)
+        errors = {}
+        site = None
+        if "site" in given:
+            site = policy.sites_for(request.user, self.trial).filter(code=given["site"]).first()
+            if site is None:
+                errors["site"] = [_("Not one of your sites in this trial.")]
+        codes = {code for code, _label in matrix.visit_choices(request.user, self.trial)}
+        if "visit" in given and given["visit"] not in codes:
+            errors["visit"] = [_("No such visit in this protocol.")]
+        if errors:
+            raise drf.ValidationError(errors)
+        filters = matrix.Filters(site=site, status=given.get("status", ""),
+                                 visit=given.get("visit", ""), state=given.get("state", ""),
+                                 search=given.get("study_id", "").strip())
+        page = matrix.subject_matrix(
+            request.user, self.trial, filters, after=given.get("after", ""),
+            before=given.get("before", ""),
+            per_page=given.get("page_size", matrix.PAGE_SIZE),
+            visit_page=given.get("visit_page", 1))
+        base = reverse("api_participants", args=[self.trial.slug])
+        for row in page.rows:
+            for cell in row.cells:
+                if cell.record_id:
+                    cell.url = request.build_absolute_uri(
+                        f"{base}{quote(row.study_id, safe='')}/crfs/{cell.record_id}/")
+
+        def link(**edge) -> str | None:
+            query = {k: v for k, v in request.query_params.items()
+                     if k not in ("after", "before")}
+            return request.build_absolute_uri("?" + urlencode({**query, **edge}))
+
+        body = {"count": page.total,
+                "next": link(after=page.last_key) if page.has_next else None,
+                "previous": link(before=page.first_key) if page.has_previous else None,
+                "visit_page": page.visit_page, "visit_pages": page.visit_pages,
+                "columns": page.columns, "results": page.rows}
+        return Response(s.SubjectMatrixSerializer(
+            body, context={"show_arms": page.show_arms}).data)
 
 
 class TrialQueries(TrialView, generics.ListAPIView):

@@ -21,6 +21,7 @@ from trials.protocol import crf_deriving, crf_scored_as
 from . import trail
 from .derivations import qlq_c30_scores, worst_ctcae_grade
 from .eligibility import ELIGIBILITY_CRF
+from .form_states import SYMBOLS
 from .forms import visible
 from .models import UNRESOLVED, CRFRecord, CRFSignature, DataQuery, QueryMessage, QueryStatus
 
@@ -254,6 +255,7 @@ def participant_forms(participant: Participant) -> ParticipantForms:
         record.participant = participant
         crf = crf_of(record.protocol_version_id, record.crf_code) or {}
         record.label = crf.get("label", record.crf_code)
+        record.symbol = SYMBOLS.get(record.status, "")  # the state's symbol, as in the matrix
     in_visits = {code for v in definition.get("visits", []) for code in v.get("crfs", [])}
     outside = {r.crf_code: r for r in records if r.visit_id is None}
     event_forms = [EventForm(c["code"], c["label"], outside.get(c["code"]))

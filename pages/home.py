@@ -30,6 +30,8 @@ def trial_detail(request, slug: str):
         "can_export": policy.has_perm(request.user, policy.Perm.EXPORT_DATA, trial),
         "can_view_safety": policy.has_perm(request.user, policy.Perm.VIEW_SAFETY, trial),
         "can_view_audit": policy.has_perm(request.user, policy.Perm.VIEW_AUDIT, trial),
+        "can_view_participants": policy.has_perm(request.user, policy.Perm.VIEW_PARTICIPANTS,
+                                                 trial),
         # What loading the protocol warned about (a horizon shorter than a published figure):
         # shown to those who read the analyses or run the trial, as long as it stands.
         "protocol_warnings": (protocol_warnings(trial.definition)

@@ -19,6 +19,7 @@ from core.forms import attach_errors
 from crfs import selectors as crf_selectors
 from crfs import eligibility, screening
 from crfs import services as crf_services
+from crfs.form_states import missing_forms
 from crfs.models import UNRESOLVED, CRFRecord, CRFStatus
 from patients import screening as screening_log
 from patients import selectors, services
@@ -54,10 +55,14 @@ def participant_detail(request, slug: str, study_id: str):
     allocation = allocation_of(participant)
     record = eligibility.record_with_signatures(participant)
     can_screen = policy.has_perm(user, Perm.SCREEN, trial, site)
+    timeline = schedule.timeline(participant) if allocation else None
+    forms = crf_selectors.participant_forms(participant)
     return render(request, "patients/participant_detail.html", {
         "trial": trial, "participant": participant,
-        "timeline": schedule.timeline(participant) if allocation else None,
-        "forms": crf_selectors.participant_forms(participant),
+        "timeline": timeline, "forms": forms,
+        "missing_forms": (missing_forms(timeline.visits, forms.records, timeline.today,
+                                        definition=participant.definition)
+                          if timeline else []),
         "eligibility": eligibility.evaluate(participant, record),
         "confirmation_required": eligibility.confirmation_required(participant),
         "confirmation": eligibility.confirmation(record),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import crfs, home, monitoring, participants, safety
+from . import crfs, home, matrix, monitoring, participants, safety
 
 PARTICIPANT = "trials/<slug:slug>/participants/<str:study_id>/"
 RECORD = PARTICIPANT + "crfs/<int:record_id>/"
@@ -28,6 +28,7 @@ urlpatterns = [
     path("trials/<slug:slug>/screening-log/", participants.screening_log_page,
          name="screening_log"),
     path("trials/<slug:slug>/visits/", participants.visit_worklist, name="visit_worklist"),
+    path("trials/<slug:slug>/matrix/", matrix.subject_matrix, name="subject_matrix"),
     path("trials/<slug:slug>/participants/<str:study_id>/visits/", participants.visit_timeline,
          name="visit_timeline"),
     path("trials/<slug:slug>/participants/<str:study_id>/visits/unscheduled/",

@@ -116,6 +116,9 @@ MATRIX: dict[tuple[str, str], str] = {
     ("set_language", "POST"): "302 302 302 302 302 302 302",
     ("set_profile_language", "GET"): "405 405 405 405 405 405 302",
     ("set_profile_language", "POST"): "400 400 400 400 400 400 302",
+    # Issue 20: the subject matrix (Perm.VIEW_PARTICIPANTS; a site-scoped role sees its site's
+    # rows only, tests/pages/test_subject_matrix.py).
+    ("subject_matrix", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 302",
     ("trial_detail", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 302",
     ("update_visit", "GET"): "405 405 405 405 405 405 302",
     ("update_visit", "POST"): "403/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400 302",
@@ -228,6 +231,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("api_token", "GET"): "200 200 200 200 200 200 302",
     ("api_token", "POST"): "400 400 400 400 400 400 302",
     ("api_trial", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 401",
+    ("api_subject_matrix", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 401",
     ("api_trial_visits", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200 401",
     ("api_trials", "GET"): "200 200 200 200 200 200 401",
     ("api_visit", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200 401",

@@ -142,7 +142,8 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
             "screening_log", "api_screening_log",
             "sae_list", "sae_detail", "sae_pdf", "sae_listing", "api_sae_reports",
             "api_sae_report", "audit_log", "audit_log_csv", "api_audit_log",
-            "query_metrics", "kit_lists", "assign_kit", "replace_kit"} <= walked
+            "query_metrics", "kit_lists", "assign_kit", "replace_kit", "subject_matrix",
+            "api_subject_matrix"} <= walked
     for message in mail.outbox:  # nor any e-mail sent on the way (clock reminders included)
         assert_no_arm(trial, message.subject + message.body, f"e-mail to {message.to}")
     # And the kit code is what they see instead.
