@@ -4,6 +4,7 @@ from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.shortcuts import render
 
+from supply.services import settings_of
 from trials import policy
 from trials.protocol import protocol_warnings
 from trials.selectors import get_trial_for
@@ -27,6 +28,9 @@ def trial_detail(request, slug: str):
         "can_view_reports": can_view_reports,
         "can_export": policy.has_perm(request.user, policy.Perm.EXPORT_DATA, trial),
         "can_view_safety": policy.has_perm(request.user, policy.Perm.VIEW_SAFETY, trial),
+        # The supply pages only where the protocol declares kits.
+        "can_view_supply": (settings_of(trial) is not None
+                            and policy.has_perm(request.user, policy.Perm.VIEW_SUPPLY, trial)),
         # What loading the protocol warned about (a horizon shorter than a published figure):
         # shown to those who read the analyses or run the trial, as long as it stands.
         "protocol_warnings": (protocol_warnings(trial.definition)

@@ -149,7 +149,7 @@ def dispatch_shipment(trial: Trial, *, site: Site, quantities: Mapping[str, int]
                 "The depot has %(have)s usable kits of %(arm)s (expiring after %(date)s); %(n)s "
                 "were asked for: a new kit list (batch) is needed.") % {
                     "have": len(kits), "arm": code, "n": n, "date": f"{usable_after:%Y-%m-%d}"},
-                code="depot_short")
+                code="depot_short", params={"arm": code})
         chosen += kits
     Trial.objects.select_for_update().filter(pk=trial.pk).first()  # numbers shipments in order
     number = (Shipment.objects.filter(trial=trial).aggregate(n=Max("number"))["n"] or 0) + 1
