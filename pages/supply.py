@@ -19,7 +19,7 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from core import audit
 from core.forms import attach_errors
@@ -72,6 +72,7 @@ def _require(request, perm: Perm, trial, site=None) -> None:
 
 # --- the overview ----------------------------------------------------------------------------
 
+@require_GET
 @supply_view
 def supply_overview(request, slug: str):
     trial = _trial(request, slug)
@@ -164,6 +165,7 @@ def _shipment_page(request, trial, shipment, *, form=None, status=200):
         status=status)
 
 
+@require_GET
 @supply_view
 def supply_shipment(request, slug: str, shipment_number: int):
     trial = _trial(request, slug)
@@ -225,6 +227,7 @@ def _site_page(request, trial, site, *, forms=None, status=200):
     }, status=status)
 
 
+@require_GET
 @supply_view
 def supply_site(request, slug: str, site_code: str):
     trial = _trial(request, slug)
@@ -338,6 +341,7 @@ def _filename(site, start, end, ext: str) -> str:
     return f"accountability-{site.code}{period}.{ext}"
 
 
+@require_GET
 @supply_view
 def supply_accountability_csv(request, slug: str, site_code: str):
     site, events, start, end, refused = _accountability(request, slug, site_code, "csv")
@@ -356,6 +360,7 @@ def supply_accountability_csv(request, slug: str, site_code: str):
     return response
 
 
+@require_GET
 @supply_view
 def supply_accountability_pdf(request, slug: str, site_code: str):
     site, events, start, end, refused = _accountability(request, slug, site_code, "pdf")
