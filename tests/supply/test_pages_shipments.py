@@ -112,3 +112,21 @@ def test_the_shipment_page_reads_a_fixed_number_of_queries(supply_world,
     assert counts[0] == counts[1]
     with django_assert_num_queries(counts[0]):
         client.get(reverse("supply_shipment", args=[w.trial.slug, large.number]))
+
+
+def test_a_french_coordinator_reads_the_receipt_and_its_refusal_in_french(supply_world):
+    from accounts.models import Profile
+
+    w = supply_world
+    Profile.objects.update_or_create(user=w.coordinator, defaults={"language": "fr"})
+    shipment = w.dispatch()
+    client = logged_in(w.coordinator)
+    page = client.get(reverse("supply_shipment", args=[w.trial.slug, shipment.number]))
+    text = page.content.decode()
+    assert "Confirmer la réception" in text and "Numéro de kit" in text
+    assert "Reçu en bon état" in text
+    refused = client.post(reverse("supply_receive", args=[w.trial.slug, shipment.number]),
+                          {**receipt_data(shipment), "scanned": "ZZZZ99"})
+    assert refused.status_code == 400
+    assert escape(f"Réception refusée\u00a0: le(s) kit(s) ZZZZ99 ne sont pas dans l'envoi "
+                  f"{shipment.number}. Rien n'a été enregistré.") in refused.content.decode()
