@@ -3,7 +3,7 @@ supply overview, dispatching a shipment, a shipment and its receipt kit by kit, 
 (excursions, returns, destruction, an excursion's decision) and its accountability log (CSV,
 PDF).
 
-Thin: reads from ``supply.selectors`` (and ``supply.resupply.levels``), writes through
+Thin: reads from ``supply.selectors`` (and ``supply.resupply.levels_at``), writes through
 ``supply.services``, permissions from ``trials.policy``. Blinding: kits are shown by number,
 lot, expiry and state; per-arm stock, resupply levels and requests only when
 ``policy.can_see_kit_arms``. Another site's shipment, stock or excursion is a 404. A trial whose
@@ -84,9 +84,10 @@ def supply_overview(request, slug: str):
     if unblinded:
         arms = list(trial.arms.order_by("position"))
         by_arm = selectors.stock_by_arm(sites)
+        levels_at = resupply.levels_at(trial, [row["stock"].site for row in rows])
         for row in rows:
             site = row["stock"].site
-            levels = {level.arm: level for level in resupply.levels(site)}
+            levels = {level.arm: level for level in levels_at.get(site.pk, [])}
             row["arms"] = [{"available": by_arm.get(site.pk, {}).get(arm.code, 0),
                             "level": levels.get(arm.code)} for arm in arms]
         requests = list(selectors.open_requests(trial).filter(site__in=sites))

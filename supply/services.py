@@ -567,8 +567,13 @@ def record_kits(site: Site, *, kind: str, numbers: Iterable[str], reason: str, b
 def undispensed_visits(site: Site):
     """Planned visits of the site's participants at which a kit is dispensed and none is
     assigned yet (for the resupply forecast)."""
-    settings = _settings_or_error(site.trial)
+    return undispensed_visits_at(site.trial, [site])
+
+
+def undispensed_visits_at(trial: Trial, sites: Iterable[Site]):
+    """``undispensed_visits`` of several sites of ``trial`` at once."""
+    settings = _settings_or_error(trial)
     current = KitAssignment.objects.filter(visit=OuterRef("pk"), release__isnull=True)
-    return (Visit.objects.filter(participant__site=site, status=VisitStatus.PLANNED,
+    return (Visit.objects.filter(participant__site__in=sites, status=VisitStatus.PLANNED,
                                  code__in=settings["dispensing"]["visits"])
             .exclude(Exists(current)))

@@ -7,10 +7,13 @@ from __future__ import annotations
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import escape
 
 from supply import resupply
-from supply.models import Kit, KitStatus, ResupplyRequest, Shipment
+from supply.models import Kit, KitRelease, KitStatus, ReleaseKind, ResupplyRequest, Shipment
+from trials.models import Site
+from tests import factories
 from tests.randomisation.test_blinding import assert_no_arm
 from tests.supply.pages_world import logged_in, supply_world  # noqa: F401 (fixture)
 
@@ -150,3 +153,33 @@ def test_only_the_supply_manager_dispatches(supply_world):
         assert logged_in(user).get(url).status_code == 403
         assert logged_in(user).post(url, {"site": w.site.code, "depot": "DEPOT-FR",
                                           "qty_LAN": 1, "qty_PBO": 1}).status_code == 403
+
+
+def test_the_levels_of_all_sites_at_once_are_each_sites_levels(supply_world):
+    w = supply_world
+    for site in (w.site, w.site, w.other):
+        # The first injection's kit not given (back to stock): that visit is due again.
+        by = factories.site_pharmacist(w.trial, site)
+        participant = factories.randomised(w.trial, site, by=by)
+        KitRelease.objects.create(assignment=participant.kit_assignments.get(), by=by,
+                                  kind=ReleaseKind.NOT_GIVEN, reason="postponed",
+                                  at=timezone.now())
+    together = resupply.levels_at(w.trial, [w.site, w.other])
+    assert together == {site.pk: resupply.levels(site) for site in (w.site, w.other)}
+    assert sum(level.due for level in together[w.site.pk]) == 2
+    assert sum(level.due for level in together[w.other.pk]) == 1
+
+
+def test_the_overview_reads_a_fixed_number_of_queries_whatever_the_sites(
+        supply_world, django_assert_num_queries):
+    w = supply_world
+    client = logged_in(w.manager)
+    url = reverse("supply_overview", args=[w.trial.slug])
+    client.get(url)
+    with CaptureQueriesContext(connection) as two_sites:
+        client.get(url)
+    for n in (3, 4, 5):
+        Site.objects.create(trial=w.trial, code=f"REMINET-0{n}", name=f"Site {n}")
+    with django_assert_num_queries(len(two_sites.captured_queries)):
+        text = client.get(url).content.decode()
+    assert 'data-site="REMINET-05"' in text
