@@ -423,3 +423,30 @@ def test_an_injection_recorded_before_kits_were_dispensed_here_keeps_its_number(
         save_crf_and_replan(p, "injection", {"injection_date": day, "dose_given": True,
                                              "kit_code": first.kit.number},
                             by=coordinator, complete=True, record=record, reason="kit typo")
+
+
+def test_the_daily_check_raises_requests_as_expiry_comes_nearer_and_mails_once(
+        reminet_bare, statistician, settings, django_capture_on_commit_callbacks):
+    """(A site with no stock at all is short too: the daily check raises its request.)"""
+    from supply import tasks
+
+    assert settings.CELERY_BEAT_SCHEDULE["supply-stock"]["task"] == "supply.check_stock"
+    trial, _coordinator = reminet_bare
+    _kit_list(trial, statistician)
+    for each in trial.sites.all():
+        _stock(trial, each, per_arm=6)
+    site = trial.sites.order_by("code").first()
+    manager = factories.supply_manager(trial)
+    manager.email = "supply@example.org"
+    manager.save()
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.check_stock() == {"raised": 0}
+    # The kits now expire within the delivery time: none of them is usable stock any more.
+    Kit.objects.filter(site=site).update(expires_on=TODAY() + dt.timedelta(days=7))
+    for _run in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            tasks.check_stock()
+    assert ResupplyRequest.objects.filter(site=site).count() == 1
+    assert len([m for m in mail.outbox if "Resupply request" in m.subject]) == 1
+    assert "REMINET-01" in mail.outbox[-1].subject
