@@ -26,7 +26,7 @@ from core.forms import attach_errors
 from reports.exports import csv_chunks
 from supply import pdf, resupply, selectors, services
 from supply.forms import DecisionForm, DispatchForm, ExcursionForm, KitsForm, PeriodForm, ReceiptForm
-from supply.models import KitStatus, ResupplyRequest, ShipmentStatus
+from supply.models import KitStatus, ShipmentStatus
 from trials import policy
 from trials.models import Site
 from trials.policy import Perm
@@ -114,8 +114,7 @@ def supply_dispatch(request, slug: str):
     depots = services.settings_of(trial)["depots"]
     code = request.POST.get("site") if request.method == "POST" else request.GET.get("site")
     site = next((s for s in sites if s.code == code), None)
-    open_request = (ResupplyRequest.objects.filter(site=site, closed_at__isnull=True).first()
-                    if site else None)
+    open_request = selectors.open_requests(trial).filter(site=site).first() if site else None
     if request.method == "POST":
         form = DispatchForm(request.POST, sites=sites, arms=arms, depots=depots)
         if form.is_valid():
