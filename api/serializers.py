@@ -430,3 +430,45 @@ class SAEReportSerializer(serializers.ModelSerializer):
             return SponsorAssessmentSerializer(report.assessment).data
         except SponsorAssessment.DoesNotExist:
             return None
+
+
+# --------------------------------------------------------------------------- the audit log
+
+
+class AuditLogFilters(serializers.Serializer):
+    """The audit log's filters (checked by ``reports.audit_log.parse_filters``: a bad value is
+    a 400 naming the filter)."""
+
+    site = serializers.CharField(required=False, help_text="A site code.")
+    participant = serializers.CharField(required=False, help_text="A study ID.")
+    user = serializers.CharField(required=False, help_text="The user who did it (user name).")
+    kind = serializers.CharField(required=False,
+                                 help_text="The entry's action code, e.g. ``crf.signed``.")
+    start = serializers.DateField(required=False, help_text="From this day (YYYY-MM-DD).")
+    end = serializers.DateField(required=False, help_text="Up to this day included.")
+
+
+class AuditEntrySerializer(serializers.Serializer):
+    """One entry as its reader may see it: arms masked in the message and no ``detail``
+    (null) for a blinded reader (the view's ``reader``)."""
+
+    id = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    kind = serializers.CharField(source="action")
+    site = serializers.CharField(source="site.code", default="", allow_null=True)
+    study_id = serializers.CharField()
+    user = serializers.SerializerMethodField()
+    object_type = serializers.CharField()
+    object_id = serializers.CharField()
+    message = serializers.SerializerMethodField()
+    detail = serializers.SerializerMethodField()
+
+    def get_user(self, entry) -> str:
+        return entry.actor.get_username() if entry.actor else ""
+
+    def get_message(self, entry) -> str:
+        return self.context["view"].reader.message(entry)
+
+    @extend_schema_field({"type": "object", "nullable": True})
+    def get_detail(self, entry):
+        return self.context["view"].reader.detail(entry)

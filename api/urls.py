@@ -51,6 +51,7 @@ v1 = [
     path(TRIAL + "sae-reports/", views.SAEReportList.as_view(), name="api_sae_reports"),
     path(TRIAL + "sae-reports/<int:sae_id>/", views.SAEReportDetail.as_view(),
          name="api_sae_report"),
+    path(TRIAL + "audit-log/", views.AuditLog.as_view(), name="api_audit_log"),
 ]
 
 

@@ -34,7 +34,7 @@ from patients.models import Status, Visit, VisitState
 from patients import selectors as participant_selectors
 from patients.selectors import get_participant_for
 from randomisation import selectors as allocations, services as randomisation
-from reports import downloads, services as reports
+from reports import audit_log, downloads, services as reports
 from reports.models import ReportRequest
 from safety import selectors as safety_selectors
 from scheduling import services as scheduling
@@ -780,3 +780,28 @@ class ExportODM(ExportView):
                    responses={(200, "application/xml"): OpenApiTypes.BINARY})
     def get(self, request, *args, **kwargs):
         return downloads.odm_xml(request.user, self.trial)
+
+
+# --------------------------------------------------------------------------- the audit log
+
+
+class AuditLog(TrialView, generics.ListAPIView):
+    """The trial's audit log as you may read it (``Perm.VIEW_AUDIT``), newest first, with the
+    filters of the audit log page: your sites' entries (and the trial-wide ones if you read
+    the whole trial); for a blinded reader arms are masked in messages and ``detail`` is null."""
+
+    perms = {"GET": Perm.VIEW_AUDIT}
+    serializer_class = s.AuditEntrySerializer
+
+    @cached_property
+    def reader(self) -> audit_log.Reader:
+        return audit_log.Reader(self.request.user, self.trial)
+
+    def get_queryset(self):
+        filters = audit_log.parse_filters(self.request.user, self.trial,
+                                          self.request.query_params)
+        return audit_log.audit_log_for(self.request.user, self.trial, filters)
+
+    @extend_schema(parameters=[s.AuditLogFilters])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)

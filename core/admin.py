@@ -18,6 +18,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["at", "action", "actor", "trial", "message"]
+    list_display = ["at", "action", "actor", "trial", "site", "study_id", "message"]
     list_filter = ["action", "trial"]
-    search_fields = ["message"]
+    search_fields = ["message", "study_id"]

@@ -20,6 +20,12 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=64, db_index=True)
     trial = models.ForeignKey("trials.Trial", null=True, blank=True, on_delete=models.PROTECT,
                               related_name="+")
+    # Where the event happened, for the audit log page's site scoping and filters: the site of
+    # the participant or of the site-level object concerned (empty for trial-wide events and
+    # for every entry written before these columns existed), and the participant's study ID.
+    site = models.ForeignKey("trials.Site", null=True, blank=True, on_delete=models.PROTECT,
+                             related_name="+")
+    study_id = models.CharField(max_length=32, blank=True, db_index=True)
     object_type = models.CharField(max_length=64, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     message = models.TextField()
@@ -30,6 +36,7 @@ class AuditEvent(models.Model):
         # core.0001): its rows and PostgreSQL's append-only trigger stay where they are.
         db_table = "trials_auditevent"
         ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["trial", "-at", "-id"], name="audit_trial_at")]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action}: {self.message}"

@@ -124,5 +124,5 @@ def rescreen(participant: Participant, *, by, reason: str) -> ScreeningEpisode:
                  f"{participant.study_id}: screening episode {number} closed "
                  f"(criteria not met: {', '.join(failed) or 'none'}); screened again. "
                  f"Reason: {reason.strip()}",
-                 actor=by, trial=trial, obj=participant)
+                 actor=by, trial=trial, obj=participant, participant=participant)
     return episode

@@ -40,7 +40,7 @@ from trials import policy
 from trials.models import crf_of, definition_of
 from trials.policy import Perm
 
-from . import agreement, checks, eligibility, trail
+from . import agreement, checks, eligibility, trail, verification
 from .agreement import event_crfs
 from .derivations import ACROSS_RECORDS, NOTES_KEY, derive_fields
 from .facts import read_facts
@@ -110,6 +110,8 @@ def save_crf(
     record.save()
     if was_completed:
         _void_signatures(record, by=by, reason=reason.strip())
+    # A verified value that changed loses its SDV mark; the page says so (``sdv_voided``).
+    record.sdv_voided = verification.void_changed(record, by=by, reason=reason.strip())
     if any(f.get("derived") in ACROSS_RECORDS for f in definition["fields"]):
         rederive(participant, crf_code, by=by, cause=f"re-derived after {_named(record)} changed")
     rebaselined = rebaselined_by(participant.definition, crf_code)
@@ -325,7 +327,8 @@ def _void_signatures(record: CRFRecord, *, by, reason: str) -> None:
         audit.record("crf.signature_voided",
                      f"{record.participant.study_id} {record.crf_code}: signature voided by a "
                      f"change. Reason: {reason}",
-                     actor=by, trial=record.participant.trial, obj=record)
+                     actor=by, trial=record.participant.trial, obj=record,
+                     participant=record.participant)
 
 
 def _automatic_queries(record: CRFRecord, definition: dict,
@@ -426,7 +429,7 @@ def sign_crf(record: CRFRecord, *, by, password: str, meaning: str,
     audit.record("crf.signed", f"{participant.study_id} {record.crf_code} signed by {name} "
                  f"({by.get_username()}): {_english(SignatureMeaning(meaning).label)}. "
                  f"SHA-256 {signature.digest}",
-                 actor=by, trial=participant.trial, obj=signature)
+                 actor=by, trial=participant.trial, obj=signature, participant=participant)
     return signature
 
 
@@ -500,7 +503,7 @@ def confirm_eligibility(participant: Participant, *, by, password: str,
     audit.record("eligibility.confirmed",
                  f"{participant.study_id}: eligibility confirmed by {name} "
                  f"({by.get_username()}). SHA-256 {signature.digest}",
-                 actor=by, trial=participant.trial, obj=signature)
+                 actor=by, trial=participant.trial, obj=signature, participant=participant)
     return signature
 
 
@@ -524,7 +527,8 @@ def lock_crf(record: CRFRecord, *, by) -> CRFRecord:
     record._change_reason = "Locked"
     record.save(update_fields=["status", "locked_at", "locked_by", "updated_at"])
     audit.record("crf.locked", f"{participant.study_id} {record.crf_code} locked by "
-                 f"{by.get_username()}", actor=by, trial=participant.trial, obj=record)
+                 f"{by.get_username()}", actor=by, trial=participant.trial, obj=record,
+                 participant=participant)
     return record
 
 
@@ -554,7 +558,7 @@ def unlock_crf(record: CRFRecord, *, by, reason: str) -> CRFRecord:
     record.refresh_from_db()
     audit.record("crf.unlocked", f"{participant.study_id} {record.crf_code} unlocked by "
                  f"{by.get_username()}. Reason: {reason.strip()}",
-                 actor=by, trial=participant.trial, obj=record)
+                 actor=by, trial=participant.trial, obj=record, participant=participant)
     return record
 
 

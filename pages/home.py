@@ -31,6 +31,7 @@ def trial_detail(request, slug: str):
         # The supply pages only where the protocol declares kits.
         "can_view_supply": (settings_of(trial) is not None
                             and policy.has_perm(request.user, policy.Perm.VIEW_SUPPLY, trial)),
+        "can_view_audit": policy.has_perm(request.user, policy.Perm.VIEW_AUDIT, trial),
         # What loading the protocol warned about (a horizon shorter than a published figure):
         # shown to those who read the analyses or run the trial, as long as it stands.
         "protocol_warnings": (protocol_warnings(trial.definition)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import crfs, home, participants, safety, supply
+from . import crfs, home, monitoring, participants, safety, supply
 
 PARTICIPANT = "trials/<slug:slug>/participants/<str:study_id>/"
 RECORD = PARTICIPANT + "crfs/<int:record_id>/"
@@ -52,6 +52,10 @@ urlpatterns = [
     path("trials/<slug:slug>/safety/", safety.sae_list, name="sae_list"),
     path("trials/<slug:slug>/safety/listing.csv", safety.sae_listing, name="sae_listing"),
     path(SAE, safety.sae_detail, name="sae_detail"),
+    path("trials/<slug:slug>/audit-log/", monitoring.audit_log_page, name="audit_log"),
+    path("trials/<slug:slug>/audit-log.csv", monitoring.audit_log_csv, name="audit_log_csv"),
+    path("trials/<slug:slug>/query-metrics/", monitoring.query_metrics_page,
+         name="query_metrics"),
     path(SAE + "draft/", safety.sae_save_draft, name="sae_save_draft"),
     path(SAE + "sign/", safety.sae_sign, name="sae_sign"),
     path(SAE + "follow-up/", safety.sae_follow_up, name="sae_follow_up"),

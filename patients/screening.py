@@ -104,7 +104,7 @@ def record_screening_log_entry(trial: Trial, *, site: Site, screened_on: dt.date
     audit.record("screening_log.entry",
                  f"Screening log, site {site.code}: one person screened on "
                  f"{screened_on:%Y-%m-%d} not included ({reason}).",
-                 actor=by, trial=trial, obj=entry)
+                 actor=by, trial=trial, obj=entry, site=site)
     return entry
 
 

@@ -182,7 +182,7 @@ def record_consent(participant: Participant, *, consent_date: dt.date, version: 
                  f"{consent_date:%Y-%m-%d}" + (
                      f"; moved to protocol version {participant.trial.current_version.label}"
                      if moves else "") + (f". Reason: {reason}" if reason else "."),
-                 actor=by, trial=participant.trial, obj=participant,
+                 actor=by, trial=participant.trial, obj=participant, participant=participant,
                  detail={"consent_record": record.pk, "answers": answers})
     return participant
 
@@ -253,5 +253,6 @@ def record_withdrawal(participant: Participant, *, level: str, withdrawn_on: dt.
     audit.record("participant.withdrawal",
                  f"{participant.study_id}: withdrawal ({level}) from {withdrawn_on:%Y-%m-%d}. "
                  f"Reason: {reason}", actor=by, trial=participant.trial, obj=participant,
+                 participant=participant,
                  detail={"level": level, "withdrawn_on": f"{withdrawn_on:%Y-%m-%d}"})
     return withdrawal

@@ -57,7 +57,7 @@ def apply_derived(participant: Participant, derived: str | None, *, by, why: str
     # Audit-log text: English, like every stored text.
     audit.record("participant.status_changed",
                  f"{participant.study_id}: status {old} → {new} ({why}).",
-                 actor=by, trial=participant.trial, obj=participant,
+                 actor=by, trial=participant.trial, obj=participant, participant=participant,
                  detail={"from": old, "to": new})
 
 
@@ -81,4 +81,5 @@ def apply_screening(participant: Participant, failed: list[str] | None, *, by, w
     audit.record("participant.status_changed",
                  f"{participant.study_id}: status {old} → {new} ({why}"
                  + (f"; criteria not met: {', '.join(failed)}" if failed else "") + ").",
-                 actor=by, trial=participant.trial, obj=participant, detail=detail)
+                 actor=by, trial=participant.trial, obj=participant, detail=detail,
+                 participant=participant)

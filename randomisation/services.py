@@ -520,7 +520,7 @@ def _randomise(participant: Participant, trial: Trial, by, confirmed_strata) -> 
     audit.record("participant.randomised",
                  f"{participant.study_id} randomised in stratum {key}"
                  + (f", kit {kit}" if kit else "") + ".",
-                 actor=by, trial=trial, obj=allocation)
+                 actor=by, trial=trial, obj=allocation, participant=participant)
     return allocation
 
 
@@ -711,7 +711,7 @@ def correct_stratum(allocation: Allocation, *, factor: str, correct_level: str, 
                  f"{allocation.participant.study_id}: {factor} recorded as "
                  f"{allocation.strata[factor]} at randomisation, correct value {correct_level}. "
                  f"Allocation unchanged. Reason: {reason.strip()}",
-                 actor=by, trial=trial, obj=correction)
+                 actor=by, trial=trial, obj=correction, participant=allocation.participant)
     return correction
 
 
@@ -735,7 +735,7 @@ def record_randomised_in_error(allocation: Allocation, *, reason: str, by) -> Ra
     audit.record("allocation.randomised_in_error",
                  f"{participant.study_id} recorded as randomised in error. The allocation "
                  f"stands (intention to treat). Reason: {reason.strip()}",
-                 actor=by, trial=trial, obj=flag)
+                 actor=by, trial=trial, obj=flag, participant=participant)
     return flag
 
 
@@ -762,7 +762,7 @@ def emergency_unblind(allocation: Allocation, *, by, reason: str, password: str,
     audit.record("participant.emergency_unblinded",
                  f"{participant.study_id} unblinded in an emergency by {by.get_username()}. "
                  f"Reason: {reason.strip()}",
-                 actor=by, trial=trial, obj=event)
+                 actor=by, trial=trial, obj=event, participant=participant)
     # Never the arm: the sponsor is blinded. The reason is quoted as the investigator wrote it.
     names = {"id": participant.study_id, "who": by.get_full_name() or by.get_username(),
              "site": participant.site.code, "reason": reason.strip(),
@@ -806,7 +806,7 @@ def safety_unblind(report, *, by, reason: str, password: str, request=None) -> S
     audit.record("participant.safety_unblinded",
                  f"{participant.study_id} unblinded for pharmacovigilance ({report.number}, "
                  f"SUSAR) by {by.get_username()}. Reason: {reason.strip()}",
-                 actor=by, trial=trial, obj=event)
+                 actor=by, trial=trial, obj=event, participant=participant)
     return event
 
 

@@ -16,14 +16,14 @@ from trials import policy
 from trials.models import Trial
 from trials.policy import Perm
 
-from . import exports, odm
+from . import audit_log, exports, odm
 
 
 def streamed(user, trial: Trial, chunks: Iterable, *, content_type: str, filename: str,
-             what: str, detail: dict) -> StreamingHttpResponse:
+             what: str, detail: dict, perm: Perm = Perm.EXPORT_DATA) -> StreamingHttpResponse:
     """Audit the export, then stream ``chunks``. Every export is audited before its first byte
-    leaves: who, what, when, for which sites, blinded or not."""
-    sites = list(policy.sites_for(user, trial, Perm.EXPORT_DATA)
+    leaves: who, what, when, for which sites (where they hold ``perm``), blinded or not."""
+    sites = list(policy.sites_for(user, trial, perm)
                  .order_by("code").values_list("code", flat=True))
     audit.record("data.exported", f"{trial.short_title}: {what} exported",
                  actor=user, trial=trial,
@@ -58,3 +58,12 @@ def odm_xml(user, trial: Trial) -> StreamingHttpResponse:
     return streamed(user, trial, chunks, content_type="application/xml; charset=utf-8",
                     filename=f"{trial.slug}-odm-1.3.2.xml", what="CDISC ODM 1.3.2 file",
                     detail={"format": "odm-1.3.2"})
+
+
+def audit_log_csv(user, trial: Trial, filters: audit_log.AuditFilters) -> StreamingHttpResponse:
+    """The trial's audit log as ``user`` may read it, filtered, as CSV (``Perm.VIEW_AUDIT``)."""
+    return streamed(user, trial, audit_log.export_csv(user, trial, filters),
+                    content_type="text/csv; charset=utf-8",
+                    filename=f"{trial.slug}-audit-log.csv", what="CSV of the audit log",
+                    detail={"format": "csv", "audit_log": filters.described()},
+                    perm=Perm.VIEW_AUDIT)

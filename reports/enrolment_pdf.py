@@ -26,7 +26,9 @@ from reportlab.lib.units import mm
 from reportlab.platypus import (KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer,
                                 Table, TableStyle)
 
+from crfs.metrics import OLD_DAYS, YOUNG_DAYS, QueryFigures, QueryMetrics, query_metrics
 from safety.models import Criterion
+from trials import policy
 
 from .enrolment import EnrolmentFigures, enrolment_figures
 
@@ -350,6 +352,28 @@ def safety_table(f: EnrolmentFigures) -> Table:
     return _table(rows, [50 * mm] + [w / (len(head) - 1)] * (len(head) - 1))
 
 
+def _median_days(figure) -> str:
+    return "-" if figure is None else f"{figure:.1f}"
+
+
+def query_table(m: QueryMetrics, rows: list[QueryFigures], first: str) -> Table:
+    """Data queries per site or per form: open by age, medians of the days to answer and to
+    close (``crfs.metrics``), with the total of all."""
+    head = [first, pgettext("count column", "Raised"), pgettext("count column", "Open"),
+            _("Open under %(young)s days") % {"young": YOUNG_DAYS},
+            _("Open %(young)s to %(old)s days") % {"young": YOUNG_DAYS, "old": OLD_DAYS},
+            _("Open over %(old)s days") % {"old": OLD_DAYS},
+            _("Median days to answer"), pgettext("count column", "Closed"),
+            _("Median days to close")]
+    table = [head]
+    for r in rows + [m.total]:
+        label = (_site_label(r.code, r.label) if r.code else _("All"))
+        table.append([label, r.raised, r.open, r.young, r.middle, r.old,
+                      _median_days(r.days_to_answer), r.closed, _median_days(r.days_to_close)])
+    w = WIDTH - 54 * mm
+    return _table(table, [54 * mm] + [w / 8] * 8, total=True)
+
+
 # --------------------------------------------------------------------------- the document
 
 
@@ -448,6 +472,15 @@ def build_enrolment_report(trial, *, viewer, stream: BinaryIO,
                   "visits; complete: no longer a draft. Open queries: open or answered, awaiting "
                   "review. Deviations: not voided.")), small),
               Spacer(1, 2 * mm), completeness_table(f)]
+    q = query_metrics(viewer, trial, perm=policy.Perm.VIEW_REPORTS)
+    story += [KeepTogether([
+        Paragraph(escape(_("Data queries")), h2),
+        Paragraph(escape(_(
+            "Open: open or answered, awaiting review, by age since raised. Time to answer: "
+            "from raised to the site's first answer or correction; time to close: from raised "
+            "to closed. Medians, in days.")), small),
+        Spacer(1, 2 * mm), query_table(q, q.by_site, _("Site")), Spacer(1, 2 * mm),
+        query_table(q, q.by_form, _("Form"))])]
     step(85, _("Writing the PDF"))
     doc = SimpleDocTemplate(stream, pagesize=A4, title=title, author="CTMS",
                             leftMargin=15 * mm, rightMargin=15 * mm, topMargin=14 * mm,

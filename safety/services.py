@@ -126,7 +126,7 @@ def open_from_record(record: CRFRecord, *, by) -> list[SAEReport]:
         version.save()
         audit.record("sae.opened", f"{report.number} opened for {participant.study_id} "
                      f"({term[:80]}) from {record.crf_code} {path}".strip(),
-                     actor=by, trial=trial, obj=report)
+                     actor=by, trial=trial, obj=report, participant=participant)
         opened.append(report)
     return opened
 
@@ -238,7 +238,7 @@ def begin_follow_up(report: SAEReport, *, by) -> SAEVersion:
     version._history_user = by
     version.save()
     audit.record("sae.follow_up", f"{report.number} follow-up {version.number} begun",
-                 actor=by, trial=report.trial, obj=version)
+                 actor=by, trial=report.trial, obj=version, participant=report.participant)
     return version
 
 
@@ -278,7 +278,8 @@ def sign_version(version: SAEVersion, *, by, password: str, request=None) -> SAE
     audit.record("sae.signed", f"{report.number} {version.label} signed by "
                  f"{version.printed_name} ({by.get_username()})"
                  + (f", {_hours(late)} late" if late and version.number == 0 else "")
-                 + f". SHA-256 {version.digest}", actor=by, trial=report.trial, obj=version)
+                 + f". SHA-256 {version.digest}", actor=by, trial=report.trial, obj=version,
+                 participant=report.participant)
     return version
 
 
@@ -346,7 +347,7 @@ def assess(report: SAEReport, *, by, causality: dict[str, str], expectedness: di
     assessment.save()
     audit.record("sae.assessed", f"{report.number} assessed by {by.get_username()}: "
                  + ("SUSAR, due " + values["susar_due"].isoformat() if susar else "not a SUSAR"),
-                 actor=by, trial=report.trial, obj=assessment)
+                 actor=by, trial=report.trial, obj=assessment, participant=report.participant)
     return assessment
 
 
@@ -387,5 +388,5 @@ def record_susar_submission(report: SAEReport, *, by, submitted_on: dt.date,
                  f"{report.number}: SUSAR submitted to the authorities on {submitted_on} "
                  f"({assessment.susar_reference}) by {by.get_username()}"
                  + (f", {late} day(s) after the deadline {assessment.susar_due}" if late else ""),
-                 actor=by, trial=report.trial, obj=assessment)
+                 actor=by, trial=report.trial, obj=assessment, participant=report.participant)
     return assessment

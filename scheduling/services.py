@@ -476,7 +476,8 @@ def _audit_change(participant: Participant, change: ScheduleChange, *, by, reaso
     audit.record("visits.rescheduled",
                  f"{participant.study_id}: {title}; visits {change.summary()}."
                  + (f" Reason: {reason}" if reason else ""),
-                 actor=by, trial=participant.trial, obj=participant, detail=detail)
+                 actor=by, trial=participant.trial, obj=participant, detail=detail,
+                 participant=participant)
 
 
 def apply_crf(record, *, by, reason: str = "") -> ScheduleChange | None:
@@ -758,7 +759,8 @@ def _check_window(visit: Visit, *, by, voiding_reason: str) -> Deviation | None:
     deviation._history_user = _user(by)
     deviation.save()
     audit.record("deviation.detected", f"{visit.participant.study_id}: {deviation.description}",
-                 actor=by, trial=visit.participant.trial, obj=deviation)
+                 actor=by, trial=visit.participant.trial, obj=deviation,
+                 participant=visit.participant)
     return deviation
 
 

@@ -256,3 +256,20 @@ def test_the_503_page_is_french_and_says_so_in_its_lang(rf):
 
     assert '<html lang="fr">' in text and "<h1>Service indisponible</h1>" in text
     assert "La base de données est injoignable." in text and "Service unavailable" not in text
+
+
+def test_the_audit_log_and_query_metrics_pages_are_french(reminet, make_user, client,
+                                                          client_for):
+    """Issue 20: the audit log's filters and their errors, the query metrics' columns."""
+    client_for(french(make_user("data_manager", reminet)))
+
+    text = page_text(client.get(reverse("audit_log", args=[reminet.slug]),
+                                {"start": "2026-06-10", "end": "2026-06-01", "user": "ghost"}))
+    assert "<h1>Journal d'audit</h1>" in text and "Aucun utilisateur nommé ghost." in text
+    assert "La date de fin (2026-06-01) précède la date de début (2026-06-10)." in text
+    text = page_text(client.get(reverse("audit_log", args=[reminet.slug])))
+    assert "Télécharger en CSV" in text and "Tous vos sites" in text
+    text = page_text(client.get(reverse("query_metrics", args=[reminet.slug])))
+    assert "<h1>Indicateurs des requêtes</h1>" in text and "Délai médian de clôture" in text
+    for english in ("Audit log", "Download as CSV", "Median days to close", "By form"):
+        assert english not in text, english

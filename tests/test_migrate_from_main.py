@@ -64,6 +64,8 @@ NEW_MODELS: set[tuple[str, str]] = {
     ("supply", "kitlist"), ("supply", "kit"), ("supply", "shipment"), ("supply", "shipmentkit"),
     ("supply", "kitevent"), ("supply", "kitassignment"), ("supply", "kitrelease"),
     ("supply", "resupplyrequest"), ("supply", "excursion"),
+    # Issue 20: source data verification.
+    ("crfs", "sourceverification"), ("crfs", "monitoringvisit"), ("crfs", "historicalmonitoringvisit"),
 }
 # ============================================================================================
 

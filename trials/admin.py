@@ -67,4 +67,5 @@ class MembershipAdmin(SimpleHistoryAdmin):
         else:
             return
         audit.record(action, f"{action.split('.')[1]}: {what}", actor=request.user,
-                     trial=obj.trial, obj=obj, detail={"changed": form.changed_data})
+                     trial=obj.trial, obj=obj, site=obj.site,
+                     detail={"changed": form.changed_data})

@@ -126,7 +126,8 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
             "api_withdrawals", "api_reconsent",
             "screening_log", "api_screening_log",
             "sae_list", "sae_detail", "sae_pdf", "sae_listing", "api_sae_reports",
-            "api_sae_report", "supply_overview", "supply_site", "supply_shipment",
+            "api_sae_report", "audit_log", "audit_log_csv", "api_audit_log",
+            "query_metrics", "supply_overview", "supply_site", "supply_shipment",
             "supply_accountability_csv", "supply_accountability_pdf"} <= walked
     # Every blinded role reads the supply of its site: the walk read real pages.
     assert {name: statuses[name] for name in walked if name.startswith("supply_")

@@ -450,3 +450,17 @@ def test_the_daily_check_raises_requests_as_expiry_comes_nearer_and_mails_once(
     assert ResupplyRequest.objects.filter(site=site).count() == 1
     assert len([m for m in mail.outbox if "Resupply request" in m.subject]) == 1
     assert "REMINET-01" in mail.outbox[-1].subject
+
+
+@pytest.mark.postgres
+def test_kit_events_and_assignments_cannot_be_rewritten_in_the_database(reminet_ready):
+    from django.db import IntegrityError, connection, transaction
+
+    trial, coordinator = reminet_ready
+    factories.randomised(trial, by=coordinator)
+    for sql in ("UPDATE supply_kitevent SET reason = 'x'", "DELETE FROM supply_kitevent",
+                "UPDATE supply_kitassignment SET reason = 'x'",
+                "DELETE FROM supply_kitassignment"):
+        with pytest.raises(IntegrityError, match="refused"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(sql)

@@ -24,6 +24,9 @@ EXPECTED = {
     "statistician": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.VIEW_REPORTS, P.EXPORT_DATA,
                      P.MANAGE_ALLOCATION, P.VIEW_ARMS, P.VIEW_AUDIT, P.VIEW_SCREENING_LOG,
                      P.VIEW_SUPPLY},
+    # The clinical research associate of their sites: SDV, queries, kit reconciliation.
+    "monitor": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.RAISE_QUERY, P.VERIFY_SOURCE,
+                P.VIEW_REPORTS, P.VIEW_SCREENING_LOG, P.VIEW_SAFETY, P.VIEW_SUPPLY},
     # Unblinded to kits only: no participants, no clinical data.
     "supply_manager": {P.VIEW_TRIAL, P.VIEW_SUPPLY, P.MANAGE_SUPPLY},
     # Pharmacovigilance: blinded (VIEW_ARMS absent) but for the SUSARs it unblinds itself.
@@ -46,7 +49,7 @@ def test_every_member_sees_arms_in_an_open_trial(rectal, make_user, role):
 
 
 @pytest.mark.parametrize("role", ["investigator", "coordinator", "data_manager", "sponsor",
-                                  "safety_officer"])
+                                  "monitor", "safety_officer", "supply_manager"])
 def test_blinded_roles_are_blinded_in_reminet(reminet, make_user, role):
     assert policy.is_blinded_for(make_user(role, reminet), reminet)
 
@@ -72,6 +75,18 @@ def test_site_scope_limits_permissions_to_that_site(rectal, make_user):
 def test_all_sites_membership_covers_every_site(rectal, make_user):
     user = make_user("data_manager", rectal)
     assert set(policy.sites_for(user, rectal)) == set(rectal.sites.all())
+
+
+def test_holding_a_permission_for_the_whole_trial_needs_an_all_sites_membership(
+        rectal, make_user):
+    """The audit log's trial-wide entries are for readers of the whole trial (issue 20)."""
+    site = rectal.sites.order_by("code").first()
+    assert policy.holds_for_every_site(make_user("data_manager", rectal), rectal, Perm.VIEW_AUDIT)
+    one_site = make_user("data_manager", rectal, site)
+    assert policy.has_perm(one_site, Perm.VIEW_AUDIT, rectal, site)
+    assert not policy.holds_for_every_site(one_site, rectal, Perm.VIEW_AUDIT)
+    assert not policy.holds_for_every_site(make_user("sponsor", rectal), rectal, Perm.VIEW_AUDIT)
+    assert policy.holds_for_every_site(make_user(is_superuser=True), rectal, Perm.VIEW_AUDIT)
 
 
 def test_inactive_membership_grants_nothing(rectal, make_user):
