@@ -149,3 +149,28 @@ def test_the_stock_page_reads_a_fixed_number_of_queries(supply_world, django_ass
     with django_assert_num_queries(len(few.captured_queries)):
         # 40 kits more, two excursions to decide: no query per kit or excursion.
         client.get(site_url(w))
+
+
+def test_a_monitor_of_one_site_reconciles_its_supply_and_sees_no_other_site(supply_world,
+                                                                            make_user):
+    w = supply_world
+    shipment, theirs = w.dispatch(w.site), w.dispatch(w.other)
+    client = logged_in(make_user("monitor", w.trial, w.site))
+    pages = [reverse("supply_overview", args=[w.trial.slug]), site_url(w),
+             reverse("supply_shipment", args=[w.trial.slug, shipment.number]),
+             site_url(w, "supply_accountability_pdf")]
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert_no_arm(w.trial, response.content.decode("latin-1"), f"{url} for a monitor")
+    text = client.get(pages[0]).content.decode()
+    assert f'data-site="{w.site.code}"' in text and w.other.code not in text
+    assert client.get(site_url(w, site=w.other)).status_code == 404
+    assert client.get(reverse("supply_shipment", args=[w.trial.slug,
+                                                       theirs.number])).status_code == 404
+    csv = b"".join(client.get(site_url(w, "supply_accountability_csv")).streaming_content)
+    assert_no_arm(w.trial, csv.decode("utf-8-sig"), "accountability CSV for a monitor")
+    # Reading is all: no receipt, no excursion.
+    assert client.post(reverse("supply_receive", args=[w.trial.slug, shipment.number]),
+                       {}).status_code == 403
+    assert client.post(site_url(w, "supply_excursion"), {}).status_code == 403
