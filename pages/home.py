@@ -29,6 +29,9 @@ def trial_detail(request, slug: str):
         "can_view_reports": can_view_reports,
         "can_export": policy.has_perm(request.user, policy.Perm.EXPORT_DATA, trial),
         "can_view_safety": policy.has_perm(request.user, policy.Perm.VIEW_SAFETY, trial),
+        # The supply pages only where the protocol declares kits.
+        "can_view_supply": (settings_of(trial) is not None
+                            and policy.has_perm(request.user, policy.Perm.VIEW_SUPPLY, trial)),
         "can_view_audit": policy.has_perm(request.user, policy.Perm.VIEW_AUDIT, trial),
         "can_view_participants": policy.has_perm(request.user, policy.Perm.VIEW_PARTICIPANTS,
                                                  trial),

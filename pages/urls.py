@@ -1,11 +1,14 @@
 from django.urls import path
 
-from . import crfs, home, matrix, monitoring, participants, safety
+from . import crfs, home, matrix, monitoring, participants, safety, supply
 
 PARTICIPANT = "trials/<slug:slug>/participants/<str:study_id>/"
 RECORD = PARTICIPANT + "crfs/<int:record_id>/"
 QUERY = PARTICIPANT + "queries/<int:query_id>/"
 SAE = "trials/<slug:slug>/safety/<int:sae_id>/"
+SUPPLY = "trials/<slug:slug>/supply/"
+SHIPMENT = SUPPLY + "shipments/<int:shipment_number>/"
+STOCK = SUPPLY + "sites/<str:site_code>/"
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -64,4 +67,18 @@ urlpatterns = [
     path(SAE + "susar-submitted/", safety.sae_susar_submitted, name="sae_susar_submitted"),
     path(SAE + "unblind/", safety.sae_unblind, name="sae_unblind"),
     path(SAE + "versions/<int:number>/pdf/", safety.sae_pdf, name="sae_pdf"),
+    path(SUPPLY, supply.supply_overview, name="supply_overview"),
+    path(SUPPLY + "dispatch/", supply.supply_dispatch, name="supply_dispatch"),
+    path(SHIPMENT, supply.supply_shipment, name="supply_shipment"),
+    path(SHIPMENT + "receive/", supply.supply_receive, name="supply_receive"),
+    path(STOCK, supply.supply_site, name="supply_site"),
+    path(STOCK + "excursion/", supply.supply_excursion, name="supply_excursion"),
+    path(STOCK + "returns/", supply.supply_returns, name="supply_returns"),
+    path(STOCK + "destruction/", supply.supply_destruction, name="supply_destruction"),
+    path(STOCK + "accountability.csv", supply.supply_accountability_csv,
+         name="supply_accountability_csv"),
+    path(STOCK + "accountability.pdf", supply.supply_accountability_pdf,
+         name="supply_accountability_pdf"),
+    path(SUPPLY + "excursions/<int:excursion_id>/decide/", supply.supply_decide,
+         name="supply_decide"),
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings as django_settings
@@ -26,11 +27,11 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from core.notify import enqueue
-from trials.models import Arm, Site
+from trials.models import Arm, Site, Trial
 from trials.policy import Perm
 
 from .models import Kit, KitAssignment, KitStatus, ResupplyRequest
-from .services import depot_of, policy_recipients, settings_of, undispensed_visits
+from .services import depot_of, policy_recipients, settings_of, undispensed_visits_at
 
 logger = logging.getLogger("ctms.supply")
 
@@ -55,29 +56,43 @@ class Level:
 
 
 def levels(site: Site, today: dt.date | None = None) -> list[Level]:
-    """Each arm's stock at ``site`` against its coming visits (two queries)."""
-    trial = site.trial
+    """Each arm's stock at ``site`` against its coming visits (three queries)."""
+    return levels_at(site.trial, [site], today).get(site.pk, [])
+
+
+def levels_at(trial: Trial, sites: Iterable[Site], today: dt.date | None = None
+              ) -> dict[int, list[Level]]:
+    """``levels`` of several sites of ``trial`` (site id -> levels), in three queries whatever
+    the number of sites (the supply overview)."""
     settings = settings_of(trial)
-    if settings is None:
-        return []
+    sites = list(sites)
+    if settings is None or not sites:
+        return {}
     today = today or timezone.localdate()
     rules = settings["resupply"]
     horizon = today + dt.timedelta(days=rules["lead_time_days"])
-    usable = dict(Kit.objects.filter(site=site, status=KitStatus.AVAILABLE,
-                                     expires_on__gt=horizon)
-                  .order_by().values("arm__code").annotate(n=Count("pk"))
-                  .values_list("arm__code", "n"))
+    usable = {(site_id, arm): n for site_id, arm, n in
+              Kit.objects.filter(site__in=sites, status=KitStatus.AVAILABLE,
+                                 expires_on__gt=horizon)
+              .order_by().values("site_id", "arm__code").annotate(n=Count("pk"))
+              .values_list("site_id", "arm__code", "n")}
     first_kit_arm = (KitAssignment.objects.filter(participant=OuterRef("participant"))
                      .order_by("assigned_at", "pk").values("kit__arm__code")[:1])
-    due = dict(undispensed_visits(site).filter(target_date__lte=horizon)
-               .annotate(arm=Subquery(first_kit_arm)).order_by()
-               .values("arm").annotate(n=Count("pk")).values_list("arm", "n"))
-    out = []
-    for arm in Arm.objects.filter(trial=trial).order_by("position"):
-        d = due.get(arm.code, 0)
-        out.append(Level(arm=arm.code, usable=usable.get(arm.code, 0), due=d,
-                         trigger=d + rules["trigger_visits"],
-                         target=d + rules["trigger_visits"] + rules["resupply_visits"]))
+    due = {(site_id, arm): n for site_id, arm, n in
+           undispensed_visits_at(trial, sites).filter(target_date__lte=horizon)
+           .annotate(arm=Subquery(first_kit_arm)).order_by()
+           .values("participant__site_id", "arm").annotate(n=Count("pk"))
+           .values_list("participant__site_id", "arm", "n")}
+    arms = list(Arm.objects.filter(trial=trial).order_by("position"))
+    out: dict[int, list[Level]] = {}
+    for site in sites:
+        out[site.pk] = []
+        for arm in arms:
+            d = due.get((site.pk, arm.code), 0)
+            out[site.pk].append(Level(
+                arm=arm.code, usable=usable.get((site.pk, arm.code), 0), due=d,
+                trigger=d + rules["trigger_visits"],
+                target=d + rules["trigger_visits"] + rules["resupply_visits"]))
     return out
 
 

@@ -149,7 +149,7 @@ def dispatch_shipment(trial: Trial, *, site: Site, quantities: Mapping[str, int]
                 "The depot has %(have)s usable kits of %(arm)s (expiring after %(date)s); %(n)s "
                 "were asked for: a new kit list (batch) is needed.") % {
                     "have": len(kits), "arm": code, "n": n, "date": f"{usable_after:%Y-%m-%d}"},
-                code="depot_short")
+                code="depot_short", params={"arm": code})
         chosen += kits
     Trial.objects.select_for_update().filter(pk=trial.pk).first()  # numbers shipments in order
     number = (Shipment.objects.filter(trial=trial).aggregate(n=Max("number"))["n"] or 0) + 1
@@ -580,8 +580,13 @@ def record_kits(site: Site, *, kind: str, numbers: Iterable[str], reason: str, b
 def undispensed_visits(site: Site):
     """Planned visits of the site's participants at which a kit is dispensed and none is
     assigned yet (for the resupply forecast)."""
-    settings = _settings_or_error(site.trial)
+    return undispensed_visits_at(site.trial, [site])
+
+
+def undispensed_visits_at(trial: Trial, sites: Iterable[Site]):
+    """``undispensed_visits`` of several sites of ``trial`` at once."""
+    settings = _settings_or_error(trial)
     current = KitAssignment.objects.filter(visit=OuterRef("pk"), release__isnull=True)
-    return (Visit.objects.filter(participant__site=site, status=VisitStatus.PLANNED,
+    return (Visit.objects.filter(participant__site__in=sites, status=VisitStatus.PLANNED,
                                  code__in=settings["dispensing"]["visits"])
             .exclude(Exists(current)))

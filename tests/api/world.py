@@ -34,6 +34,8 @@ class Place:
     query: DataQuery
     report: ReportRequest | None = None  # see ``built_report``
     sae: object | None = None            # see ``signed_sae``: a safety.SAEReport
+    shipment: object | None = None       # see ``with_supply``: a supply.Shipment on its way
+    excursion: object | None = None      # see ``with_supply``: a supply.Excursion undecided
 
     def kwargs(self) -> dict[str, object]:
         """Values for every URL parameter; ``crf_code`` is one the visit expects."""
@@ -42,6 +44,9 @@ class Place:
                 "query_id": self.query.pk, "crf_code": (self.visit.crfs or ["eligibility"])[0],
                 "form": "long", "report_id": self.report.pk if self.report else 0,
                 "sae_id": self.sae.pk if self.sae else 0, "number": 0,
+                "site_code": self.site.code,
+                "shipment_number": self.shipment.number if self.shipment else 0,
+                "excursion_id": self.excursion.pk if self.excursion else 0,
                 "uidb64": "x", "token": "x"}
 
 
@@ -96,3 +101,22 @@ def signed_sae(place: Place, *, investigator, password: str):
     safety.sign_version(report.versions.get(), by=investigator, password=password)
     place.sae = report
     return report
+
+
+def with_supply(place: Place) -> Place:
+    """In a trial that dispenses kits (stocked by ``ready``): a shipment dispatched to the
+    place's site and not yet received, and a temperature excursion reported there, undecided."""
+    from supply import services as supply
+    from supply.models import Kit, KitStatus
+
+    if supply.settings_of(place.trial) is None:
+        return place
+    arms = place.trial.arms.order_by("position")
+    place.shipment = supply.dispatch_shipment(place.trial, site=place.site,
+                                              by=factories.supply_manager(place.trial),
+                                              quantities={a.code: 1 for a in arms})
+    kit = Kit.objects.filter(site=place.site, status=KitStatus.AVAILABLE).order_by("number")[0]
+    place.excursion = supply.report_excursion(
+        place.site, numbers=[kit.number], description="Fridge at 11 °C for 2 hours.",
+        by=factories.site_pharmacist(place.trial, place.site))
+    return place

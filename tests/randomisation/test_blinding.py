@@ -108,14 +108,20 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     # The safety officer's pages as a leak source: this participant's SUSAR, unblinded for
     # pharmacovigilance (the officer now sees the arm), must show the study team nothing.
     sae = susar_unblinded(trial, participant, make_user)
+    # Supply (issue 19): a shipment on its way to the site, an excursion reported there; the
+    # participant's kit (assigned at randomisation) is in the site's accountability log.
+    supply = world.with_supply(world.Place(trial, participant.site, participant, participant,
+                                           None, None, None))
     kwargs = {"slug": trial.slug, "study_id": participant.study_id, "crf_code": "eligibility",
               "visit_id": participant.visits.first().pk, "record_id": record.pk,
               "query_id": query.pk, "form": "long", "report_id": report.pk,
-              "sae_id": sae.pk, "number": 0}
-    seen, api_seen, walked = 0, 0, set()
+              "sae_id": sae.pk, "number": 0, "site_code": participant.site.code,
+              "shipment_number": supply.shipment.number, "excursion_id": supply.excursion.pk}
+    seen, api_seen, walked, statuses = 0, 0, set(), {}
     for name, values in every_route(kwargs):
         walked.add(name)
         response = client.get(reverse(name, kwargs=values), follow=True)
+        statuses[name] = response.status_code
         assert response.status_code < 500, name
         body = (b"".join(response.streaming_content) if response.streaming  # exports stream
                 else response.content)
@@ -143,7 +149,13 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
             "sae_list", "sae_detail", "sae_pdf", "sae_listing", "api_sae_reports",
             "api_sae_report", "audit_log", "audit_log_csv", "api_audit_log",
             "query_metrics", "kit_lists", "assign_kit", "replace_kit", "subject_matrix",
-            "api_subject_matrix"} <= walked
+            "api_subject_matrix", "supply_overview", "supply_site", "supply_shipment",
+            "supply_accountability_csv", "supply_accountability_pdf"} <= walked
+    # Every blinded role reads the supply of its site: the walk read real pages.
+    assert {name: statuses[name] for name in walked if name.startswith("supply_")
+            and statuses[name] not in (403, 405)} == dict.fromkeys(
+        ["supply_overview", "supply_site", "supply_shipment", "supply_accountability_csv",
+         "supply_accountability_pdf"], 200)
     for message in mail.outbox:  # nor any e-mail sent on the way (clock reminders included)
         assert_no_arm(trial, message.subject + message.body, f"e-mail to {message.to}")
     # And the kit code is what they see instead.
