@@ -1,24 +1,31 @@
 """A French-speaking user (``Profile.language = "fr"``) reads French: errors raised by the
 services, the randomisation certificate, the trial page and the e-mails written for them, the
-Outcomes, Reports and Exports pages, the reports themselves, two-factor set-up and API token."""
+Outcomes, Reports and Exports pages, the reports themselves, two-factor set-up and API token,
+the kit list and supply refusals, the kit statuses and the monitoring visit report."""
 from __future__ import annotations
 
+import datetime as dt
 import html
 import io
 
 import pytest
 from django.core import mail
+from django.core.exceptions import ValidationError
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 
 from accounts.middleware import database_unavailable
 from accounts.models import Profile
 from core.models import AuditEvent
-from randomisation import services
+from crfs import monitoring
+from randomisation import kitlist, services
 from reports.enrolment_pdf import build_enrolment_report
+from supply import services as supply
+from supply.models import KitStatus
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.outcomes.test_outcomes_pages import event, pdf_text
+from trials.models import Role
 
 NBSP = "\u00a0"
 
@@ -273,3 +280,66 @@ def test_the_audit_log_and_query_metrics_pages_are_french(reminet, make_user, cl
     assert "<h1>Indicateurs des requêtes</h1>" in text and "Délai médian de clôture" in text
     for english in ("Audit log", "Download as CSV", "Median days to close", "By form"):
         assert english not in text, english
+
+
+# --------------------------------------------------------------------------- supply, monitoring
+
+
+def test_kit_list_refusals_are_french(reminet, statistician):
+    later = (timezone.localdate() + dt.timedelta(days=300)).isoformat()
+    table = "\n".join(["kit_number,arm,lot,expires_on", f"3479AC,LAN,L1,{later}",
+                       f"3479AC,PBO,L1,{later}"])  # row 3 repeats row 2
+    with translation.override("fr"):
+        with pytest.raises(ValidationError) as generated:
+            kitlist.generate(reminet, by=statistician, kits=41, lot_size=10,
+                             expires_on=dt.date(2020, 1, 1))
+        with pytest.raises(kitlist.KitListImportError) as imported:
+            kitlist.import_list(reminet, table, by=statistician)
+
+    errors = generated.value.message_dict
+    assert errors["expires_on"] == ["La date de péremption doit être postérieure à aujourd'hui."]
+    assert errors["kits"][0].startswith("Le nombre de kits doit être un multiple de ")
+    assert dict(imported.value.rows)[3] == "le numéro de kit 3479AC figure déjà à la ligne 2"
+
+
+def test_a_refused_receipt_and_the_kit_statuses_are_french(reminet, statistician):
+    kitlist.seal(kitlist.generate(reminet, by=statistician, kits=40, lot_size=10,
+                                  expires_on=timezone.localdate() + dt.timedelta(days=700)),
+                 by=statistician)
+    site = reminet.sites.order_by("code").first()
+    shipment = supply.dispatch_shipment(reminet, site=site, by=factories.supply_manager(reminet),
+                                        quantities={a.code: 2 for a in reminet.arms.all()})
+    with translation.override("fr"), pytest.raises(supply.SupplyError) as refused:
+        supply.receive_shipment(shipment, by=factories.site_pharmacist(reminet, site),
+                                outcomes={"ZZZZZZ": "received"})
+
+    assert refused.value.message == (
+        f"Réception refusée{NBSP}: kit(s) ZZZZZZ absent(s) de l'envoi {shipment.number}. "
+        "Rien n'a été enregistré.")
+    with translation.override("fr"):
+        assert [str(s.label) for s in (KitStatus.IN_TRANSIT, KitStatus.QUARANTINED)] == [
+            "En transit", "En quarantaine"]
+        manager = str(Role.SUPPLY_MANAGER.label)
+    assert manager == "Gestionnaire des approvisionnements (non aveugle)"
+
+
+def test_the_monitoring_visit_report_is_french(reminet, make_user):
+    site = reminet.sites.order_by("code").first()
+    monitor = make_user("monitor", reminet, site)
+    today = timezone.localdate()
+    with translation.override("fr"), pytest.raises(ValidationError) as refused:
+        monitoring.record_visit(site, by=monitor, visited_on=today, findings=" ")
+    assert refused.value.message_dict["findings"] == [
+        f"Rédigez les constats («{NBSP}aucun{NBSP}» s'il n'y en a pas)."]
+    monitoring.record_visit(site, by=monitor, visited_on=today, findings="RAS")
+
+    with translation.override("fr"):
+        text = pdf_text(monitoring.pdf(monitoring.report(site, today, today)))
+        role = str(Role.MONITOR.label)
+
+    for french_text in ("Rapport de visite de monitoring", "Visites et constats", "Moniteur",
+                        "Constats", "Requêtes ouvertes sur la période", "RAS"):
+        assert french_text in text, french_text
+    for english in ("Monitoring visit report", "Visits and findings", "Queries raised"):
+        assert english not in text, english
+    assert role == "Moniteur (attaché de recherche clinique)"
