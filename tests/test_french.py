@@ -299,7 +299,7 @@ def test_kit_list_refusals_are_french(reminet, statistician):
     errors = generated.value.message_dict
     assert errors["expires_on"] == ["La date de péremption doit être postérieure à aujourd'hui."]
     assert errors["kits"][0].startswith("Le nombre de kits doit être un multiple de ")
-    assert dict(imported.value.rows)[3] == "le numéro de kit 3479AC figure déjà à la ligne 2"
+    assert dict(imported.value.rows)[3] == "le numéro de kit 3479AC répète la ligne 2"
 
 
 def test_a_refused_receipt_and_the_kit_statuses_are_french(reminet, statistician):
@@ -314,7 +314,7 @@ def test_a_refused_receipt_and_the_kit_statuses_are_french(reminet, statistician
                                 outcomes={"ZZZZZZ": "received"})
 
     assert refused.value.message == (
-        f"Réception refusée{NBSP}: kit(s) ZZZZZZ absent(s) de l'envoi {shipment.number}. "
+        f"Réception refusée{NBSP}: le(s) kit(s) ZZZZZZ ne sont pas dans l'envoi {shipment.number}. "
         "Rien n'a été enregistré.")
     with translation.override("fr"):
         assert [str(s.label) for s in (KitStatus.IN_TRANSIT, KitStatus.QUARANTINED)] == [
