@@ -17,6 +17,8 @@ from crfs.models import CRFRecord, DataQuery
 from patients.models import Participant, Visit
 from reports import services as reports
 from reports.models import ReportRequest
+from supply import services as supply_services
+from supply.models import Kit, KitAssignment, KitList, KitStatus, Shipment
 from tests import factories
 from trials.models import Membership, Site, Trial
 
@@ -34,15 +36,51 @@ class Place:
     query: DataQuery
     report: ReportRequest | None = None  # see ``built_report``
     sae: object | None = None            # see ``signed_sae``: a safety.SAEReport
+    supply: Supply | None = None         # see ``with_supply``
 
     def kwargs(self) -> dict[str, object]:
         """Values for every URL parameter; ``crf_code`` is one the visit expects."""
+        supply = self.supply or Supply()
         return {"slug": self.trial.slug, "study_id": self.participant.study_id,
                 "visit_id": self.visit.pk, "record_id": self.record.pk,
                 "query_id": self.query.pk, "crf_code": (self.visit.crfs or ["eligibility"])[0],
                 "form": "long", "report_id": self.report.pk if self.report else 0,
                 "sae_id": self.sae.pk if self.sae else 0, "number": 0,
-                "uidb64": "x", "token": "x"}
+                "uidb64": "x", "token": "x", "site_code": self.site.code,
+                "shipment_number": supply.shipment.number if supply.shipment else 0,
+                "excursion_id": supply.excursion.pk if supply.excursion else 0,
+                "list_number": supply.kit_list.number if supply.kit_list else 0,
+                "assignment_id": supply.assignment.pk if supply.assignment else 0}
+
+
+@dataclass
+class Supply:
+    """A place's supply objects (none in a trial without kits)."""
+
+    shipment: object | None = None    # the shipment that stocked the site (received)
+    excursion: object | None = None   # one kit of the site quarantined, undecided
+    kit_list: object | None = None    # the trial's sealed kit list
+    assignment: object | None = None  # the participant's kit given at randomisation
+
+
+def with_supply(place: Place) -> Place:
+    """The place's supply (``tests.factories.stocked`` stocked every site of a trial with kits):
+    its shipment, the participant's first kit, the kit list, and an excursion reported by the
+    site on one kit of its stock."""
+    found = Supply()
+    if supply_services.settings_of(place.trial) is not None:
+        found.shipment = (Shipment.objects.filter(trial=place.trial, site=place.site)
+                          .order_by("number").first())
+        found.kit_list = KitList.objects.filter(trial=place.trial).order_by("number").first()
+        found.assignment = (KitAssignment.objects.filter(participant=place.participant)
+                            .order_by("assigned_at", "pk").first())
+        kit = (Kit.objects.filter(site=place.site, status=KitStatus.AVAILABLE)
+               .order_by("-number").first())
+        found.excursion = supply_services.report_excursion(
+            place.site, numbers=[kit.number], description="Fridge at 11 °C for 3 hours.",
+            by=factories.site_pharmacist(place.trial, place.site))
+    place.supply = found
+    return place
 
 
 def build(trial: Trial, site: Site, *, staff, data_manager) -> Place:
