@@ -514,7 +514,7 @@ class DispatchSerializer(serializers.Serializer):
     site = serializers.CharField(max_length=64, help_text="The receiving site's code.")
     quantities = serializers.DictField(
         child=serializers.IntegerField(min_value=0, max_value=MAX_KITS),
-        help_text="Kits to send per arm code, e.g. {\"LAN\": 10, \"PBO\": 10}.")
+        help_text="Kits to send per arm code: {arm code: number of kits}.")
     depot = serializers.CharField(max_length=64, required=False,
                                   help_text="The depot's code; the protocol's first when omitted.")
     request = serializers.IntegerField(required=False, min_value=1, max_value=2**62,

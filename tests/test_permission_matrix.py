@@ -231,6 +231,39 @@ MATRIX: dict[tuple[str, str], str] = {
     # SAE reports (Perm.VIEW_SAFETY), read-only.
     ("api_sae_reports", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 403/403/404 200 401",
     ("api_sae_report", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 403/403/404 200 401",
+    # Supply (issue 19). Perm.VIEW_SUPPLY: every role here, site-scoped for the site's staff
+    # (another site's kits, shipment, accountability: 404). Receipts, excursions and returns:
+    # Perm.RECEIVE_SUPPLY (the coordinator); dispatch, excursion decisions: the supply manager
+    # (SUPPLY_MANAGER below); kit assignment and replacement: Perm.DISPENSE (investigator,
+    # coordinator); kit lists: Perm.MANAGE_ALLOCATION (statistician); resupply requests: the
+    # roles unblinded to kits (403 for the blinded). The rectal trial has no kits: 404, the
+    # superuser's included.
+    ("api_supply_stock", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 401",
+    ("api_site_kits", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200/200/404 401",
+    ("api_site_accountability", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200/200/404 401",
+    ("api_site_kit_records", "GET"): "405/404/404 405/404/404 405/405/404 405/405/404 405/405/404 405/405/404 401",
+    ("api_site_kit_records", "POST"): "403/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400/400/404 401",
+    ("api_shipments", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 401",
+    ("api_shipments", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 403/403/404 400/400/404 401",
+    ("api_shipment", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200/200/404 401",
+    ("api_shipment_receipt", "GET"): "405/404/404 405/404/404 405/405/404 405/405/404 405/405/404 405/405/404 401",
+    ("api_shipment_receipt", "POST"): "403/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400/400/404 401",
+    ("api_excursions", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 401",
+    ("api_excursions", "POST"): "403/403/404 400/400/404 403/403/404 403/403/404 403/403/404 400/400/404 401",
+    ("api_excursion_decision", "GET"): "405/404/404 405/404/404 405/405/404 405/405/404 405/405/404 405/405/404 401",
+    ("api_excursion_decision", "POST"): "403/404/404 403/404/404 403/403/404 403/403/404 403/403/404 400/400/404 401",
+    ("api_resupply_requests", "GET"): "403/403/404 403/403/404 403/403/404 403/403/404 200/200/404 200/200/404 401",
+    ("api_participant_kits", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200/200/404 401",
+    ("api_participant_kits", "POST"): "400/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400/400/404 401",
+    ("api_replace_kit", "GET"): "405/404/404 405/404/404 405/405/404 405/405/404 405/405/404 405/405/404 401",
+    ("api_replace_kit", "POST"): "400/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400/400/404 401",
+    ("api_kit_lists", "GET"): "403/403/404 403/403/404 403/403/404 403/403/404 200/200/404 200/200/404 401",
+    ("api_kit_lists", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 400/400/404 400/400/404 401",
+    ("api_kit_list_import", "GET"): "405/405/404 405/405/404 405/405/404 405/405/404 405/405/404 405/405/404 401",
+    ("api_kit_list_import", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 400/400/404 400/400/404 401",
+    ("api_kit_list_seal", "GET"): "405/405/404 405/405/404 405/405/404 405/405/404 405/405/404 405/405/404 401",
+    ("api_kit_list_seal", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 400/400/404 400/400/404 401",
+    ("api_kit_list_verify", "GET"): "403/403/404 403/403/404 403/403/404 403/403/404 200/200/404 200/200/404 401",
 }
 
 
@@ -279,6 +312,7 @@ def setting(reminet, rectal, statistician, make_user):
     for place in places.values():
         world.signed_sae(place, investigator=make_user("investigator", place.trial, place.site),
                          password=PASSWORD)
+        world.with_supply(place)  # REMINET's shipment, excursion, kit list, first kit
     users = {role: make_user(role, reminet, own_site if role in SITE_ROLES else None)
              for role in ROLES[:5]}
     users["superuser"] = make_user(is_superuser=True, is_staff=True)
@@ -340,3 +374,62 @@ def _print(observed):
             codes = [str(observed[(name, method, role, s)]) for s in SCOPES]
             cells.append(codes[0] if len(set(codes)) == 1 else "/".join(codes))
         print(f'    ("{name}", "{method}"): "{" ".join(cells)}",')
+
+
+# The supply manager (issue 19): unblinded to kits, no participant, every site of the trial.
+# Supply routes answer as this table says (own site / other site / another trial, as above);
+# every other route, to GET and to an empty POST, must not show or change a participant (a
+# route naming one answers 403, 404 or 405) and none may fail (5xx).
+SUPPLY_MANAGER: dict[tuple[str, str], str] = {
+    ("api_supply_stock", "GET"): "200/200/404",
+    ("api_site_kits", "GET"): "200/200/404",
+    ("api_site_accountability", "GET"): "200/200/404",
+    ("api_site_kit_records", "POST"): "400/400/404",
+    ("api_shipments", "GET"): "200/200/404",
+    ("api_shipments", "POST"): "400/400/404",
+    ("api_shipment", "GET"): "200/200/404",
+    ("api_shipment_receipt", "POST"): "403/403/404",
+    ("api_excursions", "GET"): "200/200/404",
+    ("api_excursions", "POST"): "403/403/404",
+    ("api_excursion_decision", "POST"): "400/400/404",
+    ("api_resupply_requests", "GET"): "200/200/404",
+    ("api_participant_kits", "GET"): "404/404/404",
+    ("api_participant_kits", "POST"): "404/404/404",
+    ("api_replace_kit", "POST"): "404/404/404",
+    ("api_kit_lists", "GET"): "403/403/404",
+    ("api_kit_lists", "POST"): "403/403/404",
+    ("api_kit_list_import", "POST"): "403/403/404",
+    ("api_kit_list_seal", "POST"): "403/403/404",
+    ("api_kit_list_verify", "GET"): "403/403/404",
+}
+SUPPLY_ROUTE_PARTS = ("supply/", "/kits/")  # a route with one of these needs a row above
+
+
+def test_the_supply_manager_sees_the_supply_and_no_participant(setting):
+    places, _users = setting
+    manager = factories.supply_manager(places["own"].trial)
+    client = Client()
+    client.force_login(manager)
+    factories.verify_session(client, factories.totp_device(manager))
+    missing, wrong = [], []
+    for name, route, pattern in routes():
+        rows = {method: row for (n, method), row in SUPPLY_MANAGER.items() if n == name}
+        if any(part in route for part in SUPPLY_ROUTE_PARTS) and not rows:
+            missing.append(name)
+        for method in rows or ["GET", "POST"]:
+            want = dict(zip(SCOPES, rows[method].split("/"))) if rows else None
+            for scope in SCOPES:
+                kwargs = {k: places[scope].kwargs()[k] for k in pattern.pattern.converters}
+                cookies = copy.deepcopy(client.cookies)
+                with transaction.atomic():
+                    status = _request(client, method, reverse(name, kwargs=kwargs)).status_code
+                    transaction.set_rollback(True)
+                client.cookies = cookies
+                where = f"{method} {name} as the supply manager ({scope}): {status}"
+                if want is not None and status != int(want[scope]):
+                    wrong.append(f"{where}, expected {want[scope]}")
+                elif want is None and (status >= 500 or "study_id" in pattern.pattern.converters
+                                       and status not in (403, 404, 405)):
+                    wrong.append(f"{where}, expected no participant (403/404/405), no 5xx")
+    assert not missing, f"Supply routes without a row in SUPPLY_MANAGER: {missing}"
+    assert not wrong, "\n".join(wrong)

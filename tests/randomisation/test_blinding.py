@@ -10,7 +10,10 @@ from django.utils import timezone
 
 from crfs import services as outcomes
 from randomisation import services
+from randomisation.services import replace_kit
 from scheduling.services import record_withdrawal_and_replan
+from supply.resupply import raise_request
+from supply.services import dispatch_shipment
 from tests import factories
 from tests.api import world
 from patients.screening import record_screening_log_entry
@@ -80,6 +83,16 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     user = make_user(role, trial, participant.site if role in ("investigator", "coordinator")
                      else None)
     client_for(user)
+    # Issue 19: the site's supply (a shipment received, an excursion), the participant's kit
+    # replaced (damaged), a shipment in transit and a resupply request (unblinded quantities).
+    supply_place = world.with_supply(world.Place(trial, participant.site, participant,
+                                                 participant, None, None, None))
+    stock = supply_place.supply
+    replace_kit(stock.assignment, kind="damaged", reason="Vial cracked",
+                by=factories.site_pharmacist(trial, participant.site))
+    dispatch_shipment(trial, site=participant.site, quantities={"LAN": 1, "PBO": 2},
+                      by=factories.supply_manager(trial))
+    raise_request(participant.site, stock_out=True)
     record = participant.crf_records.get(crf_code="eligibility")
     query = outcomes.raise_query(record, by=make_user("data_manager", trial),
                                  field_path="screening_date", text="Check it")
@@ -100,7 +113,9 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     kwargs = {"slug": trial.slug, "study_id": participant.study_id, "crf_code": "eligibility",
               "visit_id": participant.visits.first().pk, "record_id": record.pk,
               "query_id": query.pk, "form": "long", "report_id": report.pk,
-              "sae_id": sae.pk, "number": 0}
+              "sae_id": sae.pk, "number": 0, "site_code": participant.site.code,
+              "shipment_number": stock.shipment.number, "excursion_id": stock.excursion.pk,
+              "list_number": stock.kit_list.number, "assignment_id": stock.assignment.pk}
     seen, api_seen, walked = 0, 0, set()
     for name, values in every_route(kwargs):
         walked.add(name)
@@ -112,7 +127,7 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
         seen += 1
         api_seen += name.startswith("api_") and response.status_code == 200
     assert seen >= 10
-    assert api_seen >= 15  # the REST API's answers too (api/urls.py)
+    assert api_seen >= 22  # the REST API's answers too (api/urls.py), supply included
     assert {"api_reports", "api_report", "api_report_download", "api_export_csv",
             "api_export_zip", "api_export_odm", "export_crf_csv", "report_download",
             "confirm_eligibility", "visit_worklist",
@@ -120,7 +135,10 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
             "api_withdrawals", "api_reconsent",
             "screening_log", "api_screening_log",
             "sae_list", "sae_detail", "sae_pdf", "sae_listing", "api_sae_reports",
-            "api_sae_report"} <= walked
+            "api_sae_report",
+            "api_supply_stock", "api_site_kits", "api_site_accountability", "api_shipments",
+            "api_shipment", "api_excursions", "api_resupply_requests", "api_participant_kits",
+            "api_kit_lists", "api_kit_list_verify"} <= walked
     for message in mail.outbox:  # nor any e-mail sent on the way (clock reminders included)
         assert_no_arm(trial, message.subject + message.body, f"e-mail to {message.to}")
     # And the kit code is what they see instead.
