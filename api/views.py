@@ -811,8 +811,10 @@ class SupplyView(TrialView):
 
     def supply_site(self, code: str, *, field: str | None = None):
         """One of the user's supply sites, by code: 404 in the URL, 400 in a body (``field``)."""
-        site = supply_selectors.supply_sites(self.request.user, self.trial).filter(
-            code=code).first()
+        site = None
+        if "\x00" not in code:  # no site code has one, and PostgreSQL refuses it in a query
+            site = supply_selectors.supply_sites(self.request.user, self.trial).filter(
+                code=code).first()
         if site is None:
             message = _("No site %(code)s among the sites whose supply you see.") % {
                 "code": code}

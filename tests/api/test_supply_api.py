@@ -18,8 +18,8 @@ from django.utils import timezone
 from api.serializers import AccountabilitySerializer
 from randomisation import kitlist, services as randomisation
 from supply import services as supply
-from supply.models import (Excursion, Kit, KitAssignment, KitEvent, KitList, KitListStatus,
-                           KitStatus, ResupplyRequest, Shipment, ShipmentStatus)
+from supply.models import (Excursion, Kit, KitAssignment, KitEvent, KitList, KitStatus,
+                           ResupplyRequest, Shipment, ShipmentStatus)
 from scheduling.services import save_crf_and_replan
 from supply.selectors import ACCOUNTABILITY_COLUMNS
 from tests import factories
@@ -684,3 +684,19 @@ def test_supply_lists_do_not_grow_with_rows(sp, make_user, api, manager, statist
         ResupplyRequest.objects.create(trial=sp.trial, site=site, raised_at=timezone.now(),
                                        quantities={"LAN": 1, "PBO": 1})
     assert count() == before, name
+
+
+def test_a_table_that_is_not_csv_is_refused_with_its_row(sp, api, statistician):
+    # A lone carriage return ends a row (old spreadsheets); a field of 140,000 characters
+    # (past the csv module's limit) is no kit table.
+    ok = api(statistician).post(url("api_kit_list_import", sp.trial), {
+        "csv": "kit_number,arm,lot,expires_on\rACE347,LAN,LX1,2099-01-01\r"
+               "ACE349,PBO,LX1,2099-01-01\r"})
+    assert ok.status_code == 201, ok.content
+    before = KitList.objects.count()
+    response = api(statistician).post(url("api_kit_list_import", sp.trial), {
+        "csv": "kit_number,arm,lot,expires_on\n" + "A" * 140_000 + ",LAN,LX1,2099-01-01\n"})
+    assert response.status_code == 400, response.content
+    assert response.json()["csv"] == [
+        "row 2: not a CSV table: field larger than field limit (131072)"]
+    assert KitList.objects.count() == before
