@@ -16,7 +16,6 @@ from contextlib import contextmanager
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -42,7 +41,7 @@ from reports.models import ReportRequest
 from safety import selectors as safety_selectors
 from scheduling import services as scheduling
 from supply import selectors as supply_selectors, services as supply
-from supply.models import KitList, KitStatus, ResupplyRequest
+from supply.models import KitStatus, ResupplyRequest
 from trials import policy
 from trials.models import Trial, crf_of, definition_of
 from trials.policy import Perm
@@ -1152,9 +1151,7 @@ class KitListView(SupplyView):
     serializer_class = s.KitListSerializer
 
     def lists(self):
-        return (KitList.objects.filter(trial=self.trial)
-                .select_related("created_by", "sealed_by")
-                .annotate(kit_count=Count("kits")).order_by("-number"))
+        return selectors.kit_lists(self.trial)
 
     @cached_property
     def kit_list(self):
