@@ -223,3 +223,60 @@ class QueryMessage(models.Model):
 
     def delete(self, *args, **kwargs):
         raise models.ProtectedError("Query messages are never deleted.", {self})
+
+
+class SourceVerification(models.Model):
+    """A monitor's mark that an answer (``field_path``, as in ``crfs.trail``), or a whole form
+    (``field_path`` empty), agrees with the site's source documents: source data verification.
+    It stands for the value it verified; a later change of that value voids it (who, when, what
+    changed), never deletes it. One mark in force per record and path."""
+
+    record = models.ForeignKey(CRFRecord, on_delete=models.PROTECT, related_name="verifications")
+    field_path = models.CharField(max_length=128, blank=True)
+    verified_at = models.DateTimeField()
+    verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                    related_name="+")
+    # The value verified (a field), or the SHA-256 of the whole content (a form).
+    value = models.JSONField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    voided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                  on_delete=models.PROTECT, related_name="+")
+    void_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["record", "field_path", "verified_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["record", "field_path"],
+                                    condition=models.Q(voided_at__isnull=True),
+                                    name="one_verification_in_force"),
+            models.CheckConstraint(
+                condition=models.Q(voided_at__isnull=True) | ~models.Q(void_reason=""),
+                name="verification_void_has_reason"),
+        ]
+
+    def __str__(self) -> str:
+        return f"SDV of {self.field_path or 'the form'} ({self.verified_at:%Y-%m-%d})"
+
+    def delete(self, *args, **kwargs):
+        raise models.ProtectedError("Verifications are never deleted; they are voided.", {self})
+
+
+class MonitoringVisit(models.Model):
+    """A monitor's visit to a site, with the findings they report (the monitoring visit report
+    lists them with what was verified and the queries raised: ``crfs.monitoring``)."""
+
+    trial = models.ForeignKey("trials.Trial", on_delete=models.PROTECT, related_name="+")
+    site = models.ForeignKey("trials.Site", on_delete=models.PROTECT,
+                             related_name="monitoring_visits")
+    visited_on = models.DateField()
+    monitor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                related_name="+")
+    findings = models.TextField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["site", "-visited_on", "pk"]
+
+    def __str__(self) -> str:
+        return f"Monitoring visit to {self.site.code} on {self.visited_on:%Y-%m-%d}"

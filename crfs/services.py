@@ -40,7 +40,7 @@ from trials import policy
 from trials.models import crf_of, definition_of
 from trials.policy import Perm
 
-from . import agreement, checks, eligibility, trail
+from . import agreement, checks, eligibility, trail, verification
 from .agreement import event_crfs
 from .derivations import ACROSS_RECORDS, NOTES_KEY, derive_fields
 from .facts import read_facts
@@ -110,6 +110,8 @@ def save_crf(
     record.save()
     if was_completed:
         _void_signatures(record, by=by, reason=reason.strip())
+    # A verified value that changed loses its SDV mark; the page says so (``sdv_voided``).
+    record.sdv_voided = verification.void_changed(record, by=by, reason=reason.strip())
     if any(f.get("derived") in ACROSS_RECORDS for f in definition["fields"]):
         rederive(participant, crf_code, by=by, cause=f"re-derived after {_named(record)} changed")
     rebaselined = rebaselined_by(participant.definition, crf_code)

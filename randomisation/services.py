@@ -486,9 +486,6 @@ def _randomise(participant: Participant, trial: Trial, by, confirmed_strata) -> 
             _("The stratification data changed since it was shown; check it and confirm again."),
             code="strata_changed")
     key = stratum_key_of(strata)
-    kits = supply.settings_of(trial)
-    if kits is not None:
-        _check_stock(participant)
     method = trial.definition["randomisation"]["method"]
     if method == Method.MINIMISATION:
         alist = _active_list_or_error(trial)
@@ -497,6 +494,11 @@ def _randomise(participant: Participant, trial: Trial, by, confirmed_strata) -> 
     else:
         slot = _take_slot(trial, key)
         alist, arm, kit = slot.allocation_list, slot.arm, slot.kit_code or ""
+    kits = supply.settings_of(trial)
+    if kits is not None:
+        # Whatever arm was drawn, the same check of every arm: a refusal (which rolls the draw
+        # back) says nothing of this participant's arm.
+        _check_stock(participant)
     allocation = Allocation.objects.create(
         participant=participant, trial=trial, allocation_list=alist, slot=slot,
         stratum_key=key, strata=strata, arm=arm, kit_code=kit, randomised_at=timezone.now(),
@@ -508,11 +510,10 @@ def _randomise(participant: Participant, trial: Trial, by, confirmed_strata) -> 
         first = min((v for v in visits if v.code in kits["dispensing"]["visits"]),
                     key=lambda v: v.target_date, default=None)
         if first is not None:
-            kit = supply.assign(participant, first, arm, by=by,
-                                at=allocation.randomised_at).kit.number
+            kit = supply.assign(participant, first, arm, by=by, at=allocation.randomised_at,
+                                first=True).kit.number
+            Allocation.objects.filter(pk=allocation.pk).update(kit_code=kit)
             allocation.kit_code = kit
-            allocation._allow_update = True
-            allocation.save(update_fields=["kit_code"])
     participant_status.mark_randomised(participant, by=by)
     participant.save(update_fields=["status", "schedule_planned_through"])
     # Audit-log text: English on purpose (see the module docstring).
@@ -524,8 +525,8 @@ def _randomise(participant: Participant, trial: Trial, by, confirmed_strata) -> 
 
 
 def _check_stock(participant: Participant) -> None:
-    """Before the arm is drawn: the site holds a usable kit of every arm, so that whichever
-    arm comes out can be supplied, and a refusal says nothing of the participant's arm."""
+    """The site holds a usable kit of every arm, so that whichever arm is drawn can be
+    supplied, and a refusal says nothing of the participant's arm."""
     site = participant.site
     missing = supply.arms_out_of_stock(site, timezone.localdate())
     if missing:

@@ -280,24 +280,25 @@ def _stock_out(participant: Participant, visit: Visit, arm: Arm) -> SupplyError:
 
 
 def assign(participant: Participant, visit: Visit, arm: Arm, *, by,
-           at: dt.datetime | None = None, reason: str = "") -> KitAssignment:
+           at: dt.datetime | None = None, reason: str = "", first: bool = False
+           ) -> KitAssignment:
     """Assign ``participant`` the next suitable kit of ``arm`` at the site for ``visit``
     (inside the caller's transaction): available (received, not quarantined), not expiring
     before the visit's window closes, earliest expiry first. The kit row is locked and skipped
     by concurrent dispensings, so two never take the same kit. A visit that already has a
     current kit keeps it. Raises ``SupplyError`` ``stock_out`` when there is none (the caller
-    rolls back, then calls ``alert_stock_out``)."""
+    rolls back, then calls ``alert_stock_out``). ``first``: the participant's first kit, in
+    the randomisation's transaction (no kit can exist yet: the checks below are skipped)."""
     settings = _settings_or_error(participant.trial)
     _dispensing_visit(settings, visit)
     if visit.participant_id != participant.pk:
         raise SupplyError(_("This visit is not %(id)s's.") % {"id": participant.study_id},
                           code="bad_visit")
-    existing = current_assignment(visit)
+    existing = None if first else current_assignment(visit)
     if existing is not None:
         return existing
-    earlier = (Kit.objects.filter(assignments__participant=participant)
-               .exclude(arm=arm).exists())
-    if earlier:
+    if not first and (Kit.objects.filter(assignments__participant=participant)
+                      .exclude(arm=arm).exists()):
         # Never happens unless an allocation and the kits disagree: refuse loudly.
         raise SupplyError(_("The kits already given to %(id)s disagree with the allocation: "
                             "contact the supply manager.") % {"id": participant.study_id},
@@ -424,6 +425,8 @@ def record_dispensing(record, *, by) -> None:
         return
     if not number:
         return  # a draft without the kit yet; completing it requires the number
+    if current is None and _recorded_before(record, field, number, visit):
+        return  # given before the trial dispensed kits through the system, and unchanged
     if current is None:
         raise ValidationError({field: _(
             "No kit is assigned to %(id)s at this visit: assign one first (the visit shows "
@@ -444,6 +447,16 @@ def record_dispensing(record, *, by) -> None:
         _event(kit, KitEventKind.DISPENSED, by=by, at=now, site_id=kit.site_id,
                participant=record.participant, visit=visit,
                reason=f"{record.crf_code} #{record.pk}").save()
+
+
+def _recorded_before(record, field: str, number: str, visit: Visit) -> bool:
+    """Was this kit number already on the record, at a visit that never had a kit assigned?
+    Records from before the trial's kits were dispensed here (the amendment that brought the
+    supply) keep their kit number through later corrections of other answers."""
+    if KitAssignment.objects.filter(visit=visit).exists():
+        return False
+    earlier = record.history.order_by("-history_date", "-history_id")[1:2]
+    return any(normalise_number((h.data or {}).get(field) or "") == number for h in earlier)
 
 
 # --- quarantine, returns, destruction ------------------------------------------------------

@@ -81,6 +81,21 @@ def reminet(protocols) -> Trial:
 
 
 @pytest.fixture
+def kit_coded(protocols, shipped_definitions) -> Trial:
+    """A blinded trial whose allocation list carries the kit codes (``kit_code_length``) and
+    which keeps no kit list: REMINET's file without its ``supply`` section, as every blinded
+    trial was before kit lists existed."""
+    definition = copy.deepcopy(dict(shipped_definitions)["reminet.yaml"])
+    definition["trial"].update(slug="kit-coded", short_title="Kit-coded")
+    definition.pop("supply")
+    definition["randomisation"]["kit_code_length"] = 6
+    for site in definition["sites"]:
+        site["code"] = site["code"].replace("REMINET", "KITCODED")
+    store_protocol(definition, source_file="kit-coded.yaml")
+    return Trial.objects.get(slug="kit-coded")
+
+
+@pytest.fixture
 def make_user(db):
     """``make_user("coordinator", trial, site)``: a user with that role (site None = all sites)."""
     User = get_user_model()

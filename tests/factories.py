@@ -165,6 +165,20 @@ def randomised(trial: Trial, site: Site | None = None, *, by, days_ago: int = 0,
     return Participant.objects.get(pk=p.pk)
 
 
+def first_injection(p, day: dt.date, *, by):
+    """``p``'s first injection given on ``day``, recorded at the first-injection visit with the
+    kit assigned at randomisation (the only number the form accepts)."""
+    from scheduling.services import save_crf_and_replan
+    from supply.models import KitAssignment
+
+    assignment = KitAssignment.objects.select_related("kit", "visit").get(
+        participant=p, visit__code="first_injection", release__isnull=True)
+    return save_crf_and_replan(p, "injection", {"injection_date": day.isoformat(),
+                                                "dose_given": True,
+                                                "kit_code": assignment.kit.number},
+                               by=by, complete=True, visit=assignment.visit)
+
+
 # Two-factor authentication (accounts): devices and verified sessions for the test client.
 def needs_second_factor(user) -> bool:
     from accounts.services import has_device

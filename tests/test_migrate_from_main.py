@@ -60,6 +60,12 @@ NEW_MODELS: set[tuple[str, str]] = {
     ("safety", "historicalsaeversion"), ("safety", "sponsorassessment"),
     ("safety", "historicalsponsorassessment"), ("safety", "saereminder"),
     ("randomization", "safetyunblinding"),
+    # Issue 19: investigational product supply.
+    ("supply", "kitlist"), ("supply", "kit"), ("supply", "shipment"), ("supply", "shipmentkit"),
+    ("supply", "kitevent"), ("supply", "kitassignment"), ("supply", "kitrelease"),
+    ("supply", "resupplyrequest"), ("supply", "excursion"),
+    # Issue 20: source data verification.
+    ("crfs", "sourceverification"), ("crfs", "monitoringvisit"), ("crfs", "historicalmonitoringvisit"),
 }
 # ============================================================================================
 

@@ -42,6 +42,7 @@ class Perm(str, Enum):
     VIEW_SAFETY = "view_safety"              # SAE reports (blinded, as every page)
     ASSESS_SAFETY = "assess_safety"          # the sponsor's assessment; the safety desk's alerts
     SAFETY_UNBLIND = "safety_unblind"        # one SUSAR's arm, for pharmacovigilance only
+    VERIFY_SOURCE = "verify_source"          # source data verification (SDV) of CRF answers
     VIEW_SUPPLY = "view_supply"              # stock, shipments, accountability (kit numbers)
     DISPENSE = "dispense"                    # assign a participant's kit at a visit, replace it
     RECEIVE_SUPPLY = "receive_supply"        # confirm receipts, report excursions, returns
@@ -71,10 +72,17 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
         Perm.VIEW_REPORTS, Perm.EXPORT_DATA, Perm.VIEW_AUDIT, Perm.VIEW_SCREENING_LOG,
         Perm.RECORD_RANDOMISED_IN_ERROR, Perm.VIEW_SAFETY, Perm.VIEW_SUPPLY,
     }),
-    # The sponsor's study staff and monitors reconcile the sites' kit accountability.
+    # The sponsor's study staff (monitors have their own role) follow the sites' kit
+    # accountability.
     Role.SPONSOR: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.VIEW_REPORTS, Perm.EXPORT_DATA,
         Perm.VIEW_SCREENING_LOG, Perm.VIEW_SAFETY, Perm.VIEW_SUPPLY,
+    }),
+    # The monitor (clinical research associate) of the sites assigned to them: verifies CRF
+    # answers against the source, raises queries, reconciles the kits. Blinded.
+    Role.MONITOR: frozenset({
+        Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.RAISE_QUERY, Perm.VERIFY_SOURCE,
+        Perm.VIEW_REPORTS, Perm.VIEW_SCREENING_LOG, Perm.VIEW_SAFETY, Perm.VIEW_SUPPLY,
     }),
     Role.STATISTICIAN: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.VIEW_REPORTS, Perm.EXPORT_DATA,

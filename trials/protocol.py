@@ -256,6 +256,38 @@ _safety = {
         },
     },
 }
+_monitoring = {
+    # The monitoring plan's source data verification (crfs/verification.py, docs/monitoring.md):
+    # every completed form (``all``), the key data only (``key_data``: forms, or fields of
+    # them), or every form of a sample of each site's participants (``sample``: the first
+    # ``first_per_site`` registered, and a ``fraction`` of the others drawn by study ID).
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["sdv"],
+    "properties": {
+        "sdv": {"enum": ["all", "key_data", "sample"]},
+        "key_data": {
+            "type": "array", "minItems": 1,
+            "items": {"type": "object", "additionalProperties": False, "required": ["crf"],
+                      "properties": {"crf": _code,
+                                     "fields": {"type": "array", "minItems": 1,
+                                                "items": _code}}},
+        },
+        "sample": {
+            "type": "object", "additionalProperties": False,
+            "required": ["first_per_site", "fraction"],
+            "properties": {"first_per_site": {"type": "integer", "minimum": 0},
+                           "fraction": {"type": "number", "minimum": 0, "maximum": 1}},
+        },
+        "source": {"type": "string"},
+    },
+    "allOf": [
+        {"if": {"properties": {"sdv": {"const": "key_data"}}},
+         "then": {"required": ["key_data"]}},
+        {"if": {"properties": {"sdv": {"const": "sample"}}},
+         "then": {"required": ["sample"]}},
+    ],
+}
 _supply = {
     # Investigational product supply (randomisation/supply, docs/supply.md). ``kits: false``
     # declares a trial without product kits (open label, standard care). With kits, the kit
@@ -645,6 +677,7 @@ SCHEMA: dict[str, Any] = {
         "endpoints": {"type": "array", "items": _endpoint},
         "safety": _safety,
         "supply": _supply,
+        "monitoring": _monitoring,
         "visits": {
             "type": "array",
             "minItems": 1,
@@ -1151,6 +1184,7 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
                 "trial.follow_up_months"))
     problems += _endpoint_problems(data, crfs, arm_codes)
     problems += _supply_problems(data, crfs)
+    problems += _monitoring_problems(data, crfs)
     problems += _consent_problems(data)
     return problems
 
@@ -1292,6 +1326,24 @@ def _endpoint_problems(data: dict[str, Any], crfs: dict[str, dict],
                 "safety.surgical_morbidity.field",
                 f"unknown field {morbidity['field']!r} in CRF {morbidity['crf']!r}"))
     problems += _sae_trigger_problems(safety, crfs)
+    return problems
+
+
+def _monitoring_problems(data: dict[str, Any], crfs: dict[str, dict]) -> list[ProtocolProblem]:
+    """The key data to verify name known CRFs and top-level fields of them."""
+    problems = []
+    for i, item in enumerate((data.get("monitoring") or {}).get("key_data", [])):
+        crf = crfs.get(item["crf"])
+        if crf is None:
+            problems.append(ProtocolProblem(f"monitoring.key_data[{i}].crf",
+                                            f"unknown CRF {item['crf']!r}"))
+            continue
+        codes = {f["code"] for f in crf["fields"]}
+        for j, code in enumerate(item.get("fields", [])):
+            if code not in codes:
+                problems.append(ProtocolProblem(
+                    f"monitoring.key_data[{i}].fields[{j}]",
+                    f"CRF {item['crf']!r} has no field {code!r}"))
     return problems
 
 

@@ -29,9 +29,7 @@ def status(p) -> str:
 def on_injections(reminet, reminet_coordinator):
     p = factories.randomised(reminet, by=reminet_coordinator, days_ago=100)
     assert status(p) == Status.RANDOMISED
-    save_crf(p, "injection", {"injection_date": (TODAY() - days(95)).isoformat(),
-                              "kit_code": "KIT1", "dose_given": True},
-             by=reminet_coordinator, complete=True)
+    factories.first_injection(p, TODAY() - days(95), by=reminet_coordinator)
     return p
 
 

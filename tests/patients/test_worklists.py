@@ -264,8 +264,7 @@ def test_blinded_visit_pages_never_show_the_arm(reminet, reminet_coordinator, ma
 
     p = factories.randomised(reminet, by=reminet_coordinator, days_ago=60)
     r = timezone.localdate(p.allocation.randomised_at)
-    save_crf(p, "injection", {"injection_date": (r + days(2)).isoformat(), "kit_code": "K",
-                              "dose_given": True}, by=reminet_coordinator, complete=True)
+    factories.first_injection(p, r + days(2), by=reminet_coordinator)
     scheduling.record_visit_done(Visit.objects.get(participant=p, code="baseline"),
                                  done_on=TODAY() - days(10), by=reminet_coordinator)
     for role in ("coordinator", "investigator", "data_manager", "sponsor"):

@@ -11,6 +11,16 @@ from randomisation import generator, services
 from randomisation.models import AllocationList, AllocationSlot, ListStatus
 
 
+@pytest.fixture
+def reminet(kit_coded, statistician):
+    """The lists' tests run on a blinded trial whose allocation list carries the kit codes
+    (REMINET's kits come from its kit list: tests/supply)."""
+    from trials.models import Membership
+
+    Membership.objects.create(user=statistician, trial=kit_coded, role="statistician")
+    return kit_coded
+
+
 def slots_of(alist):
     return services.canonical_rows(alist)
 

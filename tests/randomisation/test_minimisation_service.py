@@ -17,6 +17,7 @@ def minimised_trial(shipped_definitions, db):
     """REMINET's definition, allocating by minimisation instead of permuted blocks."""
     definition = copy.deepcopy(dict(shipped_definitions)["reminet.yaml"])
     definition["trial"]["slug"] = "reminet-min"
+    definition.pop("supply")  # kit codes from the minimisation, as in a trial without kit list
     definition["randomisation"] = {
         "method": "minimisation", "kit_code_length": 6,
         "minimisation": {"probability": 0.8, "weights": {"grade": 1, "l1_response": 2}}}

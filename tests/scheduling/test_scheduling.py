@@ -201,8 +201,7 @@ def test_anchor_crfs_of_a_participant_not_yet_randomised_schedule_nothing(
 def _reminet_on_injections(reminet, coordinator, *, days_ago=200):
     p = factories.randomised(reminet, by=coordinator, days_ago=days_ago)
     r = randomised_on(p)
-    save_crf(p, "injection", {"injection_date": (r + days(5)).isoformat(), "kit_code": "KIT1",
-                              "dose_given": True}, by=coordinator, complete=True)
+    factories.first_injection(p, r + days(5), by=coordinator)
     return p, r
 
 
@@ -344,8 +343,7 @@ def test_after_progression_survival_follow_up_every_3_months_until_death(
     # DESIGN.md: survival is followed after progression until death or the end of the study.
     p = factories.randomised(reminet, by=reminet_coordinator, days_ago=500)
     r = randomised_on(p)
-    save_crf(p, "injection", {"injection_date": r.isoformat(), "kit_code": "KIT1",
-                              "dose_given": True}, by=reminet_coordinator, complete=True)
+    factories.first_injection(p, r, by=reminet_coordinator)
     assert not visits(p, "survival_follow_up"), "none while on treatment"
     progressed = add_months(r, 8)
     save_crf(p, "progression", {"progression_date": progressed.isoformat(),

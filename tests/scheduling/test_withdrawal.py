@@ -35,8 +35,7 @@ def on_treatment(trial, coordinator, days_ago: int) -> tuple[Participant, dt.dat
     """A REMINET participant randomised ``days_ago`` days ago, first injection on day 0."""
     p = factories.randomised(trial, by=coordinator, days_ago=days_ago)
     r = timezone.localdate(p.allocation.randomised_at)
-    save_crf_and_replan(p, "injection", crf_answers(crf_of(p.protocol_version_id, "injection"),
-                                                    on=r), by=coordinator, complete=True)
+    factories.first_injection(p, r, by=coordinator)
     return Participant.objects.get(pk=p.pk), r
 
 

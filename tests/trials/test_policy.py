@@ -10,17 +10,25 @@ P = Perm
 EXPECTED = {
     "investigator": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.ENTER_CRF, P.SIGN_CRF,
                      P.CONFIRM_ELIGIBILITY, P.ANSWER_QUERY, P.EMERGENCY_UNBLIND,
-                     P.VISIT_REMINDERS, P.VIEW_SCREENING_LOG, P.VIEW_SAFETY},
+                     P.VISIT_REMINDERS, P.VIEW_SCREENING_LOG, P.VIEW_SAFETY, P.VIEW_SUPPLY,
+                     P.DISPENSE},
     "coordinator": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.SCREEN, P.RANDOMISE, P.SCHEDULE_VISITS,
                     P.ENTER_CRF, P.ANSWER_QUERY, P.VISIT_REMINDERS, P.VIEW_SCREENING_LOG,
-                    P.RECORD_RANDOMISED_IN_ERROR, P.VIEW_SAFETY},
+                    P.RECORD_RANDOMISED_IN_ERROR, P.VIEW_SAFETY, P.VIEW_SUPPLY, P.DISPENSE,
+                    P.RECEIVE_SUPPLY},
     "data_manager": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.RAISE_QUERY, P.LOCK_CRF,
                      P.VIEW_REPORTS, P.EXPORT_DATA, P.VIEW_AUDIT, P.VIEW_SCREENING_LOG,
-                     P.RECORD_RANDOMISED_IN_ERROR, P.VIEW_SAFETY},
+                     P.RECORD_RANDOMISED_IN_ERROR, P.VIEW_SAFETY, P.VIEW_SUPPLY},
     "sponsor": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.VIEW_REPORTS, P.EXPORT_DATA,
-                P.VIEW_SCREENING_LOG, P.VIEW_SAFETY},
+                P.VIEW_SCREENING_LOG, P.VIEW_SAFETY, P.VIEW_SUPPLY},
     "statistician": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.VIEW_REPORTS, P.EXPORT_DATA,
-                     P.MANAGE_ALLOCATION, P.VIEW_ARMS, P.VIEW_AUDIT, P.VIEW_SCREENING_LOG},
+                     P.MANAGE_ALLOCATION, P.VIEW_ARMS, P.VIEW_AUDIT, P.VIEW_SCREENING_LOG,
+                     P.VIEW_SUPPLY},
+    # The clinical research associate of their sites: SDV, queries, kit reconciliation.
+    "monitor": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.RAISE_QUERY, P.VERIFY_SOURCE,
+                P.VIEW_REPORTS, P.VIEW_SCREENING_LOG, P.VIEW_SAFETY, P.VIEW_SUPPLY},
+    # Unblinded to kits only: no participants, no clinical data.
+    "supply_manager": {P.VIEW_TRIAL, P.VIEW_SUPPLY, P.MANAGE_SUPPLY},
     # Pharmacovigilance: blinded (VIEW_ARMS absent) but for the SUSARs it unblinds itself.
     "safety_officer": {P.VIEW_TRIAL, P.VIEW_SAFETY, P.ASSESS_SAFETY, P.SAFETY_UNBLIND},
 }
@@ -41,7 +49,7 @@ def test_every_member_sees_arms_in_an_open_trial(rectal, make_user, role):
 
 
 @pytest.mark.parametrize("role", ["investigator", "coordinator", "data_manager", "sponsor",
-                                  "safety_officer"])
+                                  "monitor", "safety_officer", "supply_manager"])
 def test_blinded_roles_are_blinded_in_reminet(reminet, make_user, role):
     assert policy.is_blinded_for(make_user(role, reminet), reminet)
 
@@ -195,3 +203,16 @@ def test_the_trial_and_participant_read_together_answer_as_read_apart(
                                                            here.study_id, Perm.RANDOMISE)
         assert policy.has_perm(user, Perm.RANDOMISE, trial, participant.site)
     assert participant == here
+
+
+def test_the_supply_manager_sees_arms_of_kits_only(reminet, make_user):
+    """Per-arm stock for the supply manager and the unblinded; participants' arms stay hidden
+    from the supply manager (who sees no participant at all)."""
+    manager = make_user("supply_manager", reminet)
+    assert policy.can_see_kit_arms(manager, reminet)
+    assert policy.is_blinded_for(manager, reminet)
+    assert not policy.has_perm(manager, Perm.VIEW_PARTICIPANTS, reminet)
+    assert policy.can_see_kit_arms(make_user("statistician", reminet), reminet)
+    for role in ("investigator", "coordinator", "data_manager", "sponsor", "safety_officer"):
+        assert not policy.can_see_kit_arms(make_user(role, reminet), reminet)
+    assert policy.requires_two_factor(manager)
