@@ -15,6 +15,7 @@ from django.utils import timezone
 from crfs.models import UNRESOLVED, CRFRecord, DataQuery, QueryMessage
 from patients.models import Participant, Visit, VisitState, VisitStatus
 from patients.selectors import participants_for
+from supply.models import KitList
 from trials import policy
 from trials.models import Trial
 
@@ -94,3 +95,10 @@ def query_with_thread(user, trial: Trial, query_id: int) -> DataQuery | None:
                                        .select_related("author").order_by("at", "pk"),
                                        to_attr="thread"))
             .filter(pk=query_id).first())
+
+
+def kit_lists(trial: Trial) -> QuerySet[KitList]:
+    """The trial's kit lists, newest first, each with its number of kits (the statistician's:
+    the caller checks)."""
+    return (KitList.objects.filter(trial=trial).select_related("created_by", "sealed_by")
+            .annotate(kit_count=Count("kits")).order_by("-number"))

@@ -19,7 +19,11 @@ from patients.models import (ConsentRecord, Participant, ScreeningLogEntry, Visi
                              Withdrawal, WithdrawalLevel)
 from reports.models import ReportRequest, ReportStatus
 from reports.services import KINDS as REPORT_KINDS
+from randomisation.kitlist import MAX_KITS
 from safety.models import SAEReport, SAEVersion, SponsorAssessment
+from supply.models import (Excursion, Kit, KitAssignment, KitList, KitRelease, ReceiptOutcome,
+                           ReleaseKind, ResupplyRequest, Shipment, ShipmentKit)
+from supply.selectors import ACCOUNTABILITY_COLUMNS, accountability_row
 from trials import policy
 from trials.models import Arm, Site, Trial
 
@@ -532,3 +536,264 @@ class SubjectMatrixSerializer(serializers.Serializer):
     visit_pages = serializers.IntegerField()
     columns = MatrixColumnSerializer(many=True)
     results = MatrixRowSerializer(many=True)
+
+
+# --------------------------------------------------------------------------- supply (kits)
+#
+# Kits are listed by number, lot, expiry and state; the arm of a kit appears in two places
+# only, read by the unblinded (``trials.policy.can_see_kit_arms``): ``SiteStockSerializer.
+# by_arm`` (null for everyone else) and ``ResupplyRequestSerializer`` (an endpoint the blinded
+# may not call). A shipment or a participant's kits never carry an arm.
+
+
+class SiteStockSerializer(serializers.Serializer):
+    """``supply.selectors.SiteStock``, with the per-arm split when the reader may see it."""
+
+    site = serializers.CharField(source="site.code")
+    site_name = serializers.CharField(source="site.name")
+    available = serializers.IntegerField(help_text="Received, not quarantined, not expired.")
+    expired = serializers.IntegerField(help_text="On the shelf past their expiry date.")
+    quarantined = serializers.IntegerField()
+    assigned = serializers.IntegerField(help_text="Assigned to a coming visit, not yet given.")
+    in_transit = serializers.IntegerField()
+    by_arm = serializers.SerializerMethodField(
+        help_text="Available kits per arm code; null for a role blinded to the kits' arms.")
+
+    @extend_schema_field(serializers.DictField(child=serializers.IntegerField(),
+                                               allow_null=True))
+    def get_by_arm(self, stock) -> dict | None:
+        by_arm = self.context.get("by_arm")
+        if by_arm is None:
+            return None
+        return {arm: by_arm.get(stock.site.pk, {}).get(arm, 0) for arm in self.context["arms"]}
+
+
+class KitSerializer(serializers.ModelSerializer):
+    """A kit as a site sees it: no arm."""
+
+    class Meta:
+        model = Kit
+        fields = ["number", "lot", "expires_on", "status"]
+        read_only_fields = fields
+
+
+class ShipmentSerializer(serializers.ModelSerializer):
+    site = serializers.CharField(source="site.code", read_only=True)
+    dispatched_by = serializers.CharField(source="dispatched_by.username", read_only=True)
+    received_by = serializers.CharField(source="received_by.username", read_only=True,
+                                        allow_null=True, default=None)
+    kit_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Shipment
+        fields = ["number", "site", "depot", "status", "dispatched_at", "dispatched_by",
+                  "received_at", "received_by", "kit_count", "note"]
+        read_only_fields = fields
+
+
+class ShipmentKitSerializer(serializers.ModelSerializer):
+    number = serializers.CharField(source="kit.number", read_only=True)
+    lot = serializers.CharField(source="kit.lot", read_only=True)
+    expires_on = serializers.DateField(source="kit.expires_on", read_only=True)
+    outcome = serializers.CharField(read_only=True, help_text=(
+        "received, damaged or missing once the site confirmed the receipt; empty before."))
+
+    class Meta:
+        model = ShipmentKit
+        fields = ["number", "lot", "expires_on", "outcome"]
+        read_only_fields = fields
+
+
+class ShipmentDetailSerializer(ShipmentSerializer):
+    kits = ShipmentKitSerializer(many=True, read_only=True, source="items.all")
+
+    class Meta(ShipmentSerializer.Meta):
+        fields = ShipmentSerializer.Meta.fields + ["kits"]
+        read_only_fields = fields
+
+
+class DispatchSerializer(serializers.Serializer):
+    site = serializers.CharField(max_length=64, help_text="The receiving site's code.")
+    quantities = serializers.DictField(
+        child=serializers.IntegerField(min_value=0, max_value=MAX_KITS),
+        help_text="Kits to send per arm code: {arm code: number of kits}.")
+    depot = serializers.CharField(max_length=64, required=False,
+                                  help_text="The depot's code; the protocol's first when omitted.")
+    request = serializers.IntegerField(required=False, min_value=1, max_value=2**62,
+                                       help_text="The open resupply request this shipment "
+                                                 "answers (it is then closed).")
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class ReceiptSerializer(serializers.Serializer):
+    kits = serializers.DictField(
+        child=serializers.ChoiceField(choices=ReceiptOutcome.choices), allow_empty=True,
+        help_text="Kit number → received, damaged or missing; kits not named are received "
+                  "({} when all arrived in good condition).")
+
+
+class ExcursionSerializer(serializers.ModelSerializer):
+    site = serializers.CharField(source="site.code", read_only=True)
+    reported_by = serializers.CharField(source="reported_by.username", read_only=True)
+    decided_by = serializers.CharField(source="decided_by.username", read_only=True,
+                                       allow_null=True, default=None)
+    kit_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Excursion
+        fields = ["id", "site", "reported_at", "reported_by", "description", "kit_count",
+                  "decision", "decision_reason", "decided_at", "decided_by"]
+        read_only_fields = fields
+
+
+class ExcursionReportSerializer(serializers.Serializer):
+    site = serializers.CharField(max_length=64, help_text="Your site's code.")
+    kits = serializers.ListField(child=serializers.CharField(max_length=32), max_length=5000,
+                                 help_text="The numbers of the kits exposed.")
+    description = serializers.CharField(max_length=4000, help_text=(
+        "Temperatures, how long, where the kits were."))
+
+
+class ExcursionDecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["release", "destroy"])
+    reason = serializers.CharField(max_length=2000, help_text=(
+        "Stability data, the depot's advice…"))
+
+
+class KitRecordSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["returned", "destroyed"], help_text=(
+        "returned: by the site (coordinator); destroyed: the supply manager."))
+    kits = serializers.ListField(child=serializers.CharField(max_length=32), max_length=5000)
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True,
+                                   default="")
+
+
+class KitRecordResultSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    site = serializers.CharField()
+    kits = serializers.IntegerField(help_text="How many kits were recorded.")
+
+
+class ResupplyRequestSerializer(serializers.ModelSerializer):
+    """Unblinded: kits to send per arm code, and each arm's stock and need when raised."""
+
+    site = serializers.CharField(source="site.code", read_only=True)
+    quantities = serializers.DictField(child=serializers.IntegerField(), read_only=True)
+    detail = serializers.DictField(child=serializers.DictField(
+        child=serializers.IntegerField()), read_only=True)
+
+    class Meta:
+        model = ResupplyRequest
+        fields = ["id", "site", "raised_at", "stock_out", "quantities", "detail",
+                  "notified_at"]
+        read_only_fields = fields
+
+
+class KitReleaseSerializer(serializers.ModelSerializer):
+    by = serializers.CharField(source="by.username", read_only=True)
+
+    class Meta:
+        model = KitRelease
+        fields = ["kind", "reason", "at", "by"]
+        read_only_fields = fields
+
+
+class KitAssignmentSerializer(serializers.ModelSerializer):
+    """A kit assigned to a participant at a visit (never its arm), and how it ended."""
+
+    kit = serializers.CharField(source="kit.number", read_only=True)
+    lot = serializers.CharField(source="kit.lot", read_only=True)
+    expires_on = serializers.DateField(source="kit.expires_on", read_only=True)
+    kit_status = serializers.CharField(source="kit.status", read_only=True)
+    visit = serializers.IntegerField(source="visit_id", read_only=True)
+    visit_label = serializers.CharField(source="visit.title", read_only=True)
+    assigned_by = serializers.CharField(source="assigned_by.username", read_only=True)
+    current = serializers.SerializerMethodField(
+        help_text="The visit's kit now (not replaced, not put back in stock).")
+    release = serializers.SerializerMethodField()
+
+    class Meta:
+        model = KitAssignment
+        fields = ["id", "kit", "lot", "expires_on", "kit_status", "visit", "visit_label",
+                  "assigned_at", "assigned_by", "reason", "current", "release"]
+        read_only_fields = fields
+
+    def get_current(self, assignment) -> bool:
+        return not hasattr(assignment, "release")
+
+    @extend_schema_field(KitReleaseSerializer(allow_null=True))
+    def get_release(self, assignment):
+        if not hasattr(assignment, "release"):
+            return None
+        return KitReleaseSerializer(assignment.release).data
+
+
+class AssignKitSerializer(serializers.Serializer):
+    visit = serializers.IntegerField(min_value=1, max_value=2**62,
+                                     help_text="The dispensing visit's id.")
+
+
+class ReplaceKitSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=[ReleaseKind.DAMAGED, ReleaseKind.LOST])
+    reason = serializers.CharField(max_length=2000)
+
+
+class AccountabilitySerializer(serializers.Serializer):
+    """One kit event of the site's accountability log, with the columns of its PDF and CSV
+    (``supply.selectors.ACCOUNTABILITY_COLUMNS``, every value a string as in the CSV)."""
+
+    kit_number = serializers.CharField()
+    lot = serializers.CharField()
+    expires_on = serializers.CharField()
+    event = serializers.CharField()
+    at = serializers.CharField()
+    by = serializers.CharField()
+    shipment = serializers.CharField()
+    participant = serializers.CharField(help_text="The study ID, when the event concerns one.")
+    visit = serializers.CharField()
+    reason = serializers.CharField()
+    status_now = serializers.CharField()
+
+    def to_representation(self, event):
+        return dict(zip(ACCOUNTABILITY_COLUMNS, accountability_row(event)))
+
+
+class AccountabilityFilters(serializers.Serializer):
+    start = serializers.DateField(required=False, help_text="Events on or after this day.")
+    end = serializers.DateField(required=False, help_text="Events on or before this day.")
+
+
+class KitListSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", read_only=True)
+    sealed_by = serializers.CharField(source="sealed_by.username", read_only=True,
+                                      allow_null=True, default=None)
+    kit_count = serializers.IntegerField(read_only=True)
+    parameters = serializers.JSONField(read_only=True)
+
+    class Meta:
+        model = KitList
+        fields = ["number", "source", "seed", "parameters", "status", "kit_count",
+                  "created_at", "created_by", "sealed_at", "sealed_by", "digest"]
+        read_only_fields = fields
+
+
+class KitListGenerateSerializer(serializers.Serializer):
+    kits = serializers.IntegerField(min_value=1, max_value=MAX_KITS)
+    lot_size = serializers.IntegerField(min_value=1, max_value=MAX_KITS)
+    expires_on = serializers.DateField(help_text="After today.")
+    seed = serializers.CharField(max_length=128, required=False, allow_blank=True,
+                                 help_text="Recorded; the same seed makes the same list. "
+                                           "A new one when omitted.")
+
+
+class KitListImportSerializer(serializers.Serializer):
+    csv = serializers.CharField(max_length=5_000_000, trim_whitespace=False, help_text=(
+        "The table, header kit_number,arm,lot,expires_on (ISO dates)."))
+
+
+class KitListVerifySerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    status = serializers.CharField()
+    digest = serializers.CharField(help_text="The SHA-256 stored when sealed.")
+    verified = serializers.BooleanField(help_text=(
+        "The sealed list is unchanged: its digest, computed again, is the one stored."))

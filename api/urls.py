@@ -13,6 +13,10 @@ PARTICIPANT = TRIAL + "participants/<str:study_id>/"
 RECORD = PARTICIPANT + "crfs/<int:record_id>/"
 QUERY = TRIAL + "queries/<int:query_id>/"
 REPORT = TRIAL + "reports/<int:report_id>/"
+SUPPLY = TRIAL + "supply/"
+SUPPLY_SITE = SUPPLY + "sites/<str:site_code>/"
+SHIPMENT = SUPPLY + "shipments/<int:shipment_number>/"
+KIT_LIST = SUPPLY + "kit-lists/<int:list_number>/"
 
 v1 = [
     path("trials/", views.TrialList.as_view(), name="api_trials"),
@@ -53,6 +57,29 @@ v1 = [
     path(TRIAL + "sae-reports/<int:sae_id>/", views.SAEReportDetail.as_view(),
          name="api_sae_report"),
     path(TRIAL + "audit-log/", views.AuditLog.as_view(), name="api_audit_log"),
+    # Investigational product supply (docs/supply.md): kit numbers for all, arms for the
+    # unblinded only.
+    path(SUPPLY + "stock/", views.SupplyStock.as_view(), name="api_supply_stock"),
+    path(SUPPLY_SITE + "kits/", views.SiteKits.as_view(), name="api_site_kits"),
+    path(SUPPLY_SITE + "kit-records/", views.SiteKitRecords.as_view(),
+         name="api_site_kit_records"),
+    path(SUPPLY_SITE + "accountability/", views.SiteAccountability.as_view(),
+         name="api_site_accountability"),
+    path(SUPPLY + "shipments/", views.Shipments.as_view(), name="api_shipments"),
+    path(SHIPMENT, views.ShipmentDetail.as_view(), name="api_shipment"),
+    path(SHIPMENT + "receipt/", views.ShipmentReceipt.as_view(), name="api_shipment_receipt"),
+    path(SUPPLY + "excursions/", views.Excursions.as_view(), name="api_excursions"),
+    path(SUPPLY + "excursions/<int:excursion_id>/decision/", views.ExcursionDecision.as_view(),
+         name="api_excursion_decision"),
+    path(SUPPLY + "resupply-requests/", views.ResupplyRequests.as_view(),
+         name="api_resupply_requests"),
+    path(PARTICIPANT + "kits/", views.ParticipantKits.as_view(), name="api_participant_kits"),
+    path(PARTICIPANT + "kits/<int:assignment_id>/replace/", views.ReplaceKit.as_view(),
+         name="api_replace_kit"),
+    path(SUPPLY + "kit-lists/", views.KitLists.as_view(), name="api_kit_lists"),
+    path(SUPPLY + "kit-lists/import/", views.KitListImport.as_view(), name="api_kit_list_import"),
+    path(KIT_LIST + "seal/", views.KitListSeal.as_view(), name="api_kit_list_seal"),
+    path(KIT_LIST + "verify/", views.KitListVerify.as_view(), name="api_kit_list_verify"),
 ]
 
 

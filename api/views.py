@@ -12,9 +12,10 @@ and its row in ``tests/test_permission_matrix.py`` (the test fails until it has 
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from urllib.parse import quote, urlencode
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import Http404
 from django.urls import reverse
@@ -36,11 +37,13 @@ from patients import screening as screening_log, services as participants
 from patients.models import Status, Visit, VisitState
 from patients import selectors as participant_selectors
 from patients.selectors import get_participant_for
-from randomisation import selectors as allocations, services as randomisation
+from randomisation import kitlist, selectors as allocations, services as randomisation
 from reports import audit_log, downloads, matrix, services as reports
 from reports.models import ReportRequest
 from safety import selectors as safety_selectors
 from scheduling import services as scheduling
+from supply import selectors as supply_selectors, services as supply
+from supply.models import KitStatus, ResupplyRequest
 from trials import policy
 from trials.models import Trial, crf_of, definition_of
 from trials.policy import Perm
@@ -878,3 +881,439 @@ class AuditLog(TrialView, generics.ListAPIView):
     @extend_schema(parameters=[s.AuditLogFilters])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+
+# --------------------------------------------------------------------------- supply (kits)
+
+
+def supply_trial(user, slug: str) -> Trial:
+    trial = get_trial_for(user, slug)
+    if supply.settings_of(trial) is None:
+        raise Http404(_("%(trial)s dispenses no kits (its protocol declares no product "
+                        "supply).") % {"trial": trial.short_title})
+    return trial
+
+
+class SupplyView(TrialView):
+    """A trial that dispenses kits: any other (the rectal trial, open label, no product) is a
+    404 saying so. Its sites' supply, as ``Perm.VIEW_SUPPLY`` allows (site-scoped roles: their
+    site; another site's objects are 404)."""
+
+    perms = {"GET": Perm.VIEW_SUPPLY}
+
+    @cached_property
+    def trial(self) -> Trial:
+        return supply_trial(self.request.user, self.kwargs["slug"])
+
+    def supply_site(self, code: str, *, field: str | None = None):
+        """One of the user's supply sites, by code: 404 in the URL, 400 in a body (``field``)."""
+        site = None
+        if "\x00" not in code:  # no site code has one, and PostgreSQL refuses it in a query
+            site = supply_selectors.supply_sites(self.request.user, self.trial).filter(
+                code=code).first()
+        if site is None:
+            message = _("No site %(code)s among the sites whose supply you see.") % {
+                "code": code}
+            if field:
+                raise drf.ValidationError({field: [message]})
+            raise Http404(message)
+        site.trial = self.trial
+        return site
+
+
+class SiteSupplyView(SupplyView):
+    """A route naming one site (``site_code``)."""
+
+    @cached_property
+    def site(self):
+        return self.supply_site(self.kwargs["site_code"])
+
+    def scope(self):
+        return self.trial, self.site
+
+
+@contextmanager
+def supply_refusals(fields: dict[str, str] | None = None):
+    """A supply service's refusal as the API's answer: a message about the request as a whole
+    goes under the field ``fields`` names for its code (``{"bad_receipt": "kits"}``), else
+    ``detail``; "not allowed" is a 403, "this trial has no kits" a 404."""
+    try:
+        yield
+    except supply.SupplyError as exc:
+        if exc.code == "forbidden":
+            raise PermissionDenied(exc.messages[0])
+        if exc.code == "no_supply":
+            raise Http404(exc.messages[0])
+        field = (fields or {}).get(exc.code)
+        if field and not hasattr(exc, "error_dict"):
+            raise drf.ValidationError({field: exc.messages})
+        raise
+
+
+class SupplyStock(SupplyView):
+    """Stock per site you see: counts whatever the arm (kit numbers are on the kits' list);
+    ``by_arm`` only for the roles unblinded to the kits' arms, null for everyone else."""
+
+    serializer_class = s.SiteStockSerializer
+    pagination_class = None
+
+    @extend_schema(responses={200: s.SiteStockSerializer(many=True)})
+    def get(self, request, *args, **kwargs):
+        sites = supply_selectors.supply_sites(request.user, self.trial)
+        context = self.get_serializer_context()
+        if policy.can_see_kit_arms(request.user, self.trial):
+            context["by_arm"] = supply_selectors.stock_by_arm(sites)
+            context["arms"] = [a.code for a in self.trial.arms.order_by("position")]
+        return Response(s.SiteStockSerializer(supply_selectors.site_stock(sites), many=True,
+                                              context=context).data)
+
+
+class KitFilters(drf.Serializer):
+    status = drf.ChoiceField(choices=KitStatus.choices, required=False)
+
+
+class SiteKits(SiteSupplyView, generics.ListAPIView):
+    """The kits at one site, by number: lot, expiry and state, never the arm."""
+
+    serializer_class = s.KitSerializer
+
+    def get_queryset(self):
+        kits = supply_selectors.kits_at(self.site)
+        return kits.filter(**_filters(KitFilters, self.request))
+
+    @extend_schema(parameters=[KitFilters])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class Shipments(SupplyView, generics.ListCreateAPIView):
+    """Shipments to the sites you see, newest first; POST dispatches one from the depot
+    (supply manager): kits of each arm, listed by number only."""
+
+    perms = {"GET": Perm.VIEW_SUPPLY, "POST": Perm.MANAGE_SUPPLY}
+    serializer_class = s.ShipmentSerializer
+
+    def get_queryset(self):
+        return supply_selectors.shipments(self.request.user, self.trial)
+
+    @extend_schema(request=s.DispatchSerializer, responses={201: s.ShipmentDetailSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.DispatchSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        site = self.supply_site(data["site"], field="site")
+        resupply_request = None
+        if data.get("request") is not None:
+            resupply_request = ResupplyRequest.objects.filter(
+                trial=self.trial, pk=data["request"]).first()
+            if resupply_request is None:
+                raise drf.ValidationError({"request": [_("No such resupply request in this "
+                                                         "trial.")]})
+        with supply_refusals({"bad_quantities": "quantities", "empty_shipment": "quantities",
+                              "depot_short": "quantities", "bad_depot": "depot",
+                              "bad_request": "request"}):
+            shipment = supply.dispatch_shipment(
+                self.trial, site=site, quantities=data["quantities"], by=request.user,
+                depot=data.get("depot"), request=resupply_request, note=data["note"])
+        return Response(s.ShipmentDetailSerializer(self._detail(shipment.number)).data,
+                        status=status.HTTP_201_CREATED)
+
+    def _detail(self, number: int):
+        return (supply_selectors.shipments(self.request.user, self.trial)
+                .prefetch_related("items__kit").get(number=number))
+
+
+class ShipmentView(SupplyView):
+    serializer_class = s.ShipmentDetailSerializer
+
+    @cached_property
+    def shipment(self):
+        shipment = (supply_selectors.shipments(self.request.user, self.trial)
+                    .prefetch_related("items__kit")
+                    .filter(number=self.kwargs["shipment_number"]).first())
+        if shipment is None:
+            raise Http404(_("No such shipment to your sites."))
+        return shipment
+
+    def scope(self):
+        return self.trial, self.shipment.site
+
+
+class ShipmentDetail(ShipmentView, generics.RetrieveAPIView):
+    """One shipment and its kits (numbers, lots, expiry, what the site found on receipt)."""
+
+    def get_object(self):
+        return self.shipment
+
+
+class ShipmentReceipt(ShipmentView):
+    """The site confirms what arrived (coordinator): each kit received, damaged or missing;
+    kits not named are received. A kit not in the shipment refuses the whole receipt."""
+
+    perms = {"POST": Perm.RECEIVE_SUPPLY}
+
+    @extend_schema(request=s.ReceiptSerializer, responses={200: s.ShipmentDetailSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.ReceiptSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        with supply_refusals({"bad_receipt": "kits"}):
+            supply.receive_shipment(self.shipment, by=request.user,
+                                    outcomes=given.validated_data["kits"])
+        del self.shipment  # read it again, received
+        return Response(s.ShipmentDetailSerializer(self.shipment).data)
+
+
+class Excursions(SupplyView, generics.ListCreateAPIView):
+    """Temperature excursions at the sites you see, newest first; POST reports one at your
+    site (coordinator): the kits named are quarantined until the supply manager decides."""
+
+    perms = {"GET": Perm.VIEW_SUPPLY, "POST": Perm.RECEIVE_SUPPLY}
+    serializer_class = s.ExcursionSerializer
+
+    def get_queryset(self):
+        return supply_selectors.excursions(self.request.user, self.trial)
+
+    @extend_schema(request=s.ExcursionReportSerializer, responses={201: s.ExcursionSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.ExcursionReportSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        site = self.supply_site(data["site"], field="site")
+        if not policy.has_perm(request.user, Perm.RECEIVE_SUPPLY, self.trial, site):
+            raise drf.ValidationError({"site": [_("You do not receive the supply of %(site)s.")
+                                                % {"site": site.code}]})
+        with supply_refusals():
+            excursion = supply.report_excursion(site, numbers=data["kits"],
+                                                description=data["description"],
+                                                by=request.user)
+        return Response(self.get_serializer(self.get_queryset().get(pk=excursion.pk)).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class ExcursionDecision(SupplyView):
+    """The supply manager's decision on an excursion: its kits released (usable) or
+    destroyed, with the reason."""
+
+    perms = {"POST": Perm.MANAGE_SUPPLY}
+    serializer_class = s.ExcursionSerializer
+
+    @cached_property
+    def excursion(self):
+        excursion = supply_selectors.excursions(self.request.user, self.trial).filter(
+            pk=self.kwargs["excursion_id"]).first()
+        if excursion is None:
+            raise Http404(_("No such excursion at your sites."))
+        return excursion
+
+    def scope(self):
+        return self.trial, self.excursion.site
+
+    @extend_schema(request=s.ExcursionDecisionSerializer, responses={200: s.ExcursionSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.ExcursionDecisionSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        with supply_refusals():
+            supply.decide_excursion(self.excursion, by=request.user, **given.validated_data)
+        return Response(self.get_serializer(supply_selectors.excursions(
+            request.user, self.trial).get(pk=self.excursion.pk)).data)
+
+
+class SiteKitRecords(SiteSupplyView):
+    """Kits returned by the site (``returned``: coordinator) or destroyed (``destroyed``:
+    supply manager): all the named kits or none."""
+
+    perms = {"POST": None}  # which of the two, by ``kind`` (below)
+    serializer_class = s.KitRecordSerializer
+    NEEDS = {"returned": Perm.RECEIVE_SUPPLY, "destroyed": Perm.MANAGE_SUPPLY}
+
+    def _may(self, perm) -> bool:
+        return policy.has_perm(self.request.user, perm, self.trial, self.site)
+
+    @extend_schema(request=s.KitRecordSerializer, responses={200: s.KitRecordResultSerializer})
+    def post(self, request, *args, **kwargs):
+        if not any(self._may(perm) for perm in self.NEEDS.values()):
+            raise PermissionDenied
+        given = s.KitRecordSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        kind = given.validated_data["kind"]
+        if not self._may(self.NEEDS[kind]):
+            raise PermissionDenied(_("Your role may not record kits as %(kind)s.") % {
+                "kind": kind})
+        with supply_refusals():
+            n = supply.record_kits(self.site, kind=kind, numbers=given.validated_data["kits"],
+                                   reason=given.validated_data["reason"], by=request.user)
+        return Response(s.KitRecordResultSerializer(
+            {"kind": kind, "site": self.site.code, "kits": n}).data)
+
+
+class ResupplyRequests(SupplyView, generics.ListAPIView):
+    """Open resupply requests of the sites you see, oldest first: kits to send per arm.
+    Unblinded: 403 for a role blinded to the kits' arms."""
+
+    serializer_class = s.ResupplyRequestSerializer
+    pagination_class = None  # one open request per site at most
+
+    def get_queryset(self):
+        if not policy.can_see_kit_arms(self.request.user, self.trial):
+            raise PermissionDenied(_("Resupply requests say which arm each site lacks: for "
+                                     "the roles unblinded to the kits only."))
+        return supply_selectors.open_requests(self.trial).filter(
+            site__in=supply_selectors.supply_sites(self.request.user, self.trial))
+
+
+class SiteAccountability(SiteSupplyView, generics.ListAPIView):
+    """The site's accountability log, a page at a time: each kit's events at the site (made,
+    shipped, received, assigned, dispensed, returned, destroyed…) with who and when, by kit
+    number then time; the columns of its PDF and CSV. Kit numbers, never arms."""
+
+    serializer_class = s.AccountabilitySerializer
+
+    def get_queryset(self):
+        return supply_selectors.accountability(
+            self.site, **_filters(s.AccountabilityFilters, self.request))
+
+    @extend_schema(parameters=[s.AccountabilityFilters])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class ParticipantKitsView(ParticipantView):
+    """A participant's kits: 404 in a trial without kits."""
+
+    @cached_property
+    def trial(self) -> Trial:
+        return supply_trial(self.request.user, self.kwargs["slug"])
+
+
+class ParticipantKits(ParticipantKitsView, generics.ListAPIView):
+    """The kits assigned to the participant, oldest first, with their visit and how each
+    ended; POST assigns the kit to give at a dispensing visit (investigator, coordinator),
+    chosen from the site's stock of the participant's arm (never shown)."""
+
+    perms = {"GET": Perm.VIEW_PARTICIPANTS, "POST": Perm.DISPENSE}
+    serializer_class = s.KitAssignmentSerializer
+    pagination_class = None  # about 13 a year
+
+    def get_queryset(self):
+        return supply_selectors.participant_kits(self.participant)
+
+    @extend_schema(request=s.AssignKitSerializer, responses={201: s.KitAssignmentSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.AssignKitSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        visit = (Visit.objects.select_related("participant__site", "participant__trial")
+                 .filter(participant=self.participant, pk=given.validated_data["visit"]).first())
+        if visit is None:
+            raise drf.ValidationError({"visit": [_("No such visit of this participant.")]})
+        with supply_refusals({"not_a_dispensing_visit": "visit",
+                              "visit_not_applicable": "visit"}):
+            assignment = randomisation.assign_kit(visit, by=request.user)
+        return Response(self.get_serializer(self.get_queryset().get(pk=assignment.pk)).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class ReplaceKit(ParticipantKitsView):
+    """A replacement for a kit damaged or lost (investigator, coordinator), with the reason:
+    the old kit leaves the stock, the next suitable one of the participant's arm is assigned."""
+
+    perms = {"POST": Perm.DISPENSE}
+    serializer_class = s.KitAssignmentSerializer
+
+    @cached_property
+    def assignment(self):
+        assignment = supply_selectors.participant_kits(self.participant).filter(
+            pk=self.kwargs["assignment_id"]).first()
+        if assignment is None:
+            raise Http404(_("No such kit assignment of this participant."))
+        return assignment
+
+    @extend_schema(request=s.ReplaceKitSerializer, responses={201: s.KitAssignmentSerializer})
+    def post(self, request, *args, **kwargs):
+        assignment = self.assignment
+        given = s.ReplaceKitSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        with supply_refusals():
+            new = randomisation.replace_kit(assignment, by=request.user,
+                                            **given.validated_data)
+        return Response(self.get_serializer(
+            supply_selectors.participant_kits(self.participant).get(pk=new.pk)).data,
+            status=status.HTTP_201_CREATED)
+
+
+# Kit lists: the unblinded statistician's (``Perm.MANAGE_ALLOCATION``).
+
+
+class KitListView(SupplyView):
+    perms = {"GET": Perm.MANAGE_ALLOCATION, "POST": Perm.MANAGE_ALLOCATION}
+    serializer_class = s.KitListSerializer
+
+    def lists(self):
+        return selectors.kit_lists(self.trial)
+
+    @cached_property
+    def kit_list(self):
+        kit_list = self.lists().filter(number=self.kwargs["list_number"]).first()
+        if kit_list is None:
+            raise Http404(_("No kit list #%(n)s in this trial.") % {
+                "n": self.kwargs["list_number"]})
+        kit_list.trial = self.trial
+        return kit_list
+
+
+class KitLists(KitListView, generics.ListCreateAPIView):
+    """The trial's kit lists, newest first; POST generates a draft from a seed (recorded: the
+    same seed makes the same list)."""
+
+    def get_queryset(self):
+        return self.lists()
+
+    @extend_schema(request=s.KitListGenerateSerializer, responses={201: s.KitListSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.KitListGenerateSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        kit_list = kitlist.generate(self.trial, by=request.user, **given.validated_data)
+        return Response(self.get_serializer(self.lists().get(pk=kit_list.pk)).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class KitListImport(KitListView):
+    """A draft kit list from a CSV table; refused whole, every problem with its row."""
+
+    perms = {"POST": Perm.MANAGE_ALLOCATION}
+
+    @extend_schema(request=s.KitListImportSerializer, responses={201: s.KitListSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.KitListImportSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        try:
+            kit_list = kitlist.import_list(self.trial, given.validated_data["csv"],
+                                           by=request.user)
+        except kitlist.KitListImportError as exc:
+            raise drf.ValidationError({"csv": exc.messages})
+        return Response(self.get_serializer(self.lists().get(pk=kit_list.pk)).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class KitListSeal(KitListView):
+    """Seal a draft kit list: its SHA-256 stored and logged; its kits are then made (at the
+    depot) and may be shipped."""
+
+    perms = {"POST": Perm.MANAGE_ALLOCATION}
+
+    @extend_schema(request=None, responses={200: s.KitListSerializer})
+    def post(self, request, *args, **kwargs):
+        kitlist.seal(self.kit_list, by=request.user)
+        return Response(self.get_serializer(self.lists().get(pk=self.kit_list.pk)).data)
+
+
+class KitListVerify(KitListView):
+    """Whether the sealed list is unchanged: its digest computed again against the one
+    stored (false for a draft)."""
+
+    serializer_class = s.KitListVerifySerializer
+
+    def get(self, request, *args, **kwargs):
+        kit_list = self.kit_list
+        return Response(s.KitListVerifySerializer({
+            "number": kit_list.number, "status": kit_list.status, "digest": kit_list.digest,
+            "verified": kitlist.verify(kit_list)}).data)

@@ -114,9 +114,20 @@ def import_list(trial: Trial, text: str, *, by) -> KitList:
     repeated (in the file or the trial), an arm unknown, a date invalid or not after today,
     or a lot holds a single arm or several expiry dates (its label would reveal the arm)."""
     settings = _require(by, trial)
-    length = settings["kit_number_length"]
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    # newline="": a lone carriage return ends a row, as csv expects, instead of breaking it.
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
     expected = ["kit_number", "arm", "lot", "expires_on"]
+    try:
+        return _import_rows(trial, reader, expected, settings, by=by)
+    except csv.Error as exc:
+        # ``line_num``: the lines read whole; the error is on the next one.
+        raise KitListImportError([(reader.line_num + 1, _("not a CSV table: %(error)s") % {
+            "error": exc})])
+
+
+def _import_rows(trial: Trial, reader: csv.DictReader, expected: list[str], settings: dict, *,
+                 by) -> KitList:
+    length = settings["kit_number_length"]
     found = [h.strip() for h in reader.fieldnames or []]
     if found != expected:
         raise KitListImportError([(1, _("the header must be: %(expected)s (found: %(found)s)")

@@ -276,6 +276,39 @@ MATRIX: dict[tuple[str, str], str] = {
     # SAE reports (Perm.VIEW_SAFETY), read-only.
     ("api_sae_reports", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 403/403/404 403/403/404 200 401",
     ("api_sae_report", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 403/403/404 403/403/404 200 401",
+    # Supply (issue 19). Perm.VIEW_SUPPLY: every role here, site-scoped for the site's staff
+    # (another site's kits, shipment, accountability: 404). Receipts, excursions and returns:
+    # Perm.RECEIVE_SUPPLY (the coordinator); dispatch, excursion decisions: the supply manager
+    # (its column); kit assignment and replacement: Perm.DISPENSE (investigator,
+    # coordinator); kit lists: Perm.MANAGE_ALLOCATION (statistician); resupply requests: the
+    # roles unblinded to kits (403 for the blinded). The rectal trial has no kits: 404, the
+    # superuser's included.
+    ("api_supply_stock", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 401",
+    ("api_site_kits", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 401",
+    ("api_site_accountability", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 401",
+    ("api_site_kit_records", "GET"): "405/404/404 405/404/404 405/405/404 405/405/404 405/405/404 405/405/404 405/405/404 401",
+    ("api_site_kit_records", "POST"): "403/404/404 400/404/404 403/403/404 403/403/404 403/403/404 400/400/404 400/400/404 401",
+    ("api_shipments", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 401",
+    ("api_shipments", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 403/403/404 400/400/404 400/400/404 401",
+    ("api_shipment", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 401",
+    ("api_shipment_receipt", "GET"): "405/404/404 405/404/404 405/405/404 405/405/404 405/405/404 405/405/404 405/405/404 401",
+    ("api_shipment_receipt", "POST"): "403/404/404 400/404/404 403/403/404 403/403/404 403/403/404 403/403/404 400/400/404 401",
+    ("api_excursions", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 401",
+    ("api_excursions", "POST"): "403/403/404 400/400/404 403/403/404 403/403/404 403/403/404 403/403/404 400/400/404 401",
+    ("api_excursion_decision", "GET"): "405/404/404 405/404/404 405/405/404 405/405/404 405/405/404 405/405/404 405/405/404 401",
+    ("api_excursion_decision", "POST"): "403/404/404 403/404/404 403/403/404 403/403/404 403/403/404 400/400/404 400/400/404 401",
+    ("api_resupply_requests", "GET"): "403/403/404 403/403/404 403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 401",
+    ("api_participant_kits", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 404/404/404 200/200/404 401",
+    ("api_participant_kits", "POST"): "400/404/404 400/404/404 403/403/404 403/403/404 403/403/404 404/404/404 400/400/404 401",
+    ("api_replace_kit", "GET"): "405/404/404 405/404/404 405/405/404 405/405/404 405/405/404 404 405/405/404 401",
+    ("api_replace_kit", "POST"): "400/404/404 400/404/404 403/403/404 403/403/404 403/403/404 404/404/404 400/400/404 401",
+    ("api_kit_lists", "GET"): "403/403/404 403/403/404 403/403/404 403/403/404 200/200/404 403/403/404 200/200/404 401",
+    ("api_kit_lists", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 400/400/404 403/403/404 400/400/404 401",
+    ("api_kit_list_import", "GET"): "405/405/404 405/405/404 405/405/404 405/405/404 405/405/404 405/405/404 405/405/404 401",
+    ("api_kit_list_import", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 400/400/404 403/403/404 400/400/404 401",
+    ("api_kit_list_seal", "GET"): "405/405/404 405/405/404 405/405/404 405/405/404 405/405/404 405/405/404 405/405/404 401",
+    ("api_kit_list_seal", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 400/400/404 403/403/404 400/400/404 401",
+    ("api_kit_list_verify", "GET"): "403/403/404 403/403/404 403/403/404 403/403/404 200/200/404 403/403/404 200/200/404 401",
 }
 
 
@@ -324,7 +357,8 @@ def setting(reminet, rectal, statistician, make_user):
     for place in places.values():
         world.signed_sae(place, investigator=make_user("investigator", place.trial, place.site),
                          password=PASSWORD)
-    # A shipment on its way to each REMINET site, and an excursion reported there.
+    # A shipment on its way to each REMINET site, an excursion reported there, the kit list and
+    # the participant's first kit.
     for place in places.values():
         world.with_supply(place)
     users = {role: make_user(role, reminet, own_site if role in SITE_ROLES else None)

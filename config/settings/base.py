@@ -200,7 +200,8 @@ REST_FRAMEWORK = {
 # The OpenAPI 3 schema of the REST API (/api/schema/, docs at /api/docs/), see api/.
 SPECTACULAR_SETTINGS = {
     "TITLE": "CTMS API",
-    "DESCRIPTION": "Trials, participants, randomisation, visits, CRFs and data queries. "
+    "DESCRIPTION": "Trials, participants, randomisation, visits, CRFs, data queries and the "
+                   "investigational product's supply (kits). "
                    "Every answer follows the same permission policy as the pages.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -215,6 +216,9 @@ SPECTACULAR_SETTINGS = {
         "VisitStateEnum": "patients.models.VisitState",
         "CRFStatusEnum": "crfs.models.CRFStatus",
         "QueryStatusEnum": "crfs.models.QueryStatus",
+        "KitStatusEnum": "supply.models.KitStatus",
+        "ShipmentStatusEnum": "supply.models.ShipmentStatus",
+        "KitListStatusEnum": "supply.models.KitListStatus",
     },
 }
 

@@ -17,6 +17,8 @@ from crfs.models import CRFRecord, DataQuery
 from patients.models import Participant, Visit
 from reports import services as reports
 from reports.models import ReportRequest
+from supply import services as supply_services
+from supply.models import Kit, KitAssignment, KitList, KitStatus, Shipment
 from tests import factories
 from trials.models import Membership, Site, Trial
 
@@ -36,18 +38,55 @@ class Place:
     sae: object | None = None            # see ``signed_sae``: a safety.SAEReport
     shipment: object | None = None       # see ``with_supply``: a supply.Shipment on its way
     excursion: object | None = None      # see ``with_supply``: a supply.Excursion undecided
+    supply: Supply | None = None         # see ``with_supply``: the site's stock and kits
 
     def kwargs(self) -> dict[str, object]:
         """Values for every URL parameter; ``crf_code`` is one the visit expects."""
+        supply = self.supply or Supply()
         return {"slug": self.trial.slug, "study_id": self.participant.study_id,
                 "visit_id": self.visit.pk, "record_id": self.record.pk,
                 "query_id": self.query.pk, "crf_code": (self.visit.crfs or ["eligibility"])[0],
                 "form": "long", "report_id": self.report.pk if self.report else 0,
                 "sae_id": self.sae.pk if self.sae else 0, "number": 0,
-                "site_code": self.site.code,
+                "uidb64": "x", "token": "x", "site_code": self.site.code,
                 "shipment_number": self.shipment.number if self.shipment else 0,
                 "excursion_id": self.excursion.pk if self.excursion else 0,
-                "uidb64": "x", "token": "x"}
+                "list_number": supply.kit_list.number if supply.kit_list else 0,
+                "assignment_id": supply.assignment.pk if supply.assignment else 0}
+
+
+@dataclass
+class Supply:
+    """A place's supply objects (none in a trial without kits)."""
+
+    shipment: object | None = None    # the shipment that stocked the site (received)
+    kit_list: object | None = None    # the trial's sealed kit list
+    assignment: object | None = None  # the participant's kit given at randomisation
+
+
+def with_supply(place: Place) -> Place:
+    """In a trial that dispenses kits (every site stocked by ``tests.factories.stocked``): the
+    shipment that stocked the site, the kit list and the participant's first kit (``supply``);
+    a shipment dispatched to the site and not yet received (``shipment``) and a temperature
+    excursion reported there on one kit of its stock, undecided (``excursion``)."""
+    found = Supply()
+    if supply_services.settings_of(place.trial) is not None:
+        found.shipment = (Shipment.objects.filter(trial=place.trial, site=place.site)
+                          .order_by("number").first())
+        found.kit_list = KitList.objects.filter(trial=place.trial).order_by("number").first()
+        found.assignment = (KitAssignment.objects.filter(participant=place.participant)
+                            .order_by("assigned_at", "pk").first())
+        arms = place.trial.arms.order_by("position")
+        place.shipment = supply_services.dispatch_shipment(
+            place.trial, site=place.site, by=factories.supply_manager(place.trial),
+            quantities={a.code: 1 for a in arms})
+        kit = (Kit.objects.filter(site=place.site, status=KitStatus.AVAILABLE)
+               .order_by("number").first())
+        place.excursion = supply_services.report_excursion(
+            place.site, numbers=[kit.number], description="Fridge at 11 °C for 2 hours.",
+            by=factories.site_pharmacist(place.trial, place.site))
+    place.supply = found
+    return place
 
 
 def build(trial: Trial, site: Site, *, staff, data_manager) -> Place:
@@ -101,22 +140,3 @@ def signed_sae(place: Place, *, investigator, password: str):
     safety.sign_version(report.versions.get(), by=investigator, password=password)
     place.sae = report
     return report
-
-
-def with_supply(place: Place) -> Place:
-    """In a trial that dispenses kits (stocked by ``ready``): a shipment dispatched to the
-    place's site and not yet received, and a temperature excursion reported there, undecided."""
-    from supply import services as supply
-    from supply.models import Kit, KitStatus
-
-    if supply.settings_of(place.trial) is None:
-        return place
-    arms = place.trial.arms.order_by("position")
-    place.shipment = supply.dispatch_shipment(place.trial, site=place.site,
-                                              by=factories.supply_manager(place.trial),
-                                              quantities={a.code: 1 for a in arms})
-    kit = Kit.objects.filter(site=place.site, status=KitStatus.AVAILABLE).order_by("number")[0]
-    place.excursion = supply.report_excursion(
-        place.site, numbers=[kit.number], description="Fridge at 11 °C for 2 hours.",
-        by=factories.site_pharmacist(place.trial, place.site))
-    return place

@@ -11,6 +11,7 @@ from django.utils import timezone
 from crfs import services as outcomes
 from randomisation import services
 from scheduling.services import record_withdrawal_and_replan, save_crf_and_replan
+from supply.resupply import raise_request
 from tests import factories
 from tests.api import world
 from patients.screening import record_screening_log_entry
@@ -80,6 +81,13 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     user = make_user(role, trial, participant.site if role in ("investigator", "coordinator")
                      else None)
     client_for(user)
+    # Issue 19: the site's supply (the shipment that stocked it, one on its way, an excursion
+    # reported there), the kit list, the participant's first kit, and a resupply request
+    # (unblinded quantities).
+    supply_place = world.with_supply(world.Place(trial, participant.site, participant,
+                                                 participant, None, None, None))
+    stock = supply_place.supply
+    raise_request(participant.site, stock_out=True)
     record = participant.crf_records.get(crf_code="eligibility")
     query = outcomes.raise_query(record, by=make_user("data_manager", trial),
                                  field_path="screening_date", text="Check it")
@@ -108,15 +116,13 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     # The safety officer's pages as a leak source: this participant's SUSAR, unblinded for
     # pharmacovigilance (the officer now sees the arm), must show the study team nothing.
     sae = susar_unblinded(trial, participant, make_user)
-    # Supply (issue 19): a shipment on its way to the site, an excursion reported there; the
-    # participant's kit (assigned at randomisation) is in the site's accountability log.
-    supply = world.with_supply(world.Place(trial, participant.site, participant, participant,
-                                           None, None, None))
     kwargs = {"slug": trial.slug, "study_id": participant.study_id, "crf_code": "eligibility",
               "visit_id": participant.visits.first().pk, "record_id": record.pk,
               "query_id": query.pk, "form": "long", "report_id": report.pk,
               "sae_id": sae.pk, "number": 0, "site_code": participant.site.code,
-              "shipment_number": supply.shipment.number, "excursion_id": supply.excursion.pk}
+              "shipment_number": supply_place.shipment.number,
+              "excursion_id": supply_place.excursion.pk,
+              "list_number": stock.kit_list.number, "assignment_id": stock.assignment.pk}
     seen, api_seen, walked, statuses = 0, 0, set(), {}
     for name, values in every_route(kwargs):
         walked.add(name)
@@ -139,7 +145,7 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     page = client.get(reverse("participant_detail", args=[trial.slug, participant.study_id]))
     assert "Cracked vial" in page.content.decode()
     assert seen >= 10
-    assert api_seen >= 15  # the REST API's answers too (api/urls.py)
+    assert api_seen >= 22  # the REST API's answers too (api/urls.py), supply included
     assert {"api_reports", "api_report", "api_report_download", "api_export_csv",
             "api_export_zip", "api_export_odm", "export_crf_csv", "report_download",
             "confirm_eligibility", "visit_worklist",
@@ -150,7 +156,10 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
             "api_sae_report", "audit_log", "audit_log_csv", "api_audit_log",
             "query_metrics", "kit_lists", "assign_kit", "replace_kit", "subject_matrix",
             "api_subject_matrix", "supply_overview", "supply_site", "supply_shipment",
-            "supply_accountability_csv", "supply_accountability_pdf"} <= walked
+            "supply_accountability_csv", "supply_accountability_pdf",
+            "api_supply_stock", "api_site_kits", "api_site_accountability", "api_shipments",
+            "api_shipment", "api_excursions", "api_resupply_requests", "api_participant_kits",
+            "api_kit_lists", "api_kit_list_verify"} <= walked
     # Every blinded role reads the supply of its site: the walk read real pages.
     assert {name: statuses[name] for name in walked if name.startswith("supply_")
             and statuses[name] not in (403, 405)} == dict.fromkeys(
