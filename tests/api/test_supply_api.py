@@ -124,7 +124,7 @@ def test_kits_at_a_site_have_numbers_lots_expiry_and_state_never_an_arm(sp, make
     quarantined = client.get(url("api_site_kits", sp.trial, sp.own.site.code),
                              {"status": "quarantined"}).json()
     assert [k["number"] for k in quarantined["results"]] == [
-        sp.own.supply.excursion.kits.get().number]
+        sp.own.excursion.kits.get().number]
     bad = client.get(url("api_site_kits", sp.trial, sp.own.site.code), {"status": "lost"})
     assert bad.status_code == 400 and "status" in bad.json()
 
