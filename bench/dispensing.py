@@ -16,17 +16,19 @@ sealed by the statistician; every site sent 200 kits of each arm by the supply m
 first injection given (visit done, injection form with that kit), so that each has the 28-day
 injection visits of the whole follow-up planned, without kits.
 
-Timed: the kit assignment at an injection visit. No page or API assigns a kit yet (the service
-``randomisation.services.assign_kit`` is what they will call), so each timed operation is what
-such a POST would do in its request, with the database behaviour of the deployment that
+Timed: the kit assignment at an injection visit, as the visit page's "Assign kit" and the API's
+POST do it (both call ``randomisation.services.assign_kit``): each timed operation is what such
+a POST does in its request, with the database behaviour of the deployment that
 bench/randomise_http.py measures (``ATOMIC_REQUESTS`` off, persistent connections:
 ``DATABASE_CONN_MAX_AGE=600``): load the logged-in user, load the visit with its
 participant, trial and site, then ``assign_kit`` (permission check, the allocation read, the
 site's kits of the arm locked and the earliest suitable one assigned, its event written, in
-one transaction), then the commit hook. Celery tasks run eagerly (no broker): the site's stock
-check that production queues to the worker after the commit (``supply.check_site_stock``,
-``supply.resupply.levels``) runs here inside the operation and is counted in its time, so the
-figures are an upper bound of what the page will add to it. HTTP (gunicorn, session, CSRF)
+one transaction), then the commit hook. By default Celery tasks run eagerly (no broker): the
+site's stock check that production queues to the worker after the commit
+(``supply.check_site_stock``, ``supply.resupply.levels``) runs here inside the operation and is
+counted in its time, so the figures are an upper bound. ``--broker redis://…/12`` queues the
+tasks to Redis as production does (no worker runs them; the database is emptied at the end):
+what the person at the page waits for. HTTP (gunicorn, session, CSRF)
 is not included: bench/randomise_http.py shows what it adds on this machine.
 
 Each client is a process of its own with its own database connection; at N clients they start
@@ -93,9 +95,9 @@ def settle(url: str) -> None:
         conn.execute("CHECKPOINT")
 
 
-def setup_django(url: str) -> None:
+def setup_django(url: str, broker: str = "") -> None:
     os.environ.update(DJANGO_SETTINGS_MODULE="config.settings.base", DATABASE_URL=url,
-                      DEBUG="false", CELERY_BROKER_URL="", EMAIL_URL="memorymail://",
+                      DEBUG="false", CELERY_BROKER_URL=broker, EMAIL_URL="memorymail://",
                       LOG_LEVEL="WARNING", DATABASE_CONN_MAX_AGE="600")
     sys.path.insert(0, str(ROOT))
     import django
@@ -261,12 +263,16 @@ def main() -> None:
                         help="assignments per client per run (default 100)")
     parser.add_argument("--participants-per-site", type=int, default=4)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument("--broker", default="", help=(
+        "a Redis URL (e.g. redis://127.0.0.1:6379/12, a database of its own: emptied at the "
+        "end): tasks are queued there, as in production, instead of run eagerly; no worker "
+        "takes them, so the stock check after each commit is off the timed path"))
     args = parser.parse_args()
     base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL", "")
     url = bench_url(base if base.startswith("postgres") else DEFAULT_SERVER)
     recreate_database(url)
     try:
-        setup_django(url)
+        setup_django(url, args.broker)
         plan = build(args.participants_per_site)
         settle(url)
         cursor = {p["id"]: 0 for p in plan["participants"]}
@@ -289,6 +295,7 @@ def main() -> None:
         out.mkdir(exist_ok=True)
         (out / "dispensing.json").write_text(json.dumps(
             {"sites": SITES, "kits": KITS, "participants": len(plan["participants"]),
+             "celery": "queued to " + args.broker if args.broker else "eager",
              "runs": rows, "consistency": consistency}, indent=2))
     finally:
         from django.db import connections
@@ -296,6 +303,10 @@ def main() -> None:
         connections.close_all()
         if not args.keep:
             drop_database(url)
+        if args.broker:
+            import redis
+
+            redis.Redis.from_url(args.broker).flushdb()  # the tasks queued, never run
 
 
 if __name__ == "__main__":
