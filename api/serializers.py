@@ -346,13 +346,17 @@ class ReportRequestSerializer(serializers.ModelSerializer):
     arms). ``context["rights"]`` holds the reader's rights, computed once for a list."""
 
     requested_by = serializers.CharField(source="requested_by.username", read_only=True)
+    participant = serializers.CharField(source="participant.study_id", read_only=True,
+                                        allow_null=True, default=None,
+                                        help_text="The participant's study ID (a casebook).")
     progress = serializers.SerializerMethodField(help_text="Percent done (100 once built).")
     download = serializers.SerializerMethodField(
         help_text="The URL of the PDF once built, if you may download it; else null.")
 
     class Meta:
         model = ReportRequest
-        fields = ["id", "kind", "status", "progress", "step", "error", "requested_by",
+        fields = ["id", "kind", "participant", "status", "progress", "step", "error",
+                  "requested_by",
                   "requested_at", "finished_at", "size", "download"]
         read_only_fields = fields
 
@@ -373,6 +377,9 @@ class ReportKindSerializer(serializers.Serializer):
         error_messages={"invalid_choice": format_lazy(
             _('Unknown kind of report "{{input}}"; choose one of: {choices}.'),
             choices=", ".join(REPORT_KINDS))})
+    participant = serializers.CharField(
+        required=False, max_length=32,
+        help_text="For a casebook: the study ID of its participant (of a site you may see).")
 
 
 class ExportFormSerializer(serializers.Serializer):

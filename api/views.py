@@ -39,7 +39,6 @@ from patients import selectors as participant_selectors
 from patients.selectors import get_participant_for
 from randomisation import kitlist, selectors as allocations, services as randomisation
 from reports import audit_log, downloads, matrix, services as reports
-from reports.models import ReportRequest
 from safety import selectors as safety_selectors
 from scheduling import services as scheduling
 from supply import selectors as supply_selectors, services as supply
@@ -757,19 +756,24 @@ class ReportView(TrialView):
 
 class ReportList(ReportView, generics.ListCreateAPIView):
     """The trial's reports, newest first, each with its download once built, if you may
-    download it; POST requests one (``kind``), built in the background: poll it by its id."""
+    download it; POST requests one (``kind``), built in the background: poll it by its id.
+    A casebook (``kind`` casebook) is of one participant: give their study ID
+    (``participant``); another site's participant is 404, as one that does not exist."""
 
     def get_queryset(self):
-        return (ReportRequest.objects.defer("content").select_related("trial", "requested_by")
-                .filter(trial=self.trial).order_by("-requested_at", "-pk"))
+        return reports.reports_for(self.request.user, self.trial).order_by("-requested_at",
+                                                                           "-pk")
 
     @extend_schema(request=s.ReportKindSerializer, responses={202: s.ReportRequestSerializer})
     def post(self, request, *args, **kwargs):
         given = s.ReportKindSerializer(data=request.data)
         given.is_valid(raise_exception=True)
+        study_id = given.validated_data.get("participant")
+        participant = (get_participant_for(request.user, self.trial, study_id)
+                       if study_id is not None else None)
         report = reports.request_report(self.trial, given.validated_data["kind"],
-                                         by=request.user)
-        report = reports.report_of(self.trial, report.pk)  # built already without a broker
+                                         by=request.user, participant=participant)
+        report = reports.report_of(self.trial, report.pk, request.user)  # built already?
         url = reverse("api_report", args=[self.trial.slug, report.pk])
         return Response(self.get_serializer(report).data, status=status.HTTP_202_ACCEPTED,
                         headers={"Location": request.build_absolute_uri(url)})
@@ -779,7 +783,7 @@ class ReportDetail(ReportView, generics.RetrieveAPIView):
     """One report of the trial, to poll: status, percent done, the step, its download."""
 
     def get_object(self):
-        return reports.report_of(self.trial, self.kwargs["report_id"])
+        return reports.report_of(self.trial, self.kwargs["report_id"], self.request.user)
 
 
 class ReportDownload(ReportView):

@@ -137,8 +137,13 @@ def crf_history(record: CRFRecord) -> list[Version]:
     """Every saved version of ``record``, oldest first, with field-level differences computed
     from consecutive history rows (one query). Answers are shown as people read them."""
     rows = list(record.history.select_related("history_user").order_by("history_id"))
-    definition = record.definition
-    labels = dict(record._meta.get_field("status").choices)
+    return versions_of(rows, record.definition)
+
+
+def versions_of(rows: list, definition: dict) -> list[Version]:
+    """The versions of one record from its history rows already read, oldest first (no
+    query): each with its field-level changes since the row before."""
+    labels = dict(CRFRecord._meta.get_field("status").choices)
     versions, before = [], None
     for n, row in enumerate(rows, start=1):
         old_data = before.data if before is not None else {}
@@ -322,3 +327,56 @@ def query_worklist(user, trial: Trial, *, site: Site | None = None) -> QueryWork
         q.crf_label = crf.get("label", q.record.crf_code)
         q.field_label = trail.path_label(crf, q.field_path) if crf else q.field_path
     return QueryWorklist(per_site, rows, sum(s.total for s in per_site))
+
+
+# --------------------------------------------------------------------------- casebook
+
+
+@dataclass
+class CasebookForm:
+    """One CRF record of a participant with all that bears on it, for the casebook."""
+
+    record: CRFRecord
+    definition: dict
+    versions: list[Version]
+    signatures: list[SignatureView]
+    queries: list[DataQuery]        # each with ``thread`` (its messages) and ``field_label``
+
+
+def casebook_forms(participant: Participant) -> list[CasebookForm]:
+    """Every CRF record of ``participant`` with its history (field-level changes), its
+    signatures (each with its state) and its queries with their messages, in the order of
+    their visits. Six queries, whatever the number of records, versions, signatures or
+    queries (the protocol definitions are read once per process, ``trials.models``)."""
+    records = list(CRFRecord.objects.filter(participant=participant)
+                   .select_related("updated_by", "locked_by")
+                   .order_by("visit__target_date", "visit__occurrence", "visit_id", "crf_code",
+                             "pk"))
+    ids = [r.pk for r in records]
+    rows: dict[int, list] = {pk: [] for pk in ids}
+    for row in (CRFRecord.history.filter(id__in=ids).select_related("history_user")
+                .order_by("id", "history_id")):
+        rows[row.id].append(row)
+    signatures: dict[int, list[CRFSignature]] = {pk: [] for pk in ids}
+    for sig in (CRFSignature.objects.filter(record__participant=participant)
+                .select_related("voided_by").order_by("signed_at", "pk")):
+        signatures[sig.record_id].append(sig)
+    threads: dict[int, list[QueryMessage]] = {}
+    for m in (QueryMessage.objects.filter(query__record__participant=participant)
+              .select_related("author").order_by("at", "pk")):
+        threads.setdefault(m.query_id, []).append(m)
+    queries: dict[int, list[DataQuery]] = {pk: [] for pk in ids}
+    for q in (DataQuery.objects.filter(record__participant=participant)
+              .select_related("raised_by", "closed_by").order_by("raised_at", "pk")):
+        q.thread = threads.get(q.pk, [])
+        queries[q.record_id].append(q)
+    out = []
+    for record in records:
+        record.participant = participant
+        definition = crf_of(record.protocol_version_id, record.crf_code) or {}
+        for q in queries[record.pk]:
+            q.field_label = trail.path_label(definition, q.field_path)
+        out.append(CasebookForm(record, definition, versions_of(rows[record.pk], definition),
+                                signature_views(record, signatures[record.pk]),
+                                queries[record.pk]))
+    return out

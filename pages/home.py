@@ -28,6 +28,8 @@ def trial_detail(request, slug: str):
         "dispenses_kits": settings_of(trial) is not None,
         "can_view_reports": can_view_reports,
         "can_export": policy.has_perm(request.user, policy.Perm.EXPORT_DATA, trial),
+        "can_view_participants": policy.has_perm(request.user, policy.Perm.VIEW_PARTICIPANTS,
+                                                 trial),
         "can_view_safety": policy.has_perm(request.user, policy.Perm.VIEW_SAFETY, trial),
         # The supply pages only where the protocol declares kits.
         "can_view_supply": (settings_of(trial) is not None

@@ -82,6 +82,7 @@ def participant_detail(request, slug: str, study_id: str):
         # Kit numbers, visits and how each assignment ended: never an arm.
         "kits": (list(supply.participant_kits(participant))
                  if allocation and settings_of(trial) is not None else None),
+        "can_request_casebook": policy.has_perm(user, Perm.EXPORT_DATA, trial, site),
     })
 
 

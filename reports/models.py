@@ -24,6 +24,8 @@ class ReportRequest(models.Model):
     the "done" status together, so no half-written report is ever visible. Reports are small
     (a few hundred kB); pages read the list with ``content`` deferred.
 
+    A casebook is a report of one participant (``participant``); the others cover the trial.
+
     ``with_arms`` and ``site_ids`` record the rights the report was built with (those of the
     requester at build time): who else may download it is decided from them
     (``reports.services.may_download``).
@@ -32,6 +34,9 @@ class ReportRequest(models.Model):
     trial = models.ForeignKey("trials.Trial", on_delete=models.PROTECT,
                               related_name="report_requests")
     kind = models.CharField(max_length=32)
+    participant = models.ForeignKey(
+        "patients.Participant", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+", help_text=_("For a report of one participant (a casebook)."))
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
                                      related_name="+")
     requested_at = models.DateTimeField()

@@ -26,7 +26,7 @@ import datetime as dt
 import hashlib
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -58,10 +58,15 @@ class ReportKind:
     label: str | Promise
     permission: Perm
     builder: str        # dotted path of builder(trial, *, viewer, stream, progress)
-    filename: str       # e.g. "enrolment-{slug}-{date}.pdf"
+    filename: str       # e.g. "enrolment-{slug}-{date}.pdf"; "{study_id}" for one participant
+    # A report of one participant (the casebook): requested for a participant, whom the
+    # builder receives as ``participant``; the permission is needed at that participant's site.
+    per_participant: bool = False
 
-    def build(self, trial: Trial, *, viewer, stream, progress) -> None:
-        import_string(self.builder)(trial, viewer=viewer, stream=stream, progress=progress)
+    def build(self, trial: Trial, *, viewer, stream, progress, participant=None) -> None:
+        extra = {"participant": participant} if self.per_participant else {}
+        import_string(self.builder)(trial, viewer=viewer, stream=stream, progress=progress,
+                                    **extra)
 
 
 KINDS: dict[str, ReportKind] = {
@@ -71,33 +76,66 @@ KINDS: dict[str, ReportKind] = {
     "outcomes": ReportKind(gettext_lazy("Outcomes report"), Perm.VIEW_REPORTS,
                            "reports.outcomes_report.build_outcomes_report",
                            "outcomes-{slug}-{date}.pdf"),
+    # All of one participant's data: participant-level data, so the export permission (the
+    # data manager, the sponsor and monitors, the statistician), at the participant's site.
+    "casebook": ReportKind(gettext_lazy("Casebook"), Perm.EXPORT_DATA,
+                           "reports.casebook.build_casebook",
+                           "casebook-{slug}-{study_id}-{date}.pdf", per_participant=True),
 }
 
 
 def kinds_for(user, trial: Trial) -> dict[str, ReportKind]:
-    """The kinds of report ``user`` may request in ``trial``."""
+    """The kinds of report ``user`` may request (or read) in ``trial``."""
     return {code: k for code, k in KINDS.items() if policy.has_perm(user, k.permission, trial)}
+
+
+def trial_kinds_for(user, trial: Trial) -> dict[str, ReportKind]:
+    """The kinds of report of the whole trial ``user`` may request (the Reports page's
+    buttons); a casebook is requested from its participant's page."""
+    return {code: k for code, k in kinds_for(user, trial).items() if not k.per_participant}
+
+
+def may_request_casebook(user, participant) -> bool:
+    return policy.has_perm(user, KINDS["casebook"].permission, participant.trial,
+                           participant.site)
 
 
 # --------------------------------------------------------------------------- requesting
 
 
-def request_report(trial: Trial, kind: str, *, by) -> ReportRequest:
-    """Record the request and hand it to a worker once committed. Unknown kind: ValidationError;
-    not allowed: PermissionDenied. The broker being down leaves it queued, never an error."""
+def request_report(trial: Trial, kind: str, *, by, participant=None) -> ReportRequest:
+    """Record the request and hand it to a worker once committed. Unknown kind, a casebook
+    without its participant or a trial report with one: ValidationError; not allowed:
+    PermissionDenied. The broker being down leaves it queued, never an error.
+
+    ``participant`` (for a casebook) is one the caller obtained through the site-isolating
+    selectors (``patients.selectors``), so another site's is a 404 before this runs."""
     spec = KINDS.get(kind)
     if spec is None:
         raise ValidationError({"kind": _("Unknown kind of report %(kind)s; choose one of: "
                                          "%(choices)s.") % {"kind": repr(kind),
                                                              "choices": ", ".join(KINDS)}})
-    if not policy.has_perm(by, spec.permission, trial):
+    if spec.per_participant and participant is None:
+        raise ValidationError({"participant": _("A %(label)s is of one participant: give the "
+                                                "participant's study ID.") % {
+            "label": spec.label}})
+    if not spec.per_participant and participant is not None:
+        raise ValidationError({"participant": _("A %(label)s covers the whole trial: give no "
+                                                "participant.") % {"label": spec.label}})
+    if participant is not None and participant.trial_id != trial.pk:
+        raise ValidationError({"participant": _("Participant %(id)s is not in this trial.") % {
+            "id": participant.study_id}})
+    site = participant.site if participant is not None else None
+    if not policy.has_perm(by, spec.permission, trial, site):
         raise PermissionDenied(_("You may not request this report in this trial."))
     with transaction.atomic():
         report = ReportRequest.objects.create(trial=trial, kind=kind, requested_by=by,
-                                              requested_at=timezone.now())
+                                              requested_at=timezone.now(),
+                                              participant=participant)
         with translation.override(None):  # the audit trail is in English, whoever asks
             label = str(spec.label)
-        audit.record("report.requested", f"{label} #{report.pk} requested", actor=by,
+        of = f" of {participant.study_id}" if participant is not None else ""
+        audit.record("report.requested", f"{label}{of} #{report.pk} requested", actor=by,
                      trial=trial, obj=report)
         transaction.on_commit(lambda: dispatch(report.pk))
     return report
@@ -169,7 +207,7 @@ def build(request_id: int, *, token: str) -> str:
     else holds it or it is finished)."""
     if not claim(request_id, token=token):
         return "skipped"
-    report = (ReportRequest.objects.select_related("trial", "requested_by")
+    report = (ReportRequest.objects.select_related("trial", "requested_by", "participant__site")
               .defer("content").get(pk=request_id))
     mine = ReportRequest.objects.filter(pk=request_id, claimed_by=token,
                                         status=ReportStatus.RUNNING)
@@ -185,13 +223,20 @@ def build(request_id: int, *, token: str) -> str:
 
     if spec is None:
         return fail(f"Unknown kind of report {report.kind!r}.")
+    participant = report.participant
+    if spec.per_participant and participant is None:
+        return fail(f"A {report.kind} report needs its participant.")
     # The requester's rights at build time decide what the report shows.
-    if not policy.has_perm(viewer, spec.permission, trial):
+    site = participant.site if spec.per_participant else None
+    if not policy.has_perm(viewer, spec.permission, trial, site):
         with translation.override(_language_of(viewer)):
             return fail(_("The requester may no longer see this report."))
     with_arms = not policy.is_blinded_for(viewer, trial)
-    site_ids = sorted(policy.sites_for(viewer, trial, spec.permission)
-                      .values_list("pk", flat=True))
+    if spec.per_participant:  # covers the one site of its participant
+        site_ids = [participant.site_id]
+    else:
+        site_ids = sorted(policy.sites_for(viewer, trial, spec.permission)
+                          .values_list("pk", flat=True))
 
     def progress(percent: int, text: str) -> None:
         mine.update(progress=max(0, min(99, int(percent))), step=str(text)[:255],
@@ -199,14 +244,16 @@ def build(request_id: int, *, token: str) -> str:
 
     with tempfile.TemporaryFile() as stream, translation.override(_language_of(viewer)):
         try:
-            spec.build(trial, viewer=viewer, stream=stream, progress=progress)
+            spec.build(trial, viewer=viewer, stream=stream, progress=progress,
+                       participant=participant)
         except Exception as exc:  # a bug or bad data: record it, never a silent loss
             logger.exception("report request %s failed", request_id)
             return fail(f"{type(exc).__name__}: {exc}")
         stream.seek(0)
         content = stream.read()
     now = timezone.now()
-    filename = spec.filename.format(slug=trial.slug, date=timezone.localdate(now).isoformat())
+    filename = spec.filename.format(slug=trial.slug, date=timezone.localdate(now).isoformat(),
+                                    study_id=participant.study_id if participant else "")
     published = mine.update(status=ReportStatus.DONE, content=content, size=len(content),
                             sha256=hashlib.sha256(content).hexdigest(), filename=filename,
                             with_arms=with_arms, site_ids=site_ids, progress=100, step="",
@@ -236,12 +283,23 @@ class Rights:
     trial: Trial
     blinded: bool
     site_ids: frozenset[int]
+    # The sites where the user holds each other permission a kind needs (the casebook's
+    # EXPORT_DATA), read when first needed.
+    other_sites: dict = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, user, trial: Trial) -> "Rights":
         return cls(user, trial, policy.is_blinded_for(user, trial),
                    frozenset(policy.sites_for(user, trial, Perm.VIEW_REPORTS)
                              .values_list("pk", flat=True)))
+
+    def sites_with(self, perm: Perm) -> frozenset[int]:
+        if perm == Perm.VIEW_REPORTS:
+            return self.site_ids
+        if perm not in self.other_sites:
+            self.other_sites[perm] = frozenset(policy.sites_for(self.user, self.trial, perm)
+                                               .values_list("pk", flat=True))
+        return self.other_sites[perm]
 
     def may_download(self, report: ReportRequest) -> bool:
         spec = KINDS.get(report.kind)
@@ -251,17 +309,31 @@ class Rights:
             return False
         if report.with_arms and self.blinded:
             return False
-        return set(report.site_ids) <= self.site_ids
+        return set(report.site_ids) <= self.sites_with(spec.permission)
 
 
 def may_download(user, report: ReportRequest) -> bool:
     return Rights.of(user, report.trial).may_download(report)
 
 
-def report_of(trial: Trial, report_id: int) -> ReportRequest:
-    """One report of ``trial``, its PDF deferred; ``Http404`` for none, or another trial's."""
-    report = (ReportRequest.objects.defer("content").select_related("trial", "requested_by")
-              .filter(trial=trial, pk=report_id).first())
+def reports_for(user, trial: Trial):
+    """The reports of ``trial`` ``user`` may see listed (PDF deferred): those of the whole
+    trial, and the casebooks of participants at sites they may see (another site's casebook is
+    not listed, and is a 404 by its id, as its participant is)."""
+    sites = policy.sites_for(user, trial, Perm.VIEW_PARTICIPANTS).values("pk")
+    return (ReportRequest.objects.defer("content")
+            .select_related("trial", "requested_by", "participant")
+            .filter(trial=trial)
+            .filter(Q(participant__isnull=True) | Q(participant__site__in=sites)))
+
+
+def report_of(trial: Trial, report_id: int, user=None) -> ReportRequest:
+    """One report of ``trial``, its PDF deferred; ``Http404`` for none, or another trial's, or
+    (given ``user``) a casebook of a participant at a site ``user`` may not see."""
+    reports = (reports_for(user, trial) if user is not None else
+               ReportRequest.objects.defer("content")
+               .select_related("trial", "requested_by", "participant").filter(trial=trial))
+    report = reports.filter(pk=report_id).first()
     if report is None:
         raise Http404(_("No report %(id)s in this trial.") % {"id": report_id})
     return report
@@ -271,12 +343,17 @@ def download(user, trial: Trial, report_id: int) -> HttpResponse:
     """The PDF of one report, for the Reports page and the API alike: ``Http404`` until it is
     built (or for another trial's), ``PermissionDenied`` when it was built with rights ``user``
     lacks (``Rights.may_download``)."""
-    report = report_of(trial, report_id)
+    report = report_of(trial, report_id, user)
     if report.status != ReportStatus.DONE:
         raise Http404(_("Report %(id)s is not built (yet).") % {"id": report.pk})
     if not Rights.of(user, trial).may_download(report):
         raise PermissionDenied(_("This report was built with rights you do not have."))
     content = ReportRequest.objects.filter(pk=report.pk).values_list("content", flat=True)[0]
+    if KINDS[report.kind].per_participant:  # one participant's data leaves: audited
+        with translation.override(None):
+            label = str(KINDS[report.kind].label)
+        audit.record("report.downloaded", f"{label} #{report.pk} downloaded", actor=user,
+                     trial=trial, obj=report, detail={"filename": report.filename})
     response = HttpResponse(bytes(content), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{report.filename}"'
     response["Cache-Control"] = "private, no-store"

@@ -18,11 +18,12 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from patients.selectors import get_trial_and_participant_for
 from trials import policy
 from trials.policy import Perm
 from trials.selectors import get_trial_for
 
-from . import downloads, exports, services as reports
+from . import blank_crf, downloads, exports, services as reports
 from .models import ReportRequest
 from .outcomes_report import build_outcomes_report
 
@@ -52,10 +53,10 @@ def report_list(request, slug: str):
     trial = _trial(request, slug)
     rights = reports.Rights.of(request.user, trial)
     rows = [(r, _status(r, rights)) for r in
-            ReportRequest.objects.defer("content").select_related("trial", "requested_by")
-            .filter(trial=trial)[:100]]
+            reports.reports_for(request.user, trial)[:100]]
     return render(request, "outcomes/reports.html", {
         "trial": trial, "rows": rows, "kinds": reports.kinds_for(request.user, trial),
+        "trial_kinds": reports.trial_kinds_for(request.user, trial),
         "blinded": rights.blinded,
     })
 
@@ -76,10 +77,27 @@ def report_request(request, slug: str):
     return redirect("report_list", slug=trial.slug)
 
 
+@require_POST
+def casebook_request(request, slug: str, study_id: str):
+    """Ask for the casebook of one participant (the button on their page): built in the
+    background, followed on the Reports page. Another site's participant is a 404."""
+    trial, participant = get_trial_and_participant_for(request.user, slug, study_id)
+    if not reports.may_request_casebook(request.user, participant):
+        raise PermissionDenied
+    report = reports.request_report(trial, "casebook", by=request.user, participant=participant)
+    if report.status == "done":
+        messages.success(request, _("The casebook of %(id)s is ready.") % {
+            "id": participant.study_id})
+    else:
+        messages.info(request, _("The casebook of %(id)s is queued; this page shows its "
+                                 "progress.") % {"id": participant.study_id})
+    return redirect("report_list", slug=trial.slug)
+
+
 @require_GET
 def report_status(request, slug: str, report_id: int):
     trial = _trial(request, slug)
-    report = reports.report_of(trial, report_id)
+    report = reports.report_of(trial, report_id, request.user)
     return JsonResponse(_status(report, reports.Rights.of(request.user, trial)))
 
 
@@ -143,3 +161,34 @@ def export_odm(request, slug: str):
 def _missing(request, trial, missing: Http404):
     return render(request, "outcomes/exports.html", {
         **_exports_context(request, trial), "missing": str(missing)}, status=404)
+
+
+# --------------------------------------------------------------------------- blank CRFs
+
+
+@require_GET
+def blank_crf_list(request, slug: str):
+    """The blank CRFs of each protocol version of the trial, annotated or plain."""
+    trial = get_trial_for(request.user, slug, Perm.VIEW_PARTICIPANTS)
+    versions = list(trial.versions.order_by("-number").only("number", "label", "definition",
+                                                             "trial_id"))
+    return render(request, "outcomes/blank_crfs.html", {
+        "trial": trial, "versions": [(v, (v.definition or {}).get("crfs", [])) for v in versions],
+        "current_id": trial.current_version_id})
+
+
+@require_GET
+def blank_crf_pdf(request, slug: str, number: int, variant: str, crf_code: str):
+    """One blank form of a protocol version, or all of them (``all``), annotated with the
+    field codes or plain; 404 naming what is unknown (version, form, variant)."""
+    trial = get_trial_for(request.user, slug, Perm.VIEW_PARTICIPANTS)
+    blank_crf.check_variant(variant)
+    version = blank_crf.version_of(trial, number)
+    crfs = blank_crf.forms_of(version, crf_code)
+    buffer = io.BytesIO()
+    blank_crf.build_blank_crf(trial, version, crfs, annotated=variant == "annotated",
+                              stream=buffer)
+    response = HttpResponse(buffer.getvalue(), content_type="application/pdf")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{trial.slug}-v{version.number}-{crf_code}-{variant}.pdf"')
+    return response
