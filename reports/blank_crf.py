@@ -158,27 +158,29 @@ class _Writer:
             story += [Spacer(1, 3 * mm), self.group(group)]
         return story
 
+    def annotated_row(self, code: str, f: dict, siblings: list[dict], *,
+                      indent: bool = False) -> list:
+        cell = [self.p(("- " if indent else "") + self.question(f))]
+        if f["type"] in ("choice", "multichoice", "yesno"):
+            cell.append(self.p(self.choices_text(f)))
+        cond = self.condition(f, siblings)
+        if cond:
+            cell.append(self.p(cond))
+        return [self.p(code), cell, self.p(self.type_text(f))]
+
     def question(self, f: dict) -> str:
         return f["label"] + (" *" if f.get("required") else "")
 
     def table(self, fields: list[dict]) -> Table:
         if self.annotated:
-            rows = [[self.p(h) for h in (_("Code"), _("Question"), _("Type"), _("Choices"),
-                                         _("Condition"))]]
+            rows = [[self.p(h) for h in (_("Code"), _("Question, choices and condition"),
+                                         _("Type"))]]
             for f in fields:
-                rows.append([self.p(f["code"]), self.p(self.question(f)),
-                             self.p(self.type_text(f)), self.p(self.choices_text(f)
-                                                               if f["type"] in ("choice",
-                                                                                "multichoice",
-                                                                                "yesno") else ""),
-                             self.p(self.condition(f, fields))])
+                rows.append(self.annotated_row(f["code"], f, fields))
                 for sub in f.get("fields", []):
-                    rows.append([self.p(f"{f['code']}[].{sub['code']}"),
-                                 self.p("   " + self.question(sub)), self.p(self.type_text(sub)),
-                                 self.p(self.choices_text(sub) if sub["type"] in (
-                                     "choice", "multichoice", "yesno") else ""),
-                                 self.p(self.condition(sub, f["fields"]))])
-            widths = [32 * mm, 50 * mm, 34 * mm, 40 * mm, 24 * mm]
+                    rows.append(self.annotated_row(f"{f['code']}[].{sub['code']}", sub,
+                                                   f["fields"], indent=True))
+            widths = [50 * mm, 84 * mm, 46 * mm]
         else:
             rows = [[self.p(h) for h in (_("Question"), _("Answer"))]]
             for f in fields:

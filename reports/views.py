@@ -170,11 +170,14 @@ def _missing(request, trial, missing: Http404):
 def blank_crf_list(request, slug: str):
     """The blank CRFs of each protocol version of the trial, annotated or plain."""
     trial = get_trial_for(request.user, slug, Perm.VIEW_PARTICIPANTS)
+    return render(request, "outcomes/blank_crfs.html", _blank_crfs_context(trial))
+
+
+def _blank_crfs_context(trial) -> dict:
     versions = list(trial.versions.order_by("-number").only("number", "label", "definition",
                                                              "trial_id"))
-    return render(request, "outcomes/blank_crfs.html", {
-        "trial": trial, "versions": [(v, (v.definition or {}).get("crfs", [])) for v in versions],
-        "current_id": trial.current_version_id})
+    return {"trial": trial, "current_id": trial.current_version_id,
+            "versions": [(v, (v.definition or {}).get("crfs", [])) for v in versions]}
 
 
 @require_GET
@@ -182,9 +185,13 @@ def blank_crf_pdf(request, slug: str, number: int, variant: str, crf_code: str):
     """One blank form of a protocol version, or all of them (``all``), annotated with the
     field codes or plain; 404 naming what is unknown (version, form, variant)."""
     trial = get_trial_for(request.user, slug, Perm.VIEW_PARTICIPANTS)
-    blank_crf.check_variant(variant)
-    version = blank_crf.version_of(trial, number)
-    crfs = blank_crf.forms_of(version, crf_code)
+    try:
+        blank_crf.check_variant(variant)
+        version = blank_crf.version_of(trial, number)
+        crfs = blank_crf.forms_of(version, crf_code)
+    except Http404 as missing:  # say which, on the blank CRFs page
+        return render(request, "outcomes/blank_crfs.html", {
+            **_blank_crfs_context(trial), "missing": str(missing)}, status=404)
     buffer = io.BytesIO()
     blank_crf.build_blank_crf(trial, version, crfs, annotated=variant == "annotated",
                               stream=buffer)
