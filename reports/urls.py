@@ -15,7 +15,7 @@ urlpatterns = [
     path("trials/<slug:slug>/participants/<str:study_id>/casebook/", views.casebook_request,
          name="casebook_request"),
     path("trials/<slug:slug>/blank-crfs/", views.blank_crf_list, name="blank_crf_list"),
-    path("trials/<slug:slug>/blank-crfs/v<int:number>/<str:variant>/<str:crf_code>.pdf",
+    path("trials/<slug:slug>/blank-crfs/v<int:version>/<str:variant>/<str:crf_code>.pdf",
          views.blank_crf_pdf, name="blank_crf_pdf"),
     path(EXPORTS, views.export_list, name="export_list"),
     path(EXPORTS + "odm.xml", views.export_odm, name="export_odm"),

@@ -181,21 +181,21 @@ def _blank_crfs_context(trial) -> dict:
 
 
 @require_GET
-def blank_crf_pdf(request, slug: str, number: int, variant: str, crf_code: str):
+def blank_crf_pdf(request, slug: str, version: int, variant: str, crf_code: str):
     """One blank form of a protocol version, or all of them (``all``), annotated with the
     field codes or plain; 404 naming what is unknown (version, form, variant)."""
     trial = get_trial_for(request.user, slug, Perm.VIEW_PARTICIPANTS)
     try:
         blank_crf.check_variant(variant)
-        version = blank_crf.version_of(trial, number)
-        crfs = blank_crf.forms_of(version, crf_code)
+        protocol = blank_crf.version_of(trial, version)
+        crfs = blank_crf.forms_of(protocol, crf_code)
     except Http404 as missing:  # say which, on the blank CRFs page
         return render(request, "outcomes/blank_crfs.html", {
             **_blank_crfs_context(trial), "missing": str(missing)}, status=404)
     buffer = io.BytesIO()
-    blank_crf.build_blank_crf(trial, version, crfs, annotated=variant == "annotated",
+    blank_crf.build_blank_crf(trial, protocol, crfs, annotated=variant == "annotated",
                               stream=buffer)
     response = HttpResponse(buffer.getvalue(), content_type="application/pdf")
     response["Content-Disposition"] = (
-        f'attachment; filename="{trial.slug}-v{version.number}-{crf_code}-{variant}.pdf"')
+        f'attachment; filename="{trial.slug}-v{protocol.number}-{crf_code}-{variant}.pdf"')
     return response

@@ -130,6 +130,15 @@ MATRIX: dict[tuple[str, str], str] = {
     # Trial-level pages of reports, outcomes, exports and unblinding: a member whose role lacks
     # the permission may see the trial, not do this (403, as the API); another trial is a 404.
     # Perm.EXPORT_DATA and Perm.VIEW_REPORTS: data manager, sponsor, statistician.
+    # Issue 20. Blank CRFs (no participant data): every role that sees participants
+    # (Perm.VIEW_PARTICIPANTS). A casebook: Perm.VIEW_REPORTS at the participant's site (data
+    # manager, sponsor, monitor, statistician); a site-scoped role without it is refused its own
+    # site's participant (403) and gets 404 for another site's; the supply manager sees no
+    # participant (404).
+    ("blank_crf_list", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 403/403/404 200 302",
+    ("blank_crf_pdf", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 200/200/404 403/403/404 200 302",
+    ("casebook_request", "GET"): "405 405 405 405 405 405 405 302",
+    ("casebook_request", "POST"): "403/404/404 403/404/404 302/302/404 302/302/404 302/302/404 404 302 302",
     ("export_all_csv", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 403/403/404 200 302",
     ("export_crf_csv", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 403/403/404 200 302",
     ("export_list", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 403/403/404 200 302",

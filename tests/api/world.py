@@ -51,6 +51,7 @@ class Place:
                 "uidb64": "x", "token": "x", "site_code": self.site.code,
                 "shipment_number": self.shipment.number if self.shipment else 0,
                 "excursion_id": self.excursion.pk if self.excursion else 0,
+                "version": 1, "variant": "annotated",
                 "list_number": supply.kit_list.number if supply.kit_list else 0,
                 "assignment_id": supply.assignment.pk if supply.assignment else 0}
 
@@ -108,9 +109,11 @@ def ready(trial: Trial, *, statistician, make_user) -> tuple[object, object]:
     return staff, data_manager
 
 
-def built_report(trial: Trial, *, by, kind: str = "enrolment") -> ReportRequest:
-    """A report requested by ``by`` and built at once (as the worker would), with their rights."""
-    report = reports.request_report(trial, kind, by=by)
+def built_report(trial: Trial, *, by, kind: str = "enrolment", participant=None
+                 ) -> ReportRequest:
+    """A report requested by ``by`` and built at once (as the worker would), with their rights
+    (a casebook: of ``participant``)."""
+    report = reports.request_report(trial, kind, by=by, participant=participant)
     reports.build(report.pk, token="world")
     return reports.report_of(trial, report.pk)
 

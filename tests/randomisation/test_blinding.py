@@ -116,15 +116,23 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
     # The safety officer's pages as a leak source: this participant's SUSAR, unblinded for
     # pharmacovigilance (the officer now sees the arm), must show the study team nothing.
     sae = susar_unblinded(trial, participant, make_user)
+    # Issue 20: the statistician's casebook of this participant shows the arm: listed, polled,
+    # its download refused; the blank CRFs.
+    casebook = world.built_report(trial, by=make_user("statistician", trial), kind="casebook",
+                                  participant=participant)
+    assert casebook.with_arms
     kwargs = {"slug": trial.slug, "study_id": participant.study_id, "crf_code": "eligibility",
               "visit_id": participant.visits.first().pk, "record_id": record.pk,
               "query_id": query.pk, "form": "long", "report_id": report.pk,
               "sae_id": sae.pk, "number": 0, "site_code": participant.site.code,
               "shipment_number": supply_place.shipment.number,
               "excursion_id": supply_place.excursion.pk,
-              "list_number": stock.kit_list.number, "assignment_id": stock.assignment.pk}
+              "list_number": stock.kit_list.number, "assignment_id": stock.assignment.pk,
+              "version": 1, "variant": "annotated"}
     seen, api_seen, walked, statuses = 0, 0, set(), {}
-    for name, values in every_route(kwargs):
+    casebook_routes = [(name, {**values, "report_id": casebook.pk}) for name, values
+                       in every_route(kwargs) if "report_id" in values]
+    for name, values in list(every_route(kwargs)) + casebook_routes:
         walked.add(name)
         response = client.get(reverse(name, kwargs=values), follow=True)
         statuses[name] = response.status_code
@@ -132,6 +140,8 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
         body = (b"".join(response.streaming_content) if response.streaming  # exports stream
                 else response.content)
         assert_no_arm(trial, body.decode("latin-1"), f"{name} for {role}")
+        if values.get("report_id") == casebook.pk and "download" in name:
+            assert response.status_code in (403, 404), f"{name} for {role}"
         seen += 1
         api_seen += name.startswith("api_") and response.status_code == 200
     # The dispensing actions' answers (a refusal or a kit assigned), as each role meets them.
