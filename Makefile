@@ -36,6 +36,7 @@ bench: install
 	$(PY) bench/enrolment_report.py
 	$(PY) bench/export_stream.py
 	$(PY) bench/dispensing.py
+	$(PY) bench/casebook.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

@@ -26,6 +26,7 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import (CondPageBreak, PageBreak, Paragraph, SimpleDocTemplate, Spacer,
                                 Table, TableStyle)
 
@@ -38,11 +39,16 @@ from patients.selectors import consent_overview
 from randomisation.selectors import allocation_of, allocation_view
 from trials.models import ProtocolVersion, Trial
 
-GRID = TableStyle([("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-                   ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                   ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee"))])
-ROWS = TableStyle([("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.lightgrey),
-                   ("VALIGN", (0, 0), (-1, -1), "TOP")])
+# Cells short enough for one line are plain strings (drawn in this font, far faster than a
+# Paragraph: a casebook has thousands of cells); longer ones are wrapped Paragraphs.
+FONT = [("FONTNAME", (0, 0), (-1, -1), "Helvetica"), ("FONTSIZE", (0, 0), (-1, -1), 8),
+        ("LEADING", (0, 0), (-1, -1), 10)]
+GRID = TableStyle(FONT + [("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+                          ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                          ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee"))])
+ROWS = TableStyle(FONT + [("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.lightgrey),
+                          ("VALIGN", (0, 0), (-1, -1), "TOP")])
+PADDING = 12  # points: a cell's left and right padding (reportlab's default 6 + 6)
 WIDTH = 180 * mm
 
 
@@ -71,6 +77,13 @@ class _Styles:
 
     def p(self, text, style=None) -> Paragraph:
         return Paragraph(escape(str(text)), style or self.small)
+
+    def cell(self, text, width: float):
+        """A table cell ``width`` points wide: the text itself when it fits on one line."""
+        text = str(text)
+        if "\n" not in text and stringWidth(text, "Helvetica", 8) <= width - PADDING:
+            return text
+        return self.p(text)
 
 
 def build_casebook(trial: Trial, *, viewer, stream: BinaryIO,
@@ -227,11 +240,9 @@ def _answers(st: _Styles, definition: dict, data: dict) -> list:
         if not visible(f, data):
             continue
         value = data.get(f["code"])
-        if f["type"] != "group":
-            rows.append([st.p(f["label"]), st.p(trail.display(definition, f["code"], value))])
-            continue
-        rows.append([st.p(f["label"]), st.p(trail.display(definition, f["code"], value))])
-        if value:
+        rows.append([st.cell(f["label"], 70 * mm),
+                     st.cell(trail.display(definition, f["code"], value), 110 * mm)])
+        if f["type"] == "group" and value:
             groups.append(_group(st, definition, f, value))
     out = []
     if rows:
@@ -247,44 +258,46 @@ def _answers(st: _Styles, definition: dict, data: dict) -> list:
 
 def _group(st: _Styles, definition: dict, group: dict, rows: list) -> Table:
     subs = group["fields"]
-    head = [st.p(f"{group['label']} #")] + [st.p(sub["label"]) for sub in subs]
+    first = 12 * mm
+    rest = (WIDTH - first) / max(1, len(subs))
+    head = [st.p(f"{group['label']} #")] + [st.cell(sub["label"], rest) for sub in subs]
     body = []
     for i, row in enumerate(rows):
-        line = [st.p(str(i + 1))]
+        line = [str(i + 1)]
         for sub in subs:
             path = f"{group['code']}[{i}].{sub['code']}"
             shown = visible(sub, row or {})
-            line.append(st.p(trail.display(definition, path, (row or {}).get(sub["code"]))
-                             if shown else ""))
+            line.append(st.cell(trail.display(definition, path, (row or {}).get(sub["code"])),
+                                rest) if shown else "")
         body.append(line)
-    first = 12 * mm
-    rest = (WIDTH - first) / max(1, len(subs))
     table = Table([head] + body, colWidths=[first] + [rest] * len(subs), repeatRows=1)
     table.setStyle(GRID)
     return table
 
 
 def _history(st: _Styles, form: CasebookForm) -> list:
+    widths = [8 * mm, 26 * mm, 28 * mm, 40 * mm, 26 * mm, 26 * mm, 26 * mm]
     out = [st.p(_("History"), st.body)]
-    rows = [[st.p(h) for h in ("#", _("Saved"), _("By"), _("Answer"), _("Old value"),
-                               _("New value"), _("Reason"))]]
+    rows = [["#", _("Saved"), _("By"), st.cell(_("Answer"), widths[3]),
+             st.cell(_("Old value"), widths[4]), st.cell(_("New value"), widths[5]),
+             st.cell(_("Reason"), widths[6])]]
     for v in form.versions:
         reason = v.row.history_change_reason or ""
         what = _("created") if v.created else ""
         if v.status_change:
             what = (f"{what} " + _("status %(old)s to %(new)s") % {
                 "old": v.status_change[0] or "—", "new": v.status_change[1]}).strip()
-        head = [st.p(str(v.number)), st.p(_when(v.row.history_date)),
-                st.p(_name(v.row.history_user))]
+        head = [str(v.number), _when(v.row.history_date),
+                st.cell(_name(v.row.history_user), widths[2])]
         if what or not v.changes:
-            rows.append(head + [st.p(what or _("no change of answers")), st.p(""), st.p(""),
-                                st.p(reason)])
-            head, reason = [st.p("")] * 3, ""
+            rows.append(head + [st.cell(what or _("no change of answers"), widths[3]), "", "",
+                                st.cell(reason, widths[6])])
+            head, reason = ["", "", ""], ""
         for c in v.changes:
-            rows.append(head + [st.p(c.label), st.p(c.old), st.p(c.new), st.p(reason)])
-            head, reason = [st.p("")] * 3, ""
-    table = Table(rows, colWidths=[8 * mm, 26 * mm, 28 * mm, 40 * mm, 26 * mm, 26 * mm,
-                                   26 * mm], repeatRows=1)
+            rows.append(head + [st.cell(c.label, widths[3]), st.cell(c.old, widths[4]),
+                                st.cell(c.new, widths[5]), st.cell(reason, widths[6])])
+            head, reason = ["", "", ""], ""
+    table = Table(rows, colWidths=widths, repeatRows=1)
     table.setStyle(GRID)
     out.append(table)
     return out
