@@ -31,6 +31,7 @@ from patients.models import Status, Visit, VisitState, VisitStatus
 from patients.selectors import get_trial_and_participant_for
 from randomisation import services as randomisation
 from randomisation.selectors import allocation_of, allocation_view, to_randomise
+from reports import services as reports
 from scheduling import services as scheduling
 from scheduling import selectors as schedule
 from supply import selectors as supply
@@ -82,7 +83,7 @@ def participant_detail(request, slug: str, study_id: str):
         # Kit numbers, visits and how each assignment ended: never an arm.
         "kits": (list(supply.participant_kits(participant))
                  if allocation and settings_of(trial) is not None else None),
-        "can_request_casebook": policy.has_perm(user, Perm.EXPORT_DATA, trial, site),
+        "can_request_casebook": reports.may_request_casebook(user, participant),
     })
 
 

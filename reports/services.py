@@ -76,9 +76,10 @@ KINDS: dict[str, ReportKind] = {
     "outcomes": ReportKind(gettext_lazy("Outcomes report"), Perm.VIEW_REPORTS,
                            "reports.outcomes_report.build_outcomes_report",
                            "outcomes-{slug}-{date}.pdf"),
-    # All of one participant's data: participant-level data, so the export permission (the
-    # data manager, the sponsor and monitors, the statistician), at the participant's site.
-    "casebook": ReportKind(gettext_lazy("Casebook"), Perm.EXPORT_DATA,
+    # All of one participant's data, for the roles that read reports (the data manager, the
+    # sponsor's staff, the monitor, the statistician), at the participant's site: a monitor
+    # assigned to some sites, for their participants only.
+    "casebook": ReportKind(gettext_lazy("Casebook"), Perm.VIEW_REPORTS,
                            "reports.casebook.build_casebook",
                            "casebook-{slug}-{study_id}-{date}.pdf", per_participant=True),
 }

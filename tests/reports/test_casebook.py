@@ -1,5 +1,5 @@
-"""The casebook of one participant: requested from their page (or the API) by the roles with the
-export permission, built in the background with the requester's rights, read back with
+"""The casebook of one participant: requested from their page (or the API) by the roles that
+read reports (data manager, sponsor, monitor at their sites, statistician), built in the background with the requester's rights, read back with
 pdftotext: cover, every visit's forms with answers, history, signatures and queries; no arm for
 a blinded reader; other sites' participants are 404; the build's query count does not grow with
 the number of visits and forms."""
@@ -116,8 +116,8 @@ def test_a_signature_no_longer_matching_the_data_is_printed_as_not_valid(
 @needs_pdftotext
 def test_a_blinded_reader_gets_the_kit_code_and_never_the_arm(
         reminet, statistician, make_user, tmp_path, django_capture_on_commit_callbacks):
-    """REMINET: the data manager and the sponsor read the kit code; the statistician the arm;
-    the statistician's casebook is refused to the blinded sponsor."""
+    """REMINET: the data manager, the sponsor and the site's monitor read the kit code; the
+    statistician the arm; the statistician's casebook is refused to the blinded sponsor."""
     factories.sealed_list(reminet, by=statistician)
     site = reminet.sites.order_by("code").first()
     coordinator = make_user("coordinator", reminet, site)
@@ -125,7 +125,8 @@ def test_a_blinded_reader_gets_the_kit_code_and_never_the_arm(
     allocation = participant.allocation
     sponsor = make_user("sponsor", reminet, None)
     data_manager = make_user("data_manager", reminet, None)
-    for reader in (sponsor, data_manager):
+    monitor = make_user("monitor", reminet, site)
+    for reader in (sponsor, data_manager, monitor):
         with django_capture_on_commit_callbacks(execute=True):
             report = reports.request_report(reminet, "casebook", by=reader,
                                             participant=participant)
@@ -147,8 +148,8 @@ def test_a_blinded_reader_gets_the_kit_code_and_never_the_arm(
 def test_other_sites_participants_are_404_and_roles_without_the_export_permission_403(
         participant, rectal, sites, make_user, client_for, investigator, coordinator,
         django_capture_on_commit_callbacks):
-    # A monitor (sponsor role) assigned to the second site only.
-    monitor = make_user("sponsor", rectal, sites[1])
+    # A monitor assigned to the second site only.
+    monitor = make_user("monitor", rectal, sites[1])
     client = client_for(monitor)
     assert client.post(casebook_url(participant)).status_code == 404
     page = client.get(reverse("report_list", args=[rectal.slug]))
@@ -163,6 +164,13 @@ def test_other_sites_participants_are_404_and_roles_without_the_export_permissio
     for name in ("report_status", "report_download"):
         assert client_for(monitor).get(reverse(name, args=[rectal.slug, report.pk])) \
             .status_code == 404, name
+    # the first site's monitor may: the button, and the request
+    own_monitor = client_for(make_user("monitor", rectal, sites[0]))
+    page = own_monitor.get(reverse("participant_detail", args=[rectal.slug,
+                                                               participant.study_id]))
+    assert casebook_url(participant) in page.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert own_monitor.post(casebook_url(participant)).status_code == 302
     # investigators and coordinators: no button, 403
     for user in (investigator, coordinator):
         client = client_for(user)
@@ -170,7 +178,7 @@ def test_other_sites_participants_are_404_and_roles_without_the_export_permissio
                                                               participant.study_id]))
         assert casebook_url(participant) not in page.content.decode()
         assert client.post(casebook_url(participant)).status_code == 403
-    assert ReportRequest.objects.filter(kind="casebook").count() == 1
+    assert ReportRequest.objects.filter(kind="casebook").count() == 2
 
 
 def test_bad_requests_say_what_is_wrong(participant, rectal, data_manager, client_for):
@@ -191,7 +199,7 @@ def test_bad_requests_say_what_is_wrong(participant, rectal, data_manager, clien
 
 def test_a_requester_who_lost_the_site_gets_a_failed_build(
         participant, rectal, sites, make_user, django_capture_on_commit_callbacks):
-    monitor = make_user("sponsor", rectal, sites[0])
+    monitor = make_user("monitor", rectal, sites[0])
     report = reports.request_report(rectal, "casebook", by=monitor, participant=participant)
     monitor.memberships.update(site=sites[1])
     monitor.__dict__.pop("_ctms_memberships", None)
@@ -218,7 +226,7 @@ def test_the_api_requests_and_downloads_a_casebook(participant, history, data_ma
     pdf = api(data_manager).get(body["download"])
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     # unknown participant and another site's: the same 404
-    monitor = make_user("sponsor", rectal, sites[1])
+    monitor = make_user("monitor", rectal, sites[1])
     for user, study_id in ((data_manager, "NO-SUCH-ID"), (monitor, participant.study_id)):
         response = api(user).post(url, {"kind": "casebook", "participant": study_id})
         assert response.status_code == 404, (user, study_id)
