@@ -5,6 +5,7 @@ a blinded reader; other sites' participants are 404; the build's query count doe
 the number of visits and forms."""
 from __future__ import annotations
 
+import html
 import io
 
 import pytest
@@ -14,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import Profile
 from core.models import AuditEvent
 from crfs import services as crf_services
 from demo.data import crf_answers
@@ -98,6 +100,26 @@ def test_the_casebook_holds_every_form_with_answers_history_signatures_and_queri
     # the download is audited
     assert AuditEvent.objects.filter(action="report.downloaded", actor=data_manager,
                                      object_id=str(report.pk)).exists()
+    # the Reports page lists it with its participant
+    listing = client.get(reverse("report_list", args=[participant.trial.slug])).content.decode()
+    assert "Casebook" in listing and participant.study_id in listing
+
+
+@needs_pdftotext
+def test_a_french_requester_gets_a_french_casebook_and_page(
+        participant, history, data_manager, client_for, tmp_path,
+        django_capture_on_commit_callbacks):
+    Profile.objects.update_or_create(user=data_manager, defaults={"language": "fr"})
+    client = client_for(data_manager)
+    page = client.get(reverse("participant_detail",
+                              args=[participant.trial.slug, participant.study_id]))
+    assert "Construire le cahier d'observation (PDF)" in html.unescape(page.content.decode())
+    report = requested(client, participant, django_capture_on_commit_callbacks)
+    text = " ".join(pdf_text(downloaded(client, report), tmp_path).split())
+    assert f"Cahier d'observation de {participant.study_id}" in text
+    assert "Historique du consentement" in text and "Formulaires hors visite" in text
+    assert "non saisi" in text and "Version du protocole 1.0" in text and "[valide]" in text
+    assert "Casebook of" not in text and "not entered" not in text
 
 
 @needs_pdftotext
