@@ -155,7 +155,7 @@ class _Writer:
         fields = crf.get("fields", [])
         story.append(self.table(fields))
         for group in [f for f in fields if f["type"] == "group"]:
-            story += [Spacer(1, 3 * mm), self.group(group)]
+            story += [Spacer(1, 3 * mm)] + self.group(group)
         return story
 
     def annotated_row(self, code: str, f: dict, siblings: list[dict], *,
@@ -194,19 +194,33 @@ class _Writer:
         table.setStyle(GRID)
         return table
 
-    def group(self, group: dict) -> Table:
+    def group(self, group: dict) -> list:
+        """A repeating group: its heading, a table of empty rows (a column per question) and,
+        on the plain form, each column's choices and condition in words."""
         subs = group["fields"]
         label = group["label"] + (f" ({group['code']})" if self.annotated else "")
-        head = [self.p(f"{label} #")] + [
-            self.p(self.question(s) + (f" ({s['code']})" if self.annotated else ""))
-            for s in subs]
+        head = ["#"] + [self.p(self.question(s) + (f" ({s['code']})" if self.annotated else ""))
+                        for s in subs]
         n = min(group.get("max_rows", BLANK_GROUP_ROWS), 20)
-        rows = [[self.p(str(i + 1))] + [self.p("") for _s in subs] for i in range(n)]
-        width = 180 * mm - 14 * mm
-        table = Table([head] + rows, colWidths=[14 * mm] + [width / len(subs)] * len(subs),
+        rows = [[str(i + 1)] + ["" for _s in subs] for i in range(n)]
+        width = 180 * mm - 8 * mm
+        table = Table([head] + rows, colWidths=[8 * mm] + [width / len(subs)] * len(subs),
                       rowHeights=[None] + [9 * mm] * n, repeatRows=1)
         table.setStyle(GRID)
-        return table
+        out = [self.p(label, self.h2)]
+        if not self.annotated:  # what to write in each column, above the table
+            for sub in subs:
+                notes = []
+                if sub["type"] in ("choice", "multichoice", "yesno"):
+                    notes.append(self.choices_text(sub))
+                elif sub.get("unit"):
+                    notes.append(_("unit: %(unit)s") % {"unit": sub["unit"]})
+                cond = self.condition(sub, subs)
+                if cond:
+                    notes.append(cond)
+                if notes:
+                    out.append(self.p(f"{sub['label']}: " + "   ".join(notes)))
+        return out + [Spacer(1, 2 * mm), table]
 
 
 def _code_text(value) -> str:

@@ -46,6 +46,11 @@ def test_the_plain_crf_has_no_codes_and_says_conditions_in_words(rectal, reader,
     assert 'Answer only if "Pre-operative immunonutrition given" is "Yes".' in text
     assert "[ ] Temporary stoma" in text and "[ ] Yes [ ] No" in text
     assert "Study ID:" in text
+    # a repeating group: a table of empty rows, each column's choices above it in words
+    text = text_of(reader.get(url(rectal, "plain", "adverse_events")), tmp_path)
+    assert "CTCAE grade: [ ] 1 - Mild [ ] 2 - Moderate" in text
+    assert "Relationship to study treatment: [ ] Unrelated" in text
+    assert "adverse_events" not in text and "events[]" not in text
 
 
 @needs_pdftotext
