@@ -169,7 +169,7 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
             "supply_accountability_csv", "supply_accountability_pdf",
             "api_supply_stock", "api_site_kits", "api_site_accountability", "api_shipments",
             "api_shipment", "api_excursions", "api_resupply_requests", "api_participant_kits",
-            "api_kit_lists", "api_kit_list_verify"} <= walked
+            "api_kit_lists", "api_kit_list_verify", "blank_crf_list", "blank_crf_pdf"} <= walked
     # Every blinded role reads the supply of its site: the walk read real pages.
     assert {name: statuses[name] for name in walked if name.startswith("supply_")
             and statuses[name] not in (403, 405)} == dict.fromkeys(
