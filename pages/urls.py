@@ -44,6 +44,7 @@ urlpatterns = [
     path(RECORD + "sign/", crfs.crf_sign, name="crf_sign"),
     path(RECORD + "lock/", crfs.crf_lock, name="crf_lock"),
     path(RECORD + "unlock/", crfs.crf_unlock, name="crf_unlock"),
+    path(RECORD + "verify/", crfs.crf_verify, name="crf_verify"),
     path(RECORD + "history/", crfs.crf_history, name="crf_history"),
     path(RECORD + "pdf/", crfs.crf_pdf, name="crf_pdf"),
     path(RECORD + "queries/", crfs.query_raise, name="query_raise"),
