@@ -490,9 +490,14 @@ class MatrixCellSerializer(serializers.Serializer):
     occurrence = serializers.IntegerField(source="column.occurrence")
     crf = serializers.CharField(source="column.crf_code")
     state = serializers.ChoiceField(
-        choices=["not_started", "missing", "not_done", "draft", "complete", "signed", "locked"],
+        choices=["not_started", "missing", "not_done", "draft", "complete", "verified", "signed",
+                 "locked"],
         help_text="missing: expected and overdue (the visit done and the form absent, or the "
-                  "visit's window closed without the visit being recorded).")
+                  "visit's window closed without the visit being recorded); verified: complete "
+                  "and verified against the source.")
+    verified = serializers.BooleanField(help_text="Verified against the source (SDV): every "
+                                        "answer the monitoring plan asks for has a mark in "
+                                        "force (also for a signed or locked form).")
     visit_id = serializers.IntegerField(allow_null=True)
     record_id = serializers.IntegerField(allow_null=True)
     open_queries = serializers.IntegerField()
