@@ -537,3 +537,51 @@ class SubjectMatrixSerializer(serializers.Serializer):
     visit_pages = serializers.IntegerField()
     columns = MatrixColumnSerializer(many=True)
     results = MatrixRowSerializer(many=True)
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+class SourceVerificationSerializer(serializers.Serializer):
+    """One source data verification mark of a CRF record (``crfs.verification``)."""
+
+    id = serializers.IntegerField()
+    field_path = serializers.CharField(help_text="The answer verified; empty: the whole form.")
+    verified_at = serializers.DateTimeField()
+    verified_by = serializers.CharField(source="verified_by.username")
+    in_force = serializers.SerializerMethodField()
+    voided_at = serializers.DateTimeField(allow_null=True)
+    voided_by = serializers.CharField(source="voided_by.username", allow_null=True,
+                                      default=None)
+    void_reason = serializers.CharField(help_text="Why the mark was removed: the verified data "
+                                        "changed, by whom, and the change's reason.")
+
+    def get_in_force(self, mark) -> bool:
+        return mark.voided_at is None
+
+
+class VerifySerializer(serializers.Serializer):
+    paths = serializers.ListField(
+        child=serializers.CharField(max_length=255, allow_blank=True), required=False,
+        help_text="The answers verified against the source (field codes, `group[0].field`); "
+                  "none or empty: the whole form.")
+
+
+class MonitoringVisitSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    site = serializers.CharField(max_length=20, help_text="The site's code.")
+    visited_on = serializers.DateField()
+    monitor = serializers.CharField(source="monitor.username", read_only=True)
+    findings = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    recorded_at = serializers.DateTimeField(read_only=True)
+
+    def to_representation(self, visit):
+        data = super().to_representation(visit)
+        data["site"] = visit.site.code
+        return data
+
+
+class MonitoringReportFilters(serializers.Serializer):
+    site = serializers.CharField(max_length=20, help_text="The site's code.")
+    start = serializers.DateField(help_text="The first day of the period (YYYY-MM-DD).")
+    end = serializers.DateField(help_text="The last day of the period (YYYY-MM-DD).")

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -164,6 +165,7 @@ def monitoring_visits(request, slug: str):
     return _visits_page(request, trial, visit_form=form, status=400)
 
 
+@require_GET
 def monitoring_report_pdf(request, slug: str):
     """The monitoring visit report of a site and a period (``?site=&start=&end=``), as PDF; a bad
     site or date is said on the monitoring page (400)."""

@@ -8,6 +8,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
+from crfs import monitoring, verification
 from crfs import services as outcomes
 from randomisation import services
 from scheduling.services import record_withdrawal_and_replan, save_crf_and_replan
@@ -16,7 +17,7 @@ from tests.api import world
 from patients.screening import record_screening_log_entry
 from tests.routes import url_patterns
 
-BLINDED_ROLES = ["investigator", "coordinator", "data_manager", "sponsor"]
+BLINDED_ROLES = ["investigator", "coordinator", "data_manager", "sponsor", "monitor"]
 
 
 def forbidden_patterns(trial) -> list[re.Pattern]:
@@ -77,8 +78,8 @@ def susar_unblinded(trial, participant, make_user):
 @pytest.mark.parametrize("role", BLINDED_ROLES)
 def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, client, role, client_for):
     trial, participant = randomised
-    user = make_user(role, trial, participant.site if role in ("investigator", "coordinator")
-                     else None)
+    user = make_user(role, trial, participant.site if role in ("investigator", "coordinator",
+                                                               "monitor") else None)
     client_for(user)
     record = participant.crf_records.get(crf_code="eligibility")
     query = outcomes.raise_query(record, by=make_user("data_manager", trial),
@@ -103,6 +104,11 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
                                         by=make_user("data_manager", trial))
     record_screening_log_entry(trial, site=participant.site, screened_on=participant.screened_on,
                                reason="declined", by=make_user("coordinator", trial))
+    # Issue 20: the eligibility form verified against the source, a monitoring visit recorded.
+    site_monitor = make_user("monitor", trial, participant.site)
+    verification.verify(record, by=site_monitor)
+    monitoring.record_visit(participant.site, by=site_monitor, visited_on=timezone.localdate(),
+                            findings="Source documents complete.")
     # A report built with arms (the statistician's): listed, polled, its download refused.
     report = world.built_report(trial, by=make_user("statistician", trial))
     # The safety officer's pages as a leak source: this participant's SUSAR, unblinded for
@@ -122,6 +128,14 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
         assert_no_arm(trial, body.decode("latin-1"), f"{name} for {role}")
         seen += 1
         api_seen += name.startswith("api_") and response.status_code == 200
+    # The monitoring visit report of the participant's site, as each role meets it.
+    today = timezone.localdate().isoformat()
+    for name in ("monitoring_report_pdf", "api_monitoring_report"):
+        response = client.get(reverse(name, args=[trial.slug]), {
+            "site": participant.site.pk if name == "monitoring_report_pdf"
+            else participant.site.code, "start": today, "end": today})
+        assert response.status_code in (200, 403), (name, response.status_code)
+        assert_no_arm(trial, response.content.decode("latin-1"), f"{name} for {role}")
     # The dispensing actions' answers (a refusal or a kit assigned), as each role meets them.
     for name in ("assign_kit", "replace_kit"):
         response = client.post(reverse(name, args=[trial.slug, participant.study_id,
@@ -143,7 +157,9 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
             "sae_list", "sae_detail", "sae_pdf", "sae_listing", "api_sae_reports",
             "api_sae_report", "audit_log", "audit_log_csv", "api_audit_log",
             "query_metrics", "kit_lists", "assign_kit", "replace_kit", "subject_matrix",
-            "api_subject_matrix"} <= walked
+            "api_subject_matrix", "crf_verify", "monitoring_visits", "monitoring_report_pdf",
+            "api_record_verifications", "api_monitoring_visits", "api_monitoring_report"
+            } <= walked
     for message in mail.outbox:  # nor any e-mail sent on the way (clock reminders included)
         assert_no_arm(trial, message.subject + message.body, f"e-mail to {message.to}")
     # And the kit code is what they see instead.
