@@ -171,3 +171,22 @@ def test_save_and_next_on_the_last_form_goes_back_to_the_participant(complete, p
     from pages.crfs import next_form_url
     assert next_form_url(baseline, last, participant.study_id, participant.trial.slug) == \
         reverse("participant_detail", args=[participant.trial.slug, participant.study_id])
+
+
+def test_the_monitor_reads_french(complete, monitor, investigator, participant, client,
+                                  client_for):
+    from accounts.models import Profile
+    Profile.objects.update_or_create(user=monitor, defaults={"language": "fr"})
+    Profile.objects.update_or_create(user=investigator, defaults={"language": "fr"})
+    client_for(monitor)
+    html = client.get(crf_url(complete)).content.decode()
+    assert "Vérifier par rapport à la source…" in html and "Tout le formulaire" in html
+    response = client.post(record_url("crf_verify", complete), {"scope": "fields"})
+    assert "Cochez les réponses que vous avez vérifiées" in response.content.decode()
+    page = client.get(reverse("monitoring_visits", args=[complete.participant.trial.slug]))
+    assert "Visites de monitorage" in page.content.decode()
+    client_for(investigator)
+    html = client.post(crf_url(complete), {**posted(participant), "year_of_birth": "x"}
+                       ).content.decode()
+    assert "Le formulaire comporte 1 erreur" in html
+    assert "Enregistrer et passer au formulaire suivant de cette visite" in html
