@@ -501,9 +501,14 @@ class MatrixCellSerializer(serializers.Serializer):
     occurrence = serializers.IntegerField(source="column.occurrence")
     crf = serializers.CharField(source="column.crf_code")
     state = serializers.ChoiceField(
-        choices=["not_started", "missing", "not_done", "draft", "complete", "signed", "locked"],
+        choices=["not_started", "missing", "not_done", "draft", "complete", "verified", "signed",
+                 "locked"],
         help_text="missing: expected and overdue (the visit done and the form absent, or the "
-                  "visit's window closed without the visit being recorded).")
+                  "visit's window closed without the visit being recorded); verified: complete "
+                  "and verified against the source.")
+    verified = serializers.BooleanField(help_text="Verified against the source (SDV): every "
+                                        "answer the monitoring plan asks for has a mark in "
+                                        "force (also for a signed or locked form).")
     visit_id = serializers.IntegerField(allow_null=True)
     record_id = serializers.IntegerField(allow_null=True)
     open_queries = serializers.IntegerField()
@@ -804,3 +809,51 @@ class KitListVerifySerializer(serializers.Serializer):
     digest = serializers.CharField(help_text="The SHA-256 stored when sealed.")
     verified = serializers.BooleanField(help_text=(
         "The sealed list is unchanged: its digest, computed again, is the one stored."))
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+class SourceVerificationSerializer(serializers.Serializer):
+    """One source data verification mark of a CRF record (``crfs.verification``)."""
+
+    id = serializers.IntegerField()
+    field_path = serializers.CharField(help_text="The answer verified; empty: the whole form.")
+    verified_at = serializers.DateTimeField()
+    verified_by = serializers.CharField(source="verified_by.username")
+    in_force = serializers.SerializerMethodField()
+    voided_at = serializers.DateTimeField(allow_null=True)
+    voided_by = serializers.CharField(source="voided_by.username", allow_null=True,
+                                      default=None)
+    void_reason = serializers.CharField(help_text="Why the mark was removed: the verified data "
+                                        "changed, by whom, and the change's reason.")
+
+    def get_in_force(self, mark) -> bool:
+        return mark.voided_at is None
+
+
+class VerifySerializer(serializers.Serializer):
+    paths = serializers.ListField(
+        child=serializers.CharField(max_length=255, allow_blank=True), required=False,
+        help_text="The answers verified against the source (field codes, `group[0].field`); "
+                  "none or empty: the whole form.")
+
+
+class MonitoringVisitSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    site = serializers.CharField(max_length=20, help_text="The site's code.")
+    visited_on = serializers.DateField()
+    monitor = serializers.CharField(source="monitor.username", read_only=True)
+    findings = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    recorded_at = serializers.DateTimeField(read_only=True)
+
+    def to_representation(self, visit):
+        data = super().to_representation(visit)
+        data["site"] = visit.site.code
+        return data
+
+
+class MonitoringReportFilters(serializers.Serializer):
+    site = serializers.CharField(max_length=20, help_text="The site's code.")
+    start = serializers.DateField(help_text="The first day of the period (YYYY-MM-DD).")
+    end = serializers.DateField(help_text="The last day of the period (YYYY-MM-DD).")

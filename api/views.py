@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject, cached_property
@@ -28,11 +28,11 @@ from rest_framework import generics, serializers as drf, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
-from crfs import form_states
+from crfs import form_states, monitoring, verification
 from crfs import services as crfs
 from crfs import eligibility
 from crfs import screening as crf_screening
-from crfs.models import CRFRecord, QueryStatus
+from crfs.models import CRFRecord, MonitoringVisit, QueryStatus
 from patients import screening as screening_log, services as participants
 from patients.models import Status, Visit, VisitState
 from patients import selectors as participant_selectors
@@ -733,7 +733,7 @@ class QueryReopen(QueryView):
         return self.reply()
 
 
-# --------------------------------------------------------------------------- reports
+# --------------------------------------------------------------------------- monitoring
 
 
 class DownloadNegotiation(DefaultContentNegotiation):
@@ -742,6 +742,111 @@ class DownloadNegotiation(DefaultContentNegotiation):
 
     def select_renderer(self, request, renderers, format_suffix=None):
         return renderers[0], renderers[0].media_type
+
+
+class RecordVerifications(ParticipantView):
+    """The source data verification marks of one CRF record (in force and removed, oldest
+    first); POST marks ``paths`` (none: the whole form) verified against the source (the
+    monitor of the participant's site)."""
+
+    perms = {"GET": Perm.VIEW_PARTICIPANTS, "POST": Perm.VERIFY_SOURCE}
+    serializer_class = s.SourceVerificationSerializer
+    pagination_class = None
+
+    @cached_property
+    def record(self) -> CRFRecord:
+        record = CRFRecord.objects.filter(participant=self.participant,
+                                          pk=self.kwargs["record_id"]).first()
+        if record is None:
+            raise Http404(_("No such CRF record of this participant."))
+        record.participant = self.participant
+        return record
+
+    def scope(self):
+        return self.trial, self.record.participant.site
+
+    def marks(self):
+        return list(self.record.verifications.select_related("verified_by", "voided_by")
+                    .order_by("verified_at", "pk"))
+
+    @extend_schema(responses={200: s.SourceVerificationSerializer(many=True)})
+    def get(self, request, *args, **kwargs):
+        return Response(s.SourceVerificationSerializer(self.marks(), many=True).data)
+
+    @extend_schema(request=s.VerifySerializer,
+                   responses={201: s.SourceVerificationSerializer(many=True)})
+    def post(self, request, *args, **kwargs):
+        given = s.VerifySerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        paths = given.validated_data.get("paths") or None
+        try:
+            verification.verify(self.record, by=request.user, paths=paths)
+        except ValidationError as exc:
+            if hasattr(exc, "error_dict") and "field_path" in exc.error_dict:
+                raise drf.ValidationError({"paths": exc.message_dict["field_path"]})
+            raise
+        return Response(s.SourceVerificationSerializer(self.marks(), many=True).data,
+                        status=status.HTTP_201_CREATED)
+
+
+def _readable_site(user, trial, code: str):
+    """The site ``code`` of ``trial`` if ``user`` may read its monitoring, else 404."""
+    site = trial.sites.filter(code=code).first()
+    if site is None or not monitoring.may_read(user, site):
+        raise Http404(_("No such site."))
+    return site
+
+
+class MonitoringVisits(TrialView, generics.ListCreateAPIView):
+    """Monitoring visits to your sites, newest first; POST records one (the monitor of the
+    site: ``site`` code, ``visited_on``, ``findings``)."""
+
+    perms = {"GET": Perm.VIEW_REPORTS, "POST": Perm.VERIFY_SOURCE}
+    serializer_class = s.MonitoringVisitSerializer
+
+    def get_queryset(self):
+        user = self.request.user
+        readable = (policy.sites_for(user, self.trial, Perm.VERIFY_SOURCE)
+                    | policy.sites_for(user, self.trial, Perm.VIEW_REPORTS))
+        return (MonitoringVisit.objects.filter(trial=self.trial, site__in=readable)
+                .select_related("site", "monitor").order_by("-visited_on", "-pk"))
+
+    @extend_schema(request=s.MonitoringVisitSerializer,
+                   responses={201: s.MonitoringVisitSerializer})
+    def post(self, request, *args, **kwargs):
+        given = s.MonitoringVisitSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        site = _readable_site(request.user, self.trial, given.validated_data["site"])
+        visit = monitoring.record_visit(site, by=request.user,
+                                        visited_on=given.validated_data["visited_on"],
+                                        findings=given.validated_data["findings"])
+        return Response(s.MonitoringVisitSerializer(visit).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class MonitoringReport(TrialView):
+    """The monitoring visit report of a site for a period (PDF): visits and findings, what was
+    verified against the source and which marks were removed, queries raised."""
+
+    perms = {"GET": Perm.VIEW_REPORTS}
+    content_negotiation_class = DownloadNegotiation
+
+    @extend_schema(parameters=[s.MonitoringReportFilters],
+                   responses={(200, "application/pdf"): OpenApiTypes.BINARY})
+    def get(self, request, *args, **kwargs):
+        given = s.MonitoringReportFilters(data=request.query_params)
+        given.is_valid(raise_exception=True)
+        site = _readable_site(request.user, self.trial, given.validated_data["site"])
+        data = monitoring.report(site, given.validated_data["start"],
+                                 given.validated_data["end"])
+        response = HttpResponse(monitoring.pdf(data), content_type="application/pdf")
+        response["Content-Disposition"] = (
+            f'attachment; filename="monitoring-{site.code}-{data.start:%Y%m%d}-'
+            f'{data.end:%Y%m%d}.pdf"')
+        return response
+
+
+# --------------------------------------------------------------------------- reports
 
 
 class ReportView(TrialView):
@@ -1321,3 +1426,5 @@ class KitListVerify(KitListView):
         return Response(s.KitListVerifySerializer({
             "number": kit_list.number, "status": kit_list.status, "digest": kit_list.digest,
             "verified": kitlist.verify(kit_list)}).data)
+
+

@@ -10,8 +10,10 @@ not applicable is not expected any more: it is shown as such, never as missing.
 An open query is not a state of its own but a mark on top of one (a complete form can carry a
 query): ``FormState.QUERY`` exists for the filters, which look for either.
 
-Verified against source (SDV) is not here: it comes with the monitor's work (issue 20, item 3),
-which will add its state to this list; until then nothing is shown as verified.
+Verified against the source (SDV, ``crfs.verification``): a complete form whose answers the
+protocol's monitoring plan asks for all have a mark in force is shown ``verified``; a signed or
+locked one keeps its state and carries a verified mark, as an open query does (the subject
+matrix's filter on ``verified`` finds both).
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ class FormState:
     SIGNED = CRFStatus.SIGNED.value
     LOCKED = CRFStatus.LOCKED.value
     QUERY = "query"                # a mark on a record (open or answered queries), for filters
+    VERIFIED = "verified"          # complete and verified against the source (SDV)
 
 
 LABELS = {
@@ -47,6 +50,7 @@ LABELS = {
     FormState.SIGNED: _("Signed"),
     FormState.LOCKED: _("Locked"),
     FormState.QUERY: _("Open query"),
+    FormState.VERIFIED: _("Verified against source"),
 }
 
 # The symbol shown with each state's colour, so that colour is never the only signal (WCAG
@@ -61,13 +65,15 @@ SYMBOLS = {
     FormState.SIGNED: "✍",
     FormState.LOCKED: "■",
     FormState.QUERY: "?",
+    FormState.VERIFIED: "☑",
 }
 
 # The states a filter may ask for, in the order of the legend.
 FILTER_STATES = [FormState.MISSING, FormState.NOT_STARTED, FormState.DRAFT, FormState.COMPLETE,
-                 FormState.SIGNED, FormState.LOCKED, FormState.QUERY]
+                 FormState.VERIFIED, FormState.SIGNED, FormState.LOCKED, FormState.QUERY]
 LEGEND = [FormState.NOT_STARTED, FormState.MISSING, FormState.DRAFT, FormState.COMPLETE,
-          FormState.SIGNED, FormState.LOCKED, FormState.NOT_DONE, FormState.QUERY]
+          FormState.VERIFIED, FormState.SIGNED, FormState.LOCKED, FormState.NOT_DONE,
+          FormState.QUERY]
 
 
 def form_state(visit_status: str, window_closes: dt.date | None, record_status: str | None,

@@ -59,6 +59,10 @@ class CRFPage:
     version: int | None = None                # newest history row: what a signature would bind
     signatures: list[SignatureView] = field(default_factory=list)
     queries: list[DataQuery] = field(default_factory=list)  # each with ``thread`` (messages)
+    marks: list = field(default_factory=list)  # source verifications in force (SDV)
+
+    def marks_by_path(self) -> dict[str, object]:
+        return {m.field_path: m for m in self.marks}
 
     @property
     def unresolved(self) -> list[DataQuery]:
@@ -89,7 +93,8 @@ def _threads() -> Prefetch:
 def crf_page(participant: Participant, crf_code: str, visit: Visit | None) -> CRFPage:
     """One CRF of a participant as its page shows it: the record (or None before the first
     save), its newest version, its signatures (each with its state) and its queries with their
-    messages. Four queries when the record exists, one otherwise."""
+    messages, and its source verification marks in force. Five queries when the record exists,
+    one otherwise."""
     record = (CRFRecord.objects.filter(participant=participant, crf_code=crf_code, visit=visit)
               .select_related("locked_by", "updated_by")
               .annotate(version=_latest_version()).first())
@@ -101,6 +106,8 @@ def crf_page(participant: Participant, crf_code: str, visit: Visit | None) -> CR
     page.version = record.version
     page.signatures = signature_views(
         record, list(record.signatures.select_related("voided_by").order_by("signed_at", "pk")))
+    page.marks = list(record.verifications.filter(voided_at__isnull=True)
+                      .select_related("verified_by").order_by("verified_at", "pk"))
     page.queries = list(record.queries.select_related("raised_by", "closed_by")
                         .prefetch_related(_threads()).order_by("raised_at", "pk"))
     for q in page.queries:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -155,3 +156,55 @@ def status(record: CRFRecord, marks: list[SourceVerification] | None = None) -> 
     if WHOLE_FORM in standing or all(p in standing for p in needed):
         return "verified"
     return "partial" if standing & set(needed) else "to_verify"
+
+
+# --------------------------------------------------------------------------- set-wise (matrix)
+
+
+def paths_asked(rules: dict, crf_code: str) -> list[str]:
+    """What makes a form of ``crf_code`` verified in the subject matrix, without a query: the
+    key data the plan lists for it, else the whole form (a form the plan asks nothing of counts
+    as verified when the monitor marked it whole; a sample plan's draw is not redone per cell).
+    """
+    if rules["sdv"] == "key_data":
+        for item in rules["key_data"]:
+            if item["crf"] == crf_code:
+                return list(item.get("fields") or [WHOLE_FORM])
+    return [WHOLE_FORM]
+
+
+def is_verified(rules: dict, crf_code: str, record_status: str | None,
+                standing: set[str]) -> bool:
+    """Whether a record with marks in force on ``standing`` paths is verified (pure)."""
+    if record_status in (None, CRFStatus.DRAFT):
+        return False
+    return WHOLE_FORM in standing or all(p in standing for p in paths_asked(rules, crf_code))
+
+
+def standing_marks(record_ids) -> dict[int, set[str]]:
+    """The paths with a mark in force of each of ``record_ids``: one query."""
+    out: dict[int, set[str]] = {}
+    for record_id, path in (SourceVerification.objects
+                            .filter(record_id__in=record_ids, voided_at__isnull=True)
+                            .order_by().values_list("record_id", "field_path")):
+        out.setdefault(record_id, set()).add(path)
+    return out
+
+
+def verified_records(records, rules: dict):
+    """``records`` (a CRFRecord queryset) narrowed to the verified ones, in SQL: the filter
+    of the subject matrix."""
+    def mark(path):
+        return Exists(SourceVerification.objects.filter(record=OuterRef("pk"),
+                                                        field_path=path,
+                                                        voided_at__isnull=True))
+    condition = Q(mark(WHOLE_FORM))
+    if rules["sdv"] == "key_data":
+        for item in rules["key_data"]:
+            fields = [p for p in (item.get("fields") or []) if p]
+            if fields:
+                all_marked = Q(crf_code=item["crf"])
+                for path in fields:
+                    all_marked &= Q(mark(path))
+                condition |= all_marked
+    return records.exclude(status=CRFStatus.DRAFT).filter(condition)

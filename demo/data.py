@@ -12,10 +12,11 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from crfs import monitoring, verification
 from crfs import screening as crf_screening, services as crfs
 from crfs.facts import RANDOMISATION
 from crfs.forms import visible
-from crfs.models import CRFRecord, CRFSignature, SignatureMeaning
+from crfs.models import CRFRecord, CRFSignature, MonitoringVisit, SignatureMeaning
 from patients.models import (RANDOMISED_STATUSES, Participant, ScreeningLogEntry, Visit,
                              VisitStatus)
 from patients.screening import non_inclusion_reasons, record_screening_log_entry
@@ -383,6 +384,47 @@ def crf_showcase(trial: Trial, *, investigator, data_manager, password: str) -> 
                     continue
                 done.append(f"{record.participant.study_id} {crf['code']}: automatic query")
                 return done
+    return done
+
+
+def monitoring_showcase(trial: Trial, *, monitor, investigator) -> list[str]:
+    """Demo only: the monitor's work at the trial's first site (after ``crf_showcase``): the
+    completed eligibility forms (key data of both protocols) and a baseline demographics form
+    verified against the source, the weight of another verified, then changed by the
+    investigator (its mark removed, as the CRF page and the report say), and a monitoring visit
+    with its findings. Safe to run again: does nothing once the site has a monitoring visit."""
+    site = trial.sites.filter(active=True).order_by("code").first()
+    if site is None or MonitoringVisit.objects.filter(site=site).exists():
+        return []
+    done = []
+    records = (CRFRecord.objects.filter(participant__site=site,
+                                        participant__status__in=RANDOMISED_STATUSES)
+               .exclude(status="draft").select_related("participant", "visit")
+               .order_by("participant__study_id", "pk"))
+    eligibility = [r for r in records if r.crf_code == "eligibility"][:3]
+    demographics = [r for r in records if r.crf_code == "demographics"]
+    for record in eligibility + demographics[:1]:
+        verification.verify(record, by=monitor)
+        done.append(f"{record.participant.study_id} {record.crf_code}: verified against the "
+                    f"source")
+    # The third demographics form (its weight questioned by the data manager): the monitor
+    # verifies the height and the weight; the investigator then corrects the weight.
+    if len(demographics) >= 3 and demographics[2].status == "complete":
+        record = demographics[2]
+        verification.verify(record, by=monitor, paths=["height_cm", "weight_kg"])
+        weight = float(record.data.get("weight_kg") or 70) + 6
+        scheduling.save_crf_and_replan(
+            record.participant, "demographics", dict(record.data, weight_kg=f"{weight:.1f}"),
+            by=investigator, complete=True, record=record, visit=record.visit,
+            reason="Weight of the screening notes, the source document")
+        done.append(f"{record.participant.study_id} demographics: weight changed after its "
+                    f"verification (mark removed)")
+    monitoring.record_visit(
+        site, by=monitor, visited_on=timezone.localdate() - dt.timedelta(days=1),
+        findings="Eligibility of the first participants verified against the source. "
+                 "Delegation log: the second coordinator has not signed it yet. "
+                 "Consent forms filed and complete.")
+    done.append(f"{trial.slug} {site.code}: monitoring visit recorded")
     return done
 
 

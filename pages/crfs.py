@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from core.forms import attach_errors
-from crfs import eligibility, pdf, selectors, services, trail
+from crfs import eligibility, pdf, selectors, services, trail, verification
 from crfs.forms import build_crf_form, form_to_data
 from crfs.models import CRFRecord, CRFStatus, DataQuery, QueryStatus, SignatureMeaning
 from patients.models import Visit
@@ -75,6 +75,81 @@ class RaiseQueryForm(forms.Form):
             "This CRF has no such field.")
 
 
+class VerifyForm(forms.Form):
+    """The monitor's source data verification of one completed form: all of it, or the answers
+    ticked (prefilled with what the protocol's monitoring plan asks)."""
+    scope = forms.ChoiceField(
+        label=_("Verified against the source"), widget=forms.RadioSelect,
+        choices=[("form", _("The whole form")), ("fields", _("These answers only"))],
+        error_messages={"required": _("Choose the whole form or the answers verified.")})
+    paths = forms.MultipleChoiceField(label=_("Answers"), required=False,
+                                      widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, paths: list[tuple[str, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["paths"].choices = paths
+        self.fields["paths"].error_messages["invalid_choice"] = _(
+            "This CRF has no field “%(value)s”.")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("scope") == "fields" and not data.get("paths"):
+            self.add_error("paths", _("Tick the answers you verified against the source."))
+        return data
+
+    def chosen(self) -> list[str] | None:
+        """The paths to mark: None for the whole form."""
+        if self.cleaned_data["scope"] == "form":
+            return None
+        return self.cleaned_data["paths"]
+
+
+def verify_form_for(record: CRFRecord, data=None) -> VerifyForm:
+    needed = verification.required(record)
+    fields_only = [p for p in needed if p != verification.WHOLE_FORM]
+    return VerifyForm(data, paths=trail.field_paths(record.definition, record.data),
+                      initial={"scope": "fields" if fields_only else "form",
+                               "paths": fields_only})
+
+
+def error_summary(form) -> list[dict]:
+    """Each error of a bound CRF form with the anchor of its field, for the summary at the top
+    of the form (role="alert", focused: each link leads to its field)."""
+    out = []
+    for name, errors in form.errors.items():
+        if name not in form.fields:  # the form's own errors
+            out += [{"href": "", "label": "", "message": e} for e in errors]
+            continue
+        if name.endswith("-TOTAL"):
+            continue
+        field = form.fields[name]
+        if f"{name}-TOTAL" in form.fields:  # a group's own errors (too few rows…)
+            href = f"{name}-group"
+        elif "-" in name:  # a cell of a group's row
+            href = form[name].id_for_label or f"{name.split('-', 1)[0]}-group"
+        else:
+            href = form[name].id_for_label or f"{name}-field"
+        out += [{"href": href, "label": field.label or name, "message": e} for e in errors]
+    return out
+
+
+def next_form_code(visit: Visit | None, crf_code: str) -> str | None:
+    """The form after ``crf_code`` in the visit's list of expected forms, if any."""
+    codes = list(visit.crfs or []) if visit is not None else []
+    if crf_code in codes and codes.index(crf_code) + 1 < len(codes):
+        return codes[codes.index(crf_code) + 1]
+    return None
+
+
+def next_form_url(visit: Visit | None, crf_code: str, study_id: str, slug: str) -> str:
+    """After "save and go to the next form": the visit's next form, else the participant's
+    page."""
+    code = next_form_code(visit, crf_code)
+    if code is None:
+        return reverse("participant_detail", args=[slug, study_id])
+    return reverse("visit_crf_edit", args=[slug, study_id, visit.pk, code])
+
+
 class QueryTextForm(forms.Form):
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False,
                            label=_("Message"))
@@ -106,7 +181,8 @@ def crf_edit(request, slug: str, study_id: str, crf_code: str, visit_id: int | N
     if not policy.has_perm(request.user, Perm.ENTER_CRF, trial, participant.site):
         raise PermissionDenied
     record = page.record
-    complete = request.POST.get("action") == "complete"
+    action = request.POST.get("action")
+    complete = action in ("complete", "complete_next")
     version_id = record.protocol_version_id if record else participant.protocol_version_id
     form = build_crf_form(page.definition, mode="complete" if complete else "draft",
                           data=request.POST, initial=record.data if record else {},
@@ -150,8 +226,16 @@ def crf_edit(request, slug: str, study_id: str, crf_code: str, visit_id: int | N
                     "after the site became aware.") % {
                     "number": sae.number, "term": sae.term,
                     "due": f"{timezone.localtime(sae.due_at):%Y-%m-%d %H:%M}"})
+            voided = getattr(record, "sdv_voided", None) or []
+            if voided:
+                messages.warning(request, _(
+                    "These answers were verified against the source and changed: their "
+                    "verification was removed, the monitor verifies them again: %(what)s.") % {
+                    "what": ", ".join(v.label for v in voided)})
             if query is not None:
                 return redirect(record_url(record, study_id, slug) + f"#query-{query.pk}")
+            if action == "complete_next":
+                return redirect(next_form_url(visit, crf_code, study_id, slug))
             return redirect("participant_detail", slug, study_id)
     return _crf_page(request, trial, page, form=form, reason_errors=reason_errors, status=400)
 
@@ -167,6 +251,18 @@ def _attach_queries(form, page: selectors.CRFPage) -> None:
                 for cell in row.cells:
                     cell.queries = by_path.get(f"{code}[{row.index}].{cell.definition['code']}",
                                                [])
+
+
+def _attach_marks(form, page: selectors.CRFPage) -> None:
+    """Put each source verification mark in force next to its answer (``item.mark``)."""
+    marks = page.marks_by_path()
+    for item in form.layout:
+        code = item.definition["code"]
+        item.mark = marks.get(code)
+        if item.is_group:
+            for row in item.rows:
+                for cell in row.cells:
+                    cell.mark = marks.get(f"{code}[{row.index}].{cell.definition['code']}")
 
 
 def _attach_kit(form, trial, page: selectors.CRFPage) -> None:
@@ -196,6 +292,8 @@ def _crf_page(request, trial, page: selectors.CRFPage, *, form=None, failed: dic
         "lock": record is not None and policy.has_perm(user, Perm.LOCK_CRF, trial, site),
         "raise": record is not None and policy.has_perm(user, Perm.RAISE_QUERY, trial, site),
         "answer": policy.has_perm(user, Perm.ANSWER_QUERY, trial, site),
+        "verify": (record is not None and record.status != CRFStatus.DRAFT
+                   and policy.has_perm(user, Perm.VERIFY_SOURCE, trial, site)),
     }
     if form is None:
         form = build_crf_form(page.definition, initial=record.data if record else {})
@@ -204,6 +302,7 @@ def _crf_page(request, trial, page: selectors.CRFPage, *, form=None, failed: dic
             field.disabled = True
     _attach_queries(form, page)
     _attach_kit(form, trial, page)
+    _attach_marks(form, page)
     failed = failed or {}
     raise_form = failed.get("raise") or (RaiseQueryForm(
         paths=trail.field_paths(page.definition, record.data)) if can["raise"] else None)
@@ -215,7 +314,13 @@ def _crf_page(request, trial, page: selectors.CRFPage, *, form=None, failed: dic
         "reason_errors": reason_errors or [],
         "reason_value": request.POST.get("reason", "") if request.method == "POST" else "",
         "statuses": QueryStatus,
+        "verify_form": failed.get("verify") or (verify_form_for(record) if can["verify"]
+                                                else None),
+        "whole_form_mark": page.marks_by_path().get(verification.WHOLE_FORM),
+        "error_summary": error_summary(form) if form.is_bound else [],
+        "next_form": next_form_code(page.visit, page.crf_code),
     }, status=status)
+
 
 
 # --------------------------------------------------------------------------- record actions
@@ -290,6 +395,32 @@ def crf_unlock(request, slug: str, study_id: str, record_id: int):
             messages.success(request, _("CRF unlocked."))
             return redirect(record_url(record, study_id, slug))
     return _page_after_failure(request, trial, record, {"unlock": form})
+
+
+@require_POST
+def crf_verify(request, slug: str, study_id: str, record_id: int):
+    """The monitor marks the form, or the answers ticked, verified against the source."""
+    trial, participant, record = _record(request, slug, study_id, record_id)
+    if not policy.has_perm(request.user, Perm.VERIFY_SOURCE, trial, participant.site):
+        raise PermissionDenied
+    form = verify_form_for(record, request.POST)
+    if form.is_valid():
+        try:
+            done = verification.verify(record, by=request.user, paths=form.chosen())
+        except ValidationError as exc:
+            errors = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
+            for name, messages_ in errors.items():
+                form.add_error("paths" if name == "field_path" else None, messages_)
+        else:
+            if done:
+                messages.success(request, _("Verified against the source: %(what)s.") % {
+                    "what": ", ".join(trail.path_label(record.definition, m.field_path)
+                                      if m.field_path else str(_("the whole form"))
+                                      for m in done)})
+            else:
+                messages.info(request, _("These answers were already verified."))
+            return redirect(record_url(record, study_id, slug) + "#verification")
+    return _page_after_failure(request, trial, record, {"verify": form})
 
 
 @require_GET

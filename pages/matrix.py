@@ -73,6 +73,8 @@ def _cells_html(page: matrix.Matrix) -> None:
     page is the template's."""
     query_mark = format_html('<span class="fs-q">?<span class="sr-only"> {}</span></span>',
                              LABELS[FormState.QUERY])
+    verified_mark = format_html('<span class="fs-v">☑<span class="sr-only"> {}</span></span>',
+                                LABELS[FormState.VERIFIED])
     titles: dict[tuple[str, str], str] = {}
     for row in page.rows:
         parts = []
@@ -88,8 +90,10 @@ def _cells_html(page: matrix.Matrix) -> None:
                     cell.column.crf_label, LABELS[cell.state], SYMBOLS[cell.state],
                     LABELS[cell.state])
             queried = " fs-has-query" if cell.open_queries else ""
+            # A signed or locked form verified against the source: its state and the mark.
+            extra = verified_mark if cell.verified and cell.state != FormState.VERIFIED else ""
             parts.append(f'<td class="fs fs-{cell.state}{queried}"><a href="{escape(cell.url)}'
-                         f'{inner}{query_mark if cell.open_queries else ""}</a></td>')
+                         f'{inner}{extra}{query_mark if cell.open_queries else ""}</a></td>')
         row.cells_html = mark_safe("".join(parts))  # noqa: S308 - every part escaped above
 
 

@@ -2,12 +2,13 @@
 event forms) as columns, one cell per expected form with its state (``crfs.form_states``).
 
 Built for a trial of 100,000 participants with fifty visits each (5 million visits): a page
-costs the same five queries at any size (bench/subject_matrix.py, figures in bench/README.md).
+costs the same six queries at any size (bench/subject_matrix.py, figures in bench/README.md).
 
 1. The page of participants first, by keyset on the study ID (the unique ``(trial, study_id)``
    index gives the order; ``after``/``before`` are the study IDs at the page's edges, so the
    thousandth page costs what the first does, where an OFFSET would read every row before it).
-2. Only then that page's visits, records and open queries, each one query with ``__in`` on the
+2. Only then that page's visits, records, their source verification marks in force and open
+   queries, each one query with ``__in`` on the
    page's participant ids (a few thousand rows at most).
 3. The total for the pager is counted over participants only, where the filters are theirs
    (site, status, study ID), which the ``(trial, site, status)`` index answers. A filter on a
@@ -30,7 +31,8 @@ from django.utils import timezone
 from crfs.eligibility import ELIGIBILITY_CRF
 from crfs.form_states import (FILTER_STATES, LABELS, SYMBOLS, FormState, form_state,
                               visits_with_forms_not_started, visits_with_missing_forms)
-from crfs.models import UNRESOLVED, CRFRecord, DataQuery
+from crfs import verification
+from crfs.models import UNRESOLVED, CRFRecord, CRFStatus, DataQuery
 from patients.models import RANDOMISED_STATUSES, Participant, Status, Visit
 from trials import policy
 from trials.models import Site, Trial
@@ -81,6 +83,7 @@ class Cell:
     record_id: int | None = None
     open_queries: int = 0
     url: str = ""              # set by the page or the API, each with its own links
+    verified: bool = False     # verified against the source (the state says so when complete)
 
     @property
     def symbol(self) -> str:
@@ -172,6 +175,9 @@ def participants(user, trial: Trial, filters: Filters, *, today: dt.date) -> Que
         rows = rows.filter(Exists(visits_with_forms_not_started(visits, today)))
     elif state == FormState.QUERY:
         rows = rows.filter(Exists(queries))
+    elif state == FormState.VERIFIED:
+        rows = rows.filter(Exists(verification.verified_records(
+            records, verification.plan(trial.definition))))
     elif state:
         assert state in FILTER_STATES, state
         rows = rows.filter(Exists(records.filter(status=state)))
@@ -183,7 +189,7 @@ def subject_matrix(user, trial: Trial, filters: Filters = Filters(), *, after: s
                    visits_per_page: int = VISITS_PER_PAGE,
                    today: dt.date | None = None) -> Matrix:
     """One page of the matrix: ``per_page`` participants by ``visits_per_page`` of their visits
-    (the event forms with the last of these). Five queries whatever the trial's size, four
+    (the event forms with the last of these). Six queries whatever the trial's size, five
     when a filter leaves the total uncounted (the trial and the user's memberships are read by
     the caller's ``get_trial_for``)."""
     today = today or timezone.localdate()
@@ -230,6 +236,8 @@ def subject_matrix(user, trial: Trial, filters: Filters = Filters(), *, after: s
     records = {(pid, vid, code): (pk, status) for pk, pid, vid, code, status in
                CRFRecord.objects.filter(in_view, participant_id__in=ids).order_by()
                .values_list("pk", "participant_id", "visit_id", "crf_code", "status")}
+    marks = verification.standing_marks([r[0] for r in records.values()])
+    rules = verification.plan(trial.definition)
     queries = dict(DataQuery.objects.filter(record_id__in=[r[0] for r in records.values()],
                                             status__in=UNRESOLVED).order_by()
                    .values_list("record_id").annotate(n=Count("pk")))
@@ -241,6 +249,15 @@ def subject_matrix(user, trial: Trial, filters: Filters = Filters(), *, after: s
             record_id, record_status = records.get((pid, pk, crf_code), (None, None))
             by_participant[pid][(code, occurrence, crf_code)] = (
                 pk, record_id, form_state(status, closes, record_status, today))
+
+    def cell(column, state, visit_id, record_id):
+        verified = record_id is not None and verification.is_verified(
+            rules, column.crf_code, state, marks.get(record_id, set()))
+        if verified and state == CRFStatus.COMPLETE:
+            state = FormState.VERIFIED
+        return Cell(column, state, visit_id, record_id, queries.get(record_id, 0),
+                    verified=verified)
+
     rows = []
     for p in found:
         mine = by_participant[p.pk]
@@ -251,16 +268,13 @@ def subject_matrix(user, trial: Trial, filters: Filters = Filters(), *, after: s
                     cells.append(Cell(column, None))
                     continue
                 record_id, status = records.get((p.pk, None, column.crf_code), (None, None))
-                state = status or FormState.NOT_STARTED
-                cells.append(Cell(column, state, None, record_id, queries.get(record_id, 0)))
+                cells.append(cell(column, status or FormState.NOT_STARTED, None, record_id))
                 continue
             hit = mine.get((column.visit_code, column.occurrence, column.crf_code))
             if hit is None:
                 cells.append(Cell(column, None))
             else:
-                visit_id, record_id, state = hit
-                cells.append(Cell(column, state, visit_id, record_id,
-                                  queries.get(record_id, 0)))
+                cells.append(cell(column, hit[2], hit[0], hit[1]))
         rows.append(Row(p.pk, p.study_id, p.site_code, p.status,
                         getattr(p, "arm_code", None) if show_arms else None, cells))
     return Matrix(today, filters, show_arms, groups, columns, rows, total, has_next,

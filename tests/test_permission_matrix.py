@@ -158,6 +158,16 @@ MATRIX: dict[tuple[str, str], str] = {
     ("audit_log", "GET"): "403/403/404 403/403/404 200/200/404 403/403/404 200/200/404 403/403/404 200 302",
     ("audit_log_csv", "GET"): "403/403/404 403/403/404 200/200/404 403/403/404 200/200/404 403/403/404 200 302",
     ("query_metrics", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 403/403/404 200 302",
+    # Monitoring (issue 20): the monitor (not a role of this walk: tests/pages/
+    # test_monitoring_visits.py and tests/api/test_monitoring_api.py) verifies and records
+    # visits; the readers of reports list visits and download a site's report (empty query
+    # string: 400 naming the site and dates).
+    ("crf_verify", "GET"): "405 405 405 405 405 405 405 302",
+    ("crf_verify", "POST"): "403/404/404 403/404/404 403/403/404 403/403/404 403/403/404 404 400 302",
+    ("monitoring_visits", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 403/403/404 200 302",
+    ("monitoring_visits", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 403/403/404 403/403/404 400 302",
+    ("monitoring_report_pdf", "GET"): "403/403/404 403/403/404 400/400/404 400/400/404 400/400/404 403/403/404 400 302",
+    ("monitoring_report_pdf", "POST"): "405 405 405 405 405 405 405 302",
     # Perm.MANAGE_ALLOCATION: the statistician (and superusers). An empty POST is read as a GET.
     ("unblind_trial", "GET"): "403/403/404 403/403/404 403/403/404 403/403/404 200/200/404 403/403/404 200 302",
     ("unblind_trial", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 200/200/404 403/403/404 200 302",
@@ -282,6 +292,11 @@ MATRIX: dict[tuple[str, str], str] = {
     ("api_export_odm", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 403/403/404 200 401",
     # The audit log (Perm.VIEW_AUDIT), read-only.
     ("api_audit_log", "GET"): "403/403/404 403/403/404 200/200/404 403/403/404 200/200/404 403/403/404 200 401",
+    ("api_record_verifications", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 200/200/404 404 200 401",
+    ("api_record_verifications", "POST"): "403/404/404 403/404/404 403/403/404 403/403/404 403/403/404 404 201 401",
+    ("api_monitoring_visits", "GET"): "403/403/404 403/403/404 200/200/404 200/200/404 200/200/404 403/403/404 200 401",
+    ("api_monitoring_visits", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 403/403/404 403/403/404 400 401",
+    ("api_monitoring_report", "GET"): "403/403/404 403/403/404 400/400/404 400/400/404 400/400/404 403/403/404 400 401",
     # SAE reports (Perm.VIEW_SAFETY), read-only.
     ("api_sae_reports", "GET"): "200/200/404 200/200/404 200/200/404 200/200/404 403/403/404 403/403/404 200 401",
     ("api_sae_report", "GET"): "200/404/404 200/404/404 200/200/404 200/200/404 403/403/404 403/403/404 200 401",

@@ -154,3 +154,14 @@
     start();
   }
 })();
+
+/* The error summary at the top of a form that failed (templates/outcomes/crf_edit.html): the
+ * focus goes to it, so that a screen reader reads it first and the keyboard starts from its
+ * links to the fields. */
+(function () {
+  "use strict";
+  document.addEventListener("DOMContentLoaded", function () {
+    var summary = document.querySelector("[data-error-summary]");
+    if (summary) summary.focus();
+  });
+})();

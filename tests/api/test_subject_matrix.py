@@ -65,7 +65,7 @@ def test_bad_filters_say_which(places, make_user, api):
     trial, own, other = places.trial, places.own, places.other
     coordinator = make_user("coordinator", trial, own.site)
     for params, field in [({"site": other.site.code}, "site"), ({"visit": "nope"}, "visit"),
-                          ({"state": "verified"}, "state"), ({"status": "x"}, "status"),
+                          ({"state": "approved"}, "state"), ({"status": "x"}, "status"),
                           ({"page_size": 0}, "page_size"), ({"page_size": 1000}, "page_size"),
                           ({"after": "a\x00b"}, "after"), ({"visit_page": "x"}, "visit_page")]:
         response = api(coordinator).get(_url(trial), params)

@@ -41,8 +41,11 @@ def test_investigator_picks_a_ctcae_term_and_a_grade_it_has(page, protocols, mak
     page.fill("input[name='events-0-start_date']", timezone.localdate().isoformat())
     page.select_option("select[name='events-0-ongoing']", "true")
     page.click("button:has-text('Save as complete')")
-    error = page.locator("text=“Tiredness” is not a term of NCI-CTCAE v4.03")
+    # Next to the field, and in the error summary at the top, a link to the field.
+    error = page.locator(".crf-cell .errorlist >> text=“Tiredness” is not a term of NCI-CTCAE "
+                         "v4.03")
     assert error.is_visible()
+    assert page.locator("[data-testid=error-summary] a[href='#id_events-0-term']").is_visible()
     assert not CRFRecord.objects.filter(participant=participant,
                                         crf_code="adverse_events").exists()
 

@@ -23,10 +23,10 @@ from trials.models import crf_of
 # session's expiry is pushed back by the first request of each minute, warmed up below.)
 SECURITY_QUERIES = 1
 # Session, the user with their profile (one query), trial, the user's memberships in it,
-# participant (with its site), visit, then the selector's four: the record (with its newest
-# version), its signatures, its queries, their messages (this last one only when there is a
-# query to read messages of).
-CRF_PAGE_QUERIES = 10 + SECURITY_QUERIES
+# participant (with its site), visit, then the selector's five: the record (with its newest
+# version), its signatures, its source verification marks (SDV), its queries, their messages
+# (this last one only when there is a query to read messages of).
+CRF_PAGE_QUERIES = 11 + SECURITY_QUERIES
 # Session, the user with their profile (one query), trial, the user's memberships in it,
 # participant (with its site), allocation, timeline (visits, deviations, allocation,
 # withdrawals), eligibility and its signatures (the investigator's confirmation), anchors, forms

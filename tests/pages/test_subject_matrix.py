@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from crfs import services
+from crfs import services, verification
 from crfs.form_states import FormState, form_state, missing_forms
 from patients.models import Visit, VisitStatus
 from reports import matrix
@@ -150,7 +150,7 @@ def test_search_status_and_bad_filters(rectal, participant, coordinator, client_
     assert participant.study_id in client.get(
         _url(rectal, status=participant.status)).content.decode()
     assert 'data-testid="no-rows"' in client.get(_url(rectal, status="dead")).content.decode()
-    for params, name in [({"state": "verified"}, "Form state"), ({"status": "x"}, "status"),
+    for params, name in [({"state": "approved"}, "Form state"), ({"status": "x"}, "status"),
                          ({"visit": "nope"}, "Visit"), ({"q": "x" * 40}, "Study ID"),
                          ({"after": "a\x00b"}, "")]:
         response = client.get(_url(rectal, **params))
@@ -189,7 +189,7 @@ def test_a_blinded_role_sees_no_arm(reminet, statistician, make_user, client_for
 
 
 def test_the_page_costs_the_same_queries_for_one_participant_as_for_many(
-        rectal, site, coordinator, client_for, investigator):
+        rectal, site, coordinator, client_for, investigator, make_user):
     client = client_for(coordinator)
     p = factories.randomised(rectal, site, by=coordinator, days_ago=100)
     client.get(_url(rectal))  # warm the protocol cache and the session
@@ -201,10 +201,14 @@ def test_the_page_costs_the_same_queries_for_one_participant_as_for_many(
 
     before = {k: count(**k_params) for k, k_params in
               [("all", {}), ("missing", {"state": "missing"})]}
-    for _ in range(4):
+    monitor = make_user("monitor", rectal, site)
+    for n in range(4):
         extra = factories.randomised(rectal, site, by=coordinator, days_ago=200)
-        save_crf(extra, "demographics", demographics(extra), by=investigator, complete=True,
-                 visit=Visit.objects.get(participant=extra, code="baseline"))
+        record = save_crf(extra, "demographics", demographics(extra), by=investigator,
+                          complete=True,
+                          visit=Visit.objects.get(participant=extra, code="baseline"))
+        # Verified against the source, whole or in part: one query for all the page's marks.
+        verification.verify(record, by=monitor, paths=None if n % 2 else ["weight_kg"])
     assert {"all": count(), "missing": count(state="missing")} == before
     assert p is not None
 
@@ -228,3 +232,60 @@ def test_the_visit_worklist_leads_to_the_missing_forms(rectal, site, participant
             + f"?state=missing&amp;site={site.code}") in html
     page = client.get(_url(rectal, state="missing", site=site.code)).content.decode()
     assert participant.study_id in page
+
+
+def test_a_form_verified_against_the_source_shows_as_such_and_is_found_by_the_filter(
+        rectal, site, participant, baseline, complete, investigator, data_manager, make_user,
+        client_for):
+    monitor = make_user("monitor", rectal, site)
+    tumour = save_crf(participant, "tumour_assessment",
+                      {"assessment_date": baseline.target_date.isoformat()},
+                      by=investigator, complete=False, visit=baseline)
+
+    def cell(code):
+        page = matrix.subject_matrix(data_manager, rectal)
+        row = next(r for r in page.rows if r.study_id == participant.study_id)
+        return next(c for c in row.cells if c.column.visit_code == "baseline"
+                    and c.column.crf_code == code)
+
+    def found():
+        return [r.study_id for r in matrix.subject_matrix(
+            data_manager, rectal, matrix.Filters(state="verified")).rows]
+
+    assert cell("demographics").state == "complete" and found() == []
+    # Demographics are not key data of the plan: verified when marked whole; a single answer
+    # marked is not enough.
+    verification.verify(complete, by=monitor, paths=["weight_kg"])
+    assert cell("demographics").state == "complete" and found() == []
+    verification.verify(complete, by=monitor)
+    assert cell("demographics").state == "verified" and cell("demographics").verified
+    assert found() == [participant.study_id]
+    html = client_for(data_manager).get(_url(rectal)).content.decode()
+    assert "fs-verified" in html and "☑" in html and "Verified against source" in html
+    assert client_for(data_manager).get(_url(rectal, state="verified")).status_code == 200
+    # A change to the verified data: the mark goes, and with it the state.
+    save_crf(participant, "demographics", demographics(participant, weight_kg="90.0"),
+             by=investigator, complete=True, record=complete, reason="typo")
+    assert cell("demographics").state == "complete" and found() == []
+    # The tumour assessment: verified when its key data (three answers) all are.
+    assert tumour.status == "draft" and cell("tumour_assessment").state == "draft"
+    # A signed form verified keeps its state and carries the mark.
+    verification.verify(complete, by=monitor)
+    from tests.conftest import PASSWORD
+    services.sign_crf(complete, by=investigator, password=PASSWORD, meaning="accurate")
+    assert cell("demographics").state == "signed" and cell("demographics").verified
+    assert found() == [participant.study_id]
+    html = client_for(data_manager).get(_url(rectal)).content.decode()
+    assert 'class="fs-v"' in html
+
+
+def test_key_data_need_every_listed_answer(rectal):
+    rules = verification.plan(rectal.definition)
+    asked = verification.paths_asked(rules, "tumour_assessment")
+    assert asked == ["assessment_date", "overall_response", "new_lesions"]
+    assert not verification.is_verified(rules, "tumour_assessment", "complete",
+                                        {"assessment_date", "overall_response"})
+    assert verification.is_verified(rules, "tumour_assessment", "complete", set(asked))
+    assert verification.is_verified(rules, "tumour_assessment", "locked", {""})
+    assert not verification.is_verified(rules, "tumour_assessment", "draft", {""})
+    assert verification.paths_asked(rules, "demographics") == [""]

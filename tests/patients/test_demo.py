@@ -236,6 +236,24 @@ def reminet_supply_at_the_first_site(django_user_model, outbox):
     assert not Kit.objects.filter(trial=rectal).exists()
 
 
+def the_monitors_work_at_the_first_site(monitor):
+    """Forms verified against the source, a verified weight changed since (its mark removed),
+    a monitoring visit with findings: in each trial, at the monitor's site."""
+    from crfs.models import MonitoringVisit, SourceVerification
+    from trials.policy import requires_two_factor
+
+    assert not requires_two_factor(monitor)
+    for trial in Trial.objects.all():
+        site = monitor.memberships.get(trial=trial).site
+        marks = SourceVerification.objects.filter(record__participant__site=site)
+        assert marks.filter(voided_at__isnull=True, field_path="").count() >= 2, trial
+        voided = marks.filter(voided_at__isnull=False)
+        assert [m.field_path for m in voided] == ["weight_kg"], trial
+        assert marks.filter(voided_at__isnull=True, field_path="height_cm").exists()
+        [visit] = MonitoringVisit.objects.filter(site=site)
+        assert visit.monitor == monitor and "Delegation log" in visit.findings
+
+
 def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_model, mailoutbox,
                                                     django_capture_on_commit_callbacks):
     settings.DEBUG = True
@@ -263,9 +281,11 @@ def test_the_demo_meets_the_visit_schedule_at_once(db, settings, django_user_mod
     saes_on_time_overdue_late_and_a_susar(
         django_user_model.objects.get(username="investigator"),
         django_user_model.objects.get(username="safety"))
+    the_monitors_work_at_the_first_site(django_user_model.objects.get(username="monitor"))
     count, queries = Visit.objects.count(), DataQuery.objects.count()
     with django_capture_on_commit_callbacks(execute=True):
         call_command("demo_setup", stdout=open("/dev/null", "w"))
+    the_monitors_work_at_the_first_site(django_user_model.objects.get(username="monitor"))
     assert Visit.objects.count() == count, "a second run adds no visits"
     assert DataQuery.objects.count() == queries, "nor queries"
     screening_in_the_flow_diagram_of_every_trial(coordinator)  # nor a second showcase

@@ -8,6 +8,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
+from crfs import monitoring, verification
 from crfs import services as outcomes
 from randomisation import services
 from scheduling.services import record_withdrawal_and_replan, save_crf_and_replan
@@ -17,7 +18,7 @@ from tests.api import world
 from patients.screening import record_screening_log_entry
 from tests.routes import url_patterns
 
-BLINDED_ROLES = ["investigator", "coordinator", "data_manager", "sponsor"]
+BLINDED_ROLES = ["investigator", "coordinator", "data_manager", "sponsor", "monitor"]
 
 
 def forbidden_patterns(trial) -> list[re.Pattern]:
@@ -78,8 +79,8 @@ def susar_unblinded(trial, participant, make_user):
 @pytest.mark.parametrize("role", BLINDED_ROLES)
 def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, client, role, client_for):
     trial, participant = randomised
-    user = make_user(role, trial, participant.site if role in ("investigator", "coordinator")
-                     else None)
+    user = make_user(role, trial, participant.site if role in ("investigator", "coordinator",
+                                                               "monitor") else None)
     client_for(user)
     # Issue 19: the site's supply (the shipment that stocked it, one on its way, an excursion
     # reported there), the kit list, the participant's first kit, and a resupply request
@@ -111,6 +112,11 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
                                         by=make_user("data_manager", trial))
     record_screening_log_entry(trial, site=participant.site, screened_on=participant.screened_on,
                                reason="declined", by=make_user("coordinator", trial))
+    # Issue 20: the eligibility form verified against the source, a monitoring visit recorded.
+    site_monitor = make_user("monitor", trial, participant.site)
+    verification.verify(record, by=site_monitor)
+    monitoring.record_visit(participant.site, by=site_monitor, visited_on=timezone.localdate(),
+                            findings="Source documents complete.")
     # A report built with arms (the statistician's): listed, polled, its download refused.
     report = world.built_report(trial, by=make_user("statistician", trial))
     # The safety officer's pages as a leak source: this participant's SUSAR, unblinded for
@@ -144,6 +150,14 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
             assert response.status_code in (403, 404), f"{name} for {role}"
         seen += 1
         api_seen += name.startswith("api_") and response.status_code == 200
+    # The monitoring visit report of the participant's site, as each role meets it.
+    today = timezone.localdate().isoformat()
+    for name in ("monitoring_report_pdf", "api_monitoring_report"):
+        response = client.get(reverse(name, args=[trial.slug]), {
+            "site": participant.site.pk if name == "monitoring_report_pdf"
+            else participant.site.code, "start": today, "end": today})
+        assert response.status_code in (200, 403), (name, response.status_code)
+        assert_no_arm(trial, response.content.decode("latin-1"), f"{name} for {role}")
     # The dispensing actions' answers (a refusal or a kit assigned), as each role meets them.
     for name in ("assign_kit", "replace_kit"):
         response = client.post(reverse(name, args=[trial.slug, participant.study_id,
@@ -169,7 +183,10 @@ def test_no_route_reveals_the_arm_to_a_blinded_role(randomised, make_user, clien
             "supply_accountability_csv", "supply_accountability_pdf",
             "api_supply_stock", "api_site_kits", "api_site_accountability", "api_shipments",
             "api_shipment", "api_excursions", "api_resupply_requests", "api_participant_kits",
-            "api_kit_lists", "api_kit_list_verify", "blank_crf_list", "blank_crf_pdf"} <= walked
+            "api_kit_lists", "api_kit_list_verify", "blank_crf_list", "blank_crf_pdf",
+            "crf_verify", "monitoring_visits", "monitoring_report_pdf",
+            "api_record_verifications", "api_monitoring_visits", "api_monitoring_report"
+            } <= walked
     # Every blinded role reads the supply of its site: the walk read real pages.
     assert {name: statuses[name] for name in walked if name.startswith("supply_")
             and statuses[name] not in (403, 405)} == dict.fromkeys(

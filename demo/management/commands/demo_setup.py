@@ -11,7 +11,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import create_demo_device
-from demo.data import (consent_showcase, crf_showcase, outcome_showcase, populate,
+from demo.data import (consent_showcase, crf_showcase, monitoring_showcase, outcome_showcase,
+                       populate,
                        rebaseline_showcase, report_showcase, safety_showcase,
                        screening_showcase, supply_showcase, supply_stock,
                        tumour_assessments_at_done_visits)
@@ -34,6 +35,8 @@ DEMO_USERS = [
     ("coordinator", Role.COORDINATOR, 0, "Camille Coordinator"),
     ("datamanager", Role.DATA_MANAGER, None, "Damien Data-Manager"),
     ("sponsor", Role.SPONSOR, None, "Sophie Sponsor"),
+    # The clinical research associate of the first site: verifies CRFs against the source.
+    ("monitor", Role.MONITOR, 0, "Maxime Monitor"),
     ("statistician", Role.STATISTICIAN, None, "Stéphane Statistician"),
     ("safety", Role.SAFETY_OFFICER, None, "Sacha Safety-Officer"),
     # Only in the trials that dispense kits (REMINET): the rectal trial has no product supply.
@@ -114,6 +117,11 @@ class Command(BaseCommand):
             for line in crf_showcase(trial, investigator=User.objects.get(username="investigator"),
                                      data_manager=User.objects.get(username="datamanager"),
                                      password=DEMO_PASSWORD):
+                self.stdout.write(line)
+            # Forms verified against the source, a verified weight changed since, a monitoring
+            # visit (see monitoring_showcase).
+            for line in monitoring_showcase(trial, monitor=User.objects.get(username="monitor"),
+                                            investigator=User.objects.get(username="investigator")):
                 self.stdout.write(line)
             # Outcomes: an older cohort with progressions, deaths, adverse events and
             # Clavien-Dindo grades, and tumour assessments at every visit done (see
