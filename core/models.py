@@ -6,6 +6,22 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 
+class Immutable(models.Model):
+    """Rows written once (allocations, kit events…). Updates and deletes through the ORM are
+    refused; on PostgreSQL, triggers refuse them to any other route where a migration says so."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValidationError(f"{self._meta.verbose_name} records are never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError(f"{self._meta.verbose_name} records are never deleted.")
+
+
 class AuditEvent(models.Model):
     """An append-only log of governance events: protocol loads, list seals, unblindings, logins.
 

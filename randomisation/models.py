@@ -10,27 +10,12 @@ Concealment rests on three rules kept here and in ``services``:
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from core.models import Immutable
 from patients.models import Participant
 from trials.models import Arm, ProtocolVersion, Trial
-
-
-class Immutable(models.Model):
-    """Rows written once. Updates and deletes through the ORM are refused."""
-
-    class Meta:
-        abstract = True
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None and not getattr(self, "_allow_update", False):
-            raise ValidationError(f"{self._meta.verbose_name} records are never changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValidationError(f"{self._meta.verbose_name} records are never deleted.")
 
 
 class ListStatus(models.TextChoices):

@@ -10,27 +10,12 @@ append-only: a kit's life is read back from them, never rewritten.
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from core.models import Immutable
 from patients.models import Participant, Visit
 from trials.models import Arm, Site, Trial
-
-
-class AppendOnly(models.Model):
-    """Rows written once. Updates and deletes through the ORM are refused."""
-
-    class Meta:
-        abstract = True
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise ValidationError(f"{self._meta.verbose_name} records are never changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValidationError(f"{self._meta.verbose_name} records are never deleted.")
 
 
 class KitListStatus(models.TextChoices):
@@ -180,7 +165,7 @@ class KitEventKind(models.TextChoices):
     DESTROYED = "destroyed", _("Destroyed")
 
 
-class KitEvent(AppendOnly):
+class KitEvent(Immutable):
     """One step of a kit's life, with who and when: the accountability log is made of these."""
 
     kit = models.ForeignKey(Kit, on_delete=models.PROTECT, related_name="events")
@@ -203,7 +188,7 @@ class KitEvent(AppendOnly):
         indexes = [models.Index(fields=["site", "at"], name="kit_event_site_at")]
 
 
-class KitAssignment(AppendOnly):
+class KitAssignment(Immutable):
     """The kit a participant is to be given at a visit, chosen by the system from the site's
     stock of the participant's arm. Written once; it ends (``KitRelease``) when the kit is
     replaced (damaged, lost) or the injection is not given, and the kit then leaves or goes
@@ -232,7 +217,7 @@ class ReleaseKind(models.TextChoices):
     NOT_GIVEN = "not_given", _("Injection not given: kit back to stock")
 
 
-class KitRelease(AppendOnly):
+class KitRelease(Immutable):
     """The end of an assignment, with why. Written once."""
 
     assignment = models.OneToOneField(KitAssignment, on_delete=models.PROTECT,
