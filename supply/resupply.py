@@ -26,7 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from core.notify import enqueue
+from core.notify import enqueue, notify
 from trials.models import Arm, Site, Trial
 from trials.policy import Perm
 
@@ -105,6 +105,8 @@ def raise_request(site: Site, *, stock_out: bool = False, today: dt.date | None 
     if not stock or not (stock_out or any(level.short for level in stock)):
         return None
     if ResupplyRequest.objects.filter(site=site, closed_at__isnull=True).exists():
+        if stock_out:
+            _stock_out_on_open_request(site)
         return None
     quantities = {level.arm: level.to_send or (1 if stock_out else 0) for level in stock}
     try:
@@ -115,12 +117,31 @@ def raise_request(site: Site, *, stock_out: bool = False, today: dt.date | None 
                 detail={level.arm: {"usable": level.usable, "due": level.due,
                                     "trigger": level.trigger} for level in stock})
     except IntegrityError:  # a concurrent run raised it first
+        if stock_out:
+            _stock_out_on_open_request(site)
         return None
     from .tasks import send_resupply_request  # the task module imports this one
 
     request_id = request.pk
     transaction.on_commit(lambda: enqueue(send_resupply_request, request_id))
     return request
+
+
+def _stock_out_on_open_request(site: Site) -> None:
+    """A participant's kit could not be assigned while the site's request is already open (its
+    stock was short, not yet empty): the request is marked a stock-out by one atomic UPDATE, and
+    the one call that marks it tells the supply manager and the depot (once), after the
+    commit."""
+    marked = (ResupplyRequest.objects.filter(site=site, closed_at__isnull=True, stock_out=False)
+              .update(stock_out=True))
+    if not marked:
+        return
+    depot = depot_of(site.trial, None)
+    notify(sorted(set(policy_recipients(site.trial, Perm.MANAGE_SUPPLY)) | {depot["email"]}),
+           f"[{site.trial.short_title}] Stock-out at {site.code}",
+           f"A participant's kit could not be assigned at {site.code}: no usable kit of their "
+           f"arm. The site's resupply request, already open, is now a stock-out: dispatch it "
+           f"from {depot['code']} without delay (the trial's supply pages).")
 
 
 def check_all(today: dt.date | None = None) -> int:

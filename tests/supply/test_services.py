@@ -464,3 +464,25 @@ def test_kit_events_and_assignments_cannot_be_rewritten_in_the_database(reminet_
         with pytest.raises(IntegrityError, match="refused"), transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(sql)
+
+
+def test_a_stock_out_while_a_request_is_open_alerts_once(
+        reminet_bare, statistician, django_capture_on_commit_callbacks):
+    trial, coordinator = reminet_bare
+    _kit_list(trial, statistician)
+    site = trial.sites.order_by("code").first()
+    manager = factories.supply_manager(trial)
+    manager.email = "supply@example.org"
+    manager.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        request = resupply.raise_request(site)  # no stock at all: short
+    assert request is not None and not request.stock_out
+    mail.outbox.clear()
+    for _attempt in range(2):  # two participants' kits refused
+        with django_capture_on_commit_callbacks(execute=True):
+            assert resupply.raise_request(site, stock_out=True) is None
+    request.refresh_from_db()
+    assert request.stock_out and ResupplyRequest.objects.count() == 1
+    alerts = [m for m in mail.outbox if "Stock-out at REMINET-01" in m.subject]
+    assert len(alerts) == 1 and set(alerts[0].to) == {"supply@example.org",
+                                                      "depot.reminet@example.org"}
