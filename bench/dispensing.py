@@ -52,6 +52,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from common import drop_database, recreate_database
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "ctms_bench_supply"
 DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/ctms"
@@ -66,25 +68,6 @@ def bench_url(base: str) -> str:
     if not parts.scheme.startswith("postgres"):
         sys.exit(f"DATABASE_URL must point at PostgreSQL (got {parts.scheme!r}).")
     return urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
-
-
-def _admin(url: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/postgres"))
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(_admin(url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-
-
-def drop_database(url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(_admin(url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
 
 
 def settle(url: str) -> None:
