@@ -115,6 +115,12 @@ else:
         {"server_side_binding": prepared, "prepare_threshold": 5 if prepared else None}
     )
 
+# The role that owns the tables: `manage.py migrate` connects as it when set, then gives the
+# runtime role of DATABASE_URL only the rights the application needs (core/db_roles.py,
+# docs/operations.md "Database roles"). Not a DATABASES alias: nothing else may use it.
+DATABASE_OWNER = (env.db_url_config(env.str("DATABASE_OWNER_URL", default=""))
+                  if env.str("DATABASE_OWNER_URL", default="") else None)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
