@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from core import audit
 from patients import status as participant_status
+from patients.locks import refuse_change
 from patients.models import Participant, ScreeningEpisode, Status
 from patients.windows import as_date
 from trials import policy
@@ -91,6 +92,7 @@ def rescreen(participant: Participant, *, by, reason: str) -> ScreeningEpisode:
     if not policy.has_perm(by, Perm.SCREEN, trial, participant.site):
         raise PermissionDenied
     participant = Participant.objects.select_for_update().get(pk=participant.pk)
+    refuse_change(participant)
     if not rescreening_allowed(participant):
         raise ValidationError(_("The protocol does not allow screening a participant again."))
     if participant.status != Status.SCREEN_FAILED:

@@ -36,6 +36,7 @@ from core import audit
 from core.history import change_reason
 from core.reauth import password_confirmed
 from patients.models import Deviation, DeviationRule, Participant, Visit, VisitStatus
+from patients.locks import refuse_change
 from trials import policy
 from trials.models import crf_of, definition_of
 from trials.policy import Perm
@@ -65,7 +66,9 @@ def save_crf(
 
     ``complete`` asks to mark it complete: refused while required answers are missing. Once a
     record has been completed, every later change needs a ``reason``; a locked one cannot change.
+    Nor can any while the casebook, its site or its trial is frozen or locked (``patients.locks``).
     """
+    refuse_change(participant)
     version_id = record.protocol_version_id if record else participant.protocol_version_id
     definition = crf_of(version_id, crf_code)
     if definition is None:
@@ -410,6 +413,7 @@ def sign_crf(record: CRFRecord, *, by, password: str, meaning: str,
     record = _locked(record)
     participant = record.participant
     _require(by, Perm.SIGN_CRF, participant)
+    refuse_change(participant, only_if_locked=True)  # a frozen casebook may still be signed
     if meaning not in SIGN_MEANINGS:
         raise ValidationError({"meaning": _("Choose what your signature means.")})
     if record.status == CRFStatus.DRAFT:
@@ -477,6 +481,7 @@ def confirm_eligibility(participant: Participant, *, by, password: str,
     if not policy.has_perm(by, Perm.CONFIRM_ELIGIBILITY, participant.trial, participant.site):
         raise PermissionDenied(_("Only an investigator of %(site)s may confirm eligibility.")
                                % {"site": participant.site.code})
+    refuse_change(participant)
     if participant.is_randomised:
         raise ValidationError(_("%(id)s is already randomised.") % {"id": participant.study_id})
     if record.status == CRFStatus.LOCKED:
@@ -514,6 +519,7 @@ def lock_crf(record: CRFRecord, *, by) -> CRFRecord:
     record = _locked(record)
     participant = record.participant
     _require(by, Perm.LOCK_CRF, participant)
+    refuse_change(participant, only_if_locked=True)
     if record.status == CRFStatus.LOCKED:
         raise ValidationError(_("This CRF is already locked."))
     if record.status == CRFStatus.DRAFT:
@@ -539,6 +545,7 @@ def unlock_crf(record: CRFRecord, *, by, reason: str) -> CRFRecord:
     record = _locked(record)
     participant = record.participant
     _require(by, Perm.LOCK_CRF, participant)
+    refuse_change(participant, only_if_locked=True)
     if record.status != CRFStatus.LOCKED:
         raise ValidationError(_("This CRF is not locked."))
     if not reason.strip():
@@ -577,6 +584,7 @@ def raise_query(record: CRFRecord, *, by, field_path: str, text: str) -> DataQue
     ``crfs.trail``: ``weight_kg``, ``events[1].grade``, or a whole group)."""
     record = _locked(record)
     _require(by, Perm.RAISE_QUERY, record.participant)
+    refuse_change(record.participant, only_if_locked=True)  # queries go on while frozen
     errors = {}
     found = trail.resolve(record.definition, field_path.strip())
     if found is None:
@@ -605,6 +613,8 @@ def answer_query(query: DataQuery, *, by, text: str, correction: dict | None = N
     query = _locked_query(query)
     record = query.record
     _require(by, Perm.ANSWER_QUERY, record.participant)
+    # Answered while frozen; a correction is refused then by ``save_crf``, as a whole.
+    refuse_change(record.participant, only_if_locked=True)
     if query.is_closed:
         raise ValidationError(_("This query is closed; the data manager may re-open it."))
     if not text.strip():
@@ -632,6 +642,7 @@ def close_query(query: DataQuery, *, by, text: str = "") -> DataQuery:
     """The data manager closes a query (answered or not: a question may turn out moot)."""
     query = _locked_query(query)
     _require(by, Perm.RAISE_QUERY, query.record.participant)
+    refuse_change(query.record.participant, only_if_locked=True)
     if query.is_closed:
         raise ValidationError(_("This query is already closed."))
     now = timezone.now()
@@ -648,6 +659,7 @@ def reopen_query(query: DataQuery, *, by, text: str) -> DataQuery:
     """The data manager re-opens an answered or closed query, saying why."""
     query = _locked_query(query)
     _require(by, Perm.RAISE_QUERY, query.record.participant)
+    refuse_change(query.record.participant, only_if_locked=True)
     if query.status == QueryStatus.OPEN:
         raise ValidationError(_("This query is already open."))
     if not text.strip():

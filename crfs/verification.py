@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core import audit
+from patients.locks import refuse_change
 from patients.models import Participant
 from trials import policy
 from trials.policy import Perm
@@ -86,6 +87,7 @@ def verify(record: CRFRecord, *, by, paths: list[str] | None = None
     participant = record.participant
     if not policy.has_perm(by, Perm.VERIFY_SOURCE, participant.trial, participant.site):
         raise PermissionDenied
+    refuse_change(participant, only_if_locked=True)  # verified while frozen, not once locked
     record = CRFRecord.objects.select_for_update().get(pk=record.pk)
     if record.status == CRFStatus.DRAFT:
         raise ValidationError(_("%(crf)s is a draft: only a completed form is verified "

@@ -3,9 +3,10 @@ from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 
 from supply.services import settings_of
-from trials import policy
+from trials import locks, policy
 from trials.protocol import protocol_warnings
 from trials.selectors import get_trial_for
 
@@ -35,6 +36,9 @@ def trial_detail(request, slug: str):
         "can_view_supply": (settings_of(trial) is not None
                             and policy.has_perm(request.user, policy.Perm.VIEW_SUPPLY, trial)),
         "can_view_audit": policy.has_perm(request.user, policy.Perm.VIEW_AUDIT, trial),
+        "can_lock_data": policy.has_perm(request.user, policy.Perm.LOCK_DATA, trial),
+        "can_lock_trial": policy.holds_for_every_site(request.user, trial, policy.Perm.LOCK_DATA),
+        "data_state": locks.describe(trial, _("The trial")),
         "can_view_participants": policy.has_perm(request.user, policy.Perm.VIEW_PARTICIPANTS,
                                                  trial),
         # What loading the protocol warned about (a horizon shorter than a published figure):

@@ -22,6 +22,7 @@ from crfs import services as crf_services
 from crfs.form_states import missing_forms
 from crfs.models import UNRESOLVED, CRFRecord, CRFStatus
 from patients import screening as screening_log
+from patients import locks as casebook_locks
 from patients import selectors, services
 from patients.consent import (consent_in_force, consent_versions, current_amendment,
                               reconsent_from, withdrawal_rules)
@@ -84,6 +85,8 @@ def participant_detail(request, slug: str, study_id: str):
         "kits": (list(supply.participant_kits(participant))
                  if allocation and settings_of(trial) is not None else None),
         "can_request_casebook": reports.may_request_casebook(user, participant),
+        "data_state": casebook_locks.shown_state(participant),
+        "can_lock_data": policy.has_perm(user, Perm.LOCK_DATA, trial, site),
     })
 
 

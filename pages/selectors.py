@@ -8,7 +8,7 @@ from django.db.models import Count, Q
 from patients.models import RANDOMISED_STATUSES, Participant
 from patients.selectors import VisitCounts, visit_counts
 from safety.selectors import counts as sae_counts
-from trials import policy
+from trials import locks, policy
 from trials.models import Arm, Site, Trial
 
 
@@ -49,6 +49,11 @@ class SiteRow:
     screened: int | None
     randomised: int | None
 
+    @property
+    def data_state(self) -> dict | None:
+        """Frozen or locked (``trials.locks.describe``), None when open."""
+        return locks.describe(self.site, self.site.code)
+
 
 @dataclass(frozen=True)
 class TrialOverview:
@@ -69,7 +74,8 @@ def trial_overview(user, trial: Trial) -> TrialOverview:
                   randomised=Count("pk", filter=Q(status__in=RANDOMISED_STATUSES)))
     }
     rows = []
-    for site in trial.sites.filter(active=True):
+    # With who froze or locked each site: its state is shown to every member.
+    for site in trial.sites.filter(active=True).select_related("frozen_by", "locked_by"):
         if site.pk in visible:
             c = counts.get(site.pk, {})
             rows.append(SiteRow(site, True, c.get("screened", 0), c.get("randomised", 0)))

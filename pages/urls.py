@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import crfs, home, matrix, monitoring, participants, safety, supply
+from . import crfs, data_locks, home, matrix, monitoring, participants, safety, supply
 
 PARTICIPANT = "trials/<slug:slug>/participants/<str:study_id>/"
 RECORD = PARTICIPANT + "crfs/<int:record_id>/"
@@ -15,6 +15,10 @@ urlpatterns = [
     path("health/", home.health, name="health"),
     path("trials/<slug:slug>/", home.trial_detail, name="trial_detail"),
     path("trials/<slug:slug>/participants/", participants.participant_list, name="participant_list"),
+    path("trials/<slug:slug>/data-lock/", data_locks.trial_data_lock, name="trial_data_lock"),
+    path("trials/<slug:slug>/sites/<str:site_code>/data-lock/", data_locks.site_data_lock,
+         name="site_data_lock"),
+    path(PARTICIPANT + "data-lock/", data_locks.casebook_data_lock, name="casebook_data_lock"),
     path("trials/<slug:slug>/participants/new/", participants.screen_participant,
          name="screen_participant"),
     path("trials/<slug:slug>/participants/<str:study_id>/", participants.participant_detail,

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from core.history import HistoricalRecords
-from trials.models import ProtocolVersion, Site, Trial, definition_of
+from trials.models import Lockable, ProtocolVersion, Site, Trial, definition_of
 
 
 class Status(models.TextChoices):
@@ -27,7 +27,7 @@ RANDOMISED_STATUSES = [Status.RANDOMISED, Status.ON_TREATMENT, Status.FOLLOW_UP,
                        Status.WITHDRAWN, Status.DEAD, Status.COMPLETED]
 
 
-class Participant(models.Model):
+class Participant(Lockable):
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="participants")
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="participants")
     study_id = models.CharField(max_length=32, help_text=_("Pseudonymous study identifier."))

@@ -10,9 +10,11 @@ from django.utils.translation import gettext as _
 
 from core import audit
 from core.history import change_reason
+from trials.locks import refuse_new_participant
 from trials.models import Site, Trial
 
 from .consent import consent_in_force, consent_versions, is_newer
+from .locks import refuse_change
 from .models import (
     WITHDRAWAL_ORDER,
     ConsentKind,
@@ -33,6 +35,7 @@ def register_participant(
     if not site.active:
         raise ValidationError({"site": _("Site %(code)s no longer recruits.") % {
             "code": site.code}})
+    refuse_new_participant(site)
     screened_on = screened_on or timezone.localdate()
     if screened_on > timezone.localdate():
         raise ValidationError({"screened_on": _("The screening date cannot be in the future.")})
@@ -82,6 +85,7 @@ def record_consent(participant: Participant, *, consent_date: dt.date, version: 
     """
     participant = Participant.objects.select_for_update().select_related("trial").get(
         pk=participant.pk)
+    refuse_change(participant)
     definition = participant.trial.definition
     declared = consent_versions(definition) or consent_versions(participant.definition)
     version = (version or "").strip()
@@ -200,6 +204,7 @@ def record_withdrawal(participant: Participant, *, level: str, withdrawn_on: dt.
     """
     participant = Participant.objects.select_for_update().select_related("trial").get(
         pk=participant.pk)
+    refuse_change(participant)
     reason = (reason or "").strip()
     errors: dict[str, str] = {}
     if level not in WithdrawalLevel.values:

@@ -30,6 +30,7 @@ from crfs.facts import fact_records
 from crfs.models import CRFRecord
 from patients.consent import consent_in_force, reconsent_from
 from patients import status as participant_status
+from patients.locks import refuse_change
 from patients.models import Participant, Status
 from safety import selectors as safety_selectors
 from scheduling.services import create_schedule
@@ -476,6 +477,7 @@ def _randomise(participant: Participant, trial: Trial, by, confirmed_strata) -> 
     # two clicks on "randomise" serialise here.
     participant.refresh_from_db(fields=["status", "consent_date"],
                                 from_queryset=Participant.objects.select_for_update())
+    refuse_change(participant)  # no randomisation in a frozen or locked casebook, site, trial
     records = fact_records(participant, also={eligibility.ELIGIBILITY_CRF})
     # A participant has one eligibility record at most (``one_crf_outside_visits``).
     record = next((r for r in records if r.crf_code == eligibility.ELIGIBILITY_CRF), None)
@@ -691,6 +693,7 @@ def correct_stratum(allocation: Allocation, *, factor: str, correct_level: str, 
     (intention to treat); the correction is kept beside it and flagged in reports."""
     trial = allocation.trial
     _require(by, Perm.RANDOMISE, trial, allocation.participant.site)
+    refuse_change(allocation.participant)
     levels = dict(stratification(trial))
     if factor not in allocation.strata or factor not in levels:
         raise ValidationError({"factor": _("%(factor)s is not a stratification factor of this "
@@ -724,6 +727,7 @@ def record_randomised_in_error(allocation: Allocation, *, reason: str, by) -> Ra
     trial = allocation.trial
     participant = allocation.participant
     _require(by, Perm.RECORD_RANDOMISED_IN_ERROR, trial, participant.site)
+    refuse_change(participant)
     if not reason.strip():
         raise ValidationError({"reason": _("Give the reason the randomisation was in error.")})
     if RandomisedInError.objects.filter(allocation=allocation).exists():

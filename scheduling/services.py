@@ -65,6 +65,7 @@ from crfs.models import CRFRecord, DataQuery
 from patients import status as participant_status
 from patients import services as participants
 from patients.consent import withdrawal_rules
+from patients.locks import refuse_change
 from patients.models import (Deviation, DeviationRule, Participant, Visit, VisitStatus,
                              Withdrawal, WithdrawalLevel)
 from patients.windows import Window, add_months, as_date, visit_window
@@ -703,6 +704,7 @@ def record_visit_done(visit: Visit, *, done_on: dt.date, by, reason: str = "") -
     visit = _locked_visit(visit)
     participant = visit.participant
     _require(by, participant)
+    refuse_change(participant)
     allocation = _allocation_of(participant)
     randomised_on = randomisation_date(allocation)
     earliest, after_what = _earliest_done_on(visit, randomised_on)
@@ -778,6 +780,7 @@ def mark_visit_missed(visit: Visit, *, by, reason: str) -> Visit:
     take place at all is "not applicable"."""
     visit = _locked_visit(visit)
     _require(by, visit.participant)
+    refuse_change(visit.participant)
     reason = _need_reason(reason, _("Give the reason the visit is not done."))
     if visit.status != VisitStatus.PLANNED:
         raise ValidationError({"action": _(
@@ -797,6 +800,7 @@ def mark_visit_missed(visit: Visit, *, by, reason: str) -> Visit:
 def mark_visit_not_applicable(visit: Visit, *, by, reason: str) -> Visit:
     visit = _locked_visit(visit)
     _require(by, visit.participant)
+    refuse_change(visit.participant)
     reason = _need_reason(reason, _("Give the reason the visit is not applicable."))
     if visit.status not in (VisitStatus.PLANNED, VisitStatus.MISSED):
         raise ValidationError({"action": _(
@@ -812,6 +816,7 @@ def reopen_visit(visit: Visit, *, by, reason: str) -> Visit:
     """Plan again a visit a person marked missed or not applicable (a mistake corrected)."""
     visit = _locked_visit(visit)
     _require(by, visit.participant)
+    refuse_change(visit.participant)
     reason = _need_reason(reason, _("Give the reason the visit is planned again."))
     if visit.status not in (VisitStatus.MISSED, VisitStatus.NOT_APPLICABLE):
         raise ValidationError({"action": _(
@@ -835,6 +840,7 @@ def add_unscheduled_visit(participant: Participant, *, on: dt.date, reason: str,
     """
     participant = _lock(participant)
     _require(by, participant)
+    refuse_change(participant)
     allocation = _allocation_of(participant)
     if allocation is None:
         raise ValidationError(_("%(id)s is not randomised: there is no schedule.") % {

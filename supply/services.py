@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from core import audit
 from core.notify import enqueue, notify
+from patients.locks import refuse_change
 from patients.models import Participant, Visit, VisitStatus
 from trials import policy
 from trials.models import Arm, Site, Trial
@@ -294,6 +295,8 @@ def assign(participant: Participant, visit: Visit, arm: Arm, *, by,
     if visit.participant_id != participant.pk:
         raise SupplyError(_("This visit is not %(id)s's.") % {"id": participant.study_id},
                           code="bad_visit")
+    if not first:  # a first kit: ``randomise`` has checked
+        refuse_change(participant)
     existing = None if first else current_assignment(visit)
     if existing is not None:
         return existing
@@ -380,6 +383,7 @@ def replace(assignment: KitAssignment, arm: Arm, *, kind: str, reason: str, by
     """A replacement kit for one damaged or lost, with the reason (inside the caller's
     transaction): the old kit leaves the stock, the next suitable one is assigned."""
     _require(by, Perm.DISPENSE, assignment.participant.trial, assignment.participant.site)
+    refuse_change(assignment.participant)
     if kind not in (ReleaseKind.DAMAGED, ReleaseKind.LOST):
         raise SupplyError({"kind": _("A kit is replaced when it is damaged or lost.")},
                           code="bad_kind")

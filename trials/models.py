@@ -40,13 +40,55 @@ def crf_of(version_id: int | None, code: str) -> dict[str, Any] | None:
     return next((c for c in definition_of(version_id).get("crfs", []) if c["code"] == code), None)
 
 
+class DataState(models.TextChoices):
+    """Where a casebook, a site or a trial stands on the way to the final database lock.
+
+    *Frozen*: no data may change (entry, corrections, status changes, randomisation,
+    dispensing), but queries may still be raised, answered (without a correction), closed, and
+    CRFs signed and locked form by form. *Locked*: nothing changes at all. Each step back is an
+    audited unlock (``trials.locks``)."""
+    OPEN = "open", _("Open")
+    FROZEN = "frozen", _("Frozen")
+    LOCKED = "locked", _("Locked")
+
+
+class Lockable(models.Model):
+    """The freeze and lock of a trial, a site or a participant's casebook (``trials.locks``).
+    A lock comes after a freeze: a locked row keeps its ``frozen_at``."""
+
+    frozen_at = models.DateTimeField(null=True, blank=True)
+    frozen_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                  on_delete=models.PROTECT, related_name="+")
+    locked_at = models.DateTimeField(null=True, blank=True)
+    locked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                  on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_locked(self) -> bool:
+        return self.locked_at is not None
+
+    @property
+    def is_frozen(self) -> bool:
+        """Frozen or locked: in both, no data may change."""
+        return self.frozen_at is not None
+
+    @property
+    def data_state(self) -> str:
+        if self.locked_at is not None:
+            return DataState.LOCKED
+        return DataState.FROZEN if self.frozen_at is not None else DataState.OPEN
+
+
 class Masking(models.TextChoices):
     OPEN = "open", _("Open label")
     SINGLE_BLIND = "single-blind", _("Single blind")
     DOUBLE_BLIND = "double-blind", _("Double blind")
 
 
-class Trial(models.Model):
+class Trial(Lockable):
     slug = models.SlugField(unique=True)
     title = models.TextField()
     short_title = models.CharField(max_length=80)
@@ -115,7 +157,7 @@ class ProtocolVersion(models.Model):
         return crf_of(self.pk, code)
 
 
-class Site(models.Model):
+class Site(Lockable):
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="sites")
     code = models.CharField(max_length=64)
     name = models.CharField(max_length=255)

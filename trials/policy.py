@@ -30,6 +30,7 @@ class Perm(str, Enum):
     ANSWER_QUERY = "answer_query"
     RAISE_QUERY = "raise_query"              # also closes queries
     LOCK_CRF = "lock_crf"
+    LOCK_DATA = "lock_data"                  # freeze and lock casebooks, sites, the trial
     VIEW_REPORTS = "view_reports"
     EXPORT_DATA = "export_data"
     EMERGENCY_UNBLIND = "emergency_unblind"
@@ -69,7 +70,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     }),
     Role.DATA_MANAGER: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.RAISE_QUERY, Perm.LOCK_CRF,
-        Perm.VIEW_REPORTS, Perm.EXPORT_DATA, Perm.VIEW_AUDIT, Perm.VIEW_SCREENING_LOG,
+        Perm.LOCK_DATA, Perm.VIEW_REPORTS, Perm.EXPORT_DATA, Perm.VIEW_AUDIT, Perm.VIEW_SCREENING_LOG,
         Perm.RECORD_RANDOMISED_IN_ERROR, Perm.VIEW_SAFETY, Perm.VIEW_SUPPLY,
     }),
     # The sponsor's study staff (monitors have their own role) follow the sites' kit

@@ -126,7 +126,8 @@ def unblind_trial(trial: Trial, *, by, reason: str, password: str, request=None)
     an open-label trial (``Trial.is_blinded`` turns false, so ``policy.is_blinded_for`` does).
 
     Only the unblinded statistician (``Perm.MANAGE_ALLOCATION``) or a superuser, with a reason
-    and the password typed again; once only; audited. Not a per-participant emergency
+    and the password typed again; once only, once the trial is locked (``trials.locks``);
+    audited. Not a per-participant emergency
     unblinding (``randomisation.services.emergency_unblind``).
     """
     trial = Trial.objects.select_for_update().get(pk=trial.pk)
@@ -137,6 +138,10 @@ def unblind_trial(trial: Trial, *, by, reason: str, password: str, request=None)
     if trial.unblinded_at is not None:
         raise ValidationError(_("This trial was already unblinded on %(when)s.") % {
             "when": f"{timezone.localtime(trial.unblinded_at):%Y-%m-%d %H:%M}"})
+    if not trial.is_locked:
+        # The blind is broken on final data only: the database lock comes first.
+        raise ValidationError(_("The trial's data are not locked: the data manager locks the "
+                                "trial before it is unblinded."))
     if not reason.strip():
         raise ValidationError({"reason": _("Give the reason for unblinding the trial.")})
     if not password_confirmed(request, by, password):

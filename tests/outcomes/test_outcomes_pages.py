@@ -22,6 +22,7 @@ from tests import factories
 from tests.conftest import PASSWORD
 from tests.randomisation.test_blinding import assert_no_arm
 from trials.models import Trial, crf_of
+from trials.locks import step_trial
 from trials.services import unblind_trial
 
 
@@ -142,7 +143,11 @@ def test_unblinding_the_trial_at_its_end_opens_the_arms_to_every_member(
         unblind_trial(trial, by=statistician, reason="end", password="wrong")
     with pytest.raises(ValidationError):
         unblind_trial(trial, by=statistician, reason="  ", password=PASSWORD)
+    with pytest.raises(ValidationError, match="the data manager locks the trial before"):
+        unblind_trial(trial, by=statistician, reason="end", password=PASSWORD)
     assert Trial.objects.get(pk=trial.pk).unblinded_at is None
+
+    _lock(trial, make_user)
 
     client = client_for(statistician)
     response = client.post(reverse("unblind_trial", args=[trial.slug]),
@@ -159,7 +164,16 @@ def test_unblinding_the_trial_at_its_end_opens_the_arms_to_every_member(
         unblind_trial(trial, by=statistician, reason="again", password=PASSWORD)
 
 
-def test_the_command_unblinds_too(reminet, statistician):
+def _lock(trial, make_user):
+    """The data manager freezes then locks the trial, as the unblinding requires."""
+    data_manager = make_user("data_manager", trial)
+    for step in ("freeze", "lock"):
+        step_trial(trial, step, by=data_manager, reason="Last follow-up done.",
+                   password=PASSWORD)
+
+
+def test_the_command_unblinds_too(reminet, statistician, make_user):
+    _lock(reminet, make_user)
     call_command("unblind_trial", "reminet", by=statistician.username,
                  reason="End of trial", password=PASSWORD, stdout=io.StringIO())
     assert not Trial.objects.get(pk=reminet.pk).is_blinded
