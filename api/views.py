@@ -91,11 +91,27 @@ class ParticipantView(TrialView):
         return self.trial, self.participant.site
 
 
-def _filters(serializer_class, request) -> dict:
-    """The list's query-string filters, checked: a bad value is a 400 naming the parameter."""
+def _refuse_empty(serializer_class, request) -> None:
+    """A filter given with no value (``?site=``) is refused, not read as "no filter": a client
+    that meant to filter and sent nothing would otherwise get every row."""
+    empty = {name: [_("Empty: give a value, or leave the parameter out.")]
+             for name in serializer_class().fields
+             if any(not value.strip() for value in request.query_params.getlist(name))}
+    if empty:
+        raise drf.ValidationError(empty)
+
+
+def _filters(serializer_class, request, *, trial=None) -> dict:
+    """The list's query-string filters, checked: a bad value is a 400 naming the parameter (an
+    empty one too); with ``trial``, a ``site`` must be one of the reader's sites there."""
+    _refuse_empty(serializer_class, request)
     checked = serializer_class(data=request.query_params)
     checked.is_valid(raise_exception=True)
-    return {k: v for k, v in checked.validated_data.items() if v not in (None, "")}
+    given = {k: v for k, v in checked.validated_data.items() if v not in (None, "")}
+    if trial is not None and "site" in given and not policy.sites_for(
+            request.user, trial).filter(code=given["site"]).exists():
+        raise drf.ValidationError({"site": [_("Not one of your sites in this trial.")]})
+    return given
 
 
 # --------------------------------------------------------------------------- trials and sites
@@ -145,7 +161,8 @@ class ParticipantList(TrialView, generics.ListCreateAPIView):
 
     def get_queryset(self):
         return selectors.participants(self.request.user, self.trial,
-                                      **_filters(ParticipantFilters, self.request))
+                                      **_filters(ParticipantFilters, self.request,
+                                                 trial=self.trial))
 
     @extend_schema(parameters=[ParticipantFilters])
     def get(self, request, *args, **kwargs):
@@ -374,7 +391,7 @@ class TrialVisits(TrialView, generics.ListAPIView):
 
     def get_queryset(self):
         return selectors.visits(self.request.user, self.trial,
-                                **_filters(VisitFilters, self.request))
+                                **_filters(VisitFilters, self.request, trial=self.trial))
 
     @extend_schema(parameters=[VisitFilters])
     def get(self, request, *args, **kwargs):
@@ -611,7 +628,7 @@ class TrialQueries(TrialView, generics.ListAPIView):
 
     def get_queryset(self):
         return selectors.queries(self.request.user, self.trial,
-                                 **_filters(QueryFilters, self.request))
+                                 **_filters(QueryFilters, self.request, trial=self.trial))
 
     @extend_schema(parameters=[QueryFilters])
     def get(self, request, *args, **kwargs):
@@ -834,6 +851,7 @@ class MonitoringReport(TrialView):
     @extend_schema(parameters=[s.MonitoringReportFilters],
                    responses={(200, "application/pdf"): OpenApiTypes.BINARY})
     def get(self, request, *args, **kwargs):
+        _refuse_empty(s.MonitoringReportFilters, request)
         given = s.MonitoringReportFilters(data=request.query_params)
         given.is_valid(raise_exception=True)
         site = _readable_site(request.user, self.trial, given.validated_data["site"])
@@ -983,6 +1001,7 @@ class AuditLog(TrialView, generics.ListAPIView):
         return audit_log.Reader(self.request.user, self.trial)
 
     def get_queryset(self):
+        _refuse_empty(s.AuditLogFilters, self.request)
         filters = audit_log.parse_filters(self.request.user, self.trial,
                                           self.request.query_params)
         return audit_log.audit_log_for(self.request.user, self.trial, filters)

@@ -169,6 +169,14 @@ MATRIX: dict[tuple[str, str], str] = {
     ("monitoring_report_pdf", "GET"): "403/403/404 403/403/404 400/400/404 400/400/404 400/400/404 403/403/404 400 302",
     ("monitoring_report_pdf", "POST"): "405 405 405 405 405 405 405 302",
     # Perm.MANAGE_ALLOCATION: the statistician (and superusers). An empty POST is read as a GET.
+    # Freeze and lock (Perm.LOCK_DATA: the data manager; the whole trial only for one of all
+    # its sites). An empty POST is read as a GET (the form again, 200).
+    ("casebook_data_lock", "GET"): "403/404/404 403/404/404 200/200/404 403/403/404 403/403/404 404 200 302",
+    ("casebook_data_lock", "POST"): "403/404/404 403/404/404 200/200/404 403/403/404 403/403/404 404 200 302",
+    ("site_data_lock", "GET"): "403/404/404 403/404/404 200/200/404 403/403/404 403/403/404 404 200 302",
+    ("site_data_lock", "POST"): "403/404/404 403/404/404 200/200/404 403/403/404 403/403/404 404 200 302",
+    ("trial_data_lock", "GET"): "403/403/404 403/403/404 200/200/404 403/403/404 403/403/404 403/403/404 200 302",
+    ("trial_data_lock", "POST"): "403/403/404 403/403/404 200/200/404 403/403/404 403/403/404 403/403/404 200 302",
     ("unblind_trial", "GET"): "403/403/404 403/403/404 403/403/404 403/403/404 200/200/404 403/403/404 200 302",
     ("unblind_trial", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 200/200/404 403/403/404 200 302",
     # Two-factor pages, for oneself: no trial involved. Roles that must use two factors
