@@ -20,6 +20,22 @@ ERRORS = {
 }
 
 
+# The database unreachable (``accounts.middleware.database_unavailable``): any operation may
+# answer it, before or during its work. A write that was committed before the connection was
+# lost may still have been done: reading the object again tells.
+UNAVAILABLE = {
+    "description": "The database cannot be reached: retry after the number of seconds in "
+                   "Retry-After. Read the object again before repeating a write.",
+    "headers": {"Retry-After": {"description": "Seconds to wait before retrying.",
+                                "schema": {"type": "integer"}}},
+    "content": {"application/json": {"schema": {
+        "type": "object", "required": ["detail"],
+        "properties": {"detail": {"type": "string",
+                                  "description": "What happened, in the reader's language."}},
+    }}},
+}
+
+
 class AutoSchema(openapi.AutoSchema):
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
@@ -27,4 +43,5 @@ class AutoSchema(openapi.AutoSchema):
             responses.setdefault(code, {
                 "description": description,
                 "content": {"application/json": {"schema": ERROR_SCHEMA}}})
+        responses.setdefault("503", UNAVAILABLE)
         return responses

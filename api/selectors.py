@@ -12,7 +12,7 @@ import datetime as dt
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from crfs.models import UNRESOLVED, CRFRecord, DataQuery, QueryMessage
+from crfs.models import UNRESOLVED, CRFRecord, CRFSignature, DataQuery, QueryMessage
 from patients.models import Participant, Visit, VisitState, VisitStatus
 from patients.selectors import participants_for
 from supply.models import KitList
@@ -61,9 +61,12 @@ def participant_visits(participant: Participant) -> QuerySet[Visit]:
 
 
 def crf_records(participant: Participant) -> QuerySet[CRFRecord]:
-    """The participant's CRF records, each with its count of unresolved queries."""
+    """The participant's CRF records, each with its count of unresolved queries and its
+    signatures (``signature_list``, oldest first: the serializer says which still hold)."""
     return (CRFRecord.objects.filter(participant=participant)
             .select_related("participant")
+            .prefetch_related(Prefetch("signatures", to_attr="signature_list",
+                                       queryset=CRFSignature.objects.order_by("signed_at", "pk")))
             .annotate(unresolved=Count("queries", filter=Q(queries__status__in=UNRESOLVED)))
             .order_by("created_at", "pk"))
 

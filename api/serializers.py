@@ -15,12 +15,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from crfs.models import CRFRecord, DataQuery, QueryMessage
+from crfs.selectors import signature_views
 from patients.models import (ConsentRecord, Participant, ScreeningLogEntry, Visit, VisitState,
                              Withdrawal, WithdrawalLevel)
 from reports.models import ReportRequest, ReportStatus
 from reports.services import KINDS as REPORT_KINDS
 from randomisation.kitlist import MAX_KITS
 from safety.models import SAEReport, SAEVersion, SponsorAssessment
+from safety.services import content_digest as sae_content_digest
 from supply.models import (Excursion, Kit, KitAssignment, KitList, KitRelease, ReceiptOutcome,
                            ReleaseKind, ResupplyRequest, Shipment, ShipmentKit)
 from supply.selectors import ACCOUNTABILITY_COLUMNS, accountability_row
@@ -257,18 +259,68 @@ class UnscheduledVisitSerializer(serializers.Serializer):
 # --------------------------------------------------------------------------- CRFs
 
 
+class SignatureSerializer(serializers.Serializer):
+    """One signature and whether it still holds — decided as the CRF page and its PDF decide
+    (``crfs.selectors.signature_views``): voided, or the data changed after signing (the
+    content no longer matches the signed SHA-256, whatever changed it), it is not valid."""
+
+    meaning = serializers.CharField(source="signature.meaning")
+    signed_by = serializers.CharField(source="signature.printed_name",
+                                      help_text="The signer's printed name.")
+    signed_at = serializers.DateTimeField(source="signature.signed_at")
+    status = serializers.SerializerMethodField(help_text="signed, or voided.")
+    valid = serializers.BooleanField(help_text="True only while the signature stands on the "
+                                     "record's current content.")
+    reason = serializers.SerializerMethodField(help_text="Why it is not valid; null when valid.")
+
+    @extend_schema_field(serializers.ChoiceField(choices=["signed", "voided"]))
+    def get_status(self, view) -> str:
+        return "voided" if view.state == "voided" else "signed"
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_reason(self, view) -> str | None:
+        if view.state == "voided":
+            return str(_("Voided on %(when)s: %(why)s")) % {
+                "when": view.signature.voided_at.isoformat(),
+                "why": view.signature.void_reason}
+        if view.state == "invalid":
+            return str(_("The data changed after signing: the record no longer matches the "
+                         "signed content (SHA-256 %(digest)s).")) % {
+                "digest": view.signature.digest}
+        return None
+
+
 class CRFRecordSerializer(serializers.ModelSerializer):
     study_id = serializers.CharField(source="participant.study_id", read_only=True)
     visit = serializers.IntegerField(source="visit_id", read_only=True, allow_null=True)
     data = serializers.JSONField(read_only=True, help_text="The answers, as stored: one key "
                                  "per field of the CRF definition (groups: lists of rows).")
     unresolved_queries = serializers.IntegerField(read_only=True, source="unresolved")
+    signature = serializers.SerializerMethodField(
+        help_text="The latest signature standing (else the latest one) and whether it is "
+                  "valid; null when the record was never signed.")
+    signatures = serializers.SerializerMethodField(help_text="Every signature, oldest first.")
 
     class Meta:
         model = CRFRecord
         fields = ["id", "study_id", "crf_code", "visit", "status", "ever_completed", "data",
-                  "unresolved_queries", "created_at", "updated_at", "locked_at"]
+                  "unresolved_queries", "created_at", "updated_at", "locked_at", "signature",
+                  "signatures"]
         read_only_fields = fields
+
+    def _views(self, record):
+        # ``signature_list``: prefetched by ``api.selectors.crf_records`` (no query per row).
+        return signature_views(record, record.signature_list)
+
+    @extend_schema_field(SignatureSerializer(allow_null=True))
+    def get_signature(self, record):
+        views = self._views(record)
+        standing = [v for v in views if v.state != "voided"] or views
+        return SignatureSerializer(standing[-1]).data if standing else None
+
+    @extend_schema_field(SignatureSerializer(many=True))
+    def get_signatures(self, record):
+        return SignatureSerializer(self._views(record), many=True).data
 
 
 class CRFCreateSerializer(serializers.Serializer):
@@ -395,12 +447,22 @@ class ExportFormSerializer(serializers.Serializer):
 
 class SAEVersionSerializer(serializers.ModelSerializer):
     signed_by = serializers.CharField(source="printed_name", read_only=True)
+    signature_valid = serializers.SerializerMethodField(
+        help_text="A signed version: whether its content still matches the signed SHA-256 "
+                  "(false if it changed after signing); null for a draft.")
 
     class Meta:
         model = SAEVersion
         fields = ["number", "status", "criteria", "onset_date", "aware_at", "outcome",
-                  "death_date", "causality", "narrative", "signed_at", "signed_by", "digest"]
+                  "death_date", "causality", "narrative", "signed_at", "signed_by", "digest",
+                  "signature_valid"]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.BooleanField(allow_null=True))
+    def get_signature_valid(self, version) -> bool | None:
+        if not version.digest:
+            return None
+        return version.digest == sae_content_digest(version)
 
 
 class SponsorAssessmentSerializer(serializers.ModelSerializer):

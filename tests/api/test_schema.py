@@ -43,6 +43,24 @@ def test_every_operation_documents_its_errors(schema):
             assert {"400", "401", "403", "404"} <= set(operation["responses"]), (method, path)
 
 
+def test_every_operation_documents_the_503_with_its_body_and_retry_after(schema):
+    """The database unreachable: what the middleware answers (``{"detail": ...}``, Retry-After)
+    is in the schema, so a client knows to wait and read again."""
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            unavailable = operation["responses"].get("503")
+            assert unavailable, (method, path)
+            body = unavailable["content"]["application/json"]["schema"]
+            assert body["required"] == ["detail"] and "Retry-After" in unavailable["headers"]
+
+
+def test_a_signed_crf_record_documents_its_signature_validity(schema):
+    properties = schema["components"]["schemas"]["CRFRecord"]["properties"]
+    assert {"signature", "signatures"} <= set(properties)
+    signature = schema["components"]["schemas"]["Signature"]["properties"]
+    assert {"status", "valid", "reason"} <= set(signature)
+
+
 def test_an_unstated_target_enrolment_is_documented_as_null(schema):
     field = schema["components"]["schemas"]["Trial"]["properties"]["target_enrolment"]
     assert field["type"] == "integer" and field.get("nullable") is True
