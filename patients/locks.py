@@ -7,7 +7,7 @@ randomisation, visits, dispensing). A casebook is closed when it, its site or it
 """
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from trials import locks
@@ -29,9 +29,30 @@ def step_casebook(participant: Participant, step: str, *, by, reason: str, passw
                            participant=participant)
 
 
+def _hold_site_and_trial(participant: Participant) -> None:
+    """On PostgreSQL, share-lock the participant's site and trial rows until the transaction
+    ends: a freeze or lock of either (an UPDATE of that row) then waits for the changes already
+    checked to commit, and a change checked after it waits for the step and sees it. Shared
+    locks do not wait for one another, so concurrent changes at one site do not queue here.
+    Raw SQL: the ORM has ``FOR UPDATE`` only, which would make every change of a site wait
+    for the others. (The casebook's own row is not locked: the services that change a
+    participant lock it ``FOR UPDATE`` themselves, and a shared lock taken before that would
+    deadlock two of them.)"""
+    if connection.vendor != "postgresql":
+        return  # SQLite: one writer at a time (``transaction_mode: IMMEDIATE``)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {Site._meta.db_table} s JOIN {Trial._meta.db_table} t "
+            "ON t.id = s.trial_id WHERE s.id = %s FOR SHARE OF s, t", [participant.site_id])
+
+
 def closing_state(participant: Participant):
     """(the row that closes the casebook — the trial, the site or the casebook itself — and
-    its label) read fresh from the database, or (None, "") when all three are open."""
+    its label) read fresh from the database, or (None, "") when all three are open. Within a
+    transaction, the site and trial rows stay share-locked until it ends."""
+    if connection.in_atomic_block:  # every writing service is; a lock outside one is moot
+        _hold_site_and_trial(participant)
+    # A statement of its own, after the lock: it reads what a step committed while we waited.
     row = (Participant.objects.filter(pk=participant.pk)
            .values("study_id", "frozen_at", "locked_at", "site__code", "site__frozen_at",
                    "site__locked_at", "trial__frozen_at", "trial__locked_at").get())

@@ -22,7 +22,11 @@ from core.db_roles import RoleError, grant_runtime_role
 pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNTIME_ROLE = "ctms_runtime_test"
+
+
+def _role() -> str:
+    """A runtime role of this test database's own (roles are shared by the whole server)."""
+    return f"{connection.settings_dict['NAME']}_runtime"[:63]
 RUNTIME_PASSWORD = "runtime-role-test-password"
 
 
@@ -42,7 +46,7 @@ def _admin_connect(database: str = "postgres") -> psycopg.Connection:
 
 
 @pytest.fixture(scope="module")
-def migrated_database(django_db_blocker):
+def migrated_database(django_db_setup, django_db_blocker):
     """A database migrated by ``manage.py migrate`` as the owner, the runtime role granted."""
     with django_db_blocker.unblock():
         owner = connection.settings_dict["USER"]
@@ -51,21 +55,22 @@ def migrated_database(django_db_blocker):
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.execute(f'CREATE DATABASE "{name}"')
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.base",
-           "DATABASE_URL": _url(RUNTIME_ROLE, name, RUNTIME_PASSWORD),
+           "DATABASE_URL": _url(_role(), name, RUNTIME_PASSWORD),
            "DATABASE_OWNER_URL": _url(owner, name)}
     done = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert f"Runtime role {RUNTIME_ROLE} on {name}" in done.stdout
+    assert f"Runtime role {_role()} on {name}" in done.stdout
     yield name
     with _admin_connect() as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'DROP ROLE IF EXISTS "{_role()}"')
 
 
 @pytest.fixture
 def runtime(migrated_database):
     s = connection.settings_dict
-    with psycopg.connect(dbname=migrated_database, user=RUNTIME_ROLE, password=RUNTIME_PASSWORD,
+    with psycopg.connect(dbname=migrated_database, user=_role(), password=RUNTIME_PASSWORD,
                          host=s.get("HOST") or "127.0.0.1", port=s.get("PORT") or 5432,
                          autocommit=True) as conn:
         yield conn
@@ -129,7 +134,7 @@ def test_granting_again_changes_nothing_and_the_owner_is_not_a_runtime_role(migr
     with _admin_connect(migrated_database) as owner:
         before = _privileges(owner)
         with owner.cursor() as cursor:
-            grant_runtime_role(cursor, RUNTIME_ROLE, password=RUNTIME_PASSWORD)
+            grant_runtime_role(cursor, _role(), password=RUNTIME_PASSWORD)
         assert _privileges(owner) == before
         with owner.cursor() as cursor, pytest.raises(RoleError, match="two different roles"):
             grant_runtime_role(cursor, owner.info.user)
@@ -138,4 +143,4 @@ def test_granting_again_changes_nothing_and_the_owner_is_not_a_runtime_role(migr
 def _privileges(conn) -> list[tuple]:
     return conn.execute(
         "SELECT table_name, privilege_type FROM information_schema.role_table_grants "
-        "WHERE grantee = %s ORDER BY 1, 2", [RUNTIME_ROLE]).fetchall()
+        "WHERE grantee = %s ORDER BY 1, 2", [_role()]).fetchall()
