@@ -240,8 +240,9 @@ def _answers(st: _Styles, definition: dict, data: dict) -> list:
         if not visible(f, data):
             continue
         value = data.get(f["code"])
+        shown = trail.flatten(data).get(f["code"], value)  # a missing-data code, if any
         rows.append([st.cell(f["label"], 70 * mm),
-                     st.cell(trail.display(definition, f["code"], value), 110 * mm)])
+                     st.cell(trail.display(definition, f["code"], shown), 110 * mm)])
         if f["type"] == "group" and value:
             groups.append(_group(st, definition, f, value))
     out = []
@@ -267,8 +268,8 @@ def _group(st: _Styles, definition: dict, group: dict, rows: list) -> Table:
         for sub in subs:
             path = f"{group['code']}[{i}].{sub['code']}"
             shown = visible(sub, row or {})
-            line.append(st.cell(trail.display(definition, path, (row or {}).get(sub["code"])),
-                                rest) if shown else "")
+            value = trail.flatten(row or {}).get(sub["code"])  # a missing-data code, if any
+            line.append(st.cell(trail.display(definition, path, value), rest) if shown else "")
         body.append(line)
     table = Table([head] + body, colWidths=[first] + [rest] * len(subs), repeatRows=1)
     table.setStyle(GRID)
