@@ -119,12 +119,3 @@ def impute(text: Any, rule: str | None) -> dt.date | None:
     except ValueError:
         return None
 
-
-IMPUTATION_SENTENCES = {
-    "first_day": "dates known to the month were imputed to the first day of the month, and "
-                 "dates known to the year to 1 January, as the protocol states",
-    "middle": "dates known to the month were imputed to the 15th, and dates known to the year "
-              "to 1 July, as the protocol states",
-    "last_day": "dates known to the month were imputed to the last day of the month, and dates "
-                "known to the year to 31 December, as the protocol states",
-}
