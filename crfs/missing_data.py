@@ -27,13 +27,15 @@ import datetime as dt
 import re
 from typing import Any
 
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from trials.protocol import MISSING_CODES
 
 MISSING_KEY = "_missing"
 
-CODE_LABELS = {"ND": _("Not done"), "NA": _("Not applicable"), "UNK": _("Unknown")}
+CODE_LABELS = {"ND": pgettext_lazy("missing-data code", "Not done"),
+               "NA": pgettext_lazy("missing-data code", "Not applicable"),
+               "UNK": pgettext_lazy("missing-data code", "Unknown")}
 assert set(CODE_LABELS) == set(MISSING_CODES)
 # The words the derivations' reasons use (stored in English, as history reasons are).
 CODE_WORDS = {"ND": "not done", "NA": "not applicable", "UNK": "unknown"}
