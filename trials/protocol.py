@@ -1153,6 +1153,11 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
         if not _is_date_field(crfs, anchor["source"]):
             problems.append(ProtocolProblem(f"anchors[{i}].source.field",
                                             "an anchor is a date: its source must be a date field"))
+        elif (_date_field(crfs[anchor["source"]["crf"]], anchor["source"]["field"])
+              or {}).get("partial"):
+            problems.append(ProtocolProblem(
+                f"anchors[{i}].source.field", "an anchor plans visits from its day: its source "
+                "cannot be a partial date"))
     for i, event in enumerate(events):
         check_source(event["source"], f"events[{i}].source")
         problems += _shown_by_problems(event, crfs, f"events[{i}]")

@@ -306,3 +306,18 @@ def test_a_diameter_not_done_makes_the_sum_and_response_not_evaluable_with_the_r
     shown = next(c for c in form.layout if not getattr(c, "is_group", False)
                  and c.definition["code"] == "overall_response")
     assert "lesion 2 diameter: not done" in shown.display
+
+
+def test_an_anchor_cannot_be_a_partial_date_and_readers_of_dates_see_none():
+    from patients.windows import as_date
+
+    definition = parse_protocol(shipped_text("rectal-resection.yaml"))
+    anchor = next(i for i, a in enumerate(definition["anchors"]) if a["code"] == "surgery")
+    source = definition["anchors"][anchor]["source"]
+    crf = next(c for c in definition["crfs"] if c["code"] == source["crf"])
+    next(f for f in crf["fields"] if f["code"] == source["field"])["partial"] = {
+        "precision": "month"}
+    assert problems_of(definition)[f"anchors[{anchor}].source.field"] == (
+        "an anchor plans visits from its day: its source cannot be a partial date")
+    assert [as_date(t) for t in ("2019-03", "2019", "2019-03-12")] == [
+        None, None, dt.date(2019, 3, 12)]
