@@ -24,6 +24,7 @@ from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from crfs.missing_data import CODE_LABELS, allowed_codes, reason_rule
 from trials.models import ProtocolVersion, Trial
 
 VARIANTS = ("annotated", "plain")
@@ -99,6 +100,13 @@ class _Writer:
             parts.append(_("not in the future"))
         if f.get("derived"):
             parts.append(_("derived: %(how)s") % {"how": f["derived"]})
+        if f.get("missing"):
+            parts.append(_("missing-data codes: %(codes)s (reason: %(reason)s)") % {
+                "codes": ", ".join(f["missing"]["codes"]), "reason": reason_rule(f)})
+        if f.get("partial"):
+            parts.append(_("partial date: %(precision)s (impute: %(impute)s)") % {
+                "precision": f["partial"]["precision"],
+                "impute": f["partial"].get("impute", "—")})
         return "; ".join(parts)
 
     def choices_text(self, f: dict) -> str:
@@ -129,9 +137,17 @@ class _Writer:
     def answer_space(self, f: dict) -> str:
         if f.get("derived"):
             return _("(calculated: not to be filled in)")
+        return self.value_space(f) + "".join(
+            f"   [ ] {CODE_LABELS[code]} ({code})" for code in allowed_codes(f))
+
+    def value_space(self, f: dict) -> str:
         if f["type"] in ("choice", "multichoice", "yesno"):
             return self.choices_text(f)
         if f["type"] == "date":
+            if f.get("partial"):
+                return "__ __ / __ __ / __ __ __ __ " + (
+                    _("(the day may be left blank)") if f["partial"]["precision"] == "month"
+                    else _("(the day and month may be left blank)"))
             return "__ __ / __ __ / __ __ __ __"
         unit = f" {f['unit']}" if f.get("unit") else ""
         return "________________" + unit
