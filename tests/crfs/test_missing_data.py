@@ -298,6 +298,7 @@ def test_a_diameter_not_done_makes_the_sum_and_response_not_evaluable_with_the_r
     scan = save_crf(p, "tumour_assessment", answers, by=investigator, complete=True,
                     visit=month_3)
     data = CRFRecord.objects.get(pk=scan.pk).data
+    assert data["target_lesions"][1][MISSING_KEY]["diameter_mm"]["code"] == "ND"
     assert data["sum_of_diameters"] is None  # 38 + a code is never 38
     assert data["overall_response"] == "ne"
     assert data[NOTES_KEY]["overall_response"] == (
@@ -306,6 +307,9 @@ def test_a_diameter_not_done_makes_the_sum_and_response_not_evaluable_with_the_r
     shown = next(c for c in form.layout if not getattr(c, "is_group", False)
                  and c.definition["code"] == "overall_response")
     assert "lesion 2 diameter: not done" in shown.display
+    changes = {c.path: c.new for c in crf_history(scan)[0].changes}
+    assert changes["target_lesions[1].diameter_mm"] == (
+        "Not done (ND): liver not in the field of view")
 
 
 def test_an_anchor_cannot_be_a_partial_date_and_readers_of_dates_see_none():
@@ -321,3 +325,22 @@ def test_an_anchor_cannot_be_a_partial_date_and_readers_of_dates_see_none():
         "an anchor plans visits from its day: its source cannot be a partial date")
     assert [as_date(t) for t in ("2019-03", "2019", "2019-03-12")] == [
         None, None, dt.date(2019, 3, 12)]
+
+
+def test_a_baseline_diameter_not_done_leaves_the_baseline_sum_unknown_with_the_reason():
+    from crfs.derivations import derive_fields
+
+    fields = [{"code": "sum_of_diameters", "derived": "recist_sum_of_diameters"},
+              {"code": "overall_response", "derived": "recist_overall_response"}]
+    baseline = {"target_lesions": [
+        {"lesion_number": 1, "diameter_mm": "40"},
+        {"lesion_number": 2, "diameter_mm": None, MISSING_KEY: {"diameter_mm": {"code": "ND"}}}]}
+    values, notes = derive_fields(fields, baseline, {"baseline": None})
+    assert values["sum_of_diameters"] is None
+    assert notes["sum_of_diameters"] == "lesion 2 diameter: not done"
+    later = {"target_lesions": [{"lesion_number": 1, "diameter_mm": "30"},
+                                {"lesion_number": 2, "diameter_mm": "10"}],
+             "new_lesions": False, "non_target_status": "present"}
+    values, notes = derive_fields(fields, later, {"baseline": baseline, "previous": []})
+    assert values["overall_response"] == "ne"
+    assert notes["overall_response"] == "the baseline sum is unknown: lesion 2 diameter: not done"
