@@ -643,6 +643,9 @@ class CRFForm(forms.Form):
             name = prefix + f["code"]
             if name + CODE_SUFFIX not in self.fields or not visible(f, values):
                 continue
+            for suffix in (CODE_SUFFIX, REASON_SUFFIX):  # shown next to the answer itself
+                for error in self._errors.pop(name + suffix, []):
+                    self._refuse(name, ValidationError(error))
             code = (self.cleaned_data.get(name + CODE_SUFFIX) or "").strip()
             reason = (self.cleaned_data.get(name + REASON_SUFFIX) or "").strip()
             if not code:

@@ -147,6 +147,8 @@ def test_answers_without_codes_are_stored_as_before():
      "“NA” is not a missing-data code this answer allows (ND, UNK)."),
     ({"ki67__code": "UNK"}, "ki67", "Give the reason for “Unknown”."),
     ({"ki67": "3", "weight__code": "UNK"}, "weight", "This answer allows no missing-data code."),
+    ({"ki67__code": "UNK", "ki67__reason": "x" * 501}, "ki67",
+     "Ensure this value has at most 500 characters (it has 501)."),
     ({"ki67": "3", "lesions-TOTAL": "1", "lesions-0-diameter_mm__code": "ND"},
      "lesions-0-diameter_mm", "Give the reason for “Not done”."),
     ({"ki67": "3", "lesions-TOTAL": "1", "lesions-0-diameter_mm": "12",
