@@ -40,7 +40,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from crfs.models import CRFRecord, CRFStatus
-from crfs.sources import dates, endpoint_event_sources, hits, impute_rule
+from crfs.sources import endpoint_event_sources, hits, impute_rule
 from patients.models import Visit, VisitStatus
 from patients.windows import as_date
 from randomisation.models import Allocation

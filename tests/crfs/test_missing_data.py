@@ -10,14 +10,17 @@ import datetime as dt
 import pytest
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
+from django.urls import reverse
 
-from crfs.derivations import NOTES_KEY
+from crfs.derivations import NOTES_KEY, derive_fields
 from crfs.forms import build_crf_form, form_to_data, missing_required
 from crfs.missing_data import MISSING_KEY, impute, precision_of
 from crfs.models import CRFRecord, CRFStatus
 from crfs.selectors import crf_history
+from patients.windows import as_date
 from scheduling.services import save_crf_and_replan as save_crf
-from tests.crf_world import crf_url, demographics
+from tests import factories
+from tests.crf_world import demographics
 from trials.protocol import parse_protocol, validate_definition
 from trials.services import shipped_protocol_files
 
@@ -254,7 +257,6 @@ def test_a_required_answer_coded_unknown_completes_the_form_and_shows_in_the_his
 def test_the_page_offers_the_code_and_refuses_a_crafted_one_writing_nothing(
         participant, baseline, investigator, client, client_for):
     client_for(investigator)
-    from django.urls import reverse
     url = reverse("visit_crf_edit", args=[participant.trial.slug, participant.study_id,
                                           baseline.pk, "demographics"])
     html = client.get(url).content.decode()
@@ -289,7 +291,6 @@ def test_the_page_offers_the_code_and_refuses_a_crafted_one_writing_nothing(
 
 def test_a_diameter_not_done_makes_the_sum_and_response_not_evaluable_with_the_reason(
         rectal, coordinator, investigator):
-    from tests import factories
     p = factories.randomised(rectal, by=coordinator, days_ago=400)
     base_visit, month_3 = assessment_visits(p)[:2]
     save_crf(p, "tumour_assessment", tumour(p, base_visit.target_date, "40", "30"),
@@ -315,8 +316,6 @@ def test_a_diameter_not_done_makes_the_sum_and_response_not_evaluable_with_the_r
 
 
 def test_an_anchor_cannot_be_a_partial_date_and_readers_of_dates_see_none():
-    from patients.windows import as_date
-
     definition = parse_protocol(shipped_text("rectal-resection.yaml"))
     anchor = next(i for i, a in enumerate(definition["anchors"]) if a["code"] == "surgery")
     source = definition["anchors"][anchor]["source"]
@@ -330,8 +329,6 @@ def test_an_anchor_cannot_be_a_partial_date_and_readers_of_dates_see_none():
 
 
 def test_a_baseline_diameter_not_done_leaves_the_baseline_sum_unknown_with_the_reason():
-    from crfs.derivations import derive_fields
-
     fields = [{"code": "sum_of_diameters", "derived": "recist_sum_of_diameters"},
               {"code": "overall_response", "derived": "recist_overall_response"}]
     baseline = {"target_lesions": [
@@ -346,3 +343,14 @@ def test_a_baseline_diameter_not_done_leaves_the_baseline_sum_unknown_with_the_r
     values, notes = derive_fields(fields, later, {"baseline": baseline, "previous": []})
     assert values["overall_response"] == "ne"
     assert notes["overall_response"] == "the baseline sum is unknown: lesion 2 diameter: not done"
+
+
+def test_group_rows_offer_the_code_in_each_row_and_in_the_row_template(
+        participant, baseline, investigator, client, client_for):
+    client_for(investigator)
+    html = client.get(reverse("visit_crf_edit", args=[
+        participant.trial.slug, participant.study_id, baseline.pk, "tumour_assessment"])
+    ).content.decode()
+    assert 'name="target_lesions-0-diameter_mm__code"' in html
+    assert 'name="target_lesions-0-diameter_mm__reason"' in html
+    assert 'name="target_lesions-__prefix__-diameter_mm__code"' in html  # rows added by crf.js

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 
-import pytest
 from django.utils import timezone
 
 from outcomes.analysis import outcomes_for
