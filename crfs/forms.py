@@ -641,11 +641,15 @@ class CRFForm(forms.Form):
         table = {}
         for f in fields:
             name = prefix + f["code"]
-            if name + CODE_SUFFIX not in self.fields or not visible(f, values):
+            if name + CODE_SUFFIX not in self.fields:
                 continue
-            for suffix in (CODE_SUFFIX, REASON_SUFFIX):  # shown next to the answer itself
+            shown = visible(f, values)
+            for suffix in (CODE_SUFFIX, REASON_SUFFIX):  # said next to the answer itself
                 for error in self._errors.pop(name + suffix, []):
-                    self._refuse(name, ValidationError(error))
+                    if shown:
+                        self._refuse(name, ValidationError(error))
+            if not shown:
+                continue
             code = (self.cleaned_data.get(name + CODE_SUFFIX) or "").strip()
             reason = (self.cleaned_data.get(name + REASON_SUFFIX) or "").strip()
             if not code:

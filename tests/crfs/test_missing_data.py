@@ -354,3 +354,16 @@ def test_group_rows_offer_the_code_in_each_row_and_in_the_row_template(
     assert 'name="target_lesions-0-diameter_mm__code"' in html
     assert 'name="target_lesions-0-diameter_mm__reason"' in html
     assert 'name="target_lesions-__prefix__-diameter_mm__code"' in html  # rows added by crf.js
+
+
+def test_a_hidden_answer_loses_its_code_as_it_loses_its_value():
+    definition = {"code": "x", "label": "X", "fields": [
+        {"code": "smoker", "label": "Smoker", "type": "yesno"},
+        {"code": "packs", "label": "Packs", "type": "decimal", "required": True,
+         "show_if": {"field": "smoker", "equals": True},
+         "missing": {"codes": ["UNK"], "reason": "required"}}]}
+    data = QueryDict(mutable=True)
+    data.update({"smoker": "false", "packs__code": "UNK", "packs__reason": "x" * 600})
+    form = build_crf_form(definition, mode="complete", data=data, today=TODAY)
+    assert form.is_valid(), form.errors
+    assert form_to_data(form) == {"smoker": False, "packs": None}
