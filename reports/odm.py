@@ -43,7 +43,7 @@ from typing import Iterator
 from xml.sax.saxutils import escape, quoteattr
 
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from crfs import trail
 from crfs.missing_data import CODE_LABELS, coded
@@ -318,8 +318,9 @@ def metadata(trial: Trial, version: ProtocolVersion, layouts: dict[str, CRFLayou
                 out.append(_code_list(f"CL.{layout.code}.{group}{item.code}", item.path,
                                       _choice_type(item.field),
                                       [(c["code"], c["label"]) for c in item.field["choices"]]))
-    out.append(_code_list(CL_MISSING, "missing-data code", "text",
-                          [(code, str(label)) for code, label in CODE_LABELS.items()]))
+    with translation.override("en"):  # decoded in English, as the file says (xml:lang)
+        missing_codes = [(code, str(label)) for code, label in CODE_LABELS.items()]
+    out.append(_code_list(CL_MISSING, "missing-data code", "text", missing_codes))
     out.append(_code_list(CL_FLAGTYPE, "flag type", "text",
                           [("MISSING", "Missing-data code")]))
     out.append("</MetaDataVersion></Study>")
