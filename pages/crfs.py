@@ -18,7 +18,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
-from core.forms import attach_errors
+from core import limits
+from core.forms import LimitedText, attach_errors
 from crfs import eligibility, pdf, selectors, services, trail, verification
 from crfs.forms import build_crf_form, form_to_data
 from crfs.models import CRFRecord, CRFStatus, DataQuery, QueryStatus, SignatureMeaning
@@ -59,14 +60,14 @@ class SignForm(forms.Form):
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label=_("Reason"),
-                             error_messages={"required": _("Give the reason.")})
+    reason = LimitedText(limit=limits.REASON, rows=2, label=_("Reason"),
+                         error_messages={"required": _("Give the reason.")})
 
 
 class RaiseQueryForm(forms.Form):
     field_path = forms.ChoiceField(label=_("Field"))
-    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label=_("Question"),
-                           error_messages={"required": _("Write the question.")})
+    text = LimitedText(limit=limits.QUERY_TEXT, rows=2, label=_("Question"),
+                       error_messages={"required": _("Write the question.")})
 
     def __init__(self, *args, paths: list[tuple[str, str]], **kwargs):
         super().__init__(*args, **kwargs)
@@ -151,8 +152,7 @@ def next_form_url(visit: Visit | None, crf_code: str, study_id: str, slug: str) 
 
 
 class QueryTextForm(forms.Form):
-    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False,
-                           label=_("Message"))
+    text = LimitedText(limit=limits.QUERY_TEXT, rows=2, required=False, label=_("Message"))
 
 
 # --------------------------------------------------------------------------- the CRF page

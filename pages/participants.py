@@ -15,7 +15,8 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from core.forms import attach_errors
+from core import limits
+from core.forms import LimitedText, attach_errors
 from crfs import selectors as crf_selectors
 from crfs import eligibility, screening
 from crfs import services as crf_services
@@ -309,9 +310,8 @@ class ReplaceKitForm(forms.Form):
                                       (ReleaseKind.LOST.value, _("Lost"))],
                              error_messages={"required": _("Say whether the kit is damaged "
                                                            "or lost.")})
-    reason = forms.CharField(max_length=500, label=_("Reason"),
-                             widget=forms.Textarea(attrs={"rows": 2}),
-                             error_messages={"required": _("Give the reason.")})
+    reason = LimitedText(limit=limits.REASON, rows=2, label=_("Reason"),
+                         error_messages={"required": _("Give the reason.")})
 
 
 @dataclasses.dataclass

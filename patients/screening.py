@@ -16,7 +16,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _, gettext_noop
 
-from core import audit
+from core import audit, limits
 from trials import policy
 from trials.models import Site, Trial
 from trials.policy import Perm
@@ -71,6 +71,7 @@ def record_screening_log_entry(trial: Trial, *, site: Site, screened_on: dt.date
                                note: str = "", by) -> ScreeningLogEntry:
     """Write one screening log entry. Every problem is named, by field; nothing is written
     when there is one."""
+    limits.SCREENING_NOTE.check(note, field="note")
     errors: dict[str, str] = {}
     if site.trial_id != trial.pk:
         errors["site"] = _("Site %(code)s is not a site of this trial.") % {"code": site.code}

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core import audit
+from core import audit, limits
 from core.history import change_reason
 from trials.models import Site, Trial
 
@@ -80,6 +80,7 @@ def record_consent(participant: Participant, *, consent_date: dt.date, version: 
     protocol version (their visits are re-planned by ``scheduling.services.
     record_consent_and_replan``, which the pages and the API call).
     """
+    limits.REASON.check(reason, field="reason")
     participant = Participant.objects.select_for_update().select_related("trial").get(
         pk=participant.pk)
     definition = participant.trial.definition
@@ -198,6 +199,7 @@ def record_withdrawal(participant: Participant, *, level: str, withdrawn_on: dt.
     earlier withdrawal's. The schedule follows through ``scheduling.services.
     record_withdrawal_and_replan``, which the pages and the API call.
     """
+    limits.REASON.check(reason, field="reason")
     participant = Participant.objects.select_for_update().select_related("trial").get(
         pk=participant.pk)
     reason = (reason or "").strip()

@@ -57,7 +57,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _, ngettext
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
-from core import audit
+from core import audit, limits
 from core.history import change_reason
 from crfs import screening, services as crfs
 from crfs.facts import RANDOMISATION, FactRecord, Facts, randomisation_date, read_facts
@@ -566,6 +566,7 @@ def save_crf_and_replan(participant: Participant, crf_code: str, data: dict, *, 
 
     After a withdrawal of consent to further data collection, no new form is collected at a
     visit due after it (the visit is not applicable; data collected before it is kept)."""
+    limits.REASON.check(reason, field="reason")
     if record is None and visit is not None:
         withdrawn = (Withdrawal.objects.filter(participant=participant,
                                                level=WithdrawalLevel.CONSENT,
@@ -593,6 +594,7 @@ def answer_query_and_replan(query: DataQuery, *, by, text: str, correction: dict
                             complete: bool = True) -> DataQuery:
     """A site's answer to a data query (``crfs.services.answer_query``); a correction it carries
     is a CRF save, so the schedule follows it as after ``save_crf_and_replan``."""
+    limits.QUERY_TEXT.check(text, field="text")
     query = crfs.answer_query(query, by=by, text=text, correction=correction, complete=complete)
     if correction is not None:
         supply.record_dispensing(query.record, by=by)
@@ -700,6 +702,7 @@ def record_visit_done(visit: Visit, *, done_on: dt.date, by, reason: str = "") -
     """Record that the visit took place on ``done_on``. Outside the window, a deviation is
     recorded (rule, days early or late). Changing the date of a visit already done needs a
     reason; its earlier deviation, if any, is voided rather than deleted."""
+    limits.REASON.check(reason, field="reason")
     visit = _locked_visit(visit)
     participant = visit.participant
     _require(by, participant)
@@ -766,6 +769,7 @@ def _check_window(visit: Visit, *, by, voiding_reason: str) -> Deviation | None:
 
 def _need_reason(reason: str, missing: str) -> str:
     """``reason`` stripped; ``missing`` (a whole translated sentence) when it is empty."""
+    limits.REASON.check(reason, field="reason")
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": missing})
@@ -833,6 +837,7 @@ def add_unscheduled_visit(participant: Participant, *, on: dt.date, reason: str,
 
     Its window is its day; it is numbered after the participant's earlier unscheduled visits.
     """
+    limits.REASON.check(reason, field="reason")
     participant = _lock(participant)
     _require(by, participant)
     allocation = _allocation_of(participant)

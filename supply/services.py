@@ -21,7 +21,7 @@ from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core import audit
+from core import audit, limits
 from core.notify import enqueue, notify
 from patients.models import Participant, Visit, VisitStatus
 from trials import policy
@@ -113,6 +113,7 @@ def dispatch_shipment(trial: Trial, *, site: Site, quantities: Mapping[str, int]
     The depot's kits of sealed lists are taken earliest expiry first, among those that will
     not expire before they could be used (later than the delivery time from today). The
     shipment lists its kits by number only: mixed, they reveal no arm to the site."""
+    limits.NOTE.check(note, field="note")
     settings = _settings_or_error(trial)
     _require(by, Perm.MANAGE_SUPPLY, trial)
     depot_code = depot_of(trial, depot)["code"]
@@ -353,6 +354,7 @@ def release(assignment: KitAssignment, *, kind: str, reason: str, by,
             at: dt.datetime | None = None) -> KitRelease:
     """End an assignment (inside the caller's transaction): the kit damaged or lost leaves the
     stock; a kit not given goes back to it."""
+    limits.REASON.check(reason, field="reason")
     if not reason.strip():
         raise SupplyError({"reason": _("Give the reason.")}, code="reason_missing")
     at = at or timezone.now()
@@ -379,6 +381,7 @@ def replace(assignment: KitAssignment, arm: Arm, *, kind: str, reason: str, by
             ) -> KitAssignment:
     """A replacement kit for one damaged or lost, with the reason (inside the caller's
     transaction): the old kit leaves the stock, the next suitable one is assigned."""
+    limits.REASON.check(reason, field="reason")
     _require(by, Perm.DISPENSE, assignment.participant.trial, assignment.participant.site)
     if kind not in (ReleaseKind.DAMAGED, ReleaseKind.LOST):
         raise SupplyError({"kind": _("A kit is replaced when it is damaged or lost.")},
@@ -466,6 +469,7 @@ def report_excursion(site: Site, *, numbers: Iterable[str], description: str, by
                      ) -> Excursion:
     """A temperature excursion at ``site``: the named kits on site (available) are quarantined
     and never assigned until the supply manager decides."""
+    limits.DESCRIPTION.check(description, field="description")
     trial = site.trial
     _settings_or_error(trial)
     _require(by, Perm.RECEIVE_SUPPLY, trial, site)
@@ -505,6 +509,7 @@ def report_excursion(site: Site, *, numbers: Iterable[str], description: str, by
 @transaction.atomic
 def decide_excursion(excursion: Excursion, *, decision: str, reason: str, by) -> Excursion:
     """The supply manager's decision: the kits are usable again, or not (destroyed)."""
+    limits.REASON.check(reason, field="reason")
     excursion = Excursion.objects.select_for_update().select_related("site", "trial").get(
         pk=excursion.pk)
     _require(by, Perm.MANAGE_SUPPLY, excursion.trial)
@@ -549,6 +554,7 @@ _NEXT = {
 def record_kits(site: Site, *, kind: str, numbers: Iterable[str], reason: str, by) -> int:
     """Kits returned by the site (used packs, or unused ones sent back), or destroyed: all the
     named kits or none."""
+    limits.REASON.check(reason, field="reason")
     trial = site.trial
     _settings_or_error(trial)
     allowed, status, perm = _NEXT[kind]

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core import audit
+from core import audit, limits
 from core.reauth import password_confirmed
 
 from . import policy
@@ -129,6 +129,7 @@ def unblind_trial(trial: Trial, *, by, reason: str, password: str, request=None)
     and the password typed again; once only; audited. Not a per-participant emergency
     unblinding (``randomisation.services.emergency_unblind``).
     """
+    limits.REASON.check(reason, field="reason")
     trial = Trial.objects.select_for_update().get(pk=trial.pk)
     if not policy.has_perm(by, policy.Perm.MANAGE_ALLOCATION, trial):
         raise PermissionDenied(_("Only the trial's statistician may unblind the trial."))
