@@ -15,9 +15,8 @@ def shown_date(day: dt.date | None, empty: str = "") -> str:
 
 
 def shown_instant(instant: dt.datetime | None, *, zone: bool = True, empty: str = "") -> str:
-    """An instant in the trials' time zone: to the second with the zone's name
-    (``DATETIME_FORMAT``), or to the minute without it (``zone=False``,
-    ``SHORT_DATETIME_FORMAT``)."""
+    """An instant in the trials' time zone, to the minute: with the zone's name
+    (``DATETIME_FORMAT``), or without it (``zone=False``, ``SHORT_DATETIME_FORMAT``)."""
     if instant is None:
         return empty
     local = timezone.localtime(instant) if timezone.is_aware(instant) else instant

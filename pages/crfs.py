@@ -314,6 +314,7 @@ def _crf_page(request, trial, page: selectors.CRFPage, *, form=None, failed: dic
         "reason_errors": reason_errors or [],
         "reason_value": request.POST.get("reason", "") if request.method == "POST" else "",
         "statuses": QueryStatus,
+        "query_text_limit": limits.QUERY_TEXT.chars,
         "verify_form": failed.get("verify") or (verify_form_for(record) if can["verify"]
                                                 else None),
         "whole_form_mark": page.marks_by_path().get(verification.WHOLE_FORM),
