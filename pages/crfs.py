@@ -14,11 +14,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from core import limits
+from core.dates import shown_instant
 from core.forms import LimitedText, attach_errors
 from crfs import eligibility, pdf, selectors, services, trail, verification
 from crfs.forms import build_crf_form, form_to_data
@@ -225,7 +225,7 @@ def crf_edit(request, slug: str, study_id: str, crf_code: str, visit_id: int | N
                     "SAE report %(number)s (%(term)s) is open: sign it by %(due)s, 24 hours "
                     "after the site became aware.") % {
                     "number": sae.number, "term": sae.term,
-                    "due": f"{timezone.localtime(sae.due_at):%Y-%m-%d %H:%M}"})
+                    "due": shown_instant(sae.due_at, zone=False)})
             voided = getattr(record, "sdv_voided", None) or []
             if voided:
                 messages.warning(request, _(

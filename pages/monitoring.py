@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from core import limits
+from core.dates import shown_date
 from core.forms import DateInput, LimitedText, attach_errors
 from crfs import monitoring
 from crfs.metrics import OLD_DAYS, YOUNG_DAYS, query_metrics
@@ -161,7 +162,7 @@ def monitoring_visits(request, slug: str):
             attach_errors(form, exc)
         else:
             messages.success(request, _("Monitoring visit to %(site)s on %(date)s recorded.") % {
-                "site": visit.site.code, "date": f"{visit.visited_on:%Y-%m-%d}"})
+                "site": visit.site.code, "date": shown_date(visit.visited_on)})
             return redirect("monitoring_visits", slug)
     return _visits_page(request, trial, visit_form=form, status=400)
 

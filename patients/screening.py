@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _, gettext_noop
 
 from core import audit, limits
+from core.dates import shown_date
 from trials import policy
 from trials.models import Site, Trial
 from trials.policy import Perm
@@ -84,8 +85,8 @@ def record_screening_log_entry(trial: Trial, *, site: Site, screened_on: dt.date
         errors["screened_on"] = _("The screening date cannot be in the future.")
     elif first is not None and screened_on < first:
         errors["screened_on"] = _("%(day)s is before the trial opened to screening "
-                                  "(%(opened)s).") % {"day": f"{screened_on:%Y-%m-%d}",
-                                                      "opened": f"{first:%Y-%m-%d}"}
+                                  "(%(opened)s).") % {"day": shown_date(screened_on),
+                                                      "opened": shown_date(first)}
     codes = [r["code"] for r in non_inclusion_reasons(trial)]
     if reason not in codes:
         errors["reason"] = _("%(reason)s is not a reason the protocol declares (%(codes)s).") % {

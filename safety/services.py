@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core import audit, limits
+from core.dates import shown_instant
 from core.reauth import password_confirmed
 from crfs.models import CRFRecord
 from patients.windows import as_date
@@ -154,7 +155,7 @@ def _clean(report: SAEReport, values: dict[str, Any], *, signing: bool) -> dict[
         elif aware > report.opened_at:
             errors["aware_at"] = _("The site was aware of the event when it was recorded "
                                    "(%(when)s) at the latest.") % {
-                "when": f"{timezone.localtime(report.opened_at):%Y-%m-%d %H:%M}"}
+                "when": shown_instant(report.opened_at, zone=False)}
     if values.get("outcome") and values["outcome"] not in Outcome.values:
         errors["outcome"] = _("Unknown outcome.")
     narrative = values.get("narrative")

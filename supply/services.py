@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core import audit, limits
+from core.dates import shown_date
 from core.notify import enqueue, notify
 from patients.models import Participant, Visit, VisitStatus
 from trials import policy
@@ -149,7 +150,7 @@ def dispatch_shipment(trial: Trial, *, site: Site, quantities: Mapping[str, int]
             raise SupplyError(_(
                 "The depot has %(have)s usable kits of %(arm)s (expiring after %(date)s); %(n)s "
                 "were asked for: a new kit list (batch) is needed.") % {
-                    "have": len(kits), "arm": code, "n": n, "date": f"{usable_after:%Y-%m-%d}"},
+                    "have": len(kits), "arm": code, "n": n, "date": shown_date(usable_after)},
                 code="depot_short", params={"arm": code})
         chosen += kits
     Trial.objects.select_for_update().filter(pk=trial.pk).first()  # numbers shipments in order
@@ -198,7 +199,7 @@ def receive_shipment(shipment: Shipment, *, by, outcomes: Mapping[str, str]) -> 
     _require(by, Perm.RECEIVE_SUPPLY, shipment.trial, shipment.site)
     if shipment.status != ShipmentStatus.DISPATCHED:
         raise SupplyError(_("Shipment %(n)s was already received on %(date)s.") % {
-            "n": shipment.number, "date": f"{timezone.localtime(shipment.received_at):%Y-%m-%d}"},
+            "n": shipment.number, "date": shown_date(timezone.localtime(shipment.received_at).date())},
             code="already_received")
     items = {i.kit.number: i for i in shipment.items.select_related("kit")}
     wanted = {normalise_number(n): o for n, o in outcomes.items()}
@@ -276,7 +277,7 @@ def _stock_out(participant: Participant, visit: Visit, arm: Arm) -> SupplyError:
           "quarantined and will not expire before the visit window closes on %(date)s). "
           "Contact the trial's supply manager: they have been alerted.") % {
             "id": participant.study_id, "site": participant.site.code, "visit": visit.label,
-            "date": f"{visit.window_closes:%Y-%m-%d}"},
+            "date": shown_date(visit.window_closes)},
         code="stock_out", params={"site_id": participant.site_id, "arm_id": arm.pk})
 
 

@@ -71,3 +71,20 @@ def test_a_date_box_receives_iso_in_french(participant, coordinator, client_for)
     today = timezone.localdate()
     assert f'type="date" name="screened_on" value="{today.isoformat()}"' in page.content.decode()
     assert today.strftime("%d/%m/%Y") not in page.content.decode()
+
+
+def test_a_refusal_names_its_dates_in_the_readers_format(participant, coordinator):
+    import datetime as dt
+
+    from django.core.exceptions import ValidationError
+    from django.utils import translation
+
+    from patients import services
+
+    early = participant.screened_on - dt.timedelta(days=30)
+    for language, expected, never in (("en", ISO, DAY_FIRST), ("fr", DAY_FIRST, ISO)):
+        with translation.override(language), pytest.raises(ValidationError) as info:
+            services.record_withdrawal(participant, level="treatment", withdrawn_on=early,
+                                       reason="Moved abroad.", by=coordinator)
+        message = " ".join(info.value.messages)
+        assert expected.search(message) and not never.search(message), message
