@@ -46,10 +46,12 @@ def test_a_query_of_one_very_long_word_does_not_widen_the_crf_page(page, protoco
     width, viewport = page.evaluate(
         "[document.documentElement.scrollWidth, window.innerWidth]")
     assert width <= viewport, f"the page is {width} px wide in a {viewport} px window"
-    page.goto(f"/trials/{trial.slug}/participants/{participant.study_id}/")
-    width, viewport = page.evaluate(
-        "[document.documentElement.scrollWidth, window.innerWidth]")
-    assert width <= viewport, f"the participant page is {width} px wide in {viewport} px"
+    for url in (f"/trials/{trial.slug}/participants/{participant.study_id}/",
+                f"/trials/{trial.slug}/visits/"):  # the participant page, the query list
+        page.goto(url)
+        width, viewport = page.evaluate(
+            "[document.documentElement.scrollWidth, window.innerWidth]")
+        assert width <= viewport, f"{url} is {width} px wide in a {viewport} px window"
     screenshot(page, f"long-word-query-{request.node.callspec.id}")
 
 
@@ -63,3 +65,30 @@ def test_the_registration_date_box_shows_todays_date_in_french(page, protocols, 
     page.goto(f"/trials/{trial.slug}/participants/new/")
     assert page.get_attribute("html", "lang") == "fr"
     assert page.input_value("#id_screened_on") == timezone.localdate().isoformat()
+
+
+def test_an_sae_narrative_of_one_very_long_word_does_not_widen_the_sae_page(
+        page, reminet_ready, make_user):
+    from safety import services as safety
+    from safety.models import SAEReport
+    from tests.safety.conftest import ae_rows, complete_values, save_ae
+
+    trial, coordinator = reminet_ready
+    site = trial.sites.order_by("code").first()
+    investigator = make_user("investigator", trial, site, username="ines")
+    participant = factories.randomised(trial, site, by=coordinator, days_ago=30)
+    save_ae(participant, investigator, ae_rows())
+    report = SAEReport.objects.get(participant=participant)
+    narrative = "N" * 20_000  # the longest an SAE narrative may be (core.limits.NARRATIVE)
+    safety.save_draft(report, complete_values(report, narrative=narrative), by=investigator)
+    safety.sign_version(report.versions.get(), by=investigator, password=PASSWORD)
+
+    login(page, "ines", PASSWORD)
+    page.goto(f"/trials/{trial.slug}/safety/{report.pk}/")
+    assert narrative[:50] in page.inner_text("main")
+    width, viewport = page.evaluate(
+        "[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width <= viewport, f"the SAE page is {width} px wide in a {viewport} px window"
+    # The versions' table scrolls sideways inside its box: the narrative's own cell must wrap.
+    cell = page.locator("td", has_text=narrative[:50]).last.bounding_box()
+    assert cell["width"] <= viewport, f"the narrative's cell is {cell['width']} px wide"
