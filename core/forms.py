@@ -33,6 +33,12 @@ class LimitedText(forms.CharField):
     def widget_attrs(self, widget):
         return {**super().widget_attrs(widget), "maxlength": str(self.limit.chars)}
 
+    def to_python(self, value):
+        # A browser counts a line break as one character against maxlength but sends it as
+        # two (CRLF): counted as sent, a text the box accepted would be refused.
+        value = super().to_python(value)
+        return value.replace("\r\n", "\n") if isinstance(value, str) else value
+
 
 class DateInput(forms.DateInput):
     """``<input type="date">``, its value always ``YYYY-MM-DD``: the only form a browser's date

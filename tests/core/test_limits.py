@@ -54,3 +54,9 @@ def test_every_limit_is_documented():
         if isinstance(value, limits.TextLimit):
             assert f"`{name}`" in doc and f"{value.chars:,}" in doc, name
     assert f"{limits.CRF_TEXT_CHARS:,}" in doc and "`CRF_TEXT_CHARS`" in doc
+
+
+def test_a_line_break_counts_once_as_in_the_box():
+    """The box counts a line break as one character; the browser sends it as CRLF."""
+    form = Note({"note": "n\r\n" * 250})  # 500 characters in the box, 750 as sent
+    assert form.is_valid() and form.cleaned_data["note"] == ("n\n" * 250).strip()
