@@ -5,7 +5,9 @@ service (the truth) refuse the same text with the same message, before anything 
 ``docs/operations.md`` ("Free-text limits") lists them with why each is what it is; change
 both together.
 
-A limit counts characters (not bytes) of the text as typed, before stripping spaces.
+A limit counts characters, not bytes: forms and serializers count the text as they clean it
+(spaces at its ends stripped, a line break counted once, as the box counts it), services as
+they receive it.
 """
 from __future__ import annotations
 
