@@ -24,6 +24,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _, ngettext
 
 from core import audit, limits, notify
+from core.dates import shown_instant
 from core.reauth import password_confirmed
 from crfs import eligibility
 from crfs.facts import fact_records
@@ -770,13 +771,13 @@ def emergency_unblind(allocation: Allocation, *, by, reason: str, password: str,
                  actor=by, trial=trial, obj=event, participant=participant)
     # Never the arm: the sponsor is blinded. The reason is quoted as the investigator wrote it.
     names = {"id": participant.study_id, "who": by.get_full_name() or by.get_username(),
-             "site": participant.site.code, "reason": reason.strip(),
-             "when": f"{timezone.localtime(event.at):%Y-%m-%d %H:%M %Z}"}
+             "site": participant.site.code, "reason": reason.strip()}
     _notify(trial, [Role.SPONSOR, Role.STATISTICIAN], lambda: (
         _("Emergency unblinding of %(id)s") % names,
         _("%(who)s unblinded participant %(id)s (site %(site)s) on %(when)s.\n"
           "Reason given: %(reason)s\n\n"
-          "The participant is marked unblinded in every report.") % names))
+          "The participant is marked unblinded in every report.") % {
+            **names, "when": shown_instant(event.at)}))  # in each recipient's language
     return event
 
 
