@@ -45,6 +45,8 @@ from django.utils.dates import MONTHS
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _, ngettext_lazy
 
+from core import limits
+from core.forms import DATE_INPUT_FORMATS, DateInput
 from trials.selectors import TermInfo, TermList, term_list
 
 from .derivations import NOTES_KEY
@@ -52,7 +54,7 @@ from .missing_data import (CODE_LABELS, MISSING_KEY, allowed_codes, coded, parts
                            reason_rule)
 
 REQUIRED_MESSAGE = _("This field is required to complete the form.")
-DATE_FORMATS = ["%Y-%m-%d", "%d/%m/%Y"]  # ISO, and the French/European way of writing dates
+DATE_FORMATS = DATE_INPUT_FORMATS  # ISO, and the French/European way of writing dates
 SPARE_ROWS = 2  # blank rows offered when JavaScript is off; crf.js removes them
 ROW_LIMIT = 100  # rows accepted per group when the protocol gives no max_rows
 MODES = ("draft", "complete")
@@ -198,20 +200,6 @@ def _decimal(fdef: dict, in_row: bool, today: datetime.date) -> forms.Field:
                              widget=_text_input("decimal"), validators=_range_validators(fdef))
 
 
-class ISODateInput(forms.DateInput):
-    """<input type="date"> wants ISO: redisplay an accepted DD/MM/YYYY entry as ISO."""
-    input_type = "date"
-
-    def format_value(self, value):
-        if isinstance(value, str):
-            for fmt in DATE_FORMATS:
-                try:
-                    return datetime.datetime.strptime(value.strip(), fmt).date().isoformat()
-                except ValueError:
-                    pass
-        return super().format_value(value)
-
-
 class PartialDateWidget(forms.MultiWidget):
     """Day, month and year boxes (``<name>_day``, ``_month``, ``_year``). A client that posts
     the date as one text (``<name>=2019-03``, the API) is read as such."""
@@ -295,7 +283,7 @@ def _date(fdef: dict, in_row: bool, today: datetime.date) -> forms.Field:
         if value > today:
             raise ValidationError(_("This date is in the future."), code="future")
     return forms.DateField(
-        required=False, input_formats=DATE_FORMATS, widget=ISODateInput(format="%Y-%m-%d"),
+        required=False, input_formats=DATE_FORMATS, widget=DateInput(),
         validators=[not_in_future] if fdef.get("not_in_future") else [],
         error_messages={"invalid": _("Enter a valid date, as YYYY-MM-DD or DD/MM/YYYY.")})
 
@@ -334,18 +322,17 @@ def _yesno(fdef: dict, in_row: bool, today: datetime.date) -> forms.Field:
 
 
 def _text(fdef: dict, in_row: bool, today: datetime.date) -> forms.Field:
-    limit = fdef.get("max_length")
+    limit = fdef.get("max_length") or limits.CRF_TEXT_CHARS  # none in the protocol: the default
 
     def not_too_long(value):
         if limit and len(value) > limit:
             raise ValidationError(_("At most %(limit)d characters (you entered %(count)d)."),
                                   code="max_length", params={"limit": limit, "count": len(value)})
-    long_text = not in_row and (limit is None or limit > 200)
+    long_text = not in_row and limit > 200
     widget = forms.Textarea(attrs={"rows": 3}) if long_text else forms.TextInput
     field = forms.CharField(required=False, empty_value=None, widget=widget,
                             validators=[not_too_long])
-    if limit:
-        field.widget.attrs["maxlength"] = str(limit)
+    field.widget.attrs["maxlength"] = str(limit)
     return field
 
 

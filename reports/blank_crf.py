@@ -24,6 +24,7 @@ from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from core.dates import shown_date
 from crfs.missing_data import CODE_LABELS, allowed_codes, reason_rule
 from trials.models import ProtocolVersion, Trial
 
@@ -250,7 +251,7 @@ def build_blank_crf(trial: Trial, version: ProtocolVersion, crfs: list[dict], *,
     kind = _("Annotated CRF") if annotated else _("Blank CRF")
     footer = (f"{trial.short_title} - " + _("protocol version %(version)s") % {
         "version": version.label} + f" - {kind} - "
-        + _("printed %(when)s") % {"when": f"{timezone.localtime():%Y-%m-%d}"})
+        + _("printed %(when)s") % {"when": shown_date(timezone.localdate())})
 
     def on_page(canvas, doc):
         canvas.saveState()

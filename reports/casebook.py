@@ -30,6 +30,8 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import (CondPageBreak, PageBreak, Paragraph, SimpleDocTemplate, Spacer,
                                 Table, TableStyle)
 
+from core.dates import shown_date, shown_instant
+
 from crfs import trail
 from crfs.forms import visible
 from crfs.pdf import signature_line
@@ -59,11 +61,11 @@ def _name(user) -> str:
 
 
 def _when(instant: dt.datetime | None) -> str:
-    return f"{timezone.localtime(instant):%Y-%m-%d %H:%M}" if instant else "—"
+    return shown_instant(instant, zone=False, empty="—")
 
 
 def _day(day: dt.date | None) -> str:
-    return day.isoformat() if day else "—"
+    return shown_date(day, empty="—")
 
 
 class _Styles:
@@ -124,7 +126,7 @@ def build_casebook(trial: Trial, *, viewer, stream: BinaryIO,
 
     printed = _("Casebook of %(id)s - %(trial)s - printed %(when)s by %(who)s") % {
         "id": participant.study_id, "trial": trial.short_title,
-        "when": f"{timezone.localtime():%Y-%m-%d %H:%M %Z}", "who": _name(viewer)}
+        "when": shown_instant(timezone.now()), "who": _name(viewer)}
 
     def on_page(canvas, doc):
         canvas.saveState()
