@@ -5,6 +5,10 @@ types, ranges, decimals, dates in the future, ``show_if``, required answers to c
 rows. The API turns the JSON answers into what the page would post (``weight_kg=72.5``,
 ``events-0-grade=3``, ``events-TOTAL=1``), runs that form, and reports its errors by answer
 path (``weight_kg``, ``events[0].grade``) — the paths data queries and the audit trail use.
+
+A missing-data code is sent as the page stores it, beside the answers (per record, or per group
+row): ``"_missing": {"ki67_percent": {"code": "UNK", "reason": "not sent by the lab"}}``, the
+answer itself null or absent; a partial date as its ISO text (``"2019-03"``).
 """
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
 
 from crfs.derivations import NOTES_KEY
-from crfs.forms import build_crf_form, form_to_data
+from crfs.forms import CODE_SUFFIX, REASON_SUFFIX, build_crf_form, form_to_data
+from crfs.missing_data import MISSING_KEY, allowed_codes
 
 SCALARS = (str, int, float)
 
@@ -51,6 +56,8 @@ def to_post(definition: dict, data: dict) -> tuple[MultiValueDict, dict[str, lis
         fdef = fields.get(code)
         if code == NOTES_KEY:
             continue  # why derived values are not evaluable: computed on save, like them
+        elif code == MISSING_KEY:
+            _codes_to_post(fields, value, "", "", post, errors)
         elif fdef is None:
             errors[str(code)] = [_("This CRF has no such field.")]
         elif fdef.get("derived"):
@@ -78,10 +85,35 @@ def _group_to_post(group: dict, rows: Any, post: MultiValueDict, errors: dict) -
     for i, row in enumerate(rows):
         for sub, value in row.items():
             path = f"{code}[{i}].{sub}"
-            if sub not in subs:
+            if sub == MISSING_KEY:
+                _codes_to_post(subs, value, f"{code}-{i}-", f"{code}[{i}].", post, errors)
+            elif sub not in subs:
                 errors[path] = [_("This CRF has no such field.")]
             elif not subs[sub].get("derived"):
                 post.setlist(f"{code}-{i}-{sub}", _as_post(subs[sub], value, path, errors))
+
+
+def _codes_to_post(fields: dict[str, dict], table: Any, name_prefix: str, path_prefix: str,
+                   post: MultiValueDict, errors: dict) -> None:
+    """``_missing`` ({field: {"code": …, "reason": …}}) as the page's code and reason inputs."""
+    if not isinstance(table, dict):
+        errors[path_prefix + MISSING_KEY] = [
+            _("Expected an object: {field: {\"code\": …, \"reason\": …}}.")]
+        return
+    for code, entry in table.items():
+        path = f"{path_prefix}{code}"
+        fdef = fields.get(code)
+        if fdef is None:
+            errors[path] = [_("This CRF has no such field.")]
+        elif not allowed_codes(fdef):
+            errors[path] = [_("This answer allows no missing-data code.")]
+        elif not isinstance(entry, dict) or not isinstance(entry.get("code"), str) \
+                or not isinstance(entry.get("reason", ""), str):
+            errors[path] = [_("Expected {\"code\": \"ND\", \"NA\" or \"UNK\", "
+                              "\"reason\": a text}.")]
+        else:
+            post[f"{name_prefix}{code}{CODE_SUFFIX}"] = entry["code"]
+            post[f"{name_prefix}{code}{REASON_SUFFIX}"] = entry.get("reason", "")
 
 
 def _path(form_name: str) -> str:

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core import limits
 from crfs.models import CRFRecord, DataQuery, QueryMessage
 from crfs.selectors import signature_views
 from patients.models import (ConsentRecord, Participant, ScreeningLogEntry, Visit, VisitState,
@@ -87,7 +88,8 @@ class ScreeningLogEntrySerializer(serializers.ModelSerializer):
                                  help_text="The code of one of your sites.")
     reason = serializers.CharField(max_length=64,
                                    help_text="A code of the protocol's reasons for non-inclusion.")
-    note = serializers.CharField(required=False, allow_blank=True, max_length=500,
+    note = serializers.CharField(required=False, allow_blank=True,
+                                 validators=[limits.SCREENING_NOTE],
                                  help_text="Free text without any identifier.")
 
     class Meta:
@@ -105,7 +107,7 @@ class ConsentSerializer(serializers.Serializer):
                                     help_text="Each optional item's answer, by its code.")
     corrects = serializers.IntegerField(required=False, help_text=(
         "The id of the consent record this one corrects (with ``reason``)."))
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    reason = serializers.CharField(required=False, allow_blank=True, validators=[limits.REASON])
 
 
 class ConsentRecordSerializer(serializers.ModelSerializer):
@@ -139,7 +141,7 @@ class WithdrawalInputSerializer(serializers.Serializer):
         "treatment: stops study treatment only; visits: stops visits, vital-status follow-up "
         "allowed; consent: withdraws consent to further data collection."))
     withdrawn_on = serializers.DateField()
-    reason = serializers.CharField(max_length=1000, allow_blank=True)
+    reason = serializers.CharField(allow_blank=True, validators=[limits.REASON])
 
 
 class ReconsentSerializer(serializers.ModelSerializer):
@@ -182,7 +184,7 @@ class EligibilitySerializer(serializers.Serializer):
 
 
 class ReasonSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=2000, allow_blank=True)
+    reason = serializers.CharField(allow_blank=True, validators=[limits.REASON])
 
 
 class RandomisedInErrorSerializer(serializers.Serializer):
@@ -241,7 +243,7 @@ class VisitActionSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=ACTIONS)
     done_on = serializers.DateField(required=False, allow_null=True,
                                     help_text="The date the visit took place (action 'done').")
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    reason = serializers.CharField(required=False, allow_blank=True, validators=[limits.REASON])
 
     def validate(self, data):
         if data["action"] == "done" and not data.get("done_on"):
@@ -251,7 +253,7 @@ class VisitActionSerializer(serializers.Serializer):
 
 class UnscheduledVisitSerializer(serializers.Serializer):
     on = serializers.DateField()
-    reason = serializers.CharField(max_length=500)
+    reason = serializers.CharField(validators=[limits.REASON])
     crfs = serializers.ListField(child=serializers.CharField(max_length=64), required=False,
                                  default=list, max_length=50)
 
@@ -338,7 +340,8 @@ class CRFCreateSerializer(serializers.Serializer):
 class CRFUpdateSerializer(serializers.Serializer):
     data = serializers.DictField()
     complete = serializers.BooleanField(default=False)
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000,
+    reason = serializers.CharField(required=False, allow_blank=True, default="",
+                                   validators=[limits.REASON],
                                    help_text="Required once the CRF was completed.")
 
 
@@ -382,11 +385,12 @@ class DataQueryDetailSerializer(DataQuerySerializer):
 class RaiseQuerySerializer(serializers.Serializer):
     field_path = serializers.CharField(max_length=255,
                                        help_text="'weight_kg', 'events[1].grade'…")
-    text = serializers.CharField(max_length=4000)
+    text = serializers.CharField(validators=[limits.QUERY_TEXT])
 
 
 class QueryTextSerializer(serializers.Serializer):
-    text = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+    text = serializers.CharField(required=False, allow_blank=True, default="",
+                                 validators=[limits.QUERY_TEXT])
 
 
 # --------------------------------------------------------------------------- reports and exports
@@ -696,7 +700,8 @@ class DispatchSerializer(serializers.Serializer):
     request = serializers.IntegerField(required=False, min_value=1, max_value=2**62,
                                        help_text="The open resupply request this shipment "
                                                  "answers (it is then closed).")
-    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    note = serializers.CharField(required=False, allow_blank=True, default="",
+                                 validators=[limits.NOTE])
 
 
 class ReceiptSerializer(serializers.Serializer):
@@ -724,13 +729,13 @@ class ExcursionReportSerializer(serializers.Serializer):
     site = serializers.CharField(max_length=64, help_text="Your site's code.")
     kits = serializers.ListField(child=serializers.CharField(max_length=32), max_length=5000,
                                  help_text="The numbers of the kits exposed.")
-    description = serializers.CharField(max_length=4000, help_text=(
+    description = serializers.CharField(validators=[limits.DESCRIPTION], help_text=(
         "Temperatures, how long, where the kits were."))
 
 
 class ExcursionDecisionSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=["release", "destroy"])
-    reason = serializers.CharField(max_length=2000, help_text=(
+    reason = serializers.CharField(validators=[limits.REASON], help_text=(
         "Stability data, the depot's advice…"))
 
 
@@ -738,8 +743,8 @@ class KitRecordSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["returned", "destroyed"], help_text=(
         "returned: by the site (coordinator); destroyed: the supply manager."))
     kits = serializers.ListField(child=serializers.CharField(max_length=32), max_length=5000)
-    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True,
-                                   default="")
+    reason = serializers.CharField(required=False, allow_blank=True, default="",
+                                   validators=[limits.REASON])
 
 
 class KitRecordResultSerializer(serializers.Serializer):
@@ -809,7 +814,7 @@ class AssignKitSerializer(serializers.Serializer):
 
 class ReplaceKitSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=[ReleaseKind.DAMAGED, ReleaseKind.LOST])
-    reason = serializers.CharField(max_length=2000)
+    reason = serializers.CharField(validators=[limits.REASON])
 
 
 class AccountabilitySerializer(serializers.Serializer):
@@ -906,7 +911,8 @@ class MonitoringVisitSerializer(serializers.Serializer):
     site = serializers.CharField(max_length=20, help_text="The site's code.")
     visited_on = serializers.DateField()
     monitor = serializers.CharField(source="monitor.username", read_only=True)
-    findings = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    findings = serializers.CharField(allow_blank=True, trim_whitespace=False,
+                                     validators=[limits.FINDINGS])
     recorded_at = serializers.DateTimeField(read_only=True)
 
     def to_representation(self, visit):

@@ -23,6 +23,8 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
+from .missing_data import coded, why_coded
+
 # --- RECIST 1.1 --------------------------------------------------------------------------------
 
 CR, PR, SD, PD, NE = "CR", "PR", "SD", "PD", "NE"
@@ -448,6 +450,18 @@ def _derived_clavien_dindo(current: dict, context: dict) -> str | None:
     return clavien_dindo_worst_grade(current)
 
 
+def _coded_diameters(rows: list[dict]) -> str:
+    """The target lesions whose diameter is a missing-data code, as a reason: "lesion 2
+    diameter: not done". A code is never a measurement: it makes the sum unknown."""
+    found = []
+    for i, row in enumerate(rows, start=1):
+        entry = coded(row, "diameter_mm")
+        if entry is not None:
+            number = row.get("lesion_number") if row.get("lesion_number") is not None else i
+            found.append(f"lesion {number} diameter: {why_coded(entry)}")
+    return "; ".join(found)
+
+
 def _why_no_recist_value(current: dict, context: dict) -> str:
     """Why a RECIST sum is empty or a response not evaluable (or empty: the baseline)."""
     baseline = context.get("baseline")
@@ -458,14 +472,18 @@ def _why_no_recist_value(current: dict, context: dict) -> str:
         if not rows:
             return "no target lesion at baseline (RECIST 1.1 Table 2: non-target disease only)"
         if recist_sum_of_diameters(current) is None:
-            return "a target lesion has no diameter"
+            return _coded_diameters(rows) or "a target lesion has no diameter"
         return "baseline assessment: the reference of later responses"
     baseline_rows = _target_rows(baseline)
     if not baseline_rows:
         return "no target lesion at baseline (RECIST 1.1 Table 2: non-target disease only)"
     if recist_sum_of_diameters(baseline) is None:
-        return "the baseline sum is unknown: a baseline target lesion has no diameter"
+        return ("the baseline sum is unknown: "
+                + (_coded_diameters(baseline_rows) or "a baseline target lesion has no diameter"))
     if _assessed_sum(current, baseline_rows) is None:
+        coded_here = _coded_diameters(_target_rows(current))
+        if coded_here:
+            return f"{coded_here} (RECIST 1.1 4.4.2: not evaluable)"
         return "a baseline target lesion is not measured at this assessment (RECIST 1.1 4.4.2)"
     if current.get("new_lesions") is None:
         return "new lesions not answered"

@@ -17,6 +17,13 @@ terminology writes it (typed in any case, or as its MedDRA code; ``trials.termin
 group -> list of row dicts (blank rows dropped; [] when visible and empty). ``derived`` fields
 are never read from input.
 
+Missing-data codes and partial dates (``crfs.missing_data``): a field whose protocol entry has
+``missing`` gets two more form fields, ``<name>__code`` (ND, NA, UNK as allowed) and, when a
+reason is asked, ``<name>__reason``; a coded answer is stored as None with the code under
+``_missing`` (per record, per group row) and counts as answered. A date field with ``partial``
+is entered as day / month / year boxes and stored as ISO 8601 reduced precision text
+(``2019-03``, ``2019``). Their errors are given on the answer's own name.
+
 A term field with a ``grade_field`` refuses a grade the chosen term does not define. Rows saved
 before the field was a term (free text) are kept as they were and shown as such; the form
 refuses their text only when the CRF is saved again, naming it, so the term gets chosen then.
@@ -34,18 +41,25 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.dates import MONTHS
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _, ngettext_lazy
 
+from core import limits
+from core.forms import DATE_INPUT_FORMATS, DateInput
 from trials.selectors import TermInfo, TermList, term_list
 
 from .derivations import NOTES_KEY
+from .missing_data import (CODE_LABELS, MISSING_KEY, allowed_codes, coded, parts_of,
+                           reason_rule)
 
 REQUIRED_MESSAGE = _("This field is required to complete the form.")
-DATE_FORMATS = ["%Y-%m-%d", "%d/%m/%Y"]  # ISO, and the French/European way of writing dates
+DATE_FORMATS = DATE_INPUT_FORMATS  # ISO, and the French/European way of writing dates
 SPARE_ROWS = 2  # blank rows offered when JavaScript is off; crf.js removes them
 ROW_LIMIT = 100  # rows accepted per group when the protocol gives no max_rows
 MODES = ("draft", "complete")
+CODE_SUFFIX, REASON_SUFFIX = "__code", "__reason"
+REASON_LIMIT = 500
 
 
 # --- show_if ---------------------------------------------------------------------------------
@@ -86,6 +100,13 @@ def _empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
+def _blank(posted: Any) -> bool:
+    """Nothing typed in an input (a partial date's parts are a list)."""
+    if isinstance(posted, (list, tuple)):
+        return all(_empty(v) for v in posted)
+    return _empty(posted)
+
+
 def _min_rows(group: dict) -> int:
     return max(group.get("min_rows", 0), 1 if group.get("required") else 0)
 
@@ -109,7 +130,8 @@ def _missing(fields: list[dict], data: dict, where: str) -> list[str]:
                 missing.append(path)
             for i, row in enumerate(rows):
                 missing += _missing(f["fields"], row, f"{path}[{i}].")
-        elif f.get("required") and _empty(values.get(f["code"])):
+        elif f.get("required") and _empty(values.get(f["code"])) \
+                and coded(values, f["code"]) is None:
             missing.append(path)
     return missing
 
@@ -178,26 +200,90 @@ def _decimal(fdef: dict, in_row: bool, today: datetime.date) -> forms.Field:
                              widget=_text_input("decimal"), validators=_range_validators(fdef))
 
 
-class ISODateInput(forms.DateInput):
-    """<input type="date"> wants ISO: redisplay an accepted DD/MM/YYYY entry as ISO."""
-    input_type = "date"
+class PartialDateWidget(forms.MultiWidget):
+    """Day, month and year boxes (``<name>_day``, ``_month``, ``_year``). A client that posts
+    the date as one text (``<name>=2019-03``, the API) is read as such."""
 
-    def format_value(self, value):
-        if isinstance(value, str):
-            for fmt in DATE_FORMATS:
-                try:
-                    return datetime.datetime.strptime(value.strip(), fmt).date().isoformat()
-                except ValueError:
-                    pass
-        return super().format_value(value)
+    def __init__(self, attrs=None):
+        super().__init__({
+            "day": forms.TextInput(attrs={"inputmode": "numeric", "size": 2, "maxlength": 2,
+                                          "autocomplete": "off", "aria-label": _("Day"),
+                                          "placeholder": _("Day")}),
+            "month": forms.Select(choices=[("", _("Month"))]
+                                  + [(str(i), m) for i, m in MONTHS.items()],
+                                  attrs={"aria-label": _("Month")}),
+            "year": forms.TextInput(attrs={"inputmode": "numeric", "size": 4, "maxlength": 4,
+                                           "autocomplete": "off", "aria-label": _("Year"),
+                                           "placeholder": _("Year")}),
+        }, attrs={"class": "crf-partial-date"})
+
+    def decompress(self, value):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        return list(parts_of(value))
+
+    def value_from_datadict(self, data, files, name):
+        if not any(f"{name}_{part}" in data for part in ("day", "month", "year")) \
+                and name in data:
+            return list(parts_of(data.get(name))) if parts_of(data.get(name))[2] \
+                else ["", "", data.get(name)]
+        return super().value_from_datadict(data, files, name)
+
+    def value_omitted_from_data(self, data, files, name):
+        return name not in data and super().value_omitted_from_data(data, files, name)
+
+
+class PartialDateField(forms.Field):
+    """A date whose day (and month) may be unknown, as the protocol allows (``precision``:
+    ``month`` = year and month at least; ``year`` = year alone allowed). Cleaned to the stored
+    ISO text: ``2019-03-12``, ``2019-03``, ``2019``."""
+
+    def __init__(self, *, precision: str, today: datetime.date, future: bool, **kwargs):
+        self.precision, self.today, self.future = precision, today, future
+        super().__init__(widget=PartialDateWidget, **kwargs)
+
+    def to_python(self, value):
+        day, month, year = ([str(v or "").strip() for v in value] + ["", "", ""])[:3] \
+            if isinstance(value, (list, tuple)) else ("", "", str(value or "").strip())
+        if not (day or month or year):
+            return None
+        if not year:
+            raise ValidationError(_("A day or a month needs its year."), code="no_year")
+        if day and not month:
+            raise ValidationError(_("A day needs its month: give the month, or leave the day "
+                                    "blank."), code="day_without_month")
+        if not re.fullmatch(r"[0-9]{4}", year) or year < "1800":
+            raise ValidationError(_("Enter the year with 4 digits, e.g. 2019."), code="year")
+        if month and (not month.isdigit() or not 1 <= int(month) <= 12):
+            raise ValidationError(_("Choose a month from the list."), code="month")
+        if not month and self.precision != "year":
+            raise ValidationError(_("This date needs at least its month and year."),
+                                  code="precision")
+        if day:
+            try:
+                full = datetime.date(int(year), int(month), int(day) if day.isdigit() else 0)
+            except ValueError:
+                raise ValidationError(_("There is no day %(day)s in that month."), code="day",
+                                      params={"day": day[:4]}) from None
+            earliest, text = full, full.isoformat()
+        else:
+            earliest = datetime.date(int(year), int(month) if month else 1, 1)
+            text = f"{year}-{int(month):02d}" if month else year
+        if self.future and earliest > self.today:
+            raise ValidationError(_("This date is in the future."), code="future")
+        return text
 
 
 def _date(fdef: dict, in_row: bool, today: datetime.date) -> forms.Field:
+    if fdef.get("partial"):
+        return PartialDateField(precision=fdef["partial"]["precision"], today=today,
+                                future=bool(fdef.get("not_in_future")), required=False)
+
     def not_in_future(value):
         if value > today:
             raise ValidationError(_("This date is in the future."), code="future")
     return forms.DateField(
-        required=False, input_formats=DATE_FORMATS, widget=ISODateInput(format="%Y-%m-%d"),
+        required=False, input_formats=DATE_FORMATS, widget=DateInput(),
         validators=[not_in_future] if fdef.get("not_in_future") else [],
         error_messages={"invalid": _("Enter a valid date, as YYYY-MM-DD or DD/MM/YYYY.")})
 
@@ -236,18 +322,17 @@ def _yesno(fdef: dict, in_row: bool, today: datetime.date) -> forms.Field:
 
 
 def _text(fdef: dict, in_row: bool, today: datetime.date) -> forms.Field:
-    limit = fdef.get("max_length")
+    limit = fdef.get("max_length") or limits.CRF_TEXT_CHARS  # none in the protocol: the default
 
     def not_too_long(value):
         if limit and len(value) > limit:
             raise ValidationError(_("At most %(limit)d characters (you entered %(count)d)."),
                                   code="max_length", params={"limit": limit, "count": len(value)})
-    long_text = not in_row and (limit is None or limit > 200)
+    long_text = not in_row and limit > 200
     widget = forms.Textarea(attrs={"rows": 3}) if long_text else forms.TextInput
     field = forms.CharField(required=False, empty_value=None, widget=widget,
                             validators=[not_too_long])
-    if limit:
-        field.widget.attrs["maxlength"] = str(limit)
+    field.widget.attrs["maxlength"] = str(limit)
     return field
 
 
@@ -313,7 +398,7 @@ def _to_stored(fdef: dict, value: Any) -> Any:
             return format(value, "f")
         return _number_text(value)
     if fdef["type"] == "date":
-        return value.isoformat()
+        return value if isinstance(value, str) else value.isoformat()
     if fdef["type"] == "multichoice":
         return [c["code"] for c in fdef["choices"] if any(_same(c["code"], v) for v in value)]
     return value
@@ -342,6 +427,10 @@ def data_to_initial(definition: dict, data: dict) -> dict:
                                 data_to_initial(f, row).items()})
         elif value is not None and not f.get("derived"):
             initial[f["code"]] = _to_initial(f, value)
+        entry = coded(data, f["code"])
+        if entry is not None and f["type"] != "group":
+            initial[f["code"] + CODE_SUFFIX] = entry["code"]
+            initial[f["code"] + REASON_SUFFIX] = entry.get("reason", "")
     return initial
 
 
@@ -366,6 +455,8 @@ class Cell:
     term: TermInfo | None = None  # term fields: the term chosen
     free_text: str = ""  # term fields: a stored answer from before the term list, kept as typed
     grade_definitions: list[tuple[int, str]] = dc_field(default_factory=list)  # a term's grades
+    missing_code: forms.BoundField | None = None  # the missing-data code, when allowed
+    missing_reason: forms.BoundField | None = None  # its reason, when the protocol asks one
     is_group = False
 
     @property
@@ -436,6 +527,18 @@ class CRFForm(forms.Form):
             field = BUILDERS[fdef["type"]](fdef, in_row, self.today)
         field.label, field.help_text = fdef["label"], fdef.get("help", "")
         target[name] = field
+        codes = allowed_codes(fdef)
+        if codes:
+            target[name + CODE_SUFFIX] = forms.CharField(
+                required=False, label=_("Missing-data code"), widget=forms.Select(
+                    choices=[("", _("— (a value is given)"))]
+                    + [(c, f"{CODE_LABELS[c]} ({c})") for c in codes],
+                    attrs={"class": "crf-missing-code"}))
+            if reason_rule(fdef) != "absent":
+                target[name + REASON_SUFFIX] = forms.CharField(
+                    required=False, label=_("Reason"), max_length=REASON_LIMIT,
+                    widget=forms.TextInput(attrs={"class": "crf-missing-reason",
+                                                  "maxlength": str(REASON_LIMIT)}))
 
     def _add_group(self, group: dict) -> None:
         code, limit = group["code"], group.get("max_rows", ROW_LIMIT)
@@ -470,6 +573,8 @@ class CRFForm(forms.Form):
                   for f in fields if f["type"] != "group"}
         for code in _hide_invisible(fields, stored):
             self._forget_errors(code)
+        self._refuse_stray_codes()
+        self._take_codes(fields, stored, "")
         self._check_grades(fields, stored, "")
         for f in fields:
             if f["type"] == "group":
@@ -478,7 +583,7 @@ class CRFForm(forms.Form):
                     self._forget_errors(f["code"])
             elif self.mode == "complete" and stored[f["code"]] is None \
                     and f.get("required") and not f.get("derived") and visible(f, stored) \
-                    and f["code"] not in self.derivable:
+                    and f["code"] not in self.derivable and coded(stored, f["code"]) is None:
                 self._require(f["code"])
         self.stored = stored
         return cleaned
@@ -488,18 +593,21 @@ class CRFForm(forms.Form):
         for i in range(self.row_counts[code]):
             names = {s["code"]: f"{code}-{i}-{s['code']}" for s in group["fields"]
                      if not s.get("derived")}
-            if all(_empty(self[n].data) for n in names.values()):
+            inputs = [n + suffix for n in names.values() for suffix in ("", CODE_SUFFIX)
+                      if n + suffix in self.fields]
+            if all(_blank(self[n].data) for n in inputs):
                 continue  # a blank row is no row
             row = {s["code"]: (None if s.get("derived") else
                                _to_stored(s, self.cleaned_data.get(names[s["code"]])))
                    for s in group["fields"]}
             for sub in _hide_invisible(group["fields"], row):
                 self._forget_errors(names[sub])
+            self._take_codes(group["fields"], row, f"{code}-{i}-")
             self._check_grades(group["fields"], row, f"{code}-{i}-")
             if self.mode == "complete":
                 for s in group["fields"]:
                     if s.get("required") and s["code"] in names and row[s["code"]] is None \
-                            and visible(s, row):
+                            and visible(s, row) and coded(row, s["code"]) is None:
                         self._require(names[s["code"]])
             rows.append(row)
         n = group.get("max_rows", ROW_LIMIT)
@@ -512,6 +620,61 @@ class CRFForm(forms.Form):
                 ngettext_lazy("Add at least %(n)d row.", "Add at least %(n)d rows.", "n"),
                 params={"n": n}))
         return rows
+
+    def _take_codes(self, fields: list[dict], values: dict, prefix: str) -> None:
+        """Move the missing-data codes posted for ``fields`` into ``values[MISSING_KEY]``:
+        a code the field does not allow, a code with a value, or a code without the reason the
+        protocol asks for is refused next to the answer. Hidden answers lose their code."""
+        table = {}
+        for f in fields:
+            name = prefix + f["code"]
+            if name + CODE_SUFFIX not in self.fields:
+                continue
+            shown = visible(f, values)
+            for suffix in (CODE_SUFFIX, REASON_SUFFIX):  # said next to the answer itself
+                for error in self._errors.pop(name + suffix, []):
+                    if shown:
+                        self._refuse(name, ValidationError(error))
+            if not shown:
+                continue
+            code = (self.cleaned_data.get(name + CODE_SUFFIX) or "").strip()
+            reason = (self.cleaned_data.get(name + REASON_SUFFIX) or "").strip()
+            if not code:
+                continue
+            allowed = allowed_codes(f)
+            if code not in allowed:
+                self._refuse(name, ValidationError(
+                    _("“%(code)s” is not a missing-data code this answer allows (%(codes)s)."),
+                    code="code_not_allowed",
+                    params={"code": code[:20], "codes": ", ".join(allowed)}))
+            elif values.get(f["code"]) is not None or name in self._errors:
+                self._refuse(name, ValidationError(
+                    _("Give either a value or a missing-data code, not both."),
+                    code="code_and_value"))
+            elif reason_rule(f) == "required" and not reason:
+                self._refuse(name, ValidationError(
+                    _("Give the reason for “%(label)s”."), code="code_reason",
+                    params={"label": CODE_LABELS[code]}))
+            else:
+                table[f["code"]] = {"code": code, **({"reason": reason} if reason else {})}
+        if table:
+            values[MISSING_KEY] = table
+
+    def _refuse_stray_codes(self) -> None:
+        """A code posted for an answer that allows none (a crafted request) is refused next
+        to that answer, not ignored."""
+        for key in self.data if self.is_bound else ():
+            if not key.endswith(CODE_SUFFIX) or not str(self.data.get(key) or "").strip():
+                continue
+            name = key[len(self.add_prefix("")):-len(CODE_SUFFIX)] if self.prefix \
+                else key[:-len(CODE_SUFFIX)]
+            if name in self.fields and name + CODE_SUFFIX not in self.fields:
+                self._refuse(name, ValidationError(
+                    _("This answer allows no missing-data code."), code="code_not_allowed"))
+
+    def _refuse(self, name: str, error: ValidationError) -> None:
+        if name not in self._errors:
+            self.add_error(name, error)
 
     def _check_grades(self, fields: list[dict], values: dict, prefix: str) -> None:
         """A grade the chosen term does not define is refused, naming the term's grades."""
@@ -554,6 +717,12 @@ class CRFForm(forms.Form):
         else:
             cell.bound = self[name] if name in self.fields else \
                 self._template_fields[name].get_bound_field(self, name)
+            for suffix, attr in ((CODE_SUFFIX, "missing_code"), (REASON_SUFFIX, "missing_reason")):
+                if name + suffix in self.fields:
+                    setattr(cell, attr, self[name + suffix])
+                elif name + suffix in getattr(self, "_template_fields", {}):
+                    setattr(cell, attr, self._template_fields[name + suffix].get_bound_field(
+                        self, name + suffix))
             self._describe_term(cell, fdef, siblings, row_prefix)
         cond = fdef.get("show_if")
         if cond:

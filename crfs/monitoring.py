@@ -17,7 +17,8 @@ from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from core import audit
+from core import audit, limits
+from core.dates import shown_date, shown_instant
 from trials import policy
 from trials.models import Site
 from trials.policy import Perm
@@ -25,11 +26,10 @@ from trials.policy import Perm
 from . import trail
 from .models import DataQuery, MonitoringVisit, SourceVerification
 
-FINDINGS_MAX = 10_000  # characters
-
 
 def record_visit(site: Site, *, by, visited_on: dt.date, findings: str) -> MonitoringVisit:
     """The monitor records a visit to ``site`` and its findings."""
+    limits.FINDINGS.check(findings, field="findings")
     if not policy.has_perm(by, Perm.VERIFY_SOURCE, site.trial, site):
         raise PermissionDenied
     errors = {}
@@ -37,9 +37,6 @@ def record_visit(site: Site, *, by, visited_on: dt.date, findings: str) -> Monit
         errors["visited_on"] = _("The visit date cannot be in the future.")
     if not findings.strip():
         errors["findings"] = _("Write the findings (“none” if there are none).")
-    elif len(findings) > FINDINGS_MAX:
-        errors["findings"] = _("The findings are limited to %(n)s characters (%(got)s "
-                               "given).") % {"n": FINDINGS_MAX, "got": len(findings)}
     if errors:
         raise ValidationError(errors)
     visit = MonitoringVisit(trial=site.trial, site=site, visited_on=visited_on, monitor=by,
@@ -123,32 +120,32 @@ def pdf(data: Report) -> bytes:
         Paragraph(_("Monitoring visit report"), styles["Title"]),
         Paragraph(f"{site.trial.short_title} — {site.code} {site.name}", styles["Heading2"]),
         Paragraph(_("From %(start)s to %(end)s. Printed %(now)s.") % {
-            "start": f"{data.start:%Y-%m-%d}", "end": f"{data.end:%Y-%m-%d}",
-            "now": f"{timezone.localtime():%Y-%m-%d %H:%M %Z}"}, styles["BodyText"]),
+            "start": shown_date(data.start), "end": shown_date(data.end),
+            "now": shown_instant(timezone.now())}, styles["BodyText"]),
         Spacer(1, 4 * mm),
         Paragraph(_("Visits and findings"), styles["Heading3"]),
         table([_("Date"), _("Monitor"), _("Findings")],
-              [[f"{v.visited_on:%Y-%m-%d}", _who(v.monitor), v.findings] for v in data.visits]),
+              [[shown_date(v.visited_on), _who(v.monitor), v.findings] for v in data.visits]),
         Paragraph(_("Verified against the source"), styles["Heading3"]),
         table([_("Participant — visit"), _("Form"), _("Answer"), _("By"), _("On"),
                _("Still in force")],
               [[_where(m.record), m.record.definition["label"],
                 trail.path_label(m.record.definition, m.field_path) if m.field_path
                 else _("whole form"), _who(m.verified_by),
-                f"{timezone.localtime(m.verified_at):%Y-%m-%d}",
+                shown_date(timezone.localtime(m.verified_at).date()),
                 _("yes") if m.voided_at is None else _("no")] for m in data.verified]),
         Paragraph(_("Verification removed (the verified data changed)"), styles["Heading3"]),
         table([_("Participant — visit"), _("Form"), _("Answer"), _("On"), _("Why")],
               [[_where(m.record), m.record.definition["label"],
                 trail.path_label(m.record.definition, m.field_path) if m.field_path
-                else _("whole form"), f"{timezone.localtime(m.voided_at):%Y-%m-%d}",
+                else _("whole form"), shown_date(timezone.localtime(m.voided_at).date()),
                 m.void_reason] for m in data.removed]),
         Paragraph(_("Queries raised"), styles["Heading3"]),
         table([_("Participant — visit"), _("Form"), _("Answer"), _("Raised by"), _("On"),
                _("Status"), _("Question")],
               [[_where(q.record), q.record.definition["label"],
                 trail.path_label(q.record.definition, q.field_path), _who(q.raised_by),
-                f"{timezone.localtime(q.raised_at):%Y-%m-%d}", q.get_status_display(),
+                shown_date(timezone.localtime(q.raised_at).date()), q.get_status_display(),
                 next((m.text for m in q.messages.all()), "")] for q in data.queries]),
     ]
     doc.build(story)

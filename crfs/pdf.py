@@ -20,6 +20,8 @@ from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from core.dates import shown_instant
+
 from . import selectors, trail
 
 
@@ -32,8 +34,7 @@ def _name(user) -> str:
 
 
 def _when(instant) -> str:
-    local = timezone.localtime(instant)
-    return f"{local:%Y-%m-%d %H:%M %Z} ({instant.astimezone(dt.timezone.utc):%H:%M} UTC)"
+    return f"{shown_instant(instant)} ({instant.astimezone(dt.timezone.utc):%H:%M} UTC)"
 
 
 def signature_line(view: selectors.SignatureView) -> str:
@@ -62,7 +63,7 @@ def crf_pdf(page: selectors.CRFPage, *, trial, printed_by) -> bytes:
     if not page.signatures:
         footer.append(_("Not signed."))
     printed = _("Printed %(when)s by %(who)s") % {
-        "when": f"{timezone.localtime():%Y-%m-%d %H:%M %Z}", "who": _name(printed_by)}
+        "when": shown_instant(timezone.now()), "who": _name(printed_by)}
 
     def on_page(canvas, doc):
         canvas.saveState()

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core import audit
+from core import audit, limits
 from patients import status as participant_status
 from patients.locks import refuse_change
 from patients.models import Participant, ScreeningEpisode, Status
@@ -88,6 +88,7 @@ def rescreen(participant: Participant, *, by, reason: str) -> ScreeningEpisode:
     """Screen a screen failure again, where the protocol allows it: the closed episode keeps
     the eligibility form's answers, date and outcome; the form is opened again (a draft, its
     signatures void) and the participant is ``screened``."""
+    limits.REASON.check(reason, field="reason")
     trial = participant.trial
     if not policy.has_perm(by, Perm.SCREEN, trial, participant.site):
         raise PermissionDenied

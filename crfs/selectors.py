@@ -184,15 +184,17 @@ def answers(definition: dict, data: dict | None) -> list[Answer]:
         if not visible(f, data):
             continue
         value = data.get(f["code"])
-        out.append(Answer(f["code"], f["label"], trail.display(definition, f["code"], value), 0))
+        shown = trail.flatten(data).get(f["code"], value)  # a missing-data code, if any
+        out.append(Answer(f["code"], f["label"], trail.display(definition, f["code"], shown), 0))
         if f["type"] == "group":
             for i, row in enumerate(value or []):
+                flat_row = trail.flatten(row)
                 for sub in f["fields"]:
                     if visible(sub, row):
                         path = f"{f['code']}[{i}].{sub['code']}"
                         out.append(Answer(path, f"#{i + 1} {sub['label']}",
-                                          trail.display(definition, path, row.get(sub["code"])),
-                                          1))
+                                          trail.display(definition, path,
+                                                        flat_row.get(sub["code"])), 1))
     return out
 
 

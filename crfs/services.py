@@ -32,7 +32,7 @@ from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from core import audit
+from core import audit, limits
 from core.history import change_reason
 from core.reauth import password_confirmed
 from patients.models import Deviation, DeviationRule, Participant, Visit, VisitStatus
@@ -542,6 +542,7 @@ def lock_crf(record: CRFRecord, *, by) -> CRFRecord:
 def unlock_crf(record: CRFRecord, *, by, reason: str) -> CRFRecord:
     """The data manager unlocks a CRF, with a reason. It goes back to signed if a signature
     still stands on its content, else to complete."""
+    limits.REASON.check(reason, field="reason")
     record = _locked(record)
     participant = record.participant
     _require(by, Perm.LOCK_CRF, participant)
@@ -582,6 +583,7 @@ def _locked_query(query: DataQuery) -> DataQuery:
 def raise_query(record: CRFRecord, *, by, field_path: str, text: str) -> DataQuery:
     """The data manager questions one answer of one CRF (``field_path`` as in
     ``crfs.trail``: ``weight_kg``, ``events[1].grade``, or a whole group)."""
+    limits.QUERY_TEXT.check(text, field="text")
     record = _locked(record)
     _require(by, Perm.RAISE_QUERY, record.participant)
     refuse_change(record.participant, only_if_locked=True)  # queries go on while frozen
@@ -610,6 +612,7 @@ def answer_query(query: DataQuery, *, by, text: str, correction: dict | None = N
                  complete: bool = True) -> DataQuery:
     """The site answers a query; with ``correction`` (the CRF's answers, as its form stores
     them) the value is corrected through ``save_crf``, the answer being the change's reason."""
+    limits.QUERY_TEXT.check(text, field="text")
     query = _locked_query(query)
     record = query.record
     _require(by, Perm.ANSWER_QUERY, record.participant)
@@ -640,6 +643,7 @@ def answer_query(query: DataQuery, *, by, text: str, correction: dict | None = N
 @transaction.atomic
 def close_query(query: DataQuery, *, by, text: str = "") -> DataQuery:
     """The data manager closes a query (answered or not: a question may turn out moot)."""
+    limits.QUERY_TEXT.check(text, field="text")
     query = _locked_query(query)
     _require(by, Perm.RAISE_QUERY, query.record.participant)
     refuse_change(query.record.participant, only_if_locked=True)
@@ -657,6 +661,7 @@ def close_query(query: DataQuery, *, by, text: str = "") -> DataQuery:
 @transaction.atomic
 def reopen_query(query: DataQuery, *, by, text: str) -> DataQuery:
     """The data manager re-opens an answered or closed query, saying why."""
+    limits.QUERY_TEXT.check(text, field="text")
     query = _locked_query(query)
     _require(by, Perm.RAISE_QUERY, query.record.participant)
     refuse_change(query.record.participant, only_if_locked=True)

@@ -11,6 +11,10 @@ The protocol's ``events`` declare, for each clinical event, the record that stat
 (``shown_by``: a derived PD on a tumour assessment, an end of study for death, an adverse event
 of grade 5). ``event_sources`` lists them all: the endpoints take the earliest date among them
 (``outcomes.endpoints``) and ``crfs.agreement`` raises a query where they disagree.
+
+A date field the protocol allows to be partial (``partial: {precision: month}``) is read as
+unknown (None) unless the reader asks for the protocol's imputation rule (``impute``): only an
+analysis does (``outcomes.endpoints``), and says so in its method sentences.
 """
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ import datetime as dt
 from typing import Iterator, NamedTuple
 
 from patients.windows import as_date
+
+from .missing_data import impute as impute_date
 
 
 class Hit(NamedTuple):
@@ -27,6 +33,7 @@ class Hit(NamedTuple):
 
     date: dt.date | None
     path: str
+    imputed: bool = False  # a partial date dated by the protocol's rule
 
 
 def matches(condition: dict | None, data: dict) -> bool:
@@ -40,12 +47,22 @@ def matches(condition: dict | None, data: dict) -> bool:
     return any(v is not None and str(v) in wanted for v in values)
 
 
-def hits(source: dict, data: dict) -> Iterator[Hit]:
-    """Every date ``source`` reads in one record's answers ``data`` where its ``when`` holds."""
+def _read(value, impute: str | None) -> tuple[dt.date | None, bool]:
+    day = as_date(value)
+    if day is not None or impute is None:
+        return day, False
+    day = impute_date(value, impute)
+    return day, day is not None
+
+
+def hits(source: dict, data: dict, *, impute: str | None = None) -> Iterator[Hit]:
+    """Every date ``source`` reads in one record's answers ``data`` where its ``when`` holds;
+    ``impute``: the protocol's rule for partial dates (``crfs.missing_data.impute``)."""
     condition = source.get("when")
     if "." not in source["field"]:
         if matches(condition, data):
-            yield Hit(as_date(data.get(source["field"])), source["field"])
+            day, imputed = _read(data.get(source["field"]), impute)
+            yield Hit(day, source["field"], imputed)
         return
     group, name = source["field"].split(".", 1)
     row_condition = None
@@ -56,12 +73,31 @@ def hits(source: dict, data: dict) -> Iterator[Hit]:
     for i, row in enumerate(data.get(group) or []):
         row = row or {}
         if matches(row_condition, row):
-            yield Hit(as_date(row.get(name)), f"{group}[{i}].{name}")
+            day, imputed = _read(row.get(name), impute)
+            yield Hit(day, f"{group}[{i}].{name}", imputed)
 
 
 def dates(source: dict, data: dict) -> list[dt.date]:
     """The dates ``source`` reads in ``data``, undated hits left out."""
     return [hit.date for hit in hits(source, data) if hit.date is not None]
+
+
+def source_field(definition: dict, source: dict) -> dict | None:
+    """The field definition a source reads (``field`` or ``group.field`` of its CRF)."""
+    crf = next((c for c in definition.get("crfs", []) if c["code"] == source.get("crf")), None)
+    fields, found = (crf["fields"] if crf else []), None
+    for part in source.get("field", "").split("."):
+        found = next((f for f in fields if f["code"] == part), None)
+        if found is None:
+            return None
+        fields = found.get("fields", [])
+    return found
+
+
+def impute_rule(definition: dict, source: dict) -> str | None:
+    """The protocol's imputation rule for the partial date a source reads, if it states one."""
+    field = source_field(definition, source) or {}
+    return (field.get("partial") or {}).get("impute")
 
 
 def event_sources(definition: dict, code: str) -> list[dict]:

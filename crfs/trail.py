@@ -19,6 +19,8 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from .missing_data import MISSING_KEY, code_text
+
 PATH = re.compile(r"^(?P<code>[A-Za-z0-9_]+)(?:\[(?P<row>[0-9]{1,4})\]\.(?P<sub>[A-Za-z0-9_]+))?$")
 
 
@@ -45,14 +47,37 @@ def content_digest(record) -> str:
 
 # --- field-level differences -------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Coded:
+    """A missing-data code standing for an answer's value (``crfs.missing_data``), as the
+    trail compares and shows it: "Unknown (UNK): lab not sent"."""
+    code: str
+    reason: str = ""
+
+    def __str__(self) -> str:
+        return code_text({"code": self.code, "reason": self.reason})
+
+
+def _with_codes(answers: dict) -> dict:
+    """``answers`` with each coded answer's value replaced by its ``Coded`` code."""
+    table = answers.get(MISSING_KEY)
+    out = {k: v for k, v in answers.items() if k != MISSING_KEY}
+    if isinstance(table, dict):
+        for code, entry in table.items():
+            if isinstance(entry, dict) and entry.get("code") and out.get(code) is None:
+                out[code] = Coded(str(entry["code"]), str(entry.get("reason") or ""))
+    return out
+
+
 def flatten(data: dict | None, prefix: str = "") -> dict[str, Any]:
     """Answers as ``{path: value}``; each row of a group gives ``group[i].code`` paths, and an
-    answered-but-empty group gives ``group: []`` so that removing its rows shows."""
+    answered-but-empty group gives ``group: []`` so that removing its rows shows. A coded
+    answer (a missing-data code) has its ``Coded`` code as value."""
     flat: dict[str, Any] = {}
-    for code, value in (data or {}).items():
+    for code, value in _with_codes(data or {}).items():
         if isinstance(value, list) and all(isinstance(row, dict) for row in value) and value:
             for i, row in enumerate(value):
-                for sub, sub_value in row.items():
+                for sub, sub_value in _with_codes(row).items():
                     flat[f"{prefix}{code}[{i}].{sub}"] = sub_value
         elif isinstance(value, dict):  # derivation_notes: {field: why not evaluable}
             for sub, sub_value in value.items():
@@ -136,6 +161,8 @@ def display(definition: dict, path: str, value: Any) -> str:
     """A stored value in words: choice labels, yes/no, units; '—' when unanswered."""
     if value is None or value == "" or value == []:
         return "—"
+    if isinstance(value, Coded):
+        return str(value)
     found = resolve(definition, path)
     field = found[0] if found else {}
     if isinstance(value, bool):

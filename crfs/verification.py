@@ -73,6 +73,8 @@ def _value(record: CRFRecord, path: str):
         return hashlib.sha256(json.dumps(answers, sort_keys=True, default=str)
                               .encode()).hexdigest()
     flat = trail.flatten(record.data)
+    if isinstance(flat.get(path), trail.Coded):  # a missing-data code: verified as such
+        return {"missing": flat[path].code, "reason": flat[path].reason}
     if path in flat:
         return flat[path]
     # A whole group: its rows as stored.

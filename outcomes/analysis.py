@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_lazy, ngettext
 
 from crfs.derivations import CLAVIEN_DINDO_ORDER, NO_COMPLICATION, worst_ctcae_grade
 from crfs.models import CRFRecord
@@ -106,6 +106,30 @@ class OutcomesView:
     generated_at: dt.datetime = field(default_factory=timezone.now)
 
 
+IMPUTATION_METHODS = {
+    "first_day": gettext_lazy("Dates known to the month were imputed to the first day of the "
+                              "month, and dates known to the year to 1 January, as the "
+                              "protocol states."),
+    "middle": gettext_lazy("Dates known to the month were imputed to the 15th, and dates known "
+                           "to the year to 1 July, as the protocol states."),
+    "last_day": gettext_lazy("Dates known to the month were imputed to the last day of the "
+                             "month, and dates known to the year to 31 December, as the "
+                             "protocol states."),
+}
+
+
+def imputation_methods(values: list) -> list[str]:
+    """The sentence for each imputation rule an endpoint's values used (partial dates dated
+    by the protocol's ``partial.impute``), with how many participants it concerns."""
+    rules: dict[str, int] = {}
+    for value in values:
+        if value.imputed:
+            rules[value.imputed] = rules.get(value.imputed, 0) + 1
+    return [str(IMPUTATION_METHODS[rule]) + " " + ngettext(
+        "(%(n)d participant's date.)", "(%(n)d participants' dates.)", n) % {"n": n}
+        for rule, n in sorted(rules.items()) if rule in IMPUTATION_METHODS]
+
+
 def _section(analysis: EndpointAnalysis) -> EndpointSection:
     landmarks = analysis.definition.get("landmarks", [])
     titles = [_("%(what)s at %(months)s months, exact %(level)s %% CI") % {
@@ -144,7 +168,9 @@ def outcomes_for(user, trial: Trial) -> OutcomesView:
         analysis = analyse(endpoint, derived[endpoint["code"]],
                            horizon=endpoint_values.horizon_of(trial, endpoint),
                            arms=arms, strata=endpoint_values.strata_of(trial, endpoint))
-        sections.append(_section(analysis))
+        section = _section(analysis)
+        section.methods = section.methods + imputation_methods(derived[endpoint["code"]])
+        sections.append(section)
     arm_of = dict(Allocation.objects.filter(trial=trial, participant__site__in=sites)
                   .values_list("participant_id", "arm__code"))
     safety = _safety_tables(trial, arm_of, arms)

@@ -24,6 +24,10 @@ For each randomised participant and endpoint: the time in months from the origin
   An event after it, or evidence past it, is censored at the horizon (administrative
   censoring): rectal 24 months, REMINET 60.
 - Only CRFs completed, signed or locked count: a draft is not data yet.
+- **Partial dates** (a date field with ``partial``): a date known to the month or the year only
+  counts only when the protocol states how to impute it (``partial.impute``: first day, middle,
+  last day; ``crfs.missing_data.impute``); then the value records the rule (``imputed``) and
+  the outcomes' methods say so. Without a rule such a date is unknown, as if not given.
 
 Set-wise: three queries for a whole trial, whatever its size (allocations, CRF records, last
 visit done), asserted in the tests.
@@ -36,7 +40,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from crfs.models import CRFRecord, CRFStatus
-from crfs.sources import dates, endpoint_event_sources
+from crfs.sources import endpoint_event_sources, hits, impute_rule
 from patients.models import Visit, VisitStatus
 from patients.windows import as_date
 from randomisation.models import Allocation
@@ -64,6 +68,7 @@ class EndpointValue:
     date: dt.date   # the event date, or the censoring date
     reason: str     # the event's label, or why and where it was censored
     strata: dict = field(default_factory=dict)   # factor -> level, as recorded at randomisation
+    imputed: str | None = None  # the imputation rule, when the date is an imputed partial date
 
 
 def endpoint_definitions(trial: Trial) -> list[dict]:
@@ -129,15 +134,16 @@ def derive_endpoints(trial: Trial, *, sites: QuerySet[Site] | None = None,
             randomised_on = timezone.localdate(randomised_at)
             values.append(_value(endpoint, sources_of[endpoint["code"]], horizon, participant_id, study_id, arm_code,
                                  randomised_on, data_of, last_visit.get(participant_id),
-                                 strata or {}))
+                                 strata or {}, trial.definition))
         result[endpoint["code"]] = values
     return result
 
 
 def _value(endpoint: dict, sources: list[dict], horizon: int, participant_id: int, study_id: str, arm_code: str,
            randomised_on: dt.date, data_of: dict[tuple[int, str], list[dict]],
-           last_visit: dt.date | None, strata: dict) -> EndpointValue:
-    def make(day: dt.date, event: bool, reason: str) -> EndpointValue:
+           last_visit: dt.date | None, strata: dict,
+           definition: dict | None = None) -> EndpointValue:
+    def make(day: dt.date, event: bool, reason: str, imputed: str | None) -> EndpointValue:
         months = max(0.0, months_between(randomised_on, day))
         if months > horizon:
             day = randomised_on + dt.timedelta(days=round(horizon * DAYS_PER_MONTH))
@@ -145,27 +151,35 @@ def _value(endpoint: dict, sources: list[dict], horizon: int, participant_id: in
                                  float(horizon), False, day,
                                  f"censored at the end of follow-up ({horizon} months)", strata)
         return EndpointValue(participant_id, study_id, arm_code, randomised_on, months, event,
-                             max(day, randomised_on), reason, strata)
+                             max(day, randomised_on), reason, strata, imputed)
 
-    events: list[tuple[dt.date, str]] = []
+    def read(source: dict, data: dict) -> list[tuple[dt.date, str | None]]:
+        rule = impute_rule(definition or {}, source)
+        return [(h.date, rule if h.imputed else None) for h in hits(source, data, impute=rule)
+                if h.date is not None]
+
+    events: list[tuple[dt.date, str, str | None]] = []
     for source in sources:
         if source.get("arms") and arm_code not in source["arms"]:
             continue
         for data in data_of.get((participant_id, source["crf"]), []):
-            events += [(d, source.get("label") or source["crf"]) for d in dates(source, data)]
+            events += [(d, source.get("label") or source["crf"], rule or "")
+                       for d, rule in read(source, data)]
     if events:
-        day, label = min(events)
-        return make(day, True, label)
+        day, label, rule = min(events)
+        return make(day, True, label, rule or None)
 
-    evidence: list[tuple[dt.date, str]] = []
+    evidence: list[tuple[dt.date, str, str]] = []
     for source in endpoint["censoring"]["last_evidence"]:
         if source == VISITS_DONE:
             if last_visit is not None:
-                evidence.append((last_visit, "last visit done"))
+                evidence.append((last_visit, "last visit done", ""))
             continue
         for data in data_of.get((participant_id, source["crf"]), []):
-            evidence += [(d, f"{source['crf']}.{source['field']}") for d in dates(source, data)]
+            evidence += [(d, f"{source['crf']}.{source['field']}", rule or "")
+                         for d, rule in read(source, data)]
     if not evidence:
-        return make(randomised_on, False, "censored at randomisation: no follow-up recorded")
-    day, where = max(evidence)
-    return make(day, False, f"censored at the last evidence ({where})")
+        return make(randomised_on, False, "censored at randomisation: no follow-up recorded",
+                    None)
+    day, where, rule = max(evidence)
+    return make(day, False, f"censored at the last evidence ({where})", rule or None)

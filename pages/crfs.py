@@ -14,11 +14,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
-from core.forms import attach_errors
+from core import limits
+from core.dates import shown_instant
+from core.forms import LimitedText, attach_errors
 from crfs import eligibility, pdf, selectors, services, trail, verification
 from crfs.forms import build_crf_form, form_to_data
 from crfs.models import CRFRecord, CRFStatus, DataQuery, QueryStatus, SignatureMeaning
@@ -59,14 +60,14 @@ class SignForm(forms.Form):
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label=_("Reason"),
-                             error_messages={"required": _("Give the reason.")})
+    reason = LimitedText(limit=limits.REASON, rows=2, label=_("Reason"),
+                         error_messages={"required": _("Give the reason.")})
 
 
 class RaiseQueryForm(forms.Form):
     field_path = forms.ChoiceField(label=_("Field"))
-    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label=_("Question"),
-                           error_messages={"required": _("Write the question.")})
+    text = LimitedText(limit=limits.QUERY_TEXT, rows=2, label=_("Question"),
+                       error_messages={"required": _("Write the question.")})
 
     def __init__(self, *args, paths: list[tuple[str, str]], **kwargs):
         super().__init__(*args, **kwargs)
@@ -151,8 +152,7 @@ def next_form_url(visit: Visit | None, crf_code: str, study_id: str, slug: str) 
 
 
 class QueryTextForm(forms.Form):
-    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False,
-                           label=_("Message"))
+    text = LimitedText(limit=limits.QUERY_TEXT, rows=2, required=False, label=_("Message"))
 
 
 # --------------------------------------------------------------------------- the CRF page
@@ -225,7 +225,7 @@ def crf_edit(request, slug: str, study_id: str, crf_code: str, visit_id: int | N
                     "SAE report %(number)s (%(term)s) is open: sign it by %(due)s, 24 hours "
                     "after the site became aware.") % {
                     "number": sae.number, "term": sae.term,
-                    "due": f"{timezone.localtime(sae.due_at):%Y-%m-%d %H:%M}"})
+                    "due": shown_instant(sae.due_at, zone=False)})
             voided = getattr(record, "sdv_voided", None) or []
             if voided:
                 messages.warning(request, _(
@@ -314,6 +314,7 @@ def _crf_page(request, trial, page: selectors.CRFPage, *, form=None, failed: dic
         "reason_errors": reason_errors or [],
         "reason_value": request.POST.get("reason", "") if request.method == "POST" else "",
         "statuses": QueryStatus,
+        "query_text_limit": limits.QUERY_TEXT.chars,
         "verify_form": failed.get("verify") or (verify_form_for(record) if can["verify"]
                                                 else None),
         "whole_form_mark": page.marks_by_path().get(verification.WHOLE_FORM),

@@ -16,7 +16,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from core.forms import attach_errors
+from core import limits
+from core.dates import shown_date
+from core.forms import DateInput, LimitedText, attach_errors
 from crfs import monitoring
 from crfs.metrics import OLD_DAYS, YOUNG_DAYS, query_metrics
 from crfs.models import MonitoringVisit
@@ -84,12 +86,12 @@ class VisitForm(forms.Form):
                                                   "invalid_choice": gettext_lazy(
                                                       "You do not monitor this site.")})
     visited_on = forms.DateField(label=gettext_lazy("Date of the visit"),
-                                 widget=forms.DateInput(attrs={"type": "date"}),
+                                 widget=DateInput(),
                                  error_messages={"required": gettext_lazy("Give the date."),
                                                  "invalid": gettext_lazy(
                                                      "Enter a date as YYYY-MM-DD.")})
-    findings = forms.CharField(label=gettext_lazy("Findings"), required=False,
-                               widget=forms.Textarea(attrs={"rows": 5}))
+    findings = LimitedText(limit=limits.FINDINGS, rows=5, label=gettext_lazy("Findings"),
+                           required=False)
 
     def __init__(self, *args, sites, **kwargs):
         super().__init__(*args, **kwargs)
@@ -102,12 +104,12 @@ class ReportForm(forms.Form):
                                                   "invalid_choice": gettext_lazy(
                                                       "You do not follow this site.")})
     start = forms.DateField(label=gettext_lazy("From"),
-                            widget=forms.DateInput(attrs={"type": "date"}),
+                            widget=DateInput(),
                             error_messages={"required": gettext_lazy("Give the first day."),
                                             "invalid": gettext_lazy(
                                                 "Enter a date as YYYY-MM-DD.")})
     end = forms.DateField(label=gettext_lazy("To"),
-                          widget=forms.DateInput(attrs={"type": "date"}),
+                          widget=DateInput(),
                           error_messages={"required": gettext_lazy("Give the last day."),
                                           "invalid": gettext_lazy("Enter a date as YYYY-MM-DD.")})
 
@@ -160,7 +162,7 @@ def monitoring_visits(request, slug: str):
             attach_errors(form, exc)
         else:
             messages.success(request, _("Monitoring visit to %(site)s on %(date)s recorded.") % {
-                "site": visit.site.code, "date": f"{visit.visited_on:%Y-%m-%d}"})
+                "site": visit.site.code, "date": shown_date(visit.visited_on)})
             return redirect("monitoring_visits", slug)
     return _visits_page(request, trial, visit_form=form, status=400)
 

@@ -15,7 +15,9 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from core.forms import attach_errors
+from core import limits
+from core.dates import shown_date
+from core.forms import LimitedText, attach_errors
 from crfs import selectors as crf_selectors
 from crfs import eligibility, screening
 from crfs import services as crf_services
@@ -113,7 +115,7 @@ def _consent_form(participant, overview, data=None) -> ConsentForm:
     in_force = consent_in_force(participant.trial.definition)
     return ConsentForm(data, versions=list(reversed(versions)), initial={
         "consent_version": overview.reconsent_to or in_force or ""},
-        corrects=[(r.pk, f"{r.version} — {r.consent_date:%Y-%m-%d} ({r.get_kind_display()})")
+        corrects=[(r.pk, f"{r.version} — {shown_date(r.consent_date)} ({r.get_kind_display()})")
                   for r in [overview.in_effect] if r is not None])
 
 
@@ -312,9 +314,8 @@ class ReplaceKitForm(forms.Form):
                                       (ReleaseKind.LOST.value, _("Lost"))],
                              error_messages={"required": _("Say whether the kit is damaged "
                                                            "or lost.")})
-    reason = forms.CharField(max_length=500, label=_("Reason"),
-                             widget=forms.Textarea(attrs={"rows": 2}),
-                             error_messages={"required": _("Give the reason.")})
+    reason = LimitedText(limit=limits.REASON, rows=2, label=_("Reason"),
+                         error_messages={"required": _("Give the reason.")})
 
 
 @dataclasses.dataclass

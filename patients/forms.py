@@ -2,13 +2,16 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core import limits
+from core.forms import DATE_INPUT_FORMATS, DateInput, LimitedText
+
 from .models import WithdrawalLevel
 
 
 class ScreeningForm(forms.Form):
     site = forms.ModelChoiceField(queryset=None, label=_("Site"), empty_label=None)
     screened_on = forms.DateField(label=_("Screening date"),
-                                  widget=forms.DateInput(attrs={"type": "date"}))
+                                  widget=DateInput())
 
     def __init__(self, *args, sites, **kwargs):
         super().__init__(*args, **kwargs)
@@ -28,11 +31,10 @@ class ScreeningLogForm(forms.Form):
 
     site = forms.ModelChoiceField(queryset=None, label=_("Site"), empty_label=None)
     screened_on = forms.DateField(label=_("Screening date"),
-                                  widget=forms.DateInput(attrs={"type": "date"}))
+                                  widget=DateInput())
     reason = forms.ChoiceField(label=_("Reason for non-inclusion"))
-    note = forms.CharField(required=False, max_length=500, label=_("Note (no name, no date, "
-                                                                   "no number)"),
-                           widget=forms.Textarea(attrs={"rows": 2}))
+    note = LimitedText(limit=limits.SCREENING_NOTE, rows=2, required=False,
+                       label=_("Note (no name, no date, no number)"))
 
     def __init__(self, *args, sites, reasons, **kwargs):
         super().__init__(*args, **kwargs)
@@ -42,8 +44,7 @@ class ScreeningLogForm(forms.Form):
 
 
 class RescreenForm(forms.Form):
-    reason = forms.CharField(max_length=1000, label=_("Why screen again"),
-                             widget=forms.Textarea(attrs={"rows": 2}))
+    reason = LimitedText(limit=limits.REASON, rows=2, label=_("Why screen again"))
 
 
 class ConsentForm(forms.Form):
@@ -53,14 +54,14 @@ class ConsentForm(forms.Form):
     an item the chosen version does not have."""
 
     consent_date = forms.DateField(label=_("Date informed consent was signed"),
-                                   widget=forms.DateInput(attrs={"type": "date"}))
+                                   widget=DateInput())
     consent_version = forms.CharField(max_length=32, label=_("Consent form version"))
     taken_by = forms.CharField(max_length=120, required=False, label=_("Consent taken by"),
                                help_text=_("As written on the form; empty: yourself."))
     corrects = forms.TypedChoiceField(required=False, coerce=int, empty_value=None,
                                       label=_("Corrects the record"))
-    reason = forms.CharField(max_length=500, required=False,
-                             label=_("Reason for the correction"))
+    reason = LimitedText(limit=limits.REASON, rows=2, required=False,
+                         label=_("Reason for the correction"))
 
     ANSWERS = [("", _("not asked")), ("yes", _("yes")), ("no", _("no"))]
 
@@ -93,12 +94,8 @@ class WithdrawalForm(forms.Form):
     level = forms.ChoiceField(label=_("Level"), choices=WithdrawalLevel.choices,
                               widget=forms.RadioSelect)
     withdrawn_on = forms.DateField(label=_("Date of withdrawal"),
-                                   widget=forms.DateInput(attrs={"type": "date"}))
-    reason = forms.CharField(max_length=1000, label=_("Reason"), widget=forms.Textarea(
-        attrs={"rows": 3}))
-
-
-DATE_INPUT_FORMATS = ["%Y-%m-%d", "%d/%m/%Y"]  # ISO (the date picker), and the French way
+                                   widget=DateInput())
+    reason = LimitedText(limit=limits.REASON, label=_("Reason"))
 
 
 class VisitActionForm(forms.Form):
@@ -114,10 +111,11 @@ class VisitActionForm(forms.Form):
     action = forms.ChoiceField(choices=ACTIONS, label=_("Action"))
     done_on = forms.DateField(required=False, label=_("Visit date"),
                               input_formats=DATE_INPUT_FORMATS,
-                              widget=forms.DateInput(attrs={"type": "date"}),
+                              widget=DateInput(),
                               error_messages={"invalid": _("Enter a valid date, as YYYY-MM-DD "
                                                            "or DD/MM/YYYY.")})
-    reason = forms.CharField(required=False, max_length=500, label=_("Reason"))
+    reason = LimitedText(limit=limits.REASON, required=False, label=_("Reason"),
+                         widget=forms.TextInput)
 
     def clean(self):
         data = super().clean()
@@ -129,10 +127,10 @@ class VisitActionForm(forms.Form):
 
 class UnscheduledVisitForm(forms.Form):
     on = forms.DateField(label=_("Date"), input_formats=DATE_INPUT_FORMATS,
-                         widget=forms.DateInput(attrs={"type": "date"}),
+                         widget=DateInput(),
                          error_messages={"invalid": _("Enter a valid date, as YYYY-MM-DD or "
                                                       "DD/MM/YYYY.")})
-    reason = forms.CharField(max_length=500, label=_("Reason"))
+    reason = LimitedText(limit=limits.REASON, label=_("Reason"), widget=forms.TextInput)
     crfs = forms.MultipleChoiceField(required=False, label=_("Forms expected"),
                                      widget=forms.CheckboxSelectMultiple)
 

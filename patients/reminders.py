@@ -284,7 +284,7 @@ def _absolute(path: str) -> str:
 
 
 def _when(item: DigestItem) -> str:
-    """"due 3 March 2027, window …", dates in the active language's long format."""
+    """"due 2027-03-03, window …", dates in the active language's one format (``config/formats``)."""
     return _("due %(target)s, window %(opens)s to %(closes)s") % {
         "target": formats.date_format(item.target_date, "DATE_FORMAT"),
         "opens": formats.date_format(item.window_opens, "DATE_FORMAT"),

@@ -16,7 +16,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _, gettext_noop
 
-from core import audit
+from core import audit, limits
+from core.dates import shown_date
 from trials import policy
 from trials.models import Site, Trial
 from trials.policy import Perm
@@ -71,6 +72,7 @@ def record_screening_log_entry(trial: Trial, *, site: Site, screened_on: dt.date
                                note: str = "", by) -> ScreeningLogEntry:
     """Write one screening log entry. Every problem is named, by field; nothing is written
     when there is one."""
+    limits.SCREENING_NOTE.check(note, field="note")
     errors: dict[str, str] = {}
     if site.trial_id != trial.pk:
         errors["site"] = _("Site %(code)s is not a site of this trial.") % {"code": site.code}
@@ -83,8 +85,8 @@ def record_screening_log_entry(trial: Trial, *, site: Site, screened_on: dt.date
         errors["screened_on"] = _("The screening date cannot be in the future.")
     elif first is not None and screened_on < first:
         errors["screened_on"] = _("%(day)s is before the trial opened to screening "
-                                  "(%(opened)s).") % {"day": f"{screened_on:%Y-%m-%d}",
-                                                      "opened": f"{first:%Y-%m-%d}"}
+                                  "(%(opened)s).") % {"day": shown_date(screened_on),
+                                                      "opened": shown_date(first)}
     codes = [r["code"] for r in non_inclusion_reasons(trial)]
     if reason not in codes:
         errors["reason"] = _("%(reason)s is not a reason the protocol declares (%(codes)s).") % {

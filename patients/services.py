@@ -8,7 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core import audit
+from core import audit, limits
+from core.dates import shown_date
 from core.history import change_reason
 from trials.locks import refuse_new_participant
 from trials.models import Site, Trial
@@ -83,6 +84,7 @@ def record_consent(participant: Participant, *, consent_date: dt.date, version: 
     protocol version (their visits are re-planned by ``scheduling.services.
     record_consent_and_replan``, which the pages and the API call).
     """
+    limits.REASON.check(reason, field="reason")
     participant = Participant.objects.select_for_update().select_related("trial").get(
         pk=participant.pk)
     refuse_change(participant)
@@ -105,7 +107,7 @@ def record_consent(participant: Participant, *, consent_date: dt.date, version: 
     latest = history[-1] if history else None
     first = latest is None
     errors: dict[str, str] = {}
-    names = {"date": f"{consent_date:%Y-%m-%d}" if isinstance(consent_date, dt.date) else "",
+    names = {"date": shown_date(consent_date) if isinstance(consent_date, dt.date) else "",
              "version": version}
     if not isinstance(consent_date, dt.date):
         errors["consent_date"] = _("Give the date the consent form was signed.")
@@ -116,17 +118,17 @@ def record_consent(participant: Participant, *, consent_date: dt.date, version: 
         if consent_date < participant.screened_on:
             errors["consent_date"] = _(
                 "The first consent is dated %(date)s, before screening (%(screened_on)s).") % {
-                **names, "screened_on": f"{participant.screened_on:%Y-%m-%d}"}
+                **names, "screened_on": shown_date(participant.screened_on)}
         elif randomised_on is not None and consent_date > randomised_on:
             errors["consent_date"] = _(
                 "The first consent is dated %(date)s, after randomisation (%(randomised_on)s): "
                 "consent comes before randomisation.") % {
-                **names, "randomised_on": f"{randomised_on:%Y-%m-%d}"}
+                **names, "randomised_on": shown_date(randomised_on)}
     elif consent_date < latest.consent_date:
         errors["consent_date"] = _(
             "The re-consent is dated %(date)s, before the consent in effect (version "
             "%(latest)s of %(latest_date)s).") % {
-            **names, "latest": latest.version, "latest_date": f"{latest.consent_date:%Y-%m-%d}"}
+            **names, "latest": latest.version, "latest_date": shown_date(latest.consent_date)}
     form = None
     if not version:
         errors["consent_version"] = _("Give the version of the consent form signed.")
@@ -202,6 +204,7 @@ def record_withdrawal(participant: Participant, *, level: str, withdrawn_on: dt.
     earlier withdrawal's. The schedule follows through ``scheduling.services.
     record_withdrawal_and_replan``, which the pages and the API call.
     """
+    limits.REASON.check(reason, field="reason")
     participant = Participant.objects.select_for_update().select_related("trial").get(
         pk=participant.pk)
     refuse_change(participant)
@@ -228,11 +231,11 @@ def record_withdrawal(participant: Participant, *, level: str, withdrawn_on: dt.
     elif withdrawn_on < history[0].consent_date:
         errors["withdrawn_on"] = _(
             "The withdrawal is dated %(date)s, before the consent (%(consent)s).") % {
-            "date": f"{withdrawn_on:%Y-%m-%d}", "consent": f"{history[0].consent_date:%Y-%m-%d}"}
+            "date": shown_date(withdrawn_on), "consent": shown_date(history[0].consent_date)}
     elif randomised_on is not None and withdrawn_on < randomised_on:
         errors["withdrawn_on"] = _(
             "The withdrawal is dated %(date)s, before randomisation (%(randomised_on)s).") % {
-            "date": f"{withdrawn_on:%Y-%m-%d}", "randomised_on": f"{randomised_on:%Y-%m-%d}"}
+            "date": shown_date(withdrawn_on), "randomised_on": shown_date(randomised_on)}
     earlier = list(participant.withdrawals.all())
     if level in WithdrawalLevel.values and earlier:
         furthest = max(earlier, key=lambda w: WITHDRAWAL_ORDER.index(w.level))
@@ -241,12 +244,12 @@ def record_withdrawal(participant: Participant, *, level: str, withdrawn_on: dt.
                 "%(id)s already withdrew at this level or further (%(recorded)s, from "
                 "%(date)s).") % {"id": participant.study_id,
                                  "recorded": furthest.get_level_display().lower(),
-                                 "date": f"{furthest.withdrawn_on:%Y-%m-%d}"}
+                                 "date": shown_date(furthest.withdrawn_on)}
         elif isinstance(withdrawn_on, dt.date) and withdrawn_on < furthest.withdrawn_on:
             errors["withdrawn_on"] = _(
                 "The withdrawal is dated %(date)s, before the earlier one (%(earlier)s).") % {
-                "date": f"{withdrawn_on:%Y-%m-%d}",
-                "earlier": f"{furthest.withdrawn_on:%Y-%m-%d}"}
+                "date": shown_date(withdrawn_on),
+                "earlier": shown_date(furthest.withdrawn_on)}
     if errors:
         raise ValidationError(errors)
     withdrawal = Withdrawal(participant=participant, level=level, withdrawn_on=withdrawn_on,

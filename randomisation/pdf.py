@@ -14,6 +14,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen import canvas
 
+from core.dates import shown_instant
 from supply.services import settings_of
 
 from .selectors import AllocationView
@@ -42,7 +43,7 @@ def certificate(view: AllocationView) -> bytes:
         (_("Participant"), participant.study_id),
         (_("Site"), f"{participant.site.code} — {participant.site.name}"),
         (_("Randomised on"),
-         timezone.localtime(allocation.randomised_at).strftime("%Y-%m-%d %H:%M %Z")),
+         shown_instant(allocation.randomised_at)),
         (_("Stratum"), allocation.stratum_key),
         (_("Allocation") if view.arm_visible
          # In a trial with product supply, the kit assigned at randomisation is the first of
@@ -69,7 +70,7 @@ def certificate(view: AllocationView) -> bytes:
         pdf.drawString(25 * mm, y, _("This participant has been unblinded in an emergency."))
     pdf.setFont("Helvetica", 8)
     pdf.drawString(25 * mm, 15 * mm,
-                   _("Printed %(when)s") % {"when": f"{timezone.localtime():%Y-%m-%d %H:%M %Z}"})
+                   _("Printed %(when)s") % {"when": shown_instant(timezone.now())})
     pdf.showPage()
     pdf.save()
     return buffer.getvalue()

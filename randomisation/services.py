@@ -23,7 +23,8 @@ from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _, ngettext
 
-from core import audit, notify
+from core import audit, limits, notify
+from core.dates import shown_instant
 from core.reauth import password_confirmed
 from crfs import eligibility
 from crfs.facts import fact_records
@@ -214,6 +215,7 @@ def import_list(trial: Trial, content: bytes | str, *, by, note: str = "") -> Al
     each stratum, kit codes present (blinded trial), well-formed and unique in the trial. Any
     problem refuses the whole file, listing every bad row.
     """
+    limits.NOTE.check(note, field="note")
     _require(by, Perm.MANAGE_ALLOCATION, trial)
     if trial.definition["randomisation"]["method"] != Method.PERMUTED_BLOCKS:
         raise ListImportError([(0, _("This trial allocates by minimisation: there is no list "
@@ -561,6 +563,7 @@ def assign_kit(visit, *, by):
 
 def replace_kit(assignment, *, kind: str, reason: str, by):
     """A replacement for the kit of ``assignment`` (damaged or lost), with the reason."""
+    limits.REASON.check(reason, field="reason")
     participant = assignment.participant
     if not policy.has_perm(by, Perm.DISPENSE, participant.trial, participant.site):
         raise PermissionDenied
@@ -691,6 +694,7 @@ def correct_stratum(allocation: Allocation, *, factor: str, correct_level: str, 
                     by) -> StratumCorrection:
     """Record that a stratification value was wrong at randomisation. The allocation stands
     (intention to treat); the correction is kept beside it and flagged in reports."""
+    limits.REASON.check(reason, field="reason")
     trial = allocation.trial
     _require(by, Perm.RANDOMISE, trial, allocation.participant.site)
     refuse_change(allocation.participant)
@@ -724,6 +728,7 @@ def record_randomised_in_error(allocation: Allocation, *, reason: str, by) -> Ra
     valid, registered twice…). Nothing else changes: the allocation stands and the participant
     stays in the intention-to-treat population with their arm; exports and the flow diagram
     flag them. Once only."""
+    limits.REASON.check(reason, field="reason")
     trial = allocation.trial
     participant = allocation.participant
     _require(by, Perm.RECORD_RANDOMISED_IN_ERROR, trial, participant.site)
@@ -751,6 +756,7 @@ def emergency_unblind(allocation: Allocation, *, by, reason: str, password: str,
     The password is asked again so that a session left open cannot unblind. The event is
     audited and the sponsor and statisticians are told (without the arm: the sponsor is blinded).
     """
+    limits.REASON.check(reason, field="reason")
     trial = allocation.trial
     participant = allocation.participant
     _require(by, Perm.EMERGENCY_UNBLIND, trial, participant.site)
@@ -769,13 +775,13 @@ def emergency_unblind(allocation: Allocation, *, by, reason: str, password: str,
                  actor=by, trial=trial, obj=event, participant=participant)
     # Never the arm: the sponsor is blinded. The reason is quoted as the investigator wrote it.
     names = {"id": participant.study_id, "who": by.get_full_name() or by.get_username(),
-             "site": participant.site.code, "reason": reason.strip(),
-             "when": f"{timezone.localtime(event.at):%Y-%m-%d %H:%M %Z}"}
+             "site": participant.site.code, "reason": reason.strip()}
     _notify(trial, [Role.SPONSOR, Role.STATISTICIAN], lambda: (
         _("Emergency unblinding of %(id)s") % names,
         _("%(who)s unblinded participant %(id)s (site %(site)s) on %(when)s.\n"
           "Reason given: %(reason)s\n\n"
-          "The participant is marked unblinded in every report.") % names))
+          "The participant is marked unblinded in every report.") % {
+            **names, "when": shown_instant(event.at)}))  # in each recipient's language
     return event
 
 
@@ -787,6 +793,7 @@ def safety_unblind(report, *, by, reason: str, password: str, request=None) -> S
     The same checks as an emergency unblinding (a reason, the password typed again), but its
     own record and audit action, and nobody of the study team is told: they stay blinded.
     """
+    limits.REASON.check(reason, field="reason")
     trial = report.trial
     participant = report.participant
     if not policy.has_perm(by, Perm.SAFETY_UNBLIND, trial):

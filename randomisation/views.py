@@ -8,7 +8,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _, gettext_lazy, pgettext
 from django.views.decorators.http import require_POST
 
-from core.forms import attach_errors
+from core import limits
+from core.forms import DateInput, LimitedText, attach_errors
 from patients.selectors import get_trial_and_participant_for
 from trials import policy
 from trials.policy import Perm
@@ -108,8 +109,7 @@ def certificate(request, slug: str, study_id: str):
 
 
 class UnblindForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}),
-                             label=gettext_lazy("Medical reason"))
+    reason = LimitedText(limit=limits.REASON, label=gettext_lazy("Medical reason"))
     password = forms.CharField(widget=forms.PasswordInput,
                                label=gettext_lazy("Your password, again"))
 
@@ -137,8 +137,7 @@ def emergency_unblind(request, slug: str, study_id: str):
 class CorrectionForm(forms.Form):
     factor = forms.ChoiceField(label=gettext_lazy("Factor"))
     correct_level = forms.CharField(label=gettext_lazy("Correct level"))
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}),
-                             label=gettext_lazy("Reason"))
+    reason = LimitedText(limit=limits.REASON, label=gettext_lazy("Reason"))
 
     def __init__(self, *args, factors, **kwargs):
         super().__init__(*args, **kwargs)
@@ -196,7 +195,8 @@ class GenerateForm(forms.Form):
 
 class ImportForm(forms.Form):
     file = forms.FileField(label=gettext_lazy("CSV file (stratum, sequence, arm, kit_code)"))
-    note = forms.CharField(required=False, max_length=500, label=gettext_lazy("Note"))
+    note = LimitedText(limit=limits.NOTE, required=False, label=gettext_lazy("Note"),
+                       widget=forms.TextInput)
 
 
 def allocation_lists(request, slug: str):
@@ -276,7 +276,7 @@ class KitListGenerateForm(forms.Form):
                                   help_text=gettext_lazy("Every lot holds every arm in the "
                                                          "ratio and has one expiry date."))
     expires_on = forms.DateField(label=gettext_lazy("Expiry date"),
-                                 widget=forms.DateInput(attrs={"type": "date"}))
+                                 widget=DateInput())
     seed = forms.CharField(required=False, max_length=128, label=gettext_lazy("Seed"),
                            help_text=gettext_lazy("Leave empty for a fresh random seed; it is "
                                                   "recorded."))

@@ -24,6 +24,8 @@ from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from core.dates import shown_date
+from crfs.missing_data import CODE_LABELS, allowed_codes, reason_rule
 from trials.models import ProtocolVersion, Trial
 
 VARIANTS = ("annotated", "plain")
@@ -99,6 +101,13 @@ class _Writer:
             parts.append(_("not in the future"))
         if f.get("derived"):
             parts.append(_("derived: %(how)s") % {"how": f["derived"]})
+        if f.get("missing"):
+            parts.append(_("missing-data codes: %(codes)s (reason: %(reason)s)") % {
+                "codes": ", ".join(f["missing"]["codes"]), "reason": reason_rule(f)})
+        if f.get("partial"):
+            parts.append(_("partial date: %(precision)s (impute: %(impute)s)") % {
+                "precision": f["partial"]["precision"],
+                "impute": f["partial"].get("impute", "—")})
         return "; ".join(parts)
 
     def choices_text(self, f: dict) -> str:
@@ -129,9 +138,17 @@ class _Writer:
     def answer_space(self, f: dict) -> str:
         if f.get("derived"):
             return _("(calculated: not to be filled in)")
+        return self.value_space(f) + "".join(
+            f"   [ ] {CODE_LABELS[code]} ({code})" for code in allowed_codes(f))
+
+    def value_space(self, f: dict) -> str:
         if f["type"] in ("choice", "multichoice", "yesno"):
             return self.choices_text(f)
         if f["type"] == "date":
+            if f.get("partial"):
+                return "__ __ / __ __ / __ __ __ __ " + (
+                    _("(the day may be left blank)") if f["partial"]["precision"] == "month"
+                    else _("(the day and month may be left blank)"))
             return "__ __ / __ __ / __ __ __ __"
         unit = f" {f['unit']}" if f.get("unit") else ""
         return "________________" + unit
@@ -234,7 +251,7 @@ def build_blank_crf(trial: Trial, version: ProtocolVersion, crfs: list[dict], *,
     kind = _("Annotated CRF") if annotated else _("Blank CRF")
     footer = (f"{trial.short_title} - " + _("protocol version %(version)s") % {
         "version": version.label} + f" - {kind} - "
-        + _("printed %(when)s") % {"when": f"{timezone.localtime():%Y-%m-%d}"})
+        + _("printed %(when)s") % {"when": shown_date(timezone.localdate())})
 
     def on_page(canvas, doc):
         canvas.saveState()

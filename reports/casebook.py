@@ -30,6 +30,8 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import (CondPageBreak, PageBreak, Paragraph, SimpleDocTemplate, Spacer,
                                 Table, TableStyle)
 
+from core.dates import shown_date, shown_instant
+
 from crfs import trail
 from crfs.forms import visible
 from crfs.pdf import signature_line
@@ -59,11 +61,11 @@ def _name(user) -> str:
 
 
 def _when(instant: dt.datetime | None) -> str:
-    return f"{timezone.localtime(instant):%Y-%m-%d %H:%M}" if instant else "—"
+    return shown_instant(instant, zone=False, empty="—")
 
 
 def _day(day: dt.date | None) -> str:
-    return day.isoformat() if day else "—"
+    return shown_date(day, empty="—")
 
 
 class _Styles:
@@ -124,7 +126,7 @@ def build_casebook(trial: Trial, *, viewer, stream: BinaryIO,
 
     printed = _("Casebook of %(id)s - %(trial)s - printed %(when)s by %(who)s") % {
         "id": participant.study_id, "trial": trial.short_title,
-        "when": f"{timezone.localtime():%Y-%m-%d %H:%M %Z}", "who": _name(viewer)}
+        "when": shown_instant(timezone.now()), "who": _name(viewer)}
 
     def on_page(canvas, doc):
         canvas.saveState()
@@ -240,8 +242,9 @@ def _answers(st: _Styles, definition: dict, data: dict) -> list:
         if not visible(f, data):
             continue
         value = data.get(f["code"])
+        shown = trail.flatten(data).get(f["code"], value)  # a missing-data code, if any
         rows.append([st.cell(f["label"], 70 * mm),
-                     st.cell(trail.display(definition, f["code"], value), 110 * mm)])
+                     st.cell(trail.display(definition, f["code"], shown), 110 * mm)])
         if f["type"] == "group" and value:
             groups.append(_group(st, definition, f, value))
     out = []
@@ -267,8 +270,8 @@ def _group(st: _Styles, definition: dict, group: dict, rows: list) -> Table:
         for sub in subs:
             path = f"{group['code']}[{i}].{sub['code']}"
             shown = visible(sub, row or {})
-            line.append(st.cell(trail.display(definition, path, (row or {}).get(sub["code"])),
-                                rest) if shown else "")
+            value = trail.flatten(row or {}).get(sub["code"])  # a missing-data code, if any
+            line.append(st.cell(trail.display(definition, path, value), rest) if shown else "")
         body.append(line)
     table = Table([head] + body, colWidths=[first] + [rest] * len(subs), repeatRows=1)
     table.setStyle(GRID)

@@ -26,6 +26,8 @@ from reportlab.lib.units import mm
 from reportlab.platypus import (KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer,
                                 Table, TableStyle)
 
+from core.dates import shown_date, shown_instant
+
 from crfs.metrics import OLD_DAYS, YOUNG_DAYS, QueryFigures, QueryMetrics, query_metrics
 from safety.models import Criterion
 from trials import policy
@@ -44,7 +46,7 @@ MAX_YEARS_AHEAD = 5               # the accrual chart stops there, whatever the 
 
 
 def _d(day: dt.date | None) -> str:
-    return day.isoformat() if day else "-"
+    return shown_date(day, empty="-")
 
 
 def _pct(part: int, whole: int) -> str:
@@ -391,8 +393,8 @@ def build_enrolment_report(trial, *, viewer, stream: BinaryIO,
     built = timezone.localtime()
     footer = (_("%(trial)s - enrolment report as of %(day)s - built %(when)s for %(who)s - "
                 "counts only, no participant identifiers") % {
-        "trial": trial.short_title, "day": f.as_of.isoformat(),
-        "when": f"{built:%Y-%m-%d %H:%M %Z}",
+        "trial": trial.short_title, "day": shown_date(f.as_of),
+        "when": shown_instant(built),
         "who": viewer.get_full_name() or viewer.get_username()})
 
     def on_page(canvas, doc):
@@ -416,9 +418,9 @@ def build_enrolment_report(trial, *, viewer, stream: BinaryIO,
     if not f.target:
         projection = _("none: no target enrolment to project to")
     elif f.target_reached_on:
-        projection = _("target reached on %(day)s") % {"day": f.target_reached_on.isoformat()}
+        projection = _("target reached on %(day)s") % {"day": shown_date(f.target_reached_on)}
     elif f.projected_completion:
-        projection = f.projected_completion.isoformat()
+        projection = shown_date(f.projected_completion)
     else:
         projection = _("cannot be projected: no randomisation in the recent period")
     key = [[_("Target enrolment"),

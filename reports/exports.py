@@ -16,7 +16,10 @@ Who and what (docs/reports-and-exports.md says it for people):
   an unseekable stream with data descriptors).
 
 Values: codes as the protocol defines them (choice codes, not labels); yes/no as 1/0; dates
-ISO; decimals exactly as stored; multiple choices joined with ``|`` in protocol order.
+ISO (a partial date in ISO 8601 reduced precision, ``2019-03``); decimals exactly as stored;
+multiple choices joined with ``|`` in protocol order. An answer given as a missing-data code
+(``crfs.missing_data``) is exported as its code (``ND``, ``NA``, ``UNK``) where the value would
+be; its reason is not in the CSV (it is in the ODM export and on the History page).
 Long form: one row per answered value (unanswered values are left out), a group's answers one
 row per row of the group with ``repeat`` 1, 2, 3…; wide form: one row per CRF record, one column
 per field, group fields flattened as ``<group>_<field>_<n>`` up to the largest number of rows
@@ -42,6 +45,7 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils.translation import gettext as _
 
+from crfs.missing_data import coded
 from crfs.models import CRFRecord
 from trials import policy
 from trials.models import ProtocolVersion, Trial, definition_of
@@ -187,6 +191,16 @@ def layout_for(trial: Trial, crf_code: str) -> CRFLayout:
 # --------------------------------------------------------------------------- values as text
 
 
+def cell_text(field: dict, answers: dict) -> str:
+    """An answer as a CSV cell: its value, or its missing-data code when it has one."""
+    text = value_text(field, answer(field, answers))
+    if not text and field["type"] != "meddra":
+        entry = coded(answers, field["code"])
+        if entry is not None:
+            return str(entry["code"])
+    return text
+
+
 def value_text(field: dict, value: Any) -> str:
     """A stored answer as exported (CSV cell, ODM ItemData Value)."""
     if value is None or value == "" or value == []:
@@ -264,11 +278,11 @@ def long_rows(user, trial: Trial, layout: CRFLayout) -> Iterator[list[str]]:
             if f["type"] == "group":
                 for i, answers in enumerate(data.get(f["code"]) or [], start=1):
                     for sub in f["fields"]:
-                        text = value_text(sub, answer(sub, answers or {}))
+                        text = cell_text(sub, answers or {})
                         if text:
                             yield meta + [f"{f['code']}.{sub['code']}", str(i), text]
             else:
-                text = value_text(f, answer(f, data))
+                text = cell_text(f, data)
                 if text:
                     yield meta + [f["code"], "", text]
 
@@ -320,10 +334,9 @@ def wide_rows(user, trial: Trial, layout: CRFLayout) -> Iterator[list[str]]:
                 answers = data.get(f["code"]) or []
                 for i in range(sizes[f["code"]]):
                     row_answers = (answers[i] or {}) if i < len(answers) else {}
-                    cells += [value_text(sub, answer(sub, row_answers))
-                              for sub in f["fields"]]
+                    cells += [cell_text(sub, row_answers) for sub in f["fields"]]
             else:
-                cells.append(value_text(f, answer(f, data)))
+                cells.append(cell_text(f, data))
         yield meta + cells
 
 

@@ -21,6 +21,12 @@ One ``Snapshot`` file (``ODMVersion="1.3.2"``), elements in the order of the ODM
 
 Values as in the CSV exports (``reports.exports.value_text``): yes/no as 1/0 (``boolean``),
 multiple choices as codes joined with ``|`` (``text``: ODM 1.3.2 has no multi-select item).
+A date field the protocol allows to be partial is ``DataType="partialDate"`` (values such as
+``2019-03``). An answer given as a missing-data code follows ODM 1.3's conventions for a null
+value: ``<ItemData IsNull="Yes">`` without ``Value``, carrying an ``Annotation`` whose ``Flag``
+has the code as ``FlagValue`` (code list ``CL.MISSING``: ND, NA, UNK, declared in the
+metadata) and ``FlagType`` ``MISSING`` (code list ``CL.FLAGTYPE``), and the reason, when one
+was given, as its ``Comment``.
 
 Blinding: for a blinded reader the allocation form has the kit code and randomisation time
 only: no arm ``ItemDef``, no arm ``CodeList``, and the arm is never selected from the database.
@@ -37,9 +43,10 @@ from typing import Iterator
 from xml.sax.saxutils import escape, quoteattr
 
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from crfs import trail
+from crfs.missing_data import CODE_LABELS, coded
 from crfs.models import CRFRecord
 from safety import services as safety_services
 from safety.models import SAEReport
@@ -89,9 +96,14 @@ def _choice_type(field: dict) -> str:
                             for c in field["choices"]) else "text"
 
 
+CL_MISSING, CL_FLAGTYPE = "CL.MISSING", "CL.FLAGTYPE"
+
+
 def data_type(field: dict) -> str:
     if field["type"] == "choice":
         return _choice_type(field)
+    if field["type"] == "date" and field.get("partial"):
+        return "partialDate"
     return DATA_TYPES[field["type"]]
 
 
@@ -306,6 +318,11 @@ def metadata(trial: Trial, version: ProtocolVersion, layouts: dict[str, CRFLayou
                 out.append(_code_list(f"CL.{layout.code}.{group}{item.code}", item.path,
                                       _choice_type(item.field),
                                       [(c["code"], c["label"]) for c in item.field["choices"]]))
+    with translation.override("en"):  # decoded in English, as the file says (xml:lang)
+        missing_codes = [(code, str(label)) for code, label in CODE_LABELS.items()]
+    out.append(_code_list(CL_MISSING, "missing-data code", "text", missing_codes))
+    out.append(_code_list(CL_FLAGTYPE, "flag type", "text",
+                          [("MISSING", "Missing-data code")]))
     out.append("</MetaDataVersion></Study>")
     return "".join(out)
 
@@ -356,19 +373,26 @@ def _form(layout: CRFLayout, data: dict, site: str, versions: list[tuple]) -> st
         when, user_id, reason, _data = versions[-1]
         out.append(_audit(user_id, site, when, reason))
 
-    def item(path: str, oid: str, field: dict, value) -> str:
-        text = value_text(field, value)
+    def item(path: str, oid: str, field: dict, answers: dict) -> str:
+        text = value_text(field, answer(field, answers))
+        change = changes.get(path)
+        audit = _audit(change[0], site, change[1], change[2]) if change else ""
+        entry = None if text or field["type"] == "meddra" else coded(answers, field["code"])
+        if entry is not None:
+            return (f"<ItemData{_attrs(ItemOID=oid, IsNull='Yes')}>{audit}"
+                    + _open("Annotation", SeqNum=1)
+                    + (_el("Comment", entry["reason"]) if entry.get("reason") else "")
+                    + "<Flag>" + _el("FlagValue", str(entry["code"]), CodeListOID=CL_MISSING)
+                    + _el("FlagType", "MISSING", CodeListOID=CL_FLAGTYPE)
+                    + "</Flag></Annotation></ItemData>")
         if not text:
             return ""
-        change = changes.get(path)
-        if change is None:
+        if not audit:
             return _el("ItemData", ItemOID=oid, Value=text)
-        return (f"<ItemData{_attrs(ItemOID=oid, Value=text)}>" + _audit(change[0], site,
-                                                                         change[1], change[2])
-                + "</ItemData>")
+        return f"<ItemData{_attrs(ItemOID=oid, Value=text)}>{audit}</ItemData>"
 
     out.append(f'<ItemGroupData ItemGroupOID={quoteattr(group_oid(layout.code))}>')
-    out += [item(f["code"], item_oid(layout.code, f["code"]), f, answer(f, data))
+    out += [item(f["code"], item_oid(layout.code, f["code"]), f, data)
             for f in layout.fields if f["type"] != "group"]
     out.append("</ItemGroupData>")
     for g in layout.groups:
@@ -377,7 +401,7 @@ def _form(layout: CRFLayout, data: dict, site: str, versions: list[tuple]) -> st
                              ItemGroupRepeatKey=i + 1))
             out += [item(f"{g['code']}[{i}].{f['code']}", item_oid(layout.code, f["code"],
                                                                    g["code"]),
-                         f, answer(f, row or {})) for f in g["fields"]]
+                         f, row or {}) for f in g["fields"]]
             out.append("</ItemGroupData>")
     out.append("</FormData>")
     return "".join(out)

@@ -24,6 +24,8 @@ from reportlab.lib.units import mm
 from reportlab.platypus import (KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table,
                                 TableStyle)
 
+from core.dates import shown_instant
+
 from outcomes import analysis, plots
 from trials import policy
 from trials.models import Trial
@@ -68,7 +70,7 @@ def build_outcomes_report(trial: Trial, *, viewer, stream: BinaryIO,
             "registry": trial.registry_id or ""}, body),
         p(_("Produced %(when)s for %(reader)s. %(n)s randomised participants analysed "
             "(intention to treat). No direct identifiers.") % {
-            "when": f"{when:%Y-%m-%d %H:%M %Z}", "reader": reader, "n": view.randomised}, body),
+            "when": shown_instant(when), "reader": reader, "n": view.randomised}, body),
         p(_("Results per arm.") if view.arm_level else
           _("Pooled figures only: the arms are concealed from the reader in this blinded "
             "trial."), body),
@@ -117,7 +119,7 @@ def build_outcomes_report(trial: Trial, *, viewer, stream: BinaryIO,
     story += [Paragraph(escape(_("Methods")), h2), p(view.methods, body)]
 
     footer = _("%(trial)s — outcomes report — %(when)s — %(scope)s") % {
-        "trial": trial.short_title, "when": f"{when:%Y-%m-%d %H:%M}",
+        "trial": trial.short_title, "when": shown_instant(when, zone=False),
         "scope": _("per arm") if view.arm_level else _("pooled (blinded)")}
 
     def on_page(canvas, doc):

@@ -6,6 +6,9 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core import limits
+from core.forms import DateInput, LimitedText
+
 from .models import Causality, Criterion, Expectedness, Outcome
 from .services import VERSION_FIELDS
 
@@ -15,16 +18,15 @@ class VersionForm(forms.Form):
                                          choices=Criterion.choices, required=False,
                                          widget=forms.CheckboxSelectMultiple)
     onset_date = forms.DateField(label=_("Onset date"), required=False,
-                                 widget=forms.DateInput(attrs={"type": "date"}))
+                                 widget=DateInput())
     aware_at = forms.DateTimeField(label=_("Site aware of the event on"), required=False,
                                    widget=forms.DateTimeInput(attrs={"type": "datetime-local"},
                                                               format="%Y-%m-%dT%H:%M"))
     outcome = forms.ChoiceField(label=_("Outcome"), required=False,
                                 choices=[("", "—"), *Outcome.choices])
     death_date = forms.DateField(label=_("Date of death"), required=False,
-                                 widget=forms.DateInput(attrs={"type": "date"}))
-    narrative = forms.CharField(label=_("Narrative"), required=False,
-                                widget=forms.Textarea(attrs={"rows": 6}))
+                                 widget=DateInput())
+    narrative = LimitedText(limit=limits.NARRATIVE, rows=6, label=_("Narrative"), required=False)
 
     def __init__(self, *args, products, version=None, **kwargs):
         if version is not None and not kwargs.get("data") and not args:
@@ -57,8 +59,7 @@ class PasswordForm(forms.Form):
 
 
 class AssessmentForm(forms.Form):
-    comment = forms.CharField(label=_("Comment"), required=False,
-                              widget=forms.Textarea(attrs={"rows": 3}))
+    comment = LimitedText(limit=limits.COMMENT, label=_("Comment"), required=False)
 
     def __init__(self, *args, products, **kwargs):
         super().__init__(*args, **kwargs)
@@ -82,7 +83,7 @@ class AssessmentForm(forms.Form):
 
 
 class UnblindForm(PasswordForm):
-    reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}))
+    reason = LimitedText(limit=limits.REASON, label=_("Reason"))
     field_order = ["reason", "password"]
 
 
@@ -90,5 +91,5 @@ class SusarSubmissionForm(forms.Form):
     """The expedited report of a SUSAR sent to the authorities: when, and its reference."""
 
     submitted_on = forms.DateField(label=_("Submitted to the authorities on"),
-                                   widget=forms.DateInput(attrs={"type": "date"}))
+                                   widget=DateInput())
     reference = forms.CharField(label=_("Reference (e.g. EudraVigilance)"), max_length=120)

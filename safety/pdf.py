@@ -12,13 +12,14 @@ from __future__ import annotations
 import io
 from xml.sax.saxutils import escape
 
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from core.dates import shown_date, shown_instant
 
 from .models import Causality, Criterion, Outcome, SAEVersion
 from .services import products
@@ -53,13 +54,13 @@ def cioms_pdf(version: SAEVersion) -> bytes:
         _rows([
             (_("1. Patient (study ID)"), participant.study_id),
             (_("1a. Site"), f"{participant.site.code} - {participant.site.name}"),
-            (_("4-6. Reaction onset"), version.onset_date and version.onset_date.isoformat()),
+            (_("4-6. Reaction onset"), shown_date(version.onset_date)),
             (_("7 + 13. Describe reaction(s)"), report.term),
             (_("8-12. Seriousness criteria"), "; ".join(ticked)),
-            (_("Date of death"), version.death_date and version.death_date.isoformat()),
+            (_("Date of death"), shown_date(version.death_date)),
             (_("Outcome"), dict(Outcome.choices).get(version.outcome, "")),
             (_("Site aware of the event on"),
-             version.aware_at and f"{timezone.localtime(version.aware_at):%Y-%m-%d %H:%M %Z}"),
+             shown_instant(version.aware_at)),
         ], styles),
         Paragraph(escape(_("II. Suspect drug(s) information")), styles["Heading3"]),
         _rows([(f"14. {p['label']}", _("Investigator's causality: %(c)s") % {
@@ -72,7 +73,7 @@ def cioms_pdf(version: SAEVersion) -> bytes:
             (_("24a. Sponsor"), trial.definition.get("trial", {}).get("sponsor", "")),
             (_("24b. Report number"), report.number),
             (_("24c. Date received by the sponsor"),
-             report.reported_at and f"{timezone.localtime(report.reported_at):%Y-%m-%d %H:%M %Z}"),
+             shown_instant(report.reported_at)),
             (_("24d. Report source"), _("Study") + (f" ({trial.registry_id})"
                                                     if trial.registry_id else "")),
             (_("25a. Report type"), _("Initial") if version.number == 0 else
@@ -82,7 +83,7 @@ def cioms_pdf(version: SAEVersion) -> bytes:
         Paragraph(escape(_("Signed by %(name)s on %(when)s. SHA-256 of the content signed: "
                            "%(digest)s") % {
             "name": version.printed_name,
-            "when": f"{timezone.localtime(version.signed_at):%Y-%m-%d %H:%M %Z}",
+            "when": shown_instant(version.signed_at),
             "digest": version.digest}), styles["BodyText"]),
     ]
     doc.build(story)

@@ -28,7 +28,7 @@ from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
 from patients.reminders import insert_new
@@ -126,7 +126,7 @@ def build(reminder: SAEReminder, emails: list[str], language: str) -> EmailMessa
         due = timezone.localtime(report.aware_at + SITE_DEADLINE)
         names = {"number": report.number, "id": report.participant.study_id,
                  "site": report.participant.site.code, "term": report.term,
-                 "due": f"{due:%Y-%m-%d %H:%M %Z}", "trial": report.trial.short_title}
+                 "due": formats.date_format(due, "DATETIME_FORMAT"), "trial": report.trial.short_title}
         if reminder.kind == SAEReminderKind.OVERDUE:
             subject = _("Overdue SAE report %(number)s (%(id)s)") % names
             body = _("The initial report of serious adverse event %(number)s (participant "

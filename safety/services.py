@@ -17,7 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core import audit
+from core import audit, limits
+from core.dates import shown_instant
 from core.reauth import password_confirmed
 from crfs.models import CRFRecord
 from patients.windows import as_date
@@ -154,9 +155,12 @@ def _clean(report: SAEReport, values: dict[str, Any], *, signing: bool) -> dict[
         elif aware > report.opened_at:
             errors["aware_at"] = _("The site was aware of the event when it was recorded "
                                    "(%(when)s) at the latest.") % {
-                "when": f"{timezone.localtime(report.opened_at):%Y-%m-%d %H:%M}"}
+                "when": shown_instant(report.opened_at, zone=False)}
     if values.get("outcome") and values["outcome"] not in Outcome.values:
         errors["outcome"] = _("Unknown outcome.")
+    narrative = values.get("narrative")
+    if isinstance(narrative, str) and len(narrative) > limits.NARRATIVE.chars:
+        errors["narrative"] = limits.NARRATIVE.message(len(narrative))
     fatal = Criterion.DEATH in criteria or values.get("outcome") == Outcome.FATAL
     if fatal and not death:
         errors["death_date"] = _("A death needs its date.")
@@ -306,6 +310,7 @@ def assess(report: SAEReport, *, by, causality: dict[str, str], expectedness: di
     CT-3 7.2.3.2) and expectedness against the protocol's reference safety information.
     Related and unexpected for any product: a SUSAR, due 7 or 15 days after the sponsor
     received the initial report."""
+    limits.COMMENT.check(comment, field="comment")
     report = _locked(report)
     if not policy.has_perm(by, Perm.ASSESS_SAFETY, report.trial):
         raise PermissionDenied(_("You may not assess safety reports in this trial."))

@@ -57,7 +57,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _, ngettext
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
-from core import audit
+from core import audit, limits
+from core.dates import shown_date
 from core.history import change_reason
 from crfs import screening, services as crfs
 from crfs.facts import RANDOMISATION, FactRecord, Facts, randomisation_date, read_facts
@@ -507,8 +508,8 @@ def apply_crf(record, *, by, reason: str = "") -> ScheduleChange | None:
         day = as_date(record.data.get(name))
         if day is None:
             continue
-        names = {"label": item["label"], "day": f"{day:%Y-%m-%d}",
-                 "randomised_on": f"{randomised_on:%Y-%m-%d}"}
+        names = {"label": item["label"], "day": shown_date(day),
+                 "randomised_on": shown_date(randomised_on)}
         if day < randomised_on:
             errors[name] = _("%(label)s: %(day)s is before randomisation (%(randomised_on)s); "
                              "visits are scheduled from it, so it must be on or after that "
@@ -533,8 +534,8 @@ def apply_crf(record, *, by, reason: str = "") -> ScheduleChange | None:
         if later is not None:
             raise ValidationError({event["source"]["field"]: _(
                 "%(label)s: %(day)s is before the visit “%(visit)s” recorded as done on "
-                "%(done_on)s.") % {"label": event["label"], "day": f"{day:%Y-%m-%d}",
-                                   "visit": later.title, "done_on": f"{later.done_on:%Y-%m-%d}"}})
+                "%(done_on)s.") % {"label": event["label"], "day": shown_date(day),
+                                   "visit": later.title, "done_on": shown_date(later.done_on)}})
     before = {a["code"]: {v for v in Visit.objects.filter(participant=participant,
                                                           anchor_code=a["code"])
                           .values_list("anchor_date", flat=True)} for a in anchors}
@@ -567,6 +568,7 @@ def save_crf_and_replan(participant: Participant, crf_code: str, data: dict, *, 
 
     After a withdrawal of consent to further data collection, no new form is collected at a
     visit due after it (the visit is not applicable; data collected before it is kept)."""
+    limits.REASON.check(reason, field="reason")
     if record is None and visit is not None:
         withdrawn = (Withdrawal.objects.filter(participant=participant,
                                                level=WithdrawalLevel.CONSENT,
@@ -576,7 +578,7 @@ def save_crf_and_replan(participant: Participant, crf_code: str, data: dict, *, 
             raise ValidationError(_(
                 "%(id)s withdrew consent to further data collection on %(date)s: no form is "
                 "collected at a visit due after it.") % {"id": participant.study_id,
-                                                         "date": f"{withdrawn:%Y-%m-%d}"})
+                                                         "date": shown_date(withdrawn)})
     record = crfs.save_crf(participant, crf_code, data, by=by, complete=complete, reason=reason,
                            record=record, visit=visit)
     # The injection form's kit must be the kit assigned at its visit (supply): then dispensed.
@@ -594,6 +596,7 @@ def answer_query_and_replan(query: DataQuery, *, by, text: str, correction: dict
                             complete: bool = True) -> DataQuery:
     """A site's answer to a data query (``crfs.services.answer_query``); a correction it carries
     is a CRF save, so the schedule follows it as after ``save_crf_and_replan``."""
+    limits.QUERY_TEXT.check(text, field="text")
     query = crfs.answer_query(query, by=by, text=text, correction=correction, complete=complete)
     if correction is not None:
         supply.record_dispensing(query.record, by=by)
@@ -645,8 +648,8 @@ def record_withdrawal_and_replan(participant: Participant, *, by, level: str,
         raise ValidationError({"withdrawn_on": _(
             "The withdrawal is dated %(date)s, before the visit “%(visit)s” recorded as done "
             "on %(done_on)s, which it would end.") % {
-            "date": f"{withdrawn_on:%Y-%m-%d}", "visit": done[0].title,
-            "done_on": f"{done[0].done_on:%Y-%m-%d}"}})
+            "date": shown_date(withdrawn_on), "visit": done[0].title,
+            "done_on": shown_date(done[0].done_on)}})
     replan(participant, by=by, reason=f"withdrawal ({level}) from {withdrawn_on:%Y-%m-%d}",
            facts=facts)
     return withdrawal
@@ -701,6 +704,7 @@ def record_visit_done(visit: Visit, *, done_on: dt.date, by, reason: str = "") -
     """Record that the visit took place on ``done_on``. Outside the window, a deviation is
     recorded (rule, days early or late). Changing the date of a visit already done needs a
     reason; its earlier deviation, if any, is voided rather than deleted."""
+    limits.REASON.check(reason, field="reason")
     visit = _locked_visit(visit)
     participant = visit.participant
     _require(by, participant)
@@ -717,8 +721,8 @@ def record_visit_done(visit: Visit, *, done_on: dt.date, by, reason: str = "") -
         too_early = (_("The visit date %(date)s is before screening (%(earliest)s).")
                      if after_what == "screening" else
                      _("The visit date %(date)s is before randomisation (%(earliest)s)."))
-        raise ValidationError({"done_on": too_early % {"date": f"{done_on:%Y-%m-%d}",
-                                                       "earliest": f"{earliest:%Y-%m-%d}"}})
+        raise ValidationError({"done_on": too_early % {"date": shown_date(done_on),
+                                                       "earliest": shown_date(earliest)}})
     if visit.status == VisitStatus.NOT_APPLICABLE:
         raise ValidationError({"action": _("This visit is not applicable; reopen it first.")})
     if visit.status == VisitStatus.DONE:
@@ -727,7 +731,7 @@ def record_visit_done(visit: Visit, *, done_on: dt.date, by, reason: str = "") -
         if not reason:
             raise ValidationError({"reason": _(
                 "The visit is recorded as done on %(date)s; give the reason for correcting the "
-                "date.") % {"date": f"{visit.done_on:%Y-%m-%d}"}})
+                "date.") % {"date": shown_date(visit.done_on)}})
     corrected = visit.status == VisitStatus.DONE
     visit.status, visit.done_on = VisitStatus.DONE, done_on
     visit.status_reason = reason if corrected else ""
@@ -768,6 +772,7 @@ def _check_window(visit: Visit, *, by, voiding_reason: str) -> Deviation | None:
 
 def _need_reason(reason: str, missing: str) -> str:
     """``reason`` stripped; ``missing`` (a whole translated sentence) when it is empty."""
+    limits.REASON.check(reason, field="reason")
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": missing})
@@ -790,7 +795,7 @@ def mark_visit_missed(visit: Visit, *, by, reason: str) -> Visit:
         raise ValidationError({"action": _(
             "The window opens on %(date)s: the visit cannot be missed yet. Mark it not "
             "applicable if it will not take place.") % {
-            "date": f"{visit.window_opens:%Y-%m-%d}"}})
+            "date": shown_date(visit.window_opens)}})
     visit.status, visit.status_reason = VisitStatus.MISSED, reason
     _save(visit, by, reason, ["status", "status_reason"])
     return visit
@@ -838,6 +843,7 @@ def add_unscheduled_visit(participant: Participant, *, on: dt.date, reason: str,
 
     Its window is its day; it is numbered after the participant's earlier unscheduled visits.
     """
+    limits.REASON.check(reason, field="reason")
     participant = _lock(participant)
     _require(by, participant)
     refuse_change(participant)
@@ -852,7 +858,7 @@ def add_unscheduled_visit(participant: Participant, *, on: dt.date, reason: str,
         errors["on"] = _("Give the date of the visit.")
     elif on < randomised_on:
         errors["on"] = _("The date %(date)s is before randomisation (%(randomised_on)s).") % {
-            "date": f"{on:%Y-%m-%d}", "randomised_on": f"{randomised_on:%Y-%m-%d}"}
+            "date": shown_date(on), "randomised_on": shown_date(randomised_on)}
     if not reason:
         errors["reason"] = _("Give the reason for the unscheduled visit.")
     known = {c["code"] for c in participant.definition["crfs"]}

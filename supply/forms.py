@@ -13,6 +13,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from core import limits
+from core.forms import DateInput, LimitedText
+
 from .models import ReceiptOutcome
 
 NUMBERS_HELP = _("One kit number per line (or separated by spaces or commas).")
@@ -26,8 +29,7 @@ def numbers_of(text: str) -> list[str]:
 class DispatchForm(forms.Form):
     site = forms.ChoiceField(label=_("Site"))
     depot = forms.ChoiceField(label=_("Depot"))
-    note = forms.CharField(label=_("Note"), required=False,
-                           widget=forms.Textarea(attrs={"rows": 2}))
+    note = LimitedText(limit=limits.NOTE, rows=2, label=_("Note"), required=False)
 
     def __init__(self, *args, sites, arms, depots, **kwargs):
         super().__init__(*args, **kwargs)
@@ -89,8 +91,8 @@ class ReceiptForm(forms.Form):
 class ExcursionForm(forms.Form):
     kits = forms.MultipleChoiceField(label=_("Kits exposed"),
                                      widget=forms.CheckboxSelectMultiple)
-    description = forms.CharField(
-        label=_("What happened"), widget=forms.Textarea(attrs={"rows": 3}),
+    description = LimitedText(
+        limit=limits.DESCRIPTION, label=_("What happened"),
         help_text=_("Temperatures, how long, where the kits were."))
 
     def __init__(self, *args, numbers: list[str], **kwargs):
@@ -103,8 +105,7 @@ class KitsForm(forms.Form):
 
     numbers = forms.CharField(label=_("Kit numbers"), help_text=NUMBERS_HELP,
                               widget=forms.Textarea(attrs={"rows": 3}))
-    reason = forms.CharField(label=_("Reason"), required=False,
-                             widget=forms.Textarea(attrs={"rows": 2}))
+    reason = LimitedText(limit=limits.REASON, rows=2, label=_("Reason"), required=False)
 
     def numbers_list(self) -> list[str]:
         return numbers_of(self.cleaned_data["numbers"])
@@ -114,18 +115,18 @@ class DecisionForm(forms.Form):
     decision = forms.ChoiceField(label=_("Decision"), widget=forms.RadioSelect,
                                  choices=[("release", _("Released: usable")),
                                           ("destroy", _("Not usable: to destroy"))])
-    reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 2}),
-                             help_text=_("Stability data, the depot's advice…"))
+    reason = LimitedText(limit=limits.REASON, rows=2, label=_("Reason"),
+                         help_text=_("Stability data, the depot's advice…"))
 
 
 class PeriodForm(forms.Form):
     """The accountability log's optional date range."""
 
     start = forms.DateField(label=_("From"), required=False,
-                            widget=forms.DateInput(attrs={"type": "date"}),
+                            widget=DateInput(),
                             error_messages={"invalid": _("Enter a date as YYYY-MM-DD.")})
     end = forms.DateField(label=_("To"), required=False,
-                          widget=forms.DateInput(attrs={"type": "date"}),
+                          widget=DateInput(),
                           error_messages={"invalid": _("Enter a date as YYYY-MM-DD.")})
 
     def clean(self):

@@ -9,6 +9,8 @@ append-only: a kit's life is read back from them, never rewritten.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -51,6 +53,13 @@ class KitList(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trial.short_title} kit list #{self.number} ({self.status})"
+
+    @property
+    def expires_on(self) -> dt.date | None:
+        """The generated kits' expiry date (kept in ``parameters`` as ISO), as a date a page
+        shows in its reader's format."""
+        value = (self.parameters or {}).get("expires_on")
+        return dt.date.fromisoformat(value) if value else None
 
 
 class KitStatus(models.TextChoices):

@@ -17,6 +17,8 @@ from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from core.dates import shown_date, shown_instant
+
 from trials.models import Site
 
 from .models import KitEvent
@@ -43,10 +45,10 @@ def accountability_pdf(site: Site, events: Iterable[KitEvent], *, start: dt.date
                             pageCompression=0, leftMargin=10 * mm, rightMargin=10 * mm,
                             topMargin=12 * mm, bottomMargin=12 * mm)
     period = _("Period: %(start)s to %(end)s") % {
-        "start": start.isoformat() if start else _("the first event"),
-        "end": end.isoformat() if end else _("today")}
+        "start": shown_date(start) if start else _("the first event"),
+        "end": shown_date(end) if end else _("today")}
     printed = _("Printed on %(when)s") % {
-        "when": f"{timezone.localtime(timezone.now()):%Y-%m-%d %H:%M}"}
+        "when": shown_instant(timezone.now(), zone=False)}
     rows = [[Paragraph(escape(h), head) for h in _headings()]]
     rows += [[Paragraph(escape(cell), small) for cell in accountability_row(event)]
              for event in events]

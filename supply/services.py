@@ -21,7 +21,8 @@ from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core import audit
+from core import audit, limits
+from core.dates import shown_date
 from core.notify import enqueue, notify
 from patients.locks import refuse_change
 from patients.models import Participant, Visit, VisitStatus
@@ -114,6 +115,7 @@ def dispatch_shipment(trial: Trial, *, site: Site, quantities: Mapping[str, int]
     The depot's kits of sealed lists are taken earliest expiry first, among those that will
     not expire before they could be used (later than the delivery time from today). The
     shipment lists its kits by number only: mixed, they reveal no arm to the site."""
+    limits.NOTE.check(note, field="note")
     settings = _settings_or_error(trial)
     _require(by, Perm.MANAGE_SUPPLY, trial)
     depot_code = depot_of(trial, depot)["code"]
@@ -149,7 +151,7 @@ def dispatch_shipment(trial: Trial, *, site: Site, quantities: Mapping[str, int]
             raise SupplyError(_(
                 "The depot has %(have)s usable kits of %(arm)s (expiring after %(date)s); %(n)s "
                 "were asked for: a new kit list (batch) is needed.") % {
-                    "have": len(kits), "arm": code, "n": n, "date": f"{usable_after:%Y-%m-%d}"},
+                    "have": len(kits), "arm": code, "n": n, "date": shown_date(usable_after)},
                 code="depot_short", params={"arm": code})
         chosen += kits
     Trial.objects.select_for_update().filter(pk=trial.pk).first()  # numbers shipments in order
@@ -198,7 +200,7 @@ def receive_shipment(shipment: Shipment, *, by, outcomes: Mapping[str, str]) -> 
     _require(by, Perm.RECEIVE_SUPPLY, shipment.trial, shipment.site)
     if shipment.status != ShipmentStatus.DISPATCHED:
         raise SupplyError(_("Shipment %(n)s was already received on %(date)s.") % {
-            "n": shipment.number, "date": f"{timezone.localtime(shipment.received_at):%Y-%m-%d}"},
+            "n": shipment.number, "date": shown_date(timezone.localtime(shipment.received_at).date())},
             code="already_received")
     items = {i.kit.number: i for i in shipment.items.select_related("kit")}
     wanted = {normalise_number(n): o for n, o in outcomes.items()}
@@ -276,7 +278,7 @@ def _stock_out(participant: Participant, visit: Visit, arm: Arm) -> SupplyError:
           "quarantined and will not expire before the visit window closes on %(date)s). "
           "Contact the trial's supply manager: they have been alerted.") % {
             "id": participant.study_id, "site": participant.site.code, "visit": visit.label,
-            "date": f"{visit.window_closes:%Y-%m-%d}"},
+            "date": shown_date(visit.window_closes)},
         code="stock_out", params={"site_id": participant.site_id, "arm_id": arm.pk})
 
 
@@ -356,6 +358,7 @@ def release(assignment: KitAssignment, *, kind: str, reason: str, by,
             at: dt.datetime | None = None) -> KitRelease:
     """End an assignment (inside the caller's transaction): the kit damaged or lost leaves the
     stock; a kit not given goes back to it."""
+    limits.REASON.check(reason, field="reason")
     if not reason.strip():
         raise SupplyError({"reason": _("Give the reason.")}, code="reason_missing")
     at = at or timezone.now()
@@ -382,6 +385,7 @@ def replace(assignment: KitAssignment, arm: Arm, *, kind: str, reason: str, by
             ) -> KitAssignment:
     """A replacement kit for one damaged or lost, with the reason (inside the caller's
     transaction): the old kit leaves the stock, the next suitable one is assigned."""
+    limits.REASON.check(reason, field="reason")
     _require(by, Perm.DISPENSE, assignment.participant.trial, assignment.participant.site)
     refuse_change(assignment.participant)
     if kind not in (ReleaseKind.DAMAGED, ReleaseKind.LOST):
@@ -470,6 +474,7 @@ def report_excursion(site: Site, *, numbers: Iterable[str], description: str, by
                      ) -> Excursion:
     """A temperature excursion at ``site``: the named kits on site (available) are quarantined
     and never assigned until the supply manager decides."""
+    limits.DESCRIPTION.check(description, field="description")
     trial = site.trial
     _settings_or_error(trial)
     _require(by, Perm.RECEIVE_SUPPLY, trial, site)
@@ -509,6 +514,7 @@ def report_excursion(site: Site, *, numbers: Iterable[str], description: str, by
 @transaction.atomic
 def decide_excursion(excursion: Excursion, *, decision: str, reason: str, by) -> Excursion:
     """The supply manager's decision: the kits are usable again, or not (destroyed)."""
+    limits.REASON.check(reason, field="reason")
     excursion = Excursion.objects.select_for_update().select_related("site", "trial").get(
         pk=excursion.pk)
     _require(by, Perm.MANAGE_SUPPLY, excursion.trial)
@@ -553,6 +559,7 @@ _NEXT = {
 def record_kits(site: Site, *, kind: str, numbers: Iterable[str], reason: str, by) -> int:
     """Kits returned by the site (used packs, or unused ones sent back), or destroyed: all the
     named kits or none."""
+    limits.REASON.check(reason, field="reason")
     trial = site.trial
     _settings_or_error(trial)
     allowed, status, perm = _NEXT[kind]

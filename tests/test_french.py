@@ -118,6 +118,8 @@ def test_unblinding_mail_is_written_in_each_recipients_language(
     assert f"Motif indiqué{NBSP}: Hypoglycémie sévère" in fr.body
     assert en.subject == f"[{trial.short_title}] Emergency unblinding of {study_id}"
     assert "Reason given: Hypoglycémie sévère" in en.body
+    day = timezone.localtime(allocation.unblindings.get().at).date()
+    assert f"{day:%d/%m/%Y}" in fr.body and f"{day:%Y-%m-%d}" in en.body  # each its own format
 
 
 @pytest.mark.parametrize("language, expected", [

@@ -44,6 +44,11 @@ CRITERION_RULES = {
     "at_most": ("integer", "decimal"),
 }
 RESERVED_VISIT_CODES = ["unscheduled"]  # scheduling.services.UNSCHEDULED
+# CDISC's missing-data codes a field may allow (``missing.codes``; crfs/missing_data.py):
+# not done, not applicable, unknown.
+MISSING_CODES = ("ND", "NA", "UNK")
+# Field types a code makes no sense on: a group is answered by its rows (code its fields).
+NO_MISSING_CODES = ("group",)
 
 _code = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "maxLength": 64}
 _text = {"type": "string", "minLength": 1}
@@ -359,6 +364,16 @@ _field: dict[str, Any] = {
         # grades follow the term's definitions.
         "terminology": {"type": "string"},
         "grade_field": _code,
+        # A missing-data code instead of a value (crfs/missing_data.py), with a reason asked
+        # (required, optional) or not (absent).
+        "missing": {"type": "object", "additionalProperties": False, "required": ["codes"],
+                    "properties": {"codes": {"type": "array", "minItems": 1,
+                                             "uniqueItems": True, "items": {"type": "string"}},
+                                   "reason": {"enum": ["required", "optional"]}}},
+        # A date known to the month (or the year) only; ``impute``: how an analysis dates it.
+        "partial": {"type": "object", "additionalProperties": False, "required": ["precision"],
+                    "properties": {"precision": {"enum": ["month", "year"]},
+                                   "impute": {"enum": ["first_day", "middle", "last_day"]}}},
     },
     "allOf": [
         {"if": {"properties": {"type": {"const": "term"}}},
@@ -889,6 +904,7 @@ def _field_problems(fields: list[dict], path: str) -> list[ProtocolProblem]:
             problems.append(ProtocolProblem(f"{here}.choices",
                                             f"choices given for a field of type {field['type']}"))
         problems += _term_problems(field, fields, here)
+        problems += _missing_data_problems(field, here)
         cond = field.get("show_if")
         if cond and cond["field"] not in codes:
             problems.append(ProtocolProblem(f"{here}.show_if.field",
@@ -900,6 +916,30 @@ def _field_problems(fields: list[dict], path: str) -> list[ProtocolProblem]:
             problems += _field_problems(field["fields"], f"{here}.fields")
             if field.get("min_rows", 0) > field.get("max_rows", 10**6):
                 problems.append(ProtocolProblem(f"{here}.max_rows", "max_rows is below min_rows"))
+    return problems
+
+
+def _missing_data_problems(field: dict, here: str) -> list[ProtocolProblem]:
+    """Missing-data codes: known codes only, on a field that takes a value; partial dates on
+    date fields only."""
+    problems = []
+    if "missing" in field:
+        if field["type"] in NO_MISSING_CODES:
+            problems.append(ProtocolProblem(
+                f"{here}.missing", f"missing-data codes make no sense on a {field['type']} "
+                "(allow them on its fields)"))
+        elif field.get("derived"):
+            problems.append(ProtocolProblem(
+                f"{here}.missing", "missing-data codes make no sense on a derived field (it is "
+                "computed, never entered)"))
+        for k, code in enumerate(field["missing"]["codes"]):
+            if code not in MISSING_CODES:
+                problems.append(ProtocolProblem(
+                    f"{here}.missing.codes[{k}]", f"unknown missing-data code {code!r} "
+                    f"(known: {', '.join(MISSING_CODES)})"))
+    if "partial" in field and field["type"] != "date":
+        problems.append(ProtocolProblem(f"{here}.partial",
+                                        f"partial given for a field of type {field['type']}"))
     return problems
 
 
@@ -1113,6 +1153,11 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
         if not _is_date_field(crfs, anchor["source"]):
             problems.append(ProtocolProblem(f"anchors[{i}].source.field",
                                             "an anchor is a date: its source must be a date field"))
+        elif (_date_field(crfs[anchor["source"]["crf"]], anchor["source"]["field"])
+              or {}).get("partial"):
+            problems.append(ProtocolProblem(
+                f"anchors[{i}].source.field", "an anchor plans visits from its day: its source "
+                "cannot be a partial date"))
     for i, event in enumerate(events):
         check_source(event["source"], f"events[{i}].source")
         problems += _shown_by_problems(event, crfs, f"events[{i}]")

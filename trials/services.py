@@ -14,7 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core import audit
+from core import audit, limits
+from core.dates import shown_instant
 from core.reauth import password_confirmed
 
 from . import policy
@@ -130,6 +131,7 @@ def unblind_trial(trial: Trial, *, by, reason: str, password: str, request=None)
     audited. Not a per-participant emergency
     unblinding (``randomisation.services.emergency_unblind``).
     """
+    limits.REASON.check(reason, field="reason")
     trial = Trial.objects.select_for_update().get(pk=trial.pk)
     if not policy.has_perm(by, policy.Perm.MANAGE_ALLOCATION, trial):
         raise PermissionDenied(_("Only the trial's statistician may unblind the trial."))
@@ -137,7 +139,7 @@ def unblind_trial(trial: Trial, *, by, reason: str, password: str, request=None)
         raise ValidationError(_("This trial is open-label: there is no blind to break."))
     if trial.unblinded_at is not None:
         raise ValidationError(_("This trial was already unblinded on %(when)s.") % {
-            "when": f"{timezone.localtime(trial.unblinded_at):%Y-%m-%d %H:%M}"})
+            "when": shown_instant(trial.unblinded_at, zone=False)})
     if not trial.is_locked:
         # The blind is broken on final data only: the database lock comes first.
         raise ValidationError(_("The trial's data are not locked: the data manager locks the "

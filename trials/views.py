@@ -4,14 +4,15 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _, gettext_lazy
 
-from core.forms import attach_errors
+from core import limits
+from core.forms import LimitedText, attach_errors
 
 from . import policy, selectors, services
 
 
 class UnblindTrialForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label=gettext_lazy("Reason"),
-                             help_text=gettext_lazy("E.g. the last participant's follow-up is "
+    reason = LimitedText(limit=limits.REASON, label=gettext_lazy("Reason"),
+                         help_text=gettext_lazy("E.g. the last participant's follow-up is "
                                                     "complete and the database is locked."))
     password = forms.CharField(widget=forms.PasswordInput, strip=False,
                                label=gettext_lazy("Your password, again"))

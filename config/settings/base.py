@@ -141,6 +141,9 @@ LANGUAGES = [("en", "English"), ("fr", "Français")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env("TIME_ZONE", default="Europe/Paris")
 USE_I18N = True
+# One way of writing dates per language (config/formats/<language>/formats.py), used by pages,
+# PDFs and e-mails alike; exports stay ISO 8601.
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_TZ = True
 
 STATIC_URL = "static/"

@@ -279,6 +279,28 @@ def test_an_excursion_on_kits_not_at_the_site_quarantines_nothing(sp, make_user,
     assert other_site.status_code == 400 and "site" in other_site.json()
 
 
+def test_an_excursion_description_or_decision_reason_over_its_limit_is_refused(sp, make_user,
+                                                                              api, manager):
+    coordinator = api(member(make_user, "coordinator", sp))
+    kit = Kit.objects.filter(site=sp.own.site, status=KitStatus.AVAILABLE).first()
+    before = Excursion.objects.count()
+    response = coordinator.post(url("api_excursions", sp.trial), {
+        "site": sp.own.site.code, "kits": [kit.number], "description": "d" * 2_001})
+    assert response.status_code == 400
+    assert response.json()["description"] == [
+        "The description is 2,001 characters; at most 2,000 are allowed."]
+    assert Excursion.objects.count() == before
+    assert Kit.objects.get(pk=kit.pk).status == KitStatus.AVAILABLE
+    excursion = coordinator.post(url("api_excursions", sp.trial), {
+        "site": sp.own.site.code, "kits": [kit.number], "description": "Fridge at 12 °C."}).json()
+    decide = url("api_excursion_decision", sp.trial, excursion["id"])
+    response = api(manager).post(decide, {"decision": "release", "reason": "r" * 1_001})
+    assert response.status_code == 400
+    assert response.json()["reason"] == [
+        "The reason is 1,001 characters; at most 1,000 are allowed."]
+    assert Excursion.objects.get(pk=excursion["id"]).decision == ""
+
+
 def test_returns_by_the_site_and_destruction_by_the_supply_manager(sp, make_user, api,
                                                                    manager):
     coordinator = api(member(make_user, "coordinator", sp))

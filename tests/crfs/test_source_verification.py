@@ -144,7 +144,7 @@ def test_bad_monitoring_visits_and_periods_are_refused(site, monitor, investigat
         monitoring.record_visit(site, by=monitor, visited_on=today + dt.timedelta(days=1),
                                 findings=" ")
     assert set(info.value.message_dict) == {"visited_on", "findings"}
-    with pytest.raises(ValidationError, match="limited to 10000"):
+    with pytest.raises(ValidationError, match="at most 10,000 are allowed"):
         monitoring.record_visit(site, by=monitor, visited_on=today, findings="x" * 10_001)
     with pytest.raises(PermissionDenied):
         monitoring.record_visit(site, by=investigator, visited_on=today, findings="x")

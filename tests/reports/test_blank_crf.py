@@ -96,3 +96,13 @@ def test_who_may_print_them(rectal, make_user, client_for):
     for role in ("data_manager", "sponsor", "coordinator"):
         client = client_for(make_user(role, rectal, None))
         assert client.get(url(rectal, "plain", "all")).status_code == 200, role
+
+
+@needs_pdftotext
+def test_missing_data_codes_and_partial_dates_on_paper(rectal, reader, tmp_path):
+    plain = text_of(reader.get(url(rectal, "plain", "demographics")), tmp_path)
+    assert "[ ] Not done (ND) [ ] Unknown (UNK)" in plain
+    assert "(the day may be left blank)" in plain
+    annotated = text_of(reader.get(url(rectal, "annotated", "demographics")), tmp_path)
+    assert "missing-data codes: ND, UNK (reason: required)" in annotated
+    assert "partial date: month (impute: middle)" in annotated

@@ -47,6 +47,7 @@ DATA_TYPES = {
     "integer": re.compile(r"^[+-]?\d+$"),
     "float": re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$"),
     "date": re.compile(r"^\d{4}-\d{2}-\d{2}$"),
+    "partialDate": re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$"),
     "datetime": re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\+00:00|Z)$"),
     "boolean": re.compile(r"^(0|1|true|false)$"),
     "text": re.compile(r"^.+$", re.S),
@@ -93,6 +94,9 @@ def check_structure(body: bytes) -> ET.Element:
     for data in root.iter(q("ItemData")):
         item = items[data.get("ItemOID")]
         value = data.get("Value")
+        if data.get("IsNull") == "Yes":  # a missing-data code: no value, a flag instead
+            assert value is None, (item.get("OID"), value)
+            continue
         assert DATA_TYPES[item.get("DataType")].match(value), (item.get("OID"), value)
         ref = item.find(q("CodeListRef"))
         if ref is not None:

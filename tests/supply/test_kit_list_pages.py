@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import Profile
 from randomisation import kitlist
 from supply.models import Kit, KitList, KitListStatus
 
@@ -48,6 +49,12 @@ def test_the_statistician_generates_seals_and_verifies_a_kit_list(reminet, stati
     counts = html[html.index('data-testid="per-arm"'):]
     assert "LAN: 20" in counts[:200] and "PBO: 20" in counts[:200]
     assert '<dd data-testid="kit-count">40</dd>' in html
+    assert f"<dd>{LATER}</dd>" in html  # the expiry date, in English's one format (ISO)
+    Profile.objects.update_or_create(user=statistician, defaults={"language": "fr"})
+    french = client_for(statistician).get(url(reminet)).content.decode()
+    assert f"<dd>{dt.date.fromisoformat(LATER):%d/%m/%Y}</dd>" in french  # and in French's
+    Profile.objects.filter(user=statistician).update(language="en")
+    client_for(statistician)
     response = client.post(url(reminet), {"action": "seal", "list": kit_list.pk}, follow=True)
     kit_list.refresh_from_db()
     assert kit_list.status == KitListStatus.SEALED
