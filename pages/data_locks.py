@@ -11,7 +11,8 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from core.forms import attach_errors
+from core import limits
+from core.forms import LimitedText, attach_errors
 from patients import locks as casebook_locks
 from patients.selectors import get_participant_for
 from trials import locks, policy
@@ -21,8 +22,7 @@ from trials.selectors import get_trial_for
 
 class DataLockForm(forms.Form):
     step = forms.ChoiceField(label=gettext_lazy("Step"), widget=forms.RadioSelect)
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}),
-                             label=gettext_lazy("Reason"))
+    reason = LimitedText(limit=limits.REASON, label=gettext_lazy("Reason"))
     password = forms.CharField(widget=forms.PasswordInput, strip=False,
                                label=gettext_lazy("Your password, again"),
                                help_text=gettext_lazy("Your e-signature of this step."))

@@ -20,7 +20,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from core import audit
+from core import audit, limits
+from core.dates import shown_instant
 from core.reauth import password_confirmed
 
 from . import policy
@@ -44,6 +45,7 @@ def take_step(row: Lockable, step: str, *, by, reason: str, password: str, reque
               trial: Trial, described: str, **audit_scope) -> Lockable:
     """Move ``row`` (already locked for update, permission already checked) one step, with the
     reason and e-signature; audited as ``data.<step>`` naming ``described``."""
+    limits.REASON.check(reason, field="reason")
     errors = {}
     if step not in STEPS_FROM[row.data_state]:
         raise ValidationError({"step": _("%(what)s is %(state)s: it cannot be %(step)s.") % {
@@ -137,7 +139,7 @@ def refusal(row: Lockable, what: str) -> ValidationError:
         "%(what)s is %(state)s (since %(when)s): no data may change. Ask the data manager to "
         "%(undo)s it first.") % {
         "what": what, "state": DataState(state).label.lower(),
-        "when": f"{timezone.localtime(at):%Y-%m-%d %H:%M}",
+        "when": shown_instant(at, zone=False),
         "undo": _("unlock") if state == DataState.LOCKED else _("unfreeze")})
 
 
