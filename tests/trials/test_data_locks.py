@@ -55,6 +55,9 @@ def test_freeze_then_lock_each_step_signed_with_a_reason_and_audited(participant
         locks.step_trial(trial, "freeze", by=data_manager, reason=" ", password=PASSWORD)
     assert "reason" in refused.value.message_dict
     with pytest.raises(ValidationError) as refused:
+        locks.step_trial(trial, "freeze", by=data_manager, reason="x" * 1001, password=PASSWORD)
+    assert "at most 1,000" in refused.value.message_dict["reason"][0]
+    with pytest.raises(ValidationError) as refused:
         locks.step_trial(trial, "freeze", by=data_manager, reason="End", password="wrong")
     assert "password" in refused.value.message_dict
     assert Trial.objects.get(pk=trial.pk).data_state == DataState.OPEN
