@@ -274,7 +274,9 @@ def test_a_randomisation_runs_a_fixed_number_of_statements(reminet_ready):
         with CaptureQueriesContext(connection) as queries:
             services.randomise(p, by=coordinator)
         counts.append(len(queries))
-    assert counts == [22, 22], [q["sql"][:80] for q in queries]
+    # On PostgreSQL, one more: the site and trial rows share-locked against a freeze.
+    expected = 23 if connection.vendor == "postgresql" else 22
+    assert counts == [expected, expected], [q["sql"][:80] for q in queries]
 
 
 def test_a_randomisation_leaves_history_rows_naming_who_and_why(reminet_ready):
