@@ -24,7 +24,7 @@ from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from trials.models import ProtocolVersion, Trial
+from trials.models import ProtocolVersion, Trial, definition_of
 
 VARIANTS = ("annotated", "plain")
 ALL = "all"
@@ -48,7 +48,7 @@ def version_of(trial: Trial, number: int) -> ProtocolVersion:
 def forms_of(version: ProtocolVersion, crf_code: str) -> list[dict]:
     """The forms to print: one (``crf_code``) or every form (``all``); ``Http404`` naming the
     forms of the version for an unknown one."""
-    crfs = (version.definition or {}).get("crfs", [])
+    crfs = definition_of(version.pk).get("crfs", [])
     if crf_code == ALL:
         return crfs
     found = [c for c in crfs if c["code"] == crf_code]
@@ -230,7 +230,7 @@ def _code_text(value) -> str:
 def build_blank_crf(trial: Trial, version: ProtocolVersion, crfs: list[dict], *,
                     annotated: bool, stream: BinaryIO) -> None:
     """Write the blank forms ``crfs`` of ``version`` to ``stream``."""
-    writer = _Writer(version.definition or {}, annotated)
+    writer = _Writer(definition_of(version.pk), annotated)
     kind = _("Annotated CRF") if annotated else _("Blank CRF")
     footer = (f"{trial.short_title} - " + _("protocol version %(version)s") % {
         "version": version.label} + f" - {kind} - "
