@@ -508,6 +508,7 @@ SCHEMA: dict[str, Any] = {
                     "code": _code,
                     "label": _text,
                     "description": {"type": "string"},
+                    "note": {"type": "string"},
                     "ratio": {"type": "integer", "minimum": 1},
                 },
             },
