@@ -11,6 +11,7 @@ import pytest
 import yaml
 from django.utils import translation
 
+from demo.data import demo_amendment
 from tests.trials.test_protocol_files import MINIMAL, write
 from trials.models import Trial, definition_of
 from trials.protocol import (ProtocolError, localise, parse_protocol, read_protocol_file,
@@ -184,3 +185,13 @@ def test_the_rectal_file_is_in_english_and_french():
     helps = [f.get("help", "") for c in localise(data, "en")["crfs"] for f in c["fields"]]
     assert not [h for h in helps if h.startswith(("l.", "choice:", "Stratification factor"))]
 
+
+
+def test_an_amendment_made_from_the_stored_definition_keeps_every_language():
+    """The demo's amendment adds texts in each of the protocol's languages and keeps its notes:
+    a bilingual protocol's amendment loads like the protocol."""
+    amended = demo_amendment(read_protocol_file("trials/protocols/rectal-resection.yaml"))
+    assert validate_definition(amended) == []
+    new = amended["consent"]["versions"][-1]
+    assert set(new["label"]) == {"en", "fr"}
+    assert "note" in keys(amended)
