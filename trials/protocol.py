@@ -14,6 +14,11 @@ Two layers of checks:
   events read from fields that are not dates, arm-specific visits in a blinded trial (the
   schedule would reveal the arm), repetitions with no end (no ``until`` and no
   ``trial.follow_up_months``).
+
+Texts shown to users (``TRANSLATABLE_KEYS``) may be given in each of the file's ``languages``;
+they are checked first (``_language_problems``), then the shape and the semantics are checked on
+the texts of the first language. ``localise`` gives a stored definition as a reader of one
+language sees it, without the author's ``note``s (docs/protocol-files.md).
 """
 from __future__ import annotations
 
