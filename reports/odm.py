@@ -228,7 +228,7 @@ def metadata(trial: Trial, version: ProtocolVersion, layouts: dict[str, CRFLayou
              allocation: _Allocation, visits: list[dict], sae: _SAE | None = None) -> str:
     # The protocol's texts are in its first language, as the trial and arm rows are, whoever
     # exports (``export_odm``).
-    language = languages_of(definition_of(version.pk))[0]
+    language = languages_of(definition_of(version.pk, first_language=True))[0]
     units: dict[str, str] = {}
     for layout in layouts.values():
         for item in layout.items():
@@ -415,7 +415,8 @@ def export_odm(user, trial: Trial) -> Iterator[str]:
     """The chunks of the trial's ODM file, as ``user`` may see it."""
     blinded = policy.is_blinded_for(user, trial)
     # The form, item and choice names in the protocol's first language, whoever exports.
-    with translation.override(languages_of(trial.definition)[0]):
+    first = definition_of(trial.current_version_id, first_language=True)
+    with translation.override(languages_of(first)[0]):
         layouts = trial_layouts(trial)
     sae = _SAE(user, trial) if safety_services.products(trial) else None
     return _document(user, trial, layouts, _Allocation(trial, blinded=blinded), sae)

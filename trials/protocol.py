@@ -951,12 +951,16 @@ def localise(definition: dict[str, Any], language: str | None) -> dict[str, Any]
     """A copy of a stored definition as a reader of ``language`` sees it: every translatable
     text in that language (or the protocol's first when it has no such language), and the
     author's ``note`` keys left out, so no page, PDF or API answer can show them. Codes never
-    change with the language."""
+    change with the language. The copy is itself a valid one-language definition: its
+    ``languages`` is the one shown."""
     if not definition:
         return {}
     languages = languages_of(definition)
     chosen = _language_for(language, languages)
-    return _resolve(definition, chosen, first=languages[0], keep_notes=False)
+    shown = _resolve(definition, chosen, first=languages[0], keep_notes=False)
+    if "languages" in shown:
+        shown["languages"] = [chosen]
+    return shown
 
 
 # What a value must be, added to a schema error at that path where the bare message (e.g.

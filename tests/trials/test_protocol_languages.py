@@ -195,3 +195,9 @@ def test_an_amendment_made_from_the_stored_definition_keeps_every_language():
     new = amended["consent"]["versions"][-1]
     assert set(new["label"]) == {"en", "fr"}
     assert "note" in keys(amended)
+
+
+def test_a_definition_as_read_is_a_valid_definition_in_the_language_shown():
+    french = localise(read_protocol_file("trials/protocols/rectal-resection.yaml"), "fr")
+    assert french["languages"] == ["fr"]
+    assert validate_definition(french) == []
