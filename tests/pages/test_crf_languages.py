@@ -1,7 +1,7 @@
 """The protocol's words in the reader's language on the CRF pages, and the author's notes on no
 page: a French-speaking investigator reads the rectal trial's questions, choices, form and visit
 names in French; an English one reads them in English; no note of either protocol shows on a
-CRF page, the participant's page or a blank CRF."""
+CRF page, the participant's page, the eligibility confirmation or a blank CRF."""
 from __future__ import annotations
 
 import html
@@ -101,9 +101,11 @@ def test_no_note_shows_on_any_crf_page_of_either_trial(trial_name, language, req
     written = notes(participant.protocol_version.definition)
     assert len(written) > 3
     pages = [text(client.get(url)) for url in crf_pages(trial, participant)]
-    pages.append(text(client.get(reverse("participant_detail",
-                                         args=[trial.slug, participant.study_id]))))
-    assert len(pages) == len(participant.definition["crfs"]) + 1
+    for name in ("participant_detail", "confirm_eligibility"):
+        pages.append(text(client.get(reverse(name, args=[trial.slug, participant.study_id]))))
+    assert len(pages) == len(participant.definition["crfs"]) + 2
+    if trial_name == "rectal" and language == "fr":
+        assert "Adénocarcinome du rectum confirmé histologiquement" in pages[-1]
     for page in pages:
         shown = [n for n in written if len(n) > 5 and n in page]
         assert not shown, shown
