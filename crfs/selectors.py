@@ -99,6 +99,8 @@ def crf_page(participant: Participant, crf_code: str, visit: Visit | None) -> CR
               .select_related("locked_by", "updated_by")
               .annotate(version=_latest_version()).first())
     version_id = record.protocol_version_id if record else participant.protocol_version_id
+    if visit is not None:
+        visit.participant = participant  # its title in the reader's language (Visit.title)
     page = CRFPage(participant, crf_code, visit, crf_of(version_id, crf_code), record)
     if record is None:
         return page

@@ -32,6 +32,7 @@ from supply import services as supply
 from supply.models import Kit, KitStatus
 from supply.resupply import levels as supply_levels
 from trials.models import Trial, crf_of
+from trials.protocol import languages_of
 from trials.selectors import term_list
 
 
@@ -763,8 +764,19 @@ def demo_amendment(definition: dict) -> dict:
     contain, to show consent over the years a trial runs. Protocol version "<version>-A1"
     introduces consent form 2.0 (its optional items, plus contact for a quality-of-life
     questionnaire), asks participants who signed 1.0 to re-consent, and schedules the
-    QLQ-C30 every 3 months when the protocol ships the form unscheduled (REMINET)."""
+    QLQ-C30 every 3 months when the protocol ships the form unscheduled (REMINET).
+
+    ``definition`` as stored (``ProtocolVersion.definition``): its texts in every language
+    and its notes, which an amendment keeps."""
     import copy
+
+    languages = languages_of(definition)
+
+    def text(en: str, fr: str):
+        """One text per language of the protocol (English where no French is given)."""
+        if len(languages) == 1:
+            return fr if languages == ["fr"] else en
+        return {language: fr if language == "fr" else en for language in languages}
 
     amended = copy.deepcopy(definition)
     label = f"{definition['version']}-A1"
@@ -775,11 +787,14 @@ def demo_amendment(definition: dict) -> dict:
     previous = [v["code"] for v in versions]
     versions.append({
         "code": "2.0", "date": "2025-06-01",
-        "label": "Patient information and consent form, version 2.0 (demo amendment)",
+        "label": text("Patient information and consent form, version 2.0 (demo amendment)",
+                      "Note d'information et formulaire de consentement, version 2.0 "
+                      "(amendement de démonstration)"),
         "source": "demo: not in the source documents",
         "optional_items": [*(versions[-1].get("optional_items", []) if versions else []),
                            {"code": "qol_contact",
-                            "label": "Contact for a quality-of-life questionnaire"}]})
+                            "label": text("Contact for a quality-of-life questionnaire",
+                                          "Contact pour un questionnaire de qualité de vie")}]})
     amended["amendments"] = [*amended.get("amendments", []), {
         "protocol_version": label, "date": "2025-06-01", "consent_version": "2.0",
         "reconsent": previous, "note": "Demo: quality of life every 3 months; re-consent "
@@ -787,7 +802,8 @@ def demo_amendment(definition: dict) -> dict:
     scheduled = {c for v in amended["visits"] for c in v["crfs"]}
     if "qlq_c30" in {c["code"] for c in amended["crfs"]} and "qlq_c30" not in scheduled:
         amended["visits"].append({
-            "code": "quality_of_life", "label": "Quality of life every 3 months",
+            "code": "quality_of_life",
+            "label": text("Quality of life every 3 months", "Qualité de vie tous les 3 mois"),
             "anchor": "randomisation", "offset": {"months": 3},
             "window": {"start": -14, "end": 14},
             "repeat": {"every": {"months": 3},
@@ -822,7 +838,7 @@ def consent_showcase(trial: Trial, *, coordinator) -> list[str]:
                     "consent": "Withdraws consent to further data collection"}[level])
         done.append(f"{trial.slug}: {participant.study_id} withdrawn ({level})")
     if trial.slug == "reminet":
-        amended = demo_amendment(trial.definition)
+        amended = demo_amendment(trial.current_version.definition)
         problems = validate_definition(amended)
         if problems:
             raise ValidationError("; ".join(map(str, problems)))

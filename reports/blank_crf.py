@@ -26,7 +26,7 @@ from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, 
 
 from core.dates import shown_date
 from crfs.missing_data import CODE_LABELS, allowed_codes, reason_rule
-from trials.models import ProtocolVersion, Trial
+from trials.models import ProtocolVersion, Trial, definition_of
 
 VARIANTS = ("annotated", "plain")
 ALL = "all"
@@ -50,7 +50,7 @@ def version_of(trial: Trial, number: int) -> ProtocolVersion:
 def forms_of(version: ProtocolVersion, crf_code: str) -> list[dict]:
     """The forms to print: one (``crf_code``) or every form (``all``); ``Http404`` naming the
     forms of the version for an unknown one."""
-    crfs = (version.definition or {}).get("crfs", [])
+    crfs = definition_of(version.pk).get("crfs", [])
     if crf_code == ALL:
         return crfs
     found = [c for c in crfs if c["code"] == crf_code]
@@ -247,7 +247,7 @@ def _code_text(value) -> str:
 def build_blank_crf(trial: Trial, version: ProtocolVersion, crfs: list[dict], *,
                     annotated: bool, stream: BinaryIO) -> None:
     """Write the blank forms ``crfs`` of ``version`` to ``stream``."""
-    writer = _Writer(version.definition or {}, annotated)
+    writer = _Writer(definition_of(version.pk), annotated)
     kind = _("Annotated CRF") if annotated else _("Blank CRF")
     footer = (f"{trial.short_title} - " + _("protocol version %(version)s") % {
         "version": version.label} + f" - {kind} - "

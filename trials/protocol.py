@@ -14,6 +14,11 @@ Two layers of checks:
   events read from fields that are not dates, arm-specific visits in a blinded trial (the
   schedule would reveal the arm), repetitions with no end (no ``until`` and no
   ``trial.follow_up_months``).
+
+Texts shown to users (``TRANSLATABLE_KEYS``) may be given in each of the file's ``languages``;
+they are checked first (``_language_problems``), then the shape and the semantics are checked on
+the texts of the first language. ``localise`` gives a stored definition as a reader of one
+language sees it, without the author's ``note``s (docs/protocol-files.md).
 """
 from __future__ import annotations
 
@@ -49,6 +54,13 @@ RESERVED_VISIT_CODES = ["unscheduled"]  # scheduling.services.UNSCHEDULED
 MISSING_CODES = ("ND", "NA", "UNK")
 # Field types a code makes no sense on: a group is answered by its rows (code its fields).
 NO_MISSING_CODES = ("group",)
+# The keys whose text is shown to users: each is a plain string in a one-language protocol, or
+# a mapping with exactly the protocol's ``languages`` (``{en: "Tumour grade", fr: "Grade
+# tumoral"}``). Everything else (codes, ``source``, ``note``...) stays one plain string; ``note``
+# is for the protocol's author and never shown (``localise`` drops it).
+TRANSLATABLE_KEYS = ("label", "text", "help", "description", "message", "unit", "title")
+DEFAULT_LANGUAGES = ("en",)
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$"
 
 _code = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "maxLength": 64}
 _text = {"type": "string", "minLength": 1}
@@ -56,7 +68,8 @@ _choice = {
     "type": "object",
     "additionalProperties": False,
     "required": ["code", "label"],
-    "properties": {"code": {"type": ["string", "integer"]}, "label": _text},
+    "properties": {"code": {"type": ["string", "integer"]}, "label": _text,
+                   "note": {"type": "string"}},
 }
 _condition = {
     "type": "object",
@@ -374,6 +387,7 @@ _field: dict[str, Any] = {
         "partial": {"type": "object", "additionalProperties": False, "required": ["precision"],
                     "properties": {"precision": {"enum": ["month", "year"]},
                                    "impute": {"enum": ["first_day", "middle", "last_day"]}}},
+        "note": {"type": "string"},
     },
     "allOf": [
         {"if": {"properties": {"type": {"const": "term"}}},
@@ -457,6 +471,9 @@ SCHEMA: dict[str, Any] = {
                  "randomisation", "eligibility", "visits", "crfs"],
     "properties": {
         "format": {"const": FORMAT_VERSION},
+        # The languages of the protocol's texts, the first the fallback (see ``localise``).
+        "languages": {"type": "array", "minItems": 1, "uniqueItems": True,
+                      "items": {"type": "string", "pattern": LANGUAGE_PATTERN}},
         "version": {"type": "string", "minLength": 1, "maxLength": 32},
         "amendment_note": {"type": "string"},
         "consent": _consent,
@@ -511,6 +528,7 @@ SCHEMA: dict[str, Any] = {
                     "code": _code,
                     "label": _text,
                     "description": {"type": "string"},
+                    "note": {"type": "string"},
                     "ratio": {"type": "integer", "minimum": 1},
                 },
             },
@@ -583,6 +601,7 @@ SCHEMA: dict[str, Any] = {
                     "kind": {"enum": ["inclusion", "exclusion"]},
                     "text": _text,
                     "source": {"type": "string"},
+                    "note": {"type": "string"},
                     # How the answer follows from a source value of the eligibility CRF
                     # (crfs/eligibility.py): a blank answer is derived, a contradicting one
                     # refused. age_at_least: ``from`` a date of birth (date) or a year of
@@ -730,6 +749,7 @@ SCHEMA: dict[str, Any] = {
                     },
                     "source": {"type": "string"},
                     "window_note": {"type": "string"},
+                    "note": {"type": "string"},
                 },
             },
         },
@@ -744,6 +764,7 @@ SCHEMA: dict[str, Any] = {
                     "code": _code,
                     "label": _text,
                     "description": {"type": "string"},
+                    "note": {"type": "string"},
                     "repeatable": {"type": "boolean"},
                     # The published scoring its items follow: the participant page shows the
                     # scores of the latest form so scored.
@@ -780,6 +801,7 @@ SCHEMA: dict[str, Any] = {
                             "severity": {"enum": ["hard", "soft"]},
                             "message": _text,
                             "source": {"type": "string"},
+                            "note": {"type": "string"},
                         },
                     }},
                 },
@@ -844,6 +866,12 @@ def parse_protocol(text: str, *, source: str = "<protocol>") -> dict[str, Any]:
 
 
 def validate_definition(data: dict[str, Any]) -> list[ProtocolProblem]:
+    problems = _language_problems(data)
+    if problems:
+        return problems
+    # The shape and the semantic checks read the texts in the first language: a translated
+    # text has already been checked to have every language (``_language_problems``).
+    data = _resolve(data, languages_of(data)[0], keep_notes=True)
     validator = jsonschema.Draft202012Validator(SCHEMA)
     problems = [
         ProtocolProblem(_json_path(err.absolute_path), _schema_message(err))
@@ -853,6 +881,101 @@ def validate_definition(data: dict[str, Any]) -> list[ProtocolProblem]:
         # Semantic checks assume the shape is right.
         return problems
     return _semantic_problems(data)
+
+
+def languages_of(definition: dict[str, Any]) -> list[str]:
+    """The protocol's languages, the first being the fallback; ``[en]`` when not declared."""
+    declared = definition.get("languages")
+    return list(declared) if isinstance(declared, list) and declared else list(DEFAULT_LANGUAGES)
+
+
+def _language_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
+    """Every translatable text has exactly the declared languages, each a non-empty string;
+    a plain string only in a one-language protocol."""
+    declared = data.get("languages", list(DEFAULT_LANGUAGES))
+    validator = jsonschema.Draft202012Validator(SCHEMA["properties"]["languages"])
+    problems = [ProtocolProblem(_json_path(["languages", *err.absolute_path]), _schema_message(err))
+                for err in validator.iter_errors(declared)]
+    if problems:
+        return problems
+    listed = ", ".join(declared)
+
+    def text(value: Any, path: str) -> None:
+        if isinstance(value, str) and len(declared) > 1:
+            problems.append(ProtocolProblem(
+                path, f"a plain string where the protocol declares several languages "
+                      f"({listed}): give one text per language"))
+        elif isinstance(value, dict):
+            for language in declared:
+                given = value.get(language)
+                if not isinstance(given, str) or not given.strip():
+                    problems.append(ProtocolProblem(path, f"no {language!r} text"))
+            for language in value:
+                if language not in declared:
+                    problems.append(ProtocolProblem(
+                        f"{path}.{language}",
+                        f"{language!r} is not a language of this protocol ({listed})"))
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                here = f"{path}.{key}" if path else str(key)
+                if key in TRANSLATABLE_KEYS and isinstance(value, (str, dict)):
+                    text(value, here)
+                else:
+                    walk(value, here)
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, f"{path}[{i}]")
+
+    walk({k: v for k, v in data.items() if k != "languages"}, "")
+    return problems
+
+
+def _language_for(wanted: str | None, languages: list[str]) -> str:
+    """The protocol language to show a reader of ``wanted`` (a Django language code such as
+    ``fr`` or ``en-gb``): that language, else its base language, else the protocol's first."""
+    if wanted:
+        wanted = wanted.lower()
+        for candidate in (wanted, wanted.split("-")[0]):
+            if candidate in languages:
+                return candidate
+    return languages[0]
+
+
+def _resolve(node: Any, language: str, *, first: str | None = None, keep_notes: bool) -> Any:
+    """``node`` with each translatable mapping replaced by its ``language`` text (the
+    ``first`` language's standing in for a missing one, in a hand-edited stored definition)."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "note" and not keep_notes and isinstance(value, str):
+                continue
+            if key in TRANSLATABLE_KEYS and isinstance(value, dict):
+                out[key] = (value.get(language) or value.get(first or language)
+                            or next(iter(value.values()), ""))
+            else:
+                out[key] = _resolve(value, language, first=first, keep_notes=keep_notes)
+        return out
+    if isinstance(node, list):
+        return [_resolve(item, language, first=first, keep_notes=keep_notes) for item in node]
+    return node
+
+
+def localise(definition: dict[str, Any], language: str | None) -> dict[str, Any]:
+    """A copy of a stored definition as a reader of ``language`` sees it: every translatable
+    text in that language (or the protocol's first when it has no such language), and the
+    author's ``note`` keys left out, so no page, PDF or API answer can show them. Codes never
+    change with the language. The copy is itself a valid one-language definition: its
+    ``languages`` is the one shown."""
+    if not definition:
+        return {}
+    languages = languages_of(definition)
+    chosen = _language_for(language, languages)
+    shown = _resolve(definition, chosen, first=languages[0], keep_notes=False)
+    if "languages" in shown:
+        shown["languages"] = [chosen]
+    return shown
 
 
 # What a value must be, added to a schema error at that path where the bare message (e.g.

@@ -12,7 +12,7 @@ from django.http import QueryDict
 from django.template.loader import render_to_string
 
 from crfs.forms import build_crf_form, form_to_data, missing_required, visible
-from trials.protocol import SCHEMA, read_protocol_file
+from trials.protocol import SCHEMA, localise, read_protocol_file
 from trials.services import shipped_protocol_files
 
 TODAY = datetime.date(2024, 6, 15)
@@ -453,7 +453,7 @@ def test_a_prefix_keeps_two_forms_apart():
 @pytest.mark.django_db  # the adverse-event forms offer the CTCAE terms loaded in the database
 @pytest.mark.parametrize("path", shipped_protocol_files(), ids=lambda p: p.stem)
 def test_every_shipped_crf_builds_renders_and_takes_an_empty_draft(path):
-    for crf in read_protocol_file(path)["crfs"]:
+    for crf in localise(read_protocol_file(path), "fr")["crfs"]:
         assert render(build_crf_form(crf, today=TODAY))
         form = build_crf_form(crf, data=post({}), today=TODAY)
         assert form.is_valid(), (crf["code"], form.errors)
