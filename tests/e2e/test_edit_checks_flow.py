@@ -79,3 +79,26 @@ def test_a_cross_form_check_fails_before_submit_and_passes_after_correction_in_f
     page.wait_for_url(f"**/participants/{participant.study_id}/")
     record = CRFRecord.objects.get(participant=participant, crf_code="demographics")
     assert record.data["l1_duration_months"] == "4.6" and record.status == "draft"
+
+
+def test_other_metastatic_sites_is_shown_and_required_only_when_other_is_ticked(
+        page, protocols, make_user):
+    trial = protocols["rectal-resection"]
+    site = trial.sites.order_by("code").first()
+    factories.sealed_list(trial, by=make_user("statistician", trial), slots_per_stratum=8)
+    participant = factories.randomised(trial, site, by=make_user("coordinator", trial, site))
+    make_user("investigator", trial, site, username="irene")
+    baseline = Visit.objects.get(participant=participant, code="baseline")
+
+    login(page, "irene", PASSWORD)
+    page.goto(reverse("visit_crf_edit", args=[trial.slug, participant.study_id, baseline.pk,
+                                              "demographics"]))
+    other = page.locator("#metastatic_sites_other-field")
+    assert other.is_hidden()
+    page.check("input[name='metastatic_sites'][value='liver']")
+    assert other.is_hidden()
+    page.check("input[name='metastatic_sites'][value='other']")
+    assert other.is_visible()
+    assert other.locator("[data-required-mark]").is_visible()
+    page.uncheck("input[name='metastatic_sites'][value='other']")
+    assert other.is_hidden()
