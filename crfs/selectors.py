@@ -22,7 +22,7 @@ from trials.protocol import crf_deriving, crf_scored_as
 from . import trail
 from .derivations import qlq_c30_scores, worst_ctcae_grade
 from .eligibility import ELIGIBILITY_CRF
-from .facts import read_facts
+from .facts import RANDOMISATION, randomisation_date, read_facts
 from .form_states import SYMBOLS
 from .forms import visible
 from .models import UNRESOLVED, CRFRecord, CRFSignature, DataQuery, QueryMessage, QueryStatus
@@ -404,12 +404,15 @@ def check_references(participant: Participant, keys: Iterable[str], *,
     participant's latest visit of that code). Stored values, None when unknown."""
     keys = set(keys)
     refs: dict[str, Any] = dict.fromkeys(keys)
-    if any(k.startswith("anchor.") for k in keys) and participant.is_randomised:
-        allocation = getattr(participant, "allocation", None)
-        if allocation is not None:
-            anchors = read_facts(participant, allocation).anchors
-            refs.update({k: anchors.get(k[len("anchor."):]) for k in keys
-                         if k.startswith("anchor.")})
+    anchor_keys = {k for k in keys if k.startswith("anchor.")}
+    allocation = (getattr(participant, "allocation", None)
+                  if anchor_keys and participant.is_randomised else None)
+    if allocation is not None and anchor_keys == {f"anchor.{RANDOMISATION}"}:
+        refs[f"anchor.{RANDOMISATION}"] = randomisation_date(allocation)  # one query at most
+    elif allocation is not None:
+        # Anchors do not depend on withdrawals: their query is spared.
+        anchors = read_facts(participant, allocation, withdrawals=()).anchors
+        refs.update({k: anchors.get(k[len("anchor."):]) for k in anchor_keys})
     if "last_visit" in keys:
         refs["last_visit"] = (Visit.objects.filter(participant=participant,
                                                    status=VisitStatus.DONE)
