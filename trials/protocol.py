@@ -13,7 +13,8 @@ Two layers of checks:
   arms, anchors or events, block sizes that are not multiples of the ratio's sum, anchors and
   events read from fields that are not dates, arm-specific visits in a blinded trial (the
   schedule would reveal the arm), repetitions with no end (no ``until`` and no
-  ``trial.follow_up_months``).
+  ``trial.follow_up_months``), expressions (``checks``, ``show_if``, ``required_if``;
+  ``trials/expressions.py``) with a syntax error, an unknown name or a type mismatch.
 """
 from __future__ import annotations
 

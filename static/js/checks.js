@@ -160,7 +160,9 @@
     return scope._checkRules;
   }
 
-  function pageEnv(scope, rowEl) {
+  /* rowEl: the row a check runs on, or the row of a condition (rowCondition: a row field's
+   * show_if / required_if, whose fields are that row's siblings). */
+  function pageEnv(scope, rowEl, rowCondition) {
     var prefix = scope.getAttribute("data-prefix") || "";
     var data = rules(scope) || {};
     function nameOf(code) { return prefix ? prefix + "-" + code : code; }
@@ -175,7 +177,7 @@
     return {
       field: function (code, kind) {
         // Within a row, a condition names the answers of its own row.
-        if (rowEl) return coerce(inRow(code, kind), kind);
+        if (rowEl && rowCondition) return coerce(inRow(code, kind), kind);
         return coerce(rawValue(scope, nameOf(code), kind), kind);
       },
       row: function (code, kind) { return rowEl ? coerce(inRow(code, kind), kind) : null; },
@@ -186,7 +188,8 @@
 
   function holds(scope, el, attr) {
     var ast = JSON.parse(el.getAttribute(attr));
-    return evaluate(ast, pageEnv(scope, el.closest("tr[data-row]"))) === true;
+    var rowEl = el.closest("tr[data-row]");
+    return evaluate(ast, pageEnv(scope, rowEl, rowEl !== null)) === true;
   }
 
   /* show_if and required_if; repeated so that chains (A shows B shows C) settle. */
@@ -244,7 +247,7 @@
         if (group && group.hidden) rows = [];
       }
       rows.forEach(function (rowEl) {
-        var env = pageEnv(scope, rowEl);
+        var env = pageEnv(scope, rowEl, false);
         if (check.when && evaluate(check.when, env) !== true) return;
         if (evaluate(check.expect, env) !== false) return;
         var block = fieldBlock(scope, check, rowEl);

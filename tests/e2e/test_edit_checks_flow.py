@@ -102,3 +102,30 @@ def test_other_metastatic_sites_is_shown_and_required_only_when_other_is_ticked(
     assert other.locator("[data-required-mark]").is_visible()
     page.uncheck("input[name='metastatic_sites'][value='other']")
     assert other.is_hidden()
+
+
+def test_a_soft_check_on_a_groups_rows_warns_on_the_row_without_blocking(
+        page, protocols, make_user):
+    trial = protocols["rectal-resection"]
+    site = trial.sites.order_by("code").first()
+    factories.sealed_list(trial, by=make_user("statistician", trial), slots_per_stratum=8)
+    participant = factories.randomised(trial, site, by=make_user("coordinator", trial, site))
+    make_user("investigator", trial, site, username="irene")
+    baseline = Visit.objects.get(participant=participant, code="baseline")
+
+    login(page, "irene", PASSWORD)
+    page.goto(reverse("visit_crf_edit", args=[trial.slug, participant.study_id, baseline.pk,
+                                              "tumour_assessment"]))
+    page.fill("input[name='target_lesions-0-diameter_mm']", "3")
+    warning = page.locator("tr[data-row] [data-check-message='lesion_diameter_plausible']")
+    warning.wait_for()
+    assert warning.count() == 1 and warning.get_attribute("data-severity") == "soft"
+    assert page.locator("input[name='target_lesions-0-diameter_mm']").locator(
+        "xpath=ancestor::tr").locator("[data-check-message]").count() == 1
+    page.fill("input[name='target_lesions-0-diameter_mm']", "0")
+    assert page.locator("[data-check-message]").count() == 0
+    page.fill("input[name='target_lesions-0-diameter_mm']", "3")
+    page.click("button[value=draft]")  # a soft check does not block: the server saves and warns
+    page.wait_for_url(f"**/participants/{participant.study_id}/")
+    assert page.is_visible("text=A target lesion's diameter is 0 mm (gone) or between 5 and "
+                           "300 mm")
