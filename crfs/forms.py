@@ -6,7 +6,8 @@ so the page works without JavaScript and the server stays the only judge of what
 
 Two modes, because a CRF is saved many times before it is completed: ``draft`` requires
 nothing but refuses any invalid value; ``complete`` also requires every required answer that
-``show_if`` leaves visible, and each group's ``min_rows``. Answers to hidden fields are stored
+``show_if`` leaves visible (``required``, or ``required_if`` when its expression holds), and
+each group's ``min_rows``. Answers to hidden fields are stored
 as None: a stale answer nobody can see must not survive into the data.
 
 Stored data (one JSON dict per CRF) holds every field of the definition, None when unanswered:

@@ -963,6 +963,9 @@ def _display_condition_problems(field: dict, siblings: list[dict], key: str, pat
         return [ProtocolProblem(path, f"{text!r}: a field cannot depend on itself")]
     if field.get("required") and key == "required_if":
         return [ProtocolProblem(path, "required_if on a field that is always required")]
+    if field["type"] == "group" and key == "required_if":
+        return [ProtocolProblem(path, "a group's rows are required by min_rows, not "
+                                "required_if")]
     return []
 
 

@@ -187,7 +187,9 @@ def test_bad_conditions_are_refused_with_their_path(rectal):
     ae = crf_index(bad, "adverse_events")
     events = field_index(bad["crfs"][ae], "events")
     bad["crfs"][ae]["fields"][events]["fields"][1]["show_if"] = "any_event = yes"
+    bad["crfs"][ae]["fields"][events]["required_if"] = "any_event = yes"
     found = refused(bad)
+    assert "required by min_rows" in found[f"crfs[{ae}].fields[{events}].required_if"]
     here = f"crfs[{d}].fields"
     assert "'contains' tests a multichoice field, not a choice" in \
         found[f"{here}[{other}].show_if"]
