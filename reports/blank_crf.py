@@ -158,6 +158,12 @@ class _Writer:
         story.append(self.table(fields))
         for group in [f for f in fields if f["type"] == "group"]:
             story += [Spacer(1, 3 * mm)] + self.group(group)
+        if self.annotated and crf.get("checks"):
+            story += [Spacer(1, 2 * mm), self.p(_("Edit checks"), self.body)]
+            for check in crf["checks"]:
+                when = f"when {check['when']}: " if check.get("when") else ""
+                story.append(self.p(f"{check['code']} ({check.get('severity', 'hard')}): "
+                                    f"{when}expect {check['expect']}", self.small))
         return story
 
     def annotated_row(self, code: str, f: dict, siblings: list[dict], *,

@@ -127,5 +127,5 @@ def test_a_soft_check_on_a_groups_rows_warns_on_the_row_without_blocking(
     page.fill("input[name='target_lesions-0-diameter_mm']", "3")
     page.click("button[value=draft]")  # a soft check does not block: the server saves and warns
     page.wait_for_url(f"**/participants/{participant.study_id}/")
-    assert page.is_visible("text=A target lesion's diameter is 0 mm (gone) or between 5 and "
+    assert page.is_visible("text=A target lesion's diameter should be 0 mm (gone) or between 5 and "
                            "300 mm")

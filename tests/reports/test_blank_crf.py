@@ -33,6 +33,8 @@ def test_the_annotated_crf_gives_codes_types_units_ranges_choices_and_conditions
     assert "immunonutrition_days" in text and "Days of immunonutrition before surgery *" in text
     assert "unit: days" in text and "range: 0 to 14" in text
     assert "show_if: immunonutrition_given = yes" in text
+    assert ("immunonutrition_started_7_days_before_surgery (soft): when immunonutrition_given "
+            "= yes: expect surgery_date - immunonutrition_start >= 7") in text
     assert "temporary = Temporary stoma" in text
     assert "Visits: Primary tumour resection (surgery)" in text
     assert "protocol version 1.0" in text and "Annotated CRF" in text
