@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+import re
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -241,9 +242,18 @@ def crf_answers(crf: dict, *, on, **overrides) -> dict:
         data[code] = value
     data.update(overrides)
     for field in crf["fields"]:
-        if not visible(field, data):
+        if not visible(field, data, crf["fields"]):
             data[field["code"]] = None
     return data
+
+
+def as_planned(crf: dict, on: dt.date) -> dict:
+    """Demo only: answers a form's soft checks expect where the defaults would fail them (the
+    rectal trial's immunonutrition, given for the 7 days before surgery)."""
+    codes = {f["code"] for f in crf["fields"]}
+    planned = {"immunonutrition_days": 7,
+               "immunonutrition_start": (on - dt.timedelta(days=7)).isoformat()}
+    return {k: v for k, v in planned.items() if k in codes}
 
 
 def visit_history(participant, *, by, days_ago: int, stop_treatment: bool = False) -> None:
@@ -296,9 +306,10 @@ def visit_history(participant, *, by, days_ago: int, stop_treatment: bool = Fals
         for code in visit.crfs:
             if code in anchor_crfs and code not in recorded:
                 recorded.add(code)
+                on = min(done_on, today)
                 save_crf(p, code, with_kit(p, visit, code, crf_answers(
-                    crfs[code], on=min(done_on, today)), by=by), by=by, complete=True,
-                    visit=visit)
+                    crfs[code], on=on, **as_planned(crfs[code], on)), by=by), by=by,
+                    complete=True, visit=visit)
 
 
 def _least_stopping_event(definition: dict) -> dict | None:
@@ -365,10 +376,12 @@ def crf_showcase(trial: Trial, *, investigator, data_manager, password: str) -> 
         done.append(f"{records[2].participant.study_id} demographics: open query")
     for crf in trial.definition.get("crfs", []):
         for check in crf.get("checks", []):
-            if (check.get("severity") != "soft" or check["rule"] != "at_most_days_after"
-                    or check["reference"].get("anchor") != "randomisation"
-                    or "." in check["field"]):
+            # A soft limit of days after randomisation ("surgery_date <= anchor.randomisation
+            # + 21"), passed by 4 days.
+            limit = re.fullmatch(r"(\w+) <= anchor\.randomisation \+ (\d+)", check["expect"])
+            if check.get("severity") != "soft" or check.get("when") or limit is None:
                 continue
+            check = dict(check, field=limit[1], days=int(limit[2]))
             for record in (CRFRecord.objects.filter(participant__site=site, crf_code=crf["code"])
                            .select_related("participant__allocation").order_by("pk")):
                 randomised_on = timezone.localdate(record.participant.allocation.randomised_at)
@@ -576,7 +589,8 @@ def _visits_until(p, *, by, until, rng, crfs: dict, assess_until) -> None:
                 continue
             answers = None
             if code in anchor_crfs:
-                answers = with_kit(p, visit, code, crf_answers(crf, on=on), by=by)
+                answers = with_kit(p, visit, code, crf_answers(crf, on=on, **as_planned(crf, on)),
+                                   by=by)
             elif code == "tumour_assessment":
                 # Shrinking or stable up to ``assess_until``, stable after it (the scans that
                 # follow a progression show no further progression of their own).

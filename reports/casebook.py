@@ -239,7 +239,7 @@ def _form(st: _Styles, form: CasebookForm, versions: dict) -> list:
 def _answers(st: _Styles, definition: dict, data: dict) -> list:
     rows, groups = [], []
     for f in definition.get("fields", []):
-        if not visible(f, data):
+        if not visible(f, data, definition["fields"]):
             continue
         value = data.get(f["code"])
         shown = trail.flatten(data).get(f["code"], value)  # a missing-data code, if any
@@ -269,7 +269,7 @@ def _group(st: _Styles, definition: dict, group: dict, rows: list) -> Table:
         line = [str(i + 1)]
         for sub in subs:
             path = f"{group['code']}[{i}].{sub['code']}"
-            shown = visible(sub, row or {})
+            shown = visible(sub, row or {}, subs)
             value = trail.flatten(row or {}).get(sub["code"])  # a missing-data code, if any
             line.append(st.cell(trail.display(definition, path, value), rest) if shown else "")
         body.append(line)

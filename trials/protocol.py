@@ -13,7 +13,8 @@ Two layers of checks:
   arms, anchors or events, block sizes that are not multiples of the ratio's sum, anchors and
   events read from fields that are not dates, arm-specific visits in a blinded trial (the
   schedule would reveal the arm), repetitions with no end (no ``until`` and no
-  ``trial.follow_up_months``).
+  ``trial.follow_up_months``), expressions (``checks``, ``show_if``, ``required_if``;
+  ``trials/expressions.py``) with a syntax error, an unknown name or a type mismatch.
 
 Texts shown to users (``TRANSLATABLE_KEYS``) may be given in each of the file's ``languages``;
 they are checked first (``_language_problems``), then the shape and the semantics are checked on
@@ -32,6 +33,8 @@ from typing import Any, Iterable
 
 import jsonschema
 import yaml
+
+from . import expressions
 
 FORMAT_VERSION = 1
 
@@ -71,6 +74,7 @@ _choice = {
     "properties": {"code": {"type": ["string", "integer"]}, "label": _text,
                    "note": {"type": "string"}},
 }
+_expression = {"type": "string", "minLength": 1}  # trials/expressions.py
 _condition = {
     "type": "object",
     "additionalProperties": False,
@@ -365,7 +369,9 @@ _field: dict[str, Any] = {
         "decimals": {"type": "integer", "minimum": 0, "maximum": 6},
         "max_length": {"type": "integer", "minimum": 1},
         "choices": {"type": "array", "minItems": 1, "items": _choice},
-        "show_if": _condition,
+        # Expressions (trials/expressions.py): shown / required to complete only when it holds.
+        "show_if": _expression,
+        "required_if": _expression,
         "not_in_future": {"type": "boolean"},
         "fields": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/field"}},
         "min_rows": {"type": "integer", "minimum": 0},
@@ -781,23 +787,17 @@ SCHEMA: dict[str, Any] = {
                                        "source": {"type": "string"}},
                     },
                     "fields": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/field"}},
+                    # Edit checks in the expression language (trials/expressions.py,
+                    # docs/protocol-files.md): ``expect`` must hold when ``when`` does.
                     "checks": {"type": "array", "items": {
                         "type": "object",
                         "additionalProperties": False,
-                        "required": ["code", "field", "rule", "reference", "message"],
+                        "required": ["code", "expect", "message"],
                         "properties": {
                             "code": _code,
+                            "when": _expression,
+                            "expect": _expression,
                             "field": {"type": "string"},
-                            "rule": {"enum": ["not_before", "not_after", "at_most_days_after"]},
-                            "days": {"type": "integer", "minimum": 0},
-                            "reference": {
-                                "type": "object",
-                                "additionalProperties": False,
-                                "minProperties": 1,
-                                "maxProperties": 1,
-                                "properties": {"anchor": _code, "field": {"type": "string"},
-                                               "last_visit": {"const": True}},
-                            },
                             "severity": {"enum": ["hard", "soft"]},
                             "message": _text,
                             "source": {"type": "string"},
@@ -1013,9 +1013,9 @@ def _duplicates(items: list[dict], path: str, key: str = "code") -> list[Protoco
     return problems
 
 
-def _field_problems(fields: list[dict], path: str) -> list[ProtocolProblem]:
+def _field_problems(fields: list[dict], path: str, in_row: bool = False
+                    ) -> list[ProtocolProblem]:
     problems = _duplicates(fields, path)
-    codes = {f["code"] for f in fields}
     for i, field in enumerate(fields):
         here = f"{path}[{i}]"
         if "min" in field and "max" in field and field["min"] > field["max"]:
@@ -1028,15 +1028,10 @@ def _field_problems(fields: list[dict], path: str) -> list[ProtocolProblem]:
                                             f"choices given for a field of type {field['type']}"))
         problems += _term_problems(field, fields, here)
         problems += _missing_data_problems(field, here)
-        cond = field.get("show_if")
-        if cond and cond["field"] not in codes:
-            problems.append(ProtocolProblem(f"{here}.show_if.field",
-                                            f"unknown field {cond['field']!r} in this form"))
-        if cond and cond["field"] == field["code"]:
-            problems.append(ProtocolProblem(f"{here}.show_if.field",
-                                            "a field cannot depend on itself"))
+        for key in ("show_if", "required_if"):
+            problems += _display_condition_problems(field, fields, key, f"{here}.{key}", in_row)
         if field["type"] == "group":
-            problems += _field_problems(field["fields"], f"{here}.fields")
+            problems += _field_problems(field["fields"], f"{here}.fields", in_row=True)
             if field.get("min_rows", 0) > field.get("max_rows", 10**6):
                 problems.append(ProtocolProblem(f"{here}.max_rows", "max_rows is below min_rows"))
     return problems
@@ -1102,26 +1097,50 @@ def _date_field(crf: dict, path: str) -> dict | None:
     return next((f for f in fields if f["code"] == path and f["type"] == "date"), None)
 
 
-def _check_problems(crf: dict, path: str, anchors: set[str]) -> list[ProtocolProblem]:
+def _expression_problem(path: str, text: str, exc: expressions.ExpressionError
+                        ) -> ProtocolProblem:
+    where = f" at column {exc.column}" if exc.column else ""
+    return ProtocolProblem(path, f"{text!r}{where}: {exc.message}")
+
+
+def _display_condition_problems(field: dict, siblings: list[dict], key: str, path: str,
+                                in_row: bool) -> list[ProtocolProblem]:
+    """A ``show_if`` / ``required_if`` reads the answers of its form (its row's, in a group),
+    not its own."""
+    text = field.get(key)
+    if text is None:
+        return []
+    try:
+        compiled = expressions.compile_expression(
+            text, expressions.Scope(fields=[] if in_row else siblings,
+                                    row=siblings if in_row else None, outside=False))
+    except expressions.ExpressionError as exc:
+        if in_row and "unknown field" in exc.message:
+            exc = expressions.ExpressionError(
+                exc.message.replace(" (a row's condition reads its own row)", "")
+                + ": a field of a group's row depends on the fields of the same row only",
+                exc.column)
+        return [_expression_problem(path, text, exc)]
+    if field["code"] in compiled.fields:
+        return [ProtocolProblem(path, f"{text!r}: a field cannot depend on itself")]
+    if field.get("required") and key == "required_if":
+        return [ProtocolProblem(path, "required_if on a field that is always required")]
+    if field["type"] == "group" and key == "required_if":
+        return [ProtocolProblem(path, "a group's rows are required by min_rows, not "
+                                "required_if")]
+    return []
+
+
+def _check_problems(protocol: dict, crf: dict, path: str) -> list[ProtocolProblem]:
     problems = _duplicates(crf.get("checks", []), path)
+    scope = expressions.protocol_scope(protocol, crf)
     for i, check in enumerate(crf.get("checks", [])):
-        here = f"{path}[{i}]"
-        if _date_field(crf, check["field"]) is None:
-            problems.append(ProtocolProblem(f"{here}.field",
-                                            f"{check['field']!r} is not a date field of this CRF"))
-        ref = check["reference"]
-        if "field" in ref:
-            if _date_field(crf, ref["field"]) is None:
-                problems.append(ProtocolProblem(f"{here}.reference.field",
-                                                f"{ref['field']!r} is not a date field of this CRF"))
-            elif "." in ref["field"] and ref["field"].split(".")[0] != check["field"].split(".")[0]:
-                problems.append(ProtocolProblem(f"{here}.reference.field",
-                                                "a row's field can only be compared within its row"))
-        if "anchor" in ref and ref["anchor"] not in anchors:
-            problems.append(ProtocolProblem(f"{here}.reference.anchor",
-                                            f"unknown anchor {ref['anchor']!r}"))
-        if check["rule"] == "at_most_days_after" and "days" not in check:
-            problems.append(ProtocolProblem(f"{here}.days", "at_most_days_after needs days"))
+        try:
+            expressions.compile_check(check, scope)
+        except expressions.CheckDefinitionError as exc:
+            text = check.get(exc.key) or ""
+            problems.append(_expression_problem(f"{path}[{i}].{exc.key}", text, exc)
+                            if text else ProtocolProblem(f"{path}[{i}].{exc.key}", exc.message))
     return problems
 
 
@@ -1242,7 +1261,7 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
     anchor_codes = set(BUILTIN_ANCHORS) | {a["code"] for a in data.get("anchors", [])}
     for i, crf in enumerate(data["crfs"]):
         problems += _field_problems(crf["fields"], f"crfs[{i}].fields")
-        problems += _check_problems(crf, f"crfs[{i}].checks", anchor_codes)
+        problems += _check_problems(data, crf, f"crfs[{i}].checks")
         rule = crf.get("rebaseline")
         if rule:
             for j, arm in enumerate(rule["arms"]):

@@ -33,7 +33,9 @@ def test_the_annotated_crf_gives_codes_types_units_ranges_choices_and_conditions
     assert "Primary tumour resection (surgery)" in text
     assert "immunonutrition_days" in text and "Days of immunonutrition before surgery *" in text
     assert "unit: days" in text and "range: 0 to 14" in text
-    assert "show_if: immunonutrition_given = true" in text
+    assert "show_if: immunonutrition_given = yes" in text
+    assert ("immunonutrition_started_7_days_before_surgery (soft): when immunonutrition_given "
+            "= yes: expect surgery_date - immunonutrition_start >= 7") in text
     assert "temporary = Temporary stoma" in text
     assert "Visits: Primary tumour resection (surgery)" in text
     assert "protocol version 1.0" in text and "Annotated CRF" in text
@@ -44,7 +46,7 @@ def test_the_plain_crf_has_no_codes_and_says_conditions_in_words(rectal, reader,
     text = text_of(reader.get(url(rectal, "plain")), tmp_path)
     assert "Days of immunonutrition before surgery *" in text
     assert "immunonutrition_days" not in text and "show_if" not in text
-    assert 'Answer only if "Pre-operative immunonutrition given" is "Yes".' in text
+    assert "Answer only if “Pre-operative immunonutrition given” is Yes." in text
     assert "[ ] Temporary stoma" in text and "[ ] Yes [ ] No" in text
     assert "Study ID:" in text
     # a repeating group: a table of empty rows, each column's choices above it in words
