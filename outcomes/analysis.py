@@ -1,11 +1,12 @@
 """What the Outcomes page and the outcomes report show, for one reader: each endpoint's
 Kaplan-Meier analysis, adverse events by worst CTCAE grade and the Clavien-Dindo distribution.
 
-Blinding is settled here, once: a reader blinded to the arm (``policy.is_blinded_for``) gets
-pooled figures only - one group, no log-rank test, no hazard ratio, no arm code or label
-anywhere in the result.
-Arm-level results go to the unblinded statistician, and to every member once the trial is
-open-label or unblinded at its end. Participants are those of the sites where the reader holds
+Who sees comparisons is settled here, once: a reader who may not see comparisons between arms
+(``policy.can_see_comparisons``) gets pooled figures only - one group, no log-rank test, no
+hazard ratio, no per-arm safety table, no arm code or label anywhere in the result.
+Arm-level results are a closed report: for the data monitoring committee and the unblinded
+statistician while the trial runs, for every member once it is locked and unblinded (in an
+open-label trial too: an individual's arm is not secret there, a running comparison is). Participants are those of the sites where the reader holds
 ``Perm.VIEW_REPORTS``. Numbers are formatted here so that templates and the PDF only print.
 """
 from __future__ import annotations
@@ -104,6 +105,9 @@ class OutcomesView:
     safety: list[SafetyTable]
     methods: str
     generated_at: dt.datetime = field(default_factory=timezone.now)
+    # Pooled although the reader is not blinded to arms: comparisons are closed to them
+    # (open-label, or unblinded but not locked).
+    closed: bool = False
 
 
 def _section(analysis: EndpointAnalysis) -> EndpointSection:
@@ -135,7 +139,7 @@ def _section(analysis: EndpointAnalysis) -> EndpointSection:
 def outcomes_for(user, trial: Trial) -> OutcomesView:
     """Everything the page and the report show to ``user`` (who holds ``Perm.VIEW_REPORTS``)."""
     sites = policy.sites_for(user, trial, policy.Perm.VIEW_REPORTS)
-    arm_level = not policy.is_blinded_for(user, trial)
+    arm_level = policy.can_see_comparisons(user, trial)
     arms = ([(code, f"{code} — {label}") for code, label in
              trial.arms.order_by("position").values_list("code", "label")] if arm_level else None)
     derived = endpoint_values.derive_endpoints(trial, sites=sites)
@@ -148,7 +152,9 @@ def outcomes_for(user, trial: Trial) -> OutcomesView:
     arm_of = dict(Allocation.objects.filter(trial=trial, participant__site__in=sites)
                   .values_list("participant_id", "arm__code"))
     safety = _safety_tables(trial, arm_of, arms)
-    return OutcomesView(trial, arm_level, len(arm_of), sections, safety, methods_text())
+    closed = not arm_level and not policy.is_blinded_for(user, trial)
+    return OutcomesView(trial, arm_level, len(arm_of), sections, safety, methods_text(),
+                        closed=closed)
 
 
 def _safety_tables(trial: Trial, arm_of: dict[int, str],

@@ -70,6 +70,9 @@ def build_outcomes_report(trial: Trial, *, viewer, stream: BinaryIO,
             "(intention to treat). No direct identifiers.") % {
             "when": f"{when:%Y-%m-%d %H:%M %Z}", "reader": reader, "n": view.randomised}, body),
         p(_("Results per arm.") if view.arm_level else
+          _("Pooled figures only: comparisons between the arms are closed reports, for the data "
+            "monitoring committee and the unblinded statistician, until the trial is locked and "
+            "unblinded.") if view.closed else
           _("Pooled figures only: the arms are concealed from the reader in this blinded "
             "trial."), body),
     ]
@@ -118,7 +121,8 @@ def build_outcomes_report(trial: Trial, *, viewer, stream: BinaryIO,
 
     footer = _("%(trial)s — outcomes report — %(when)s — %(scope)s") % {
         "trial": trial.short_title, "when": f"{when:%Y-%m-%d %H:%M}",
-        "scope": _("per arm") if view.arm_level else _("pooled (blinded)")}
+        "scope": (_("per arm") if view.arm_level else _("pooled (closed)") if view.closed
+                  else _("pooled (blinded)"))}
 
     def on_page(canvas, doc):
         canvas.saveState()

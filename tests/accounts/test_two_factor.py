@@ -26,7 +26,8 @@ def test_the_roles_that_sign_unblind_or_manage_lists_require_two_factors(role, r
     user = make_user(role, rectal)
     assert requires_two_factor(user) == bool(ROLE_PERMISSIONS[role] & TWO_FACTOR_PERMS)
     assert requires_two_factor(user) == (role in {"investigator", "statistician",
-                                                  "safety_officer", "supply_manager"})
+                                                  "safety_officer", "supply_manager",
+                                                  "dmc"})
 
 
 def test_superusers_require_two_factors_and_inactive_memberships_do_not(rectal, make_user):
