@@ -24,6 +24,7 @@ from trials import policy
 from trials.models import Trial
 
 from . import endpoints as endpoint_values
+from .interim import InterimLook, interim_looks
 from .survival import (EndpointAnalysis, GroupResult, HazardRatio, LandmarkRate, analyse,
                        methods_text)
 
@@ -108,6 +109,49 @@ class OutcomesView:
     # Pooled although the reader is not blinded to arms: comparisons are closed to them
     # (open-label, or unblinded but not locked).
     closed: bool = False
+    # The protocol's interim analyses against their boundaries: per-arm readers only.
+    interims: list["InterimRow"] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class InterimRow:
+    look: InterimLook
+    information: str
+    statistic: str
+    boundary: str
+    verdict: str
+
+
+def _interim_row(look: InterimLook) -> InterimRow:
+    what = _("events") if look.measure == "events" else _("participants")
+    if look.planned is None:
+        information = _("%(observed)s %(what)s; planned number not stated in the protocol: the "
+                        "fraction reached (interim at %(declared)s %%) cannot be computed") % {
+            "observed": look.observed, "what": what,
+            "declared": f"{100 * look.declared_fraction:g}"}
+    else:
+        information = _("%(observed)s of %(planned)s %(what)s planned (%(fraction)s %%; interim "
+                        "at %(declared)s %%)") % {
+            "observed": look.observed, "planned": look.planned, "what": what,
+            "fraction": f"{100 * look.fraction:.1f}",
+            "declared": f"{100 * look.declared_fraction:g}"}
+    statistic = (_("not computable (no log-rank test of two arms: see the endpoint)")
+                 if look.statistic is None else
+                 f"|Z| = {look.statistic:.3f} (p {fmt_p(look.p)})")
+    where = (_("at the information observed") if look.fraction is not None else
+             _("at the declared information"))
+    boundary = _("|Z| ≥ %(z)s (nominal two-sided p %(p)s), %(method)s, %(where)s (%(at)s %%)") % {
+        "z": f"{look.boundary_z:.3f}", "p": f"{look.boundary_p:.4f}", "method": look.method,
+        "where": where, "at": f"{100 * look.boundary_fraction:.1f}"}
+    if look.crossed is None:
+        verdict = _("not assessable")
+    elif look.crossed:
+        verdict = _("boundary crossed")
+    else:
+        verdict = _("boundary not crossed")
+    if look.reached is False:
+        verdict += " " + _("(information not yet reached)")
+    return InterimRow(look, information, statistic, boundary, verdict)
 
 
 def _section(analysis: EndpointAnalysis) -> EndpointSection:
@@ -144,17 +188,24 @@ def outcomes_for(user, trial: Trial) -> OutcomesView:
              trial.arms.order_by("position").values_list("code", "label")] if arm_level else None)
     derived = endpoint_values.derive_endpoints(trial, sites=sites)
     sections = []
+    analyses = {}
     for endpoint in endpoint_values.endpoint_definitions(trial):
         analysis = analyse(endpoint, derived[endpoint["code"]],
                            horizon=endpoint_values.horizon_of(trial, endpoint),
                            arms=arms, strata=endpoint_values.strata_of(trial, endpoint))
         sections.append(_section(analysis))
+        analyses[endpoint["code"]] = analysis
     arm_of = dict(Allocation.objects.filter(trial=trial, participant__site__in=sites)
                   .values_list("participant_id", "arm__code"))
     safety = _safety_tables(trial, arm_of, arms)
     closed = not arm_level and not policy.is_blinded_for(user, trial)
+    interims = []
+    if arm_level:
+        interims = [_interim_row(look) for look in interim_looks(
+            trial.definition.get("interim_analyses", []), analyses, randomised=len(arm_of),
+            target=trial.target_enrolment)]
     return OutcomesView(trial, arm_level, len(arm_of), sections, safety, methods_text(),
-                        closed=closed)
+                        closed=closed, interims=interims)
 
 
 def _safety_tables(trial: Trial, arm_of: dict[int, str],

@@ -49,10 +49,12 @@ def test_the_outcomes_page_and_pdf_compare_arms_only_for_closed_readers(
         assert "Results per arm." in text and "Log-rank test" in text
         assert all(label in text for label in arm_labels(trial))
         assert "Log-rank test" in pdf and "per arm" in pdf
+        assert "Interim analyses (closed report)" in text and "Interim analyses" in pdf
     else:
         assert "All participants" in text and "closed reports" in text
         for shown in (text, pdf):
             assert "Log-rank" not in shown and "Hazard ratio" not in shown
+            assert "Interim analys" not in shown
             assert not any(label in shown for label in arm_labels(trial))
         assert "pooled (closed)" in pdf
 
