@@ -182,7 +182,7 @@ def test_demo_accounts_that_need_two_factors_get_the_published_secret(settings, 
     with_device = set(TOTPDevice.objects.filter(confirmed=True)
                       .values_list("user__username", flat=True))
     assert with_device == {"admin", "investigator", "investigator2", "investigator3",
-                           "statistician", "safety", "supply"}
+                           "statistician", "safety", "supply", "dmc"}
     assert {d.key for d in TOTPDevice.objects.all()} == {b32decode(DEMO_TOTP_SECRET).hex()}
 
     code = StringIO()
