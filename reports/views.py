@@ -58,7 +58,7 @@ def report_list(request, slug: str):
     return render(request, "outcomes/reports.html", {
         "trial": trial, "rows": rows, "kinds": reports.kinds_for(request.user, trial),
         "trial_kinds": reports.trial_kinds_for(request.user, trial),
-        "blinded": rights.blinded,
+        "blinded": rights.blinded, "comparisons": rights.comparisons,
     })
 
 

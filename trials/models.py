@@ -172,6 +172,7 @@ class Role(models.TextChoices):
     STATISTICIAN = "statistician", _("Statistician (unblinded)")
     SAFETY_OFFICER = "safety_officer", _("Safety officer (pharmacovigilance)")
     SUPPLY_MANAGER = "supply_manager", _("Supply manager (unblinded)")
+    DMC = "dmc", _("Data monitoring committee member")
 
 
 class Membership(models.Model):

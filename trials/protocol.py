@@ -278,6 +278,42 @@ _safety = {
         },
     },
 }
+# Interim analyses the data monitoring committee reviews (outcomes/interim.py): at a fraction of
+# the planned information (events of an endpoint, or participants), the endpoint's log-rank
+# statistic against a two-sided efficacy boundary. ``information.planned`` null: the protocol
+# does not state it (the fraction reached is then not computable, and the report says so).
+# Boundary: Lan-DeMets alpha spending (``alpha``: the overall two-sided level), or a fixed
+# boundary given as ``z`` or as a two-sided nominal ``p`` (Haybittle-Peto: z 3, p 0.001).
+INTERIM_BOUNDARIES = ("lan_demets_obrien_fleming", "lan_demets_pocock", "haybittle_peto",
+                      "fixed")
+_interim = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["code", "endpoint", "information_fraction", "information", "boundary", "note"],
+    "properties": {
+        "code": _code,
+        "label": _text,
+        "endpoint": _code,
+        "information_fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+        "information": {
+            "type": "object", "additionalProperties": False, "required": ["measure", "planned"],
+            "properties": {"measure": {"enum": ["events", "participants"]},
+                           "planned": {"type": ["integer", "null"], "minimum": 1}},
+        },
+        "boundary": {
+            "type": "object", "additionalProperties": False, "required": ["method"],
+            "properties": {
+                "method": {"enum": list(INTERIM_BOUNDARIES)},
+                "alpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 0.5},
+                "z": {"type": "number", "exclusiveMinimum": 0},
+                "p": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+            },
+        },
+        "source": {"type": "string"},
+        "note": _text,
+    },
+}
+
 _monitoring = {
     # The monitoring plan's source data verification (crfs/verification.py, docs/monitoring.md):
     # every completed form (``all``), the key data only (``key_data``: forms, or fields of
@@ -718,6 +754,7 @@ SCHEMA: dict[str, Any] = {
         "safety": _safety,
         "supply": _supply,
         "monitoring": _monitoring,
+        "interim_analyses": {"type": "array", "items": _interim},
         "visits": {
             "type": "array",
             "minItems": 1,
@@ -1373,6 +1410,41 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
     problems += _supply_problems(data, crfs)
     problems += _monitoring_problems(data, crfs)
     problems += _consent_problems(data)
+    problems += _interim_problems(data)
+    return problems
+
+
+def _interim_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
+    """Each interim analysis names a known endpoint and a boundary complete for its method;
+    the analyses of one endpoint come in increasing information fractions."""
+    interims = data.get("interim_analyses", [])
+    problems = _duplicates(interims, "interim_analyses")
+    endpoints = {e["code"] for e in data.get("endpoints", [])}
+    last: dict[str, float] = {}
+    for i, interim in enumerate(interims):
+        here = f"interim_analyses[{i}]"
+        if interim["endpoint"] not in endpoints:
+            problems.append(ProtocolProblem(
+                f"{here}.endpoint", f"unknown endpoint {interim['endpoint']!r} (declare it under "
+                "'endpoints')"))
+        fraction = interim["information_fraction"]
+        if fraction <= last.get(interim["endpoint"], 0):
+            problems.append(ProtocolProblem(
+                f"{here}.information_fraction",
+                f"{fraction} does not follow the previous interim analysis of "
+                f"{interim['endpoint']!r} ({last[interim['endpoint']]}): list them in order"))
+        last[interim["endpoint"]] = max(fraction, last.get(interim["endpoint"], 0))
+        boundary = interim["boundary"]
+        given = sorted(k for k in ("alpha", "z", "p") if k in boundary)
+        if boundary["method"].startswith("lan_demets"):
+            if given != ["alpha"]:
+                problems.append(ProtocolProblem(
+                    f"{here}.boundary", f"{boundary['method']} spends an overall two-sided "
+                    f"level: give 'alpha' (and neither 'z' nor 'p'), not {given or 'nothing'}"))
+        elif given not in (["z"], ["p"]):
+            problems.append(ProtocolProblem(
+                f"{here}.boundary", f"{boundary['method']} is a fixed boundary: give either 'z' "
+                f"or a two-sided nominal 'p', not {given or 'nothing'}"))
     return problems
 
 
