@@ -1,10 +1,12 @@
 """CRF answers sent as JSON, judged by the very form the CRF page uses.
 
 The page's form (``crfs.forms.build_crf_form``) is the one judge of what a CRF accepts:
-types, ranges, decimals, dates in the future, ``show_if``, required answers to complete, group
-rows. The API turns the JSON answers into what the page would post (``weight_kg=72.5``,
-``events-0-grade=3``, ``events-TOTAL=1``), runs that form, and reports its errors by answer
-path (``weight_kg``, ``events[0].grade``) — the paths data queries and the audit trail use.
+types, ranges, decimals, dates in the future, ``show_if`` and ``required_if``, required answers
+to complete, group rows; the save then runs the protocol's edit checks (``crfs.checks``: a hard
+one refused by answer path, nothing written). The API turns the JSON answers into what the
+page would post (``weight_kg=72.5``, ``events-0-grade=3``, ``events-TOTAL=1``), runs that form,
+and reports its errors by answer path (``weight_kg``, ``events[0].grade``) — the paths data
+queries and the audit trail use.
 
 A missing-data code is sent as the page stores it, beside the answers (per record, or per group
 row): ``"_missing": {"ki67_percent": {"code": "UNK", "reason": "not sent by the lab"}}``, the

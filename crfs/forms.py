@@ -6,7 +6,8 @@ so the page works without JavaScript and the server stays the only judge of what
 
 Two modes, because a CRF is saved many times before it is completed: ``draft`` requires
 nothing but refuses any invalid value; ``complete`` also requires every required answer that
-``show_if`` leaves visible, and each group's ``min_rows``. Answers to hidden fields are stored
+``show_if`` leaves visible (``required``, or ``required_if`` when its expression holds), and
+each group's ``min_rows``. Answers to hidden fields are stored
 as None: a stale answer nobody can see must not survive into the data.
 
 Stored data (one JSON dict per CRF) holds every field of the definition, None when unanswered:
@@ -47,6 +48,7 @@ from django.utils.translation import gettext_lazy as _, ngettext_lazy
 
 from core import limits
 from core.forms import DATE_INPUT_FORMATS, DateInput
+from trials.expressions import Env, condition_ast, evaluate
 from trials.selectors import TermInfo, TermList, term_list
 
 from .derivations import NOTES_KEY
@@ -62,7 +64,7 @@ CODE_SUFFIX, REASON_SUFFIX = "__code", "__reason"
 REASON_LIMIT = 500
 
 
-# --- show_if ---------------------------------------------------------------------------------
+# --- show_if and required_if (expressions, trials/expressions.py) -----------------------------
 
 def _same(a: Any, b: Any) -> bool:
     # Protocol codes may be int or str; True must not equal 1.
@@ -71,15 +73,72 @@ def _same(a: Any, b: Any) -> bool:
     return a is not None and b is not None and str(a) == str(b)
 
 
-def visible(field: dict, data: dict) -> bool:
-    """Whether ``field`` is shown, given its siblings' stored answers."""
-    cond = field.get("show_if")
-    if not cond:
+def _holds(field: dict, key: str, data: dict, siblings: list[dict]) -> bool:
+    """Whether the field's ``key`` expression holds on its siblings' stored answers; unknown
+    (a blank answer it reads) is false."""
+    ast = condition_ast(field[key], siblings)
+    return evaluate(ast, Env(data=data)) is True
+
+
+def visible(field: dict, data: dict, siblings: list[dict]) -> bool:
+    """Whether ``field`` is shown, given its siblings' stored answers (``siblings``: the
+    fields of its form, or of its row for a field of a group)."""
+    return not field.get("show_if") or _holds(field, "show_if", data, siblings)
+
+
+def required(field: dict, data: dict, siblings: list[dict]) -> bool:
+    """Whether ``field`` must be answered to complete the form: ``required``, or its
+    ``required_if`` holds (when it is shown)."""
+    if field.get("required"):
         return True
-    value = data.get(cond["field"])
-    wanted = cond["in"] if "in" in cond else [cond["equals"]]
-    given = value if isinstance(value, list) else [value]
-    return any(_same(v, w) for v in given for w in wanted)
+    return bool(field.get("required_if")) and _holds(field, "required_if", data, siblings)
+
+
+def describe(text: str, siblings: list[dict]) -> str:
+    """A show_if / required_if in words for readers (“Metastatic sites” includes Other), from
+    the fields' labels and choices; the expression itself when it is more than comparisons of
+    answers with values joined by and / or."""
+    by_code = {f["code"]: f for f in siblings}
+
+    def words(ast: list) -> str | None:
+        if ast[0] in ("and", "or"):
+            parts = [words(a) for a in ast[1:]]
+            if None in parts:
+                return None
+            return (_(" and ") if ast[0] == "and" else _(" or ")).join(parts)
+        if ast[0] not in ("cmp", "contains", "in"):
+            return None
+        subject = ast[1] if ast[0] != "cmp" else ast[2]
+        if subject[0] != "field":
+            return None
+        fdef = by_code[subject[1]]
+        if ast[0] == "cmp":
+            if ast[1] not in ("=", "!=") or ast[3][0] != "lit":
+                return None
+            template = (_("“%(field)s” is %(values)s") if ast[1] == "=" else
+                        _("“%(field)s” is not %(values)s"))
+            values = [ast[3][1]]
+        elif ast[0] == "in":
+            if any(x[0] != "lit" for x in ast[2][1]):
+                return None
+            template = _("“%(field)s” is %(values)s")
+            values = [x[1] for x in ast[2][1]]
+        else:
+            if ast[2][0] != "lit":
+                return None
+            template = _("“%(field)s” includes %(values)s")
+            values = [ast[2][1]]
+        return template % {"field": fdef["label"], "values": _(" or ").join(
+            str(_display(fdef, _choice_value(fdef, v))) for v in values)}
+
+    return words(condition_ast(text, siblings)) or text
+
+
+def _choice_value(fdef: dict, value: Any) -> Any:
+    """A literal as the stored answer it stands for (a choice's code as the protocol types it)."""
+    if fdef["type"] == "multichoice":
+        return [value]
+    return value
 
 
 def _hide_invisible(fields: list[dict], values: dict) -> set[str]:
@@ -89,7 +148,7 @@ def _hide_invisible(fields: list[dict], values: dict) -> set[str]:
     while changed:
         changed = False
         for f in fields:
-            if f["code"] not in hidden and not visible(f, values):
+            if f["code"] not in hidden and not visible(f, values, fields):
                 hidden.add(f["code"])
                 values[f["code"]] = None
                 changed = True
@@ -130,7 +189,7 @@ def _missing(fields: list[dict], data: dict, where: str) -> list[str]:
                 missing.append(path)
             for i, row in enumerate(rows):
                 missing += _missing(f["fields"], row, f"{path}[{i}].")
-        elif f.get("required") and _empty(values.get(f["code"])) \
+        elif required(f, values, fields) and _empty(values.get(f["code"])) \
                 and coded(values, f["code"]) is None:
             missing.append(path)
     return missing
@@ -449,8 +508,10 @@ class Cell:
     """One answer as the template draws it: a bound field, or a read-only derived value."""
     definition: dict
     bound: forms.BoundField | None = None
-    show_if: str = ""  # JSON for data-show-if: {"name": controlling input, "values": [...]}
+    show_if: str = ""  # JSON for data-show-if: the condition's AST (trials/expressions.py)
     condition: str = ""  # the same rule in words, for pages without JavaScript
+    required_if: str = ""  # JSON for data-required-if: the AST of ``required_if``
+    required_condition: str = ""  # ``required_if`` in words
     display: str = ""  # derived fields only
     term: TermInfo | None = None  # term fields: the term chosen
     free_text: str = ""  # term fields: a stored answer from before the term list, kept as typed
@@ -490,7 +551,14 @@ class GroupItem:
 
 
 class CRFForm(forms.Form):
-    """A CRF's form; see ``build_crf_form``. ``layout`` is what the partial template draws."""
+    """A CRF's form; see ``build_crf_form``. ``layout`` is what the partial template draws.
+    ``check_rules``: the edit checks the page runs before sending (``crfs.checks.page_rules``),
+    set by the page that knows the participant."""
+    check_rules: dict | None = None
+
+    @property
+    def check_rules_id(self) -> str:
+        return f"{self.prefix or 'crf'}-check-rules"
 
     def __init__(self, definition: dict, *, mode: str = "draft", data=None,
                  initial: dict | None = None, prefix: str | None = None,
@@ -578,11 +646,12 @@ class CRFForm(forms.Form):
         self._check_grades(fields, stored, "")
         for f in fields:
             if f["type"] == "group":
-                stored[f["code"]] = self._clean_group(f) if visible(f, stored) else None
+                stored[f["code"]] = self._clean_group(f) if visible(f, stored, fields) else None
                 if stored[f["code"]] is None:
                     self._forget_errors(f["code"])
             elif self.mode == "complete" and stored[f["code"]] is None \
-                    and f.get("required") and not f.get("derived") and visible(f, stored) \
+                    and required(f, stored, fields) and not f.get("derived") \
+                    and visible(f, stored, fields) \
                     and f["code"] not in self.derivable and coded(stored, f["code"]) is None:
                 self._require(f["code"])
         self.stored = stored
@@ -606,8 +675,9 @@ class CRFForm(forms.Form):
             self._check_grades(group["fields"], row, f"{code}-{i}-")
             if self.mode == "complete":
                 for s in group["fields"]:
-                    if s.get("required") and s["code"] in names and row[s["code"]] is None \
-                            and visible(s, row) and coded(row, s["code"]) is None:
+                    if s["code"] in names and row[s["code"]] is None \
+                            and required(s, row, group["fields"]) \
+                            and visible(s, row, group["fields"]) and coded(row, s["code"]) is None:
                         self._require(names[s["code"]])
             rows.append(row)
         n = group.get("max_rows", ROW_LIMIT)
@@ -630,7 +700,7 @@ class CRFForm(forms.Form):
             name = prefix + f["code"]
             if name + CODE_SUFFIX not in self.fields:
                 continue
-            shown = visible(f, values)
+            shown = visible(f, values, fields)
             for suffix in (CODE_SUFFIX, REASON_SUFFIX):  # said next to the answer itself
                 for error in self._errors.pop(name + suffix, []):
                     if shown:
@@ -724,18 +794,16 @@ class CRFForm(forms.Form):
                     setattr(cell, attr, self._template_fields[name + suffix].get_bound_field(
                         self, name + suffix))
             self._describe_term(cell, fdef, siblings, row_prefix)
-        cond = fdef.get("show_if")
-        if cond:
-            controller = next(s for s in siblings if s["code"] == cond["field"])
-            wanted = cond["in"] if "in" in cond else [cond["equals"]]
-            values = [_to_initial(controller, w) if controller["type"] == "yesno" else str(w)
-                      for w in wanted]
-            if not controller.get("derived"):  # a derived value has no input to watch
-                cell.show_if = json.dumps({"name": self.add_prefix(row_prefix + cond["field"]),
-                                           "values": values})
-            cell.condition = _("Only if “%(field)s” is %(values)s.") % {
-                "field": controller["label"],
-                "values": _(" or ").join(str(_display(controller, w)) for w in wanted)}
+        if fdef.get("show_if"):
+            # The page's evaluator (static/js/checks.js) reads the AST; within a row, a field
+            # names the same row's answers.
+            cell.show_if = json.dumps(condition_ast(fdef["show_if"], siblings))
+            cell.condition = _("Only if %(condition)s.") % {
+                "condition": describe(fdef["show_if"], siblings)}
+        if fdef.get("required_if") and not fdef.get("required"):
+            cell.required_if = json.dumps(condition_ast(fdef["required_if"], siblings))
+            cell.required_condition = _("Required to complete the form if %(condition)s.") % {
+                "condition": describe(fdef["required_if"], siblings)}
         return cell
 
     def _term_of(self, fdef: dict, name: str) -> tuple[TermInfo | None, str]:

@@ -8,12 +8,13 @@ not grow with the number of records, signatures, queries or messages.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import F, Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import F, Count, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
 
-from patients.models import Participant, Visit
+from patients.models import Participant, Visit, VisitStatus
 from trials import policy
 from trials.models import Site, Trial, crf_of
 from trials.protocol import crf_deriving, crf_scored_as
@@ -21,6 +22,7 @@ from trials.protocol import crf_deriving, crf_scored_as
 from . import trail
 from .derivations import qlq_c30_scores, worst_ctcae_grade
 from .eligibility import ELIGIBILITY_CRF
+from .facts import RANDOMISATION, randomisation_date, read_facts
 from .form_states import SYMBOLS
 from .forms import visible
 from .models import UNRESOLVED, CRFRecord, CRFSignature, DataQuery, QueryMessage, QueryStatus
@@ -99,6 +101,8 @@ def crf_page(participant: Participant, crf_code: str, visit: Visit | None) -> CR
               .select_related("locked_by", "updated_by")
               .annotate(version=_latest_version()).first())
     version_id = record.protocol_version_id if record else participant.protocol_version_id
+    if visit is not None:
+        visit.participant = participant  # its title in the reader's language (Visit.title)
     page = CRFPage(participant, crf_code, visit, crf_of(version_id, crf_code), record)
     if record is None:
         return page
@@ -181,7 +185,7 @@ def answers(definition: dict, data: dict | None) -> list[Answer]:
     data = data or {}
     out = []
     for f in definition.get("fields", []):
-        if not visible(f, data):
+        if not visible(f, data, definition["fields"]):
             continue
         value = data.get(f["code"])
         shown = trail.flatten(data).get(f["code"], value)  # a missing-data code, if any
@@ -190,7 +194,7 @@ def answers(definition: dict, data: dict | None) -> list[Answer]:
             for i, row in enumerate(value or []):
                 flat_row = trail.flatten(row)
                 for sub in f["fields"]:
-                    if visible(sub, row):
+                    if visible(sub, row, f["fields"]):
                         path = f"{f['code']}[{i}].{sub['code']}"
                         out.append(Answer(path, f"#{i + 1} {sub['label']}",
                                           trail.display(definition, path,
@@ -389,3 +393,48 @@ def casebook_forms(participant: Participant) -> list[CasebookForm]:
                                 signature_views(record, signatures[record.pk]),
                                 queries[record.pk]))
     return out
+
+
+# --------------------------------------------------------------------------- edit checks
+
+
+def check_references(participant: Participant, keys: Iterable[str], *,
+                     visit: Visit | None = None) -> dict[str, Any]:
+    """The values outside a CRF its edit checks read, by the key the expressions name them
+    (``crfs.checks``): ``anchor.<code>`` (known once the participant is randomised),
+    ``last_visit`` (the last visit done), ``visit.date`` (the date the CRF's visit was done),
+    ``<crf>.<field>`` (that CRF's record at the same visit when the visit plans it, else the
+    participant's latest saved one) and ``<crf>@<visit>.<field>`` (its record at the
+    participant's latest visit of that code). Stored values, None when unknown."""
+    keys = set(keys)
+    refs: dict[str, Any] = dict.fromkeys(keys)
+    anchor_keys = {k for k in keys if k.startswith("anchor.")}
+    allocation = (getattr(participant, "allocation", None)
+                  if anchor_keys and participant.is_randomised else None)
+    if allocation is not None and anchor_keys == {f"anchor.{RANDOMISATION}"}:
+        refs[f"anchor.{RANDOMISATION}"] = randomisation_date(allocation)  # one query at most
+    elif allocation is not None:
+        # Anchors do not depend on withdrawals: their query is spared.
+        anchors = read_facts(participant, allocation, withdrawals=()).anchors
+        refs.update({k: anchors.get(k[len("anchor."):]) for k in anchor_keys})
+    if "last_visit" in keys:
+        refs["last_visit"] = (Visit.objects.filter(participant=participant,
+                                                   status=VisitStatus.DONE)
+                              .aggregate(last=Max("done_on"))["last"])
+    if "visit.date" in keys:
+        refs["visit.date"] = visit.done_on if visit is not None else None
+    for key in keys:
+        head, _, field_code = key.partition(".")
+        if head in ("anchor", "visit", "last_visit") or not field_code:
+            continue
+        crf_code, _, visit_code = head.partition("@")
+        records = CRFRecord.objects.filter(participant=participant, crf_code=crf_code)
+        if visit_code:
+            records = records.filter(visit__code=visit_code).order_by("-visit__occurrence", "-pk")
+        elif visit is not None and crf_code in (visit.crfs or []):
+            records = records.filter(visit=visit)
+        else:
+            records = records.order_by("-updated_at", "-pk")
+        data = records.values_list("data", flat=True).first()
+        refs[key] = data.get(field_code) if isinstance(data, dict) else None
+    return refs

@@ -28,20 +28,19 @@ import datetime as dt
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from core import audit, limits
 from core.history import change_reason
 from core.reauth import password_confirmed
-from patients.models import Deviation, DeviationRule, Participant, Visit, VisitStatus
 from patients.locks import refuse_change
+from patients.models import Deviation, DeviationRule, Participant, Visit
 from trials import policy
 from trials.models import crf_of, definition_of
 from trials.policy import Perm
 
-from . import agreement, checks, eligibility, trail, verification
+from . import agreement, checks, eligibility, selectors, trail, verification
 from .agreement import event_crfs
 from .derivations import ACROSS_RECORDS, NOTES_KEY, derive_fields
 from .facts import read_facts
@@ -95,7 +94,12 @@ def save_crf(
         if missing:
             raise ValidationError(
                 f"Cannot complete: required answers missing ({', '.join(missing)}).")
-    results = checks.run_checks(definition, data, reference_dates(participant))
+    protocol = definition_of(version_id)
+    visit_of_record = record.visit if record is not None else visit
+    results = checks.run_checks(
+        definition, data, selectors.check_references(
+            participant, checks.referenced(definition, protocol), visit=visit_of_record),
+        protocol=protocol, today=timezone.localdate())
     hard = [r for r in results if r.blocks]
     if hard:
         raise ValidationError({r.path: r.message for r in hard})
@@ -153,18 +157,6 @@ def check_new_record(participant: Participant, crf_code: str, visit: Visit | Non
         raise ValidationError({"crf_code": _(
             "This CRF is already entered (record %(id)d): update that record.") % {
                 "id": existing}})
-
-
-def reference_dates(participant: Participant) -> dict[str, dt.date | None]:
-    """The dates edit checks compare with: every known anchor, and the last visit done."""
-    refs: dict[str, dt.date | None] = {}
-    allocation = getattr(participant, "allocation", None) if participant.is_randomised else None
-    if allocation is not None:
-        facts = read_facts(participant, allocation)
-        refs.update({f"anchor:{code}": day for code, day in facts.anchors.items()})
-    refs["last_visit"] = (Visit.objects.filter(participant=participant, status=VisitStatus.DONE)
-                          .aggregate(last=Max("done_on"))["last"])
-    return refs
 
 
 def derive(definition: dict, data: dict, *, participant: Participant, record: CRFRecord) -> dict:
@@ -311,14 +303,15 @@ def rederive(participant: Participant, crf_code: str, *, by, cause: str,
 def _record_deviations(record: CRFRecord, warnings: list[checks.CheckResult], *, by) -> None:
     """A soft edit check that fails is a protocol deviation: recorded once per check and CRF."""
     for warning in warnings:
-        description = (f"{record.crf_code}: {warning.message} "
-                       f"({warning.days} day(s) past the limit; check {warning.code})")
+        past = f"{warning.days} day(s) past the limit; " if warning.days is not None else ""
+        description = f"{record.crf_code}: {warning.message} ({past}check {warning.code})"
         exists = Deviation.objects.filter(
             participant=record.participant, rule=DeviationRule.EDIT_CHECK, voided_at=None,
             description__startswith=f"{record.crf_code}: {warning.message}").exists()
         if not exists:
             Deviation.objects.create(participant=record.participant, visit=record.visit,
-                                     rule=DeviationRule.EDIT_CHECK, days_outside=warning.days,
+                                     rule=DeviationRule.EDIT_CHECK,
+                                     days_outside=warning.days or 0,
                                      description=description, detected_by=by)
 
 

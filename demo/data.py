@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+import re
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -32,6 +33,7 @@ from supply import services as supply
 from supply.models import Kit, KitStatus
 from supply.resupply import levels as supply_levels
 from trials.models import Trial, crf_of
+from trials.protocol import languages_of
 from trials.selectors import term_list
 
 
@@ -240,9 +242,18 @@ def crf_answers(crf: dict, *, on, **overrides) -> dict:
         data[code] = value
     data.update(overrides)
     for field in crf["fields"]:
-        if not visible(field, data):
+        if not visible(field, data, crf["fields"]):
             data[field["code"]] = None
     return data
+
+
+def as_planned(crf: dict, on: dt.date) -> dict:
+    """Demo only: answers a form's soft checks expect where the defaults would fail them (the
+    rectal trial's immunonutrition, given for the 7 days before surgery)."""
+    codes = {f["code"] for f in crf["fields"]}
+    planned = {"immunonutrition_days": 7,
+               "immunonutrition_start": (on - dt.timedelta(days=7)).isoformat()}
+    return {k: v for k, v in planned.items() if k in codes}
 
 
 def visit_history(participant, *, by, days_ago: int, stop_treatment: bool = False) -> None:
@@ -295,9 +306,10 @@ def visit_history(participant, *, by, days_ago: int, stop_treatment: bool = Fals
         for code in visit.crfs:
             if code in anchor_crfs and code not in recorded:
                 recorded.add(code)
+                on = min(done_on, today)
                 save_crf(p, code, with_kit(p, visit, code, crf_answers(
-                    crfs[code], on=min(done_on, today)), by=by), by=by, complete=True,
-                    visit=visit)
+                    crfs[code], on=on, **as_planned(crfs[code], on)), by=by), by=by,
+                    complete=True, visit=visit)
 
 
 def _least_stopping_event(definition: dict) -> dict | None:
@@ -364,10 +376,12 @@ def crf_showcase(trial: Trial, *, investigator, data_manager, password: str) -> 
         done.append(f"{records[2].participant.study_id} demographics: open query")
     for crf in trial.definition.get("crfs", []):
         for check in crf.get("checks", []):
-            if (check.get("severity") != "soft" or check["rule"] != "at_most_days_after"
-                    or check["reference"].get("anchor") != "randomisation"
-                    or "." in check["field"]):
+            # A soft limit of days after randomisation ("surgery_date <= anchor.randomisation
+            # + 21"), passed by 4 days.
+            limit = re.fullmatch(r"(\w+) <= anchor\.randomisation \+ (\d+)", check["expect"])
+            if check.get("severity") != "soft" or check.get("when") or limit is None:
                 continue
+            check = dict(check, field=limit[1], days=int(limit[2]))
             for record in (CRFRecord.objects.filter(participant__site=site, crf_code=crf["code"])
                            .select_related("participant__allocation").order_by("pk")):
                 randomised_on = timezone.localdate(record.participant.allocation.randomised_at)
@@ -575,7 +589,8 @@ def _visits_until(p, *, by, until, rng, crfs: dict, assess_until) -> None:
                 continue
             answers = None
             if code in anchor_crfs:
-                answers = with_kit(p, visit, code, crf_answers(crf, on=on), by=by)
+                answers = with_kit(p, visit, code, crf_answers(crf, on=on, **as_planned(crf, on)),
+                                   by=by)
             elif code == "tumour_assessment":
                 # Shrinking or stable up to ``assess_until``, stable after it (the scans that
                 # follow a progression show no further progression of their own).
@@ -763,8 +778,19 @@ def demo_amendment(definition: dict) -> dict:
     contain, to show consent over the years a trial runs. Protocol version "<version>-A1"
     introduces consent form 2.0 (its optional items, plus contact for a quality-of-life
     questionnaire), asks participants who signed 1.0 to re-consent, and schedules the
-    QLQ-C30 every 3 months when the protocol ships the form unscheduled (REMINET)."""
+    QLQ-C30 every 3 months when the protocol ships the form unscheduled (REMINET).
+
+    ``definition`` as stored (``ProtocolVersion.definition``): its texts in every language
+    and its notes, which an amendment keeps."""
     import copy
+
+    languages = languages_of(definition)
+
+    def text(en: str, fr: str):
+        """One text per language of the protocol (English where no French is given)."""
+        if len(languages) == 1:
+            return fr if languages == ["fr"] else en
+        return {language: fr if language == "fr" else en for language in languages}
 
     amended = copy.deepcopy(definition)
     label = f"{definition['version']}-A1"
@@ -775,11 +801,14 @@ def demo_amendment(definition: dict) -> dict:
     previous = [v["code"] for v in versions]
     versions.append({
         "code": "2.0", "date": "2025-06-01",
-        "label": "Patient information and consent form, version 2.0 (demo amendment)",
+        "label": text("Patient information and consent form, version 2.0 (demo amendment)",
+                      "Note d'information et formulaire de consentement, version 2.0 "
+                      "(amendement de démonstration)"),
         "source": "demo: not in the source documents",
         "optional_items": [*(versions[-1].get("optional_items", []) if versions else []),
                            {"code": "qol_contact",
-                            "label": "Contact for a quality-of-life questionnaire"}]})
+                            "label": text("Contact for a quality-of-life questionnaire",
+                                          "Contact pour un questionnaire de qualité de vie")}]})
     amended["amendments"] = [*amended.get("amendments", []), {
         "protocol_version": label, "date": "2025-06-01", "consent_version": "2.0",
         "reconsent": previous, "note": "Demo: quality of life every 3 months; re-consent "
@@ -787,7 +816,8 @@ def demo_amendment(definition: dict) -> dict:
     scheduled = {c for v in amended["visits"] for c in v["crfs"]}
     if "qlq_c30" in {c["code"] for c in amended["crfs"]} and "qlq_c30" not in scheduled:
         amended["visits"].append({
-            "code": "quality_of_life", "label": "Quality of life every 3 months",
+            "code": "quality_of_life",
+            "label": text("Quality of life every 3 months", "Qualité de vie tous les 3 mois"),
             "anchor": "randomisation", "offset": {"months": 3},
             "window": {"start": -14, "end": 14},
             "repeat": {"every": {"months": 3},
@@ -822,7 +852,7 @@ def consent_showcase(trial: Trial, *, coordinator) -> list[str]:
                     "consent": "Withdraws consent to further data collection"}[level])
         done.append(f"{trial.slug}: {participant.study_id} withdrawn ({level})")
     if trial.slug == "reminet":
-        amended = demo_amendment(trial.definition)
+        amended = demo_amendment(trial.current_version.definition)
         problems = validate_definition(amended)
         if problems:
             raise ValidationError("; ".join(map(str, problems)))

@@ -1,11 +1,12 @@
 """What the Outcomes page and the outcomes report show, for one reader: each endpoint's
 Kaplan-Meier analysis, adverse events by worst CTCAE grade and the Clavien-Dindo distribution.
 
-Blinding is settled here, once: a reader blinded to the arm (``policy.is_blinded_for``) gets
-pooled figures only - one group, no log-rank test, no hazard ratio, no arm code or label
-anywhere in the result.
-Arm-level results go to the unblinded statistician, and to every member once the trial is
-open-label or unblinded at its end. Participants are those of the sites where the reader holds
+Who sees comparisons is settled here, once: a reader who may not see comparisons between arms
+(``policy.can_see_comparisons``) gets pooled figures only - one group, no log-rank test, no
+hazard ratio, no per-arm safety table, no arm code or label anywhere in the result.
+Arm-level results are a closed report: for the data monitoring committee and the unblinded
+statistician while the trial runs, for every member once it is locked and unblinded (in an
+open-label trial too: an individual's arm is not secret there, a running comparison is). Participants are those of the sites where the reader holds
 ``Perm.VIEW_REPORTS``. Numbers are formatted here so that templates and the PDF only print.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from trials import policy
 from trials.models import Trial
 
 from . import endpoints as endpoint_values
+from .interim import InterimLook, interim_looks
 from .survival import (EndpointAnalysis, GroupResult, HazardRatio, LandmarkRate, analyse,
                        methods_text)
 
@@ -104,6 +106,52 @@ class OutcomesView:
     safety: list[SafetyTable]
     methods: str
     generated_at: dt.datetime = field(default_factory=timezone.now)
+    # Pooled although the reader is not blinded to arms: comparisons are closed to them
+    # (open-label, or unblinded but not locked).
+    closed: bool = False
+    # The protocol's interim analyses against their boundaries: per-arm readers only.
+    interims: list["InterimRow"] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class InterimRow:
+    look: InterimLook
+    information: str
+    statistic: str
+    boundary: str
+    verdict: str
+
+
+def _interim_row(look: InterimLook) -> InterimRow:
+    what = _("events") if look.measure == "events" else _("participants")
+    if look.planned is None:
+        information = _("%(observed)s %(what)s; planned number not stated in the protocol: the "
+                        "fraction reached (interim at %(declared)s %%) cannot be computed") % {
+            "observed": look.observed, "what": what,
+            "declared": f"{100 * look.declared_fraction:g}"}
+    else:
+        information = _("%(observed)s of %(planned)s %(what)s planned (%(fraction)s %%; interim "
+                        "at %(declared)s %%)") % {
+            "observed": look.observed, "planned": look.planned, "what": what,
+            "fraction": f"{100 * look.fraction:.1f}",
+            "declared": f"{100 * look.declared_fraction:g}"}
+    statistic = (_("not computable (no log-rank test of two arms: see the endpoint)")
+                 if look.statistic is None else
+                 f"|Z| = {look.statistic:.3f} (p {fmt_p(look.p)})")
+    where = (_("at the information observed") if look.fraction is not None else
+             _("at the declared information"))
+    boundary = _("|Z| ≥ %(z)s (nominal two-sided p %(p)s), %(method)s, %(where)s (%(at)s %%)") % {
+        "z": f"{look.boundary_z:.3f}", "p": f"{look.boundary_p:.4f}", "method": look.method,
+        "where": where, "at": f"{100 * look.boundary_fraction:.1f}"}
+    if look.crossed is None:
+        verdict = _("not assessable")
+    elif look.crossed:
+        verdict = _("boundary crossed")
+    else:
+        verdict = _("boundary not crossed")
+    if look.reached is False:
+        verdict += " " + _("(information not yet reached)")
+    return InterimRow(look, information, statistic, boundary, verdict)
 
 
 IMPUTATION_METHODS = {
@@ -159,11 +207,12 @@ def _section(analysis: EndpointAnalysis) -> EndpointSection:
 def outcomes_for(user, trial: Trial) -> OutcomesView:
     """Everything the page and the report show to ``user`` (who holds ``Perm.VIEW_REPORTS``)."""
     sites = policy.sites_for(user, trial, policy.Perm.VIEW_REPORTS)
-    arm_level = not policy.is_blinded_for(user, trial)
+    arm_level = policy.can_see_comparisons(user, trial)
     arms = ([(code, f"{code} — {label}") for code, label in
              trial.arms.order_by("position").values_list("code", "label")] if arm_level else None)
     derived = endpoint_values.derive_endpoints(trial, sites=sites)
     sections = []
+    analyses = {}
     for endpoint in endpoint_values.endpoint_definitions(trial):
         analysis = analyse(endpoint, derived[endpoint["code"]],
                            horizon=endpoint_values.horizon_of(trial, endpoint),
@@ -171,10 +220,18 @@ def outcomes_for(user, trial: Trial) -> OutcomesView:
         section = _section(analysis)
         section.methods = section.methods + imputation_methods(derived[endpoint["code"]])
         sections.append(section)
+        analyses[endpoint["code"]] = analysis
     arm_of = dict(Allocation.objects.filter(trial=trial, participant__site__in=sites)
                   .values_list("participant_id", "arm__code"))
     safety = _safety_tables(trial, arm_of, arms)
-    return OutcomesView(trial, arm_level, len(arm_of), sections, safety, methods_text())
+    closed = not arm_level and not policy.is_blinded_for(user, trial)
+    interims = []
+    if arm_level:
+        interims = [_interim_row(look) for look in interim_looks(
+            trial.definition.get("interim_analyses", []), analyses, randomised=len(arm_of),
+            target=trial.target_enrolment)]
+    return OutcomesView(trial, arm_level, len(arm_of), sections, safety, methods_text(),
+                        closed=closed, interims=interims)
 
 
 def _safety_tables(trial: Trial, arm_of: dict[int, str],

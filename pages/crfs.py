@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from core import limits
 from core.dates import shown_instant
 from core.forms import LimitedText, attach_errors
-from crfs import eligibility, pdf, selectors, services, trail, verification
+from crfs import checks, eligibility, pdf, selectors, services, trail, verification
 from crfs.forms import build_crf_form, form_to_data
 from crfs.models import CRFRecord, CRFStatus, DataQuery, QueryStatus, SignatureMeaning
 from patients.models import Visit
@@ -253,6 +253,18 @@ def _attach_queries(form, page: selectors.CRFPage) -> None:
                                                [])
 
 
+def _attach_checks(form, page: selectors.CRFPage) -> None:
+    """The CRF's edit checks for the page to run as the user types (static/js/checks.js), with
+    the values they read outside the form (anchors, other forms' answers)."""
+    participant, record = page.participant, page.record
+    version_id = record.protocol_version_id if record else participant.protocol_version_id
+    protocol = definition_of(version_id)
+    visit = record.visit if record is not None else page.visit
+    refs = selectors.check_references(participant, checks.referenced(page.definition, protocol),
+                                      visit=visit)
+    form.check_rules = checks.page_rules(page.definition, protocol, refs, timezone.localdate())
+
+
 def _attach_marks(form, page: selectors.CRFPage) -> None:
     """Put each source verification mark in force next to its answer (``item.mark``)."""
     marks = page.marks_by_path()
@@ -301,6 +313,7 @@ def _crf_page(request, trial, page: selectors.CRFPage, *, form=None, failed: dic
         for field in form.fields.values():
             field.disabled = True
     _attach_queries(form, page)
+    _attach_checks(form, page)
     _attach_kit(form, trial, page)
     _attach_marks(form, page)
     failed = failed or {}

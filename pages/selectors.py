@@ -9,7 +9,7 @@ from patients.models import RANDOMISED_STATUSES, Participant
 from patients.selectors import VisitCounts, visit_counts
 from safety.selectors import counts as sae_counts
 from trials import locks, policy
-from trials.models import Arm, Site, Trial
+from trials.models import Site, Trial
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class SiteRow:
 class TrialOverview:
     trial: Trial
     sites: list[SiteRow]
-    arms: list[Arm] | None  # None when the user is blinded to arms
+    arms: list[dict] | None  # None when the user is blinded to arms
     randomised: int
     target: int | None  # None when the protocol does not state the planned enrolment
 
@@ -81,6 +81,8 @@ def trial_overview(user, trial: Trial) -> TrialOverview:
             rows.append(SiteRow(site, True, c.get("screened", 0), c.get("randomised", 0)))
         else:
             rows.append(SiteRow(site, False, None, None))
-    arms = None if policy.is_blinded_for(user, trial) else list(trial.arms.all())
+    # The arms as the protocol states them, in the reader's language (the Arm rows keep the
+    # protocol's first language).
+    arms = None if policy.is_blinded_for(user, trial) else trial.definition.get("arms", [])
     total = Participant.objects.filter(trial=trial, status__in=RANDOMISED_STATUSES).count()
     return TrialOverview(trial, rows, arms, total, trial.target_enrolment)

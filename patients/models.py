@@ -180,10 +180,18 @@ class Visit(models.Model):
 
     @property
     def title(self) -> str:
-        """The label, numbered from the second occurrence on (and always when unscheduled)."""
+        """The label, numbered from the second occurrence on (and always when unscheduled).
+
+        The row keeps the protocol's first language; when the participant is already loaded
+        (a participant's own pages), the label comes from the protocol definition in the
+        reader's language, without a query more."""
+        label = self.label
+        if not self.unscheduled and Visit.participant.is_cached(self):
+            label = next((v["label"] for v in self.participant.definition.get("visits", [])
+                          if v["code"] == self.code), label)
         if self.unscheduled or self.occurrence > 1:
-            return f"{self.label} #{self.occurrence}"
-        return self.label
+            return f"{label} #{self.occurrence}"
+        return label
 
 
 class DeviationRule(models.TextChoices):

@@ -4,7 +4,7 @@ Two variants, read from the protocol version alone (no participant data, no arm)
 
 - *annotated* (the data manager's annotated CRF): each question with its field code, type,
   unit, range, decimals, length, each choice with its code, the condition that shows it
-  (``show_if``, with the codes), whether it is required, and the forms' visits;
+  (``show_if`` / ``required_if`` as written), whether it is required, and the forms' visits;
 - *plain* (for the sites' source documents): the same questions without codes, with boxes to
   tick and lines to write on, and the conditions in words ("Answer only if …").
 
@@ -25,8 +25,9 @@ from reportlab.lib.units import mm
 from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from core.dates import shown_date
+from crfs.forms import describe
 from crfs.missing_data import CODE_LABELS, allowed_codes, reason_rule
-from trials.models import ProtocolVersion, Trial
+from trials.models import ProtocolVersion, Trial, definition_of
 
 VARIANTS = ("annotated", "plain")
 ALL = "all"
@@ -50,7 +51,7 @@ def version_of(trial: Trial, number: int) -> ProtocolVersion:
 def forms_of(version: ProtocolVersion, crf_code: str) -> list[dict]:
     """The forms to print: one (``crf_code``) or every form (``all``); ``Http404`` naming the
     forms of the version for an unknown one."""
-    crfs = (version.definition or {}).get("crfs", [])
+    crfs = definition_of(version.pk).get("crfs", [])
     if crf_code == ALL:
         return crfs
     found = [c for c in crfs if c["code"] == crf_code]
@@ -120,20 +121,21 @@ class _Writer:
         return "   ".join(f"[ ] {c['label']}" for c in choices)
 
     def condition(self, f: dict, siblings: list[dict]) -> str:
-        cond = f.get("show_if")
-        if not cond:
-            return ""
-        wanted = cond["in"] if "in" in cond else [cond["equals"]]
-        if self.annotated:
-            return f"show_if: {cond['field']} " + (
-                f"in {wanted}" if "in" in cond else f"= {_code_text(cond['equals'])}")
-        source = next((s for s in siblings if s["code"] == cond["field"]), {})
-        labels = {str(c["code"]): c["label"] for c in source.get("choices", [])}
-        words = [(_("Yes") if w else _("No")) if isinstance(w, bool) else labels.get(str(w), str(w))
-                 for w in wanted]
-        return _("Answer only if \"%(question)s\" is %(values)s.") % {
-            "question": source.get("label", cond["field"]), "values": _(" or ").join(
-                f'"{w}"' for w in words)}
+        """``show_if`` / ``required_if``: the expressions as written (annotated), or in words."""
+        parts = []
+        for key in ("show_if", "required_if"):
+            text = f.get(key)
+            if not text or (key == "required_if" and f.get("required")):
+                continue
+            if self.annotated:
+                parts.append(f"{key}: {text}")
+            elif key == "show_if":
+                parts.append(_("Answer only if %(condition)s.") % {
+                    "condition": describe(text, siblings)})
+            else:
+                parts.append(_("Required if %(condition)s.") % {
+                    "condition": describe(text, siblings)})
+        return " ".join(parts)
 
     def answer_space(self, f: dict) -> str:
         if f.get("derived"):
@@ -173,6 +175,12 @@ class _Writer:
         story.append(self.table(fields))
         for group in [f for f in fields if f["type"] == "group"]:
             story += [Spacer(1, 3 * mm)] + self.group(group)
+        if self.annotated and crf.get("checks"):
+            story += [Spacer(1, 2 * mm), self.p(_("Edit checks"), self.body)]
+            for check in crf["checks"]:
+                when = f"when {check['when']}: " if check.get("when") else ""
+                story.append(self.p(f"{check['code']} ({check.get('severity', 'hard')}): "
+                                    f"{when}expect {check['expect']}", self.small))
         return story
 
     def annotated_row(self, code: str, f: dict, siblings: list[dict], *,
@@ -240,14 +248,10 @@ class _Writer:
         return out + [Spacer(1, 2 * mm), table]
 
 
-def _code_text(value) -> str:
-    return "true" if value is True else "false" if value is False else str(value)
-
-
 def build_blank_crf(trial: Trial, version: ProtocolVersion, crfs: list[dict], *,
                     annotated: bool, stream: BinaryIO) -> None:
     """Write the blank forms ``crfs`` of ``version`` to ``stream``."""
-    writer = _Writer(version.definition or {}, annotated)
+    writer = _Writer(definition_of(version.pk), annotated)
     kind = _("Annotated CRF") if annotated else _("Blank CRF")
     footer = (f"{trial.short_title} - " + _("protocol version %(version)s") % {
         "version": version.label} + f" - {kind} - "

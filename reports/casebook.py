@@ -39,7 +39,7 @@ from crfs.selectors import CasebookForm, casebook_forms
 from patients.models import Participant, Visit
 from patients.selectors import consent_overview
 from randomisation.selectors import allocation_of, allocation_view
-from trials.models import ProtocolVersion, Trial
+from trials.models import ProtocolVersion, Trial, definition_of
 
 # Cells short enough for one line are plain strings (drawn in this font, far faster than a
 # Paragraph: a casebook has thousands of cells); longer ones are wrapped Paragraphs.
@@ -108,7 +108,7 @@ def build_casebook(trial: Trial, *, viewer, stream: BinaryIO,
     by_visit: dict[int | None, list[CasebookForm]] = {}
     for form in forms:
         by_visit.setdefault(form.record.visit_id, []).append(form)
-    definition = participant.protocol_version.definition or {}
+    definition = definition_of(participant.protocol_version_id)
     labels = {c["code"]: c["label"] for c in definition.get("crfs", [])}
     story.append(PageBreak())
     story.append(st.p(_("Visits"), st.h1))
@@ -239,7 +239,7 @@ def _form(st: _Styles, form: CasebookForm, versions: dict) -> list:
 def _answers(st: _Styles, definition: dict, data: dict) -> list:
     rows, groups = [], []
     for f in definition.get("fields", []):
-        if not visible(f, data):
+        if not visible(f, data, definition["fields"]):
             continue
         value = data.get(f["code"])
         shown = trail.flatten(data).get(f["code"], value)  # a missing-data code, if any
@@ -269,7 +269,7 @@ def _group(st: _Styles, definition: dict, group: dict, rows: list) -> Table:
         line = [str(i + 1)]
         for sub in subs:
             path = f"{group['code']}[{i}].{sub['code']}"
-            shown = visible(sub, row or {})
+            shown = visible(sub, row or {}, subs)
             value = trail.flatten(row or {}).get(sub["code"])  # a missing-data code, if any
             line.append(st.cell(trail.display(definition, path, value), rest) if shown else "")
         body.append(line)

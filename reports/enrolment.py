@@ -132,6 +132,7 @@ class EnrolmentFigures:
     log_reasons: list[Exclusion] = field(default_factory=list)       # the protocol's order
     failed_criteria: list[Exclusion] = field(default_factory=list)   # the protocol's order
     safety: list[SafetyFigures] = field(default_factory=list)  # one pooled row when blinded
+    closed: bool = False   # pooled although the reader may see arms: comparisons are closed
     totals: SiteFigures = field(init=False)
 
     def __post_init__(self):
@@ -185,14 +186,20 @@ def enrolment_figures(trial: Trial, *, viewer, today: dt.date | None = None,
     queries (and two of the policy), each one scan of its table."""
     step = progress or (lambda percent, text: None)
     today = today or timezone.localdate()
-    with_arms = not policy.is_blinded_for(viewer, trial)
+    # Counts per arm (what became of each arm's participants, their SAEs) compare the arms: a
+    # closed report until the lock (``policy.can_see_comparisons``).
+    with_arms = policy.can_see_comparisons(viewer, trial)
+    closed = not with_arms and not policy.is_blinded_for(viewer, trial)
     sites = list(policy.sites_for(viewer, trial, policy.Perm.VIEW_REPORTS).order_by("code"))
     site_ids = [s.pk for s in sites]
     rows = {s.pk: SiteFigures(code=s.code, name=s.name) for s in sites}
 
     with _analytic_session():
-        return _figures(trial, today=today, with_arms=with_arms, rows=rows, site_ids=site_ids,
-                        inactive={s.pk for s in sites if not s.active}, step=step)
+        figures = _figures(trial, today=today, with_arms=with_arms, rows=rows,
+                           site_ids=site_ids, inactive={s.pk for s in sites if not s.active},
+                           step=step)
+    figures.closed = closed
+    return figures
 
 
 def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, SiteFigures],

@@ -242,7 +242,8 @@ def consort_chart(f: EnrolmentFigures) -> Drawing:
     for arm, centre in zip(f.arms, centres):
         x = centre - col_w / 2
         _arrow(d, centre, bar_y, centre, arm_y + box_h)
-        title = (f"{arm.code}: {arm.label}" if arm.code else _("All arms (pooled: blinded)"))
+        title = (f"{arm.code}: {arm.label}" if arm.code else
+                 _("All arms (pooled: closed)") if f.closed else _("All arms (pooled: blinded)"))
         if len(title) > 44:
             title = title[:43] + "..."
         _box(d, x, arm_y, col_w, box_h, [
@@ -410,6 +411,8 @@ def build_enrolment_report(trial, *, viewer, stream: BinaryIO,
         story.append(Paragraph(escape(_("Registry: %(id)s") % {"id": trial.registry_id}), small))
     story.append(Paragraph(escape(
         (_("Arms shown: the reader may see them.") if f.with_arms else
+         _("Arms pooled: comparisons between the arms are closed to the reader of this report "
+           "until the trial is locked and unblinded.") if f.closed else
          _("Arms pooled: the trial is blinded to the reader of this report."))
         + " " + _("Sites: %(n)d.") % {"n": len(f.sites)}), small))
     story.append(Spacer(1, 4 * mm))

@@ -53,6 +53,7 @@ from safety.models import SAEReport
 from trials import policy
 from trials.models import ProtocolVersion, Trial, definition_of
 from trials.policy import Perm
+from trials.protocol import languages_of
 
 from . import safety_listing
 from .exports import (CHUNK_SIZE, FLUSH_AT, CRFLayout, answer, scoped_records, trial_layouts,
@@ -83,8 +84,9 @@ def _el(name: str, text: str | None = None, **attrs) -> str:
     return f"<{name}{_attrs(**attrs)}>{escape(text)}</{name}>"
 
 
-def _translated(name: str, text: str) -> str:
-    return f'<{name}><TranslatedText xml:lang="en">{escape(text)}</TranslatedText></{name}>'
+def _translated(name: str, text: str, language: str) -> str:
+    return (f'<{name}><TranslatedText xml:lang={quoteattr(language)}>{escape(text)}'
+            f'</TranslatedText></{name}>')
 
 
 def _instant(value: dt.datetime) -> str:
@@ -136,7 +138,7 @@ def _visits(trial: Trial) -> list[dict]:
     visits: dict[str, dict] = {}
     for version_id in (ProtocolVersion.objects.filter(trial=trial).order_by("-number")
                        .values_list("pk", flat=True)):
-        for visit in definition_of(version_id).get("visits", []):
+        for visit in definition_of(version_id, first_language=True).get("visits", []):
             visits.setdefault(visit["code"], visit)
     return list(visits.values())
 
@@ -201,7 +203,8 @@ class _SAE:
         return "".join(out)
 
 
-def _item_def(crf: str, field: dict, group: dict | None, units: dict[str, str]) -> str:
+def _item_def(crf: str, field: dict, group: dict | None, units: dict[str, str],
+              language: str) -> str:
     code, group_code = field["code"], (group["code"] if group else None)
     attrs = {"OID": item_oid(crf, code, group_code), "Name": code, "DataType": data_type(field)}
     if field["type"] == "text" and field.get("max_length"):
@@ -210,7 +213,7 @@ def _item_def(crf: str, field: dict, group: dict | None, units: dict[str, str]) 
         attrs["Length"] = 8  # a MedDRA code: 8 digits
     if field["type"] == "decimal" and field.get("decimals") is not None:
         attrs["SignificantDigits"] = field["decimals"]
-    parts = [f"<ItemDef{_attrs(**attrs)}>", _translated("Question", field["label"])]
+    parts = [f"<ItemDef{_attrs(**attrs)}>", _translated("Question", field["label"], language)]
     if field.get("unit"):
         parts.append(_el("MeasurementUnitRef", MeasurementUnitOID=units[field["unit"]]))
     if field["type"] in ("integer", "decimal"):
@@ -225,14 +228,19 @@ def _item_def(crf: str, field: dict, group: dict | None, units: dict[str, str]) 
     return "".join(parts)
 
 
-def _code_list(oid: str, name: str, kind: str, choices: list[tuple[str, str]]) -> str:
+def _code_list(oid: str, name: str, kind: str, choices: list[tuple[str, str]],
+               language: str) -> str:
     items = "".join(f"<CodeListItem CodedValue={quoteattr(str(value))}>"
-                    f"{_translated('Decode', label)}</CodeListItem>" for value, label in choices)
+                    f"{_translated('Decode', label, language)}</CodeListItem>"
+                    for value, label in choices)
     return f"<CodeList{_attrs(OID=oid, Name=name, DataType=kind)}>{items}</CodeList>"
 
 
 def metadata(trial: Trial, version: ProtocolVersion, layouts: dict[str, CRFLayout],
              allocation: _Allocation, visits: list[dict], sae: _SAE | None = None) -> str:
+    # The protocol's texts are in its first language, as the trial and arm rows are, whoever
+    # exports (``export_odm``).
+    language = languages_of(definition_of(version.pk, first_language=True))[0]
     units: dict[str, str] = {}
     for layout in layouts.values():
         for item in layout.items():
@@ -242,7 +250,7 @@ def metadata(trial: Trial, version: ProtocolVersion, layouts: dict[str, CRFLayou
            _el("StudyName", trial.short_title), _el("StudyDescription", trial.title),
            _el("ProtocolName", trial.registry_id or trial.short_title), "</GlobalVariables>",
            "<BasicDefinitions>"]
-    out += [f"<MeasurementUnit{_attrs(OID=oid, Name=unit)}>{_translated('Symbol', unit)}"
+    out += [f"<MeasurementUnit{_attrs(OID=oid, Name=unit)}>{_translated('Symbol', unit, language)}"
             "</MeasurementUnit>" for unit, oid in units.items()]
     out.append("</BasicDefinitions>")
     out.append(f"<MetaDataVersion{_attrs(OID=f'MDV.{version.number}', Name=version.label)}>")
@@ -308,21 +316,23 @@ def metadata(trial: Trial, version: ProtocolVersion, layouts: dict[str, CRFLayou
         out += [f"<ItemDef{_attrs(OID=sae.oid(c), Name=c, DataType='text')}></ItemDef>"
                 for c in sae.columns]
     for layout in layouts.values():
-        out += [_item_def(layout.code, item.field, item.group, units) for item in layout.items()]
+        out += [_item_def(layout.code, item.field, item.group, units, language) for item in layout.items()]
     if allocation.show_arm:
-        out.append(_code_list("CL.ALLOCATION.ARM", "arm", "text", allocation.arms))
+        out.append(_code_list("CL.ALLOCATION.ARM", "arm", "text", allocation.arms,
+                              language))
     for layout in layouts.values():
         for item in layout.items():
             if item.field["type"] == "choice":
                 group = f"{item.group['code']}." if item.group else ""
                 out.append(_code_list(f"CL.{layout.code}.{group}{item.code}", item.path,
                                       _choice_type(item.field),
-                                      [(c["code"], c["label"]) for c in item.field["choices"]]))
-    with translation.override("en"):  # decoded in English, as the file says (xml:lang)
+                                      [(c["code"], c["label"]) for c in item.field["choices"]],
+                                      language))
+    with translation.override(language):  # decoded in the file's language (xml:lang)
         missing_codes = [(code, str(label)) for code, label in CODE_LABELS.items()]
-    out.append(_code_list(CL_MISSING, "missing-data code", "text", missing_codes))
+    out.append(_code_list(CL_MISSING, "missing-data code", "text", missing_codes, language))
     out.append(_code_list(CL_FLAGTYPE, "flag type", "text",
-                          [("MISSING", "Missing-data code")]))
+                          [("MISSING", "Missing-data code")], language))
     out.append("</MetaDataVersion></Study>")
     return "".join(out)
 
@@ -428,7 +438,10 @@ def _key(participant_id: int, visit_id: int | None, record_id: int) -> tuple[int
 def export_odm(user, trial: Trial) -> Iterator[str]:
     """The chunks of the trial's ODM file, as ``user`` may see it."""
     blinded = policy.is_blinded_for(user, trial)
-    layouts = trial_layouts(trial)
+    # The form, item and choice names in the protocol's first language, whoever exports.
+    first = definition_of(trial.current_version_id, first_language=True)
+    with translation.override(languages_of(first)[0]):
+        layouts = trial_layouts(trial)
     sae = _SAE(user, trial) if safety_services.products(trial) else None
     return _document(user, trial, layouts, _Allocation(trial, blinded=blinded), sae)
 

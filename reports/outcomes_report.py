@@ -72,6 +72,9 @@ def build_outcomes_report(trial: Trial, *, viewer, stream: BinaryIO,
             "(intention to treat). No direct identifiers.") % {
             "when": shown_instant(when), "reader": reader, "n": view.randomised}, body),
         p(_("Results per arm.") if view.arm_level else
+          _("Pooled figures only: comparisons between the arms are closed reports, for the data "
+            "monitoring committee and the unblinded statistician, until the trial is locked and "
+            "unblinded.") if view.closed else
           _("Pooled figures only: the arms are concealed from the reader in this blinded "
             "trial."), body),
     ]
@@ -106,6 +109,17 @@ def build_outcomes_report(trial: Trial, *, viewer, stream: BinaryIO,
         story.append(KeepTogether(block))
         tell(50 + 30 * (index + 1) // max(1, len(view.sections)), _("Endpoint tables"))
 
+    if view.interims:
+        rows = [[p(_("Interim analysis")), p(_("Information")), p(_("Test statistic (log-rank)")),
+                 p(_("Efficacy boundary")), p(_("Result"))]]
+        rows += [[p(f"{r.look.label} ({r.look.endpoint})"), p(r.information), p(r.statistic),
+                  p(r.boundary), p(r.verdict)] for r in view.interims]
+        table = Table(rows, colWidths=[width * f for f in (0.18, 0.26, 0.16, 0.26, 0.14)])
+        table.setStyle(GRID)
+        story.append(KeepTogether(
+            [Paragraph(escape(_("Interim analyses (closed report)")), h2), table]
+            + [p(f"{r.look.code}: {r.look.note}", body) for r in view.interims if r.look.note]))
+
     for table_view in view.safety:
         rows = [[p("")] + [p(c) for c in table_view.columns]]
         rows += [[p(label)] + [p(c) for c in cells] for label, cells in table_view.rows]
@@ -120,7 +134,8 @@ def build_outcomes_report(trial: Trial, *, viewer, stream: BinaryIO,
 
     footer = _("%(trial)s — outcomes report — %(when)s — %(scope)s") % {
         "trial": trial.short_title, "when": shown_instant(when, zone=False),
-        "scope": _("per arm") if view.arm_level else _("pooled (blinded)")}
+        "scope": (_("per arm") if view.arm_level else _("pooled (closed)") if view.closed
+                  else _("pooled (blinded)"))}
 
     def on_page(canvas, doc):
         canvas.saveState()

@@ -62,6 +62,15 @@ class ReportKind:
     # A report of one participant (the casebook): requested for a participant, whom the
     # builder receives as ``participant``; the permission is needed at that participant's site.
     per_participant: bool = False
+    # A report that compares the arms (counts, curves, tests per arm): shown per arm only to a
+    # reader who may see comparisons (``policy.can_see_comparisons``), not merely arms.
+    compares_arms: bool = False
+
+    def shows_arms_to(self, user, trial: Trial) -> bool:
+        """Will the report built for ``user`` show arms (or compare them)?"""
+        if self.compares_arms:
+            return policy.can_see_comparisons(user, trial)
+        return not policy.is_blinded_for(user, trial)
 
     def build(self, trial: Trial, *, viewer, stream, progress, participant=None) -> None:
         extra = {"participant": participant} if self.per_participant else {}
@@ -72,10 +81,10 @@ class ReportKind:
 KINDS: dict[str, ReportKind] = {
     "enrolment": ReportKind(gettext_lazy("Enrolment report"), Perm.VIEW_REPORTS,
                             "reports.enrolment_pdf.build_enrolment_report",
-                            "enrolment-{slug}-{date}.pdf"),
+                            "enrolment-{slug}-{date}.pdf", compares_arms=True),
     "outcomes": ReportKind(gettext_lazy("Outcomes report"), Perm.VIEW_REPORTS,
                            "reports.outcomes_report.build_outcomes_report",
-                           "outcomes-{slug}-{date}.pdf"),
+                           "outcomes-{slug}-{date}.pdf", compares_arms=True),
     # All of one participant's data, for the roles that read reports (the data manager, the
     # sponsor's staff, the monitor, the statistician), at the participant's site: a monitor
     # assigned to some sites, for their participants only.
@@ -232,7 +241,7 @@ def build(request_id: int, *, token: str) -> str:
     if not policy.has_perm(viewer, spec.permission, trial, site):
         with translation.override(_language_of(viewer)):
             return fail(_("The requester may no longer see this report."))
-    with_arms = not policy.is_blinded_for(viewer, trial)
+    with_arms = spec.shows_arms_to(viewer, trial)
     if spec.per_participant:  # covers the one site of its participant
         site_ids = [participant.site_id]
     else:
@@ -274,7 +283,8 @@ class Rights:
     """What one user may read of reports in one trial, computed once for a list page.
 
     A report may be downloaded by whoever holds the kind's permission *and* at least the rights
-    it was built with: if it shows arms, only a reader who may see arms; and only a reader who
+    it was built with: if it shows arms, only a reader who may see arms (if it compares them, a
+    reader who may see comparisons: ``policy.can_see_comparisons``); and only a reader who
     may see every site it covers. So its requester may (while they keep their role), and so may
     any colleague with the same or more rights; a blinded sponsor never gets a statistician's
     unblinded report.
@@ -284,6 +294,7 @@ class Rights:
     trial: Trial
     blinded: bool
     site_ids: frozenset[int]
+    comparisons: bool = False   # may see comparisons between arms (closed reports)
     # The sites where the user holds each other permission a kind needs (the casebook's
     # EXPORT_DATA), read when first needed.
     other_sites: dict = field(default_factory=dict, compare=False)
@@ -292,7 +303,8 @@ class Rights:
     def of(cls, user, trial: Trial) -> "Rights":
         return cls(user, trial, policy.is_blinded_for(user, trial),
                    frozenset(policy.sites_for(user, trial, Perm.VIEW_REPORTS)
-                             .values_list("pk", flat=True)))
+                             .values_list("pk", flat=True)),
+                   policy.can_see_comparisons(user, trial))
 
     def sites_with(self, perm: Perm) -> frozenset[int]:
         if perm == Perm.VIEW_REPORTS:
@@ -308,7 +320,7 @@ class Rights:
             return False
         if not policy.has_perm(self.user, spec.permission, self.trial):
             return False
-        if report.with_arms and self.blinded:
+        if report.with_arms and (not self.comparisons if spec.compares_arms else self.blinded):
             return False
         return set(report.site_ids) <= self.sites_with(spec.permission)
 

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from patients.selectors import get_trial_and_participant_for
 from trials import policy
+from trials.models import definition_of
 from trials.policy import Perm
 from trials.selectors import get_trial_for
 
@@ -57,7 +58,7 @@ def report_list(request, slug: str):
     return render(request, "outcomes/reports.html", {
         "trial": trial, "rows": rows, "kinds": reports.kinds_for(request.user, trial),
         "trial_kinds": reports.trial_kinds_for(request.user, trial),
-        "blinded": rights.blinded,
+        "blinded": rights.blinded, "comparisons": rights.comparisons,
     })
 
 
@@ -174,10 +175,9 @@ def blank_crf_list(request, slug: str):
 
 
 def _blank_crfs_context(trial) -> dict:
-    versions = list(trial.versions.order_by("-number").only("number", "label", "definition",
-                                                             "trial_id"))
+    versions = list(trial.versions.order_by("-number").only("number", "label", "trial_id"))
     return {"trial": trial, "current_id": trial.current_version_id,
-            "versions": [(v, (v.definition or {}).get("crfs", [])) for v in versions]}
+            "versions": [(v, definition_of(v.pk).get("crfs", [])) for v in versions]}
 
 
 @require_GET

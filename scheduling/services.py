@@ -73,6 +73,7 @@ from patients.windows import Window, add_months, as_date, visit_window
 from safety import services as safety
 from supply import services as supply
 from trials import policy
+from trials.models import definition_of
 from trials.policy import Perm
 
 UNSCHEDULED = "unscheduled"
@@ -266,6 +267,10 @@ def _reconcile(participant: Participant, arm_code: str, facts: Facts, *, by,
     """
     definition = participant.definition
     plan = plan_schedule(definition, arm_code, facts)
+    # A visit row keeps the protocol's first language, whoever's request plans it; pages show
+    # the reader's language from the definition.
+    stored_labels = {v["code"]: v["label"] for v in
+                     definition_of(participant.protocol_version_id, first_language=True)["visits"]}
     through = planning_horizon(today or timezone.localdate())
     deferred = False
     existing = {} if first else {
@@ -288,7 +293,7 @@ def _reconcile(participant: Participant, arm_code: str, facts: Facts, *, by,
             if p.window.target > through:
                 deferred = True  # created by ``extend_schedules`` when its date comes nearer
                 continue
-            visit = Visit(participant=participant, code=p.code, label=p.label,
+            visit = Visit(participant=participant, code=p.code, label=stored_labels[p.code],
                           occurrence=p.occurrence, anchor_code=p.anchor_code,
                           anchor_date=p.anchor_date, target_date=p.window.target,
                           window_opens=p.window.opens, window_closes=p.window.closes,

@@ -12,27 +12,40 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import get_language, gettext_lazy as _
 
 from core.history import HistoricalRecords
 
-
-# Parsed protocol definitions by version id. Protocol versions are never changed (see
-# ``ProtocolVersion.save``), so a definition read once is valid for the life of the process;
-# pages and the randomisation path read it without decoding the whole protocol each time.
-_DEFINITIONS: dict[int, dict[str, Any]] = {}
+from .protocol import localise
 
 
-def definition_of(version_id: int | None) -> dict[str, Any]:
-    """The protocol definition of a version, read from the database once per process."""
+# Parsed protocol definitions by (version id, language), and as stored under (version id,
+# STORED). Protocol versions are never changed (see ``ProtocolVersion.save``), so a definition
+# read once is valid for the life of the process; pages and the randomisation path read it
+# without decoding the whole protocol each time, and each language costs no query more.
+_DEFINITIONS: dict[tuple[int, str | None], dict[str, Any]] = {}
+STORED = "<stored>"
+
+
+def definition_of(version_id: int | None, *, first_language: bool = False) -> dict[str, Any]:
+    """The protocol definition of a version as the reader sees it: every text in the active
+    language (``get_language()``, the protocol's first language when it has not that one),
+    the author's notes left out (``trials.protocol.localise``). ``first_language``: in the
+    protocol's first language whoever reads, for text copied into rows (a visit's label).
+    Read once per process, localised once per language."""
     if version_id is None:
         return {}
-    definition = _DEFINITIONS.get(version_id)
+    key = (version_id, None if first_language else get_language())
+    definition = _DEFINITIONS.get(key)
     if definition is None:
-        definition = ProtocolVersion.objects.values_list("definition", flat=True).get(pk=version_id)
+        stored = _DEFINITIONS.get((version_id, STORED))
+        if stored is None:
+            stored = ProtocolVersion.objects.values_list("definition", flat=True).get(
+                pk=version_id)
         if len(_DEFINITIONS) > 256:
             _DEFINITIONS.clear()
-        _DEFINITIONS[version_id] = definition
+        _DEFINITIONS[(version_id, STORED)] = stored
+        definition = _DEFINITIONS[key] = localise(stored, key[1])
     return definition
 
 
@@ -201,6 +214,7 @@ class Role(models.TextChoices):
     STATISTICIAN = "statistician", _("Statistician (unblinded)")
     SAFETY_OFFICER = "safety_officer", _("Safety officer (pharmacovigilance)")
     SUPPLY_MANAGER = "supply_manager", _("Supply manager (unblinded)")
+    DMC = "dmc", _("Data monitoring committee member")
 
 
 class Membership(models.Model):

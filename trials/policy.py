@@ -48,6 +48,7 @@ class Perm(str, Enum):
     DISPENSE = "dispense"                    # assign a participant's kit at a visit, replace it
     RECEIVE_SUPPLY = "receive_supply"        # confirm receipts, report excursions, returns
     MANAGE_SUPPLY = "manage_supply"          # ship, resupply, quarantine decisions; arms of kits
+    VIEW_CLOSED_REPORTS = "view_closed_reports"  # comparisons between arms before the lock
 
     def __str__(self) -> str:
         return self.value
@@ -88,7 +89,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.STATISTICIAN: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.VIEW_REPORTS, Perm.EXPORT_DATA,
         Perm.MANAGE_ALLOCATION, Perm.VIEW_ARMS, Perm.VIEW_AUDIT, Perm.VIEW_SCREENING_LOG,
-        Perm.VIEW_SUPPLY,
+        Perm.VIEW_SUPPLY, Perm.VIEW_CLOSED_REPORTS,
     }),
     # Unblinded to kits (which arm each kit number holds), not to participants: no clinical
     # data, no participant list; the accountability log names participants by study ID only.
@@ -100,6 +101,12 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     # it enters no data and sees no enrolment report.
     Role.SAFETY_OFFICER: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_SAFETY, Perm.ASSESS_SAFETY, Perm.SAFETY_UNBLIND,
+    }),
+    # The data monitoring committee: reads the closed reports (outcomes and safety compared
+    # between arms, interim analyses against their boundaries) while the trial runs; enters
+    # nothing and sees no participant list. Not unblinded to individuals (``VIEW_ARMS``).
+    Role.DMC: frozenset({
+        Perm.VIEW_TRIAL, Perm.VIEW_REPORTS, Perm.VIEW_CLOSED_REPORTS,
     }),
 }
 
@@ -176,6 +183,23 @@ def can_see_arm(user, allocation) -> bool:
             or allocation.safety_unblindings.filter(user=user).exists())
 
 
+def can_see_comparisons(user, trial: Trial) -> bool:
+    """May ``user`` see figures that compare the arms (per-arm survival curves, counts and
+    rates, p-values, hazard ratios, per-arm safety tables, interim analyses)?
+
+    Continuous looks at the comparison are what a data monitoring committee protects a trial
+    from: until the trial is locked *and* unblinded (an open-label trial has no blind, so
+    locked), they are closed reports, for the roles holding ``Perm.VIEW_CLOSED_REPORTS`` (the
+    DMC and the unblinded statistician) only; everyone else reads pooled figures. In an
+    open-label trial an individual's arm stays visible (``is_blinded_for``): only comparisons
+    are closed. The lock is read from the trial's ``locked_at`` where the trial has one.
+    """
+    if has_perm(user, Perm.VIEW_CLOSED_REPORTS, trial):
+        return True
+    locked = getattr(trial, "locked_at", None) is not None
+    return locked and not trial.is_blinded and bool(_memberships(user, trial))
+
+
 def can_see_kit_arms(user, trial: Trial) -> bool:
     """May ``user`` see which arm each kit holds (stock per arm, resupply quantities)? The
     unblinded roles: those who see arms, and the supply manager."""
@@ -229,7 +253,7 @@ def site_filter(user, trial: Trial, perm: Perm = Perm.VIEW_PARTICIPANTS, *,
 # Permissions whose misuse would break the trial (a forged signature, an arm revealed, a list
 # replaced): a user holding any of them, in any trial, must log in with a second factor.
 TWO_FACTOR_PERMS = frozenset({Perm.SIGN_CRF, Perm.EMERGENCY_UNBLIND, Perm.MANAGE_ALLOCATION,
-                              Perm.SAFETY_UNBLIND, Perm.MANAGE_SUPPLY})
+                              Perm.SAFETY_UNBLIND, Perm.MANAGE_SUPPLY, Perm.VIEW_CLOSED_REPORTS})
 
 
 def requires_two_factor(user) -> bool:

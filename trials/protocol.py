@@ -13,7 +13,13 @@ Two layers of checks:
   arms, anchors or events, block sizes that are not multiples of the ratio's sum, anchors and
   events read from fields that are not dates, arm-specific visits in a blinded trial (the
   schedule would reveal the arm), repetitions with no end (no ``until`` and no
-  ``trial.follow_up_months``).
+  ``trial.follow_up_months``), expressions (``checks``, ``show_if``, ``required_if``;
+  ``trials/expressions.py``) with a syntax error, an unknown name or a type mismatch.
+
+Texts shown to users (``TRANSLATABLE_KEYS``) may be given in each of the file's ``languages``;
+they are checked first (``_language_problems``), then the shape and the semantics are checked on
+the texts of the first language. ``localise`` gives a stored definition as a reader of one
+language sees it, without the author's ``note``s (docs/protocol-files.md).
 """
 from __future__ import annotations
 
@@ -27,6 +33,8 @@ from typing import Any, Iterable
 
 import jsonschema
 import yaml
+
+from . import expressions
 
 FORMAT_VERSION = 1
 
@@ -49,6 +57,13 @@ RESERVED_VISIT_CODES = ["unscheduled"]  # scheduling.services.UNSCHEDULED
 MISSING_CODES = ("ND", "NA", "UNK")
 # Field types a code makes no sense on: a group is answered by its rows (code its fields).
 NO_MISSING_CODES = ("group",)
+# The keys whose text is shown to users: each is a plain string in a one-language protocol, or
+# a mapping with exactly the protocol's ``languages`` (``{en: "Tumour grade", fr: "Grade
+# tumoral"}``). Everything else (codes, ``source``, ``note``...) stays one plain string; ``note``
+# is for the protocol's author and never shown (``localise`` drops it).
+TRANSLATABLE_KEYS = ("label", "text", "help", "description", "message", "unit", "title")
+DEFAULT_LANGUAGES = ("en",)
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$"
 
 _code = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "maxLength": 64}
 _text = {"type": "string", "minLength": 1}
@@ -56,8 +71,10 @@ _choice = {
     "type": "object",
     "additionalProperties": False,
     "required": ["code", "label"],
-    "properties": {"code": {"type": ["string", "integer"]}, "label": _text},
+    "properties": {"code": {"type": ["string", "integer"]}, "label": _text,
+                   "note": {"type": "string"}},
 }
+_expression = {"type": "string", "minLength": 1}  # trials/expressions.py
 _condition = {
     "type": "object",
     "additionalProperties": False,
@@ -261,6 +278,42 @@ _safety = {
         },
     },
 }
+# Interim analyses the data monitoring committee reviews (outcomes/interim.py): at a fraction of
+# the planned information (events of an endpoint, or participants), the endpoint's log-rank
+# statistic against a two-sided efficacy boundary. ``information.planned`` null: the protocol
+# does not state it (the fraction reached is then not computable, and the report says so).
+# Boundary: Lan-DeMets alpha spending (``alpha``: the overall two-sided level), or a fixed
+# boundary given as ``z`` or as a two-sided nominal ``p`` (Haybittle-Peto: z 3, p 0.001).
+INTERIM_BOUNDARIES = ("lan_demets_obrien_fleming", "lan_demets_pocock", "haybittle_peto",
+                      "fixed")
+_interim = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["code", "endpoint", "information_fraction", "information", "boundary", "note"],
+    "properties": {
+        "code": _code,
+        "label": _text,
+        "endpoint": _code,
+        "information_fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+        "information": {
+            "type": "object", "additionalProperties": False, "required": ["measure", "planned"],
+            "properties": {"measure": {"enum": ["events", "participants"]},
+                           "planned": {"type": ["integer", "null"], "minimum": 1}},
+        },
+        "boundary": {
+            "type": "object", "additionalProperties": False, "required": ["method"],
+            "properties": {
+                "method": {"enum": list(INTERIM_BOUNDARIES)},
+                "alpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 0.5},
+                "z": {"type": "number", "exclusiveMinimum": 0},
+                "p": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+            },
+        },
+        "source": {"type": "string"},
+        "note": _text,
+    },
+}
+
 _monitoring = {
     # The monitoring plan's source data verification (crfs/verification.py, docs/monitoring.md):
     # every completed form (``all``), the key data only (``key_data``: forms, or fields of
@@ -352,7 +405,9 @@ _field: dict[str, Any] = {
         "decimals": {"type": "integer", "minimum": 0, "maximum": 6},
         "max_length": {"type": "integer", "minimum": 1},
         "choices": {"type": "array", "minItems": 1, "items": _choice},
-        "show_if": _condition,
+        # Expressions (trials/expressions.py): shown / required to complete only when it holds.
+        "show_if": _expression,
+        "required_if": _expression,
         "not_in_future": {"type": "boolean"},
         "fields": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/field"}},
         "min_rows": {"type": "integer", "minimum": 0},
@@ -374,6 +429,7 @@ _field: dict[str, Any] = {
         "partial": {"type": "object", "additionalProperties": False, "required": ["precision"],
                     "properties": {"precision": {"enum": ["month", "year"]},
                                    "impute": {"enum": ["first_day", "middle", "last_day"]}}},
+        "note": {"type": "string"},
     },
     "allOf": [
         {"if": {"properties": {"type": {"const": "term"}}},
@@ -457,6 +513,9 @@ SCHEMA: dict[str, Any] = {
                  "randomisation", "eligibility", "visits", "crfs"],
     "properties": {
         "format": {"const": FORMAT_VERSION},
+        # The languages of the protocol's texts, the first the fallback (see ``localise``).
+        "languages": {"type": "array", "minItems": 1, "uniqueItems": True,
+                      "items": {"type": "string", "pattern": LANGUAGE_PATTERN}},
         "version": {"type": "string", "minLength": 1, "maxLength": 32},
         "amendment_note": {"type": "string"},
         "consent": _consent,
@@ -511,6 +570,7 @@ SCHEMA: dict[str, Any] = {
                     "code": _code,
                     "label": _text,
                     "description": {"type": "string"},
+                    "note": {"type": "string"},
                     "ratio": {"type": "integer", "minimum": 1},
                 },
             },
@@ -583,6 +643,7 @@ SCHEMA: dict[str, Any] = {
                     "kind": {"enum": ["inclusion", "exclusion"]},
                     "text": _text,
                     "source": {"type": "string"},
+                    "note": {"type": "string"},
                     # How the answer follows from a source value of the eligibility CRF
                     # (crfs/eligibility.py): a blank answer is derived, a contradicting one
                     # refused. age_at_least: ``from`` a date of birth (date) or a year of
@@ -693,6 +754,7 @@ SCHEMA: dict[str, Any] = {
         "safety": _safety,
         "supply": _supply,
         "monitoring": _monitoring,
+        "interim_analyses": {"type": "array", "items": _interim},
         "visits": {
             "type": "array",
             "minItems": 1,
@@ -730,6 +792,7 @@ SCHEMA: dict[str, Any] = {
                     },
                     "source": {"type": "string"},
                     "window_note": {"type": "string"},
+                    "note": {"type": "string"},
                 },
             },
         },
@@ -744,6 +807,7 @@ SCHEMA: dict[str, Any] = {
                     "code": _code,
                     "label": _text,
                     "description": {"type": "string"},
+                    "note": {"type": "string"},
                     "repeatable": {"type": "boolean"},
                     # The published scoring its items follow: the participant page shows the
                     # scores of the latest form so scored.
@@ -760,26 +824,21 @@ SCHEMA: dict[str, Any] = {
                                        "source": {"type": "string"}},
                     },
                     "fields": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/field"}},
+                    # Edit checks in the expression language (trials/expressions.py,
+                    # docs/protocol-files.md): ``expect`` must hold when ``when`` does.
                     "checks": {"type": "array", "items": {
                         "type": "object",
                         "additionalProperties": False,
-                        "required": ["code", "field", "rule", "reference", "message"],
+                        "required": ["code", "expect", "message"],
                         "properties": {
                             "code": _code,
+                            "when": _expression,
+                            "expect": _expression,
                             "field": {"type": "string"},
-                            "rule": {"enum": ["not_before", "not_after", "at_most_days_after"]},
-                            "days": {"type": "integer", "minimum": 0},
-                            "reference": {
-                                "type": "object",
-                                "additionalProperties": False,
-                                "minProperties": 1,
-                                "maxProperties": 1,
-                                "properties": {"anchor": _code, "field": {"type": "string"},
-                                               "last_visit": {"const": True}},
-                            },
                             "severity": {"enum": ["hard", "soft"]},
                             "message": _text,
                             "source": {"type": "string"},
+                            "note": {"type": "string"},
                         },
                     }},
                 },
@@ -844,6 +903,12 @@ def parse_protocol(text: str, *, source: str = "<protocol>") -> dict[str, Any]:
 
 
 def validate_definition(data: dict[str, Any]) -> list[ProtocolProblem]:
+    problems = _language_problems(data)
+    if problems:
+        return problems
+    # The shape and the semantic checks read the texts in the first language: a translated
+    # text has already been checked to have every language (``_language_problems``).
+    data = _resolve(data, languages_of(data)[0], keep_notes=True)
     validator = jsonschema.Draft202012Validator(SCHEMA)
     problems = [
         ProtocolProblem(_json_path(err.absolute_path), _schema_message(err))
@@ -853,6 +918,101 @@ def validate_definition(data: dict[str, Any]) -> list[ProtocolProblem]:
         # Semantic checks assume the shape is right.
         return problems
     return _semantic_problems(data)
+
+
+def languages_of(definition: dict[str, Any]) -> list[str]:
+    """The protocol's languages, the first being the fallback; ``[en]`` when not declared."""
+    declared = definition.get("languages")
+    return list(declared) if isinstance(declared, list) and declared else list(DEFAULT_LANGUAGES)
+
+
+def _language_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
+    """Every translatable text has exactly the declared languages, each a non-empty string;
+    a plain string only in a one-language protocol."""
+    declared = data.get("languages", list(DEFAULT_LANGUAGES))
+    validator = jsonschema.Draft202012Validator(SCHEMA["properties"]["languages"])
+    problems = [ProtocolProblem(_json_path(["languages", *err.absolute_path]), _schema_message(err))
+                for err in validator.iter_errors(declared)]
+    if problems:
+        return problems
+    listed = ", ".join(declared)
+
+    def text(value: Any, path: str) -> None:
+        if isinstance(value, str) and len(declared) > 1:
+            problems.append(ProtocolProblem(
+                path, f"a plain string where the protocol declares several languages "
+                      f"({listed}): give one text per language"))
+        elif isinstance(value, dict):
+            for language in declared:
+                given = value.get(language)
+                if not isinstance(given, str) or not given.strip():
+                    problems.append(ProtocolProblem(path, f"no {language!r} text"))
+            for language in value:
+                if language not in declared:
+                    problems.append(ProtocolProblem(
+                        f"{path}.{language}",
+                        f"{language!r} is not a language of this protocol ({listed})"))
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                here = f"{path}.{key}" if path else str(key)
+                if key in TRANSLATABLE_KEYS and isinstance(value, (str, dict)):
+                    text(value, here)
+                else:
+                    walk(value, here)
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, f"{path}[{i}]")
+
+    walk({k: v for k, v in data.items() if k != "languages"}, "")
+    return problems
+
+
+def _language_for(wanted: str | None, languages: list[str]) -> str:
+    """The protocol language to show a reader of ``wanted`` (a Django language code such as
+    ``fr`` or ``en-gb``): that language, else its base language, else the protocol's first."""
+    if wanted:
+        wanted = wanted.lower()
+        for candidate in (wanted, wanted.split("-")[0]):
+            if candidate in languages:
+                return candidate
+    return languages[0]
+
+
+def _resolve(node: Any, language: str, *, first: str | None = None, keep_notes: bool) -> Any:
+    """``node`` with each translatable mapping replaced by its ``language`` text (the
+    ``first`` language's standing in for a missing one, in a hand-edited stored definition)."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "note" and not keep_notes and isinstance(value, str):
+                continue
+            if key in TRANSLATABLE_KEYS and isinstance(value, dict):
+                out[key] = (value.get(language) or value.get(first or language)
+                            or next(iter(value.values()), ""))
+            else:
+                out[key] = _resolve(value, language, first=first, keep_notes=keep_notes)
+        return out
+    if isinstance(node, list):
+        return [_resolve(item, language, first=first, keep_notes=keep_notes) for item in node]
+    return node
+
+
+def localise(definition: dict[str, Any], language: str | None) -> dict[str, Any]:
+    """A copy of a stored definition as a reader of ``language`` sees it: every translatable
+    text in that language (or the protocol's first when it has no such language), and the
+    author's ``note`` keys left out, so no page, PDF or API answer can show them. Codes never
+    change with the language. The copy is itself a valid one-language definition: its
+    ``languages`` is the one shown."""
+    if not definition:
+        return {}
+    languages = languages_of(definition)
+    chosen = _language_for(language, languages)
+    shown = _resolve(definition, chosen, first=languages[0], keep_notes=False)
+    if "languages" in shown:
+        shown["languages"] = [chosen]
+    return shown
 
 
 # What a value must be, added to a schema error at that path where the bare message (e.g.
@@ -890,9 +1050,9 @@ def _duplicates(items: list[dict], path: str, key: str = "code") -> list[Protoco
     return problems
 
 
-def _field_problems(fields: list[dict], path: str) -> list[ProtocolProblem]:
+def _field_problems(fields: list[dict], path: str, in_row: bool = False
+                    ) -> list[ProtocolProblem]:
     problems = _duplicates(fields, path)
-    codes = {f["code"] for f in fields}
     for i, field in enumerate(fields):
         here = f"{path}[{i}]"
         if "min" in field and "max" in field and field["min"] > field["max"]:
@@ -905,15 +1065,10 @@ def _field_problems(fields: list[dict], path: str) -> list[ProtocolProblem]:
                                             f"choices given for a field of type {field['type']}"))
         problems += _term_problems(field, fields, here)
         problems += _missing_data_problems(field, here)
-        cond = field.get("show_if")
-        if cond and cond["field"] not in codes:
-            problems.append(ProtocolProblem(f"{here}.show_if.field",
-                                            f"unknown field {cond['field']!r} in this form"))
-        if cond and cond["field"] == field["code"]:
-            problems.append(ProtocolProblem(f"{here}.show_if.field",
-                                            "a field cannot depend on itself"))
+        for key in ("show_if", "required_if"):
+            problems += _display_condition_problems(field, fields, key, f"{here}.{key}", in_row)
         if field["type"] == "group":
-            problems += _field_problems(field["fields"], f"{here}.fields")
+            problems += _field_problems(field["fields"], f"{here}.fields", in_row=True)
             if field.get("min_rows", 0) > field.get("max_rows", 10**6):
                 problems.append(ProtocolProblem(f"{here}.max_rows", "max_rows is below min_rows"))
     return problems
@@ -979,26 +1134,50 @@ def _date_field(crf: dict, path: str) -> dict | None:
     return next((f for f in fields if f["code"] == path and f["type"] == "date"), None)
 
 
-def _check_problems(crf: dict, path: str, anchors: set[str]) -> list[ProtocolProblem]:
+def _expression_problem(path: str, text: str, exc: expressions.ExpressionError
+                        ) -> ProtocolProblem:
+    where = f" at column {exc.column}" if exc.column else ""
+    return ProtocolProblem(path, f"{text!r}{where}: {exc.message}")
+
+
+def _display_condition_problems(field: dict, siblings: list[dict], key: str, path: str,
+                                in_row: bool) -> list[ProtocolProblem]:
+    """A ``show_if`` / ``required_if`` reads the answers of its form (its row's, in a group),
+    not its own."""
+    text = field.get(key)
+    if text is None:
+        return []
+    try:
+        compiled = expressions.compile_expression(
+            text, expressions.Scope(fields=[] if in_row else siblings,
+                                    row=siblings if in_row else None, outside=False))
+    except expressions.ExpressionError as exc:
+        if in_row and "unknown field" in exc.message:
+            exc = expressions.ExpressionError(
+                exc.message.replace(" (a row's condition reads its own row)", "")
+                + ": a field of a group's row depends on the fields of the same row only",
+                exc.column)
+        return [_expression_problem(path, text, exc)]
+    if field["code"] in compiled.fields:
+        return [ProtocolProblem(path, f"{text!r}: a field cannot depend on itself")]
+    if field.get("required") and key == "required_if":
+        return [ProtocolProblem(path, "required_if on a field that is always required")]
+    if field["type"] == "group" and key == "required_if":
+        return [ProtocolProblem(path, "a group's rows are required by min_rows, not "
+                                "required_if")]
+    return []
+
+
+def _check_problems(protocol: dict, crf: dict, path: str) -> list[ProtocolProblem]:
     problems = _duplicates(crf.get("checks", []), path)
+    scope = expressions.protocol_scope(protocol, crf)
     for i, check in enumerate(crf.get("checks", [])):
-        here = f"{path}[{i}]"
-        if _date_field(crf, check["field"]) is None:
-            problems.append(ProtocolProblem(f"{here}.field",
-                                            f"{check['field']!r} is not a date field of this CRF"))
-        ref = check["reference"]
-        if "field" in ref:
-            if _date_field(crf, ref["field"]) is None:
-                problems.append(ProtocolProblem(f"{here}.reference.field",
-                                                f"{ref['field']!r} is not a date field of this CRF"))
-            elif "." in ref["field"] and ref["field"].split(".")[0] != check["field"].split(".")[0]:
-                problems.append(ProtocolProblem(f"{here}.reference.field",
-                                                "a row's field can only be compared within its row"))
-        if "anchor" in ref and ref["anchor"] not in anchors:
-            problems.append(ProtocolProblem(f"{here}.reference.anchor",
-                                            f"unknown anchor {ref['anchor']!r}"))
-        if check["rule"] == "at_most_days_after" and "days" not in check:
-            problems.append(ProtocolProblem(f"{here}.days", "at_most_days_after needs days"))
+        try:
+            expressions.compile_check(check, scope)
+        except expressions.CheckDefinitionError as exc:
+            text = check.get(exc.key) or ""
+            problems.append(_expression_problem(f"{path}[{i}].{exc.key}", text, exc)
+                            if text else ProtocolProblem(f"{path}[{i}].{exc.key}", exc.message))
     return problems
 
 
@@ -1119,7 +1298,7 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
     anchor_codes = set(BUILTIN_ANCHORS) | {a["code"] for a in data.get("anchors", [])}
     for i, crf in enumerate(data["crfs"]):
         problems += _field_problems(crf["fields"], f"crfs[{i}].fields")
-        problems += _check_problems(crf, f"crfs[{i}].checks", anchor_codes)
+        problems += _check_problems(data, crf, f"crfs[{i}].checks")
         rule = crf.get("rebaseline")
         if rule:
             for j, arm in enumerate(rule["arms"]):
@@ -1231,6 +1410,41 @@ def _semantic_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
     problems += _supply_problems(data, crfs)
     problems += _monitoring_problems(data, crfs)
     problems += _consent_problems(data)
+    problems += _interim_problems(data)
+    return problems
+
+
+def _interim_problems(data: dict[str, Any]) -> list[ProtocolProblem]:
+    """Each interim analysis names a known endpoint and a boundary complete for its method;
+    the analyses of one endpoint come in increasing information fractions."""
+    interims = data.get("interim_analyses", [])
+    problems = _duplicates(interims, "interim_analyses")
+    endpoints = {e["code"] for e in data.get("endpoints", [])}
+    last: dict[str, float] = {}
+    for i, interim in enumerate(interims):
+        here = f"interim_analyses[{i}]"
+        if interim["endpoint"] not in endpoints:
+            problems.append(ProtocolProblem(
+                f"{here}.endpoint", f"unknown endpoint {interim['endpoint']!r} (declare it under "
+                "'endpoints')"))
+        fraction = interim["information_fraction"]
+        if fraction <= last.get(interim["endpoint"], 0):
+            problems.append(ProtocolProblem(
+                f"{here}.information_fraction",
+                f"{fraction} does not follow the previous interim analysis of "
+                f"{interim['endpoint']!r} ({last[interim['endpoint']]}): list them in order"))
+        last[interim["endpoint"]] = max(fraction, last.get(interim["endpoint"], 0))
+        boundary = interim["boundary"]
+        given = sorted(k for k in ("alpha", "z", "p") if k in boundary)
+        if boundary["method"].startswith("lan_demets"):
+            if given != ["alpha"]:
+                problems.append(ProtocolProblem(
+                    f"{here}.boundary", f"{boundary['method']} spends an overall two-sided "
+                    f"level: give 'alpha' (and neither 'z' nor 'p'), not {given or 'nothing'}"))
+        elif given not in (["z"], ["p"]):
+            problems.append(ProtocolProblem(
+                f"{here}.boundary", f"{boundary['method']} is a fixed boundary: give either 'z' "
+                f"or a two-sided nominal 'p', not {given or 'nothing'}"))
     return problems
 
 

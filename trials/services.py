@@ -20,7 +20,8 @@ from core.reauth import password_confirmed
 
 from . import policy
 from .models import Arm, ProtocolVersion, Site, Trial
-from .protocol import ProtocolProblem, definition_digest, protocol_warnings, read_protocol_file
+from .protocol import (ProtocolProblem, definition_digest, languages_of, localise,
+                       protocol_warnings, read_protocol_file)
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 
@@ -52,7 +53,10 @@ def store_protocol(definition: dict, *, source_file: str, by=None) -> LoadResult
     come back with the result (the definition is stored all the same)."""
     digest = definition_digest(definition)
     warnings = tuple(protocol_warnings(definition))
-    info = definition["trial"]
+    # The rows copied from the protocol (trial title, arm labels and descriptions) keep its
+    # first language; pages that show them in the reader's language read the definition.
+    rows = localise(definition, languages_of(definition)[0])
+    info = rows["trial"]
 
     trial = Trial.objects.select_for_update().filter(slug=info["slug"]).first()
     if trial is not None:
@@ -89,7 +93,7 @@ def store_protocol(definition: dict, *, source_file: str, by=None) -> LoadResult
     trial.current_version = version
     trial.save()
     _sync_sites(trial, definition["sites"])
-    _sync_arms(trial, definition["arms"])
+    _sync_arms(trial, rows["arms"])
     audit.record(
         "protocol.loaded",
         f"{trial.short_title}: protocol version {version.label} loaded as #{number} "

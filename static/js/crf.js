@@ -2,8 +2,8 @@
  *
  * Progressive enhancement only. Without this script every field is shown and groups offer spare
  * blank rows; the server validates everything and discards answers to fields that show_if hides.
- * Here we only hide what the server would ignore, and add/remove rows, keeping the
- * <group>-<i>-<code> names and the <group>-TOTAL count consistent.
+ * Here we add/remove rows, keeping the <group>-<i>-<code> names and the <group>-TOTAL count
+ * consistent; checks.js hides what the server would ignore and runs the edit checks.
  */
 (function () {
   "use strict";
@@ -12,41 +12,10 @@
     return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   }
 
-  /* The answers currently given to the input(s) called `name`; a hidden field counts as unanswered. */
-  function valuesOf(scope, name) {
-    var values = [];
-    scope.querySelectorAll('[name="' + CSS.escape(name) + '"]').forEach(function (input) {
-      if (input.closest("[hidden]")) return;
-      if (input.type === "radio" || input.type === "checkbox") {
-        if (input.checked) values.push(input.value);
-      } else if (input.tagName === "SELECT") {
-        Array.prototype.forEach.call(input.selectedOptions, function (option) {
-          if (option.value !== "") values.push(option.value);
-        });
-      } else if (input.value.trim() !== "") {
-        values.push(input.value.trim());
-      }
-    });
-    return values;
-  }
-
-  /* Show or hide every [data-show-if] element; repeat so that chains (A shows B shows C) settle. */
+  /* Conditional fields (show_if, required_if) and edit checks: static/js/checks.js, which
+   * evaluates the protocol's expressions as the server compiled them. */
   function refresh(scope) {
-    var conditionals = scope.querySelectorAll("[data-show-if]");
-    for (var pass = 0; pass <= conditionals.length; pass++) {
-      var changed = false;
-      conditionals.forEach(function (el) {
-        var rule = JSON.parse(el.getAttribute("data-show-if"));
-        var show = valuesOf(scope, rule.name).some(function (value) {
-          return rule.values.indexOf(value) !== -1;
-        });
-        if (el.hidden === show) {
-          el.hidden = !show;
-          changed = true;
-        }
-      });
-      if (!changed) return;
-    }
+    if (window.CTMSChecks) window.CTMSChecks.refresh(scope);
   }
 
   function isBlank(row) {
@@ -64,7 +33,7 @@
     var addButton = group.querySelector("[data-add-row]");
     var maxRows = parseInt(group.getAttribute("data-max-rows"), 10) || Infinity;
     var rowName = new RegExp(escapeRegExp(base) + "-(\\d+|__prefix__)-", "g");
-    var renamed = ["name", "id", "for", "data-show-if", "aria-describedby"];
+    var renamed = ["name", "id", "for", "aria-describedby"];
 
     function renumber() {
       var all = rows.querySelectorAll("tr[data-row]");
@@ -138,8 +107,8 @@
     if (scope.hasAttribute("data-crf-ready")) return;
     scope.setAttribute("data-crf-ready", "");
     scope.querySelectorAll("[data-group]").forEach(function (group) { setUpGroup(scope, group); });
-    scope.addEventListener("change", function () { refresh(scope); followTerms(scope); });
-    scope.addEventListener("input", function () { refresh(scope); followTerms(scope); });
+    scope.addEventListener("change", function () { followTerms(scope); });
+    scope.addEventListener("input", function () { followTerms(scope); });
     refresh(scope);
     followTerms(scope);
   }

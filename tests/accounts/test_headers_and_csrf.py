@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(scope="module")
 def demo(django_db_setup, django_db_blocker):
-    """The demo, built once for the five crawls (about 20 s each to build) and committed; each
+    """The demo, built once for the six crawls (about 20 s each to build) and committed; each
     crawl still runs in its own rolled-back transaction. Emptied after the module, as a
     transactional test's database is."""
     from config.celery import app
@@ -31,7 +31,7 @@ def demo(django_db_setup, django_db_blocker):
 
 
 @pytest.mark.parametrize("username", ["admin", "investigator", "coordinator", "datamanager",
-                                      "statistician"])
+                                      "statistician", "dmc"])
 def test_every_post_form_carries_a_csrf_token_and_no_page_has_inline_code(
         username, demo, settings, client, client_for, django_user_model):
     settings.DEBUG = True

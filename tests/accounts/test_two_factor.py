@@ -26,7 +26,8 @@ def test_the_roles_that_sign_unblind_or_manage_lists_require_two_factors(role, r
     user = make_user(role, rectal)
     assert requires_two_factor(user) == bool(ROLE_PERMISSIONS[role] & TWO_FACTOR_PERMS)
     assert requires_two_factor(user) == (role in {"investigator", "statistician",
-                                                  "safety_officer", "supply_manager"})
+                                                  "safety_officer", "supply_manager",
+                                                  "dmc"})
 
 
 def test_superusers_require_two_factors_and_inactive_memberships_do_not(rectal, make_user):
@@ -181,7 +182,7 @@ def test_demo_accounts_that_need_two_factors_get_the_published_secret(settings, 
     with_device = set(TOTPDevice.objects.filter(confirmed=True)
                       .values_list("user__username", flat=True))
     assert with_device == {"admin", "investigator", "investigator2", "investigator3",
-                           "statistician", "safety", "supply"}
+                           "statistician", "safety", "supply", "dmc"}
     assert {d.key for d in TOTPDevice.objects.all()} == {b32decode(DEMO_TOTP_SECRET).hex()}
 
     code = StringIO()

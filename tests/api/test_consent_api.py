@@ -25,7 +25,8 @@ def test_the_consent_history_and_a_reconsent_after_an_amendment(places, make_use
     assert body["reconsent_to"] is None
     assert [(r["kind"], r["version"]) for r in body["records"]] == [("first", "1.0")]
 
-    store_protocol(demo_amendment(copy.deepcopy(trial.definition)), source_file="test")
+    store_protocol(demo_amendment(copy.deepcopy(trial.current_version.definition)),
+                   source_file="test")
     trial.refresh_from_db()
     assert client.get(consent).json()["reconsent_to"] == "2.0"
     worklist = client.get(url("api_reconsent", slug=trial.slug)).json()["results"]

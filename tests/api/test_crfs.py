@@ -131,3 +131,23 @@ def test_no_input_is_a_server_error(places, entry, data):
     response = entry["client"].put(entry["one"](places.own.record.pk), {
         "data": data, "complete": True, "reason": "fuzz"})
     assert response.status_code in (200, 400), response.content
+
+
+def test_a_failing_hard_edit_check_is_refused_next_to_the_answer(places, entry):
+    """REMINET's baseline duration of first-line treatment must agree with the eligibility
+    form's (a check across forms): refused by answer path, nothing written."""
+    eligibility = CRFRecord.objects.get(participant=places.own.participant,
+                                        crf_code="eligibility")
+    months = eligibility.data["l1_duration_months"]
+    response = entry["client"].post(entry["list"], {
+        "crf_code": "demographics", "visit": entry["baseline"].pk, "complete": True,
+        "data": demographics(places.trial, l1_duration_months=str(float(months) + 1))})
+    assert response.status_code == 400, response.json()
+    assert "differs from the one on the eligibility form" in \
+        response.json()["data"]["l1_duration_months"][0]
+    assert not CRFRecord.objects.filter(crf_code="demographics",
+                                        participant=places.own.participant).exists()
+    response = entry["client"].post(entry["list"], {
+        "crf_code": "demographics", "visit": entry["baseline"].pk, "complete": True,
+        "data": demographics(places.trial, l1_duration_months=months)})
+    assert response.status_code == 201, response.json()

@@ -28,7 +28,7 @@ MAX_EXAMPLES = 8  # per operation, per role, per kind of URL
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance,
           content_type_conformance]
 ROLES = ["investigator", "coordinator", "data_manager", "sponsor", "statistician",
-         "supply_manager", "superuser", None]
+         "supply_manager", "dmc", "superuser", None]
 
 
 @pytest.fixture

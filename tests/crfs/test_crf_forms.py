@@ -12,7 +12,7 @@ from django.http import QueryDict
 from django.template.loader import render_to_string
 
 from crfs.forms import build_crf_form, form_to_data, missing_required, visible
-from trials.protocol import SCHEMA, read_protocol_file
+from trials.protocol import SCHEMA, localise, read_protocol_file
 from trials.services import shipped_protocol_files
 
 TODAY = datetime.date(2024, 6, 15)
@@ -35,7 +35,7 @@ VITALS = {
                      {"code": "bone", "label": "Bone"}]},
         {"code": "smoker", "label": "Smoker", "type": "yesno", "required": True},
         {"code": "packs_per_day", "label": "Packs per day", "type": "decimal", "decimals": 2,
-         "min": 0, "max": 10, "required": True, "show_if": {"field": "smoker", "equals": True}},
+         "min": 0, "max": 10, "required": True, "show_if": "smoker = yes"},
         {"code": "comment", "label": "Comment", "type": "text", "max_length": 20},
         {"code": "lesions", "label": "Target lesions", "type": "group", "min_rows": 1,
          "max_rows": 3, "fields": [
@@ -46,7 +46,7 @@ VITALS = {
              {"code": "lymph_node", "label": "Lymph node", "type": "yesno"},
              {"code": "short_axis_mm", "label": "Short axis", "type": "decimal", "unit": "mm",
               "decimals": 1, "required": True,
-              "show_if": {"field": "lymph_node", "equals": True}},
+              "show_if": "lymph_node = yes"},
          ]},
         {"code": "bmi", "label": "BMI", "type": "decimal", "decimals": 1, "derived": "bmi"},
     ],
@@ -275,17 +275,20 @@ def test_show_if_follows_chains_and_lists_of_values():
          "choices": [{"code": "death", "label": "Death"}, {"code": "ae", "label": "AE"},
                      {"code": "none", "label": "None"}]},
         {"code": "autopsy", "label": "Autopsy", "type": "yesno",
-         "show_if": {"field": "event", "in": ["death"]}},
+         "show_if": "event in ['death']"},
         {"code": "autopsy_date", "label": "Autopsy date", "type": "date",
-         "show_if": {"field": "autopsy", "equals": True}},
+         "show_if": "autopsy = yes"},
     ]
     definition = {"code": "x", "label": "X", "fields": fields}
     data = form_to_data(submit({"event": "ae", "autopsy": "true", "autopsy_date": "2024-01-02"},
                                definition=definition))
     assert data == {"event": "ae", "autopsy": None, "autopsy_date": None}
-    assert visible(fields[1], {"event": "death"}) and not visible(fields[1], {"event": None})
-    assert visible({"show_if": {"field": "s", "equals": "lung"}}, {"s": ["liver", "lung"]})
-    assert not visible({"show_if": {"field": "b", "equals": True}}, {"b": 1})
+    assert visible(fields[1], {"event": "death"}, fields)
+    assert not visible(fields[1], {"event": None}, fields)
+    sites = [{"code": "s", "type": "multichoice",
+              "choices": [{"code": "liver"}, {"code": "lung"}]}, {"code": "b", "type": "yesno"}]
+    assert visible({"show_if": "s contains 'lung'"}, {"s": ["liver", "lung"]}, sites)
+    assert not visible({"show_if": "b = yes"}, {"b": 1}, sites)  # 1 is not yes
 
 
 # --- groups -------------------------------------------------------------------------------------
@@ -357,7 +360,7 @@ def test_a_hidden_group_is_stored_as_none_and_its_rows_are_not_checked():
     definition = {"code": "ae", "label": "AE", "fields": [
         {"code": "any_event", "label": "Any event", "type": "yesno", "required": True},
         {"code": "events", "label": "Events", "type": "group", "min_rows": 1,
-         "show_if": {"field": "any_event", "equals": True},
+         "show_if": "any_event = yes",
          "fields": [{"code": "term", "label": "Term", "type": "text", "required": True},
                     {"code": "onset", "label": "Onset", "type": "date", "not_in_future": True}]},
     ]}
@@ -417,12 +420,13 @@ def test_the_partial_shows_labels_units_help_required_marks_and_conditions():
     assert '<label for="id_weight">Weight <abbr class="crf-required"' in html
     assert '<span class="crf-unit">kg</span>' in html
     assert 'id="id_weight_helptext">Without shoes.</p>' in html
-    assert 'data-show-if="{&quot;name&quot;: &quot;smoker&quot;, &quot;values&quot;: [&quot;true&quot;]}"' in html
+    assert ('data-show-if="[&quot;cmp&quot;, &quot;=&quot;, [&quot;field&quot;, &quot;smoker&quot;, '
+            '&quot;bool&quot;], [&quot;lit&quot;, true], &quot;bool&quot;]"') in html
     assert "Only if “Smoker” is Yes." in html
     assert 'type="date" name="visit_date"' in html
     assert '<template data-row-template>' in html and 'name="lesions-__prefix__-organ"' in html
-    assert 'data-show-if="{&quot;name&quot;: &quot;lesions-0-lymph_node&quot;' in html
-    assert "data-add-row" in html and "js/crf.js" in html
+    assert 'data-show-if="[&quot;cmp&quot;, &quot;=&quot;, [&quot;field&quot;, &quot;lymph_node&quot;' in html
+    assert "data-add-row" in html and "js/crf.js" in html and "js/checks.js" in html
 
 
 def test_the_partial_shows_each_error_next_to_its_field():
@@ -453,7 +457,7 @@ def test_a_prefix_keeps_two_forms_apart():
 @pytest.mark.django_db  # the adverse-event forms offer the CTCAE terms loaded in the database
 @pytest.mark.parametrize("path", shipped_protocol_files(), ids=lambda p: p.stem)
 def test_every_shipped_crf_builds_renders_and_takes_an_empty_draft(path):
-    for crf in read_protocol_file(path)["crfs"]:
+    for crf in localise(read_protocol_file(path), "fr")["crfs"]:
         assert render(build_crf_form(crf, today=TODAY))
         form = build_crf_form(crf, data=post({}), today=TODAY)
         assert form.is_valid(), (crf["code"], form.errors)

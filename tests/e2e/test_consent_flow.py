@@ -23,7 +23,8 @@ def test_coordinator_records_a_reconsent_then_a_withdrawal(page, protocols, make
     site = trial.sites.order_by("code").first()
     coordinator = make_user("coordinator", trial, site, username="camille")
     p = factories.randomised(trial, site, by=coordinator, days_ago=20)
-    store_protocol(demo_amendment(copy.deepcopy(trial.definition)), source_file="test")
+    store_protocol(demo_amendment(copy.deepcopy(trial.current_version.definition)),
+                   source_file="test")
     trial.refresh_from_db()
 
     login(page, "camille", PASSWORD)

@@ -36,6 +36,9 @@ PARTICIPANT_PAGE_QUERIES = 20 + SECURITY_QUERIES
 # In a trial that dispenses kits (issue 19): the participant's kits on their page, the visit's
 # kit on the dispensing form of a dispensing visit; nothing in a trial without product supply.
 KIT_QUERIES = 1
+# A form whose edit checks read the randomisation date (``anchor.randomisation``): the
+# allocation, for the page's evaluator (crfs.selectors.check_references).
+CHECK_QUERIES = 1
 # In a blinded trial, whether this user may see this arm: the emergency and the safety
 # unblindings by them (``policy.can_see_arm``).
 BLINDED_ARM_QUERIES = 2
@@ -316,7 +319,7 @@ def test_a_dispensing_visit_costs_one_query_more_whatever_the_number_of_kits(
     detail = reverse("participant_detail", args=[reminet.slug, p.study_id])
     for _ in range(2):
         # No data query on the form: no messages to read (CRF_PAGE_QUERIES - 1).
-        with django_assert_num_queries(CRF_PAGE_QUERIES - 1 + KIT_QUERIES):
+        with django_assert_num_queries(CRF_PAGE_QUERIES - 1 + KIT_QUERIES + CHECK_QUERIES):
             client.get(crf)
         with django_assert_num_queries(PARTICIPANT_PAGE_QUERIES + BLINDED_ARM_QUERIES
                                        + KIT_QUERIES):

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db
 
 def amend(trial):
     """Load the demo amendment: consent form 2.0, re-consent of 1.0, QLQ-C30 scheduled."""
-    amended = demo_amendment(copy.deepcopy(trial.definition))
+    amended = demo_amendment(copy.deepcopy(trial.current_version.definition))
     assert validate_definition(amended) == []
     store_protocol(amended, source_file="test amendment")
     trial.refresh_from_db()

@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 
 from tests.reports.test_reports import needs_pdftotext, pdf_text, pdftotext  # noqa: F401
+from trials.protocol import localise
 
 
 def url(trial, variant="annotated", form="surgery", number=1) -> str:
@@ -32,7 +33,9 @@ def test_the_annotated_crf_gives_codes_types_units_ranges_choices_and_conditions
     assert "Primary tumour resection (surgery)" in text
     assert "immunonutrition_days" in text and "Days of immunonutrition before surgery *" in text
     assert "unit: days" in text and "range: 0 to 14" in text
-    assert "show_if: immunonutrition_given = true" in text
+    assert "show_if: immunonutrition_given = yes" in text
+    assert ("immunonutrition_started_7_days_before_surgery (soft): when immunonutrition_given "
+            "= yes: expect surgery_date - immunonutrition_start >= 7") in text
     assert "temporary = Temporary stoma" in text
     assert "Visits: Primary tumour resection (surgery)" in text
     assert "protocol version 1.0" in text and "Annotated CRF" in text
@@ -43,7 +46,7 @@ def test_the_plain_crf_has_no_codes_and_says_conditions_in_words(rectal, reader,
     text = text_of(reader.get(url(rectal, "plain")), tmp_path)
     assert "Days of immunonutrition before surgery *" in text
     assert "immunonutrition_days" not in text and "show_if" not in text
-    assert 'Answer only if "Pre-operative immunonutrition given" is "Yes".' in text
+    assert "Answer only if “Pre-operative immunonutrition given” is Yes." in text
     assert "[ ] Temporary stoma" in text and "[ ] Yes [ ] No" in text
     assert "Study ID:" in text
     # a repeating group: a table of empty rows, each column's choices above it in words
@@ -56,7 +59,7 @@ def test_the_plain_crf_has_no_codes_and_says_conditions_in_words(rectal, reader,
 @needs_pdftotext
 def test_all_forms_of_a_version_in_one_pdf(rectal, reader, tmp_path):
     text = text_of(reader.get(url(rectal, "annotated", "all")), tmp_path)
-    crfs = rectal.versions.get(number=1).definition["crfs"]
+    crfs = localise(rectal.versions.get(number=1).definition, "en")["crfs"]
     assert len(crfs) > 5
     for crf in crfs:
         assert f"{crf['label']} ({crf['code']})" in text, crf["code"]

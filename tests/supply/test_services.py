@@ -67,7 +67,7 @@ def _injection(trial, p, visit, kit, given=True, by=None):
 # --- protocols -------------------------------------------------------------------------------
 
 def test_the_rectal_trial_declares_no_kits_and_reminet_its_supply(rectal, reminet):
-    assert rectal.definition["supply"] == {"kits": False, "note": rectal.definition["supply"]["note"]}
+    assert rectal.definition["supply"] == {"kits": False}  # its note is for the author only
     assert services.settings_of(rectal) is None
     settings = services.settings_of(reminet)
     assert settings["dispensing"]["visits"] == ["first_injection", "injection"]

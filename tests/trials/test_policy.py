@@ -1,6 +1,8 @@
 """The policy module's role matrix, written out here independently of the code."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from trials import policy
@@ -23,7 +25,7 @@ EXPECTED = {
                 P.VIEW_SCREENING_LOG, P.VIEW_SAFETY, P.VIEW_SUPPLY},
     "statistician": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.VIEW_REPORTS, P.EXPORT_DATA,
                      P.MANAGE_ALLOCATION, P.VIEW_ARMS, P.VIEW_AUDIT, P.VIEW_SCREENING_LOG,
-                     P.VIEW_SUPPLY},
+                     P.VIEW_SUPPLY, P.VIEW_CLOSED_REPORTS},
     # The clinical research associate of their sites: SDV, queries, kit reconciliation.
     "monitor": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.RAISE_QUERY, P.VERIFY_SOURCE,
                 P.VIEW_REPORTS, P.VIEW_SCREENING_LOG, P.VIEW_SAFETY, P.VIEW_SUPPLY},
@@ -31,6 +33,9 @@ EXPECTED = {
     "supply_manager": {P.VIEW_TRIAL, P.VIEW_SUPPLY, P.MANAGE_SUPPLY},
     # Pharmacovigilance: blinded (VIEW_ARMS absent) but for the SUSARs it unblinds itself.
     "safety_officer": {P.VIEW_TRIAL, P.VIEW_SAFETY, P.ASSESS_SAFETY, P.SAFETY_UNBLIND},
+    # The data monitoring committee: closed reports (comparisons between arms), nothing else;
+    # not unblinded to individual participants.
+    "dmc": {P.VIEW_TRIAL, P.VIEW_REPORTS, P.VIEW_CLOSED_REPORTS},
 }
 
 
@@ -49,7 +54,7 @@ def test_every_member_sees_arms_in_an_open_trial(rectal, make_user, role):
 
 
 @pytest.mark.parametrize("role", ["investigator", "coordinator", "data_manager", "sponsor",
-                                  "monitor", "safety_officer", "supply_manager"])
+                                  "monitor", "safety_officer", "supply_manager", "dmc"])
 def test_blinded_roles_are_blinded_in_reminet(reminet, make_user, role):
     assert policy.is_blinded_for(make_user(role, reminet), reminet)
 
@@ -228,3 +233,46 @@ def test_the_supply_manager_sees_arms_of_kits_only(reminet, make_user):
     for role in ("investigator", "coordinator", "data_manager", "sponsor", "safety_officer"):
         assert not policy.can_see_kit_arms(make_user(role, reminet), reminet)
     assert policy.requires_two_factor(manager)
+
+
+# Comparisons between arms (issue 22): closed reports for the DMC and the unblinded statistician
+# until the trial is locked and unblinded, in a blinded and an open-label trial alike.
+CLOSED_READERS = {"dmc", "statistician"}
+
+
+@pytest.mark.parametrize("role", sorted(EXPECTED))
+@pytest.mark.parametrize("trial_name", ["reminet", "rectal"])
+def test_only_the_dmc_and_the_statistician_see_comparisons_while_the_trial_runs(
+        request, make_user, role, trial_name):
+    trial = request.getfixturevalue(trial_name)
+    user = make_user(role, trial)
+    assert policy.can_see_comparisons(user, trial) == (role in CLOSED_READERS)
+
+
+@pytest.mark.parametrize("role", ["sponsor", "data_manager", "investigator"])
+def test_the_open_label_trial_shows_arms_but_closes_comparisons_until_locked(
+        rectal, make_user, role, monkeypatch):
+    user = make_user(role, rectal)
+    assert not policy.is_blinded_for(user, rectal)      # an individual's arm: visible
+    assert not policy.can_see_comparisons(user, rectal)  # the comparison: closed
+    monkeypatch.setattr(type(rectal), "locked_at", dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
+                        raising=False)
+    assert policy.can_see_comparisons(user, rectal)
+
+
+def test_a_blinded_trial_opens_comparisons_only_once_locked_and_unblinded(
+        reminet, make_user, monkeypatch):
+    sponsor = make_user("sponsor", reminet)
+    monkeypatch.setattr(type(reminet), "locked_at", dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
+                        raising=False)
+    assert not policy.can_see_comparisons(sponsor, reminet)   # locked, still blinded
+    reminet.unblinded_at = dt.datetime(2027, 1, 2, tzinfo=dt.UTC)
+    assert policy.can_see_comparisons(sponsor, reminet)
+    monkeypatch.setattr(type(reminet), "locked_at", None, raising=False)
+    assert not policy.can_see_comparisons(sponsor, reminet)   # unblinded, not locked
+
+
+def test_a_non_member_never_sees_comparisons(rectal, make_user, monkeypatch):
+    monkeypatch.setattr(type(rectal), "locked_at", dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
+                        raising=False)
+    assert not policy.can_see_comparisons(make_user(), rectal)

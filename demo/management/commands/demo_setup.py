@@ -22,7 +22,8 @@ from trials.policy import requires_two_factor
 
 DEMO_PASSWORD = "demo-trials-2026"
 # The published second factor of the demo accounts that need one (admin, investigators,
-# statistician, safety, supply): add it to any authenticator app, or `oathtool --totp -b SECRET`.
+# statistician, safety, supply, dmc): add it to any authenticator app, or
+# `oathtool --totp -b SECRET`.
 DEMO_TOTP_SECRET = "CTMSDEMOTWOFACTORSECRETKEYS2345X"
 
 # username, role, site index (None = all sites), full name
@@ -41,6 +42,8 @@ DEMO_USERS = [
     ("safety", Role.SAFETY_OFFICER, None, "Sacha Safety-Officer"),
     # Only in the trials that dispense kits (REMINET): the rectal trial has no product supply.
     ("supply", Role.SUPPLY_MANAGER, None, "Sam Supply-Manager"),
+    # The data monitoring committee: reads the closed reports (comparisons between arms).
+    ("dmc", Role.DMC, None, "Dominique DMC-Member"),
 ]
 
 
