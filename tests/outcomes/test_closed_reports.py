@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 
 from reports import services as reports
 from tests import factories
 from tests.api import world
+from tests.conftest import PASSWORD
 from tests.outcomes.test_outcomes_pages import event, pdf_text
+from trials.locks import step_trial
 from trials.models import Trial
 
 # role -> sees the comparison while the trial runs
@@ -95,12 +96,14 @@ def test_the_enrolment_report_pools_arm_counts_for_the_open_label_sponsor(
 
 
 def test_the_lock_opens_the_comparison_to_every_reader_of_the_open_label_trial(
-        rectal_with_outcomes, make_user, client_for, monkeypatch):
+        rectal_with_outcomes, make_user, client_for):
     trial = rectal_with_outcomes
     client = client_for(make_user("sponsor", trial))
     url = reverse("trial_outcomes", args=[trial.slug])
     assert "Log-rank test" not in client.get(url).content.decode()
-    monkeypatch.setattr(Trial, "locked_at", timezone.now(), raising=False)
+    data_manager = make_user("data_manager", trial)
+    for step in ("freeze", "lock"):
+        step_trial(trial, step, by=data_manager, reason="Database lock.", password=PASSWORD)
     assert "Log-rank test" in client.get(url).content.decode()
 
 

@@ -251,28 +251,25 @@ def test_only_the_dmc_and_the_statistician_see_comparisons_while_the_trial_runs(
 
 @pytest.mark.parametrize("role", ["sponsor", "data_manager", "investigator"])
 def test_the_open_label_trial_shows_arms_but_closes_comparisons_until_locked(
-        rectal, make_user, role, monkeypatch):
+        rectal, make_user, role):
     user = make_user(role, rectal)
     assert not policy.is_blinded_for(user, rectal)      # an individual's arm: visible
     assert not policy.can_see_comparisons(user, rectal)  # the comparison: closed
-    monkeypatch.setattr(type(rectal), "locked_at", dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
-                        raising=False)
+    rectal.locked_at = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
     assert policy.can_see_comparisons(user, rectal)
 
 
 def test_a_blinded_trial_opens_comparisons_only_once_locked_and_unblinded(
-        reminet, make_user, monkeypatch):
+        reminet, make_user):
     sponsor = make_user("sponsor", reminet)
-    monkeypatch.setattr(type(reminet), "locked_at", dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
-                        raising=False)
+    reminet.locked_at = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
     assert not policy.can_see_comparisons(sponsor, reminet)   # locked, still blinded
     reminet.unblinded_at = dt.datetime(2027, 1, 2, tzinfo=dt.UTC)
     assert policy.can_see_comparisons(sponsor, reminet)
-    monkeypatch.setattr(type(reminet), "locked_at", None, raising=False)
+    reminet.locked_at = None
     assert not policy.can_see_comparisons(sponsor, reminet)   # unblinded, not locked
 
 
-def test_a_non_member_never_sees_comparisons(rectal, make_user, monkeypatch):
-    monkeypatch.setattr(type(rectal), "locked_at", dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
-                        raising=False)
+def test_a_non_member_never_sees_comparisons(rectal, make_user):
+    rectal.locked_at = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
     assert not policy.can_see_comparisons(make_user(), rectal)
