@@ -23,7 +23,7 @@ from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _, ngettext
 
-from core import audit, notify
+from core import audit, notify, outcome
 from core.reauth import password_confirmed
 from crfs import eligibility
 from crfs.facts import fact_records
@@ -444,20 +444,59 @@ def check_can_randomise(participant: Participant, record=None) -> eligibility.El
     return result
 
 
-def randomise(participant: Participant, *, by, confirmed_strata: dict[str, str] | None = None
-              ) -> Allocation:
+KEY_MAX_LENGTH = 64
+KEY_CONFLICTS = ("key_other_user", "key_other_participant")
+
+
+def clean_key(key) -> str:
+    """A randomisation request's key, stripped; ``RandomisationError`` (field ``key``) when it
+    is not 1 to 64 printable ASCII characters without spaces (a UUID fits)."""
+    key = (key or "").strip() if isinstance(key, str) else key
+    if key in ("", None):
+        return ""
+    if (not isinstance(key, str) or len(key) > KEY_MAX_LENGTH
+            or not all(33 <= ord(c) <= 126 for c in key)):
+        error = RandomisationError({"key": [_(
+            "The randomisation key must be 1 to %(n)s printable characters without spaces "
+            "(a UUID, for example).") % {"n": KEY_MAX_LENGTH}]})
+        error.code = "bad_key"
+        raise error
+    return key
+
+
+def randomise(participant: Participant, *, by, confirmed_strata: dict[str, str] | None = None,
+              key: str = "", at=None) -> Allocation:
     """Allocate ``participant``. Raises ``RandomisationError`` (nothing written) when it cannot.
 
     ``confirmed_strata`` are the values shown to the coordinator for confirmation: if the
     recorded data changed since, the randomisation is refused rather than made on other strata.
+
+    ``key``: the request's idempotency key (the form's hidden field, the API's
+    ``Idempotency-Key``), stored with the allocation, unique in the trial. A retry with the
+    same key by the same user answers the allocation already made (``allocation.replayed`` is
+    then True), nothing new is written; the key of another user, or the same key for another
+    participant, is refused (codes ``key_other_user``, ``key_other_participant``).
+
+    The transaction is committed by ``core.outcome.atomic_commit``: a connection lost during
+    the COMMIT raises ``CommitOutcomeUnknown`` (the answer then says the outcome is unknown,
+    and a retry with the key tells).
+
+    ``at``: the time the allocation is dated, now unless given; only the demo's past data
+    (and tests) give one: the pages and the API never do.
     """
     trial = participant.trial
     _require(by, Perm.RANDOMISE, trial, participant.site)
+    key = clean_key(key)
     try:
-        with transaction.atomic():
-            return _randomise(participant, trial, by, confirmed_strata)
+        return outcome.atomic_commit(_randomise, participant, trial, by, confirmed_strata, key,
+                                     at)
     except IntegrityError:
-        # The one-allocation-per-participant constraint: another request won the race.
+        # The one-allocation-per-participant constraint, or the key's: another request won
+        # the race. If it was this one's retry, answer what it made.
+        if key:
+            previous = _previous_with_key(trial, key)
+            if previous is not None:
+                return _replay(previous, participant, by)
         raise RandomisationError(_("%(id)s is already randomised.") % {"id": participant.study_id},
                                  code="already_randomised")
     except RandomisationError as exc:
@@ -471,11 +510,39 @@ def randomise(participant: Participant, *, by, confirmed_strata: dict[str, str] 
         raise RandomisationError(exc.messages[0], code=exc.code) from exc
 
 
-def _randomise(participant: Participant, trial: Trial, by, confirmed_strata) -> Allocation:
+def _previous_with_key(trial: Trial, key: str) -> Allocation | None:
+    return (Allocation.objects.select_related("participant", "arm")
+            .filter(trial=trial, idempotency_key=key).first())
+
+
+def _replay(previous: Allocation, participant: Participant, by) -> Allocation:
+    """The allocation ``previous`` made with this request's key, if it is this user's and this
+    participant's; refused otherwise, naming nobody else."""
+    if previous.randomised_by_id != by.pk:
+        raise RandomisationError(_(
+            "This randomisation key was used by another user: reload the participant's page "
+            "and randomise from there (each page carries its own key)."), code="key_other_user")
+    if previous.participant_id != participant.pk:
+        raise RandomisationError(_(
+            "This randomisation key was already used to randomise another participant: a key "
+            "stands for one randomisation request. Reload the participant's page and randomise "
+            "from there."), code="key_other_participant")
+    previous.replayed = True
+    return previous
+
+
+def _randomise(participant: Participant, trial: Trial, by, confirmed_strata, key: str,
+               at=None) -> Allocation:
     # Lock the participant's row and re-read what decides whether they may be randomised, so
     # two clicks on "randomise" serialise here.
     participant.refresh_from_db(fields=["status", "consent_date"],
                                 from_queryset=Participant.objects.select_for_update())
+    if key:
+        # Read under the participant's lock: a retry that waited for the first request's
+        # commit finds its allocation here.
+        previous = _previous_with_key(trial, key)
+        if previous is not None:
+            return _replay(previous, participant, by)
     records = fact_records(participant, also={eligibility.ELIGIBILITY_CRF})
     # A participant has one eligibility record at most (``one_crf_outside_visits``).
     record = next((r for r in records if r.crf_code == eligibility.ELIGIBILITY_CRF), None)
@@ -485,24 +552,36 @@ def _randomise(participant: Participant, trial: Trial, by, confirmed_strata) -> 
         raise RandomisationError(
             _("The stratification data changed since it was shown; check it and confirm again."),
             code="strata_changed")
-    key = stratum_key_of(strata)
+    stratum_key = stratum_key_of(strata)
     method = trial.definition["randomisation"]["method"]
     if method == Method.MINIMISATION:
         alist = _active_list_or_error(trial)
         arm, kit = _minimise(alist, trial, strata)
         slot = None
     else:
-        slot = _take_slot(trial, key)
+        slot = _take_slot(trial, stratum_key)
         alist, arm, kit = slot.allocation_list, slot.arm, slot.kit_code or ""
+    return _allocate(participant, trial, by, records=records, alist=alist, slot=slot,
+                     stratum_key=stratum_key, strata=strata, arm=arm, kit=kit,
+                     at=at or timezone.now(), key=key)
+
+
+def _allocate(participant: Participant, trial: Trial, by, *, records, alist, slot,
+              stratum_key: str, strata: dict, arm, kit: str, at, key: str = "",
+              audit_action: str = "participant.randomised", audit_note: str = "") -> Allocation:
+    """Write the allocation and what follows from it (visits, first kit, status, audit entry),
+    inside the caller's transaction. The allocation row is inserted once, complete: the table
+    refuses any UPDATE (PostgreSQL trigger), so the schedule and the first kit are computed
+    from the unsaved allocation first."""
     kits = supply.settings_of(trial)
     if kits is not None:
         # Whatever arm was drawn, the same check of every arm: a refusal (which rolls the draw
         # back) says nothing of this participant's arm.
         _check_stock(participant)
-    allocation = Allocation.objects.create(
+    allocation = Allocation(
         participant=participant, trial=trial, allocation_list=alist, slot=slot,
-        stratum_key=key, strata=strata, arm=arm, kit_code=kit, randomised_at=timezone.now(),
-        randomised_by=by)
+        stratum_key=stratum_key, strata=strata, arm=arm, kit_code=kit, randomised_at=at,
+        randomised_by=by, idempotency_key=key)
     visits = create_schedule(allocation, records)  # sets ``schedule_planned_through``
     if kits is not None:
         # The kit for the first dispensing visit, from the site's stock of the arm; shown with
@@ -510,17 +589,17 @@ def _randomise(participant: Participant, trial: Trial, by, confirmed_strata) -> 
         first = min((v for v in visits if v.code in kits["dispensing"]["visits"]),
                     key=lambda v: v.target_date, default=None)
         if first is not None:
-            kit = supply.assign(participant, first, arm, by=by, at=allocation.randomised_at,
-                                first=True).kit.number
-            Allocation.objects.filter(pk=allocation.pk).update(kit_code=kit)
+            kit = supply.assign(participant, first, arm, by=by, at=at, first=True).kit.number
             allocation.kit_code = kit
+    allocation.save()
     participant_status.mark_randomised(participant, by=by)
     participant.save(update_fields=["status", "schedule_planned_through"])
     # Audit-log text: English on purpose (see the module docstring).
-    audit.record("participant.randomised",
-                 f"{participant.study_id} randomised in stratum {key}"
-                 + (f", kit {kit}" if kit else "") + ".",
+    audit.record(audit_action,
+                 f"{participant.study_id} randomised in stratum {stratum_key}"
+                 + (f", kit {kit}" if kit else "") + "." + audit_note,
                  actor=by, trial=trial, obj=allocation, participant=participant)
+    allocation.replayed = False
     return allocation
 
 
