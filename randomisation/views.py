@@ -1,3 +1,5 @@
+import uuid
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -49,17 +51,23 @@ def _strata_labels(trial, strata: dict[str, str]) -> list[tuple[str, str]]:
 
 
 def randomise(request, slug: str, study_id: str):
-    """Confirm the strata, then randomise. GET shows what will be used; POST commits."""
+    """Confirm the strata, then randomise. GET shows what will be used, with a fresh key for
+    this request; POST commits. A POST repeated with the same key (a retry after a lost
+    answer) is answered as the first one was: the participant's allocation, with the kit."""
     trial, participant = _participant(request, slug, study_id, Perm.RANDOMISE)
-    if participant.is_randomised:
+    key = request.POST.get("key", "") if request.method == "POST" else ""
+    if participant.is_randomised and not key:
         return redirect("allocation_detail", slug, study_id)
     if request.method == "POST":
         confirmed = {k[len("stratum_"):]: v for k, v in request.POST.items()
                      if k.startswith("stratum_")}
         try:
-            services.randomise(participant, by=request.user, confirmed_strata=confirmed)
+            services.randomise(participant, by=request.user, confirmed_strata=confirmed,
+                               key=key)
         except ValidationError as exc:
-            return _randomise_page(request, trial, participant, exc.messages, status=400)
+            return _randomise_page(request, trial, participant, exc.messages,
+                                   status=409 if getattr(exc, "code", None)
+                                   in services.KEY_CONFLICTS else 400)
         messages.success(request, _("Participant randomised."))
         return redirect("allocation_detail", slug, study_id)
     try:
@@ -77,6 +85,7 @@ def _randomise_page(request, trial, participant, problem, *, strata=None, status
     return render(request, "randomisation/randomise.html", {
         "trial": trial, "participant": participant, "strata": strata,
         "strata_labels": _strata_labels(trial, strata) if strata else [],
+        "key": uuid.uuid4().hex if strata else "",
         "problem": problem}, status=status)
 
 
