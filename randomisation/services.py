@@ -367,18 +367,95 @@ def seal_and_activate(alist: AllocationList, *, by) -> AllocationList:
 
 
 @dataclass(frozen=True)
+class AllocationProblem:
+    """An allocation that disagrees with its list: the participant and what is wrong."""
+    study_id: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.study_id}: {self.problem}"
+
+
+@dataclass(frozen=True)
 class Verification:
     allocation_list: AllocationList
     stored: str
     computed: str
+    problems: tuple[AllocationProblem, ...] = ()
+
+    @property
+    def seal_ok(self) -> bool:
+        return bool(self.stored) and self.stored == self.computed
 
     @property
     def ok(self) -> bool:
-        return bool(self.stored) and self.stored == self.computed
+        return self.seal_ok and not self.problems
 
 
 def verify_list(alist: AllocationList) -> Verification:
-    return Verification(alist, alist.digest, compute_digest(alist))
+    """The list against its seal (the digest recomputed from the stored slots), and every
+    allocation made from it against its slot (``check_allocations``)."""
+    return Verification(alist, alist.digest, compute_digest(alist),
+                        tuple(check_allocations(alist)))
+
+
+def check_allocations(alist: AllocationList) -> list[AllocationProblem]:
+    """Every allocation of ``alist`` against the slot it took: the same arm, kit code (when the
+    slot carries one), stratum (the slot's, and the one its recorded strata give) and list;
+    and the order: in each stratum the slots taken are exactly 1, 2, 3… up to the counter,
+    each by one allocation, made in that order. Allocations by minimisation have no slot: only
+    their stratum key is checked. (Stored English: the report is the command's and the page's.)
+    """
+    problems: list[AllocationProblem] = []
+    rows = (Allocation.objects.filter(allocation_list=alist)
+            .select_related("participant", "arm", "slot__arm", "slot__stratum")
+            .order_by("randomised_at", "pk"))
+    taken: dict[int, list[tuple[int, Allocation]]] = {}
+    for a in rows:
+        sid = a.participant.study_id
+
+        def report(problem: str) -> None:
+            problems.append(AllocationProblem(sid, problem))
+
+        if a.stratum_key != stratum_key_of(a.strata):
+            report(f"stratum {a.stratum_key} does not match the recorded strata "
+                   f"({stratum_key_of(a.strata)})")
+        slot = a.slot
+        if slot is None:
+            if alist.method != Method.MINIMISATION:
+                report("no slot, in a list of slots")
+            continue
+        if slot.allocation_list_id != alist.pk:
+            report(f"its slot belongs to another list (#{slot.allocation_list_id})")
+        if slot.arm_id != a.arm_id:
+            # Never the arms' codes here: the page shows it to the statistician only, but the
+            # command's output may travel.
+            report(f"arm differs from slot {slot.stratum.key} #{slot.sequence}")
+        if slot.kit_code and slot.kit_code != a.kit_code:
+            report(f"kit code {a.kit_code or '(none)'} differs from slot {slot.stratum.key} "
+                   f"#{slot.sequence} ({slot.kit_code})")
+        if slot.stratum.key != a.stratum_key:
+            report(f"stratum {a.stratum_key} differs from its slot's ({slot.stratum.key} "
+                   f"#{slot.sequence})")
+        taken.setdefault(slot.stratum_id, []).append((slot.sequence, a))
+    for stratum in alist.strata.all():
+        used = taken.get(stratum.pk, [])  # in time order
+        below_counter = set(range(1, stratum.next_sequence))
+        for seq, a in used:
+            if seq not in below_counter:
+                problems.append(AllocationProblem(a.participant.study_id, (
+                    f"took slot {stratum.key} #{seq}, beyond the stratum's counter (next slot "
+                    f"#{stratum.next_sequence})")))
+        missing = sorted(below_counter - {seq for seq, _a in used})
+        if missing:
+            problems.append(AllocationProblem("-", (
+                f"stratum {stratum.key}: slot(s) {', '.join(f'#{n}' for n in missing)} below "
+                f"the counter taken by no allocation")))
+        for (seq, a), (before, _b) in zip(used[1:], used[:-1]):
+            if seq < before:
+                problems.append(AllocationProblem(a.participant.study_id, (
+                    f"took slot {stratum.key} #{seq} after slot #{before} was taken")))
+    return problems
 
 
 def active_list(trial: Trial) -> AllocationList | None:

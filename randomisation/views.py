@@ -244,7 +244,7 @@ def allocation_lists(request, slug: str):
                         "n": alist.number, "d": alist.digest})
                 else:
                     result = services.verify_list(alist)
-                    if result.ok:
+                    if result.seal_ok:
                         messages.success(request, _("List #%(n)s matches its seal %(d)s.") % {
                             "n": alist.number, "d": result.stored})
                     else:
@@ -253,6 +253,16 @@ def allocation_lists(request, slug: str):
                             "n": alist.number,
                             "s": result.stored or pgettext("no stored seal", "none"),
                             "c": result.computed})
+                    if result.problems:
+                        # The problems are the command's English text (study IDs, slots).
+                        messages.error(request, _(
+                            "Allocations that do not match their slots in list #%(n)s: "
+                            "%(problems)s") % {"n": alist.number, "problems": "; ".join(
+                                str(p) for p in result.problems)})
+                    elif result.seal_ok:
+                        messages.success(request, _(
+                            "Every allocation of list #%(n)s matches its slot.") % {
+                            "n": alist.number})
                 return redirect("allocation_lists", slug)
             else:
                 messages.error(request, _("Unknown action."))

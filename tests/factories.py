@@ -226,8 +226,11 @@ class tampering:
         if connection.vendor != "postgresql":
             return
         with connection.cursor() as cursor:
+            # ALTER TABLE is refused while deferred foreign-key checks are pending.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             for table in self.tables:
                 cursor.execute(f"ALTER TABLE {table} {state} TRIGGER ctms_append_only")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
     def __enter__(self):
         self._set("DISABLE")
