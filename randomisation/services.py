@@ -39,7 +39,8 @@ from trials.models import Membership, Role, Trial
 from trials.policy import Perm
 
 from . import generator
-from .models import (Allocation, AllocationList, AllocationSlot, EmergencyUnblinding, ListStatus,
+from .models import (Allocation, AllocationList, AllocationSlot, EmergencyAllocation,
+                     EmergencyUnblinding, ListStatus,
                      Method, RandomisedInError, SafetyUnblinding, Stratum,
                      StratumCorrection)
 
@@ -835,6 +836,117 @@ def _minimise(alist: AllocationList, trial: Trial, strata: dict[str, str]):
         kit = generator.kit_codes(f"{alist.seed}:{n + 1}", 1, kit_length,
                                   taken=_taken_kits(trial))[0]
     return arms[code], kit
+
+
+# ---------------------------------------------------------------------------- emergency
+
+
+def record_emergency_allocation(participant: Participant, *, slot_number, made_at, made_by: str,
+                                reason: str, password: str, by, request=None) -> Allocation:
+    """Record afterwards an allocation a site made from the sealed envelopes while the system
+    was down. The envelopes are the active list printed one slot per envelope, stratum by
+    stratum, so the envelope opened is the stratum's next slot: ``slot_number`` must be it
+    (refused if used, or not the next one). The allocation is dated ``made_at`` (the real
+    time, not in the future, not before consent, not before the stratum's last allocation),
+    consumes the slot as a randomisation does (schedule, first kit, status), is audited, and
+    carries an ``EmergencyAllocation`` row (who opened the envelope, the reason, who recorded
+    it). The participant must be randomisable as for ``randomise`` (consent, eligibility and
+    its confirmation recorded first). The unblinded statistician records it, with the password
+    typed again."""
+    trial = participant.trial
+    _require(by, Perm.RECORD_EMERGENCY_ALLOCATION, trial)
+    errors: dict[str, list[str]] = {}
+    made_by, reason = (made_by or "").strip(), (reason or "").strip()
+    if not made_by:
+        errors["made_by"] = [_("Say who opened the envelope at the site.")]
+    elif len(made_by) > 200:
+        errors["made_by"] = [_("At most 200 characters.")]
+    if not reason:
+        errors["reason"] = [_("Give the reason the sealed envelope was used.")]
+    try:
+        slot_number = int(slot_number)
+        if slot_number < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors["slot_number"] = [_("Give the envelope's slot number (a whole number from 1).")]
+    now = timezone.now()
+    if made_at is None:
+        errors["made_at"] = [_("Give the date and time the envelope was opened.")]
+    elif made_at > now:
+        errors["made_at"] = [_("The time the envelope was opened cannot be in the future.")]
+    elif participant.consent_date and timezone.localdate(made_at) < participant.consent_date:
+        errors["made_at"] = [_("The envelope cannot have been opened before the participant's "
+                               "consent (%(date)s).") % {"date": participant.consent_date}]
+    if trial.definition["randomisation"]["method"] == Method.MINIMISATION:
+        errors.setdefault("slot_number", []).append(_(
+            "This trial allocates by minimisation: there is no list of sealed envelopes."))
+    if errors:
+        raise ValidationError(errors)
+    if not password_confirmed(request, by, password):
+        raise ValidationError({"password": _("The password is not correct.")})
+    note = (f" Emergency allocation from the sealed envelope of slot #{slot_number}, opened "
+            f"{made_at.isoformat()} by {made_by} while the system was down, recorded afterwards "
+            f"by {by.get_username()}. Reason: {reason}")
+    try:
+        with transaction.atomic():
+            participant.refresh_from_db(fields=["status", "consent_date"],
+                                        from_queryset=Participant.objects.select_for_update())
+            records = fact_records(participant, also={eligibility.ELIGIBILITY_CRF})
+            record = next((r for r in records if r.crf_code == eligibility.ELIGIBILITY_CRF),
+                          None)
+            check_can_randomise(participant, record)
+            strata = participant_strata(participant, record)
+            key = stratum_key_of(strata)
+            stratum = (Stratum.objects.select_for_update(of=("self",))
+                       .filter(allocation_list__trial=trial,
+                               allocation_list__status=ListStatus.ACTIVE, key=key).first())
+            if stratum is None:
+                raise _exhausted(_active_list_or_error(trial), key)
+            names = {"n": slot_number, "key": key, "next": stratum.next_sequence}
+            if slot_number < stratum.next_sequence:
+                raise ValidationError({"slot_number": _(
+                    "Slot #%(n)s of stratum %(key)s is already used; the next one is "
+                    "#%(next)s.") % names})
+            if slot_number > stratum.next_sequence:
+                raise ValidationError({"slot_number": _(
+                    "Slot #%(n)s is not the next one in stratum %(key)s (#%(next)s): envelopes "
+                    "are opened in order.") % names})
+            last = (Allocation.objects.filter(slot__stratum=stratum)
+                    .order_by("-randomised_at").values_list("randomised_at", flat=True).first())
+            if last is not None and made_at < last:
+                raise ValidationError({"made_at": _(
+                    "The stratum's last allocation was made at %(at)s, after this time: the "
+                    "envelope's slot follows it, so it was opened later.") % {
+                    "at": f"{timezone.localtime(last):%Y-%m-%d %H:%M %Z}"}})
+            slot = _take_slot(trial, key)
+            allocation = _allocate(participant, trial, by, records=records,
+                                   alist=slot.allocation_list, slot=slot, stratum_key=key,
+                                   strata=strata, arm=slot.arm, kit=slot.kit_code or "",
+                                   at=made_at, audit_action="participant.randomised_emergency",
+                                   audit_note=note)
+            allocation.emergency_record = EmergencyAllocation.objects.create(
+                allocation=allocation, slot_number=slot_number, made_at=made_at,
+                made_by=made_by, reason=reason, recorded_by=by)
+            return allocation
+    except IntegrityError:
+        raise RandomisationError(_("%(id)s is already randomised.") % {"id": participant.study_id},
+                                 code="already_randomised")
+    except supply.SupplyError as exc:
+        if exc.code == "stock_out":
+            supply.alert_stock_out(exc)
+        raise RandomisationError(exc.messages[0], code=exc.code) from exc
+
+
+def next_envelope(participant: Participant) -> tuple[str, int] | None:
+    """The stratum key and the number of the next sealed envelope (slot) for ``participant``,
+    for the recording page; None when it cannot be told (strata not recorded, no list)."""
+    try:
+        key = stratum_key_of(participant_strata(participant))
+    except RandomisationError:
+        return None
+    stratum = Stratum.objects.filter(allocation_list__trial=participant.trial,
+                                     allocation_list__status=ListStatus.ACTIVE, key=key).first()
+    return (key, stratum.next_sequence) if stratum else None
 
 
 # ---------------------------------------------------------------------------- after the fact

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _, gettext_lazy, pgettext
 from django.views.decorators.http import require_POST
 
 from core.forms import attach_errors
-from patients.selectors import get_trial_and_participant_for
+from patients.selectors import get_participant_for, get_trial_and_participant_for
 from trials import policy
 from trials.policy import Perm
 from trials.selectors import get_trial_for
@@ -102,6 +102,7 @@ def allocation_detail(request, slug: str, study_id: str):
         "can_correct": policy.has_perm(request.user, Perm.RANDOMISE, trial, participant.site),
         "corrections": allocation.corrections.select_related("corrected_by"),
         "in_error": getattr(allocation, "in_error", None),
+        "emergency": getattr(allocation, "emergency", None),
         "can_record_error": policy.has_perm(request.user, Perm.RECORD_RANDOMISED_IN_ERROR, trial,
                                             participant.site),
     })
@@ -193,6 +194,56 @@ def record_randomised_in_error(request, slug: str, study_id: str):
 
 
 # ---------------------------------------------------------------- statistician only
+
+
+class EmergencyAllocationForm(forms.Form):
+    participant = forms.CharField(max_length=32, label=gettext_lazy("Participant (study ID)"))
+    slot_number = forms.IntegerField(min_value=1, max_value=1000000,
+                                     label=gettext_lazy("Envelope (slot number)"))
+    made_at = forms.DateTimeField(
+        label=gettext_lazy("Opened on (date and time, the trial's time zone)"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"])
+    made_by = forms.CharField(max_length=200, label=gettext_lazy("Opened by (name, role)"))
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}),
+                             label=gettext_lazy("Reason the envelope was used"))
+    password = forms.CharField(widget=forms.PasswordInput,
+                               label=gettext_lazy("Your password, again"))
+
+
+def emergency_allocations(request, slug: str):
+    """Record afterwards an allocation made from the sealed envelopes while the system was
+    down, and list those recorded. The unblinded statistician only: 404 for everyone else."""
+    trial = get_trial_for(request.user, slug)
+    if not policy.has_perm(request.user, Perm.RECORD_EMERGENCY_ALLOCATION, trial):
+        raise Http404("No such page.")
+    form = EmergencyAllocationForm(request.POST or None)
+    envelope = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            participant = get_participant_for(request.user, trial, data["participant"])
+        except Http404:
+            form.add_error("participant", _("No participant %(id)s in this trial.") % {
+                "id": data["participant"]})
+        else:
+            envelope = services.next_envelope(participant)
+            try:
+                services.record_emergency_allocation(
+                    participant, by=request.user, request=request,
+                    slot_number=data["slot_number"], made_at=data["made_at"],
+                    made_by=data["made_by"], reason=data["reason"], password=data["password"])
+            except ValidationError as exc:
+                attach_errors(form, exc)
+            else:
+                messages.warning(request, _(
+                    "Emergency allocation of %(id)s recorded (slot #%(n)s).") % {
+                    "id": participant.study_id, "n": data["slot_number"]})
+                return redirect("allocation_detail", slug, participant.study_id)
+    return render(request, "randomisation/emergency.html", {
+        "trial": trial, "form": form, "envelope": envelope,
+        "recorded": selectors.emergency_allocations_for(trial)},
+        status=400 if form.errors else 200)
 
 
 class GenerateForm(forms.Form):
