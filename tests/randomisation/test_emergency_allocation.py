@@ -157,3 +157,16 @@ def test_every_other_role_gets_404(ready, client, client_for, make_user):
         client.logout()
         client_for(user)
         assert client.get(reverse("emergency_allocations", args=[trial.slug])).status_code == 404
+
+
+def test_exports_flag_the_emergency_allocation(ready, make_user):
+    from reports.exports import export_csv
+
+    trial, coordinator, statistician, p = ready
+    _record(p, statistician)
+    other = factories.randomised(trial, by=coordinator)
+    lines = "".join(export_csv(make_user("sponsor", trial), trial, "eligibility",
+                               "wide")).splitlines()
+    column = lines[0].split(",").index("emergency_allocation")
+    rows = {line.split(",")[0]: line.split(",")[column] for line in lines[1:]}
+    assert rows == {p.study_id: "yes", other.study_id: ""}
