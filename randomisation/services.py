@@ -410,7 +410,7 @@ def check_allocations(alist: AllocationList) -> list[AllocationProblem]:
     problems: list[AllocationProblem] = []
     rows = (Allocation.objects.filter(allocation_list=alist)
             .select_related("participant", "arm", "slot__arm", "slot__stratum")
-            .order_by("randomised_at", "pk"))
+            .order_by("pk"))
     taken: dict[int, list[tuple[int, Allocation]]] = {}
     for a in rows:
         sid = a.participant.study_id
@@ -440,7 +440,7 @@ def check_allocations(alist: AllocationList) -> list[AllocationProblem]:
                    f"#{slot.sequence})")
         taken.setdefault(slot.stratum_id, []).append((slot.sequence, a))
     for stratum in alist.strata.all():
-        used = taken.get(stratum.pk, [])  # in time order
+        used = taken.get(stratum.pk, [])  # in the order written
         below_counter = set(range(1, stratum.next_sequence))
         for seq, a in used:
             if seq not in below_counter:

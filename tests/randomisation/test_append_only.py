@@ -122,18 +122,38 @@ def test_a_kit_code_and_a_stratum_changed_are_reported(kit_coded_ready):
 def test_slots_taken_out_of_order_or_a_slot_moved_are_reported(kit_coded_ready):
     trial, _statistician, _coordinator, participants = kit_coded_ready
     first, second, third = (Allocation.objects.get(participant=p) for p in participants)
+    slot_1, slot_2 = first.slot, second.slot
     spare = AllocationSlot.objects.get(stratum=third.slot.stratum, sequence=6)
     with factories.tampering("randomization_allocation"):
-        # The second participant dated before the first; the third moved to a later slot.
-        Allocation.objects.filter(pk=second.pk).update(
-            randomised_at=first.randomised_at - dt.timedelta(minutes=5))
-        Allocation.objects.filter(pk=third.pk).update(slot=spare)
+        # The first two participants' slots swapped (through a spare slot: each slot is one
+        # allocation's, each kit code one allocation's), with their arms and kits, so that
+        # only the order tells; the third
+        # moved to a slot beyond the counter.
+        Allocation.objects.filter(pk=first.pk).update(slot=spare, kit_code="SWAP01")
+        Allocation.objects.filter(pk=second.pk).update(slot=slot_1, arm=slot_1.arm,
+                                                       kit_code=slot_1.kit_code)
+        Allocation.objects.filter(pk=first.pk).update(slot=slot_2, arm=slot_2.arm,
+                                                      kit_code=slot_2.kit_code)
+        Allocation.objects.filter(pk=third.pk).update(slot=spare, arm=spare.arm,
+                                                      kit_code=spare.kit_code)
     problems = [str(p) for p in services.verify_list(_alist(trial)).problems]
-    assert any(p.startswith(participants[0].study_id) and "after slot #2" in p
+    assert any(p.startswith(participants[1].study_id) and "#1 after slot #2" in p
                for p in problems), problems
     assert any(p.startswith(participants[2].study_id) and "beyond the stratum's counter" in p
                for p in problems), problems
     assert any("#3 below the counter taken by no allocation" in p for p in problems), problems
+    assert len(problems) == 3, problems  # nothing else: arms and kits follow their slots
+
+
+def test_allocations_dated_out_of_order_are_not_tampering(kit_coded_ready):
+    """An emergency allocation, or the demo's past data, is dated earlier than the allocation
+    before it: the order is the order written, not the dates."""
+    trial, _statistician, _coordinator, participants = kit_coded_ready
+    first, second = (Allocation.objects.get(participant=p) for p in participants[:2])
+    with factories.tampering("randomization_allocation"):
+        Allocation.objects.filter(pk=second.pk).update(
+            randomised_at=first.randomised_at - dt.timedelta(days=5))
+    assert services.verify_list(_alist(trial)).ok
 
 
 def test_the_verification_page_names_the_tampered_allocation(kit_coded_ready, client,
