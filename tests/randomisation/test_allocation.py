@@ -236,8 +236,10 @@ def test_a_slot_missing_from_a_sealed_list_is_refused_with_nothing_written(remin
     p = factories.eligible_participant(trial, by=coordinator, tumour_grade="G1",
                                        l1_response="objective_response")
     stratum = Stratum.objects.get(key="grade=G1;l1_response=objective_response")
-    # Damage the stored list as only a hand in the database could (the models refuse it).
-    AllocationSlot.objects.filter(stratum=stratum, sequence=1)._raw_delete("default")
+    # Damage the stored list as only a hand in the database could (the models refuse it, and
+    # on PostgreSQL the table's trigger, until a superuser disables it).
+    with factories.tampering("randomization_allocationslot"):
+        AllocationSlot.objects.filter(stratum=stratum, sequence=1)._raw_delete("default")
     with pytest.raises(services.RandomisationError) as info:
         services.randomise(p, by=coordinator)
     assert info.value.code == "list_damaged"
