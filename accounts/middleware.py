@@ -15,6 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from core import outcome
 from trials.policy import requires_two_factor
 
 from . import services
@@ -117,15 +118,30 @@ class SecurityHeadersMiddleware:
 RETRY_AFTER_SECONDS = 30
 
 
-def database_unavailable(request) -> HttpResponse:
+def database_unavailable(request, outcome: str = "nothing_saved") -> HttpResponse:
     """A 503 made without the database or the session: a static template, no context
-    processors; JSON ``{"detail": ...}`` for the API."""
-    message = _("The database cannot be reached. Nothing was saved by this request; "
-                "please try again in a minute.")
-    if request.path.startswith("/api/"):
-        response = JsonResponse({"detail": message}, status=503)
+    processors; JSON ``{"detail": ...}`` for the API.
+
+    ``outcome`` says what became of the request's writes (``core.outcome``): "nothing_saved"
+    (the connection failed before any COMMIT: true only then), "unknown" (it failed while a
+    COMMIT was in flight) or "saved" (it failed after the COMMIT succeeded)."""
+    if outcome == "unknown":
+        message = _("The connection to the database was lost while this request's changes "
+                    "were being committed: whether they were saved is unknown. Reload the "
+                    "page to see what was saved (after a randomisation, the participant's page "
+                    "shows the allocation if it was made) before you try again.")
+    elif outcome == "saved":
+        message = _("The connection to the database was lost after this request's changes "
+                    "were saved. Reload the page to see them; do not enter them again.")
     else:
-        response = HttpResponse(render_to_string("503.html", {"message": message}), status=503)
+        message = _("The database cannot be reached. Nothing was saved by this request; "
+                    "please try again in a minute.")
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"detail": message, "outcome": outcome}, status=503)
+    else:
+        reload_url = request.path if outcome != "nothing_saved" else ""
+        response = HttpResponse(render_to_string("503.html", {
+            "message": message, "reload_url": reload_url}), status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
@@ -135,8 +151,10 @@ class DatabaseUnavailableMiddleware:
 
     The connection is opened before anything else needs it, so a database that cannot be
     reached is reported before the session, the user or a view is touched. A connection lost
-    during a view raises in the view: its transaction is rolled back by the server (nothing
-    half-written) and ``process_exception`` answers 503 as well.
+    during a view raises in the view and ``process_exception`` answers 503 as well, saying
+    what became of the request's writes (``core.outcome``): lost before COMMIT, the server
+    rolled the transaction back (nothing was saved); lost during COMMIT, the outcome is
+    unknown; lost after a COMMIT of ``atomic_commit``, the change was saved.
     """
 
     def __init__(self, get_response):
@@ -149,12 +167,20 @@ class DatabaseUnavailableMiddleware:
             except (OperationalError, InterfaceError) as exc:
                 logger.error("database unreachable: %s", exc)
                 return database_unavailable(request)
-        return self.get_response(request)
+        token = outcome.start_request()
+        try:
+            return self.get_response(request)
+        finally:
+            outcome.end_request(token)
 
     def process_exception(self, request, exception):
         if isinstance(exception, (OperationalError, InterfaceError)):
             logger.error("database connection lost during %s: %s", request.path, exception)
             connections["default"].close_if_unusable_or_obsolete()
+            if outcome.raised_by_commit(exception):
+                return database_unavailable(request, "unknown")
+            if outcome.committed_in_this_request():
+                return database_unavailable(request, "saved")
             return database_unavailable(request)
         return None
 

@@ -198,6 +198,9 @@ class RandomiseSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=255), required=False,
         help_text="The strata you confirm (factor → level); if the recorded data say "
                   "otherwise, nothing is allocated.")
+    key = serializers.CharField(
+        required=False, allow_blank=True, max_length=64,
+        help_text="This request's idempotency key, if not sent as the Idempotency-Key header.")
 
 
 class AllocationSerializer(serializers.Serializer):

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject, cached_property
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers as drf, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
@@ -343,21 +343,48 @@ class RandomisedInError(ParticipantView):
 
 
 class Randomise(ParticipantView):
-    """Randomise the participant (coordinator). Blinded roles get the kit, never the arm."""
+    """Randomise the participant (coordinator). Blinded roles get the kit, never the arm.
+
+    Idempotent with a key: send an ``Idempotency-Key`` header (or a ``key`` field; one
+    randomisation request, one key, e.g. a UUID). A retry with the same key by the same user
+    answers the allocation already made, with the same status and body (and the header
+    ``Idempotent-Replayed: true``); the same key for another participant, or another user's
+    key, is refused (409). A 503 whose ``outcome`` is ``unknown`` means the connection was lost
+    during the COMMIT: retry with the same key to learn the outcome, never without it."""
 
     perms = {"POST": Perm.RANDOMISE}
     serializer_class = s.RandomiseSerializer
 
-    @extend_schema(request=s.RandomiseSerializer, responses={201: s.AllocationSerializer})
+    @extend_schema(request=s.RandomiseSerializer, parameters=[OpenApiParameter(
+        "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+        description="One key per randomisation request (1 to 64 printable characters, e.g. a "
+                    "UUID): a retry with it answers the allocation already made.")],
+        responses={201: s.AllocationSerializer, 400: OpenApiTypes.OBJECT,
+                   409: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
     def post(self, request, *args, **kwargs):
         given = s.RandomiseSerializer(data=request.data)
         given.is_valid(raise_exception=True)
-        allocation = randomisation.randomise(self.participant, by=request.user,
-                                             confirmed_strata=given.validated_data.get("strata"))
+        header = request.headers.get("Idempotency-Key", "")
+        field = given.validated_data.get("key", "")
+        if header and field and header.strip() != field.strip():
+            raise drf.ValidationError({"key": [_(
+                "The Idempotency-Key header and the key field differ: send one key.")]})
+        try:
+            allocation = randomisation.randomise(
+                self.participant, by=request.user, key=header or field,
+                confirmed_strata=given.validated_data.get("strata"))
+        except randomisation.RandomisationError as exc:
+            if getattr(exc, "code", None) in randomisation.KEY_CONFLICTS:
+                return Response({"key": exc.messages}, status=status.HTTP_409_CONFLICT)
+            raise
+        replayed = allocation.replayed
         allocation = allocations.allocation_of(allocation.participant)
-        return Response(s.AllocationSerializer(
+        response = Response(s.AllocationSerializer(
             allocations.allocation_view(request.user, allocation)).data,
             status=status.HTTP_201_CREATED)
+        if replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
 
 
 class AllocationDetail(ParticipantView):

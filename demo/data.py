@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from crfs import monitoring, verification
 from crfs import screening as crf_screening, services as crfs
-from crfs.facts import RANDOMISATION
 from crfs.forms import visible
 from crfs.models import CRFRecord, CRFSignature, MonitoringVisit, SignatureMeaning
 from patients.models import (RANDOMISED_STATUSES, Participant, ScreeningLogEntry, Visit,
@@ -24,7 +23,6 @@ from patients.screening import non_inclusion_reasons, record_screening_log_entry
 from patients.services import record_consent, register_participant
 from patients.windows import as_date
 from randomisation import services as randomisation
-from randomisation.models import Allocation
 from reports.models import ReportRequest
 from reports.services import request_report
 from scheduling import services as scheduling
@@ -131,7 +129,7 @@ def populate(trial: Trial, *, coordinator, statistician, per_site: dict[str, int
             if randomised or site_index > 0:
                 confirm_eligibility(p, investigators)
             if randomised:
-                randomisation.randomise(p, by=coordinator)
+                randomisation.randomise(p, by=coordinator, at=days_ago_at(days_ago))
                 visit_history(p, by=coordinator, days_ago=days_ago,
                               stop_treatment=(i == STOPS_TREATMENT))
         done.append(f"{trial.slug} {site.code}: {wanted} participants")
@@ -181,19 +179,11 @@ def screening_showcase(trial: Trial, *, coordinator, data_manager) -> list[str]:
     return done
 
 
-def backdate_randomisation(participant, days: int, *, by) -> None:
-    """Demo and tests only: move a participant's randomisation ``days`` into the past and
-    recompute the schedule from it, so a fresh demo (or a test) has visits already overdue,
-    open now and done. In the product a randomisation is immutable and dated when it happens.
-    """
-    import datetime as dt
-
-
-    allocation = Allocation.objects.get(participant=participant)
-    Allocation.objects.filter(pk=allocation.pk).update(
-        randomised_at=allocation.randomised_at - dt.timedelta(days=days))
-    scheduling.reschedule_from(participant, RANDOMISATION, by=by,
-                               reason=f"demo data: randomised {days} days earlier")
+def days_ago_at(days: int):
+    """Demo and tests only: the instant ``days`` before now, to date a randomisation made for
+    past data (``randomise(..., at=...)``). In the product a randomisation is dated when it
+    happens, and an allocation is never rewritten (the database refuses it)."""
+    return timezone.now() - dt.timedelta(days=days)
 
 
 # Adverse events of the demo: NCI-CTCAE v4.03 terms (trials/reference/ctcae-4.03.csv), as the
@@ -257,7 +247,8 @@ def as_planned(crf: dict, on: dt.date) -> dict:
 
 
 def visit_history(participant, *, by, days_ago: int, stop_treatment: bool = False) -> None:
-    """Demo only: give a just-randomised participant ``days_ago`` days of history.
+    """Demo only: give a participant randomised ``days_ago`` days ago
+    (``randomise(..., at=days_ago_at(days_ago))``) their visits' history.
 
     Visits whose window closed more than two weeks ago are done, in their window (the fourth
     one late: a protocol deviation; the sixth one missed); visits closed more recently are left
@@ -270,8 +261,6 @@ def visit_history(participant, *, by, days_ago: int, stop_treatment: bool = Fals
     import datetime as dt
 
 
-    if days_ago:
-        backdate_randomisation(participant, days_ago, by=by)
     p = Participant.objects.select_related("site").get(pk=participant.pk)
     definition = p.definition
     crfs = {c["code"]: c for c in definition["crfs"]}
@@ -489,8 +478,7 @@ def outcome_showcase(trial: Trial, *, coordinator, per_site: int,
             p = record_consent(p, consent_date=p.screened_on, version="1.0", by=coordinator)
             save_crf(p, "eligibility", eligibility_answers(trial), by=coordinator, complete=True)
             confirm_eligibility(p, investigators)
-            randomisation.randomise(p, by=coordinator)
-            backdate_randomisation(p, days_ago, by=coordinator)
+            randomisation.randomise(p, by=coordinator, at=days_ago_at(days_ago))
             p.refresh_from_db()
             arm = arm_index.get(p.allocation.arm.code, 0) % len(DEMO_MEDIAN_PFS_MONTHS)
             randomised_on = timezone.localdate(p.allocation.randomised_at)

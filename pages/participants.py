@@ -78,6 +78,7 @@ def participant_detail(request, slug: str, study_id: str):
                          and screening.rescreening_allowed(participant)),
         "rescreen_form": RescreenForm(),
         "in_error": getattr(allocation, "in_error", None) if allocation else None,
+        "emergency": getattr(allocation, "emergency", None) if allocation else None,
         "allocation": allocation_view(user, allocation) if allocation else None,
         "can_screen": can_screen,
         "can_enter": policy.has_perm(user, Perm.ENTER_CRF, trial, site),

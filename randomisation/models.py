@@ -133,6 +133,9 @@ class Allocation(Immutable):
     randomised_at = models.DateTimeField()
     randomised_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
                                       related_name="+")
+    # The key the randomisation request carried (the form's hidden field, the API's
+    # ``Idempotency-Key``): a retry with it answers this allocation instead of a second one.
+    idempotency_key = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["trial", "randomised_at"]
@@ -140,10 +143,34 @@ class Allocation(Immutable):
         constraints = [
             models.UniqueConstraint(fields=["trial", "kit_code"], condition=~models.Q(kit_code=""),
                                     name="allocation_kit_code_in_trial"),
+            models.UniqueConstraint(fields=["trial", "idempotency_key"],
+                                    condition=~models.Q(idempotency_key=""),
+                                    name="allocation_idempotency_key_in_trial"),
         ]
 
     def __str__(self) -> str:
         return f"Allocation of {self.participant.study_id}"
+
+
+class EmergencyAllocation(Immutable):
+    """An allocation made at a site from the sealed envelopes while the system was down,
+    recorded afterwards. The envelopes are the active list printed one slot per envelope, so
+    the envelope opened is the stratum's next slot: recording it consumes that slot, and the
+    allocation beside this row carries the real time it was made (``made_at``)."""
+
+    allocation = models.OneToOneField(Allocation, on_delete=models.PROTECT,
+                                      related_name="emergency")
+    slot_number = models.PositiveIntegerField()
+    made_at = models.DateTimeField()
+    made_by = models.CharField(max_length=200,
+                               help_text=_("Who opened the envelope at the site."))
+    reason = models.TextField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                    related_name="+")
+
+    def __str__(self) -> str:
+        return f"Emergency allocation of {self.allocation.participant.study_id}"
 
 
 class StratumCorrection(Immutable):

@@ -15,7 +15,7 @@ from trials import policy
 from trials.models import Trial
 from trials.policy import Perm
 
-from .models import Allocation, AllocationList, Stratum
+from .models import Allocation, AllocationList, EmergencyAllocation, Stratum
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,10 @@ def allocation_view(user, allocation: Allocation) -> AllocationView:
 
 def allocation_of(participant) -> Allocation | None:
     try:
-        # ``in_error``: the randomised-in-error flag, if any, in the same query.
-        return Allocation.objects.select_related("arm", "trial", "randomised_by", "in_error").get(
-            participant=participant)
+        # ``in_error``, ``emergency``: the randomised-in-error flag and the emergency
+        # allocation's record, if any, in the same query.
+        return Allocation.objects.select_related("arm", "trial", "randomised_by", "in_error",
+                                                 "emergency").get(participant=participant)
     except Allocation.DoesNotExist:
         return None
 
@@ -60,6 +61,13 @@ def require_statistician(user, trial: Trial) -> None:
     everyone else gets 404, as if the page did not exist."""
     if not policy.has_perm(user, Perm.MANAGE_ALLOCATION, trial):
         raise Http404("No such page.")
+
+
+def emergency_allocations_for(trial: Trial):
+    """The emergency allocations recorded in ``trial``, newest first (statistician's page)."""
+    return (EmergencyAllocation.objects.filter(allocation__trial=trial)
+            .select_related("allocation__participant", "allocation__slot__stratum",
+                            "recorded_by").order_by("-recorded_at", "-pk"))
 
 
 def lists_for(trial: Trial):

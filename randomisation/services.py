@@ -23,7 +23,7 @@ from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _, ngettext
 
-from core import audit, limits, notify
+from core import audit, limits, notify, outcome
 from core.dates import shown_instant
 from core.reauth import password_confirmed
 from crfs import eligibility
@@ -41,7 +41,8 @@ from trials.models import Membership, Role, Trial
 from trials.policy import Perm
 
 from . import generator
-from .models import (Allocation, AllocationList, AllocationSlot, EmergencyUnblinding, ListStatus,
+from .models import (Allocation, AllocationList, AllocationSlot, EmergencyAllocation,
+                     EmergencyUnblinding, ListStatus,
                      Method, RandomisedInError, SafetyUnblinding, Stratum,
                      StratumCorrection)
 
@@ -370,18 +371,95 @@ def seal_and_activate(alist: AllocationList, *, by) -> AllocationList:
 
 
 @dataclass(frozen=True)
+class AllocationProblem:
+    """An allocation that disagrees with its list: the participant and what is wrong."""
+    study_id: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.study_id}: {self.problem}"
+
+
+@dataclass(frozen=True)
 class Verification:
     allocation_list: AllocationList
     stored: str
     computed: str
+    problems: tuple[AllocationProblem, ...] = ()
+
+    @property
+    def seal_ok(self) -> bool:
+        return bool(self.stored) and self.stored == self.computed
 
     @property
     def ok(self) -> bool:
-        return bool(self.stored) and self.stored == self.computed
+        return self.seal_ok and not self.problems
 
 
 def verify_list(alist: AllocationList) -> Verification:
-    return Verification(alist, alist.digest, compute_digest(alist))
+    """The list against its seal (the digest recomputed from the stored slots), and every
+    allocation made from it against its slot (``check_allocations``)."""
+    return Verification(alist, alist.digest, compute_digest(alist),
+                        tuple(check_allocations(alist)))
+
+
+def check_allocations(alist: AllocationList) -> list[AllocationProblem]:
+    """Every allocation of ``alist`` against the slot it took: the same arm, kit code (when the
+    slot carries one), stratum (the slot's, and the one its recorded strata give) and list;
+    and the order: in each stratum the slots taken are exactly 1, 2, 3… up to the counter,
+    each by one allocation, made in that order. Allocations by minimisation have no slot: only
+    their stratum key is checked. (Stored English: the report is the command's and the page's.)
+    """
+    problems: list[AllocationProblem] = []
+    rows = (Allocation.objects.filter(allocation_list=alist)
+            .select_related("participant", "arm", "slot__arm", "slot__stratum")
+            .order_by("pk"))
+    taken: dict[int, list[tuple[int, Allocation]]] = {}
+    for a in rows:
+        sid = a.participant.study_id
+
+        def report(problem: str) -> None:
+            problems.append(AllocationProblem(sid, problem))
+
+        if a.stratum_key != stratum_key_of(a.strata):
+            report(f"stratum {a.stratum_key} does not match the recorded strata "
+                   f"({stratum_key_of(a.strata)})")
+        slot = a.slot
+        if slot is None:
+            if alist.method != Method.MINIMISATION:
+                report("no slot, in a list of slots")
+            continue
+        if slot.allocation_list_id != alist.pk:
+            report(f"its slot belongs to another list (#{slot.allocation_list_id})")
+        if slot.arm_id != a.arm_id:
+            # Never the arms' codes here: the page shows it to the statistician only, but the
+            # command's output may travel.
+            report(f"arm differs from slot {slot.stratum.key} #{slot.sequence}")
+        if slot.kit_code and slot.kit_code != a.kit_code:
+            report(f"kit code {a.kit_code or '(none)'} differs from slot {slot.stratum.key} "
+                   f"#{slot.sequence} ({slot.kit_code})")
+        if slot.stratum.key != a.stratum_key:
+            report(f"stratum {a.stratum_key} differs from its slot's ({slot.stratum.key} "
+                   f"#{slot.sequence})")
+        taken.setdefault(slot.stratum_id, []).append((slot.sequence, a))
+    for stratum in alist.strata.all():
+        used = taken.get(stratum.pk, [])  # in the order written
+        below_counter = set(range(1, stratum.next_sequence))
+        for seq, a in used:
+            if seq not in below_counter:
+                problems.append(AllocationProblem(a.participant.study_id, (
+                    f"took slot {stratum.key} #{seq}, beyond the stratum's counter (next slot "
+                    f"#{stratum.next_sequence})")))
+        missing = sorted(below_counter - {seq for seq, _a in used})
+        if missing:
+            problems.append(AllocationProblem("-", (
+                f"stratum {stratum.key}: slot(s) {', '.join(f'#{n}' for n in missing)} below "
+                f"the counter taken by no allocation")))
+        for (seq, a), (before, _b) in zip(used[1:], used[:-1]):
+            if seq < before:
+                problems.append(AllocationProblem(a.participant.study_id, (
+                    f"took slot {stratum.key} #{seq} after slot #{before} was taken")))
+    return problems
 
 
 def active_list(trial: Trial) -> AllocationList | None:
@@ -447,20 +525,59 @@ def check_can_randomise(participant: Participant, record=None) -> eligibility.El
     return result
 
 
-def randomise(participant: Participant, *, by, confirmed_strata: dict[str, str] | None = None
-              ) -> Allocation:
+KEY_MAX_LENGTH = 64
+KEY_CONFLICTS = ("key_other_user", "key_other_participant")
+
+
+def clean_key(key) -> str:
+    """A randomisation request's key, stripped; ``RandomisationError`` (field ``key``) when it
+    is not 1 to 64 printable ASCII characters without spaces (a UUID fits)."""
+    key = (key or "").strip() if isinstance(key, str) else key
+    if key in ("", None):
+        return ""
+    if (not isinstance(key, str) or len(key) > KEY_MAX_LENGTH
+            or not all(33 <= ord(c) <= 126 for c in key)):
+        error = RandomisationError({"key": [_(
+            "The randomisation key must be 1 to %(n)s printable characters without spaces "
+            "(a UUID, for example).") % {"n": KEY_MAX_LENGTH}]})
+        error.code = "bad_key"
+        raise error
+    return key
+
+
+def randomise(participant: Participant, *, by, confirmed_strata: dict[str, str] | None = None,
+              key: str = "", at=None) -> Allocation:
     """Allocate ``participant``. Raises ``RandomisationError`` (nothing written) when it cannot.
 
     ``confirmed_strata`` are the values shown to the coordinator for confirmation: if the
     recorded data changed since, the randomisation is refused rather than made on other strata.
+
+    ``key``: the request's idempotency key (the form's hidden field, the API's
+    ``Idempotency-Key``), stored with the allocation, unique in the trial. A retry with the
+    same key by the same user answers the allocation already made (``allocation.replayed`` is
+    then True), nothing new is written; the key of another user, or the same key for another
+    participant, is refused (codes ``key_other_user``, ``key_other_participant``).
+
+    The transaction is committed by ``core.outcome.atomic_commit``: a connection lost during
+    the COMMIT raises ``CommitOutcomeUnknown`` (the answer then says the outcome is unknown,
+    and a retry with the key tells).
+
+    ``at``: the time the allocation is dated, now unless given; only the demo's past data
+    (and tests) give one: the pages and the API never do.
     """
     trial = participant.trial
     _require(by, Perm.RANDOMISE, trial, participant.site)
+    key = clean_key(key)
     try:
-        with transaction.atomic():
-            return _randomise(participant, trial, by, confirmed_strata)
+        return outcome.atomic_commit(_randomise, participant, trial, by, confirmed_strata, key,
+                                     at)
     except IntegrityError:
-        # The one-allocation-per-participant constraint: another request won the race.
+        # The one-allocation-per-participant constraint, or the key's: another request won
+        # the race. If it was this one's retry, answer what it made.
+        if key:
+            previous = _previous_with_key(trial, key)
+            if previous is not None:
+                return _replay(previous, participant, by)
         raise RandomisationError(_("%(id)s is already randomised.") % {"id": participant.study_id},
                                  code="already_randomised")
     except RandomisationError as exc:
@@ -474,11 +591,39 @@ def randomise(participant: Participant, *, by, confirmed_strata: dict[str, str] 
         raise RandomisationError(exc.messages[0], code=exc.code) from exc
 
 
-def _randomise(participant: Participant, trial: Trial, by, confirmed_strata) -> Allocation:
+def _previous_with_key(trial: Trial, key: str) -> Allocation | None:
+    return (Allocation.objects.select_related("participant", "arm")
+            .filter(trial=trial, idempotency_key=key).first())
+
+
+def _replay(previous: Allocation, participant: Participant, by) -> Allocation:
+    """The allocation ``previous`` made with this request's key, if it is this user's and this
+    participant's; refused otherwise, naming nobody else."""
+    if previous.randomised_by_id != by.pk:
+        raise RandomisationError(_(
+            "This randomisation key was used by another user: reload the participant's page "
+            "and randomise from there (each page carries its own key)."), code="key_other_user")
+    if previous.participant_id != participant.pk:
+        raise RandomisationError(_(
+            "This randomisation key was already used to randomise another participant: a key "
+            "stands for one randomisation request. Reload the participant's page and randomise "
+            "from there."), code="key_other_participant")
+    previous.replayed = True
+    return previous
+
+
+def _randomise(participant: Participant, trial: Trial, by, confirmed_strata, key: str,
+               at=None) -> Allocation:
     # Lock the participant's row and re-read what decides whether they may be randomised, so
     # two clicks on "randomise" serialise here.
     participant.refresh_from_db(fields=["status", "consent_date"],
                                 from_queryset=Participant.objects.select_for_update())
+    if key:
+        # Read under the participant's lock: a retry that waited for the first request's
+        # commit finds its allocation here.
+        previous = _previous_with_key(trial, key)
+        if previous is not None:
+            return _replay(previous, participant, by)
     refuse_change(participant)  # no randomisation in a frozen or locked casebook, site, trial
     records = fact_records(participant, also={eligibility.ELIGIBILITY_CRF})
     # A participant has one eligibility record at most (``one_crf_outside_visits``).
@@ -489,24 +634,36 @@ def _randomise(participant: Participant, trial: Trial, by, confirmed_strata) -> 
         raise RandomisationError(
             _("The stratification data changed since it was shown; check it and confirm again."),
             code="strata_changed")
-    key = stratum_key_of(strata)
+    stratum_key = stratum_key_of(strata)
     method = trial.definition["randomisation"]["method"]
     if method == Method.MINIMISATION:
         alist = _active_list_or_error(trial)
         arm, kit = _minimise(alist, trial, strata)
         slot = None
     else:
-        slot = _take_slot(trial, key)
+        slot = _take_slot(trial, stratum_key)
         alist, arm, kit = slot.allocation_list, slot.arm, slot.kit_code or ""
+    return _allocate(participant, trial, by, records=records, alist=alist, slot=slot,
+                     stratum_key=stratum_key, strata=strata, arm=arm, kit=kit,
+                     at=at or timezone.now(), key=key)
+
+
+def _allocate(participant: Participant, trial: Trial, by, *, records, alist, slot,
+              stratum_key: str, strata: dict, arm, kit: str, at, key: str = "",
+              audit_action: str = "participant.randomised", audit_note: str = "") -> Allocation:
+    """Write the allocation and what follows from it (visits, first kit, status, audit entry),
+    inside the caller's transaction. The allocation row is inserted once, complete: the table
+    refuses any UPDATE (PostgreSQL trigger), so the schedule and the first kit are computed
+    from the unsaved allocation first."""
     kits = supply.settings_of(trial)
     if kits is not None:
         # Whatever arm was drawn, the same check of every arm: a refusal (which rolls the draw
         # back) says nothing of this participant's arm.
         _check_stock(participant)
-    allocation = Allocation.objects.create(
+    allocation = Allocation(
         participant=participant, trial=trial, allocation_list=alist, slot=slot,
-        stratum_key=key, strata=strata, arm=arm, kit_code=kit, randomised_at=timezone.now(),
-        randomised_by=by)
+        stratum_key=stratum_key, strata=strata, arm=arm, kit_code=kit, randomised_at=at,
+        randomised_by=by, idempotency_key=key)
     visits = create_schedule(allocation, records)  # sets ``schedule_planned_through``
     if kits is not None:
         # The kit for the first dispensing visit, from the site's stock of the arm; shown with
@@ -514,17 +671,17 @@ def _randomise(participant: Participant, trial: Trial, by, confirmed_strata) -> 
         first = min((v for v in visits if v.code in kits["dispensing"]["visits"]),
                     key=lambda v: v.target_date, default=None)
         if first is not None:
-            kit = supply.assign(participant, first, arm, by=by, at=allocation.randomised_at,
-                                first=True).kit.number
-            Allocation.objects.filter(pk=allocation.pk).update(kit_code=kit)
+            kit = supply.assign(participant, first, arm, by=by, at=at, first=True).kit.number
             allocation.kit_code = kit
+    allocation.save()
     participant_status.mark_randomised(participant, by=by)
     participant.save(update_fields=["status", "schedule_planned_through"])
     # Audit-log text: English on purpose (see the module docstring).
-    audit.record("participant.randomised",
-                 f"{participant.study_id} randomised in stratum {key}"
-                 + (f", kit {kit}" if kit else "") + ".",
+    audit.record(audit_action,
+                 f"{participant.study_id} randomised in stratum {stratum_key}"
+                 + (f", kit {kit}" if kit else "") + "." + audit_note,
                  actor=by, trial=trial, obj=allocation, participant=participant)
+    allocation.replayed = False
     return allocation
 
 
@@ -684,6 +841,117 @@ def _minimise(alist: AllocationList, trial: Trial, strata: dict[str, str]):
         kit = generator.kit_codes(f"{alist.seed}:{n + 1}", 1, kit_length,
                                   taken=_taken_kits(trial))[0]
     return arms[code], kit
+
+
+# ---------------------------------------------------------------------------- emergency
+
+
+def record_emergency_allocation(participant: Participant, *, slot_number, made_at, made_by: str,
+                                reason: str, password: str, by, request=None) -> Allocation:
+    """Record afterwards an allocation a site made from the sealed envelopes while the system
+    was down. The envelopes are the active list printed one slot per envelope, stratum by
+    stratum, so the envelope opened is the stratum's next slot: ``slot_number`` must be it
+    (refused if used, or not the next one). The allocation is dated ``made_at`` (the real
+    time, not in the future, not before consent, not before the stratum's last allocation),
+    consumes the slot as a randomisation does (schedule, first kit, status), is audited, and
+    carries an ``EmergencyAllocation`` row (who opened the envelope, the reason, who recorded
+    it). The participant must be randomisable as for ``randomise`` (consent, eligibility and
+    its confirmation recorded first). The unblinded statistician records it, with the password
+    typed again."""
+    trial = participant.trial
+    _require(by, Perm.RECORD_EMERGENCY_ALLOCATION, trial)
+    errors: dict[str, list[str]] = {}
+    made_by, reason = (made_by or "").strip(), (reason or "").strip()
+    if not made_by:
+        errors["made_by"] = [_("Say who opened the envelope at the site.")]
+    elif len(made_by) > 200:
+        errors["made_by"] = [_("At most 200 characters.")]
+    if not reason:
+        errors["reason"] = [_("Give the reason the sealed envelope was used.")]
+    try:
+        slot_number = int(slot_number)
+        if slot_number < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors["slot_number"] = [_("Give the envelope's slot number (a whole number from 1).")]
+    now = timezone.now()
+    if made_at is None:
+        errors["made_at"] = [_("Give the date and time the envelope was opened.")]
+    elif made_at > now:
+        errors["made_at"] = [_("The time the envelope was opened cannot be in the future.")]
+    elif participant.consent_date and timezone.localdate(made_at) < participant.consent_date:
+        errors["made_at"] = [_("The envelope cannot have been opened before the participant's "
+                               "consent (%(date)s).") % {"date": participant.consent_date}]
+    if trial.definition["randomisation"]["method"] == Method.MINIMISATION:
+        errors.setdefault("slot_number", []).append(_(
+            "This trial allocates by minimisation: there is no list of sealed envelopes."))
+    if errors:
+        raise ValidationError(errors)
+    if not password_confirmed(request, by, password):
+        raise ValidationError({"password": _("The password is not correct.")})
+    note = (f" Emergency allocation from the sealed envelope of slot #{slot_number}, opened "
+            f"{made_at.isoformat()} by {made_by} while the system was down, recorded afterwards "
+            f"by {by.get_username()}. Reason: {reason}")
+    try:
+        with transaction.atomic():
+            participant.refresh_from_db(fields=["status", "consent_date"],
+                                        from_queryset=Participant.objects.select_for_update())
+            records = fact_records(participant, also={eligibility.ELIGIBILITY_CRF})
+            record = next((r for r in records if r.crf_code == eligibility.ELIGIBILITY_CRF),
+                          None)
+            check_can_randomise(participant, record)
+            strata = participant_strata(participant, record)
+            key = stratum_key_of(strata)
+            stratum = (Stratum.objects.select_for_update(of=("self",))
+                       .filter(allocation_list__trial=trial,
+                               allocation_list__status=ListStatus.ACTIVE, key=key).first())
+            if stratum is None:
+                raise _exhausted(_active_list_or_error(trial), key)
+            names = {"n": slot_number, "key": key, "next": stratum.next_sequence}
+            if slot_number < stratum.next_sequence:
+                raise ValidationError({"slot_number": _(
+                    "Slot #%(n)s of stratum %(key)s is already used; the next one is "
+                    "#%(next)s.") % names})
+            if slot_number > stratum.next_sequence:
+                raise ValidationError({"slot_number": _(
+                    "Slot #%(n)s is not the next one in stratum %(key)s (#%(next)s): envelopes "
+                    "are opened in order.") % names})
+            last = (Allocation.objects.filter(slot__stratum=stratum)
+                    .order_by("-randomised_at").values_list("randomised_at", flat=True).first())
+            if last is not None and made_at < last:
+                raise ValidationError({"made_at": _(
+                    "The stratum's last allocation was made at %(at)s, after this time: the "
+                    "envelope's slot follows it, so it was opened later.") % {
+                    "at": f"{timezone.localtime(last):%Y-%m-%d %H:%M %Z}"}})
+            slot = _take_slot(trial, key)
+            allocation = _allocate(participant, trial, by, records=records,
+                                   alist=slot.allocation_list, slot=slot, stratum_key=key,
+                                   strata=strata, arm=slot.arm, kit=slot.kit_code or "",
+                                   at=made_at, audit_action="participant.randomised_emergency",
+                                   audit_note=note)
+            allocation.emergency_record = EmergencyAllocation.objects.create(
+                allocation=allocation, slot_number=slot_number, made_at=made_at,
+                made_by=made_by, reason=reason, recorded_by=by)
+            return allocation
+    except IntegrityError:
+        raise RandomisationError(_("%(id)s is already randomised.") % {"id": participant.study_id},
+                                 code="already_randomised")
+    except supply.SupplyError as exc:
+        if exc.code == "stock_out":
+            supply.alert_stock_out(exc)
+        raise RandomisationError(exc.messages[0], code=exc.code) from exc
+
+
+def next_envelope(participant: Participant) -> tuple[str, int] | None:
+    """The stratum key and the number of the next sealed envelope (slot) for ``participant``,
+    for the recording page; None when it cannot be told (strata not recorded, no list)."""
+    try:
+        key = stratum_key_of(participant_strata(participant))
+    except RandomisationError:
+        return None
+    stratum = Stratum.objects.filter(allocation_list__trial=participant.trial,
+                                     allocation_list__status=ListStatus.ACTIVE, key=key).first()
+    return (key, stratum.next_sequence) if stratum else None
 
 
 # ---------------------------------------------------------------------------- after the fact

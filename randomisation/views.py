@@ -1,3 +1,5 @@
+import uuid
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -10,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from core import limits
 from core.forms import DateInput, LimitedText, attach_errors
-from patients.selectors import get_trial_and_participant_for
+from patients.selectors import get_participant_for, get_trial_and_participant_for
 from trials import policy
 from trials.policy import Perm
 from trials.selectors import get_trial_for
@@ -50,17 +52,23 @@ def _strata_labels(trial, strata: dict[str, str]) -> list[tuple[str, str]]:
 
 
 def randomise(request, slug: str, study_id: str):
-    """Confirm the strata, then randomise. GET shows what will be used; POST commits."""
+    """Confirm the strata, then randomise. GET shows what will be used, with a fresh key for
+    this request; POST commits. A POST repeated with the same key (a retry after a lost
+    answer) is answered as the first one was: the participant's allocation, with the kit."""
     trial, participant = _participant(request, slug, study_id, Perm.RANDOMISE)
-    if participant.is_randomised:
+    key = request.POST.get("key", "") if request.method == "POST" else ""
+    if participant.is_randomised and not key:
         return redirect("allocation_detail", slug, study_id)
     if request.method == "POST":
         confirmed = {k[len("stratum_"):]: v for k, v in request.POST.items()
                      if k.startswith("stratum_")}
         try:
-            services.randomise(participant, by=request.user, confirmed_strata=confirmed)
+            services.randomise(participant, by=request.user, confirmed_strata=confirmed,
+                               key=key)
         except ValidationError as exc:
-            return _randomise_page(request, trial, participant, exc.messages, status=400)
+            return _randomise_page(request, trial, participant, exc.messages,
+                                   status=409 if getattr(exc, "code", None)
+                                   in services.KEY_CONFLICTS else 400)
         messages.success(request, _("Participant randomised."))
         return redirect("allocation_detail", slug, study_id)
     try:
@@ -78,6 +86,7 @@ def _randomise_page(request, trial, participant, problem, *, strata=None, status
     return render(request, "randomisation/randomise.html", {
         "trial": trial, "participant": participant, "strata": strata,
         "strata_labels": _strata_labels(trial, strata) if strata else [],
+        "key": uuid.uuid4().hex if strata else "",
         "problem": problem}, status=status)
 
 
@@ -94,6 +103,7 @@ def allocation_detail(request, slug: str, study_id: str):
         "can_correct": policy.has_perm(request.user, Perm.RANDOMISE, trial, participant.site),
         "corrections": allocation.corrections.select_related("corrected_by"),
         "in_error": getattr(allocation, "in_error", None),
+        "emergency": getattr(allocation, "emergency", None),
         "can_record_error": policy.has_perm(request.user, Perm.RECORD_RANDOMISED_IN_ERROR, trial,
                                             participant.site),
     })
@@ -185,6 +195,56 @@ def record_randomised_in_error(request, slug: str, study_id: str):
 # ---------------------------------------------------------------- statistician only
 
 
+class EmergencyAllocationForm(forms.Form):
+    participant = forms.CharField(max_length=32, label=gettext_lazy("Participant (study ID)"))
+    slot_number = forms.IntegerField(min_value=1, max_value=1000000,
+                                     label=gettext_lazy("Envelope (slot number)"))
+    made_at = forms.DateTimeField(
+        label=gettext_lazy("Opened on (date and time, the trial's time zone)"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"])
+    made_by = forms.CharField(max_length=200, label=gettext_lazy("Opened by (name, role)"))
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}),
+                             label=gettext_lazy("Reason the envelope was used"))
+    password = forms.CharField(widget=forms.PasswordInput,
+                               label=gettext_lazy("Your password, again"))
+
+
+def emergency_allocations(request, slug: str):
+    """Record afterwards an allocation made from the sealed envelopes while the system was
+    down, and list those recorded. The unblinded statistician only: 404 for everyone else."""
+    trial = get_trial_for(request.user, slug)
+    if not policy.has_perm(request.user, Perm.RECORD_EMERGENCY_ALLOCATION, trial):
+        raise Http404("No such page.")
+    form = EmergencyAllocationForm(request.POST or None)
+    envelope = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            participant = get_participant_for(request.user, trial, data["participant"])
+        except Http404:
+            form.add_error("participant", _("No participant %(id)s in this trial.") % {
+                "id": data["participant"]})
+        else:
+            envelope = services.next_envelope(participant)
+            try:
+                services.record_emergency_allocation(
+                    participant, by=request.user, request=request,
+                    slot_number=data["slot_number"], made_at=data["made_at"],
+                    made_by=data["made_by"], reason=data["reason"], password=data["password"])
+            except ValidationError as exc:
+                attach_errors(form, exc)
+            else:
+                messages.warning(request, _(
+                    "Emergency allocation of %(id)s recorded (slot #%(n)s).") % {
+                    "id": participant.study_id, "n": data["slot_number"]})
+                return redirect("allocation_detail", slug, participant.study_id)
+    return render(request, "randomisation/emergency.html", {
+        "trial": trial, "form": form, "envelope": envelope,
+        "recorded": selectors.emergency_allocations_for(trial)},
+        status=400 if form.errors else 200)
+
+
 class GenerateForm(forms.Form):
     seed = forms.CharField(required=False, max_length=128, label=gettext_lazy("Seed"),
                            help_text=gettext_lazy("Leave empty for a fresh random seed; it is "
@@ -235,7 +295,7 @@ def allocation_lists(request, slug: str):
                         "n": alist.number, "d": alist.digest})
                 else:
                     result = services.verify_list(alist)
-                    if result.ok:
+                    if result.seal_ok:
                         messages.success(request, _("List #%(n)s matches its seal %(d)s.") % {
                             "n": alist.number, "d": result.stored})
                     else:
@@ -244,6 +304,16 @@ def allocation_lists(request, slug: str):
                             "n": alist.number,
                             "s": result.stored or pgettext("no stored seal", "none"),
                             "c": result.computed})
+                    if result.problems:
+                        # The problems are the command's English text (study IDs, slots).
+                        messages.error(request, _(
+                            "Allocations that do not match their slots in list #%(n)s: "
+                            "%(problems)s") % {"n": alist.number, "problems": "; ".join(
+                                str(p) for p in result.problems)})
+                    elif result.seal_ok:
+                        messages.success(request, _(
+                            "Every allocation of list #%(n)s matches its slot.") % {
+                            "n": alist.number})
                 return redirect("allocation_lists", slug)
             else:
                 messages.error(request, _("Unknown action."))

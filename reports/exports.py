@@ -246,17 +246,24 @@ def _rows(user, trial: Trial, crf_code: str) -> tuple[list[str], Iterator[tuple]
     arm = _arm_columns(user, trial)
     lookups = (["participant__study_id", "participant__site__code", "visit__code",
                 "visit__occurrence", "visit__done_on"] + [lookup for _, lookup in arm]
-               + ["randomised_in_error", "crf_code", "pk", "status", "protocol_version__label", "updated_at", "data"])
+               + ["randomised_in_error", "emergency_allocation", "crf_code", "pk", "status",
+                  "protocol_version__label", "updated_at", "data"])
     qs = (scoped_records(user, trial).filter(crf_code=crf_code)
           # "yes" for a participant recorded as randomised in error: kept in the arm
-          # allocated (intention to treat), flagged.
-          .annotate(randomised_in_error=Case(
-              When(participant__allocation__in_error__isnull=False, then=Value("yes")),
-              default=Value(""), output_field=CharField()))
+          # allocated (intention to treat), flagged; "yes" for an allocation made from the
+          # sealed envelopes while the system was down, recorded afterwards.
+          .annotate(
+              randomised_in_error=Case(
+                  When(participant__allocation__in_error__isnull=False, then=Value("yes")),
+                  default=Value(""), output_field=CharField()),
+              emergency_allocation=Case(
+                  When(participant__allocation__emergency__isnull=False, then=Value("yes")),
+                  default=Value(""), output_field=CharField()))
           .order_by("participant__study_id", F("visit__target_date").asc(nulls_first=True),
                     "visit__occurrence", "pk")
           .values_list(*lookups))
-    header = META + [name for name, _ in arm] + ["randomised_in_error"] + RECORD_META
+    header = (META + [name for name, _ in arm] + ["randomised_in_error", "emergency_allocation"]
+              + RECORD_META)
     return header, qs.iterator(chunk_size=CHUNK_SIZE)
 
 

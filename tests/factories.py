@@ -152,16 +152,14 @@ def randomised(trial: Trial, site: Site | None = None, *, by, days_ago: int = 0,
     from patients.models import Participant
     from patients.services import record_consent
     from randomisation.services import randomise
-    from demo.data import backdate_randomisation
+    from demo.data import days_ago_at
 
     p = participant(trial, site, by=by,
                     screened_on=timezone.localdate() - dt.timedelta(days=days_ago + 7))
     p = record_consent(p, consent_date=p.screened_on, version="1.0", by=by)
     save_crf(p, "eligibility", eligibility_answers(trial, **answers), by=by, complete=True)
     confirm_eligibility(p)
-    randomise(p, by=by)
-    if days_ago:
-        backdate_randomisation(p, days_ago, by=by)
+    randomise(p, by=by, at=days_ago_at(days_ago) if days_ago else None)
     return Participant.objects.get(pk=p.pk)
 
 
@@ -212,3 +210,32 @@ def verify_session(client, device) -> None:
     request.user = device.user
     otp_login(request, device)
     request.session.save()
+
+
+class tampering:
+    """``with factories.tampering("randomization_allocation"):`` what only a hand in the
+    database could do: on PostgreSQL the append-only triggers of ``tables`` are disabled (the
+    test connects as a superuser) and enabled again on the way out; on SQLite there are none."""
+
+    def __init__(self, *tables: str):
+        self.tables = tables
+
+    def _set(self, state: str) -> None:
+        from django.db import connection
+
+        if connection.vendor != "postgresql":
+            return
+        with connection.cursor() as cursor:
+            # ALTER TABLE is refused while deferred foreign-key checks are pending.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            for table in self.tables:
+                cursor.execute(f"ALTER TABLE {table} {state} TRIGGER ctms_append_only")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+    def __enter__(self):
+        self._set("DISABLE")
+        return self
+
+    def __exit__(self, *exc):
+        self._set("ENABLE")
+        return False

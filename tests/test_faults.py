@@ -2,7 +2,8 @@
 
 - PostgreSQL unreachable: a clear 503 page (and a JSON 503 for the API) with Retry-After, made
   without the database or the session; a connection lost in the middle of a service leaves
-  nothing half-written.
+  nothing half-written, and one lost during or after a COMMIT is not reported as "nothing was
+  saved" (the randomisation's cases: ``tests/randomisation/test_commit_faults.py``).
 - Redis unreachable: every page still works; mail is sent from the web process instead; the
   reminder job's work waits in the database for the next run.
 (A worker killed mid-task: ``bench/fault_worker_kill.py``, run against real services.)
@@ -66,58 +67,6 @@ def test_postgresql_unreachable_gives_a_clear_503_page_and_api_error():
     assert api["status"] == 503 and api["type"] == "application/json" and api["retry"] == "30"
     assert "database cannot be reached" in json.loads(api["body"])["detail"]
     assert answers["get /health/"]["status"] == 503
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_a_connection_lost_mid_randomisation_leaves_nothing_half_written(
-        reminet_ready, client, client_for, monkeypatch):
-    """The backend is terminated (pg_terminate_backend, from another connection) between the
-    randomisation's writes: after the slot is taken and the allocation written, before the
-    schedule, the status and the audit entry. They are one transaction: the page answers 503
-    and the database holds no allocation, no used slot, no visit, no audit entry of it."""
-    import psycopg
-
-    from patients.models import Participant, Status, Visit
-    from randomisation import services
-    from randomisation.models import Allocation, Stratum
-    from core.models import AuditEvent
-
-    trial, coordinator = reminet_ready
-    participant = factories.eligible_participant(trial, by=coordinator, tumour_grade="G2",
-                                                 l1_response="stable_disease")
-    client_for(coordinator)
-    counters_before = list(Stratum.objects.order_by("pk").values())
-    real_schedule = services.create_schedule
-    s = connection.settings_dict
-    dsn = f"host={s['HOST'] or '127.0.0.1'} port={s['PORT'] or 5432} dbname={s['NAME']} " \
-          f"user={s['USER']}" + (f" password={s['PASSWORD']}" if s["PASSWORD"] else "")
-
-    def lose_the_connection(allocation, records=None):
-        # Written, not committed: seen by this transaction only.
-        assert Allocation.objects.filter(pk=allocation.pk).exists()
-        pid = connection.connection.info.backend_pid
-        with psycopg.connect(dsn, autocommit=True) as other:
-            other.execute("SELECT pg_terminate_backend(%s)", [pid])
-        return real_schedule(allocation, records)
-
-    monkeypatch.setattr(services, "create_schedule", lose_the_connection)
-    response = client.post(reverse("randomise", args=[trial.slug, participant.study_id]),
-                           {"stratum_grade": "G2", "stratum_l1_response": "stable_disease"})
-    assert response.status_code == 503
-    assert "The database cannot be reached" in response.content.decode()
-    connection.close()  # the test's own connection was the one terminated
-    assert not Allocation.objects.exists()
-    assert list(Stratum.objects.order_by("pk").values()) == counters_before  # no slot taken
-    assert not Visit.objects.filter(participant=participant).exists()
-    assert Participant.objects.get(pk=participant.pk).status != Status.RANDOMISED
-    assert not AuditEvent.objects.filter(action="participant.randomised").exists()
-    # And the same randomisation succeeds once the database is back.
-    monkeypatch.setattr(services, "create_schedule", real_schedule)
-    response = client.post(reverse("randomise", args=[trial.slug, participant.study_id]),
-                           {"stratum_grade": "G2", "stratum_l1_response": "stable_disease"})
-    assert response.status_code == 302
-    assert Allocation.objects.get().participant == participant
 
 
 @pytest.fixture

@@ -66,6 +66,8 @@ NEW_MODELS: set[tuple[str, str]] = {
     ("supply", "resupplyrequest"), ("supply", "excursion"),
     # Issue 20: source data verification.
     ("crfs", "sourceverification"), ("crfs", "monitoringvisit"), ("crfs", "historicalmonitoringvisit"),
+    # Issue 22: emergency allocations recorded afterwards.
+    ("randomization", "emergencyallocation"),
 }
 # ============================================================================================
 

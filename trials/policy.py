@@ -49,6 +49,9 @@ class Perm(str, Enum):
     RECEIVE_SUPPLY = "receive_supply"        # confirm receipts, report excursions, returns
     MANAGE_SUPPLY = "manage_supply"          # ship, resupply, quarantine decisions; arms of kits
     VIEW_CLOSED_REPORTS = "view_closed_reports"  # comparisons between arms before the lock
+    # Record afterwards an allocation a site made from the sealed envelopes while the system
+    # was down (the unblinded statistician: the slot's arm is theirs to see).
+    RECORD_EMERGENCY_ALLOCATION = "record_emergency_allocation"
 
     def __str__(self) -> str:
         return self.value
@@ -89,7 +92,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.STATISTICIAN: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.VIEW_REPORTS, Perm.EXPORT_DATA,
         Perm.MANAGE_ALLOCATION, Perm.VIEW_ARMS, Perm.VIEW_AUDIT, Perm.VIEW_SCREENING_LOG,
-        Perm.VIEW_SUPPLY, Perm.VIEW_CLOSED_REPORTS,
+        Perm.VIEW_SUPPLY, Perm.VIEW_CLOSED_REPORTS, Perm.RECORD_EMERGENCY_ALLOCATION,
     }),
     # Unblinded to kits (which arm each kit number holds), not to participants: no clinical
     # data, no participant list; the accountability log names participants by study ID only.
@@ -253,7 +256,8 @@ def site_filter(user, trial: Trial, perm: Perm = Perm.VIEW_PARTICIPANTS, *,
 # Permissions whose misuse would break the trial (a forged signature, an arm revealed, a list
 # replaced): a user holding any of them, in any trial, must log in with a second factor.
 TWO_FACTOR_PERMS = frozenset({Perm.SIGN_CRF, Perm.EMERGENCY_UNBLIND, Perm.MANAGE_ALLOCATION,
-                              Perm.SAFETY_UNBLIND, Perm.MANAGE_SUPPLY, Perm.VIEW_CLOSED_REPORTS})
+                              Perm.SAFETY_UNBLIND, Perm.MANAGE_SUPPLY, Perm.VIEW_CLOSED_REPORTS,
+                              Perm.RECORD_EMERGENCY_ALLOCATION})
 
 
 def requires_two_factor(user) -> bool:

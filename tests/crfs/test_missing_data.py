@@ -360,7 +360,7 @@ def test_a_hidden_answer_loses_its_code_as_it_loses_its_value():
     definition = {"code": "x", "label": "X", "fields": [
         {"code": "smoker", "label": "Smoker", "type": "yesno"},
         {"code": "packs", "label": "Packs", "type": "decimal", "required": True,
-         "show_if": {"field": "smoker", "equals": True},
+         "show_if": "smoker = yes",
          "missing": {"codes": ["UNK"], "reason": "required"}}]}
     data = QueryDict(mutable=True)
     data.update({"smoker": "false", "packs__code": "UNK", "packs__reason": "x" * 600})

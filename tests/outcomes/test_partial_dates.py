@@ -6,6 +6,7 @@ import copy
 import datetime as dt
 
 from django.utils import timezone
+from django.utils.translation import get_language
 
 from outcomes.analysis import outcomes_for
 from outcomes.endpoints import derive_endpoints
@@ -20,7 +21,8 @@ def with_partial_death_date(trial, impute: str | None) -> None:
     death = next(c for c in definition["crfs"] if c["code"] == "death")
     field = next(f for f in death["fields"] if f["code"] == "death_date")
     field["partial"] = {"precision": "month", **({"impute": impute} if impute else {})}
-    trial_models._DEFINITIONS[trial.current_version_id] = definition
+    for language in (get_language(), None):  # as read by pages, and for rows
+        trial_models._DEFINITIONS[(trial.current_version_id, language)] = definition
 
 
 def test_a_death_known_to_the_month_is_dated_by_the_protocols_rule_only(

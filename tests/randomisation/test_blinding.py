@@ -265,3 +265,39 @@ def test_wrong_password_on_unblinding_reveals_nothing(randomised, make_user, cli
     assert response.status_code == 400
     assert "The password is not correct." in response.content.decode()
     assert_no_arm(trial, response.content.decode(), "unblinding error")
+
+
+@pytest.mark.parametrize("role", BLINDED_ROLES)
+def test_an_emergency_allocation_shows_no_arm_to_a_blinded_role(reminet_ready, statistician,
+                                                               make_user, client, client_for,
+                                                               role):
+    """An allocation from the sealed envelopes, recorded afterwards by the statistician: its
+    participant's pages, certificate, API answer and audit entry name no arm, and the
+    recording page is 404 to every blinded role."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from tests.conftest import PASSWORD
+
+    trial, coordinator = reminet_ready
+    participant = factories.eligible_participant(trial, by=coordinator)
+    services.record_emergency_allocation(
+        participant, by=statistician, slot_number=1, made_by="Dr Night",
+        made_at=timezone.now() - dt.timedelta(hours=1), reason="network down",
+        password=PASSWORD)
+    site = participant.site if role in ("investigator", "coordinator") else None
+    client_for(make_user(role, trial, site))
+    args = [trial.slug, participant.study_id]
+    for name in ("participant_detail", "allocation_detail", "allocation_certificate",
+                 "api_allocation"):
+        response = client.get(reverse(name, args=args))
+        assert response.status_code == 200, (name, response.status_code)
+        assert_no_arm(trial, response.content.decode("latin-1"), f"{name} for {role}")
+    page = client.get(reverse("allocation_detail", args=args)).content.decode()
+    assert "emergency allocation (recorded afterwards)" in page
+    assert client.get(reverse("emergency_allocations", args=[trial.slug])).status_code == 404
+    for name in ("audit_log", "api_audit_log"):
+        response = client.get(reverse(name, args=[trial.slug]))
+        if response.status_code == 200:
+            assert_no_arm(trial, response.content.decode(), f"{name} for {role}")

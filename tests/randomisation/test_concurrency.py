@@ -108,3 +108,43 @@ def test_two_clicks_for_one_participant_allocate_once(protocols, make_user):
     assert sorted(outcomes) == ["already_randomised", "ok"]
     assert Allocation.objects.count() == 1
     assert list(Allocation.objects.values_list("slot__sequence", flat=True)) == [1]
+
+
+def test_retries_with_one_key_at_once_allocate_once_and_all_answer_it(protocols, make_user):
+    """A request and its retries arriving together (the first one's answer lost): the first
+    allocates, the others wait for its commit on the participant's lock and answer the same
+    allocation. Two participants sent one key at once: one is allocated, the other refused."""
+    reminet = protocols["reminet"]
+    statistician = make_user("statistician", reminet)
+    coordinator = make_user("coordinator", reminet)
+    factories.sealed_list(reminet, by=statistician, slots_per_stratum=10)
+    p = factories.eligible_participant(reminet, by=coordinator)
+    q = factories.eligible_participant(reminet, by=coordinator)
+    attempts = [p, p, p, q]
+    barrier = threading.Barrier(len(attempts))
+    answers: list[tuple[str, object]] = []
+
+    def send(participant):
+        try:
+            connection.ensure_connection()
+            barrier.wait(timeout=30)
+            allocation = services.randomise(participant, by=coordinator, key="same-key")
+            answers.append((participant.study_id, allocation.pk))
+        except services.RandomisationError as exc:
+            answers.append((participant.study_id, exc.code))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(a,)) for a in attempts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    allocation = Allocation.objects.get()
+    if allocation.participant == p:
+        expected = sorted([(p.study_id, allocation.pk)] * 3 + [(q.study_id,
+                                                                 "key_other_participant")])
+    else:  # q's request came first: p's three are refused
+        expected = sorted([(q.study_id, allocation.pk)] + [(p.study_id,
+                                                             "key_other_participant")] * 3)
+    assert sorted(answers, key=str) == sorted(expected, key=str)

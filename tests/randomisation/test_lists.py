@@ -9,6 +9,7 @@ from django.core.management.base import CommandError
 from core.models import AuditEvent
 from randomisation import generator, services
 from randomisation.models import AllocationList, AllocationSlot, ListStatus
+from tests import factories
 
 
 @pytest.fixture
@@ -94,8 +95,10 @@ def test_tampering_with_a_sealed_list_is_detected(reminet, statistician):
         by=statistician)
     slot = alist.slots.order_by("pk").first()
     other_arm = reminet.arms.exclude(pk=slot.arm_id).first()
-    # Only raw SQL could do this; the ORM refuses (slots are immutable).
-    AllocationSlot.objects.filter(pk=slot.pk).update(arm=other_arm)
+    # Only a hand in the database could do this: the ORM refuses (slots are immutable), and
+    # on PostgreSQL so does the table's trigger, until a superuser disables it.
+    with factories.tampering("randomization_allocationslot"):
+        AllocationSlot.objects.filter(pk=slot.pk).update(arm=other_arm)
     assert not services.verify_list(alist).ok
     with pytest.raises(CommandError, match="do not match"):
         call_command("verify_allocation_list", reminet.slug)

@@ -142,7 +142,7 @@ def test_the_shipped_files_use_the_language(rectal):
 def surgery_check(rectal: dict, **check) -> tuple[dict, str]:
     bad = copy.deepcopy(rectal)
     i = crf_index(bad, "surgery")
-    bad["crfs"][i]["checks"][0] = {"code": "c", "message": "m", **check}
+    bad["crfs"][i]["checks"][0] = {"code": "c", "message": {"en": "m", "fr": "m"}, **check}
     return bad, f"crfs[{i}].checks[0]"
 
 
