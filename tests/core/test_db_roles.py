@@ -112,7 +112,8 @@ def test_the_runtime_role_cannot_truncate_alter_or_disable_the_audit_log_trigger
 
 def test_history_tables_are_insert_only_and_clinical_rows_are_never_deleted(runtime):
     for table in ("patients_historicalparticipant", "outcomes_historicalcrfrecord",
-                  "supply_kitevent"):
+                  "supply_kitevent", "randomization_allocation",
+                  "randomization_allocationslot"):
         _refused(runtime, f"UPDATE {table} SET id = id")
         _refused(runtime, f"DELETE FROM {table}")
     _refused(runtime, "DELETE FROM patients_participant")
