@@ -28,7 +28,8 @@ class Page(HTMLParser):
         if tag == "input" and a.get("name") == "csrfmiddlewaretoken" and self._form:
             self._form["csrf"] = a.get("type") == "hidden" and bool(a.get("value"))
         if tag == "script":
-            self._script_has_src = "src" in a
+            # A JSON data block (Django's json_script) is never run: not code for the CSP.
+            self._script_has_src = "src" in a or a.get("type") == "application/json"
         for name in a:
             if name == "style" or name.startswith("on"):
                 self.inline.append(f"<{tag} {name}=…>")

@@ -25,7 +25,7 @@ EXPECTED = {
                 P.VIEW_SCREENING_LOG, P.VIEW_SAFETY, P.VIEW_SUPPLY},
     "statistician": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.VIEW_REPORTS, P.EXPORT_DATA,
                      P.MANAGE_ALLOCATION, P.VIEW_ARMS, P.VIEW_AUDIT, P.VIEW_SCREENING_LOG,
-                     P.VIEW_SUPPLY, P.VIEW_CLOSED_REPORTS},
+                     P.VIEW_SUPPLY, P.VIEW_CLOSED_REPORTS, P.RECORD_EMERGENCY_ALLOCATION},
     # The clinical research associate of their sites: SDV, queries, kit reconciliation.
     "monitor": {P.VIEW_TRIAL, P.VIEW_PARTICIPANTS, P.RAISE_QUERY, P.VERIFY_SOURCE,
                 P.VIEW_REPORTS, P.VIEW_SCREENING_LOG, P.VIEW_SAFETY, P.VIEW_SUPPLY},
