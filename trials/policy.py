@@ -48,6 +48,7 @@ class Perm(str, Enum):
     RECEIVE_SUPPLY = "receive_supply"        # confirm receipts, report excursions, returns
     MANAGE_SUPPLY = "manage_supply"          # ship, resupply, quarantine decisions; arms of kits
     VIEW_CLOSED_REPORTS = "view_closed_reports"  # comparisons between arms before the lock
+    GO_LIVE = "go_live"                      # end the trial's test mode (irreversible)
 
     def __str__(self) -> str:
         return self.value
@@ -71,7 +72,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.DATA_MANAGER: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.RAISE_QUERY, Perm.LOCK_CRF,
         Perm.VIEW_REPORTS, Perm.EXPORT_DATA, Perm.VIEW_AUDIT, Perm.VIEW_SCREENING_LOG,
-        Perm.RECORD_RANDOMISED_IN_ERROR, Perm.VIEW_SAFETY, Perm.VIEW_SUPPLY,
+        Perm.RECORD_RANDOMISED_IN_ERROR, Perm.VIEW_SAFETY, Perm.VIEW_SUPPLY, Perm.GO_LIVE,
     }),
     # The sponsor's study staff (monitors have their own role) follow the sites' kit
     # accountability.
@@ -88,7 +89,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.STATISTICIAN: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.VIEW_REPORTS, Perm.EXPORT_DATA,
         Perm.MANAGE_ALLOCATION, Perm.VIEW_ARMS, Perm.VIEW_AUDIT, Perm.VIEW_SCREENING_LOG,
-        Perm.VIEW_SUPPLY, Perm.VIEW_CLOSED_REPORTS,
+        Perm.VIEW_SUPPLY, Perm.VIEW_CLOSED_REPORTS, Perm.GO_LIVE,
     }),
     # Unblinded to kits (which arm each kit number holds), not to participants: no clinical
     # data, no participant list; the accountability log names participants by study ID only.

@@ -250,10 +250,10 @@ def test_a_slot_missing_from_a_sealed_list_is_refused_with_nothing_written(remin
 
 def test_a_randomisation_runs_a_fixed_number_of_statements(reminet_ready):
     """Whatever the participant, on either database: the participant locked, its CRFs, its
-    eligibility record and signatures (the investigator's confirmation), the stratum locked,
-    its slot, the stratum's counter, the allocation, the visits and their history rows (one
-    statement each), the participant's status and its history row, the audit entry: thirteen
-    statements, and the two that begin and end its transaction. In a trial with kits, six
+    eligibility record and signatures (the investigator's confirmation), the trial's mode (test
+    or live), the stratum locked, its slot, the stratum's counter, the allocation, the visits
+    and their history rows (one statement each), the participant's status and its history row,
+    the audit entry: fourteen statements, and the two that begin and end its transaction. In a trial with kits, six
     more: the site's stock of every arm, the first kit locked, its state, its assignment and
     its event, and the allocation's kit code."""
     from django.db import connection
@@ -273,7 +273,7 @@ def test_a_randomisation_runs_a_fixed_number_of_statements(reminet_ready):
         with CaptureQueriesContext(connection) as queries:
             services.randomise(p, by=coordinator)
         counts.append(len(queries))
-    assert counts == [21, 21], [q["sql"][:80] for q in queries]
+    assert counts == [22, 22], [q["sql"][:80] for q in queries]
 
 
 def test_a_randomisation_leaves_history_rows_naming_who_and_why(reminet_ready):
