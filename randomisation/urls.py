@@ -12,6 +12,7 @@ urlpatterns = [
     path(P + "allocation/randomised-in-error/", views.record_randomised_in_error,
          name="record_randomised_in_error"),
     path("trials/<slug:slug>/allocation-lists/", views.allocation_lists, name="allocation_lists"),
+    path("trials/<slug:slug>/go-live/", views.go_live, name="trial_go_live"),
     path("trials/<slug:slug>/kit-lists/", views.kit_lists, name="kit_lists"),
     path("trials/<slug:slug>/allocation-lists/balance/", views.balance, name="allocation_balance"),
 ]
