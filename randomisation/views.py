@@ -186,7 +186,9 @@ def record_randomised_in_error(request, slug: str, study_id: str):
 
 
 def _purpose_field():
-    return forms.ChoiceField(choices=Purpose.choices, label=gettext_lazy("Purpose"),
+    # Not given (an older form, a script): the trial's current mode's (``services._purpose``).
+    return forms.ChoiceField(choices=Purpose.choices, required=False,
+                             label=gettext_lazy("Purpose"),
                              help_text=gettext_lazy("A test list serves the trial only while it "
                                                     "is in test mode, a live list only once it "
                                                     "is live."))

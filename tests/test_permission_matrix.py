@@ -170,6 +170,9 @@ MATRIX: dict[tuple[str, str], str] = {
     ("monitoring_report_pdf", "GET"): "403/403/404 403/403/404 400/400/404 400/400/404 400/400/404 403/403/404 400/400/404 400 302",
     ("monitoring_report_pdf", "POST"): "405 405 405 405 405 405 405 405 302",
     # Perm.MANAGE_ALLOCATION: the statistician (and superusers). An empty POST is read as a GET.
+    # Going live (ending test mode): the data manager and the statistician (Perm.GO_LIVE).
+    ("trial_go_live", "GET"): "403/403/404 403/403/404 200/200/404 403/403/404 200/200/404 403/403/404 403/403/404 200 302",
+    ("trial_go_live", "POST"): "403/403/404 403/403/404 200/200/404 403/403/404 200/200/404 403/403/404 403/403/404 200 302",
     ("unblind_trial", "GET"): "403/403/404 403/403/404 403/403/404 403/403/404 200/200/404 403/403/404 403/403/404 200 302",
     ("unblind_trial", "POST"): "403/403/404 403/403/404 403/403/404 403/403/404 200/200/404 403/403/404 403/403/404 200 302",
     # Two-factor pages, for oneself: no trial involved. Roles that must use two factors
