@@ -255,3 +255,19 @@ def test_registration_marks_by_the_trials_mode_in_the_database(in_test_mode, sta
     assert stale.is_test_mode
     assert not factories.participant(stale, by=coordinator).test
     assert Participant.objects.filter(test=True).count() == 0
+
+
+def test_the_lists_page_generates_a_list_of_the_purpose_chosen(in_test_mode, statistician,
+                                                               client_for):
+    trial, _coordinator = in_test_mode
+    client = client_for(statistician)
+    url = reverse("allocation_lists", args=[trial.slug])
+    client.post(url, {"action": "generate", "purpose": "live", "seed": "a",
+                      "slots_per_stratum": 4})
+    client.post(url, {"action": "generate", "purpose": "test", "seed": "b",
+                      "slots_per_stratum": 4})
+    assert list(AllocationList.objects.filter(trial=trial).order_by("number")
+                .values_list("purpose", flat=True)) == ["live", "test"]
+    response = client.post(url, {"action": "generate", "purpose": "uat", "seed": "c",
+                                 "slots_per_stratum": 4})
+    assert response.status_code == 200 and AllocationList.objects.count() == 2
