@@ -87,22 +87,28 @@ def confirm_eligibility(participant, investigators: dict[int, tuple]) -> None:
 
 
 def populate(trial: Trial, *, coordinator, statistician, per_site: dict[str, int],
-             investigators: dict[int, tuple]) -> list[str]:
+             investigators: dict[int, tuple], statistician_password: str) -> list[str]:
     """Give ``trial`` a sealed allocation list and participants at every stage at each site:
     ``per_site["randomised"]`` randomised, ``["ready"]`` consented and eligible (waiting for a
     coordinator to randomise), ``["screened"]`` only screened. Eligibility is confirmed by the
     site's investigator (``investigators``: site id → (user, password)) before randomisation;
     the first site's ready participants are left awaiting that confirmation, the other sites'
-    are confirmed. Safe to run again: it only tops up.
+    are confirmed. The demo shows a trial in use: it goes live (through the product's own
+    step, with the statistician's password) before anyone is registered. Safe to run again: it
+    only tops up.
     """
     import datetime as dt
 
 
     done = []
-    if randomisation.active_list(trial) is None:
-        alist = randomisation.generate_list(trial, by=statistician, seed=f"demo-{trial.slug}")
+    if randomisation.active_list(trial, "live") is None:
+        alist = randomisation.generate_list(trial, by=statistician, seed=f"demo-{trial.slug}",
+                                            purpose="live")
         randomisation.seal_and_activate(alist, by=statistician)
         done.append(f"{trial.slug}: allocation list #{alist.number} sealed")
+    if trial.is_test_mode:
+        trial = randomisation.go_live(trial, by=statistician, password=statistician_password)
+        done.append(f"{trial.slug}: live")
     factors = trial.definition.get("stratification_factors", [])
     today = timezone.localdate()
     for site_index, site in enumerate(trial.sites.filter(active=True).order_by("code")):

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _, gettext_lazy, ngettext
 
 from crfs.derivations import CLAVIEN_DINDO_ORDER, NO_COMPLICATION, worst_ctcae_grade
 from crfs.models import CRFRecord
+from patients.models import counted
 from randomisation.models import Allocation
 from trials import policy
 from trials.models import Trial
@@ -221,7 +222,8 @@ def outcomes_for(user, trial: Trial) -> OutcomesView:
         section.methods = section.methods + imputation_methods(derived[endpoint["code"]])
         sections.append(section)
         analyses[endpoint["code"]] = analysis
-    arm_of = dict(Allocation.objects.filter(trial=trial, participant__site__in=sites)
+    arm_of = dict(Allocation.objects.filter(counted("participant__"), trial=trial,
+                                            participant__site__in=sites)
                   .values_list("participant_id", "arm__code"))
     safety = _safety_tables(trial, arm_of, arms)
     closed = not arm_level and not policy.is_blinded_for(user, trial)

@@ -41,7 +41,7 @@ from django.utils import timezone
 
 from crfs.models import CRFRecord, CRFStatus
 from crfs.sources import endpoint_event_sources, hits, impute_rule
-from patients.models import Visit, VisitStatus
+from patients.models import Visit, VisitStatus, counted
 from patients.windows import as_date
 from randomisation.models import Allocation
 from trials.models import Site, Trial
@@ -95,9 +95,12 @@ def derive_endpoints(trial: Trial, *, sites: QuerySet[Site] | None = None,
     """Every randomised participant's value of each endpoint (``codes``: only those), in study
     ID order; ``sites`` restricts to participants of those sites (the reader's scope)."""
     endpoints = [e for e in endpoint_definitions(trial) if codes is None or e["code"] in codes]
-    allocations = Allocation.objects.filter(trial=trial)
-    records = CRFRecord.objects.filter(participant__trial=trial, status__in=ANALYSED_STATUSES)
-    visits = Visit.objects.filter(participant__trial=trial, status=VisitStatus.DONE)
+    # Test participants (registered in test mode) are analysed nowhere: ``counted``.
+    allocations = Allocation.objects.filter(counted("participant__"), trial=trial)
+    records = CRFRecord.objects.filter(counted("participant__"), participant__trial=trial,
+                                       status__in=ANALYSED_STATUSES)
+    visits = Visit.objects.filter(counted("participant__"), participant__trial=trial,
+                                  status=VisitStatus.DONE)
     if sites is not None:
         allocations = allocations.filter(participant__site__in=sites)
         records = records.filter(participant__site__in=sites)

@@ -26,6 +26,7 @@ def trial_detail(request, slug: str):
         "trial": trial, "overview": overview,
         "version": trial.versions.only("label", "number").get(pk=trial.current_version_id),
         "can_manage_allocation": can_manage_allocation,
+        "can_go_live": policy.has_perm(request.user, policy.Perm.GO_LIVE, trial),
         "dispenses_kits": settings_of(trial) is not None,
         "can_view_reports": can_view_reports,
         "can_export": policy.has_perm(request.user, policy.Perm.EXPORT_DATA, trial),

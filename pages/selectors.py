@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q
 
-from patients.models import RANDOMISED_STATUSES, Participant
+from patients.models import RANDOMISED_STATUSES, Participant, counted
 from patients.selectors import VisitCounts, visit_counts
 from safety.selectors import counts as sae_counts
 from trials import locks, policy
@@ -68,7 +68,8 @@ def trial_overview(user, trial: Trial) -> TrialOverview:
     visible = set(policy.sites_for(user, trial).values_list("pk", flat=True))
     counts = {
         row["site"]: row
-        for row in Participant.objects.filter(trial=trial, site__in=visible)
+        # Enrolment counts only participants who count (never test ones: ``counted``).
+        for row in Participant.objects.filter(counted(), trial=trial, site__in=visible)
         .values("site")
         .annotate(screened=Count("pk"),
                   randomised=Count("pk", filter=Q(status__in=RANDOMISED_STATUSES)))
@@ -84,5 +85,6 @@ def trial_overview(user, trial: Trial) -> TrialOverview:
     # The arms as the protocol states them, in the reader's language (the Arm rows keep the
     # protocol's first language).
     arms = None if policy.is_blinded_for(user, trial) else trial.definition.get("arms", [])
-    total = Participant.objects.filter(trial=trial, status__in=RANDOMISED_STATUSES).count()
+    total = Participant.objects.filter(counted(), trial=trial,
+                                       status__in=RANDOMISED_STATUSES).count()
     return TrialOverview(trial, rows, arms, total, trial.target_enrolment)

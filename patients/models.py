@@ -27,6 +27,13 @@ RANDOMISED_STATUSES = [Status.RANDOMISED, Status.ON_TREATMENT, Status.FOLLOW_UP,
                        Status.WITHDRAWN, Status.DEAD, Status.COMPLETED]
 
 
+def counted(path: str = "") -> models.Q:
+    """The rows that count in reports, analyses and exports: those of participants not
+    registered in test mode. ``path`` leads to the participant (``"participant__"`` from a
+    CRF record, ``""`` from a participant). Every report's base queryset filters on it."""
+    return models.Q(**{f"{path}test": False})
+
+
 class Participant(Lockable):
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="participants")
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="participants")
@@ -46,6 +53,9 @@ class Participant(Lockable):
         null=True, blank=True, db_index=True,
         help_text=_("Visits are created up to this date; later ones by the daily job as it "
                     "comes nearer. Empty when the whole schedule exists."))
+    # Registered while the trial ran in test mode (user acceptance): randomised from a test
+    # list only, and left out of every report, analysis and export (``counted``).
+    test = models.BooleanField(default=False, editable=False)
     history = HistoricalRecords(excluded_fields=["schedule_planned_through"])
 
     class Meta:

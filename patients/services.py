@@ -43,7 +43,11 @@ def register_participant(
     # Lock the site row so that two coordinators of one site never draw the same number.
     Site.objects.select_for_update().get(pk=site.pk)
     number = Participant.objects.filter(site=site).count() + 1
+    # The trial's mode read now, not from the caller's copy: a participant registered before
+    # the trial went live is a test participant.
+    in_test_mode = Trial.objects.filter(pk=trial.pk, live_since__isnull=True).exists()
     return Participant.objects.create(
+        test=in_test_mode,
         trial=trial,
         site=site,
         study_id=f"{site.code}-{number:04d}",

@@ -24,6 +24,12 @@ class ListStatus(models.TextChoices):
     RETIRED = "retired", _("Retired")
 
 
+class Purpose(models.TextChoices):
+    """A test list serves a trial in test mode only, a live list a live trial only."""
+    TEST = "test", _("Test (user acceptance)")
+    LIVE = "live", _("Live")
+
+
 class Method(models.TextChoices):
     PERMUTED_BLOCKS = "permuted_blocks", _("Stratified permuted blocks")
     MINIMISATION = "minimisation", _("Minimisation (Pocock–Simon)")
@@ -40,6 +46,7 @@ class AllocationList(models.Model):
     seed = models.CharField(max_length=128, blank=True)
     parameters = models.JSONField(default=dict)
     status = models.CharField(max_length=10, choices=ListStatus.choices, default=ListStatus.DRAFT)
+    purpose = models.CharField(max_length=4, choices=Purpose.choices, default=Purpose.LIVE)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
                                    related_name="+")
@@ -54,8 +61,9 @@ class AllocationList(models.Model):
         ordering = ["trial", "-number"]
         constraints = [
             models.UniqueConstraint(fields=["trial", "number"], name="allocation_list_number"),
-            models.UniqueConstraint(fields=["trial"], condition=models.Q(status="active"),
-                                    name="one_active_list_per_trial"),
+            models.UniqueConstraint(fields=["trial", "purpose"],
+                                    condition=models.Q(status="active"),
+                                    name="one_active_list_per_trial_and_purpose"),
         ]
 
     def __str__(self) -> str:

@@ -43,7 +43,7 @@ from trials.policy import Perm
 from . import generator
 from .models import (Allocation, AllocationList, AllocationSlot, EmergencyAllocation,
                      EmergencyUnblinding, ListStatus,
-                     Method, RandomisedInError, SafetyUnblinding, Stratum,
+                     Method, Purpose, RandomisedInError, SafetyUnblinding, Stratum,
                      StratumCorrection)
 
 
@@ -140,12 +140,33 @@ def _kit_length(trial: Trial) -> int | None:
     return trial.definition["randomisation"].get("kit_code_length")
 
 
+def mode_purpose(trial: Trial) -> str:
+    """The purpose of the lists ``trial`` randomises from now: test until it goes live."""
+    return Purpose.TEST if trial.is_test_mode else Purpose.LIVE
+
+
+def _purpose(trial: Trial, purpose: str | None) -> str:
+    """``purpose`` checked (the trial's current mode's when None)."""
+    if purpose in (None, ""):
+        return mode_purpose(trial)
+    if purpose not in Purpose.values:
+        raise ValidationError({"purpose": _("Purpose %(purpose)s is not one of: %(choices)s.") % {
+            "purpose": repr(purpose), "choices": ", ".join(Purpose.values)}})
+    if purpose == Purpose.TEST and not trial.is_test_mode:
+        raise ValidationError({"purpose": _("The trial is live: a test list can no longer be "
+                                            "made or used.")})
+    return purpose
+
+
 @transaction.atomic
 def generate_list(trial: Trial, *, by, seed: str | None = None,
-                  slots_per_stratum: int | None = None) -> AllocationList:
+                  slots_per_stratum: int | None = None,
+                  purpose: str | None = None) -> AllocationList:
     """A draft list from ``seed`` (a fresh one from ``secrets`` if none): same seed and
-    parameters give the same list, byte for byte."""
+    parameters give the same list, byte for byte. ``purpose``: ``test`` or ``live`` (the
+    trial's current mode's when None)."""
     _require(by, Perm.MANAGE_ALLOCATION, trial)
+    purpose = _purpose(trial, purpose)
     rnd = trial.definition["randomisation"]
     seed = (seed or "").strip() or generator.new_seed()
     arms = list(trial.arms.all())
@@ -157,7 +178,7 @@ def generate_list(trial: Trial, *, by, seed: str | None = None,
                   "protocol_version": trial.current_version.number}
     alist = AllocationList(trial=trial, protocol_version=trial.current_version,
                            number=_next_number(trial), method=method, source="generated",
-                           seed=seed, created_by=by)
+                           seed=seed, created_by=by, purpose=purpose)
     if method == Method.MINIMISATION:
         parameters["minimisation"] = rnd["minimisation"]
         alist.parameters = parameters
@@ -186,7 +207,7 @@ def generate_list(trial: Trial, *, by, seed: str | None = None,
         ])
     # Audit-log messages stay in English (see the module docstring).
     audit.record("allocation_list.generated",
-                 f"Allocation list #{alist.number} generated as a draft "
+                 f"Allocation list #{alist.number} ({purpose}) generated as a draft "
                  f"({len(keys)} strata, {total} slots).",
                  actor=by, trial=trial, obj=alist)
     return alist
@@ -209,7 +230,8 @@ class ListImportError(ValidationError):
 
 
 @transaction.atomic
-def import_list(trial: Trial, content: bytes | str, *, by, note: str = "") -> AllocationList:
+def import_list(trial: Trial, content: bytes | str, *, by, note: str = "",
+                purpose: str | None = None) -> AllocationList:
     """A draft list from a CSV allocation table with columns stratum, sequence, arm, kit_code.
 
     Every row is checked: known stratum and arm, sequences 1, 2, 3… without gap or repeat in
@@ -218,6 +240,7 @@ def import_list(trial: Trial, content: bytes | str, *, by, note: str = "") -> Al
     """
     limits.NOTE.check(note, field="note")
     _require(by, Perm.MANAGE_ALLOCATION, trial)
+    purpose = _purpose(trial, purpose)
     if trial.definition["randomisation"]["method"] != Method.PERMUTED_BLOCKS:
         raise ListImportError([(0, _("This trial allocates by minimisation: there is no list "
                                      "to import."))])
@@ -299,6 +322,7 @@ def import_list(trial: Trial, content: bytes | str, *, by, note: str = "") -> Al
     alist = AllocationList.objects.create(
         trial=trial, protocol_version=trial.current_version, number=_next_number(trial),
         method=Method.PERMUTED_BLOCKS, source="imported", created_by=by, note=note,
+        purpose=purpose,
         parameters={"method": "permuted_blocks", "imported_rows": len(rows),
                     "factors": stratification(trial)})
     strata = {key: Stratum.objects.create(allocation_list=alist, key=key,
@@ -310,7 +334,8 @@ def import_list(trial: Trial, content: bytes | str, *, by, note: str = "") -> Al
         for _n, stratum, sequence, arm, kit in sorted(rows, key=lambda r: (r[1], r[2]))
     ])
     audit.record("allocation_list.imported",
-                 f"Allocation list #{alist.number} imported as a draft ({len(rows)} rows).",
+                 f"Allocation list #{alist.number} ({purpose}) imported as a draft "
+                 f"({len(rows)} rows).",
                  actor=by, trial=trial, obj=alist)
     return alist
 
@@ -326,8 +351,13 @@ def canonical_rows(alist: AllocationList):
 
 
 def canonical_header(alist: AllocationList) -> dict:
-    return {"trial": alist.trial.slug, "list": alist.number, "method": alist.method,
-            "source": alist.source, "seed": alist.seed, "parameters": alist.parameters}
+    header = {"trial": alist.trial.slug, "list": alist.number, "method": alist.method,
+              "source": alist.source, "seed": alist.seed, "parameters": alist.parameters}
+    # A test list's purpose is sealed with it (a live list's header is as it always was, so
+    # lists sealed before test mode existed verify as before): changing it breaks the seal.
+    if alist.purpose != Purpose.LIVE:
+        header["purpose"] = alist.purpose
+    return header
 
 
 def compute_digest(alist: AllocationList) -> str:
@@ -352,9 +382,13 @@ def seal_and_activate(alist: AllocationList, *, by) -> AllocationList:
     if alist.protocol_version_id != alist.trial.current_version_id:
         raise ValidationError(_("This list was made for an older protocol version; generate a "
                                 "new one."))
+    if alist.purpose == Purpose.TEST and not Trial.objects.get(pk=alist.trial_id).is_test_mode:
+        raise ValidationError(_("List #%(n)s is a test list and the trial is live: a test list "
+                                "can no longer be sealed.") % {"n": alist.number})
     now = timezone.now()
+    # A test list and a live list may both be active: the trial's mode chooses between them.
     previous = list(AllocationList.objects.select_for_update()
-                    .filter(trial=alist.trial, status=ListStatus.ACTIVE))
+                    .filter(trial=alist.trial, purpose=alist.purpose, status=ListStatus.ACTIVE))
     for old in previous:
         AllocationList.objects.filter(pk=old.pk).update(status=ListStatus.RETIRED, retired_at=now)
         audit.record("allocation_list.retired",
@@ -462,8 +496,11 @@ def check_allocations(alist: AllocationList) -> list[AllocationProblem]:
     return problems
 
 
-def active_list(trial: Trial) -> AllocationList | None:
-    return AllocationList.objects.filter(trial=trial, status=ListStatus.ACTIVE).first()
+def active_list(trial: Trial, purpose: str | None = None) -> AllocationList | None:
+    """The sealed list ``trial`` randomises from for ``purpose`` (its current mode's when
+    None)."""
+    return AllocationList.objects.filter(trial=trial, status=ListStatus.ACTIVE,
+                                         purpose=purpose or mode_purpose(trial)).first()
 
 
 # ---------------------------------------------------------------------------- randomise
@@ -616,7 +653,7 @@ def _randomise(participant: Participant, trial: Trial, by, confirmed_strata, key
                at=None) -> Allocation:
     # Lock the participant's row and re-read what decides whether they may be randomised, so
     # two clicks on "randomise" serialise here.
-    participant.refresh_from_db(fields=["status", "consent_date"],
+    participant.refresh_from_db(fields=["status", "consent_date", "test"],
                                 from_queryset=Participant.objects.select_for_update())
     if key:
         # Read under the participant's lock: a retry that waited for the first request's
@@ -635,14 +672,17 @@ def _randomise(participant: Participant, trial: Trial, by, confirmed_strata, key
             _("The stratification data changed since it was shown; check it and confirm again."),
             code="strata_changed")
     stratum_key = stratum_key_of(strata)
+    purpose = _purpose_for(participant, trial)
     method = trial.definition["randomisation"]["method"]
     if method == Method.MINIMISATION:
-        alist = _active_list_or_error(trial)
+        alist = _active_list_or_error(trial, purpose)
+        check_list_purpose(alist, purpose)
         arm, kit = _minimise(alist, trial, strata)
         slot = None
     else:
-        slot = _take_slot(trial, stratum_key)
+        slot = _take_slot(trial, stratum_key, purpose)
         alist, arm, kit = slot.allocation_list, slot.arm, slot.kit_code or ""
+        check_list_purpose(alist, purpose)
     return _allocate(participant, trial, by, records=records, alist=alist, slot=slot,
                      stratum_key=stratum_key, strata=strata, arm=arm, kit=kit,
                      at=at or timezone.now(), key=key)
@@ -683,6 +723,71 @@ def _allocate(participant: Participant, trial: Trial, by, *, records, alist, slo
                  actor=by, trial=trial, obj=allocation, participant=participant)
     allocation.replayed = False
     return allocation
+
+
+def _purpose_for(participant: Participant, trial: Trial) -> str:
+    """The purpose of the list ``participant`` is randomised from: test for a participant
+    registered in test mode while the trial is still in it, live for the others once it is
+    live. The trial's mode is read from the database, not from the caller's copy."""
+    live = Trial.objects.filter(pk=trial.pk, live_since__isnull=False).exists()
+    if participant.test and live:
+        raise RandomisationError(
+            _("%(id)s was registered while the trial was in test mode, and the trial is now "
+              "live: a test participant is never randomised from the live list.") % {
+                "id": participant.study_id}, code="test_participant_live")
+    if not participant.test and not live:
+        raise RandomisationError(
+            _("The trial is in test mode but %(id)s is not a test participant: nobody is "
+              "randomised from a test list who counts.") % {"id": participant.study_id},
+            code="live_participant_test_mode")
+    return Purpose.TEST if participant.test else Purpose.LIVE
+
+
+def check_list_purpose(alist: AllocationList, purpose: str) -> None:
+    """Refuse (nothing written) a list of the other purpose: a test list is never used live,
+    a live list never in test mode."""
+    if alist.purpose != purpose:
+        raise RandomisationError(
+            _("Allocation list #%(n)s is a %(list)s list; this randomisation needs a %(mode)s "
+              "list: a list serves only its own purpose.") % {
+                "n": alist.number, "list": _purpose_word(alist.purpose),
+                "mode": _purpose_word(purpose)},
+            code="list_purpose")
+
+
+def _purpose_word(purpose: str) -> str:
+    return _("test") if purpose == Purpose.TEST else _("live")
+
+
+@transaction.atomic
+def go_live(trial: Trial, *, by, password: str, request=None) -> Trial:
+    """End the trial's test mode, for good: from now on participants count and are
+    randomised from the sealed live list only. Refused without a sealed live list, or without
+    the actor's password typed again. Audited."""
+    if not policy.has_perm(by, Perm.GO_LIVE, trial):
+        raise PermissionDenied(_("You may not take this trial live."))
+    if not password_confirmed(request, by, password):
+        raise ValidationError({"password": _("The password is not correct.")})
+    trial = Trial.objects.select_for_update().get(pk=trial.pk)
+    if not trial.is_test_mode:
+        raise ValidationError(_("The trial has been live since %(at)s.") % {
+            "at": shown_instant(trial.live_since)})
+    live_list = active_list(trial, Purpose.LIVE)
+    if live_list is None:
+        raise ValidationError(_("The trial has no sealed live allocation list: the "
+                                "statistician must generate or import one for live use and "
+                                "seal it before the trial goes live."), code="no_live_list")
+    now = timezone.now()
+    Trial.objects.filter(pk=trial.pk).update(live_since=now, live_by=by)
+    trial.refresh_from_db()
+    tests = trial.participants.filter(test=True).count()
+    audit.record("trial.went_live",
+                 f"{trial.short_title} went live: test mode ended; randomisation from live "
+                 f"list #{live_list.number} (SHA-256 {live_list.digest}); {tests} test "
+                 f"participant(s) stay marked test and out of every report.",
+                 actor=by, trial=trial, obj=trial,
+                 detail={"live_list": live_list.number, "test_participants": tests})
+    return trial
 
 
 def _check_stock(participant: Participant) -> None:
@@ -734,8 +839,8 @@ def replace_kit(assignment, *, kind: str, reason: str, by):
         raise
 
 
-def _active_list_or_error(trial: Trial) -> AllocationList:
-    alist = active_list(trial)
+def _active_list_or_error(trial: Trial, purpose: str | None = None) -> AllocationList:
+    alist = active_list(trial, purpose)
     if alist is None:
         raise RandomisationError(_("No active allocation list: the statistician must seal one."),
                                  code="no_active_list")
@@ -749,7 +854,7 @@ def _exhausted(alist: AllocationList, key: str) -> RandomisationError:
         code="list_exhausted", params={"list_id": alist.pk, "key": key})
 
 
-def _take_slot(trial: Trial, key: str) -> AllocationSlot:
+def _take_slot(trial: Trial, key: str, purpose: str) -> AllocationSlot:
     """The next slot of the active list's stratum ``key``, taken under the stratum's row lock.
 
     ``select_for_update`` holds the stratum row until the transaction ends, so concurrent
@@ -761,9 +866,9 @@ def _take_slot(trial: Trial, key: str) -> AllocationSlot:
         stratum = (Stratum.objects.select_for_update(of=("self",))
                    .select_related("allocation_list")
                    .get(allocation_list__trial=trial, allocation_list__status=ListStatus.ACTIVE,
-                        key=key))
+                        allocation_list__purpose=purpose, key=key))
     except Stratum.DoesNotExist:  # no active list, or it has no such stratum
-        raise _exhausted(_active_list_or_error(trial), key)
+        raise _exhausted(_active_list_or_error(trial, purpose), key)
     if stratum.next_sequence > stratum.size:  # its slots are all taken
         raise _exhausted(stratum.allocation_list, key)
     alist = stratum.allocation_list
@@ -894,19 +999,21 @@ def record_emergency_allocation(participant: Participant, *, slot_number, made_a
             f"by {by.get_username()}. Reason: {reason}")
     try:
         with transaction.atomic():
-            participant.refresh_from_db(fields=["status", "consent_date"],
+            participant.refresh_from_db(fields=["status", "consent_date", "test"],
                                         from_queryset=Participant.objects.select_for_update())
+            refuse_change(participant)  # not in a frozen or locked casebook, site or trial
             records = fact_records(participant, also={eligibility.ELIGIBILITY_CRF})
             record = next((r for r in records if r.crf_code == eligibility.ELIGIBILITY_CRF),
                           None)
             check_can_randomise(participant, record)
             strata = participant_strata(participant, record)
             key = stratum_key_of(strata)
+            purpose = _purpose_for(participant, trial)
             stratum = (Stratum.objects.select_for_update(of=("self",))
-                       .filter(allocation_list__trial=trial,
+                       .filter(allocation_list__trial=trial, allocation_list__purpose=purpose,
                                allocation_list__status=ListStatus.ACTIVE, key=key).first())
             if stratum is None:
-                raise _exhausted(_active_list_or_error(trial), key)
+                raise _exhausted(_active_list_or_error(trial, purpose), key)
             names = {"n": slot_number, "key": key, "next": stratum.next_sequence}
             if slot_number < stratum.next_sequence:
                 raise ValidationError({"slot_number": _(
@@ -923,7 +1030,8 @@ def record_emergency_allocation(participant: Participant, *, slot_number, made_a
                     "The stratum's last allocation was made at %(at)s, after this time: the "
                     "envelope's slot follows it, so it was opened later.") % {
                     "at": f"{timezone.localtime(last):%Y-%m-%d %H:%M %Z}"}})
-            slot = _take_slot(trial, key)
+            slot = _take_slot(trial, key, purpose)
+            check_list_purpose(slot.allocation_list, purpose)
             allocation = _allocate(participant, trial, by, records=records,
                                    alist=slot.allocation_list, slot=slot, stratum_key=key,
                                    strata=strata, arm=slot.arm, kit=slot.kit_code or "",
@@ -947,10 +1055,12 @@ def next_envelope(participant: Participant) -> tuple[str, int] | None:
     for the recording page; None when it cannot be told (strata not recorded, no list)."""
     try:
         key = stratum_key_of(participant_strata(participant))
+        purpose = _purpose_for(participant, participant.trial)
     except RandomisationError:
         return None
-    stratum = Stratum.objects.filter(allocation_list__trial=participant.trial,
-                                     allocation_list__status=ListStatus.ACTIVE, key=key).first()
+    stratum = Stratum.objects.filter(
+        allocation_list__trial=participant.trial, allocation_list__status=ListStatus.ACTIVE,
+        allocation_list__purpose=purpose, key=key).first()
     return (key, stratum.next_sequence) if stratum else None
 
 

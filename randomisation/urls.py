@@ -14,6 +14,7 @@ urlpatterns = [
     path("trials/<slug:slug>/allocation-lists/", views.allocation_lists, name="allocation_lists"),
     path("trials/<slug:slug>/allocation-lists/emergency/", views.emergency_allocations,
          name="emergency_allocations"),
+    path("trials/<slug:slug>/go-live/", views.go_live, name="trial_go_live"),
     path("trials/<slug:slug>/kit-lists/", views.kit_lists, name="kit_lists"),
     path("trials/<slug:slug>/allocation-lists/balance/", views.balance, name="allocation_balance"),
 ]

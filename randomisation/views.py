@@ -21,7 +21,7 @@ from supply.models import KitList
 from supply.services import settings_of
 
 from . import kitlist, pdf, selectors, services
-from .models import AllocationList
+from .models import AllocationList, Purpose
 
 
 def _participant(request, slug, study_id, perm: Perm):
@@ -245,7 +245,17 @@ def emergency_allocations(request, slug: str):
         status=400 if form.errors else 200)
 
 
+def _purpose_field():
+    # Not given (an older form, a script): the trial's current mode's (``services._purpose``).
+    return forms.ChoiceField(choices=Purpose.choices, required=False,
+                             label=gettext_lazy("Purpose"),
+                             help_text=gettext_lazy("A test list serves the trial only while it "
+                                                    "is in test mode, a live list only once it "
+                                                    "is live."))
+
+
 class GenerateForm(forms.Form):
+    purpose = _purpose_field()
     seed = forms.CharField(required=False, max_length=128, label=gettext_lazy("Seed"),
                            help_text=gettext_lazy("Leave empty for a fresh random seed; it is "
                                                   "recorded."))
@@ -254,6 +264,7 @@ class GenerateForm(forms.Form):
 
 
 class ImportForm(forms.Form):
+    purpose = _purpose_field()
     file = forms.FileField(label=gettext_lazy("CSV file (stratum, sequence, arm, kit_code)"))
     note = LimitedText(limit=limits.NOTE, required=False, label=gettext_lazy("Note"),
                        widget=forms.TextInput)
@@ -263,8 +274,10 @@ def allocation_lists(request, slug: str):
     trial = get_trial_for(request.user, slug)
     selectors.require_statistician(request.user, trial)
     rnd = trial.definition["randomisation"]
-    generate_form = GenerateForm(initial={"slots_per_stratum": rnd.get("slots_per_stratum", 50)})
-    import_form = ImportForm()
+    purpose = services.mode_purpose(trial)
+    generate_form = GenerateForm(initial={"slots_per_stratum": rnd.get("slots_per_stratum", 50),
+                                          "purpose": purpose})
+    import_form = ImportForm(initial={"purpose": purpose})
     import_errors = None
     if request.method == "POST":
         action = request.POST.get("action")
@@ -283,7 +296,8 @@ def allocation_lists(request, slug: str):
                     if upload.size > 5 * 1024 * 1024:
                         raise ValidationError(_("The file is larger than 5 MB."))
                     alist = services.import_list(trial, upload.read(), by=request.user,
-                                                 note=import_form.cleaned_data["note"])
+                                                 note=import_form.cleaned_data["note"],
+                                                 purpose=import_form.cleaned_data["purpose"])
                     messages.success(request, _("Draft list #%(n)s imported.") % {"n": alist.number})
                     return redirect("allocation_lists", slug)
             elif action in ("seal", "verify"):
@@ -435,3 +449,33 @@ def balance(request, slug: str):
     arms, rows, totals, largest = selectors.balance_report(trial)
     return render(request, "randomisation/balance.html", {
         "trial": trial, "arms": arms, "rows": rows, "totals": totals, "largest": largest})
+
+
+class GoLiveForm(forms.Form):
+    password = forms.CharField(widget=forms.PasswordInput,
+                               label=gettext_lazy("Your password, again"))
+
+
+def go_live(request, slug: str):
+    """End the trial's test mode (irreversible): the statistician or the data manager, with
+    their password again; refused without a sealed live list."""
+    trial = get_trial_for(request.user, slug)
+    if not policy.has_perm(request.user, Perm.GO_LIVE, trial):
+        raise PermissionDenied
+    form = GoLiveForm(request.POST or None)
+    if request.method == "POST" and trial.is_test_mode and form.is_valid():
+        try:
+            services.go_live(trial, by=request.user, request=request,
+                             password=form.cleaned_data["password"])
+        except ValidationError as exc:
+            attach_errors(form, exc)
+        else:
+            messages.success(request, _("%(trial)s is live: participants registered from now "
+                                        "on count, and are randomised from the live list "
+                                        "only.") % {"trial": trial.short_title})
+            return redirect("trial_detail", slug)
+    return render(request, "randomisation/go_live.html", {
+        "trial": trial, "form": form,
+        "live_list": services.active_list(trial, Purpose.LIVE),
+        "test_participants": trial.participants.filter(test=True).count()},
+        status=400 if form.errors else 200)

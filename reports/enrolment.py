@@ -40,7 +40,7 @@ from django.utils.translation import gettext as _
 from crfs.eligibility import ELIGIBILITY_CRF
 from crfs.models import UNRESOLVED, CRFRecord, CRFStatus, DataQuery
 from patients.models import (RANDOMISED_STATUSES, WITHDRAWAL_ORDER, Deviation, Participant,
-                             ScreeningLogEntry, Status, Visit, VisitStatus, Withdrawal)
+                             ScreeningLogEntry, Status, Visit, VisitStatus, Withdrawal, counted)
 from randomisation.models import Allocation, RandomisedInError
 from safety.models import SAEReport, SAEVersion, VersionStatus
 from trials import policy
@@ -204,7 +204,8 @@ def enrolment_figures(trial: Trial, *, viewer, today: dt.date | None = None,
 
 def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, SiteFigures],
              site_ids: list[int], inactive: set[int], step) -> EnrolmentFigures:
-    participants = Participant.objects.filter(trial=trial, site_id__in=site_ids)
+    # Test participants (registered in test mode) are counted nowhere: ``counted``.
+    participants = Participant.objects.filter(counted(), trial=trial, site_id__in=site_ids)
     step(5, _("Counting participants per site"))
     # One scan of participants (with their allocation) by site, status and, for a reader who
     # may see arms, arm: the per-site counts and the flow by arm both come from it.
@@ -241,7 +242,7 @@ def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, S
     log_reasons, failed_criteria = _exclusions(trial, rows, participants, site_ids)
     # Randomised in error, by arm for a reader who may see arms (few rows).
     in_error = RandomisedInError.objects.filter(
-        allocation__trial=trial, allocation__participant__site_id__in=site_ids)
+        counted("allocation__participant__"), allocation__trial=trial, allocation__participant__site_id__in=site_ids)
     if with_arms:
         for r in in_error.values("allocation__arm_id").annotate(n=Count("pk")).order_by():
             arms[r["allocation__arm_id"]].in_error += r["n"]
@@ -249,7 +250,8 @@ def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, S
         arms[None].in_error = in_error.count()
 
     step(20, _("Accrual by month"))
-    allocations = Allocation.objects.filter(trial=trial, participant__site_id__in=site_ids)
+    allocations = Allocation.objects.filter(counted("participant__"), trial=trial,
+                                            participant__site_id__in=site_ids)
     months: dict[dt.date, int] = {}
     for r in (allocations.annotate(month=TruncMonth("randomised_at"))
               .values("month", site_id=F("participant__site_id"))
@@ -307,7 +309,8 @@ def _figures(trial: Trial, *, today: dt.date, with_arms: bool, rows: dict[int, S
 def _safety(trial: Trial, site_ids: list[int], with_arms: bool) -> list[SafetyFigures]:
     """SAE counts per arm for a reader who may see arms, else pooled: two reads (the reports
     with their assessment and arm, their signed versions), as many rows as SAE reports."""
-    reports = SAEReport.objects.filter(trial=trial, participant__site_id__in=site_ids)
+    reports = SAEReport.objects.filter(counted("participant__"), trial=trial,
+                                       participant__site_id__in=site_ids)
     fields = ["pk", "assessment__susar", "assessment__causality"]
     if with_arms:
         fields.append("participant__allocation__arm_id")
@@ -437,7 +440,7 @@ def _completeness(rows: dict[int, SiteFigures], trial: Trial, site_ids: list[int
         return
     # The visits that should have happened, by site: the forms they list and how many are
     # overdue; then the CRF records at those visits, by site.
-    for r in (Visit.objects.filter(_due(today), participant__trial=trial,
+    for r in (Visit.objects.filter(_due(today), counted("participant__"), participant__trial=trial,
                                    participant__site_id__in=site_ids)
               .values(site_id=F("participant__site_id"))
               .annotate(expected=Sum(JSONArrayLength("crfs")),
@@ -445,7 +448,8 @@ def _completeness(rows: dict[int, SiteFigures], trial: Trial, site_ids: list[int
               .order_by()):
         rows[r["site_id"]].expected_crfs = r["expected"] or 0
         rows[r["site_id"]].overdue_visits = r["overdue"]
-    for r in (CRFRecord.objects.filter(_due(today, path="visit__"), participant__trial=trial,
+    for r in (CRFRecord.objects.filter(_due(today, path="visit__"), counted("participant__"),
+                                       participant__trial=trial,
                                        participant__site_id__in=site_ids)
               .values(site_id=F("participant__site_id"))
               .annotate(entered=Count("pk"),
@@ -453,12 +457,14 @@ def _completeness(rows: dict[int, SiteFigures], trial: Trial, site_ids: list[int
               .order_by()):
         rows[r["site_id"]].entered_crfs = r["entered"]
         rows[r["site_id"]].complete_crfs = r["complete"]
-    for r in (DataQuery.objects.filter(record__participant__site_id__in=site_ids,
+    for r in (DataQuery.objects.filter(counted("record__participant__"),
+                                       record__participant__site_id__in=site_ids,
                                        record__participant__trial=trial, status__in=UNRESOLVED)
               .values(site_id=F("record__participant__site_id")).annotate(n=Count("pk"))
               .order_by()):
         rows[r["site_id"]].open_queries = r["n"]
-    for r in (Deviation.objects.filter(participant__site_id__in=site_ids,
+    for r in (Deviation.objects.filter(counted("participant__"),
+                                       participant__site_id__in=site_ids,
                                        participant__trial=trial, voided_at__isnull=True)
               .values(site_id=F("participant__site_id")).annotate(n=Count("pk")).order_by()):
         rows[r["site_id"]].deviations = r["n"]

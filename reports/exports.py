@@ -47,6 +47,7 @@ from django.utils.translation import gettext as _
 
 from crfs.missing_data import coded
 from crfs.models import CRFRecord
+from patients.models import counted
 from trials import policy
 from trials.models import ProtocolVersion, Trial, definition_of
 from trials.policy import Perm
@@ -238,7 +239,7 @@ RECORD_META = ["crf", "record", "status", "protocol_version", "last_change_utc"]
 
 def scoped_records(user, trial: Trial) -> QuerySet[CRFRecord]:
     """The CRF records of ``trial`` at the sites where ``user`` may export."""
-    return (CRFRecord.objects.filter(participant__trial=trial)
+    return (CRFRecord.objects.filter(counted("participant__"), participant__trial=trial)
             .filter(policy.site_filter(user, trial, Perm.EXPORT_DATA, field="participant__site")))
 
 

@@ -48,6 +48,7 @@ from django.utils import timezone, translation
 from crfs import trail
 from crfs.missing_data import CODE_LABELS, coded
 from crfs.models import CRFRecord
+from patients.models import counted
 from safety import services as safety_services
 from safety.models import SAEReport
 from trials import policy
@@ -175,7 +176,7 @@ class _SAE:
         self.columns = [c for c in safety_listing.header(trial) if c not in ("study_id", "site")]
         self.by_participant: dict[int, list[list[str]]] = {}
         codes = [p["code"] for p in safety_services.products(trial)]
-        reports = (SAEReport.objects.filter(trial=trial)
+        reports = (SAEReport.objects.filter(counted("participant__"), trial=trial)
                    .filter(policy.site_filter(user, trial, Perm.EXPORT_DATA,
                                               field="participant__site"))
                    .select_related("participant__site", "source_record", "assessment")
@@ -450,7 +451,8 @@ def _document(user, trial: Trial, layouts: dict[str, CRFLayout],
               allocation: _Allocation, sae: _SAE | None = None) -> Iterator[str]:
     version = trial.current_version
     records = scoped_records(user, trial)
-    history = (CRFRecord.history.model.objects.filter(participant__trial=trial)
+    history = (CRFRecord.history.model.objects.filter(counted("participant__"),
+                                                      participant__trial=trial)
                .filter(policy.site_filter(user, trial, Perm.EXPORT_DATA,
                                           field="participant__site")))
     now = timezone.now()

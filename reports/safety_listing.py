@@ -11,6 +11,7 @@ import io
 
 from django.utils import timezone
 
+from patients.models import counted
 from safety import selectors, services
 from safety.models import SAEReport, VersionStatus
 from trials.models import Trial
@@ -61,7 +62,8 @@ def row(report: SAEReport, codes: list[str]) -> list[str]:
 
 def rows(user, trial: Trial) -> list[list[str]]:
     codes = [p["code"] for p in services.products(trial)]
-    reports = (selectors.reports_for(user, trial).select_related("source_record")
+    reports = (selectors.reports_for(user, trial).filter(counted("participant__"))
+               .select_related("source_record")
                .prefetch_related("versions").order_by("pk"))
     return [row(r, codes) for r in reports]
 

@@ -12,6 +12,7 @@ import os
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.utils import timezone
 
 from tests import factories
 from trials.models import Membership, Trial
@@ -64,9 +65,11 @@ def shipped_definitions() -> list[tuple[str, dict]]:
 
 @pytest.fixture
 def protocols(db, shipped_definitions) -> dict[str, Trial]:
-    """Both shipped trials, loaded from their protocol files."""
+    """Both shipped trials, loaded from their protocol files, and live (a loaded trial starts
+    in test mode; ``tests/randomisation/test_test_mode.py`` keeps one there)."""
     for name, definition in shipped_definitions:
         store_protocol(copy.deepcopy(definition), source_file=name)
+    Trial.objects.update(live_since=timezone.now())
     return {t.slug: t for t in Trial.objects.all()}
 
 
@@ -92,6 +95,7 @@ def kit_coded(protocols, shipped_definitions) -> Trial:
     for site in definition["sites"]:
         site["code"] = site["code"].replace("REMINET", "KITCODED")
     store_protocol(definition, source_file="kit-coded.yaml")
+    Trial.objects.filter(slug="kit-coded").update(live_since=timezone.now())
     return Trial.objects.get(slug="kit-coded")
 
 

@@ -114,9 +114,19 @@ def snapshot(paths: dict[str, str]) -> dict:
     history = {model._meta.db_table: model._default_manager.count()
                for model in apps.get_models() if issubclass(model, HistoricalChanges)}
 
+    # Test mode (issue 22, item 7): what existed before it stays live.
+    Trial = apps.get_model("trials", "Trial")
+    test_mode = None
+    if any(f.name == "live_since" for f in Trial._meta.concrete_fields):
+        test_mode = {
+            "trials_in_test_mode": Trial._default_manager.filter(live_since=None).count(),
+            "test_lists": names["AllocationList"]._default_manager.exclude(purpose="live").count(),
+            "test_participants": apps.get_model("patients", "Participant")._default_manager
+            .filter(test=True).count()}
+
     return {"tables": tables, "signatures": signatures, "allocation_lists": lists,
             "audit_events": {"count": len(events), "rows": events}, "history": history,
-            "triggers": triggers}
+            "triggers": triggers, "test_mode": test_mode}
 
 
 def main() -> None:

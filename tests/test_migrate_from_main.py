@@ -235,6 +235,13 @@ def test_every_signature_keeps_its_validity(migrated):
         f"#{pk}: {before}, {after}" for pk, (before, after) in changed.items())
 
 
+def test_existing_trials_stay_live_with_their_lists_and_participants(migrated):
+    """Test mode came after them: every trial is live, every list live, nobody a test
+    participant (``trials`` 0011's data migration), so nothing changes for them."""
+    assert migrated["new"]["test_mode"] == {"trials_in_test_mode": 0, "test_lists": 0,
+                                            "test_participants": 0}
+
+
 def test_every_allocation_list_verifies_as_before(migrated):
     old, new = migrated["old"]["allocation_lists"], migrated["new"]["allocation_lists"]
     assert any(v["ok"] for v in old.values()), "the demo data has no sealed allocation list"

@@ -116,6 +116,12 @@ class Trial(Lockable):
     # Set by the statistician when the trial's blind is broken at its end: from then on arms
     # are shown to every role, as in an open-label trial.
     unblinded_at = models.DateTimeField(null=True, blank=True)
+    # Null while the trial runs in test mode (user acceptance, on a test allocation list, its
+    # participants marked test and left out of every report); set once, irreversibly, when the
+    # statistician or data manager takes it live.
+    live_since = models.DateTimeField(null=True, blank=True)
+    live_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ["short_title"]
@@ -126,6 +132,10 @@ class Trial(Lockable):
     @property
     def is_blinded(self) -> bool:
         return self.masking != Masking.OPEN and self.unblinded_at is None
+
+    @property
+    def is_test_mode(self) -> bool:
+        return self.live_since is None
 
     @property
     def definition(self) -> dict[str, Any]:

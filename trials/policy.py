@@ -52,6 +52,7 @@ class Perm(str, Enum):
     # Record afterwards an allocation a site made from the sealed envelopes while the system
     # was down (the unblinded statistician: the slot's arm is theirs to see).
     RECORD_EMERGENCY_ALLOCATION = "record_emergency_allocation"
+    GO_LIVE = "go_live"                      # end the trial's test mode (irreversible)
 
     def __str__(self) -> str:
         return self.value
@@ -75,7 +76,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.DATA_MANAGER: frozenset({
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.RAISE_QUERY, Perm.LOCK_CRF,
         Perm.LOCK_DATA, Perm.VIEW_REPORTS, Perm.EXPORT_DATA, Perm.VIEW_AUDIT, Perm.VIEW_SCREENING_LOG,
-        Perm.RECORD_RANDOMISED_IN_ERROR, Perm.VIEW_SAFETY, Perm.VIEW_SUPPLY,
+        Perm.RECORD_RANDOMISED_IN_ERROR, Perm.VIEW_SAFETY, Perm.VIEW_SUPPLY, Perm.GO_LIVE,
     }),
     # The sponsor's study staff (monitors have their own role) follow the sites' kit
     # accountability.
@@ -93,6 +94,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
         Perm.VIEW_TRIAL, Perm.VIEW_PARTICIPANTS, Perm.VIEW_REPORTS, Perm.EXPORT_DATA,
         Perm.MANAGE_ALLOCATION, Perm.VIEW_ARMS, Perm.VIEW_AUDIT, Perm.VIEW_SCREENING_LOG,
         Perm.VIEW_SUPPLY, Perm.VIEW_CLOSED_REPORTS, Perm.RECORD_EMERGENCY_ALLOCATION,
+        Perm.GO_LIVE,
     }),
     # Unblinded to kits (which arm each kit number holds), not to participants: no clinical
     # data, no participant list; the accountability log names participants by study ID only.

@@ -253,10 +253,10 @@ def test_a_slot_missing_from_a_sealed_list_is_refused_with_nothing_written(remin
 def test_a_randomisation_runs_a_fixed_number_of_statements(reminet_ready):
     """Whatever the participant, on either database: the participant locked, whether its
     casebook, site or trial is frozen or locked (one statement), its CRFs, its
-    eligibility record and signatures (the investigator's confirmation), the stratum locked,
-    its slot, the stratum's counter, the allocation, the visits and their history rows (one
-    statement each), the participant's status and its history row, the audit entry: fourteen
-    statements, and the two that begin and end its transaction. In a trial with kits, five
+    eligibility record and signatures (the investigator's confirmation), the trial's mode (test
+    or live), the stratum locked, its slot, the stratum's counter, the allocation, the visits
+    and their history rows (one statement each), the participant's status and its history row,
+    the audit entry: fifteen statements, and the two that begin and end its transaction. In a trial with kits, five
     more: the site's stock of every arm, the first kit locked, its state, its assignment and
     its event (the allocation is inserted once with its kit code: it is never updated)."""
     from django.db import connection
@@ -277,7 +277,7 @@ def test_a_randomisation_runs_a_fixed_number_of_statements(reminet_ready):
             services.randomise(p, by=coordinator)
         counts.append(len(queries))
     # On PostgreSQL, one more: the site and trial rows share-locked against a freeze.
-    expected = 22 if connection.vendor == "postgresql" else 21
+    expected = 23 if connection.vendor == "postgresql" else 22
     assert counts == [expected, expected], [q["sql"][:80] for q in queries]
 
 

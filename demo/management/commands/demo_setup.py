@@ -114,7 +114,8 @@ class Command(BaseCommand):
                                    trial.sites.filter(active=True).order_by("code"))}):
                 self.stdout.write(line)
             for line in populate(trial, coordinator=system, statistician=statistician,
-                                 per_site=plan, investigators=investigators):
+                                 per_site=plan, investigators=investigators,
+                                 statistician_password=DEMO_PASSWORD):
                 self.stdout.write(line)
             # CRFs complete, signed, locked and questioned at the first site (see crf_showcase).
             for line in crf_showcase(trial, investigator=User.objects.get(username="investigator"),
