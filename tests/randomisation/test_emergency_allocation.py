@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import time_machine
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils import timezone
@@ -22,6 +23,16 @@ from tests import factories
 from tests.conftest import PASSWORD
 
 KEY = "grade=G2;l1_response=stable_disease"
+
+
+@pytest.fixture(autouse=True)
+def midday():
+    """At midday in the trial's time zone: the tests date the envelope a few hours before now,
+    which must fall on the day of the participant's consent (today), whatever the hour CI runs."""
+    noon = dt.datetime.combine(timezone.localdate() - dt.timedelta(days=1), dt.time(12),
+                               tzinfo=timezone.get_current_timezone())
+    with time_machine.travel(noon, tick=True):
+        yield
 
 
 @pytest.fixture
