@@ -30,8 +30,16 @@ UNAVAILABLE = {
                                 "schema": {"type": "integer"}}},
     "content": {"application/json": {"schema": {
         "type": "object", "required": ["detail"],
-        "properties": {"detail": {"type": "string",
-                                  "description": "What happened, in the reader's language."}},
+        "properties": {
+            "detail": {"type": "string",
+                       "description": "What happened, in the reader's language."},
+            "outcome": {"type": "string", "enum": ["nothing_saved", "unknown", "saved"],
+                        "description": "What became of the request's writes: rolled back "
+                                       "(the connection was lost before COMMIT), unknown (lost "
+                                       "during COMMIT: retry a randomisation with the same "
+                                       "key, or read the object again), or saved (lost after "
+                                       "it)."},
+        },
     }}},
 }
 

@@ -360,7 +360,7 @@ class Randomise(ParticipantView):
         description="One key per randomisation request (1 to 64 printable characters, e.g. a "
                     "UUID): a retry with it answers the allocation already made.")],
         responses={201: s.AllocationSerializer, 400: OpenApiTypes.OBJECT,
-                   409: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
+                   409: OpenApiTypes.OBJECT})
     def post(self, request, *args, **kwargs):
         given = s.RandomiseSerializer(data=request.data)
         given.is_valid(raise_exception=True)

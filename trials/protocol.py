@@ -289,7 +289,7 @@ INTERIM_BOUNDARIES = ("lan_demets_obrien_fleming", "lan_demets_pocock", "haybitt
 _interim = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["code", "endpoint", "information_fraction", "information", "boundary", "note"],
+    "required": ["code", "endpoint", "information_fraction", "information", "boundary"],
     "properties": {
         "code": _code,
         "label": _text,

@@ -22,8 +22,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS_JS = ROOT / "static" / "js" / "checks.js"
 VECTORS = json.loads((ROOT / "tests" / "crfs" / "check_vectors.json").read_text(encoding="utf-8"))
-MESSAGE = ("The duration of first-line treatment differs from the one on the eligibility form: "
-           "correct the wrong one.")
+# The check's message as the protocol file gives it in French (the reader's language).
+MESSAGE = ("La durée du traitement de première ligne diffère de celle du formulaire "
+           "d'éligibilité : corrigez celle qui est fausse.")
 
 
 def test_the_page_evaluator_gives_each_vectors_expected_value(browser):
