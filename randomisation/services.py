@@ -1029,7 +1029,7 @@ def record_emergency_allocation(participant: Participant, *, slot_number, made_a
                 raise ValidationError({"made_at": _(
                     "The stratum's last allocation was made at %(at)s, after this time: the "
                     "envelope's slot follows it, so it was opened later.") % {
-                    "at": f"{timezone.localtime(last):%Y-%m-%d %H:%M %Z}"}})
+                    "at": shown_instant(last)}})
             slot = _take_slot(trial, key, purpose)
             check_list_purpose(slot.allocation_list, purpose)
             allocation = _allocate(participant, trial, by, records=records,
